@@ -51,4 +51,6 @@ static inline bool str_starts_with(str_t a, str_t prefix)
     return a.len >= prefix.len && memcmp(a.ptr, prefix.ptr, prefix.len) == 0;
 }
 
+bool str_is_empty(str_t s);
+
 #endif
