@@ -1,0 +1,10 @@
+/* Unguessable random identifiers (session ids, socket ids). */
+#ifndef PARLOR_CORE_RANDID_H
+#define PARLOR_CORE_RANDID_H
+
+#include <stddef.h>
+
+/* Writes n characters of base64url drawn from the kernel's CSPRNG, then a NUL (out holds n+1). */
+void randid_generate(char *out, size_t n);
+
+#endif

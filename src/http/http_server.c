@@ -1,0 +1,327 @@
+/* HTTP/1.1 server side on top of net: request framing, routing, responses. */
+#include "http/http_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#define HTTP_MAX_ROUTES 16
+
+typedef struct {
+    char prefix[64];
+    size_t len;
+    http_handler_fn fn;
+    void *arg;
+} http_route_t;
+
+struct http_server {
+    net_loop_t *nl;
+    http_server_config_t cfg;
+    http_route_t routes[HTTP_MAX_ROUTES];
+    int num_routes;
+};
+
+enum { HC_HEAD, HC_CHUNKED, HC_WAIT };
+
+struct http_conn {
+    net_conn_t *conn;
+    http_server_t *srv;
+    int state;
+    bool keep_alive;
+    bool request_timer; /* header timeout armed for the request being read */
+    buf_t head;         /* copy of the head while a chunked body is decoded */
+    buf_t body;         /* decoded chunked body */
+    http_chunked_t chunked;
+    void (*on_abort)(http_conn_t *hc, void *arg);
+    void *abort_arg;
+};
+
+static size_t http_on_data(net_conn_t *c, char *data, size_t len);
+static void http_on_close(net_conn_t *c);
+static const net_handler_t http_handler = {http_on_data, http_on_close, NULL};
+
+http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg)
+{
+    http_server_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->nl = nl;
+    s->cfg = *cfg;
+    return s;
+}
+
+void http_server_free(http_server_t *s)
+{
+    free(s);
+}
+
+int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg)
+{
+    size_t n = strlen(prefix);
+    if (s->num_routes == HTTP_MAX_ROUTES || n >= sizeof s->routes[0].prefix) return -1;
+    http_route_t *r = &s->routes[s->num_routes++];
+    memcpy(r->prefix, prefix, n + 1);
+    r->len = n;
+    r->fn = fn;
+    r->arg = arg;
+    return 0;
+}
+
+void http_server_accept(net_conn_t *c, void *arg)
+{
+    http_conn_t *hc = calloc(1, sizeof *hc);
+    if (!hc) {
+        net_conn_close(c);
+        return;
+    }
+    hc->conn = c;
+    hc->srv = arg;
+    hc->state = HC_HEAD;
+    c->handler = &http_handler;
+    c->ud = hc;
+    net_conn_arm_header_timeout(c);
+    hc->request_timer = true;
+}
+
+net_conn_t *http_conn_net(http_conn_t *hc)
+{
+    return hc->conn;
+}
+
+void http_conn_set_abort(http_conn_t *hc, void (*on_abort)(http_conn_t *, void *), void *arg)
+{
+    hc->on_abort = on_abort;
+    hc->abort_arg = arg;
+}
+
+static void hc_free(http_conn_t *hc)
+{
+    buf_free(&hc->head);
+    buf_free(&hc->body);
+    free(hc);
+}
+
+void http_conn_release(http_conn_t *hc)
+{
+    net_conn_t *c = hc->conn;
+    net_conn_clear_timeout(c);
+    net_conn_detach(c);
+    hc_free(hc);
+}
+
+static void http_on_close(net_conn_t *c)
+{
+    http_conn_t *hc = c->ud;
+    if (hc->state == HC_WAIT && hc->on_abort) hc->on_abort(hc, hc->abort_arg);
+    hc_free(hc);
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void http_respond(http_conn_t *hc, int status, const char *content_type, const char *extra_headers,
+                  const void *body, size_t len)
+{
+    net_conn_t *c = hc->conn;
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
+                     http_status_text(status), content_type ? "Content-Type: " : "",
+                     content_type ? content_type : "", content_type ? "\r\n" : "", len);
+    size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    const char *conn_hdr = hc->keep_alive ? "Connection: keep-alive\r\n\r\n"
+                                          : "Connection: close\r\n\r\n";
+    size_t ch = strlen(conn_hdr);
+    rbuf_t *r = rbuf_new((size_t)n + extra + ch + len);
+    if (!r) {
+        net_conn_close(c);
+        return;
+    }
+    char *p = r->data;
+    memcpy(p, head, (size_t)n);
+    p += n;
+    if (extra) memcpy(p, extra_headers, extra);
+    p += extra;
+    memcpy(p, conn_hdr, ch);
+    p += ch;
+    if (len) memcpy(p, body, len);
+    net_conn_write(c, r, 0, r->len);
+    rbuf_unref(r);
+    if (!hc->keep_alive) {
+        net_conn_close_after_write(c);
+        return;
+    }
+    if (hc->state == HC_WAIT) {
+        /* A deferred response: read what was pipelined behind it, outside this call stack. */
+        hc->state = HC_HEAD;
+        hc->on_abort = NULL;
+        net_conn_schedule_reprocess(c);
+    }
+    if (c->in.len == 0) {
+        hc->request_timer = false;
+        net_conn_arm_idle_timeout(c);
+    }
+}
+
+void http_respond_error(http_conn_t *hc, int status, const char *code, const char *message)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                     message);
+    http_respond(hc, status, "application/json", NULL, body, (size_t)n);
+}
+
+void http_respond_raw_and_close(http_conn_t *hc, const char *data, size_t len)
+{
+    net_conn_write_copy(hc->conn, data, len);
+    net_conn_close_after_write(hc->conn);
+}
+
+/* A request the parser refused: answer with its status and close (the framing is lost). */
+static void respond_parse_error(http_conn_t *hc, int status, const char *reason)
+{
+    hc->keep_alive = false;
+    const char *code = status == 431   ? "HEADERS_TOO_LARGE"
+                       : status == 413 ? "PAYLOAD_TOO_LARGE"
+                       : status == 501 ? "NOT_IMPLEMENTED"
+                       : status == 505 ? "HTTP_VERSION_NOT_SUPPORTED"
+                                       : "BAD_REQUEST";
+    log_debug("conn %llu: bad request (%d %s)", (unsigned long long)hc->conn->id, status,
+              reason ? reason : "");
+    http_respond_error(hc, status, code, reason ? reason : http_status_text(status));
+}
+
+static const http_route_t *find_route(http_server_t *s, str_t path)
+{
+    const http_route_t *best = NULL;
+    for (int i = 0; i < s->num_routes; i++) {
+        const http_route_t *r = &s->routes[i];
+        bool match = str_starts_with(path, str_make(r->prefix, r->len)) ||
+                     (r->len > 1 && r->prefix[r->len - 1] == '/' && path.len == r->len - 1 &&
+                      memcmp(path.ptr, r->prefix, path.len) == 0);
+        if (match && (!best || r->len > best->len)) best = r;
+    }
+    return best;
+}
+
+/* Runs the handler; returns its HTTP_* result. */
+static int dispatch(http_conn_t *hc, const http_request_t *req, str_t body)
+{
+    hc->keep_alive = req->keep_alive;
+    net_conn_clear_timeout(hc->conn);
+    hc->request_timer = false;
+    const http_route_t *r = find_route(hc->srv, req->path);
+    if (!r) {
+        http_respond_error(hc, 404, "NOT_FOUND", "no such path");
+        return HTTP_DONE;
+    }
+    return r->fn(hc, req, body, r->arg);
+}
+
+static size_t http_on_data(net_conn_t *c, char *data, size_t len)
+{
+    http_conn_t *hc = c->ud;
+    http_server_t *s = hc->srv;
+    size_t off = 0;
+    while (off < len && !net_conn_closing(c)) {
+        if (hc->state == HC_WAIT) break;
+        if (!hc->request_timer) {
+            net_conn_arm_header_timeout(c);
+            hc->request_timer = true;
+        }
+        if (hc->state == HC_HEAD) {
+            http_request_t req;
+            int n = http_parse_request(data + off, len - off, s->cfg.max_head, &req);
+            if (n == HTTP_PARSE_INCOMPLETE) break;
+            if (n < 0) {
+                respond_parse_error(hc, req.error_status ? req.error_status : 400,
+                                    req.error_reason);
+                return len;
+            }
+            if (req.chunked) {
+                if (buf_append(&hc->head, data + off, (size_t)n) < 0) {
+                    net_conn_close(c);
+                    return len;
+                }
+                http_chunked_init(&hc->chunked);
+                hc->state = HC_CHUNKED;
+                off += (size_t)n;
+                continue;
+            }
+            uint64_t cl = req.content_length > 0 ? (uint64_t)req.content_length : 0;
+            if (cl > s->cfg.max_body) {
+                respond_parse_error(hc, 413, "request body too large");
+                return len;
+            }
+            if (len - off - (size_t)n < cl) break; /* wait for the whole body */
+            str_t body = str_make(data + off + (size_t)n, (size_t)cl);
+            off += (size_t)n + (size_t)cl;
+            int rc = dispatch(hc, &req, body);
+            if (rc == HTTP_UPGRADED) {
+                /* hc is gone; bytes after the head belong to the new protocol. */
+                if (off < len && c->handler && !net_conn_closing(c))
+                    off += c->handler->on_data(c, data + off, len - off);
+                return off;
+            }
+            if (rc == HTTP_DEFERRED) hc->state = HC_WAIT;
+        } else { /* HC_CHUNKED */
+            if (buf_reserve(&hc->body, len - off) < 0) {
+                net_conn_close(c);
+                return len;
+            }
+            size_t out_len = 0;
+            int64_t used = http_chunked_decode(&hc->chunked, data + off, len - off,
+                                               hc->body.data + hc->body.len, &out_len);
+            if (used < 0) {
+                respond_parse_error(hc, 400, "malformed chunked body");
+                return len;
+            }
+            hc->body.len += out_len;
+            off += (size_t)used;
+            if (hc->body.len > s->cfg.max_body) {
+                respond_parse_error(hc, 413, "request body too large");
+                return len;
+            }
+            if (!http_chunked_done(&hc->chunked)) {
+                if (used == 0) break;
+                continue;
+            }
+            http_request_t req;
+            int n = http_parse_request(hc->head.data, hc->head.len, s->cfg.max_head, &req);
+            hc->state = HC_HEAD;
+            int rc = HTTP_DONE;
+            if (n > 0) rc = dispatch(hc, &req, str_make(hc->body.data, hc->body.len));
+            if (rc == HTTP_UPGRADED) return off; /* cannot happen with a body; be safe */
+            buf_free(&hc->head);
+            buf_free(&hc->body);
+            if (rc == HTTP_DEFERRED) hc->state = HC_WAIT;
+        }
+    }
+    return off;
+}

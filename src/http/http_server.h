@@ -1,0 +1,56 @@
+/* HTTP/1.1 server side: reads requests off a net connection with the pure parser, routes them
+ * by path prefix, writes responses; supports keep-alive, pipelining, deferred responses (long
+ * polling) and handing the connection to another protocol (WebSocket upgrade). */
+#ifndef PARLOR_HTTP_SERVER_H
+#define PARLOR_HTTP_SERVER_H
+
+#include "core/buf.h"
+#include "core/str.h"
+#include "http/http_parse.h"
+#include "net/net.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_conn http_conn_t;
+
+enum {
+    HTTP_DONE = 0,     /* the handler responded (http_respond) */
+    HTTP_DEFERRED = 1, /* it will respond later; no further request is read until then */
+    HTTP_UPGRADED = 2, /* it took the connection over (net handler changed, http_conn freed) */
+};
+
+/* A request handler. req and body are valid only during the call. */
+typedef int (*http_handler_fn)(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
+
+typedef struct {
+    size_t max_head;   /* request line + headers; over it -> 431 */
+    size_t max_body;   /* over it -> 413 */
+} http_server_config_t;
+
+http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg);
+void http_server_free(http_server_t *s);
+/* Routes requests whose path starts with prefix (e.g. "/socket.io/"); the longest match wins;
+ * a prefix without a trailing '/' matches that exact path too. */
+int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg);
+/* Accept callback for net_listen (arg = the http_server_t). */
+void http_server_accept(net_conn_t *c, void *arg);
+
+net_conn_t *http_conn_net(http_conn_t *hc);
+/* Called if the connection goes away while a deferred response is pending (then no response
+ * may be sent). Set by the handler that deferred. */
+void http_conn_set_abort(http_conn_t *hc, void (*on_abort)(http_conn_t *hc, void *arg), void *arg);
+
+/* Writes a complete response. extra_headers: zero or more "Name: value\r\n" lines, or NULL.
+ * Content-Length and Connection are added here. */
+void http_respond(http_conn_t *hc, int status, const char *content_type, const char *extra_headers,
+                  const void *body, size_t len);
+/* {"error":{"code":...,"message":...}} with the given status. */
+void http_respond_error(http_conn_t *hc, int status, const char *code, const char *message);
+const char *http_status_text(int status);
+/* Writes raw bytes and closes after them (for refusals on the way to a WebSocket upgrade). */
+void http_respond_raw_and_close(http_conn_t *hc, const char *data, size_t len);
+
+/* Detaches the HTTP layer from the connection before a protocol switch: frees the http_conn;
+ * the caller installs its own net handler. Used inside a handler that returns HTTP_UPGRADED. */
+void http_conn_release(http_conn_t *hc);
+
+#endif

@@ -1,0 +1,503 @@
+/* The network layer: listeners, connections, coalesced writes and timeouts on a libuv loop. */
+#include "net/net.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "core/log.h"
+
+#define NET_MAX_IOV 64
+
+struct net_listener {
+    uv_tcp_t tcp;
+    net_loop_t *nl;
+    net_accept_cb cb;
+    void *arg;
+};
+
+static void flush_all(net_loop_t *nl);
+static void conn_flush(net_conn_t *c);
+
+static void on_check(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_timeout(timerq_t *q, tq_entry_t *e)
+{
+    net_conn_t *c = (net_conn_t *)((char *)e - offsetof(net_conn_t, timeout));
+    log_debug("conn %llu: %s timeout, closing", (unsigned long long)c->id,
+              q == &c->nl->header_tq ? "header" : "idle");
+    net_conn_close(c);
+}
+
+int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
+{
+    memset(nl, 0, offsetof(net_loop_t, scratch));
+    nl->loop = loop;
+    nl->limits = *limits;
+    nl->all.all_prev = nl->all.all_next = &nl->all;
+    uv_check_init(loop, &nl->check);
+    nl->check.data = nl;
+    uv_check_start(&nl->check, on_check);
+    uv_prepare_init(loop, &nl->prepare);
+    nl->prepare.data = nl;
+    uv_prepare_start(&nl->prepare, on_prepare);
+    /* Neither handle alone should keep the loop alive. */
+    uv_unref((uv_handle_t *)&nl->check);
+    uv_unref((uv_handle_t *)&nl->prepare);
+    timerq_init(loop, &nl->header_tq, limits->header_timeout_ms, on_timeout);
+    timerq_init(loop, &nl->idle_tq, limits->idle_timeout_ms, on_timeout);
+    uv_unref((uv_handle_t *)&nl->header_tq.timer);
+    uv_unref((uv_handle_t *)&nl->idle_tq.timer);
+    return 0;
+}
+
+void net_loop_close(net_loop_t *nl)
+{
+    uv_close((uv_handle_t *)&nl->check, NULL);
+    uv_close((uv_handle_t *)&nl->prepare, NULL);
+    timerq_close(&nl->header_tq);
+    timerq_close(&nl->idle_tq);
+}
+
+/* ---- connections ---- */
+
+static void conn_free_outq(net_conn_t *c)
+{
+    for (uint32_t i = 0; i < c->outq_len; i++) rbuf_unref(c->outq[i].buf);
+    free(c->outq);
+    c->outq = NULL;
+    c->outq_len = c->outq_cap = 0;
+    c->out_bytes = 0;
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    net_conn_t *c = (net_conn_t *)h;
+    net_loop_t *nl = c->nl;
+    if (c->handler && c->handler->on_close) c->handler->on_close(c);
+    if (c->flags & NET_CONN_IN_FLUSH) {
+        /* Rare: queued for a flush after the check phase; unlink before freeing. */
+        for (net_conn_t **pp = &nl->flush_head; *pp; pp = &(*pp)->flush_next)
+            if (*pp == c) {
+                *pp = c->flush_next;
+                break;
+            }
+    }
+    c->all_prev->all_next = c->all_next;
+    c->all_next->all_prev = c->all_prev;
+    nl->num_conns--;
+    conn_free_outq(c);
+    buf_free(&c->in);
+    free(c);
+}
+
+void net_conn_close(net_conn_t *c)
+{
+    if (c->flags & NET_CONN_CLOSING) return;
+    c->flags |= NET_CONN_CLOSING;
+    timerq_remove(&c->timeout);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    /* A write in flight still references its slices; they are released in its callback. */
+    if (!(c->flags & NET_CONN_WRITING)) conn_free_outq(c);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+void net_conn_close_after_write(net_conn_t *c)
+{
+    if (c->flags & NET_CONN_CLOSING) return;
+    c->flags |= NET_CONN_CLOSE_AFTER_WRITE;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->outq_len == 0 && !(c->flags & NET_CONN_WRITING)) {
+        net_conn_close(c);
+        return;
+    }
+    if (!(c->flags & NET_CONN_IN_FLUSH)) {
+        c->flags |= NET_CONN_IN_FLUSH;
+        c->flush_next = c->nl->flush_head;
+        c->nl->flush_head = c;
+    }
+}
+
+int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
+{
+    if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return -1;
+    if (len == 0) return 0;
+    if (c->out_bytes + len > c->nl->limits.max_outbound) {
+        log_info("conn %llu: outbound queue over %zu bytes (slow reader), closing",
+                 (unsigned long long)c->id, c->nl->limits.max_outbound);
+        net_conn_close(c);
+        return -1;
+    }
+    if (c->outq_len == c->outq_cap) {
+        uint32_t cap = c->outq_cap ? c->outq_cap * 2 : 4;
+        net_slice_t *q = realloc(c->outq, cap * sizeof *q);
+        if (!q) {
+            net_conn_close(c);
+            return -1;
+        }
+        c->outq = q;
+        c->outq_cap = cap;
+    }
+    c->outq[c->outq_len++] = (net_slice_t){rbuf_ref(buf), (uint32_t)off, (uint32_t)len};
+    c->out_bytes += len;
+    if (!(c->flags & NET_CONN_IN_FLUSH)) {
+        c->flags |= NET_CONN_IN_FLUSH;
+        c->flush_next = c->nl->flush_head;
+        c->nl->flush_head = c;
+    }
+    return 0;
+}
+
+int net_conn_write_copy(net_conn_t *c, const void *p, size_t len)
+{
+    if (net_conn_closing(c)) return -1;
+    rbuf_t *b = rbuf_from(p, len);
+    if (!b) {
+        net_conn_close(c);
+        return -1;
+    }
+    int rc = net_conn_write(c, b, 0, len);
+    rbuf_unref(b);
+    return rc;
+}
+
+/* Drops the first n written bytes from the queue. */
+static void outq_advance(net_conn_t *c, size_t n)
+{
+    uint32_t i = 0;
+    c->out_bytes -= n;
+    while (n > 0 && i < c->outq_len) {
+        net_slice_t *s = &c->outq[i];
+        if (n >= s->len) {
+            n -= s->len;
+            rbuf_unref(s->buf);
+            i++;
+        } else {
+            s->off += (uint32_t)n;
+            s->len -= (uint32_t)n;
+            n = 0;
+        }
+    }
+    memmove(c->outq, c->outq + i, (c->outq_len - i) * sizeof *c->outq);
+    c->outq_len -= i;
+    if (c->outq_len == 0) {
+        /* An idle connection keeps no queue memory. */
+        free(c->outq);
+        c->outq = NULL;
+        c->outq_cap = 0;
+    }
+}
+
+typedef struct {
+    uv_write_t req;
+    net_conn_t *conn;
+    size_t bytes;
+} write_req_t;
+
+static void after_queue_drained(net_conn_t *c)
+{
+    if (c->flags & NET_CONN_CLOSE_AFTER_WRITE) {
+        net_conn_close(c);
+        return;
+    }
+    if (c->handler && c->handler->on_drain) c->handler->on_drain(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    net_conn_t *c = w->conn;
+    c->flags &= ~NET_CONN_WRITING;
+    if (c->flags & NET_CONN_CLOSING) {
+        conn_free_outq(c);
+        free(w);
+        return;
+    }
+    outq_advance(c, w->bytes);
+    free(w);
+    if (status < 0) {
+        log_debug("conn %llu: write error %s", (unsigned long long)c->id, uv_strerror(status));
+        net_conn_close(c);
+        return;
+    }
+    if (c->outq_len > 0)
+        conn_flush(c);
+    else
+        after_queue_drained(c);
+}
+
+/* One writev for everything queued; what the kernel does not take goes out with uv_write. */
+static void conn_flush(net_conn_t *c)
+{
+    if (c->flags & (NET_CONN_CLOSING | NET_CONN_WRITING) || c->outq_len == 0) return;
+    for (;;) {
+        uv_buf_t iov[NET_MAX_IOV];
+        unsigned n = c->outq_len < NET_MAX_IOV ? c->outq_len : NET_MAX_IOV;
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++) {
+            iov[i] = uv_buf_init(c->outq[i].buf->data + c->outq[i].off, c->outq[i].len);
+            total += c->outq[i].len;
+        }
+        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+        if (r == UV_EAGAIN) r = 0;
+        if (r < 0) {
+            log_debug("conn %llu: write error %s", (unsigned long long)c->id, uv_strerror(r));
+            net_conn_close(c);
+            return;
+        }
+        outq_advance(c, (size_t)r);
+        if (c->outq_len == 0) {
+            after_queue_drained(c);
+            return;
+        }
+        if ((size_t)r == total) continue; /* more than NET_MAX_IOV slices were queued */
+        break;
+    }
+    /* The socket is full: hand the rest to libuv, which writes as the peer reads. */
+    write_req_t *w = malloc(sizeof *w);
+    if (!w) {
+        net_conn_close(c);
+        return;
+    }
+    unsigned n = c->outq_len < NET_MAX_IOV ? c->outq_len : NET_MAX_IOV;
+    uv_buf_t iov[NET_MAX_IOV];
+    w->conn = c;
+    w->bytes = 0;
+    for (unsigned i = 0; i < n; i++) {
+        iov[i] = uv_buf_init(c->outq[i].buf->data + c->outq[i].off, c->outq[i].len);
+        w->bytes += c->outq[i].len;
+    }
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, n, on_write);
+    if (r < 0) {
+        free(w);
+        net_conn_close(c);
+        return;
+    }
+    c->flags |= NET_CONN_WRITING;
+}
+
+static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratch);
+
+static void flush_all(net_loop_t *nl)
+{
+    while (nl->flush_head) {
+        net_conn_t *c = nl->flush_head;
+        nl->flush_head = c->flush_next;
+        c->flags &= ~NET_CONN_IN_FLUSH;
+        if (c->flags & NET_CONN_REPROCESS) {
+            c->flags &= ~NET_CONN_REPROCESS;
+            /* May queue output (and re-add c to the list); flushed on a later pass. */
+            if (c->in.len && !(c->flags & NET_CONN_CLOSING))
+                conn_deliver(c, c->in.data, c->in.len, false);
+        }
+        conn_flush(c);
+    }
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    net_conn_t *c = (net_conn_t *)h;
+    out->base = c->nl->scratch;
+    out->len = sizeof c->nl->scratch;
+}
+
+static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratch)
+{
+    if (!c->handler) return;
+    size_t used = c->handler->on_data(c, data, len);
+    if (c->flags & NET_CONN_CLOSING) return;
+    if (used > len) used = len;
+    if (from_scratch) {
+        if (used < len && buf_append(&c->in, data + used, len - used) < 0) net_conn_close(c);
+    } else {
+        buf_consume(&c->in, used);
+    }
+    if (c->in.len > c->nl->limits.max_inbound) {
+        log_info("conn %llu: more than %zu bytes of unprocessed input, closing",
+                 (unsigned long long)c->id, c->nl->limits.max_inbound);
+        net_conn_close(c);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    net_conn_t *c = (net_conn_t *)s;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug("conn %llu: read error %s", (unsigned long long)c->id, uv_strerror(nread));
+        net_conn_close(c);
+        return;
+    }
+    if (nread == 0) return;
+    if (c->in.len == 0) {
+        conn_deliver(c, b->base, (size_t)nread, true);
+    } else {
+        if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
+            net_conn_close(c);
+            return;
+        }
+        conn_deliver(c, c->in.data, c->in.len, false);
+    }
+}
+
+void net_conn_schedule_reprocess(net_conn_t *c)
+{
+    if (c->flags & NET_CONN_CLOSING) return;
+    c->flags |= NET_CONN_REPROCESS;
+    if (!(c->flags & NET_CONN_IN_FLUSH)) {
+        c->flags |= NET_CONN_IN_FLUSH;
+        c->flush_next = c->nl->flush_head;
+        c->nl->flush_head = c;
+    }
+}
+
+void net_conn_pause(net_conn_t *c)
+{
+    if (c->flags & (NET_CONN_PAUSED | NET_CONN_CLOSING)) return;
+    c->flags |= NET_CONN_PAUSED;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void net_conn_resume(net_conn_t *c)
+{
+    if (!(c->flags & NET_CONN_PAUSED) || (c->flags & NET_CONN_CLOSING)) return;
+    c->flags &= ~NET_CONN_PAUSED;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void net_conn_arm_header_timeout(net_conn_t *c)
+{
+    if (c->nl->limits.header_timeout_ms) timerq_add(&c->nl->header_tq, &c->timeout);
+}
+
+void net_conn_arm_idle_timeout(net_conn_t *c)
+{
+    if (c->nl->limits.idle_timeout_ms)
+        timerq_add(&c->nl->idle_tq, &c->timeout);
+    else
+        timerq_remove(&c->timeout);
+}
+
+void net_conn_clear_timeout(net_conn_t *c)
+{
+    timerq_remove(&c->timeout);
+}
+
+void net_foreach_conn(net_loop_t *nl, void (*fn)(net_conn_t *c, void *arg), void *arg)
+{
+    net_conn_t *c = nl->all.all_next;
+    while (c != &nl->all) {
+        net_conn_t *next = c->all_next;
+        fn(c, arg);
+        c = next;
+    }
+}
+
+int net_conn_peer_name(net_conn_t *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    return snprintf(out, cap, "%s:%d", ip, port);
+}
+
+/* ---- listeners ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    net_listener_t *l = server->data;
+    net_loop_t *nl = l->nl;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    net_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return;
+    uv_tcp_init(nl->loop, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        /* Not yet linked: close without the handler. */
+        c->nl = nl;
+        c->all_prev = c->all_next = c;
+        nl->num_conns++;
+        c->flags |= NET_CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    c->nl = nl;
+    c->id = ++nl->next_conn_id;
+    c->all_next = &nl->all;
+    c->all_prev = nl->all.all_prev;
+    nl->all.all_prev->all_next = c;
+    nl->all.all_prev = c;
+    nl->num_conns++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    l->cb(c, l->arg);
+    if (c->flags & NET_CONN_CLOSING) return;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int net_listen(net_loop_t *nl, const char *host, int port, net_accept_cb cb, void *arg,
+               net_listener_t **out)
+{
+    struct sockaddr_storage ss;
+    int r;
+    if (strchr(host, ':'))
+        r = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+    else
+        r = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (r < 0) return r;
+    net_listener_t *l = calloc(1, sizeof *l);
+    if (!l) return UV_ENOMEM;
+    l->nl = nl;
+    l->cb = cb;
+    l->arg = arg;
+    uv_tcp_init(nl->loop, &l->tcp);
+    l->tcp.data = l;
+    r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+    if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+        return r;
+    }
+    *out = l;
+    return 0;
+}
+
+int net_listener_port(net_listener_t *l)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void net_listener_close(net_listener_t *l)
+{
+    if (l) uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+}
