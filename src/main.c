@@ -1,7 +1,34 @@
-/* parlor: command-line entry point (placeholder until the server lands). */
+/* parlor: the command-line entry point; dispatches to the subcommands. */
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+#include "echo/echo.h"
+#include "serve/serve.h"
+
+static void usage(FILE *out)
 {
-    puts("parlor");
-    return 0;
+    fprintf(out, "usage: parlor <command> [options]\n\n"
+                 "commands:\n"
+                 "  serve    the chat server (port 5000, SQLite in ./data)\n"
+                 "  token    print a token signed with the server's secret (development)\n"
+                 "  echo     Engine.IO / Socket.IO echo server (protocol testbed)\n"
+                 "\n'parlor <command> --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "serve")) return serve_main(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "token")) return token_main(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "echo")) return echo_main(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "parlor: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
 }

@@ -31,6 +31,7 @@ struct http_conn {
     int state;
     bool keep_alive;
     bool request_timer; /* header timeout armed for the request being read */
+    bool responded;     /* the current request has its response */
     buf_t head;         /* copy of the head while a chunked body is decoded */
     buf_t body;         /* decoded chunked body */
     http_chunked_t chunked;
@@ -150,6 +151,7 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
                   const void *body, size_t len)
 {
     net_conn_t *c = hc->conn;
+    hc->responded = true;
     char head[512];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
                      http_status_text(status), content_type ? "Content-Type: " : "",
@@ -236,12 +238,16 @@ static int dispatch(http_conn_t *hc, const http_request_t *req, str_t body)
     hc->keep_alive = req->keep_alive;
     net_conn_clear_timeout(hc->conn);
     hc->request_timer = false;
+    hc->responded = false;
     const http_route_t *r = find_route(hc->srv, req->path);
     if (!r) {
         http_respond_error(hc, 404, "NOT_FOUND", "no such path");
         return HTTP_DONE;
     }
-    return r->fn(hc, req, body, r->arg);
+    int rc = r->fn(hc, req, body, r->arg);
+    /* A handler that deferred may have answered before returning (a synchronous refusal). */
+    if (rc == HTTP_DEFERRED && hc->responded) rc = HTTP_DONE;
+    return rc;
 }
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len)

@@ -1,0 +1,755 @@
+/* Engine.IO v4 server sessions: handshake, long-polling, WebSocket, upgrade and heartbeat. */
+#include "eio/eio_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base64.h"
+#include "core/log.h"
+#include "core/randid.h"
+#include "eio/eio_packet.h"
+
+enum { TRANSPORT_POLLING, TRANSPORT_WEBSOCKET };
+enum { S_OPEN, S_CLOSING };
+
+/* The reference server's error codes (engine.io Server.errors). */
+enum {
+    EIO_ERR_UNKNOWN_TRANSPORT = 0,
+    EIO_ERR_UNKNOWN_SID = 1,
+    EIO_ERR_BAD_HANDSHAKE_METHOD = 2,
+    EIO_ERR_BAD_REQUEST = 3,
+    EIO_ERR_FORBIDDEN = 4,
+    EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION = 5,
+};
+static const char *const eio_error_messages[] = {
+    "Transport unknown", "Session ID unknown", "Bad handshake method",
+    "Bad request",       "Forbidden",          "Unsupported protocol version",
+};
+
+#define SID_LEN 20
+
+struct eio_session {
+    char sid[SID_LEN + 1];
+    uint8_t transport;
+    uint8_t state;
+    bool probe_ok; /* the probe WebSocket answered 2probe */
+    eio_server_t *srv;
+    eio_session_t *hash_next;
+    ws_conn_t *ws;       /* the WebSocket transport */
+    ws_conn_t *probe;    /* a WebSocket being upgraded to */
+    http_conn_t *poll;   /* a pending long-poll GET */
+    char *poll_hdrs;     /* its CORS headers, when there are any */
+    rbuf_t **outq;       /* packets waiting for a GET (polling) */
+    uint32_t outq_len, outq_cap;
+    tq_entry_t hb;       /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
+    void *data;
+};
+
+struct eio_server {
+    net_loop_t *nl;
+    eio_config_t cfg;
+    eio_handler_t h;
+    void *arg;
+    eio_session_t **buckets;
+    size_t nbuckets, count;
+    timerq_t ping_tq, pong_tq;
+    rbuf_t *ping_pkt, *noop_pkt, *close_pkt;
+    bool shutting_down;
+    char cors_origins[512];
+};
+
+static void session_destroy(eio_session_t *s, const char *reason);
+static void session_flush_poll(eio_session_t *s);
+
+/* ---- session table: chained hash on the sid ---- */
+
+static size_t sid_hash(const char *sid, size_t len)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)sid[i]) * 1099511628211ull;
+    return h;
+}
+
+static eio_session_t *table_find(eio_server_t *srv, str_t sid)
+{
+    if (sid.len != SID_LEN) return NULL;
+    eio_session_t *s = srv->buckets[sid_hash(sid.ptr, sid.len) & (srv->nbuckets - 1)];
+    for (; s; s = s->hash_next)
+        if (memcmp(s->sid, sid.ptr, SID_LEN) == 0) return s;
+    return NULL;
+}
+
+static int table_insert(eio_server_t *srv, eio_session_t *s)
+{
+    if (srv->count >= srv->nbuckets) {
+        size_t n = srv->nbuckets * 2;
+        eio_session_t **b = calloc(n, sizeof *b);
+        if (!b) return -1;
+        for (size_t i = 0; i < srv->nbuckets; i++) {
+            eio_session_t *e = srv->buckets[i];
+            while (e) {
+                eio_session_t *next = e->hash_next;
+                size_t j = sid_hash(e->sid, SID_LEN) & (n - 1);
+                e->hash_next = b[j];
+                b[j] = e;
+                e = next;
+            }
+        }
+        free(srv->buckets);
+        srv->buckets = b;
+        srv->nbuckets = n;
+    }
+    size_t j = sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1);
+    s->hash_next = srv->buckets[j];
+    srv->buckets[j] = s;
+    srv->count++;
+    return 0;
+}
+
+static void table_remove(eio_server_t *srv, eio_session_t *s)
+{
+    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->hash_next)
+        if (*pp == s) {
+            *pp = s->hash_next;
+            srv->count--;
+            return;
+        }
+}
+
+static void sid_generate(char out[SID_LEN + 1])
+{
+    randid_generate(out, SID_LEN);
+}
+
+/* ---- packets ---- */
+
+static rbuf_t *packet_build(int type, const void *data, size_t len)
+{
+    uint8_t hdr[10];
+    size_t hl = ws_frame_header(hdr, true, WS_OP_TEXT, len + 1);
+    rbuf_t *r = rbuf_new(hl + 1 + len);
+    if (!r) return NULL;
+    memcpy(r->data, hdr, hl);
+    r->data[hl] = (char)('0' + type);
+    if (len) memcpy(r->data + hl + 1, data, len);
+    return r;
+}
+
+rbuf_t *eio_message_build(bool binary, const void *data, size_t len)
+{
+    if (!binary) return packet_build(EIO_MESSAGE, data, len);
+    return ws_frame_build(WS_OP_BINARY, data, len);
+}
+
+/* Where the payload of a built frame starts, and whether it is binary. */
+static size_t frame_payload_offset(const rbuf_t *r)
+{
+    uint8_t l = (uint8_t)r->data[1] & 0x7f;
+    return l == 126 ? 4 : l == 127 ? 10 : 2;
+}
+
+static bool frame_is_binary(const rbuf_t *r)
+{
+    return ((uint8_t)r->data[0] & 0x0f) == WS_OP_BINARY;
+}
+
+/* ---- CORS ---- */
+
+static bool origin_allowed(eio_server_t *srv, str_t origin)
+{
+    const char *p = srv->cors_origins;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && *p == ' ') p++, n--;
+        while (n && p[n - 1] == ' ') n--;
+        if (n == origin.len && memcmp(p, origin.ptr, n) == 0) return true;
+        if (!end) break;
+        p = end + 1;
+    }
+    return false;
+}
+
+/* Appends the CORS headers for this request to out (NUL-terminated). */
+static void cors_headers(eio_server_t *srv, const http_request_t *req, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!srv->cors_origins[0]) return;
+    str_t origin = http_request_header(req, "origin");
+    bool any = strcmp(srv->cors_origins, "*") == 0;
+    size_t n = 0;
+    if (any && !srv->cfg.cors_credentials) {
+        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
+    } else if (origin.ptr && origin.len < 256 && (any || origin_allowed(srv, origin))) {
+        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
+                             (int)origin.len, origin.ptr,
+                             srv->cfg.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n"
+                                                       : "");
+    }
+    if (n >= cap) out[0] = '\0';
+}
+
+static void respond_eio_error(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
+                              int code)
+{
+    char body[96], hdrs[512];
+    int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code,
+                     eio_error_messages[code]);
+    cors_headers(srv, req, hdrs, sizeof hdrs);
+    http_respond(hc, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", hdrs, body,
+                 (size_t)n);
+}
+
+/* ---- heartbeat ---- */
+
+static eio_session_t *session_of_hb(tq_entry_t *e)
+{
+    return (eio_session_t *)((char *)e - offsetof(eio_session_t, hb));
+}
+
+static void send_built(eio_session_t *s, rbuf_t *pkt);
+
+static void on_ping_due(timerq_t *q, tq_entry_t *e)
+{
+    eio_session_t *s = session_of_hb(e);
+    eio_server_t *srv = q->data;
+    if (s->state != S_OPEN) {
+        session_destroy(s, "transport close");
+        return;
+    }
+    send_built(s, srv->ping_pkt);
+    timerq_add(&srv->pong_tq, &s->hb);
+}
+
+static void on_pong_missing(timerq_t *q, tq_entry_t *e)
+{
+    eio_session_t *s = session_of_hb(e);
+    log_debug("eio %s: ping timeout", s->sid);
+    session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
+}
+
+/* ---- sending ---- */
+
+static void send_built(eio_session_t *s, rbuf_t *pkt)
+{
+    if (s->transport == TRANSPORT_WEBSOCKET) {
+        if (s->ws) ws_conn_send_frame(s->ws, pkt);
+        return;
+    }
+    if (s->outq_len == s->outq_cap) {
+        uint32_t cap = s->outq_cap ? s->outq_cap * 2 : 4;
+        rbuf_t **q = realloc(s->outq, cap * sizeof *q);
+        if (!q) return;
+        s->outq = q;
+        s->outq_cap = cap;
+    }
+    s->outq[s->outq_len++] = rbuf_ref(pkt);
+    /* Answered at the end of this turn, so packets sent together share one response. */
+    if (s->poll) session_flush_poll(s);
+}
+
+void eio_session_send_built(eio_session_t *s, rbuf_t *packet)
+{
+    if (s->state == S_OPEN) send_built(s, packet);
+}
+
+void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t len)
+{
+    if (s->state != S_OPEN) return;
+    rbuf_t *p = eio_message_build(binary, data, len);
+    if (!p) return;
+    send_built(s, p);
+    rbuf_unref(p);
+}
+
+static void outq_clear(eio_session_t *s)
+{
+    for (uint32_t i = 0; i < s->outq_len; i++) rbuf_unref(s->outq[i]);
+    free(s->outq);
+    s->outq = NULL;
+    s->outq_len = s->outq_cap = 0;
+}
+
+static http_conn_t *take_poll(eio_session_t *s)
+{
+    http_conn_t *hc = s->poll;
+    s->poll = NULL;
+    http_conn_set_abort(hc, NULL, NULL);
+    return hc;
+}
+
+/* Answers the pending GET with a fixed body (noop on upgrade, close on close). */
+static void answer_poll(eio_session_t *s, const char *body)
+{
+    http_conn_t *hc = take_poll(s);
+    http_respond(hc, 200, "text/plain; charset=UTF-8", s->poll_hdrs, body, strlen(body));
+    free(s->poll_hdrs);
+    s->poll_hdrs = NULL;
+}
+
+/* Answers the pending GET with every queued packet, joined by 0x1e. */
+static void session_flush_poll(eio_session_t *s)
+{
+    if (!s->poll || s->outq_len == 0) return;
+    size_t total = 0;
+    for (uint32_t i = 0; i < s->outq_len; i++) {
+        rbuf_t *r = s->outq[i];
+        size_t off = frame_payload_offset(r), n = r->len - off;
+        total += (frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1;
+    }
+    char *body = malloc(total);
+    if (!body) return;
+    size_t p = 0;
+    bool closing = false;
+    for (uint32_t i = 0; i < s->outq_len; i++) {
+        rbuf_t *r = s->outq[i];
+        size_t off = frame_payload_offset(r), n = r->len - off;
+        if (i) body[p++] = 0x1e;
+        if (frame_is_binary(r)) {
+            body[p++] = 'b';
+            p += base64_encode((const uint8_t *)r->data + off, n, body + p);
+        } else {
+            memcpy(body + p, r->data + off, n);
+            if (n == 1 && r->data[off] == '0' + EIO_CLOSE) closing = true;
+            p += n;
+        }
+    }
+    outq_clear(s);
+    http_conn_t *hc = take_poll(s);
+    http_respond(hc, 200, "text/plain; charset=UTF-8", s->poll_hdrs, body, p);
+    free(body);
+    free(s->poll_hdrs);
+    s->poll_hdrs = NULL;
+    if (closing) session_destroy(s, "server close");
+}
+
+/* ---- closing ---- */
+
+static void session_destroy(eio_session_t *s, const char *reason)
+{
+    eio_server_t *srv = s->srv;
+    timerq_remove(&s->hb);
+    table_remove(srv, s);
+    s->sid[0] = '\0';
+    s->state = S_CLOSING;
+    if (srv->h.on_close) srv->h.on_close(s, srv->arg, reason);
+    if (s->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
+    free(s->poll_hdrs);
+    if (s->ws) {
+        ws_conn_set_handler(s->ws, NULL, NULL);
+        ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
+    }
+    if (s->probe) {
+        ws_conn_set_handler(s->probe, NULL, NULL);
+        ws_conn_close(s->probe, WS_CLOSE_NORMAL, NULL);
+    }
+    outq_clear(s);
+    free(s);
+}
+
+void eio_session_close(eio_session_t *s, const char *reason)
+{
+    if (s->state != S_OPEN) return;
+    if (s->transport == TRANSPORT_WEBSOCKET) {
+        session_destroy(s, reason);
+        return;
+    }
+    /* Polling: the close packet goes out with whatever is queued, on the next GET; a client
+     * that never polls again is dropped after a ping timeout. */
+    if (s->poll) {
+        send_built(s, s->srv->close_pkt); /* answers the GET and destroys the session */
+        return;
+    }
+    send_built(s, s->srv->close_pkt);
+    s->state = S_CLOSING;
+    timerq_add(&s->srv->pong_tq, &s->hb);
+}
+
+/* ---- incoming packets ---- */
+
+static void handle_packet(eio_session_t *s, const eio_packet_t *p)
+{
+    eio_server_t *srv = s->srv;
+    switch (p->type) {
+    case EIO_MESSAGE:
+        if (srv->h.on_message) srv->h.on_message(s, srv->arg, p->binary, p->data, p->len);
+        break;
+    case EIO_PONG:
+        if (s->state == S_OPEN) timerq_add(&srv->ping_tq, &s->hb);
+        break;
+    case EIO_PING:
+        /* v4 clients do not ping; answer anyway, it costs nothing. */
+        if (s->state == S_OPEN) {
+            rbuf_t *pong = packet_build(EIO_PONG, p->data, p->len);
+            if (pong) {
+                send_built(s, pong);
+                rbuf_unref(pong);
+            }
+        }
+        break;
+    case EIO_CLOSE:
+        session_destroy(s, "transport close");
+        break;
+    case EIO_NOOP:
+        break;
+    default: /* open or upgrade outside an upgrade: a broken client */
+        log_debug("eio %s: unexpected packet type %d, closing", s->sid, p->type);
+        session_destroy(s, "parse error");
+        break;
+    }
+}
+
+typedef struct {
+    eio_server_t *srv;
+    eio_session_t *s;
+    char sid[SID_LEN + 1];
+} payload_ctx_t;
+
+static int on_payload_packet(void *ud, const eio_packet_t *p)
+{
+    payload_ctx_t *ctx = ud;
+    handle_packet(ctx->s, p);
+    /* Stop when the session went away under us (it may be freed: compare, never touch). */
+    return table_find(ctx->srv, str_make(ctx->sid, SID_LEN)) == ctx->s ? 0 : 1;
+}
+
+/* ---- WebSocket transport ---- */
+
+static void ws_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data, size_t len)
+{
+    eio_session_t *s = ud;
+    eio_packet_t p;
+    if (opcode == WS_OP_BINARY) {
+        p = (eio_packet_t){EIO_MESSAGE, true, data, len};
+    } else if (eio_packet_decode_text((const char *)data, len, &p) < 0) {
+        log_debug("eio %s: invalid packet, closing", s->sid);
+        session_destroy(s, "parse error");
+        return;
+    }
+    handle_packet(s, &p);
+}
+
+static void ws_on_close(ws_conn_t *ws, void *ud)
+{
+    eio_session_t *s = ud;
+    s->ws = NULL;
+    session_destroy(s, "transport close");
+}
+
+static const ws_conn_handler_t ws_handler = {ws_on_message, ws_on_close};
+
+/* The probe WebSocket of an upgrade: 2probe -> 3probe, then 5 switches the transport. */
+static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data, size_t len)
+{
+    eio_session_t *s = ud;
+    eio_server_t *srv = s->srv;
+    if (opcode == WS_OP_TEXT && len == 6 && memcmp(data, "2probe", 6) == 0 && !s->probe_ok) {
+        s->probe_ok = true;
+        rbuf_t *r = packet_build(EIO_PONG, "probe", 5);
+        if (r) {
+            ws_conn_send_frame(ws, r);
+            rbuf_unref(r);
+        }
+        /* Let a waiting long poll return so the client can finish the upgrade. */
+        if (s->poll && s->outq_len == 0) send_built(s, srv->noop_pkt);
+        return;
+    }
+    if (opcode == WS_OP_TEXT && len == 1 && data[0] == '0' + EIO_UPGRADE && s->probe_ok) {
+        s->probe = NULL;
+        s->ws = ws;
+        s->transport = TRANSPORT_WEBSOCKET;
+        ws_conn_set_handler(ws, &ws_handler, s);
+        if (s->poll) answer_poll(s, "6");
+        /* What was queued for polling now goes over the WebSocket, in order. */
+        for (uint32_t i = 0; i < s->outq_len; i++) ws_conn_send_frame(ws, s->outq[i]);
+        bool closing = s->state == S_CLOSING;
+        outq_clear(s);
+        if (closing) session_destroy(s, "server close");
+        return;
+    }
+    log_debug("eio %s: invalid upgrade packet, closing the probe", s->sid);
+    s->probe = NULL;
+    ws_conn_set_handler(ws, NULL, NULL);
+    ws_conn_close(ws, WS_CLOSE_PROTOCOL, NULL);
+}
+
+static void probe_on_close(ws_conn_t *ws, void *ud)
+{
+    eio_session_t *s = ud;
+    if (s->probe == ws) s->probe = NULL;
+    s->probe_ok = false;
+}
+
+static const ws_conn_handler_t probe_handler = {probe_on_message, probe_on_close};
+
+/* ---- HTTP entry ---- */
+
+static void poll_aborted(http_conn_t *hc, void *arg)
+{
+    eio_session_t *s = arg;
+    if (s->poll == hc) s->poll = NULL;
+    /* The reference server treats a vanished poll as a closed transport. */
+    session_destroy(s, "transport close");
+}
+
+static eio_session_t *session_new(eio_server_t *srv, int transport)
+{
+    eio_session_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    do sid_generate(s->sid);
+    while (table_find(srv, str_make(s->sid, SID_LEN)));
+    s->srv = srv;
+    s->transport = (uint8_t)transport;
+    s->state = S_OPEN;
+    if (table_insert(srv, s) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char *out, size_t cap)
+{
+    return snprintf(out, cap,
+                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                    "\"maxPayload\":%zu}",
+                    s->sid, upgrades ? "\"websocket\"" : "", srv->cfg.ping_interval_ms,
+                    srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
+}
+
+static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
+                            str_t sid)
+{
+    if (sid.len) {
+        eio_session_t *s = table_find(srv, sid);
+        if (!s) {
+            respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+            return HTTP_DONE;
+        }
+        /* A sid upgrades once; reusing it for another WebSocket is refused. */
+        if (s->transport != TRANSPORT_POLLING || s->probe || s->state != S_OPEN) {
+            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+            return HTTP_DONE;
+        }
+        if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
+        s->probe = ws_conn_accept(hc, req, srv->cfg.max_payload, &probe_handler, s);
+        return HTTP_UPGRADED;
+    }
+    if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
+    eio_session_t *s = session_new(srv, TRANSPORT_WEBSOCKET);
+    if (!s) {
+        http_respond_error(hc, 503, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    s->ws = ws_conn_accept(hc, req, srv->cfg.max_payload, &ws_handler, s);
+    if (!s->ws) {
+        session_destroy(s, "transport error");
+        return HTTP_UPGRADED;
+    }
+    char open[256];
+    int n = open_packet(srv, s, false, open, sizeof open);
+    ws_conn_send(s->ws, WS_OP_TEXT, open, (size_t)n);
+    timerq_add(&srv->ping_tq, &s->hb);
+    if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) session_destroy(s, "refused");
+    return HTTP_UPGRADED;
+}
+
+int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)
+{
+    eio_server_t *srv = arg;
+    char transport[16], sid_buf[64], eio[8], hdrs[512];
+    if (srv->shutting_down) {
+        http_respond_error(hc, 503, "UNAVAILABLE", "shutting down");
+        return HTTP_DONE;
+    }
+    if (str_eq_cstr(req->method, "OPTIONS")) {
+        /* CORS preflight. */
+        char pre[1024];
+        cors_headers(srv, req, hdrs, sizeof hdrs);
+        str_t rh = http_request_header(req, "access-control-request-headers");
+        snprintf(pre, sizeof pre,
+                 "%sAccess-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n%s%.*s%s",
+                 hdrs, rh.ptr && rh.len < 400 ? "Access-Control-Allow-Headers: " : "",
+                 rh.ptr && rh.len < 400 ? (int)rh.len : 0, rh.ptr && rh.len < 400 ? rh.ptr : "",
+                 rh.ptr && rh.len < 400 ? "\r\n" : "");
+        http_respond(hc, 204, NULL, pre, NULL, 0);
+        return HTTP_DONE;
+    }
+    int tl = http_query_param(req->query, "transport", transport, sizeof transport);
+    if (tl < 0 || (strcmp(transport, "polling") != 0 && strcmp(transport, "websocket") != 0)) {
+        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_TRANSPORT);
+        return HTTP_DONE;
+    }
+    int sl = http_query_param(req->query, "sid", sid_buf, sizeof sid_buf);
+    str_t sid = str_make(sid_buf, sl > 0 ? (size_t)sl : 0);
+    bool is_ws = transport[0] == 'w';
+    if (sl < 0 || sl == 0) sid.len = 0;
+    if (sl == -2) {
+        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+        return HTTP_DONE;
+    }
+    if (!sid.len) {
+        int el = http_query_param(req->query, "EIO", eio, sizeof eio);
+        if (!str_eq_cstr(req->method, "GET")) {
+            respond_eio_error(srv, hc, req, EIO_ERR_BAD_HANDSHAKE_METHOD);
+            return HTTP_DONE;
+        }
+        if (el < 0 || strcmp(eio, "4") != 0) {
+            respond_eio_error(srv, hc, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+            return HTTP_DONE;
+        }
+    }
+    if (is_ws) {
+        if (!req->upgrade_websocket) {
+            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+            return HTTP_DONE;
+        }
+        return handle_websocket(srv, hc, req, sid);
+    }
+    cors_headers(srv, req, hdrs, sizeof hdrs);
+    if (!sid.len) {
+        eio_session_t *s = session_new(srv, TRANSPORT_POLLING);
+        if (!s) {
+            http_respond_error(hc, 503, "INTERNAL", "out of memory");
+            return HTTP_DONE;
+        }
+        char open[256];
+        int n = open_packet(srv, s, true, open, sizeof open);
+        http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
+        timerq_add(&srv->ping_tq, &s->hb);
+        if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) session_destroy(s, "refused");
+        return HTTP_DONE;
+    }
+    eio_session_t *s = table_find(srv, sid);
+    if (!s) {
+        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+        return HTTP_DONE;
+    }
+    if (s->transport != TRANSPORT_POLLING) {
+        respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+        return HTTP_DONE;
+    }
+    if (str_eq_cstr(req->method, "GET")) {
+        if (s->poll) {
+            /* Two concurrent long polls: the reference server treats it as an error and closes. */
+            log_debug("eio %s: overlapping GET, closing", s->sid);
+            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+            session_destroy(s, "transport error");
+            return HTTP_DONE;
+        }
+        s->poll = hc;
+        if (hdrs[0]) s->poll_hdrs = strdup(hdrs);
+        if (s->outq_len) {
+            session_flush_poll(s);
+            return HTTP_DONE;
+        }
+        http_conn_set_abort(hc, poll_aborted, s);
+        return HTTP_DEFERRED;
+    }
+    if (str_eq_cstr(req->method, "POST")) {
+        if (body.len > srv->cfg.max_payload) {
+            http_respond_error(hc, 413, "PAYLOAD_TOO_LARGE", "payload over maxPayload");
+            session_destroy(s, "transport error");
+            return HTTP_DONE;
+        }
+        /* Answer first: handlers below may close the session (and its pending GET). */
+        http_respond(hc, 200, "text/html", hdrs, "ok", 2);
+        payload_ctx_t ctx = {srv, s, {0}};
+        memcpy(ctx.sid, s->sid, sizeof ctx.sid);
+        char *copy = malloc(body.len ? body.len : 1);
+        if (!copy) return HTTP_DONE;
+        memcpy(copy, body.ptr, body.len);
+        int rc = eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
+        free(copy);
+        if (rc < 0 && table_find(srv, sid) == s) {
+            log_debug("eio %s: malformed payload, closing", s->sid);
+            session_destroy(s, "parse error");
+        }
+        return HTTP_DONE;
+    }
+    respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+    return HTTP_DONE;
+}
+
+/* ---- server ---- */
+
+eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_handler_t *h,
+                             void *arg)
+{
+    eio_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv) return NULL;
+    srv->nl = nl;
+    srv->cfg = *cfg;
+    srv->h = *h;
+    srv->arg = arg;
+    if (cfg->cors_origins) snprintf(srv->cors_origins, sizeof srv->cors_origins, "%s", cfg->cors_origins);
+    srv->cfg.cors_origins = srv->cors_origins;
+    srv->nbuckets = 64;
+    srv->buckets = calloc(srv->nbuckets, sizeof *srv->buckets);
+    timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
+    timerq_init(nl->loop, &srv->pong_tq, cfg->ping_timeout_ms, on_pong_missing);
+    srv->ping_tq.data = srv->pong_tq.data = srv;
+    srv->ping_pkt = packet_build(EIO_PING, NULL, 0);
+    srv->noop_pkt = packet_build(EIO_NOOP, NULL, 0);
+    srv->close_pkt = packet_build(EIO_CLOSE, NULL, 0);
+    if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt) abort();
+    return srv;
+}
+
+size_t eio_server_num_sessions(const eio_server_t *srv)
+{
+    return srv->count;
+}
+
+void eio_server_shutdown(eio_server_t *srv)
+{
+    srv->shutting_down = true;
+    for (size_t i = 0; i < srv->nbuckets; i++)
+        while (srv->buckets[i]) {
+            eio_session_t *s = srv->buckets[i];
+            if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->outq_len) {
+                /* Deliver what is queued with the close if a poll is waiting. */
+                send_built(s, srv->close_pkt);
+                if (table_find(srv, str_make(s->sid, SID_LEN)) != s) continue;
+            }
+            session_destroy(s, "server shutting down");
+        }
+}
+
+void eio_server_close(eio_server_t *srv)
+{
+    timerq_close(&srv->ping_tq);
+    timerq_close(&srv->pong_tq);
+}
+
+void eio_server_free(eio_server_t *srv)
+{
+    if (!srv) return;
+    rbuf_unref(srv->ping_pkt);
+    rbuf_unref(srv->noop_pkt);
+    rbuf_unref(srv->close_pkt);
+    free(srv->buckets);
+    free(srv);
+}
+
+const char *eio_session_id(const eio_session_t *s)
+{
+    return s->sid;
+}
+
+void eio_session_set_data(eio_session_t *s, void *data)
+{
+    s->data = data;
+}
+
+void *eio_session_data(const eio_session_t *s)
+{
+    return s->data;
+}
+
+bool eio_session_is_websocket(const eio_session_t *s)
+{
+    return s->transport == TRANSPORT_WEBSOCKET;
+}

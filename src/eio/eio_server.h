@@ -1,0 +1,55 @@
+/* Engine.IO v4 server: sessions over HTTP long-polling and WebSocket, the polling->WebSocket
+ * upgrade, the server-driven heartbeat, and the reference server's error answers. */
+#ifndef PARLOR_EIO_SERVER_H
+#define PARLOR_EIO_SERVER_H
+
+#include "http/http_server.h"
+#include "ws/ws_conn.h"
+
+typedef struct eio_server eio_server_t;
+typedef struct eio_session eio_session_t;
+
+typedef struct {
+    uint32_t ping_interval_ms;
+    uint32_t ping_timeout_ms;
+    size_t max_payload;
+    const char *cors_origins; /* "*" or a comma-separated list of origins; NULL/"" = no CORS */
+    bool cors_credentials;
+} eio_config_t;
+
+typedef struct {
+    /* A session was opened (handshake done). Return 0, or -1 to refuse it (it is closed). */
+    int (*on_open)(eio_session_t *s, void *arg, const http_request_t *req);
+    /* One message packet; data valid only during the call. */
+    void (*on_message)(eio_session_t *s, void *arg, bool binary, const uint8_t *data, size_t len);
+    /* The session is closing; it is freed right after this returns. */
+    void (*on_close)(eio_session_t *s, void *arg, const char *reason);
+} eio_handler_t;
+
+eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_handler_t *h,
+                             void *arg);
+/* Closes every session (a clean close for each client), then frees the server once they are
+ * gone; call before the loop ends. */
+void eio_server_shutdown(eio_server_t *srv);
+/* Closes the server's timers; free it with eio_server_free once the loop has run them out. */
+void eio_server_close(eio_server_t *srv);
+void eio_server_free(eio_server_t *srv);
+size_t eio_server_num_sessions(const eio_server_t *srv);
+/* The HTTP route handler (arg = the eio_server_t). */
+int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
+
+/* Builds one message packet, encoded once as a WebSocket frame ("4"+data for text, raw bytes
+ * for binary); the same buffer serves polling sessions too. */
+rbuf_t *eio_message_build(bool binary, const void *data, size_t len);
+/* Queues a built packet on a session (takes its own reference). */
+void eio_session_send_built(eio_session_t *s, rbuf_t *packet);
+void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t len);
+/* Server-initiated close: queued packets are still delivered, then the transport closes. */
+void eio_session_close(eio_session_t *s, const char *reason);
+
+const char *eio_session_id(const eio_session_t *s);
+void eio_session_set_data(eio_session_t *s, void *data);
+void *eio_session_data(const eio_session_t *s);
+bool eio_session_is_websocket(const eio_session_t *s);
+
+#endif

@@ -1,0 +1,740 @@
+/* Socket.IO v5 server: clients (one per Engine.IO session), namespaces, sockets, rooms. */
+#include "sio/sio_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_scan.h"
+#include "core/log.h"
+#include "core/randid.h"
+#include "sio/sio_packet.h"
+
+#define SIO_ID_LEN 20
+#define SIO_NAME_MAX 128
+
+typedef struct sio_client sio_client_t;
+typedef struct sio_room sio_room_t;
+
+struct sio_room {
+    char *name;
+    sio_room_t *next;
+    sio_socket_t **members;
+    uint32_t n, cap;
+};
+
+typedef struct pending_ack {
+    uv_timer_t timer;
+    struct pending_ack *next;
+    sio_socket_t *socket;
+    int64_t id;
+    sio_ack_cb cb;
+    void *ud;
+} pending_ack_t;
+
+struct sio_nsp {
+    char name[SIO_NAME_MAX];
+    size_t name_len;
+    sio_server_t *srv;
+    sio_nsp_handler_t h;
+    void *arg;
+    sio_nsp_t *next;
+    sio_room_t **rooms;
+    size_t nbuckets, nrooms;
+    sio_socket_t *head; /* every socket of the namespace (nsp_prev/nsp_next) */
+    size_t count;
+};
+
+struct sio_socket {
+    char id[SIO_ID_LEN + 1];
+    bool connected;
+    sio_client_t *client;
+    sio_nsp_t *nsp;
+    sio_socket_t *client_next;
+    sio_socket_t *nsp_prev, *nsp_next;
+    sio_room_t **rooms;
+    uint32_t nrooms;
+    pending_ack_t *acks;
+    int64_t next_ack_id;
+    void *data;
+};
+
+struct sio_client {
+    eio_session_t *eio;
+    sio_server_t *srv;
+    sio_socket_t *sockets;
+    tq_entry_t connect_timer;
+    /* A BINARY_EVENT/BINARY_ACK waiting for its attachments. */
+    char *pending;
+    size_t pending_len;
+    sio_attachment_t *att;
+    unsigned att_want, att_have;
+};
+
+struct sio_server {
+    net_loop_t *nl;
+    sio_config_t cfg;
+    eio_server_t *eio;
+    sio_nsp_t *nsps;
+    timerq_t connect_tq;
+};
+
+static void socket_close(sio_socket_t *s, const char *reason);
+
+/* ---- encoding ---- */
+
+/* Builds the text packet: header (type, attachments, nsp, ack id) then data. */
+static rbuf_t *build_text(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id,
+                          str_t data)
+{
+    char hdr[SIO_NAME_MAX + 64];
+    size_t hl = sio_packet_encode_header(hdr, type, str_make(nsp->name, nsp->name_len), natt,
+                                         ack_id, data.len > 0);
+    buf_t b;
+    buf_init(&b);
+    if (buf_reserve(&b, hl + data.len) < 0) return NULL;
+    buf_append(&b, hdr, hl);
+    buf_append(&b, data.ptr, data.len);
+    rbuf_t *r = eio_message_build(false, b.data, b.len);
+    buf_free(&b);
+    return r;
+}
+
+static int build_packets(sio_nsp_t *nsp, int type, int64_t ack_id, str_t data,
+                         const sio_attachment_t *att, unsigned natt, sio_built_t *out)
+{
+    out->natt = 0;
+    out->att = NULL;
+    int t = type;
+    if (natt) t = type == SIO_EVENT ? SIO_BINARY_EVENT : SIO_BINARY_ACK;
+    out->text = build_text(nsp, t, natt, ack_id, data);
+    if (!out->text) return -1;
+    if (natt) {
+        out->att = calloc(natt, sizeof *out->att);
+        if (!out->att) {
+            sio_built_free(out);
+            return -1;
+        }
+        for (unsigned i = 0; i < natt; i++) {
+            out->att[i] = eio_message_build(true, att[i].data, att[i].len);
+            if (!out->att[i]) {
+                sio_built_free(out);
+                return -1;
+            }
+            out->natt = i + 1;
+        }
+    }
+    return 0;
+}
+
+int sio_build_event(sio_nsp_t *nsp, str_t data, const sio_attachment_t *att, unsigned natt,
+                    sio_built_t *out)
+{
+    return build_packets(nsp, SIO_EVENT, -1, data, att, natt, out);
+}
+
+void sio_built_free(sio_built_t *b)
+{
+    rbuf_unref(b->text);
+    for (unsigned i = 0; i < b->natt; i++) rbuf_unref(b->att[i]);
+    free(b->att);
+    b->text = NULL;
+    b->att = NULL;
+    b->natt = 0;
+}
+
+void sio_socket_send_built(sio_socket_t *s, const sio_built_t *b)
+{
+    if (!s->connected) return;
+    eio_session_send_built(s->client->eio, b->text);
+    for (unsigned i = 0; i < b->natt; i++) eio_session_send_built(s->client->eio, b->att[i]);
+}
+
+static int send_packets(sio_socket_t *s, int type, int64_t ack_id, str_t data,
+                        const sio_attachment_t *att, unsigned natt)
+{
+    if (!s->connected) return -1;
+    sio_built_t b;
+    if (build_packets(s->nsp, type, ack_id, data, att, natt, &b) < 0) return -1;
+    sio_socket_send_built(s, &b);
+    sio_built_free(&b);
+    return 0;
+}
+
+int sio_socket_emit(sio_socket_t *s, str_t data, const sio_attachment_t *att, unsigned natt)
+{
+    return send_packets(s, SIO_EVENT, -1, data, att, natt);
+}
+
+int sio_socket_ack(sio_socket_t *s, int64_t ack_id, str_t data, const sio_attachment_t *att,
+                   unsigned natt)
+{
+    return send_packets(s, SIO_ACK, ack_id, data, att, natt);
+}
+
+/* ---- acknowledgements requested by the server ---- */
+
+static void ack_free_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ack_remove(sio_socket_t *s, pending_ack_t *a)
+{
+    for (pending_ack_t **pp = &s->acks; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    uv_timer_stop(&a->timer);
+    uv_close((uv_handle_t *)&a->timer, ack_free_cb);
+}
+
+static void on_ack_timeout(uv_timer_t *t)
+{
+    pending_ack_t *a = t->data;
+    sio_socket_t *s = a->socket;
+    sio_ack_cb cb = a->cb;
+    void *ud = a->ud;
+    ack_remove(s, a);
+    cb(s, ud, NULL);
+}
+
+int sio_socket_emit_with_ack(sio_socket_t *s, str_t data, uint32_t timeout_ms, sio_ack_cb cb,
+                             void *ud)
+{
+    if (!s->connected) return -1;
+    pending_ack_t *a = calloc(1, sizeof *a);
+    if (!a) return -1;
+    a->socket = s;
+    a->id = s->next_ack_id++;
+    a->cb = cb;
+    a->ud = ud;
+    uv_timer_init(s->client->srv->nl->loop, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
+    a->next = s->acks;
+    s->acks = a;
+    return send_packets(s, SIO_EVENT, a->id, data, NULL, 0);
+}
+
+/* ---- rooms ---- */
+
+static size_t name_hash(const char *p, size_t n)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static sio_room_t **room_slot(sio_nsp_t *nsp, const char *name)
+{
+    sio_room_t **pp = &nsp->rooms[name_hash(name, strlen(name)) & (nsp->nbuckets - 1)];
+    while (*pp && strcmp((*pp)->name, name) != 0) pp = &(*pp)->next;
+    return pp;
+}
+
+static void rooms_grow(sio_nsp_t *nsp)
+{
+    size_t n = nsp->nbuckets * 2;
+    sio_room_t **b = calloc(n, sizeof *b);
+    if (!b) return;
+    for (size_t i = 0; i < nsp->nbuckets; i++) {
+        sio_room_t *r = nsp->rooms[i];
+        while (r) {
+            sio_room_t *next = r->next;
+            size_t j = name_hash(r->name, strlen(r->name)) & (n - 1);
+            r->next = b[j];
+            b[j] = r;
+            r = next;
+        }
+    }
+    free(nsp->rooms);
+    nsp->rooms = b;
+    nsp->nbuckets = n;
+}
+
+int sio_socket_join(sio_socket_t *s, const char *name)
+{
+    sio_nsp_t *nsp = s->nsp;
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i]->name, name) == 0) return 0;
+    if (nsp->nrooms >= nsp->nbuckets) rooms_grow(nsp);
+    sio_room_t **pp = room_slot(nsp, name);
+    sio_room_t *r = *pp;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r || !(r->name = strdup(name))) {
+            free(r);
+            return -1;
+        }
+        *pp = r;
+        nsp->nrooms++;
+    }
+    sio_room_t **rooms = realloc(s->rooms, (s->nrooms + 1) * sizeof *rooms);
+    if (!rooms) return -1;
+    s->rooms = rooms;
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 2;
+        sio_socket_t **m = realloc(r->members, cap * sizeof *m);
+        if (!m) return -1;
+        r->members = m;
+        r->cap = cap;
+    }
+    r->members[r->n++] = s;
+    s->rooms[s->nrooms++] = r;
+    return 0;
+}
+
+static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->members[i] == s) {
+            r->members[i] = r->members[--r->n];
+            break;
+        }
+    if (r->n == 0) {
+        sio_room_t **pp = room_slot(nsp, r->name);
+        if (*pp == r) *pp = r->next;
+        nsp->nrooms--;
+        free(r->members);
+        free(r->name);
+        free(r);
+    }
+}
+
+void sio_socket_leave(sio_socket_t *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i]->name, name) == 0) {
+            room_drop_member(s->nsp, s->rooms[i], s);
+            s->rooms[i] = s->rooms[--s->nrooms];
+            return;
+        }
+}
+
+size_t sio_nsp_emit(sio_nsp_t *nsp, const char *room, const sio_socket_t *except, str_t data,
+                    const sio_attachment_t *att, unsigned natt)
+{
+    sio_built_t b;
+    if (sio_build_event(nsp, data, att, natt, &b) < 0) return 0;
+    size_t n = 0;
+    if (room) {
+        n = sio_nsp_send_built(nsp, room, except, &b);
+    } else {
+        for (sio_socket_t *s = nsp->head; s; s = s->nsp_next)
+            if (s != except) {
+                sio_socket_send_built(s, &b);
+                n++;
+            }
+    }
+    sio_built_free(&b);
+    return n;
+}
+
+size_t sio_nsp_send_built(sio_nsp_t *nsp, const char *room, const sio_socket_t *except,
+                          const sio_built_t *b)
+{
+    sio_room_t *r = *room_slot(nsp, room);
+    size_t n = 0;
+    for (uint32_t i = 0; r && i < r->n; i++)
+        if (r->members[i] != except) {
+            sio_socket_send_built(r->members[i], b);
+            n++;
+        }
+    return n;
+}
+
+size_t sio_nsp_room_size(sio_nsp_t *nsp, const char *room)
+{
+    sio_room_t *r = *room_slot(nsp, room);
+    return r ? r->n : 0;
+}
+
+size_t sio_nsp_num_sockets(const sio_nsp_t *nsp)
+{
+    return nsp->count;
+}
+
+/* ---- sockets ---- */
+
+const char *sio_socket_id(const sio_socket_t *s)
+{
+    return s->id;
+}
+
+sio_nsp_t *sio_socket_nsp(const sio_socket_t *s)
+{
+    return s->nsp;
+}
+
+eio_session_t *sio_socket_eio(const sio_socket_t *s)
+{
+    return s->client->eio;
+}
+
+void sio_socket_set_data(sio_socket_t *s, void *data)
+{
+    s->data = data;
+}
+
+void *sio_socket_data(const sio_socket_t *s)
+{
+    return s->data;
+}
+
+static sio_socket_t *client_socket(sio_client_t *c, str_t nsp)
+{
+    for (sio_socket_t *s = c->sockets; s; s = s->client_next)
+        if (s->nsp->name_len == nsp.len && memcmp(s->nsp->name, nsp.ptr, nsp.len) == 0) return s;
+    return NULL;
+}
+
+static sio_nsp_t *find_nsp(sio_server_t *srv, str_t name)
+{
+    for (sio_nsp_t *n = srv->nsps; n; n = n->next)
+        if (n->name_len == name.len && memcmp(n->name, name.ptr, name.len) == 0) return n;
+    return NULL;
+}
+
+/* Unlinks and frees a socket; on_disconnect runs first if it was connected. */
+static void socket_close(sio_socket_t *s, const char *reason)
+{
+    sio_client_t *c = s->client;
+    sio_nsp_t *nsp = s->nsp;
+    for (sio_socket_t **pp = &c->sockets; *pp; pp = &(*pp)->client_next)
+        if (*pp == s) {
+            *pp = s->client_next;
+            break;
+        }
+    bool was_connected = s->connected;
+    s->connected = false;
+    if (was_connected) {
+        if (s->nsp_prev)
+            s->nsp_prev->nsp_next = s->nsp_next;
+        else
+            nsp->head = s->nsp_next;
+        if (s->nsp_next) s->nsp_next->nsp_prev = s->nsp_prev;
+        nsp->count--;
+    }
+    while (s->acks) {
+        pending_ack_t *a = s->acks;
+        sio_ack_cb cb = a->cb;
+        void *ud = a->ud;
+        ack_remove(s, a);
+        cb(s, ud, NULL);
+    }
+    if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
+    for (uint32_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i], s);
+    free(s->rooms);
+    free(s);
+}
+
+void sio_socket_disconnect(sio_socket_t *s, bool close_transport)
+{
+    if (!s->connected) return;
+    sio_client_t *c = s->client;
+    send_packets(s, SIO_DISCONNECT, -1, STR_NULL, NULL, 0);
+    socket_close(s, "server namespace disconnect");
+    if (close_transport) eio_session_close(c->eio, "server namespace disconnect");
+}
+
+/* ---- packets from clients ---- */
+
+static void client_protocol_error(sio_client_t *c, const char *why)
+{
+    log_debug("sio %s: %s, closing", eio_session_id(c->eio), why);
+    eio_session_close(c->eio, "parse error");
+}
+
+static void handle_connect(sio_client_t *c, const sio_packet_t *p)
+{
+    sio_server_t *srv = c->srv;
+    sio_nsp_t *nsp = find_nsp(srv, p->nsp);
+    if (!nsp) {
+        buf_t b;
+        buf_init(&b);
+        char hdr[SIO_NAME_MAX + 64];
+        size_t nl = p->nsp.len < SIO_NAME_MAX ? p->nsp.len : SIO_NAME_MAX;
+        size_t hl = sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0,
+                                             -1, true);
+        buf_append(&b, hdr, hl);
+        buf_append_str(&b, "{\"message\":\"Invalid namespace\"}");
+        eio_session_send(c->eio, false, b.data, b.len);
+        buf_free(&b);
+        return;
+    }
+    if (client_socket(c, p->nsp)) return; /* already connected there: nothing to do */
+    sio_socket_t *s = calloc(1, sizeof *s);
+    if (!s) return;
+    randid_generate(s->id, SIO_ID_LEN);
+    s->client = c;
+    s->nsp = nsp;
+    s->client_next = c->sockets;
+    c->sockets = s;
+    if (nsp->h.authorize) {
+        buf_t err;
+        buf_init(&err);
+        if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
+            rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
+                                   err.len ? str_make(err.data, err.len)
+                                           : STR_LIT("{\"message\":\"refused\"}"));
+            if (r) {
+                eio_session_send_built(c->eio, r);
+                rbuf_unref(r);
+            }
+            buf_free(&err);
+            socket_close(s, "refused");
+            return;
+        }
+        buf_free(&err);
+    }
+    timerq_remove(&c->connect_timer);
+    s->connected = true;
+    s->nsp_next = nsp->head;
+    if (nsp->head) nsp->head->nsp_prev = s;
+    nsp->head = s;
+    nsp->count++;
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"sid\":\"%s\"}", s->id);
+    rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body, (size_t)n));
+    if (r) {
+        eio_session_send_built(c->eio, r);
+        rbuf_unref(r);
+    }
+    if (nsp->h.on_connection) nsp->h.on_connection(s, nsp->arg);
+}
+
+static void dispatch_event(sio_client_t *c, const sio_packet_t *p, const sio_attachment_t *att,
+                           unsigned natt)
+{
+    sio_socket_t *s = client_socket(c, p->nsp);
+    if (!s || !s->connected) return; /* not connected to that namespace: ignored */
+    sio_event_t ev = {STR_NULL, p->data, STR_NULL, att, natt, p->ack_id};
+    if (p->type == SIO_EVENT || p->type == SIO_BINARY_EVENT) {
+        char name[256];
+        int n = sio_event_split(p->data, name, sizeof name, &ev.rest);
+        if (n < 0) {
+            client_protocol_error(c, "invalid event");
+            return;
+        }
+        ev.name = str_make(name, (size_t)n);
+        if (s->nsp->h.on_event) s->nsp->h.on_event(s, s->nsp->arg, &ev);
+        return;
+    }
+    for (pending_ack_t *a = s->acks; a; a = a->next)
+        if (a->id == p->ack_id) {
+            sio_ack_cb cb = a->cb;
+            void *ud = a->ud;
+            ack_remove(s, a);
+            cb(s, ud, &ev);
+            return;
+        }
+}
+
+static void pending_clear(sio_client_t *c)
+{
+    free(c->pending);
+    c->pending = NULL;
+    for (unsigned i = 0; i < c->att_have; i++) free((void *)c->att[i].data);
+    free(c->att);
+    c->att = NULL;
+    c->att_want = c->att_have = 0;
+}
+
+static void handle_text(sio_client_t *c, const char *data, size_t len)
+{
+    if (c->pending) {
+        client_protocol_error(c, "text packet while attachments were expected");
+        return;
+    }
+    sio_packet_t p;
+    if (sio_packet_decode(data, len, &p) < 0) {
+        client_protocol_error(c, "invalid packet");
+        return;
+    }
+    switch (p.type) {
+    case SIO_CONNECT:
+        handle_connect(c, &p);
+        break;
+    case SIO_DISCONNECT: {
+        sio_socket_t *s = client_socket(c, p.nsp);
+        if (s) socket_close(s, "client namespace disconnect");
+        break;
+    }
+    case SIO_EVENT:
+    case SIO_ACK:
+        dispatch_event(c, &p, NULL, 0);
+        break;
+    case SIO_BINARY_EVENT:
+    case SIO_BINARY_ACK:
+        if (sio_check_placeholders(p.data, p.attachments) < 0) {
+            client_protocol_error(c, "invalid placeholders");
+            break;
+        }
+        if (p.attachments == 0) {
+            dispatch_event(c, &p, NULL, 0);
+            break;
+        }
+        c->pending = malloc(len);
+        c->att = calloc(p.attachments, sizeof *c->att);
+        if (!c->pending || !c->att) {
+            pending_clear(c);
+            client_protocol_error(c, "out of memory");
+            break;
+        }
+        memcpy(c->pending, data, len);
+        c->pending_len = len;
+        c->att_want = p.attachments;
+        break;
+    default:
+        client_protocol_error(c, "unexpected packet type");
+        break;
+    }
+}
+
+static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
+{
+    if (!c->pending) {
+        client_protocol_error(c, "unexpected binary message");
+        return;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) {
+        client_protocol_error(c, "out of memory");
+        return;
+    }
+    memcpy(copy, data, len);
+    c->att[c->att_have++] = (sio_attachment_t){copy, len};
+    if (c->att_have < c->att_want) return;
+    sio_packet_t p;
+    /* The stored header decoded before; decode again to point into our copy. */
+    if (sio_packet_decode(c->pending, c->pending_len, &p) == 0) {
+        char *pending = c->pending;
+        sio_attachment_t *att = c->att;
+        unsigned n = c->att_have;
+        c->pending = NULL;
+        c->att = NULL;
+        c->att_want = c->att_have = 0;
+        dispatch_event(c, &p, att, n);
+        free(pending);
+        for (unsigned i = 0; i < n; i++) free((void *)att[i].data);
+        free(att);
+    } else {
+        pending_clear(c);
+    }
+}
+
+/* ---- Engine.IO callbacks ---- */
+
+static void on_connect_timeout(timerq_t *q, tq_entry_t *e)
+{
+    sio_client_t *c = (sio_client_t *)((char *)e - offsetof(sio_client_t, connect_timer));
+    log_debug("sio %s: no namespace joined in time, closing", eio_session_id(c->eio));
+    eio_session_close(c->eio, "connect timeout");
+}
+
+static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
+{
+    sio_server_t *srv = arg;
+    sio_client_t *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->eio = e;
+    c->srv = srv;
+    eio_session_set_data(e, c);
+    timerq_add(&srv->connect_tq, &c->connect_timer);
+    return 0;
+}
+
+static void eio_on_message(eio_session_t *e, void *arg, bool binary, const uint8_t *data,
+                           size_t len)
+{
+    sio_client_t *c = eio_session_data(e);
+    if (!c) return;
+    if (binary)
+        handle_binary(c, data, len);
+    else
+        handle_text(c, (const char *)data, len);
+}
+
+static void eio_on_close(eio_session_t *e, void *arg, const char *reason)
+{
+    sio_client_t *c = eio_session_data(e);
+    if (!c) return;
+    eio_session_set_data(e, NULL);
+    timerq_remove(&c->connect_timer);
+    while (c->sockets) socket_close(c->sockets, reason);
+    pending_clear(c);
+    free(c);
+}
+
+static const eio_handler_t sio_eio_handler = {eio_on_open, eio_on_message, eio_on_close};
+
+/* ---- server ---- */
+
+sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
+{
+    sio_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv) return NULL;
+    srv->nl = nl;
+    srv->cfg = *cfg;
+    srv->eio = eio_server_new(nl, &cfg->eio, &sio_eio_handler, srv);
+    if (!srv->eio) {
+        free(srv);
+        return NULL;
+    }
+    timerq_init(nl->loop, &srv->connect_tq, cfg->connect_timeout_ms, on_connect_timeout);
+    return srv;
+}
+
+eio_server_t *sio_server_eio(sio_server_t *srv)
+{
+    return srv->eio;
+}
+
+sio_nsp_t *sio_server_add_nsp(sio_server_t *srv, const char *name, const sio_nsp_handler_t *h,
+                              void *arg)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= SIO_NAME_MAX || name[0] != '/') return NULL;
+    sio_nsp_t *nsp = calloc(1, sizeof *nsp);
+    if (!nsp) return NULL;
+    memcpy(nsp->name, name, n + 1);
+    nsp->name_len = n;
+    nsp->srv = srv;
+    nsp->h = *h;
+    nsp->arg = arg;
+    nsp->nbuckets = 16;
+    nsp->rooms = calloc(nsp->nbuckets, sizeof *nsp->rooms);
+    if (!nsp->rooms) {
+        free(nsp);
+        return NULL;
+    }
+    nsp->next = srv->nsps;
+    srv->nsps = nsp;
+    return nsp;
+}
+
+void sio_server_shutdown(sio_server_t *srv)
+{
+    eio_server_shutdown(srv->eio);
+}
+
+void sio_server_close(sio_server_t *srv)
+{
+    eio_server_close(srv->eio);
+    timerq_close(&srv->connect_tq);
+}
+
+void sio_server_free(sio_server_t *srv)
+{
+    if (!srv) return;
+    eio_server_free(srv->eio);
+    while (srv->nsps) {
+        sio_nsp_t *n = srv->nsps;
+        srv->nsps = n->next;
+        free(n->rooms); /* rooms are freed as their last socket leaves */
+        free(n);
+    }
+    free(srv);
+}

@@ -1,0 +1,274 @@
+/* Unit tests for the Engine.IO v4 packet and polling payload codec (src/eio/eio_packet.c). */
+#include "eio/eio_packet.h"
+#include "unit.h"
+
+#define DECODE_TEXT(lit, out) eio_packet_decode_text((lit), sizeof(lit) - 1, (out))
+
+static void test_decode_text(void)
+{
+    eio_packet_t p;
+
+    CHECK_EQ_INT(DECODE_TEXT("4hello", &p), 0);
+    CHECK_EQ_INT(p.type, EIO_MESSAGE);
+    CHECK(!p.binary);
+    CHECK_MEM(p.data, p.len, "hello");
+
+    CHECK_EQ_INT(DECODE_TEXT("2probe", &p), 0);
+    CHECK_EQ_INT(p.type, EIO_PING);
+    CHECK_MEM(p.data, p.len, "probe");
+
+    const char *types = "0123456";
+    for (int t = 0; t < 7; t++) {
+        CHECK_EQ_INT(eio_packet_decode_text(types + t, 1, &p), 0);
+        CHECK_EQ_INT(p.type, t);
+        CHECK_EQ_INT(p.len, 0);
+    }
+    CHECK_EQ_INT(EIO_OPEN, 0);
+    CHECK_EQ_INT(EIO_NOOP, 6);
+
+    CHECK_EQ_INT(eio_packet_decode_text("", 0, &p), -1);
+    CHECK_EQ_INT(DECODE_TEXT("7", &p), -1);
+    CHECK_EQ_INT(DECODE_TEXT("9x", &p), -1);
+    CHECK_EQ_INT(DECODE_TEXT("/", &p), -1);      /* '0' - 1 */
+    CHECK_EQ_INT(DECODE_TEXT("b4AQID", &p), -1); /* 'b' is only meaningful in a payload */
+    CHECK_EQ_INT(DECODE_TEXT("x", &p), -1);
+    CHECK_EQ_INT(DECODE_TEXT(" 4", &p), -1);
+}
+
+typedef struct {
+    int count;
+    int stop_at; /* return 7 from this packet (1-based), 0: never */
+    eio_packet_t pkts[8];
+    char copies[8][64];
+} collect_t;
+
+static int collect_cb(void *ud, const eio_packet_t *p)
+{
+    collect_t *c = ud;
+    if (c->count < 8) {
+        c->pkts[c->count] = *p;
+        memcpy(c->copies[c->count], p->data, p->len < 64 ? p->len : 64);
+    }
+    c->count++;
+    return c->count == c->stop_at ? 7 : 0;
+}
+
+/* Decodes a literal payload in a writable copy. */
+static int decode_payload(const char *lit, size_t n, collect_t *c)
+{
+    char buf[256];
+    memset(c, 0, sizeof(*c));
+    memcpy(buf, lit, n);
+    return eio_payload_decode(buf, n, collect_cb, c);
+}
+
+#define PAYLOAD(lit, c) decode_payload((lit), sizeof(lit) - 1, (c))
+
+static void test_payload_single_and_many(void)
+{
+    collect_t c;
+
+    CHECK_EQ_INT(PAYLOAD("4hello", &c), 0);
+    CHECK_EQ_INT(c.count, 1);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "hello");
+
+    /* The protocol's own example: socket.send('hello'); socket.send('world') */
+    CHECK_EQ_INT(PAYLOAD("4hello\x1e"
+                         "4world",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_MESSAGE);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "hello");
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "world");
+
+    /* Socket.IO sample session: 42["hello"]\x1e42["world"] */
+    CHECK_EQ_INT(PAYLOAD("42[\"hello\"]\x1e"
+                         "42[\"world\"]",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "2[\"world\"]");
+
+    /* Mixed types and empty data. */
+    CHECK_EQ_INT(PAYLOAD("2probe\x1e"
+                         "4test\x1e"
+                         "1\x1e"
+                         "6\x1e"
+                         "3",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 5);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_PING);
+    CHECK_EQ_INT(c.pkts[2].type, EIO_CLOSE);
+    CHECK_EQ_INT(c.pkts[2].len, 0);
+    CHECK_EQ_INT(c.pkts[3].type, EIO_NOOP);
+    CHECK_EQ_INT(c.pkts[4].type, EIO_PONG);
+}
+
+static void test_payload_binary(void)
+{
+    collect_t c;
+
+    /* engine.io-parser's own example: [message "hello", message <01 02 03>] -> "4hello\x1ebAQID" */
+    CHECK_EQ_INT(PAYLOAD("4hello\x1e"
+                         "bAQID",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK(!c.pkts[0].binary);
+    CHECK(c.pkts[1].binary);
+    CHECK_EQ_INT(c.pkts[1].type, EIO_MESSAGE);
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "\x01\x02\x03");
+
+    CHECK_EQ_INT(PAYLOAD("bAQIDBA==\x1e"
+                         "4x\x1e"
+                         "bAA==",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 3);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "\x01\x02\x03\x04");
+    CHECK_EQ_INT(c.pkts[2].len, 1);
+    CHECK_EQ_INT(c.copies[2][0], 0);
+
+    /* "b" alone: a binary message of zero bytes (Buffer.from("", "base64")). */
+    CHECK_EQ_INT(PAYLOAD("b", &c), 0);
+    CHECK_EQ_INT(c.count, 1);
+    CHECK(c.pkts[0].binary);
+    CHECK_EQ_INT(c.pkts[0].len, 0);
+
+    /* Decoded in place: data points into the caller's buffer. */
+    char buf[] = "bAQID";
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(eio_payload_decode(buf, 5, collect_cb, &c), 0);
+    CHECK(c.pkts[0].data == (const uint8_t *)buf + 1);
+}
+
+static void test_payload_errors(void)
+{
+    collect_t c;
+
+    CHECK_EQ_INT(PAYLOAD("", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("\x1e", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("\x1e"
+                         "4a",
+                         &c),
+                 -1);                        /* separator at the start */
+    CHECK_EQ_INT(PAYLOAD("4a\x1e", &c), -1); /* separator at the end */
+    CHECK_EQ_INT(PAYLOAD("4a\x1e\x1e"
+                         "4b",
+                         &c),
+                 -1); /* empty packet in the middle */
+    CHECK_EQ_INT(PAYLOAD("7", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("4a\x1e"
+                         "x",
+                         &c),
+                 -1);
+    CHECK_EQ_INT(PAYLOAD("4a\x1e"
+                         "bAQI",
+                         &c),
+                 -1);                       /* base64 length */
+    CHECK_EQ_INT(PAYLOAD("bAR==", &c), -1); /* non-canonical: "AQ==" */
+    CHECK_EQ_INT(PAYLOAD("bA===", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("bAQ!D", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("bAQ-D", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("bAQID\n", &c), -1);
+    CHECK_EQ_INT(PAYLOAD("b4AQID", &c), -1); /* v3 style "b<type><base64>" is not v4 */
+    CHECK_EQ_INT(c.count, 0);
+
+    /* Nothing is delivered when a later packet is malformed, and buf is left untouched. */
+    char buf[] = "4first\x1e"
+                 "bAQID\x1e"
+                 "bA!==";
+    char copy[sizeof(buf)];
+    memcpy(copy, buf, sizeof(buf));
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(eio_payload_decode(buf, sizeof(buf) - 1, collect_cb, &c), -1);
+    CHECK_EQ_INT(c.count, 0);
+    CHECK(memcmp(buf, copy, sizeof(buf)) == 0);
+}
+
+static void test_payload_callback_stops(void)
+{
+    collect_t c;
+    char buf[] = "4a\x1e"
+                 "4b\x1e"
+                 "4c";
+
+    memset(&c, 0, sizeof(c));
+    c.stop_at = 2;
+    CHECK_EQ_INT(eio_payload_decode(buf, sizeof(buf) - 1, collect_cb, &c), 7);
+    CHECK_EQ_INT(c.count, 2);
+}
+
+static void check_encode(const eio_packet_t *p, const char *expect)
+{
+    char out[64];
+    CHECK_EQ_INT(eio_packet_encoded_len_polling(p), strlen(expect));
+    size_t n = eio_packet_encode_polling(p, out);
+    CHECK_MEM(out, n, expect);
+}
+
+static void test_encode_polling(void)
+{
+    eio_packet_t p = {.type = EIO_MESSAGE, .data = (const uint8_t *)"hello", .len = 5};
+    check_encode(&p, "4hello");
+
+    p = (eio_packet_t){.type = EIO_PING};
+    check_encode(&p, "2");
+    p = (eio_packet_t){.type = EIO_NOOP};
+    check_encode(&p, "6");
+    p = (eio_packet_t){.type = EIO_OPEN, .data = (const uint8_t *)"{\"sid\":\"x\"}", .len = 11};
+    check_encode(&p, "0{\"sid\":\"x\"}");
+
+    p = (eio_packet_t){
+        .type = EIO_MESSAGE, .binary = true, .data = (const uint8_t *)"\1\2\3", .len = 3};
+    check_encode(&p, "bAQID");
+    p = (eio_packet_t){
+        .type = EIO_MESSAGE, .binary = true, .data = (const uint8_t *)"\1\2\3\4", .len = 4};
+    check_encode(&p, "bAQIDBA==");
+    p = (eio_packet_t){.type = EIO_MESSAGE, .binary = true};
+    check_encode(&p, "b");
+}
+
+static void test_encode_decode_round_trip(void)
+{
+    /* Build "4hello\x1ebAQIDBA==\x1e3probe" with the encoder, then decode it. */
+    eio_packet_t in[3] = {
+        {.type = EIO_MESSAGE, .data = (const uint8_t *)"hello", .len = 5},
+        {.type = EIO_MESSAGE, .binary = true, .data = (const uint8_t *)"\1\2\3\4", .len = 4},
+        {.type = EIO_PONG, .data = (const uint8_t *)"probe", .len = 5},
+    };
+    char buf[64];
+    size_t n = 0;
+    for (int k = 0; k < 3; k++) {
+        if (k) buf[n++] = EIO_RECORD_SEPARATOR;
+        n += eio_packet_encode_polling(&in[k], buf + n);
+    }
+    CHECK_MEM(buf, n,
+              "4hello\x1e"
+              "bAQIDBA==\x1e"
+              "3probe");
+
+    collect_t c;
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(eio_payload_decode(buf, n, collect_cb, &c), 0);
+    CHECK_EQ_INT(c.count, 3);
+    for (int k = 0; k < 3 && k < c.count; k++) {
+        CHECK_EQ_INT(c.pkts[k].type, in[k].type);
+        CHECK(c.pkts[k].binary == in[k].binary);
+        CHECK(c.pkts[k].len == in[k].len && memcmp(c.copies[k], in[k].data, in[k].len) == 0);
+    }
+}
+
+int main(void)
+{
+    RUN(test_decode_text);
+    RUN(test_payload_single_and_many);
+    RUN(test_payload_binary);
+    RUN(test_payload_errors);
+    RUN(test_payload_callback_stops);
+    RUN(test_encode_polling);
+    RUN(test_encode_decode_round_trip);
+    return UNIT_DONE();
+}
