@@ -1,0 +1,366 @@
+/* The store's one interface: documents, operations as caller-owned requests, and the
+ * asynchronous front (store_open/store_submit/store_close) that runs them off the loop. */
+#ifndef PARLOR_STORE_STORE_H
+#define PARLOR_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/id.h"
+#include "core/str.h"
+
+/* Errors are negative; each maps onto one code of CONTRACT.md. */
+enum {
+    STORE_OK = 0,
+    STORE_E_INVALID = -1,   /* malformed input: BAD_REQUEST */
+    STORE_E_NOT_FOUND = -2, /* NOT_FOUND */
+    STORE_E_FORBIDDEN = -3, /* not a member / not the owner: FORBIDDEN */
+    STORE_E_CONFLICT = -4,  /* duplicate username: CONFLICT */
+    STORE_E_NOSPACE = -5,   /* the request's arena cannot hold even one result: INTERNAL */
+    STORE_E_BUSY = -6,      /* locked beyond busy_timeout: INTERNAL (retryable) */
+    STORE_E_IO = -7,        /* any other database failure: INTERNAL */
+    STORE_E_CANCELLED = -8, /* the store is closing */
+};
+
+const char *store_strerror(int code);
+
+/* Bounds the store enforces itself (the chat layer usually enforces tighter ones). */
+#define STORE_USER_ID_MAX       64 /* CONTRACT: 1-64 of [A-Za-z0-9_-] */
+#define STORE_USERNAME_MAX      64
+#define STORE_NAME_MAX          256 /* user names, titles, file names */
+#define STORE_ROLE_MAX          32
+#define STORE_SECRET_MAX        512 /* password hashes */
+#define STORE_CLIENT_MSG_ID_MAX 128
+#define STORE_CONTENT_MAX       65536
+#define STORE_GROUP_MAX         256 /* members of a group, creator included */
+#define STORE_PAGE_DEFAULT      50  /* limit 0 means this */
+#define STORE_PAGE_MAX          200 /* larger limits are clamped */
+#define STORE_IDS_MAX           200 /* users looked up at once */
+#define STORE_CONTACTS_MAX      5000
+#define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
+
+#define STORE_SCHEMA_VERSION 2
+
+/* ---- Output memory --------------------------------------------------------------------- */
+
+/* Caller-provided memory for a request's outputs: arrays grow from the front, strings and
+ * nested records from the back, so one buffer serves any op without a malloc. The caller sets
+ * ptr/cap; the store resets front/back when it runs the request. Every output string or
+ * pointer lives in here (or inline in the request) and is NUL-terminated; it stays valid until
+ * the caller reuses or frees the buffer. A list that does not fit is cut short and reported
+ * as having more; a single record that does not fit fails with STORE_E_NOSPACE. */
+typedef struct {
+    char *ptr;
+    size_t cap;
+    size_t front, back; /* set by the store */
+} store_arena_t;
+
+/* ---- Documents ------------------------------------------------------------------------- */
+
+typedef enum { STORE_CONV_DIRECT = 0, STORE_CONV_GROUP = 1 } store_conv_type_t;
+typedef enum { STORE_MSG_TEXT = 0, STORE_MSG_IMAGE = 1, STORE_MSG_FILE = 2 } store_msg_type_t;
+
+/* Optional strings are {NULL, 0} when absent (SQL NULL). Times are ms since the epoch and 0
+ * when absent. */
+typedef struct {
+    str_t id;
+    str_t name;
+    str_t role;
+    str_t username;      /* accounts only */
+    str_t password_hash; /* filled by STORE_OP_ACCOUNT_GET only */
+    int64_t last_seen;
+    int64_t created_at;
+} store_user_t;
+
+typedef struct {
+    char id[ID_SIZE];
+    str_t owner;
+    str_t name;
+    str_t mime;
+    str_t path; /* where the files module keeps the bytes; never shown to clients */
+    str_t sha256;
+    int64_t size;
+    int64_t created_at;
+} store_file_t;
+
+typedef struct {
+    char id[ID_SIZE];
+    char conversation_id[ID_SIZE];
+    int64_t seq; /* 1, 2, 3, ... within the conversation */
+    int64_t pos; /* position in the store's global commit order (reconnect recovery) */
+    str_t sender;
+    str_t recipient; /* the other member of a direct conversation; absent in a group */
+    str_t content;
+    store_msg_type_t type;
+    str_t client_msg_id;      /* absent when the client gave none */
+    const store_file_t *file; /* NULL when none */
+    int64_t read_at;          /* first read by a member other than the sender; 0 = unread */
+    int64_t created_at;
+    int64_t updated_at;
+} store_message_t;
+
+typedef struct {
+    str_t user_id;
+    int64_t read_seq; /* watermark: every message with seq <= read_seq is read by this user */
+    int64_t read_at;  /* when read_seq last moved; 0 = never */
+    int64_t joined_at;
+} store_member_t;
+
+typedef struct {
+    char id[ID_SIZE];
+    store_conv_type_t type;
+    str_t title; /* absent for direct conversations and untitled groups */
+    int64_t last_seq;
+    int64_t created_at;
+    int64_t updated_at;            /* moves with every message */
+    const store_member_t *members; /* ordered by joined_at, then user id */
+    size_t member_count;
+    const store_message_t *last_message; /* NULL in an empty conversation */
+    /* For the requesting user (0 when no requester was given or it is not a member). */
+    int64_t read_seq;
+    int64_t unread_count; /* messages with seq > read_seq sent by someone else */
+} store_conversation_t;
+
+/* ---- Operations: one struct each, inputs first, then outputs ---------------------------- */
+
+/* All input strings are borrowed from the caller and must stay valid until `done`. */
+
+typedef struct { /* write: from a verified token; absent name/role keep the stored ones */
+    str_t id, name, role;
+} store_user_upsert_t;
+
+typedef struct { /* write */
+    str_t id;
+    int64_t last_seen;
+} store_user_seen_t;
+
+typedef struct { /* write: STORE_E_CONFLICT when the username (case-insensitive) is taken */
+    str_t username, password_hash, name, role;
+    char id[ID_SIZE]; /* out: the new user's id */
+} store_account_create_t;
+
+typedef struct { /* read */
+    str_t username;
+    store_user_t user; /* out, with password_hash */
+} store_account_get_t;
+
+typedef struct { /* read: unknown ids are left out; found users keep the input order */
+    const str_t *ids;
+    size_t count;              /* at most STORE_IDS_MAX */
+    const store_user_t *users; /* out */
+    size_t found;              /* out */
+} store_users_get_t;
+
+typedef struct { /* read: accounts whose username starts with prefix, case-insensitively */
+    str_t prefix;
+    size_t limit;
+    const store_user_t *users; /* out, by username */
+    size_t count;              /* out */
+} store_users_search_t;
+
+typedef struct { /* write: find or create the one-to-one conversation of user and other */
+    str_t user, other;
+    store_conversation_t conv; /* out, with unread_count for user */
+    bool created;              /* out */
+} store_direct_open_t;
+
+typedef struct { /* write: members are creator + participants, deduplicated, >= 2 in all */
+    str_t creator;
+    const str_t *participants;
+    size_t count;
+    str_t title;               /* optional */
+    store_conversation_t conv; /* out */
+} store_group_create_t;
+
+typedef struct { /* read */
+    str_t id;
+    str_t requester; /* optional; when given it must be a member (else STORE_E_FORBIDDEN) */
+    store_conversation_t conv; /* out */
+} store_conversation_get_t;
+
+typedef struct { /* read: newest activity first */
+    str_t user;
+    str_t cursor; /* absent for the first page, else a next_cursor from before */
+    size_t limit;
+    const store_conversation_t *convs;      /* out */
+    size_t count;                           /* out */
+    char next_cursor[STORE_CURSOR_LEN + 1]; /* out: "" when this is the last page */
+} store_conversations_list_t;
+
+typedef struct { /* write: the store assigns seq = last_seq + 1 in the same transaction */
+    str_t sender;
+    str_t conversation_id; /* either this ... */
+    str_t recipient;       /* ... or this: the direct conversation, created if need be */
+    str_t content;
+    store_msg_type_t type;
+    str_t file_id;             /* optional; must be a file the sender owns */
+    str_t client_msg_id;       /* optional; (sender, client_msg_id) is unique */
+    store_message_t msg;       /* out: the stored message */
+    bool duplicate;            /* out: client_msg_id was seen before; msg is the earlier message */
+    bool conversation_created; /* out */
+} store_message_insert_t;
+
+typedef struct { /* read: the page of up to limit messages before before_seq, ascending */
+    str_t conversation_id;
+    str_t requester;    /* optional; when given it must be a member */
+    int64_t before_seq; /* 0: the newest page */
+    size_t limit;
+    const store_message_t *msgs; /* out, ascending seq */
+    size_t count;                /* out */
+    bool has_more;               /* out: older messages exist */
+} store_messages_page_t;
+
+typedef struct { /* read: messages with seq > after_seq, ascending (reconnect recovery) */
+    str_t conversation_id;
+    str_t requester;
+    int64_t after_seq;
+    size_t limit;
+    const store_message_t *msgs;
+    size_t count;
+    bool has_more; /* out: newer messages exist */
+} store_messages_after_t;
+
+typedef struct { /* read: messages of all the user's conversations with pos > after_pos */
+    str_t user;
+    int64_t after_pos;
+    size_t limit;
+    const store_message_t *msgs; /* out, ascending pos (commit order) */
+    size_t count;
+    bool has_more;
+} store_messages_since_t;
+
+typedef struct { /* write: moves the user's watermark forward to the message, never back */
+    str_t conversation_id; /* optional: when given, the message must belong to it */
+    str_t user, message_id;
+    char conv_id[ID_SIZE]; /* out: the message's conversation */
+    int64_t message_seq;   /* out: the message's seq */
+    int64_t seq;           /* out: the watermark after the call */
+    int64_t read_at;       /* out: when the watermark last moved */
+    int64_t unread_count;  /* out */
+    bool moved;            /* out: false when the watermark was already at or past it */
+} store_mark_read_t;
+
+typedef struct {       /* write: file.id may be preset (e.g. named the stored bytes), else made */
+    store_file_t file; /* in (id, owner, name, mime, path, sha256, size); out: id, created_at */
+} store_file_insert_t;
+
+typedef struct { /* read */
+    str_t id;
+    str_t requester;   /* optional */
+    store_file_t file; /* out */
+    bool allowed;      /* out: requester owns it or shares a conversation that carries it */
+} store_file_get_t;
+
+typedef struct { /* read: everyone who shares a conversation with user (presence fan-out) */
+    str_t user;
+    size_t limit;          /* 0 = STORE_CONTACTS_MAX; larger limits are clamped */
+    const str_t *user_ids; /* out, sorted bytewise */
+    size_t count;          /* out */
+    bool has_more;         /* out */
+} store_contacts_t;
+
+typedef enum {
+    STORE_OP_USER_UPSERT,
+    STORE_OP_USER_SEEN,
+    STORE_OP_ACCOUNT_CREATE,
+    STORE_OP_DIRECT_OPEN,
+    STORE_OP_GROUP_CREATE,
+    STORE_OP_MESSAGE_INSERT,
+    STORE_OP_MARK_READ,
+    STORE_OP_FILE_INSERT,
+    STORE_OP_FIRST_READ_, /* ops from here on only read */
+    STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
+    STORE_OP_USERS_GET,
+    STORE_OP_USERS_SEARCH,
+    STORE_OP_CONVERSATION_GET,
+    STORE_OP_CONVERSATIONS_LIST,
+    STORE_OP_MESSAGES_PAGE,
+    STORE_OP_MESSAGES_AFTER,
+    STORE_OP_MESSAGES_SINCE,
+    STORE_OP_FILE_GET,
+    STORE_OP_CONTACTS,
+    STORE_OP_COUNT_
+} store_op_t;
+
+static inline bool store_op_is_write(store_op_t op)
+{
+    return op < STORE_OP_FIRST_READ_;
+}
+
+/* One request, owned by the caller (typically embedded in a larger struct and recovered with
+ * container_of in `done`). The store never allocates per request. */
+typedef struct store_req store_req_t;
+struct store_req {
+    /* Set by the caller. */
+    store_op_t op;
+    void (*done)(store_req_t *req); /* runs on the loop thread, exactly once per accepted req */
+    void *data;                     /* the caller's */
+    int64_t now_ms;                 /* 0: the store's clock at execution */
+    store_arena_t arena;            /* outputs; may be empty for ops that return no strings */
+    union {
+        store_user_upsert_t user_upsert;
+        store_user_seen_t user_seen;
+        store_account_create_t account_create;
+        store_account_get_t account_get;
+        store_users_get_t users_get;
+        store_users_search_t users_search;
+        store_direct_open_t direct_open;
+        store_group_create_t group_create;
+        store_conversation_get_t conversation_get;
+        store_conversations_list_t conversations_list;
+        store_message_insert_t message_insert;
+        store_messages_page_t messages_page;
+        store_messages_after_t messages_after;
+        store_messages_since_t messages_since;
+        store_mark_read_t mark_read;
+        store_file_insert_t file_insert;
+        store_file_get_t file_get;
+        store_contacts_t contacts;
+    } u;
+    /* Set by the store. */
+    int status;         /* STORE_OK or a STORE_E_* */
+    store_req_t *next_; /* private: queue link */
+};
+
+/* ---- The asynchronous store (implemented by store_thread.c) ----------------------------- */
+
+typedef struct uv_loop_s uv_loop_t;
+typedef struct store store_t;
+
+typedef struct {
+    unsigned batch_max; /* writes per transaction; 0 = 256 */
+    unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
+} store_options_t;
+
+typedef struct {
+    uint64_t commits;   /* write transactions committed */
+    uint64_t writes;    /* write requests executed */
+    uint64_t reads;     /* read requests executed */
+    uint64_t max_batch; /* most write requests in one transaction */
+    uint64_t failed_commits;
+} store_stats_t;
+
+/* Opens (creating and migrating as needed) the database at path and starts the writer and
+ * reader threads. Call on the loop thread. On failure returns a STORE_E_* and writes a
+ * message into err. */
+int store_open(uv_loop_t *loop, const char *path, store_t **out, char *err, size_t errcap);
+int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *opts, store_t **out,
+                    char *err, size_t errcap);
+
+/* Queues req; loop thread only. Returns 0 and later calls req->done on the loop thread, or
+ * returns STORE_E_INVALID (bad op, no done) / STORE_E_CANCELLED (closing) and never calls it.
+ * Writes complete in submission order; reads may overtake writes and each other. A write is
+ * done only after its transaction committed (synchronous=FULL): durable before visible. */
+int store_submit(store_t *s, store_req_t *req);
+
+/* Loop thread only. Refuses new requests, lets the threads finish every queued request,
+ * joins them, then calls every outstanding done() before returning (queued work is carried
+ * out, never cancelled). The memory is released once the loop has run the handle's close
+ * callback. NULL is a no-op. */
+void store_close(store_t *s);
+
+/* Counters, readable from the loop thread at any time. */
+void store_stats(const store_t *s, store_stats_t *out);
+
+#endif

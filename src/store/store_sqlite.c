@@ -1,0 +1,1719 @@
+/* The SQLite engine: schema and migrations, cached statements, one function per operation. */
+#include "store/store_sqlite.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+/* ---- Schema ---------------------------------------------------------------------------- */
+
+/* Version 1: the tables. messages.pos is the rowid alias, AUTOINCREMENT so that it only ever
+ * grows: with one writer it is the global commit order that reconnect recovery pages by.
+ * CHECKs spell out OR chains: SQLite builds an ephemeral table for every row checked against
+ * an IN list of three constants, which cost a fifth of an insert. */
+static const char store_migration_1[] =
+    "CREATE TABLE users ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " name TEXT,"
+    " role TEXT,"
+    " username TEXT UNIQUE COLLATE NOCASE,"
+    " password_hash TEXT,"
+    " last_seen INTEGER,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE files ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " owner TEXT NOT NULL REFERENCES users(id),"
+    " name TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " mime TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE conversations ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " type TEXT NOT NULL CHECK (type = 'direct' OR type = 'group'),"
+    " title TEXT,"
+    " direct_key TEXT UNIQUE,"
+    " last_seq INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " CHECK ((type = 'direct') = (direct_key IS NOT NULL)));"
+    "CREATE TABLE conversation_members ("
+    " conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL REFERENCES users(id),"
+    " read_seq INTEGER NOT NULL DEFAULT 0,"
+    " read_at INTEGER,"
+    " joined_at INTEGER NOT NULL,"
+    " PRIMARY KEY (conversation_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX conversation_members_by_user ON conversation_members(user_id, conversation_id);"
+    "CREATE TABLE messages ("
+    " pos INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL CHECK (seq > 0),"
+    " sender TEXT NOT NULL REFERENCES users(id),"
+    " recipient TEXT,"
+    " content TEXT NOT NULL,"
+    " type TEXT NOT NULL CHECK (type = 'text' OR type = 'image' OR type = 'file'),"
+    " file_id TEXT REFERENCES files(id),"
+    " client_msg_id TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " UNIQUE (conversation_id, seq),"
+    " UNIQUE (sender, client_msg_id));";
+
+/* Version 2: a message remembers when it was first read, so readAt is exact rather than the
+ * time of the reader's latest mark. Existing rows get the best the watermarks can tell. */
+static const char store_migration_2[] =
+    "ALTER TABLE messages ADD COLUMN read_at INTEGER;"
+    "UPDATE messages SET read_at = (SELECT min(coalesce(cm.read_at, messages.created_at))"
+    " FROM conversation_members cm WHERE cm.conversation_id = messages.conversation_id"
+    " AND cm.user_id <> messages.sender AND cm.read_seq >= messages.seq);"
+    "CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;";
+
+static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
+    NULL,
+    store_migration_1,
+    store_migration_2,
+};
+
+/* ---- Statements ------------------------------------------------------------------------ */
+
+#define MSG_COLS                                                                                   \
+    "m.id, m.conversation_id, m.seq, m.pos, m.sender, m.recipient, m.content, m.type,"             \
+    " m.client_msg_id, m.read_at, m.created_at, m.updated_at, f.id, f.owner, f.name, f.size,"      \
+    " f.mime, f.path, f.sha256, f.created_at"                                                      \
+    " FROM messages m LEFT JOIN files f ON f.id = m.file_id "
+#define USER_COLS "id, name, role, username, last_seen, created_at"
+#define FILE_COLS "id, owner, name, size, mime, path, sha256, created_at"
+
+enum {
+    S_SP_BEGIN,
+    S_SP_RELEASE,
+    S_SP_ROLLBACK,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_USER_UPSERT,
+    S_USER_STUB,
+    S_USER_SEEN,
+    S_USER_GET,
+    S_ACCOUNT_CREATE,
+    S_ACCOUNT_GET,
+    S_USERS_SEARCH,
+    S_CONV_BY_KEY,
+    S_CONV_INSERT,
+    S_CONV_GET,
+    S_CONV_EXISTS,
+    S_CONV_BUMP,
+    S_CONV_LIST,
+    S_MEMBER_INSERT,
+    S_MEMBER_COUNT,
+    S_MEMBERS,
+    S_MEMBER_GET,
+    S_MEMBER_READ,
+    S_UNREAD,
+    S_SEND_CTX,
+    S_MSG_INSERT,
+    S_MSG_BY_SEQ,
+    S_MSG_BY_CLIENT_ID,
+    S_MSG_LOCATE,
+    S_MSG_PAGE,
+    S_MSG_AFTER,
+    S_MSG_SINCE,
+    S_MSG_MARK_READ,
+    S_FILE_INSERT,
+    S_FILE_GET,
+    S_FILE_SHARED,
+    S_CONTACTS,
+    S_COUNT_
+};
+
+static const char *const store_sql[S_COUNT_] = {
+    [S_SP_BEGIN] = "SAVEPOINT op",
+    [S_SP_RELEASE] = "RELEASE op",
+    [S_SP_ROLLBACK] = "ROLLBACK TO op",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_USER_UPSERT] = "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, ?3, ?4)"
+                      " ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, name),"
+                      " role = coalesce(excluded.role, role)",
+    [S_USER_STUB] = "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    [S_USER_SEEN] = "INSERT INTO users (id, last_seen, created_at) VALUES (?1, ?2, ?2)"
+                    " ON CONFLICT (id) DO UPDATE"
+                    " SET last_seen = max(coalesce(last_seen, 0), excluded.last_seen)",
+    [S_USER_GET] = "SELECT " USER_COLS ", NULL FROM users WHERE id = ?1",
+    [S_ACCOUNT_CREATE] = "INSERT INTO users (id, name, role, username, password_hash, created_at)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ACCOUNT_GET] = "SELECT " USER_COLS ", password_hash FROM users WHERE username = ?1",
+    [S_USERS_SEARCH] = "SELECT " USER_COLS ", NULL FROM users WHERE username >= ?1"
+                       " AND (?2 IS NULL OR username < ?2) ORDER BY username LIMIT ?3",
+    [S_CONV_BY_KEY] = "SELECT id FROM conversations WHERE direct_key = ?1",
+    [S_CONV_INSERT] = "INSERT INTO conversations"
+                      " (id, type, title, direct_key, last_seq, created_at, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+    [S_CONV_GET] = "SELECT id, type, title, last_seq, created_at, updated_at"
+                   " FROM conversations WHERE id = ?1",
+    [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
+    [S_CONV_BUMP] = "UPDATE conversations SET last_seq = ?2, updated_at = max(updated_at, ?3)"
+                    " WHERE id = ?1",
+    /* Members first, then a sort of that user's conversations: an index on
+     * conversations(updated_at) would make SQLite walk everyone's conversations instead. */
+    [S_CONV_LIST] = "SELECT c.id, c.updated_at FROM conversation_members m"
+                    " JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE m.user_id = ?1 AND (c.updated_at, c.id) < (?2, ?3)"
+                    " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
+    [S_MEMBER_INSERT] = "INSERT INTO conversation_members"
+                        " (conversation_id, user_id, read_seq, joined_at) VALUES (?1, ?2, 0, ?3)"
+                        " ON CONFLICT DO NOTHING",
+    [S_MEMBER_COUNT] = "SELECT count(*) FROM conversation_members WHERE conversation_id = ?1",
+    [S_MEMBERS] = "SELECT user_id, read_seq, read_at, joined_at FROM conversation_members"
+                  " WHERE conversation_id = ?1 ORDER BY joined_at, user_id",
+    [S_MEMBER_GET] = "SELECT read_seq, read_at FROM conversation_members"
+                     " WHERE conversation_id = ?1 AND user_id = ?2",
+    [S_MEMBER_READ] = "UPDATE conversation_members SET read_seq = ?3, read_at = ?4"
+                      " WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
+    [S_UNREAD] = "SELECT count(*) FROM messages"
+                 " WHERE conversation_id = ?1 AND seq > ?2 AND sender <> ?3",
+    /* Everything a send needs in one lookup: the conversation, that the sender is in it, and
+     * for a direct conversation the other member (the recipient). */
+    [S_SEND_CTX] = "SELECT c.type, c.last_seq, (SELECT o.user_id FROM conversation_members o"
+                   " WHERE o.conversation_id = c.id AND o.user_id <> ?2 LIMIT 1)"
+                   " FROM conversations c JOIN conversation_members m"
+                   " ON m.conversation_id = c.id AND m.user_id = ?2 WHERE c.id = ?1",
+    [S_MSG_INSERT] = "INSERT INTO messages (id, conversation_id, seq, sender, recipient, content,"
+                     " type, file_id, client_msg_id, created_at, updated_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    [S_MSG_BY_SEQ] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq = ?2",
+    [S_MSG_BY_CLIENT_ID] = "SELECT " MSG_COLS "WHERE m.sender = ?1 AND m.client_msg_id = ?2",
+    [S_MSG_LOCATE] = "SELECT conversation_id, seq FROM messages WHERE id = ?1",
+    [S_MSG_PAGE] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq < ?2"
+                   " ORDER BY m.seq DESC LIMIT ?3",
+    [S_MSG_AFTER] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq > ?2"
+                    " ORDER BY m.seq LIMIT ?3",
+    /* Walks the commit log from after_pos (the unary + keeps SQLite from scanning each of
+     * the user's conversations from its start instead): cheap for the recent offsets that
+     * reconnect recovery asks about. */
+    [S_MSG_SINCE] = "SELECT " MSG_COLS "WHERE m.pos > ?1 AND +m.conversation_id IN"
+                    " (SELECT conversation_id FROM conversation_members WHERE user_id = ?2)"
+                    " ORDER BY m.pos LIMIT ?3",
+    [S_MSG_MARK_READ] = "UPDATE messages SET read_at = ?5 WHERE conversation_id = ?1"
+                        " AND seq > ?2 AND seq <= ?3 AND sender <> ?4 AND read_at IS NULL",
+    [S_FILE_INSERT] = "INSERT INTO files (" FILE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_FILE_GET] = "SELECT " FILE_COLS " FROM files WHERE id = ?1",
+    [S_FILE_SHARED] = "SELECT 1 FROM messages m JOIN conversation_members cm"
+                      " ON cm.conversation_id = m.conversation_id AND cm.user_id = ?2"
+                      " WHERE m.file_id = ?1 LIMIT 1",
+    [S_CONTACTS] = "SELECT DISTINCT o.user_id FROM conversation_members m"
+                   " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
+                   " WHERE m.user_id = ?1 AND o.user_id <> ?1 ORDER BY o.user_id LIMIT ?2",
+};
+
+struct store_sqlite {
+    sqlite3 *db;
+    unsigned flags;
+    sqlite3_stmt *stmt[S_COUNT_]; /* prepared on first use, kept until close */
+};
+
+const char *store_strerror(int code)
+{
+    switch (code) {
+    case STORE_OK:
+        return "ok";
+    case STORE_E_INVALID:
+        return "invalid input";
+    case STORE_E_NOT_FOUND:
+        return "not found";
+    case STORE_E_FORBIDDEN:
+        return "forbidden";
+    case STORE_E_CONFLICT:
+        return "conflict";
+    case STORE_E_NOSPACE:
+        return "result does not fit the request's arena";
+    case STORE_E_BUSY:
+        return "database busy";
+    case STORE_E_IO:
+        return "database error";
+    case STORE_E_CANCELLED:
+        return "store closing";
+    default:
+        return "unknown store error";
+    }
+}
+
+static int64_t store_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Arena ----------------------------------------------------------------------------- */
+
+static void arena_reset(store_arena_t *a)
+{
+    if (!a->ptr) a->cap = 0;
+    a->front = 0;
+    a->back = a->cap;
+}
+
+typedef struct {
+    size_t front, back;
+} arena_mark_t;
+
+static arena_mark_t arena_mark(const store_arena_t *a)
+{
+    return (arena_mark_t){a->front, a->back};
+}
+
+static void arena_restore(store_arena_t *a, arena_mark_t m)
+{
+    a->front = m.front;
+    a->back = m.back;
+}
+
+/* Front allocations are the elements of the one result array: successive pushes of the same
+ * type are contiguous because sizeof is a multiple of the alignment. */
+static void *arena_push(store_arena_t *a, size_t size, size_t align)
+{
+    uintptr_t base = (uintptr_t)a->ptr;
+    uintptr_t start = (base + a->front + align - 1) & ~(uintptr_t)(align - 1);
+    size_t off = start - base;
+    if (!a->ptr || off > a->back || a->back - off < size) return NULL;
+    a->front = off + size;
+    return a->ptr + off;
+}
+
+static void *arena_back(store_arena_t *a, size_t size, size_t align)
+{
+    uintptr_t base = (uintptr_t)a->ptr;
+    if (!a->ptr || a->back - a->front < size) return NULL;
+    uintptr_t start = (base + a->back - size) & ~(uintptr_t)(align - 1);
+    if (start < base + a->front) return NULL;
+    a->back = start - base;
+    return a->ptr + a->back;
+}
+
+#define ARENA_PUSH(a, T)    ((T *)arena_push((a), sizeof(T), _Alignof(T)))
+#define ARENA_BACK(a, T, n) ((T *)arena_back((a), sizeof(T) * (n), _Alignof(T)))
+
+static int arena_str(store_arena_t *a, const void *p, size_t n, str_t *out)
+{
+    char *d = arena_back(a, n + 1, 1);
+    if (!d) return STORE_E_NOSPACE;
+    if (n) memcpy(d, p, n);
+    d[n] = '\0';
+    *out = str_make(d, n);
+    return STORE_OK;
+}
+
+/* An absent input stays absent in the output. */
+static int arena_copy(store_arena_t *a, str_t s, str_t *out)
+{
+    if (!s.ptr) {
+        *out = STR_NULL;
+        return STORE_OK;
+    }
+    return arena_str(a, s.ptr, s.len, out);
+}
+
+/* ---- Input validation ------------------------------------------------------------------ */
+
+static bool valid_user_id(str_t s)
+{
+    if (!s.ptr || s.len == 0 || s.len > STORE_USER_ID_MAX) return false;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool present(str_t s)
+{
+    return s.ptr && s.len > 0;
+}
+
+/* Optional text: absent, or at most max bytes. */
+static bool valid_opt(str_t s, size_t max)
+{
+    return !present(s) || s.len <= max;
+}
+
+static bool valid_req(str_t s, size_t max)
+{
+    return present(s) && s.len <= max;
+}
+
+/* ---- Statement helpers ----------------------------------------------------------------- */
+
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return STORE_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_E_BUSY;
+    case SQLITE_CONSTRAINT:
+        if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return STORE_E_CONFLICT;
+        return STORE_E_INVALID;
+    default:
+        return STORE_E_IO;
+    }
+}
+
+static sqlite3_stmt *stmt_get(store_sqlite_t *db, int id)
+{
+    if (!db->stmt[id]) {
+        if (sqlite3_prepare_v3(db->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[id],
+                               NULL) != SQLITE_OK) {
+            db->stmt[id] = NULL;
+            return NULL;
+        }
+    }
+    return db->stmt[id];
+}
+
+static void bind_str(sqlite3_stmt *st, int i, str_t s)
+{
+    if (s.ptr)
+        sqlite3_bind_text(st, i, s.ptr, (int)s.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Empty optional text is stored as NULL. */
+static void bind_opt(sqlite3_stmt *st, int i, str_t s)
+{
+    bind_str(st, i, present(s) ? s : STR_NULL);
+}
+
+static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int stmt_run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : map_rc(rc);
+}
+
+/* Steps once: STORE_OK with a row, STORE_E_NOT_FOUND without; the caller resets. */
+static int stmt_row(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return STORE_OK;
+    if (rc == SQLITE_DONE) return STORE_E_NOT_FOUND;
+    return map_rc(rc);
+}
+
+static int run_simple(store_sqlite_t *db, int id)
+{
+    sqlite3_stmt *st = stmt_get(db, id);
+    return st ? stmt_run(st) : STORE_E_IO;
+}
+
+static int col_str(sqlite3_stmt *st, int i, store_arena_t *a, str_t *out)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+        *out = STR_NULL;
+        return STORE_OK;
+    }
+    const unsigned char *t = sqlite3_column_text(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    if (!t) return STORE_E_IO; /* out of memory converting the value */
+    return arena_str(a, t, (size_t)n, out);
+}
+
+static void col_id(sqlite3_stmt *st, int i, char out[ID_SIZE])
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    if (!t || n != ID_LEN) n = 0;
+    if (n) memcpy(out, t, ID_LEN);
+    out[n] = '\0';
+}
+
+static bool col_eq(sqlite3_stmt *st, int i, str_t s)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t && (size_t)sqlite3_column_bytes(st, i) == s.len && memcmp(t, s.ptr, s.len) == 0;
+}
+
+static int64_t col_i64(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_int64(st, i); /* NULL reads as 0: "absent" */
+}
+
+/* ---- Per-operation savepoints ---------------------------------------------------------- */
+
+/* Every operation is one savepoint: on its own it is a transaction of its own; inside the
+ * writer's BEGIN IMMEDIATE it can fail and be undone without failing the rest of the batch. */
+static int op_begin(store_sqlite_t *db)
+{
+    return run_simple(db, S_SP_BEGIN);
+}
+
+static int op_end(store_sqlite_t *db, int rc)
+{
+    if (rc == STORE_OK) {
+        rc = run_simple(db, S_SP_RELEASE);
+        if (rc == STORE_OK) return STORE_OK;
+    }
+    /* After an I/O error SQLite may already have rolled the transaction back, and with it the
+     * savepoint; then these fail harmlessly. */
+    if (!sqlite3_get_autocommit(db->db)) {
+        run_simple(db, S_SP_ROLLBACK);
+        run_simple(db, S_SP_RELEASE);
+    }
+    return rc;
+}
+
+/* ---- Opening and migrations ------------------------------------------------------------ */
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || !cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return STORE_E_IO;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? STORE_OK : map_rc(rc);
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t cap)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        set_err(err, cap, "%s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return map_rc(rc);
+    }
+    return STORE_OK;
+}
+
+/* Each migration runs in its own transaction together with its user_version bump, so a
+ * database is always exactly at some version. The version is read again inside the
+ * transaction in case another process migrated meanwhile. */
+static int store_migrate(sqlite3 *db, char *err, size_t cap)
+{
+    int version, rc;
+    if ((rc = pragma_int(db, "PRAGMA user_version", &version)) != STORE_OK) {
+        set_err(err, cap, "reading user_version: %s", sqlite3_errmsg(db));
+        return rc;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        set_err(err, cap, "database schema version %d is newer than this build's %d", version,
+                STORE_SCHEMA_VERSION);
+        return STORE_E_INVALID;
+    }
+    for (int to = version + 1; to <= STORE_SCHEMA_VERSION; to++) {
+        char bump[64];
+        if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err, cap)) != STORE_OK) return rc;
+        if ((rc = pragma_int(db, "PRAGMA user_version", &version)) != STORE_OK) goto fail;
+        if (version >= to) {
+            exec_sql(db, "COMMIT", NULL, 0);
+            continue;
+        }
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", to);
+        char msg[256] = "";
+        if ((rc = exec_sql(db, store_migrations[to], msg, sizeof msg)) != STORE_OK ||
+            (rc = exec_sql(db, bump, msg, sizeof msg)) != STORE_OK ||
+            (rc = exec_sql(db, "COMMIT", msg, sizeof msg)) != STORE_OK) {
+            set_err(err, cap, "migration to schema version %d failed: %s", to, msg);
+            goto fail;
+        }
+        continue;
+    fail:
+        if (!sqlite3_get_autocommit(db)) exec_sql(db, "ROLLBACK", NULL, 0);
+        return rc;
+    }
+    return STORE_OK;
+}
+
+/* SQLite's memory statistics take a global mutex on every malloc, which every connection of
+ * the process then contends on; nothing here reads them. Has to precede sqlite3_initialize,
+ * so it is a no-op if something else in the process initialized SQLite first. */
+static pthread_once_t store_sqlite_once = PTHREAD_ONCE_INIT;
+static void store_sqlite_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, char *err,
+                      size_t errcap)
+{
+    bool ro = flags & STORE_SQLITE_READONLY;
+    int rc = STORE_E_IO, version = 0;
+    store_sqlite_t *db = calloc(1, sizeof *db);
+
+    *out = NULL;
+    if (!db) {
+        set_err(err, errcap, "out of memory");
+        return STORE_E_IO;
+    }
+    pthread_once(&store_sqlite_once, store_sqlite_configure);
+    db->flags = flags;
+    int oflags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                 SQLITE_OPEN_NOMUTEX;
+    int src = sqlite3_open_v2(path, &db->db, oflags, NULL);
+    if (src != SQLITE_OK) {
+        set_err(err, errcap, "%s: %s", path, db->db ? sqlite3_errmsg(db->db) : "out of memory");
+        rc = map_rc(src);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->db, 1);
+    sqlite3_busy_timeout(db->db, 5000);
+    if (!ro) {
+        sqlite3_stmt *st;
+        bool wal = false;
+        if (sqlite3_prepare_v2(db->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                wal = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+            sqlite3_finalize(st);
+        }
+        if (!wal) {
+            set_err(err, errcap, "%s: cannot switch to WAL: %s", path, sqlite3_errmsg(db->db));
+            goto fail;
+        }
+    }
+    /* synchronous=FULL: in WAL mode every COMMIT fsyncs the log, so an acknowledged message
+     * survives power loss too, not only a crash of the process; group commit pays for it. */
+    rc = exec_sql(db->db,
+                  ro ? "PRAGMA query_only = ON; PRAGMA foreign_keys = ON;"
+                     : "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                       " PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
+                  err, errcap);
+    if (rc != STORE_OK) goto fail;
+    if (!ro) {
+        if ((rc = store_migrate(db->db, err, errcap)) != STORE_OK) goto fail;
+    } else {
+        if ((rc = pragma_int(db->db, "PRAGMA user_version", &version)) != STORE_OK) {
+            set_err(err, errcap, "%s: %s", path, sqlite3_errmsg(db->db));
+            goto fail;
+        }
+        if (version != STORE_SCHEMA_VERSION) {
+            set_err(err, errcap, "%s: schema version %d, this build needs %d", path, version,
+                    STORE_SCHEMA_VERSION);
+            rc = STORE_E_INVALID;
+            goto fail;
+        }
+    }
+    *out = db;
+    return STORE_OK;
+fail:
+    store_sqlite_close(db);
+    return rc;
+}
+
+void store_sqlite_close(store_sqlite_t *db)
+{
+    if (!db) return;
+    for (int i = 0; i < S_COUNT_; i++) sqlite3_finalize(db->stmt[i]);
+    sqlite3_close(db->db);
+    free(db);
+}
+
+int store_sqlite_schema_version(store_sqlite_t *db)
+{
+    int v;
+    int rc = pragma_int(db->db, "PRAGMA user_version", &v);
+    return rc == STORE_OK ? v : rc;
+}
+
+const char *store_sqlite_errmsg(store_sqlite_t *db)
+{
+    return sqlite3_errmsg(db->db);
+}
+
+int store_sqlite_begin(store_sqlite_t *db)
+{
+    return run_simple(db, S_BEGIN);
+}
+
+int store_sqlite_commit(store_sqlite_t *db)
+{
+    int rc = run_simple(db, S_COMMIT);
+    if (rc != STORE_OK) store_sqlite_rollback(db);
+    return rc;
+}
+
+void store_sqlite_rollback(store_sqlite_t *db)
+{
+    if (!sqlite3_get_autocommit(db->db)) run_simple(db, S_ROLLBACK);
+}
+
+bool store_sqlite_in_transaction(store_sqlite_t *db)
+{
+    return !sqlite3_get_autocommit(db->db);
+}
+
+/* ---- Row readers ----------------------------------------------------------------------- */
+
+/* Columns: id, name, role, username, last_seen, created_at, password_hash. */
+static int user_from_row(sqlite3_stmt *st, store_user_t *u, store_arena_t *a)
+{
+    int rc;
+    memset(u, 0, sizeof *u);
+    if ((rc = col_str(st, 0, a, &u->id)) || (rc = col_str(st, 1, a, &u->name)) ||
+        (rc = col_str(st, 2, a, &u->role)) || (rc = col_str(st, 3, a, &u->username)) ||
+        (rc = col_str(st, 6, a, &u->password_hash)))
+        return rc;
+    u->last_seen = col_i64(st, 4);
+    u->created_at = col_i64(st, 5);
+    return STORE_OK;
+}
+
+/* Columns from `first`: id, owner, name, size, mime, path, sha256, created_at. */
+static int file_from_row(sqlite3_stmt *st, int first, store_file_t *f, store_arena_t *a)
+{
+    int rc;
+    memset(f, 0, sizeof *f);
+    col_id(st, first, f->id);
+    if ((rc = col_str(st, first + 1, a, &f->owner)) || (rc = col_str(st, first + 2, a, &f->name)) ||
+        (rc = col_str(st, first + 4, a, &f->mime)) || (rc = col_str(st, first + 5, a, &f->path)) ||
+        (rc = col_str(st, first + 6, a, &f->sha256)))
+        return rc;
+    f->size = col_i64(st, first + 3);
+    f->created_at = col_i64(st, first + 7);
+    return STORE_OK;
+}
+
+static store_msg_type_t msg_type_parse(const unsigned char *t)
+{
+    if (t && strcmp((const char *)t, "image") == 0) return STORE_MSG_IMAGE;
+    if (t && strcmp((const char *)t, "file") == 0) return STORE_MSG_FILE;
+    return STORE_MSG_TEXT;
+}
+
+static const char *msg_type_name(store_msg_type_t t)
+{
+    return t == STORE_MSG_IMAGE ? "image" : t == STORE_MSG_FILE ? "file" : "text";
+}
+
+/* Columns: MSG_COLS. */
+static int msg_from_row(sqlite3_stmt *st, store_message_t *m, store_arena_t *a)
+{
+    int rc;
+    memset(m, 0, sizeof *m);
+    col_id(st, 0, m->id);
+    col_id(st, 1, m->conversation_id);
+    m->seq = col_i64(st, 2);
+    m->pos = col_i64(st, 3);
+    if ((rc = col_str(st, 4, a, &m->sender)) || (rc = col_str(st, 5, a, &m->recipient)) ||
+        (rc = col_str(st, 6, a, &m->content)) || (rc = col_str(st, 8, a, &m->client_msg_id)))
+        return rc;
+    if (!m->content.ptr) m->content = STR_LIT("");
+    m->type = msg_type_parse(sqlite3_column_text(st, 7));
+    m->read_at = col_i64(st, 9);
+    m->created_at = col_i64(st, 10);
+    m->updated_at = col_i64(st, 11);
+    if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+        store_file_t *f = ARENA_BACK(a, store_file_t, 1);
+        if (!f) return STORE_E_NOSPACE;
+        if ((rc = file_from_row(st, 12, f, a)) != STORE_OK) return rc;
+        m->file = f;
+    }
+    return STORE_OK;
+}
+
+/* Reads the single message at (conversation, seq) into a record at the arena's back. */
+static int msg_load_seq(store_sqlite_t *db, const char *conv, int64_t seq,
+                        const store_message_t **out, store_arena_t *a)
+{
+    sqlite3_stmt *st = stmt_get(db, S_MSG_BY_SEQ);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, conv);
+    sqlite3_bind_int64(st, 2, seq);
+    int rc = stmt_row(st);
+    if (rc == STORE_OK) {
+        store_message_t *m = ARENA_BACK(a, store_message_t, 1);
+        rc = m ? msg_from_row(st, m, a) : STORE_E_NOSPACE;
+        if (rc == STORE_OK) *out = m;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int count_query(sqlite3_stmt *st, int64_t *out)
+{
+    int rc = stmt_row(st);
+    if (rc == STORE_OK) *out = col_i64(st, 0);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int unread_count(store_sqlite_t *db, str_t conv, int64_t read_seq, str_t user, int64_t *out)
+{
+    sqlite3_stmt *st = stmt_get(db, S_UNREAD);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, conv);
+    sqlite3_bind_int64(st, 2, read_seq);
+    bind_str(st, 3, user);
+    return count_query(st, out);
+}
+
+/* NOT_FOUND when the conversation does not exist, else FORBIDDEN: why user is not in it. */
+static int not_member(store_sqlite_t *db, str_t conv)
+{
+    sqlite3_stmt *st = stmt_get(db, S_CONV_EXISTS);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, conv);
+    int rc = stmt_row(st);
+    sqlite3_reset(st);
+    return rc == STORE_OK ? STORE_E_FORBIDDEN : rc;
+}
+
+/* Requires that requester (when given) is a member of conv, or that conv exists. */
+static int check_access(store_sqlite_t *db, str_t conv, str_t requester)
+{
+    if (!present(requester)) {
+        int rc = not_member(db, conv);
+        return rc == STORE_E_FORBIDDEN ? STORE_OK : rc;
+    }
+    sqlite3_stmt *st = stmt_get(db, S_MEMBER_GET);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, conv);
+    bind_str(st, 2, requester);
+    int rc = stmt_row(st);
+    sqlite3_reset(st);
+    return rc == STORE_E_NOT_FOUND ? not_member(db, conv) : rc;
+}
+
+/* Fills c from the conversation row, its members, its last message and, for the requester,
+ * the watermark and unread count. Requester must be a member when given. */
+static int conv_load(store_sqlite_t *db, str_t id, str_t requester, store_conversation_t *c,
+                     store_arena_t *a)
+{
+    int rc;
+    int64_t n = 0;
+    sqlite3_stmt *st = stmt_get(db, S_CONV_GET);
+    if (!st) return STORE_E_IO;
+    memset(c, 0, sizeof *c);
+    bind_str(st, 1, id);
+    if ((rc = stmt_row(st)) == STORE_OK) {
+        col_id(st, 0, c->id);
+        const unsigned char *type = sqlite3_column_text(st, 1);
+        c->type =
+            type && strcmp((const char *)type, "group") == 0 ? STORE_CONV_GROUP : STORE_CONV_DIRECT;
+        rc = col_str(st, 2, a, &c->title);
+        c->last_seq = col_i64(st, 3);
+        c->created_at = col_i64(st, 4);
+        c->updated_at = col_i64(st, 5);
+    }
+    sqlite3_reset(st);
+    if (rc != STORE_OK) return rc;
+
+    if (!(st = stmt_get(db, S_MEMBER_COUNT))) return STORE_E_IO;
+    bind_str(st, 1, id);
+    if ((rc = count_query(st, &n)) != STORE_OK) return rc;
+    store_member_t *members = n ? ARENA_BACK(a, store_member_t, (size_t)n) : NULL;
+    if (n && !members) return STORE_E_NOSPACE;
+    if (!(st = stmt_get(db, S_MEMBERS))) return STORE_E_IO;
+    bind_str(st, 1, id);
+    bool is_member = false;
+    size_t i = 0;
+    while (i < (size_t)n && (rc = stmt_row(st)) == STORE_OK) {
+        store_member_t *m = &members[i++];
+        if ((rc = col_str(st, 0, a, &m->user_id)) != STORE_OK) break;
+        m->read_seq = col_i64(st, 1);
+        m->read_at = col_i64(st, 2);
+        m->joined_at = col_i64(st, 3);
+        if (present(requester) && str_eq(m->user_id, requester)) {
+            is_member = true;
+            c->read_seq = m->read_seq;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != STORE_OK && rc != STORE_E_NOT_FOUND) return rc;
+    c->members = members;
+    c->member_count = i;
+    if (present(requester) && !is_member) return STORE_E_FORBIDDEN;
+
+    if (c->last_seq > 0) {
+        rc = msg_load_seq(db, c->id, c->last_seq, &c->last_message, a);
+        if (rc != STORE_OK) return rc == STORE_E_NOT_FOUND ? STORE_E_IO : rc;
+    }
+    if (is_member) return unread_count(db, id, c->read_seq, requester, &c->unread_count);
+    return STORE_OK;
+}
+
+static int user_stub(store_sqlite_t *db, str_t id, int64_t now)
+{
+    sqlite3_stmt *st = stmt_get(db, S_USER_STUB);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    return stmt_run(st);
+}
+
+static int conv_insert(store_sqlite_t *db, const char *id, const char *type, str_t title,
+                       const char *direct_key, int64_t now)
+{
+    sqlite3_stmt *st = stmt_get(db, S_CONV_INSERT);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, id);
+    bind_cstr(st, 2, type);
+    bind_opt(st, 3, title);
+    if (direct_key)
+        bind_cstr(st, 4, direct_key);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, now);
+    return stmt_run(st);
+}
+
+static int member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t now)
+{
+    int rc = user_stub(db, user, now);
+    if (rc != STORE_OK) return rc;
+    sqlite3_stmt *st = stmt_get(db, S_MEMBER_INSERT);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, conv);
+    bind_str(st, 2, user);
+    sqlite3_bind_int64(st, 3, now);
+    return stmt_run(st);
+}
+
+/* The direct conversation of a and b, found by its key "min|max" (the id charset has no '|'),
+ * so that there is exactly one per pair whoever writes first. */
+static int direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now,
+                                 char id[ID_SIZE], bool *created)
+{
+    char key[2 * STORE_USER_ID_MAX + 2];
+    size_t n = a.len < b.len ? a.len : b.len;
+    int cmp = memcmp(a.ptr, b.ptr, n);
+    if (cmp > 0 || (cmp == 0 && a.len > b.len)) {
+        str_t t = a;
+        a = b;
+        b = t;
+    }
+    snprintf(key, sizeof key, "%.*s|%.*s", (int)a.len, a.ptr, (int)b.len, b.ptr);
+
+    *created = false;
+    sqlite3_stmt *st = stmt_get(db, S_CONV_BY_KEY);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, key);
+    int rc = stmt_row(st);
+    if (rc == STORE_OK) col_id(st, 0, id);
+    sqlite3_reset(st);
+    if (rc != STORE_E_NOT_FOUND) return rc;
+
+    id_generate(id);
+    if ((rc = conv_insert(db, id, "direct", STR_NULL, key, now)) != STORE_OK ||
+        (rc = member_insert(db, id, a, now)) != STORE_OK ||
+        (rc = member_insert(db, id, b, now)) != STORE_OK)
+        return rc;
+    *created = true;
+    return STORE_OK;
+}
+
+/* ---- Users and accounts ---------------------------------------------------------------- */
+
+int store_sqlite_user_upsert(store_sqlite_t *db, const store_user_upsert_t *op, int64_t now)
+{
+    if (!valid_user_id(op->id) || !valid_opt(op->name, STORE_NAME_MAX) ||
+        !valid_opt(op->role, STORE_ROLE_MAX))
+        return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_USER_UPSERT);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    bind_str(st, 1, op->id);
+    bind_opt(st, 2, op->name);
+    bind_opt(st, 3, op->role);
+    sqlite3_bind_int64(st, 4, now);
+    return op_end(db, stmt_run(st));
+}
+
+int store_sqlite_user_seen(store_sqlite_t *db, const store_user_seen_t *op)
+{
+    if (!valid_user_id(op->id) || op->last_seen < 0) return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_USER_SEEN);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    bind_str(st, 1, op->id);
+    sqlite3_bind_int64(st, 2, op->last_seen);
+    return op_end(db, stmt_run(st));
+}
+
+int store_sqlite_account_create(store_sqlite_t *db, store_account_create_t *op, int64_t now)
+{
+    op->id[0] = '\0';
+    if (!valid_req(op->username, STORE_USERNAME_MAX) ||
+        !valid_req(op->password_hash, STORE_SECRET_MAX) || !valid_opt(op->name, STORE_NAME_MAX) ||
+        !valid_opt(op->role, STORE_ROLE_MAX))
+        return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_ACCOUNT_CREATE);
+    if (!st) return STORE_E_IO;
+    char id[ID_SIZE];
+    id_generate(id);
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    bind_cstr(st, 1, id);
+    bind_opt(st, 2, op->name);
+    bind_opt(st, 3, op->role);
+    bind_str(st, 4, op->username);
+    bind_str(st, 5, op->password_hash);
+    sqlite3_bind_int64(st, 6, now);
+    rc = op_end(db, stmt_run(st));
+    if (rc == STORE_OK) memcpy(op->id, id, ID_SIZE);
+    return rc;
+}
+
+int store_sqlite_account_get(store_sqlite_t *db, store_account_get_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    memset(&op->user, 0, sizeof op->user);
+    if (!valid_req(op->username, STORE_USERNAME_MAX)) return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_ACCOUNT_GET);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, op->username);
+    int rc = stmt_row(st);
+    if (rc == STORE_OK) rc = user_from_row(st, &op->user, a);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_sqlite_users_get(store_sqlite_t *db, store_users_get_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    op->users = NULL;
+    op->found = 0;
+    if (op->count > STORE_IDS_MAX || (op->count && !op->ids)) return STORE_E_INVALID;
+    for (size_t i = 0; i < op->count; i++)
+        if (!valid_user_id(op->ids[i])) return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_USER_GET);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    store_user_t *users = NULL;
+    for (size_t i = 0; i < op->count && rc == STORE_OK; i++) {
+        bind_str(st, 1, op->ids[i]);
+        rc = stmt_row(st);
+        if (rc == STORE_OK) {
+            store_user_t *u = ARENA_PUSH(a, store_user_t);
+            rc = u ? user_from_row(st, u, a) : STORE_E_NOSPACE;
+            if (rc == STORE_OK && !users) users = u;
+            if (rc == STORE_OK) op->found++;
+        } else if (rc == STORE_E_NOT_FOUND) {
+            rc = STORE_OK;
+        }
+        sqlite3_reset(st);
+    }
+    op->users = users;
+    if (rc != STORE_OK) op->found = 0;
+    return op_end(db, rc);
+}
+
+int store_sqlite_users_search(store_sqlite_t *db, store_users_search_t *op, store_arena_t *a)
+{
+    unsigned char lo[STORE_USERNAME_MAX], hi[STORE_USERNAME_MAX];
+    arena_reset(a);
+    op->users = NULL;
+    op->count = 0;
+    if (!valid_req(op->prefix, STORE_USERNAME_MAX)) return STORE_E_INVALID;
+    size_t limit = op->limit == 0               ? STORE_PAGE_DEFAULT
+                   : op->limit > STORE_PAGE_MAX ? STORE_PAGE_MAX
+                                                : op->limit;
+    /* usernames compare NOCASE (ASCII folded to lower case), so the range bounds are built
+     * from the lower-cased prefix: [prefix, prefix with its last byte incremented). */
+    size_t n = op->prefix.len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)op->prefix.ptr[i];
+        lo[i] = hi[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+    }
+    size_t hn = n;
+    while (hn > 0 && hi[hn - 1] == 0xff) hn--;
+    if (hn > 0) hi[hn - 1]++;
+
+    sqlite3_stmt *st = stmt_get(db, S_USERS_SEARCH);
+    if (!st) return STORE_E_IO;
+    sqlite3_bind_text(st, 1, (const char *)lo, (int)n, SQLITE_STATIC);
+    if (hn > 0)
+        sqlite3_bind_text(st, 2, (const char *)hi, (int)hn, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    int rc;
+    store_user_t *users = NULL;
+    while ((rc = stmt_row(st)) == STORE_OK) {
+        arena_mark_t mark = arena_mark(a);
+        store_user_t *u = ARENA_PUSH(a, store_user_t);
+        if (!u || user_from_row(st, u, a) != STORE_OK) {
+            arena_restore(a, mark);
+            rc = op->count ? STORE_E_NOT_FOUND : STORE_E_NOSPACE;
+            break;
+        }
+        if (!users) users = u;
+        op->count++;
+    }
+    sqlite3_reset(st);
+    if (rc != STORE_E_NOT_FOUND) {
+        op->count = 0;
+        return rc;
+    }
+    op->users = users;
+    return STORE_OK;
+}
+
+/* ---- Conversations --------------------------------------------------------------------- */
+
+int store_sqlite_direct_open(store_sqlite_t *db, store_direct_open_t *op, store_arena_t *a,
+                             int64_t now)
+{
+    char id[ID_SIZE];
+    arena_reset(a);
+    op->created = false;
+    memset(&op->conv, 0, sizeof op->conv);
+    if (!valid_user_id(op->user) || !valid_user_id(op->other) || str_eq(op->user, op->other))
+        return STORE_E_INVALID;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    rc = direct_find_or_create(db, op->user, op->other, now, id, &op->created);
+    if (rc == STORE_OK) rc = conv_load(db, str_make(id, ID_LEN), op->user, &op->conv, a);
+    if (rc != STORE_OK) op->created = false;
+    return op_end(db, rc);
+}
+
+int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, store_arena_t *a,
+                              int64_t now)
+{
+    char id[ID_SIZE];
+    arena_reset(a);
+    memset(&op->conv, 0, sizeof op->conv);
+    if (!valid_user_id(op->creator) || !valid_opt(op->title, STORE_NAME_MAX) ||
+        (op->count && !op->participants) || op->count > STORE_GROUP_MAX)
+        return STORE_E_INVALID;
+    size_t members = 1;
+    for (size_t i = 0; i < op->count; i++) {
+        str_t p = op->participants[i];
+        if (!valid_user_id(p)) return STORE_E_INVALID;
+        bool dup = str_eq(p, op->creator);
+        for (size_t j = 0; j < i && !dup; j++) dup = str_eq(p, op->participants[j]);
+        members += !dup;
+    }
+    if (members < 2 || members > STORE_GROUP_MAX) return STORE_E_INVALID;
+
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    id_generate(id);
+    rc = conv_insert(db, id, "group", op->title, NULL, now);
+    if (rc == STORE_OK) rc = member_insert(db, id, op->creator, now);
+    for (size_t i = 0; i < op->count && rc == STORE_OK; i++)
+        rc = member_insert(db, id, op->participants[i], now); /* duplicates: DO NOTHING */
+    if (rc == STORE_OK) rc = conv_load(db, str_make(id, ID_LEN), op->creator, &op->conv, a);
+    return op_end(db, rc);
+}
+
+int store_sqlite_conversation_get(store_sqlite_t *db, store_conversation_get_t *op,
+                                  store_arena_t *a)
+{
+    arena_reset(a);
+    memset(&op->conv, 0, sizeof op->conv);
+    if (!id_valid(op->id) || (present(op->requester) && !valid_user_id(op->requester)))
+        return STORE_E_INVALID;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    rc = conv_load(db, op->id, op->requester, &op->conv, a);
+    if (rc == STORE_E_FORBIDDEN) memset(&op->conv, 0, sizeof op->conv);
+    return op_end(db, rc);
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* The cursor is the (updated_at, id) of the last conversation of the previous page: 16 hex
+ * digits of the time, then the id. Opaque to clients; validated strictly. */
+static int cursor_parse(str_t c, int64_t *updated_at, str_t *id)
+{
+    uint64_t t = 0;
+    if (c.len != STORE_CURSOR_LEN) return STORE_E_INVALID;
+    for (int i = 0; i < 16; i++) {
+        int v = hex_val(c.ptr[i]);
+        if (v < 0) return STORE_E_INVALID;
+        t = t << 4 | (uint64_t)v;
+    }
+    if (t > INT64_MAX || !id_valid(str_make(c.ptr + 16, ID_LEN))) return STORE_E_INVALID;
+    *updated_at = (int64_t)t;
+    *id = str_make(c.ptr + 16, ID_LEN);
+    return STORE_OK;
+}
+
+int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list_t *op,
+                                    store_arena_t *a)
+{
+    int64_t before_t = INT64_MAX;
+    str_t before_id = STR_LIT("~"); /* sorts after every hex id */
+    arena_reset(a);
+    op->convs = NULL;
+    op->count = 0;
+    op->next_cursor[0] = '\0';
+    if (!valid_user_id(op->user)) return STORE_E_INVALID;
+    if (present(op->cursor) && cursor_parse(op->cursor, &before_t, &before_id) != STORE_OK)
+        return STORE_E_INVALID;
+    size_t limit = op->limit == 0               ? STORE_PAGE_DEFAULT
+                   : op->limit > STORE_PAGE_MAX ? STORE_PAGE_MAX
+                                                : op->limit;
+    sqlite3_stmt *st = stmt_get(db, S_CONV_LIST);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    bind_str(st, 1, op->user);
+    sqlite3_bind_int64(st, 2, before_t);
+    bind_str(st, 3, before_id);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
+    store_conversation_t *convs = NULL;
+    bool more = false;
+    while ((rc = stmt_row(st)) == STORE_OK) {
+        if (op->count == limit) {
+            more = true;
+            break;
+        }
+        char id[ID_SIZE];
+        col_id(st, 0, id);
+        arena_mark_t mark = arena_mark(a);
+        store_conversation_t *c = ARENA_PUSH(a, store_conversation_t);
+        rc = c ? conv_load(db, str_make(id, ID_LEN), op->user, c, a) : STORE_E_NOSPACE;
+        if (rc == STORE_E_NOSPACE && op->count > 0) {
+            arena_restore(a, mark);
+            more = true;
+            rc = STORE_OK;
+            break;
+        }
+        if (rc != STORE_OK) break;
+        if (!convs) convs = c;
+        op->count++;
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+    if (rc != STORE_OK) {
+        op->count = 0;
+        return op_end(db, rc);
+    }
+    op->convs = convs;
+    if (more && op->count > 0) {
+        const store_conversation_t *last = &convs[op->count - 1];
+        snprintf(op->next_cursor, sizeof op->next_cursor, "%016llx%s",
+                 (unsigned long long)last->updated_at, last->id);
+    }
+    return op_end(db, STORE_OK);
+}
+
+/* ---- Messages -------------------------------------------------------------------------- */
+
+int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a,
+                                int64_t now)
+{
+    char conv[ID_SIZE], id[ID_SIZE];
+    int rc;
+    sqlite3_stmt *st;
+    arena_reset(a);
+    memset(&op->msg, 0, sizeof op->msg);
+    op->duplicate = false;
+    op->conversation_created = false;
+    bool by_conv = present(op->conversation_id);
+    if (!valid_user_id(op->sender) || by_conv == present(op->recipient) ||
+        (by_conv && !id_valid(op->conversation_id)) ||
+        (!by_conv && (!valid_user_id(op->recipient) || str_eq(op->recipient, op->sender))) ||
+        !op->content.ptr || op->content.len > STORE_CONTENT_MAX ||
+        (unsigned)op->type > STORE_MSG_FILE || (present(op->file_id) && !id_valid(op->file_id)) ||
+        !valid_opt(op->client_msg_id, STORE_CLIENT_MSG_ID_MAX))
+        return STORE_E_INVALID;
+    if ((rc = op_begin(db)) != STORE_OK) return rc;
+
+    /* A repeated clientMsgId answers with what was stored the first time, whatever else the
+     * repeat says: the client is retrying a send whose ack it lost. */
+    if (present(op->client_msg_id)) {
+        if (!(st = stmt_get(db, S_MSG_BY_CLIENT_ID))) goto io;
+        bind_str(st, 1, op->sender);
+        bind_str(st, 2, op->client_msg_id);
+        rc = stmt_row(st);
+        if (rc == STORE_OK) {
+            rc = msg_from_row(st, &op->msg, a);
+            op->duplicate = rc == STORE_OK;
+        }
+        sqlite3_reset(st);
+        if (rc != STORE_E_NOT_FOUND) goto out;
+    }
+
+    if (by_conv) {
+        memcpy(conv, op->conversation_id.ptr, ID_LEN);
+        conv[ID_LEN] = '\0';
+    } else {
+        rc = direct_find_or_create(db, op->sender, op->recipient, now, conv,
+                                   &op->conversation_created);
+        if (rc != STORE_OK) goto out;
+    }
+
+    int64_t last_seq = 0;
+    str_t recipient = STR_NULL;
+    if (!(st = stmt_get(db, S_SEND_CTX))) goto io;
+    bind_cstr(st, 1, conv);
+    bind_str(st, 2, op->sender);
+    rc = stmt_row(st);
+    if (rc == STORE_OK) {
+        const unsigned char *type = sqlite3_column_text(st, 0);
+        last_seq = col_i64(st, 1);
+        if (type && strcmp((const char *)type, "direct") == 0) rc = col_str(st, 2, a, &recipient);
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = not_member(db, str_make(conv, ID_LEN));
+    if (rc != STORE_OK) goto out;
+
+    if (present(op->file_id)) {
+        store_file_t *f = ARENA_BACK(a, store_file_t, 1);
+        if (!f) {
+            rc = STORE_E_NOSPACE;
+            goto out;
+        }
+        if (!(st = stmt_get(db, S_FILE_GET))) goto io;
+        bind_str(st, 1, op->file_id);
+        rc = stmt_row(st);
+        if (rc == STORE_OK) rc = file_from_row(st, 0, f, a);
+        sqlite3_reset(st);
+        if (rc == STORE_OK && !str_eq(f->owner, op->sender)) rc = STORE_E_FORBIDDEN;
+        if (rc != STORE_OK) goto out;
+        op->msg.file = f;
+    }
+
+    /* One writer thread runs every insert, so last_seq + 1 read in this transaction is the
+     * next seq: no gaps, no races; UNIQUE(conversation_id, seq) checks it all the same. */
+    id_generate(id);
+    if (!(st = stmt_get(db, S_MSG_INSERT))) goto io;
+    bind_cstr(st, 1, id);
+    bind_cstr(st, 2, conv);
+    sqlite3_bind_int64(st, 3, last_seq + 1);
+    bind_str(st, 4, op->sender);
+    bind_str(st, 5, recipient);
+    bind_str(st, 6, op->content);
+    bind_cstr(st, 7, msg_type_name(op->type));
+    bind_opt(st, 8, op->file_id);
+    bind_opt(st, 9, op->client_msg_id);
+    sqlite3_bind_int64(st, 10, now);
+    if ((rc = stmt_run(st)) != STORE_OK) goto out;
+    op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    if (!(st = stmt_get(db, S_CONV_BUMP))) goto io;
+    bind_cstr(st, 1, conv);
+    sqlite3_bind_int64(st, 2, last_seq + 1);
+    sqlite3_bind_int64(st, 3, now);
+    if ((rc = stmt_run(st)) != STORE_OK) goto out;
+
+    memcpy(op->msg.id, id, ID_SIZE);
+    memcpy(op->msg.conversation_id, conv, ID_SIZE);
+    op->msg.seq = last_seq + 1;
+    op->msg.recipient = recipient;
+    op->msg.type = op->type;
+    op->msg.created_at = op->msg.updated_at = now;
+    if ((rc = arena_copy(a, op->sender, &op->msg.sender)) != STORE_OK ||
+        (rc = arena_str(a, op->content.ptr, op->content.len, &op->msg.content)) != STORE_OK)
+        goto out;
+    if (present(op->client_msg_id)) rc = arena_copy(a, op->client_msg_id, &op->msg.client_msg_id);
+    goto out;
+io:
+    rc = STORE_E_IO;
+out:
+    if (rc != STORE_OK) {
+        memset(&op->msg, 0, sizeof op->msg);
+        op->duplicate = op->conversation_created = false;
+    }
+    return op_end(db, rc);
+}
+
+/* Reads up to limit rows of st into an array at the arena's front. A row that does not fit
+ * ends the list early, reported as "more", unless it is the first (STORE_E_NOSPACE). */
+static int msg_list(sqlite3_stmt *st, size_t limit, store_arena_t *a, const store_message_t **out,
+                    size_t *count, bool *more)
+{
+    int rc;
+    store_message_t *first = NULL;
+    *count = 0;
+    *more = false;
+    while ((rc = stmt_row(st)) == STORE_OK) {
+        if (*count == limit) {
+            *more = true;
+            break;
+        }
+        arena_mark_t mark = arena_mark(a);
+        store_message_t *m = ARENA_PUSH(a, store_message_t);
+        rc = m ? msg_from_row(st, m, a) : STORE_E_NOSPACE;
+        if (rc == STORE_E_NOSPACE && *count > 0) {
+            arena_restore(a, mark);
+            *more = true;
+            rc = STORE_OK;
+            break;
+        }
+        if (rc != STORE_OK) break;
+        if (!first) first = m;
+        (*count)++;
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+    if (rc != STORE_OK) *count = 0;
+    *out = rc == STORE_OK ? first : NULL;
+    return rc;
+}
+
+static size_t page_limit(size_t limit)
+{
+    return limit == 0 ? STORE_PAGE_DEFAULT : limit > STORE_PAGE_MAX ? STORE_PAGE_MAX : limit;
+}
+
+int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    op->msgs = NULL;
+    op->count = 0;
+    op->has_more = false;
+    if (!id_valid(op->conversation_id) || op->before_seq < 0 ||
+        (present(op->requester) && !valid_user_id(op->requester)))
+        return STORE_E_INVALID;
+    size_t limit = page_limit(op->limit);
+    sqlite3_stmt *st = stmt_get(db, S_MSG_PAGE);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    if ((rc = check_access(db, op->conversation_id, op->requester)) != STORE_OK)
+        return op_end(db, rc);
+    bind_str(st, 1, op->conversation_id);
+    sqlite3_bind_int64(st, 2, op->before_seq > 0 ? op->before_seq : INT64_MAX);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
+    if (rc == STORE_OK && op->count > 1) {
+        /* Read newest first (so the page ends at before_seq), handed out ascending. */
+        store_message_t *m = (store_message_t *)op->msgs, t;
+        for (size_t i = 0, j = op->count - 1; i < j; i++, j--) {
+            t = m[i];
+            m[i] = m[j];
+            m[j] = t;
+        }
+    }
+    return op_end(db, rc);
+}
+
+int store_sqlite_messages_after(store_sqlite_t *db, store_messages_after_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    op->msgs = NULL;
+    op->count = 0;
+    op->has_more = false;
+    if (!id_valid(op->conversation_id) || op->after_seq < 0 ||
+        (present(op->requester) && !valid_user_id(op->requester)))
+        return STORE_E_INVALID;
+    size_t limit = page_limit(op->limit);
+    sqlite3_stmt *st = stmt_get(db, S_MSG_AFTER);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    if ((rc = check_access(db, op->conversation_id, op->requester)) != STORE_OK)
+        return op_end(db, rc);
+    bind_str(st, 1, op->conversation_id);
+    sqlite3_bind_int64(st, 2, op->after_seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
+    return op_end(db, rc);
+}
+
+int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    op->msgs = NULL;
+    op->count = 0;
+    op->has_more = false;
+    if (!valid_user_id(op->user) || op->after_pos < 0) return STORE_E_INVALID;
+    size_t limit = page_limit(op->limit);
+    sqlite3_stmt *st = stmt_get(db, S_MSG_SINCE);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    sqlite3_bind_int64(st, 1, op->after_pos);
+    bind_str(st, 2, op->user);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
+    return op_end(db, rc);
+}
+
+int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t now)
+{
+    int rc;
+    int64_t read_seq = 0, read_at = 0;
+    sqlite3_stmt *st;
+    op->conv_id[0] = '\0';
+    op->message_seq = op->seq = op->read_at = op->unread_count = 0;
+    op->moved = false;
+    if (!valid_user_id(op->user) || !id_valid(op->message_id) ||
+        (present(op->conversation_id) && !id_valid(op->conversation_id)))
+        return STORE_E_INVALID;
+    if ((rc = op_begin(db)) != STORE_OK) return rc;
+
+    if (!(st = stmt_get(db, S_MSG_LOCATE))) goto io;
+    bind_str(st, 1, op->message_id);
+    rc = stmt_row(st);
+    if (rc == STORE_OK) {
+        if (present(op->conversation_id) && !col_eq(st, 0, op->conversation_id))
+            rc = STORE_E_NOT_FOUND;
+        col_id(st, 0, op->conv_id);
+        op->message_seq = col_i64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != STORE_OK) goto out;
+    str_t conv = str_make(op->conv_id, ID_LEN);
+
+    if (!(st = stmt_get(db, S_MEMBER_GET))) goto io;
+    bind_str(st, 1, conv);
+    bind_str(st, 2, op->user);
+    rc = stmt_row(st);
+    if (rc == STORE_OK) {
+        read_seq = col_i64(st, 0);
+        read_at = col_i64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = STORE_E_FORBIDDEN;
+    if (rc != STORE_OK) goto out;
+
+    if (op->message_seq > read_seq) {
+        if (!(st = stmt_get(db, S_MEMBER_READ))) goto io;
+        bind_str(st, 1, conv);
+        bind_str(st, 2, op->user);
+        sqlite3_bind_int64(st, 3, op->message_seq);
+        sqlite3_bind_int64(st, 4, now);
+        if ((rc = stmt_run(st)) != STORE_OK) goto out;
+        /* Messages the watermark just passed are read from now on, unless another member
+         * read them first: a message's read_at is its first read. */
+        if (!(st = stmt_get(db, S_MSG_MARK_READ))) goto io;
+        bind_str(st, 1, conv);
+        sqlite3_bind_int64(st, 2, read_seq);
+        sqlite3_bind_int64(st, 3, op->message_seq);
+        bind_str(st, 4, op->user);
+        sqlite3_bind_int64(st, 5, now);
+        if ((rc = stmt_run(st)) != STORE_OK) goto out;
+        read_seq = op->message_seq;
+        read_at = now;
+        op->moved = true;
+    }
+    op->seq = read_seq;
+    op->read_at = read_at;
+    rc = unread_count(db, conv, read_seq, op->user, &op->unread_count);
+    goto out;
+io:
+    rc = STORE_E_IO;
+out:
+    if (rc != STORE_OK) op->moved = false;
+    return op_end(db, rc);
+}
+
+/* ---- Files ----------------------------------------------------------------------------- */
+
+int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_t now)
+{
+    store_file_t *f = &op->file;
+    bool preset = f->id[0] != '\0';
+    if ((preset && !id_valid(str_make(f->id, strnlen(f->id, ID_SIZE)))) ||
+        !valid_user_id(f->owner) || !valid_req(f->name, STORE_NAME_MAX) ||
+        !valid_req(f->mime, STORE_NAME_MAX) || !valid_req(f->path, 4096) ||
+        !valid_req(f->sha256, 128) || f->size < 0)
+        return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_FILE_INSERT);
+    if (!st) return STORE_E_IO;
+    char id[ID_SIZE];
+    if (preset)
+        memcpy(id, f->id, ID_SIZE);
+    else
+        id_generate(id);
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    if ((rc = user_stub(db, f->owner, now)) != STORE_OK) return op_end(db, rc);
+    bind_cstr(st, 1, id);
+    bind_str(st, 2, f->owner);
+    bind_str(st, 3, f->name);
+    sqlite3_bind_int64(st, 4, f->size);
+    bind_str(st, 5, f->mime);
+    bind_str(st, 6, f->path);
+    bind_str(st, 7, f->sha256);
+    sqlite3_bind_int64(st, 8, now);
+    rc = op_end(db, stmt_run(st));
+    if (rc == STORE_OK) {
+        memcpy(f->id, id, ID_SIZE);
+        f->created_at = now;
+    }
+    return rc;
+}
+
+int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    memset(&op->file, 0, sizeof op->file);
+    op->allowed = false;
+    if (!id_valid(op->id) || (present(op->requester) && !valid_user_id(op->requester)))
+        return STORE_E_INVALID;
+    sqlite3_stmt *st = stmt_get(db, S_FILE_GET);
+    if (!st) return STORE_E_IO;
+    int rc = op_begin(db);
+    if (rc != STORE_OK) return rc;
+    bind_str(st, 1, op->id);
+    rc = stmt_row(st);
+    if (rc == STORE_OK) rc = file_from_row(st, 0, &op->file, a);
+    sqlite3_reset(st);
+    if (rc == STORE_OK && present(op->requester)) {
+        op->allowed = str_eq(op->file.owner, op->requester);
+        if (!op->allowed) {
+            if (!(st = stmt_get(db, S_FILE_SHARED))) return op_end(db, STORE_E_IO);
+            bind_str(st, 1, op->id);
+            bind_str(st, 2, op->requester);
+            rc = stmt_row(st);
+            op->allowed = rc == STORE_OK;
+            sqlite3_reset(st);
+            if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+        }
+    }
+    if (rc != STORE_OK) {
+        memset(&op->file, 0, sizeof op->file);
+        op->allowed = false;
+    }
+    return op_end(db, rc);
+}
+
+int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_t *a)
+{
+    arena_reset(a);
+    op->user_ids = NULL;
+    op->count = 0;
+    op->has_more = false;
+    if (!valid_user_id(op->user)) return STORE_E_INVALID;
+    size_t limit =
+        op->limit == 0 || op->limit > STORE_CONTACTS_MAX ? STORE_CONTACTS_MAX : op->limit;
+    sqlite3_stmt *st = stmt_get(db, S_CONTACTS);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, op->user);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit + 1);
+    int rc;
+    str_t *ids = NULL;
+    while ((rc = stmt_row(st)) == STORE_OK) {
+        if (op->count == limit) {
+            op->has_more = true;
+            break;
+        }
+        arena_mark_t mark = arena_mark(a);
+        str_t *id = ARENA_PUSH(a, str_t);
+        rc = id ? col_str(st, 0, a, id) : STORE_E_NOSPACE;
+        if (rc == STORE_E_NOSPACE && op->count > 0) {
+            arena_restore(a, mark);
+            op->has_more = true;
+            rc = STORE_OK;
+            break;
+        }
+        if (rc != STORE_OK) break;
+        if (!ids) ids = id;
+        op->count++;
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+    if (rc != STORE_OK) {
+        op->count = 0;
+        op->has_more = false;
+        return rc;
+    }
+    op->user_ids = ids;
+    return STORE_OK;
+}
+
+/* ---- Dispatch -------------------------------------------------------------------------- */
+
+int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
+{
+    int64_t now = req->now_ms ? req->now_ms : store_clock_ms();
+    store_arena_t *a = &req->arena;
+    int rc;
+    switch (req->op) {
+    case STORE_OP_USER_UPSERT:
+        rc = store_sqlite_user_upsert(db, &req->u.user_upsert, now);
+        break;
+    case STORE_OP_USER_SEEN:
+        rc = store_sqlite_user_seen(db, &req->u.user_seen);
+        break;
+    case STORE_OP_ACCOUNT_CREATE:
+        rc = store_sqlite_account_create(db, &req->u.account_create, now);
+        break;
+    case STORE_OP_DIRECT_OPEN:
+        rc = store_sqlite_direct_open(db, &req->u.direct_open, a, now);
+        break;
+    case STORE_OP_GROUP_CREATE:
+        rc = store_sqlite_group_create(db, &req->u.group_create, a, now);
+        break;
+    case STORE_OP_MESSAGE_INSERT:
+        rc = store_sqlite_message_insert(db, &req->u.message_insert, a, now);
+        break;
+    case STORE_OP_MARK_READ:
+        rc = store_sqlite_mark_read(db, &req->u.mark_read, now);
+        break;
+    case STORE_OP_FILE_INSERT:
+        rc = store_sqlite_file_insert(db, &req->u.file_insert, now);
+        break;
+    case STORE_OP_ACCOUNT_GET:
+        rc = store_sqlite_account_get(db, &req->u.account_get, a);
+        break;
+    case STORE_OP_USERS_GET:
+        rc = store_sqlite_users_get(db, &req->u.users_get, a);
+        break;
+    case STORE_OP_USERS_SEARCH:
+        rc = store_sqlite_users_search(db, &req->u.users_search, a);
+        break;
+    case STORE_OP_CONVERSATION_GET:
+        rc = store_sqlite_conversation_get(db, &req->u.conversation_get, a);
+        break;
+    case STORE_OP_CONVERSATIONS_LIST:
+        rc = store_sqlite_conversations_list(db, &req->u.conversations_list, a);
+        break;
+    case STORE_OP_MESSAGES_PAGE:
+        rc = store_sqlite_messages_page(db, &req->u.messages_page, a);
+        break;
+    case STORE_OP_MESSAGES_AFTER:
+        rc = store_sqlite_messages_after(db, &req->u.messages_after, a);
+        break;
+    case STORE_OP_MESSAGES_SINCE:
+        rc = store_sqlite_messages_since(db, &req->u.messages_since, a);
+        break;
+    case STORE_OP_FILE_GET:
+        rc = store_sqlite_file_get(db, &req->u.file_get, a);
+        break;
+    case STORE_OP_CONTACTS:
+        rc = store_sqlite_contacts(db, &req->u.contacts, a);
+        break;
+    default:
+        rc = STORE_E_INVALID;
+        break;
+    }
+    req->status = rc;
+    return rc;
+}

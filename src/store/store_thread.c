@@ -1,0 +1,414 @@
+/* The asynchronous store: a writer thread with group commit, reader threads, and completions
+ * delivered on the libuv loop through a uv_async_t. */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "store/store_thread.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <uv.h>
+
+#include "core/log.h"
+#include "store/store_sqlite.h"
+
+/* What the threads need from an engine; a PostgreSQL engine will fill in the same table. */
+typedef struct {
+    const char *name;
+    int (*open)(const char *path, bool readonly, void **conn, char *err, size_t errcap);
+    void (*close)(void *conn);
+    int (*begin)(void *conn);
+    int (*commit)(void *conn);
+    void (*rollback)(void *conn);
+    bool (*in_transaction)(void *conn);
+    int (*exec)(void *conn, store_req_t *req);
+    const char *(*errmsg)(void *conn);
+} store_engine_t;
+
+static int sqlite_open(const char *path, bool readonly, void **conn, char *err, size_t errcap)
+{
+    store_sqlite_t *db;
+    int rc = store_sqlite_open(path, readonly ? STORE_SQLITE_READONLY : 0, &db, err, errcap);
+    *conn = db;
+    return rc;
+}
+static void sqlite_close(void *c)
+{
+    store_sqlite_close(c);
+}
+static int sqlite_begin(void *c)
+{
+    return store_sqlite_begin(c);
+}
+static int sqlite_commit(void *c)
+{
+    return store_sqlite_commit(c);
+}
+static void sqlite_rollback(void *c)
+{
+    store_sqlite_rollback(c);
+}
+static bool sqlite_in_transaction(void *c)
+{
+    return store_sqlite_in_transaction(c);
+}
+static int sqlite_exec(void *c, store_req_t *req)
+{
+    return store_sqlite_exec(c, req);
+}
+static const char *sqlite_errmsg(void *c)
+{
+    return store_sqlite_errmsg(c);
+}
+
+static const store_engine_t store_engine_sqlite = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .in_transaction = sqlite_in_transaction,
+    .exec = sqlite_exec,
+    .errmsg = sqlite_errmsg,
+};
+
+/* An intrusive FIFO through req->next_. */
+typedef struct {
+    store_req_t *head, *tail;
+} store_queue_t;
+
+static void queue_push(store_queue_t *q, store_req_t *r)
+{
+    r->next_ = NULL;
+    if (q->tail)
+        q->tail->next_ = r;
+    else
+        q->head = r;
+    q->tail = r;
+}
+
+/* Appends a chain whose last element is tail. */
+static void queue_append(store_queue_t *q, store_req_t *head, store_req_t *tail)
+{
+    if (!head) return;
+    if (q->tail)
+        q->tail->next_ = head;
+    else
+        q->head = head;
+    q->tail = tail;
+}
+
+struct store {
+    uv_loop_t *loop;
+    uv_async_t async;
+    const store_engine_t *engine;
+    void *writer_conn;
+    void *reader_conn[STORE_READERS_MAX];
+    unsigned readers;
+    unsigned batch_max;
+    uv_thread_t writer;
+    uv_thread_t reader[STORE_READERS_MAX];
+    struct store_reader_arg {
+        store_t *s;
+        void *conn;
+    } reader_arg[STORE_READERS_MAX];
+    unsigned threads_started; /* writer + readers that are running */
+
+    /* Requests, guarded by mu. */
+    uv_mutex_t mu;
+    uv_cond_t writer_cond, reader_cond;
+    store_queue_t writes, reads;
+    bool stopping, paused;
+
+    /* Completions, guarded by cmu; posted by the threads, drained on the loop. */
+    uv_mutex_t cmu;
+    store_queue_t completions;
+
+    /* Loop thread only. */
+    store_req_t *delivering; /* completions taken from the queue, not yet delivered */
+    size_t inflight;         /* the async handle keeps the loop alive only while > 0 */
+    bool closing;
+
+    _Atomic uint64_t commits, writes_done, reads_done, max_batch, failed_commits;
+};
+
+/* ---- Threads --------------------------------------------------------------------------- */
+
+static void store_post(store_t *s, store_req_t *head, store_req_t *tail)
+{
+    uv_mutex_lock(&s->cmu);
+    queue_append(&s->completions, head, tail);
+    uv_mutex_unlock(&s->cmu);
+    uv_async_send(&s->async);
+}
+
+static void store_fail_all(store_req_t *r, int status)
+{
+    for (; r; r = r->next_) r->status = status;
+}
+
+/* One transaction for the whole batch: the fsync of COMMIT is paid once for all of it. Each
+ * request runs in its own savepoint (inside the engine), so a refused request is undone alone.
+ * Only an error that aborts the transaction itself (I/O, disk full) fails the batch. */
+static void store_run_batch(store_t *s, store_req_t *head, uint64_t n)
+{
+    const store_engine_t *e = s->engine;
+    void *conn = s->writer_conn;
+    int rc = e->begin(conn);
+    if (rc != STORE_OK) {
+        log_error("store: BEGIN failed: %s", e->errmsg(conn));
+        store_fail_all(head, rc);
+        atomic_fetch_add(&s->failed_commits, 1);
+        return;
+    }
+    for (store_req_t *r = head; r; r = r->next_) {
+        e->exec(conn, r);
+        if (!e->in_transaction(conn)) {
+            log_error("store: transaction aborted: %s", e->errmsg(conn));
+            rc = STORE_E_IO;
+            break;
+        }
+    }
+    if (rc == STORE_OK) {
+        rc = e->commit(conn);
+        if (rc != STORE_OK) log_error("store: COMMIT failed: %s", e->errmsg(conn));
+    } else {
+        e->rollback(conn);
+    }
+    if (rc != STORE_OK) {
+        store_fail_all(head, rc == STORE_E_BUSY ? STORE_E_BUSY : STORE_E_IO);
+        atomic_fetch_add(&s->failed_commits, 1);
+        return;
+    }
+    atomic_fetch_add(&s->commits, 1);
+    atomic_fetch_add(&s->writes_done, n);
+    uint64_t max = atomic_load(&s->max_batch);
+    if (n > max) atomic_store(&s->max_batch, n); /* only this thread writes it */
+}
+
+static void store_writer_main(void *arg)
+{
+    store_t *s = arg;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "store-writer");
+#endif
+    for (;;) {
+        uv_mutex_lock(&s->mu);
+        while (!(s->writes.head && (!s->paused || s->stopping)) &&
+               !(s->stopping && !s->writes.head))
+            uv_cond_wait(&s->writer_cond, &s->mu);
+        if (!s->writes.head) {
+            uv_mutex_unlock(&s->mu);
+            break;
+        }
+        /* Group commit: take whatever queued up while the previous batch was committing. */
+        store_req_t *head = s->writes.head, *tail = head;
+        uint64_t n = 1;
+        while (n < s->batch_max && tail->next_) {
+            tail = tail->next_;
+            n++;
+        }
+        s->writes.head = tail->next_;
+        if (!s->writes.head) s->writes.tail = NULL;
+        tail->next_ = NULL;
+        uv_mutex_unlock(&s->mu);
+
+        store_run_batch(s, head, n);
+        store_post(s, head, tail);
+    }
+}
+
+static void store_reader_main(void *arg)
+{
+    const struct store_reader_arg *ra = arg;
+    store_t *s = ra->s;
+    void *conn = ra->conn;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "store-reader");
+#endif
+    for (;;) {
+        uv_mutex_lock(&s->mu);
+        while (!s->reads.head && !s->stopping) uv_cond_wait(&s->reader_cond, &s->mu);
+        store_req_t *r = s->reads.head;
+        if (!r) {
+            uv_mutex_unlock(&s->mu);
+            break;
+        }
+        s->reads.head = r->next_;
+        if (!s->reads.head) s->reads.tail = NULL;
+        uv_mutex_unlock(&s->mu);
+
+        r->next_ = NULL;
+        s->engine->exec(conn, r);
+        atomic_fetch_add(&s->reads_done, 1);
+        store_post(s, r, r);
+    }
+}
+
+/* ---- Loop side ------------------------------------------------------------------------- */
+
+/* Safe to re-enter from a done() (e.g. one that closes the store): progress lives in s. */
+static void store_deliver(store_t *s)
+{
+    for (;;) {
+        if (!s->delivering) {
+            uv_mutex_lock(&s->cmu);
+            s->delivering = s->completions.head;
+            s->completions.head = s->completions.tail = NULL;
+            uv_mutex_unlock(&s->cmu);
+            if (!s->delivering) break;
+        }
+        store_req_t *r = s->delivering;
+        s->delivering = r->next_;
+        r->next_ = NULL;
+        if (--s->inflight == 0 && !s->closing) uv_unref((uv_handle_t *)&s->async);
+        r->done(r);
+    }
+}
+
+static void store_async_cb(uv_async_t *h)
+{
+    store_deliver(h->data);
+}
+
+static void store_free(store_t *s)
+{
+    uv_mutex_destroy(&s->mu);
+    uv_mutex_destroy(&s->cmu);
+    uv_cond_destroy(&s->writer_cond);
+    uv_cond_destroy(&s->reader_cond);
+    free(s);
+}
+
+static void store_on_close(uv_handle_t *h)
+{
+    store_free(h->data);
+}
+
+/* Stops and joins the threads that were started, then closes the connections. */
+static void store_stop_threads(store_t *s)
+{
+    uv_mutex_lock(&s->mu);
+    s->stopping = true;
+    uv_cond_broadcast(&s->writer_cond);
+    uv_cond_broadcast(&s->reader_cond);
+    uv_mutex_unlock(&s->mu);
+    if (s->threads_started > 0) uv_thread_join(&s->writer);
+    for (unsigned i = 1; i < s->threads_started; i++) uv_thread_join(&s->reader[i - 1]);
+    s->threads_started = 0;
+    if (s->writer_conn) s->engine->close(s->writer_conn);
+    for (unsigned i = 0; i < s->readers; i++)
+        if (s->reader_conn[i]) s->engine->close(s->reader_conn[i]);
+    s->writer_conn = NULL;
+    memset(s->reader_conn, 0, sizeof s->reader_conn);
+}
+
+int store_open(uv_loop_t *loop, const char *path, store_t **out, char *err, size_t errcap)
+{
+    return store_open_with(loop, path, NULL, out, err, errcap);
+}
+
+int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *opts, store_t **out,
+                    char *err, size_t errcap)
+{
+    int rc;
+    *out = NULL;
+    store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errcap, "out of memory");
+        return STORE_E_IO;
+    }
+    s->loop = loop;
+    s->engine = &store_engine_sqlite;
+    s->batch_max = opts && opts->batch_max ? opts->batch_max : STORE_BATCH_DEFAULT;
+    s->readers = opts && opts->readers ? opts->readers : STORE_READERS_DEFAULT;
+    if (s->readers > STORE_READERS_MAX) s->readers = STORE_READERS_MAX;
+    uv_mutex_init(&s->mu);
+    uv_mutex_init(&s->cmu);
+    uv_cond_init(&s->writer_cond);
+    uv_cond_init(&s->reader_cond);
+
+    /* The writer opens first: it creates the file, switches to WAL and migrates; readers then
+     * only check the version. */
+    if ((rc = s->engine->open(path, false, &s->writer_conn, err, errcap)) != STORE_OK) goto fail;
+    for (unsigned i = 0; i < s->readers; i++)
+        if ((rc = s->engine->open(path, true, &s->reader_conn[i], err, errcap)) != STORE_OK)
+            goto fail;
+
+    if (uv_async_init(loop, &s->async, store_async_cb) != 0) {
+        snprintf(err, errcap, "uv_async_init failed");
+        rc = STORE_E_IO;
+        goto fail;
+    }
+    s->async.data = s;
+    uv_unref((uv_handle_t *)&s->async);
+
+    if (uv_thread_create(&s->writer, store_writer_main, s) != 0) goto fail_thread;
+    s->threads_started = 1;
+    for (unsigned i = 0; i < s->readers; i++) {
+        s->reader_arg[i].s = s;
+        s->reader_arg[i].conn = s->reader_conn[i];
+        if (uv_thread_create(&s->reader[i], store_reader_main, &s->reader_arg[i]) != 0)
+            goto fail_thread;
+        s->threads_started++;
+    }
+    *out = s;
+    return STORE_OK;
+
+fail_thread:
+    snprintf(err, errcap, "cannot start store threads");
+    store_stop_threads(s);
+    uv_close((uv_handle_t *)&s->async, store_on_close);
+    return STORE_E_IO;
+fail:
+    store_stop_threads(s);
+    store_free(s);
+    return rc;
+}
+
+int store_submit(store_t *s, store_req_t *req)
+{
+    if (!s || !req || !req->done || (unsigned)req->op >= STORE_OP_COUNT_) return STORE_E_INVALID;
+    if (s->closing) return STORE_E_CANCELLED;
+    req->status = STORE_OK;
+    if (s->inflight++ == 0) uv_ref((uv_handle_t *)&s->async);
+    uv_mutex_lock(&s->mu);
+    if (store_op_is_write(req->op)) {
+        queue_push(&s->writes, req);
+        uv_cond_signal(&s->writer_cond);
+    } else {
+        queue_push(&s->reads, req);
+        uv_cond_signal(&s->reader_cond);
+    }
+    uv_mutex_unlock(&s->mu);
+    return STORE_OK;
+}
+
+void store_close(store_t *s)
+{
+    if (!s || s->closing) return;
+    s->closing = true;
+    store_stop_threads(s); /* the threads finish every queued request first */
+    store_deliver(s);
+    uv_close((uv_handle_t *)&s->async, store_on_close);
+}
+
+void store_stats(const store_t *s, store_stats_t *out)
+{
+    store_t *m = (store_t *)s; /* atomic loads of a const object are fine; the API is not */
+    out->commits = atomic_load(&m->commits);
+    out->writes = atomic_load(&m->writes_done);
+    out->reads = atomic_load(&m->reads_done);
+    out->max_batch = atomic_load(&m->max_batch);
+    out->failed_commits = atomic_load(&m->failed_commits);
+}
+
+void store_writer_pause(store_t *s, bool paused)
+{
+    uv_mutex_lock(&s->mu);
+    s->paused = paused;
+    if (!paused) uv_cond_signal(&s->writer_cond);
+    uv_mutex_unlock(&s->mu);
+}
