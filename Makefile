@@ -1,0 +1,36 @@
+# Parlor: `make` builds build/parlor; `make run` starts the chat server; `make test` runs
+# everything CI runs. See README.md.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+PORT ?= 5000
+
+.PHONY: all deps run test unit integration asan fuzz fuzz-build clean format bench
+
+all: $(BUILD)/parlor
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON >/dev/null
+
+$(BUILD)/parlor: deps $(BUILD)/Makefile FORCE
+	cmake --build $(BUILD) -j$(JOBS)
+
+FORCE:
+
+run: $(BUILD)/parlor
+	$(BUILD)/parlor serve --port $(PORT)
+
+test:
+	@scripts/test.sh
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

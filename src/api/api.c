@@ -1,0 +1,709 @@
+/* REST handlers: each parses and checks its input, runs store requests off the loop, and
+ * answers with the contract's JSON. A connection that goes away while a request is in flight
+ * is detached (hc = NULL) and the answer is dropped. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth_password.h"
+#include "chat/chat_json.h"
+#include "core/id.h"
+#include "core/log.h"
+
+struct api {
+    uv_loop_t *loop;
+    chat_t *chat;
+    store_t *store;
+    api_options_t opts;
+    char dummy_hash[AUTH_PASSWORD_HASH_MAX]; /* verified against for unknown users (timing) */
+};
+
+typedef struct api_ctx api_ctx_t;
+struct api_ctx {
+    store_req_t req; /* first: the store's done() gets this pointer */
+    api_t *api;
+    http_conn_t *hc; /* NULL once the client is gone */
+    chat_user_t user;
+    json_t *body;
+    char *arena;
+    uv_work_t work;  /* password hashing/verification off the loop */
+    char *password;
+    size_t password_len;
+    char hash[AUTH_PASSWORD_HASH_MAX];
+    bool ok;
+    char id[ID_SIZE];
+    str_t *ids;
+};
+
+/* ---- responses ---- */
+
+static void respond_json(http_conn_t *hc, int status, json_t *doc)
+{
+    size_t len;
+    char *text = chat_dumps(doc, &len);
+    if (!text) {
+        http_respond_error(hc, 500, "INTERNAL", "could not encode the answer");
+        return;
+    }
+    http_respond(hc, status, "application/json; charset=utf-8", NULL, text, len);
+    free(text);
+}
+
+static void respond_error(http_conn_t *hc, int status, const char *code, const char *message)
+{
+    json_t *doc = json_pack("{s:o}", "error", chat_error_json(code, message));
+    respond_json(hc, status, doc);
+    json_decref(doc);
+}
+
+static void on_abort(http_conn_t *hc, void *arg)
+{
+    ((api_ctx_t *)arg)->hc = NULL;
+}
+
+static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
+{
+    api_ctx_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->api = a;
+    c->hc = hc;
+    if (arena) {
+        c->arena = malloc(arena);
+        if (!c->arena) {
+            free(c);
+            return NULL;
+        }
+        c->req.arena.ptr = c->arena;
+        c->req.arena.cap = arena;
+    }
+    http_conn_set_abort(hc, on_abort, c);
+    return c;
+}
+
+static void ctx_free(api_ctx_t *c)
+{
+    if (c->hc) http_conn_set_abort(c->hc, NULL, NULL);
+    json_decref(c->body);
+    free(c->arena);
+    if (c->password) {
+        memset(c->password, 0, c->password_len);
+        free(c->password);
+    }
+    free(c->ids);
+    free(c);
+}
+
+/* Submits; on refusal answers 503 and frees. Returns HTTP_DEFERRED either way. */
+static int submit(api_ctx_t *c, void (*done)(store_req_t *))
+{
+    c->req.done = done;
+    if (store_submit(chat_store(c->api->chat), &c->req) != 0) {
+        respond_error(c->hc, 503, "INTERNAL", "the server is shutting down");
+        ctx_free(c);
+        return HTTP_DONE;
+    }
+    return HTTP_DEFERRED;
+}
+
+/* True (and answers) when the request failed in the store. */
+static bool store_failed(api_ctx_t *c)
+{
+    if (c->req.status == STORE_OK) return false;
+    const char *code, *msg;
+    int status = chat_store_error(c->req.status, &code, &msg);
+    if (c->hc) respond_error(c->hc, status, code, msg);
+    return true;
+}
+
+/* ---- request helpers ---- */
+
+static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user)
+{
+    str_t h = http_request_header(req, "authorization");
+    str_t token = STR_NULL;
+    if (h.ptr && h.len > 7 && strncasecmp(h.ptr, "Bearer ", 7) == 0)
+        token = str_make(h.ptr + 7, h.len - 7);
+    int rc = chat_authenticate(a->chat, token, user);
+    if (rc != AUTH_OK) {
+        json_t *err = chat_error_json("UNAUTHORIZED", rc == AUTH_ERR_MISSING
+                                                          ? "Authorization: Bearer <token> is required"
+                                                      : rc == AUTH_ERR_EXPIRED
+                                                          ? "the token has expired"
+                                                          : "the token is not valid");
+        json_object_set_new(err, "reason", json_string(auth_error_code(rc)));
+        json_t *doc = json_pack("{s:o}", "error", err);
+        size_t len;
+        char *text = chat_dumps(doc, &len);
+        http_respond(hc, 401, "application/json; charset=utf-8",
+                     "WWW-Authenticate: Bearer\r\n", text, len);
+        free(text);
+        json_decref(doc);
+        return -1;
+    }
+    chat_record_user(a->chat, user);
+    return 0;
+}
+
+static json_t *parse_body(http_conn_t *hc, str_t body)
+{
+    json_error_t e;
+    json_t *j = json_loadb(body.ptr ? body.ptr : "", body.len, JSON_ALLOW_NUL, &e);
+    if (!j) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "the body is not valid JSON: %s", e.text);
+        respond_error(hc, 400, "BAD_REQUEST", msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        respond_error(hc, 400, "BAD_REQUEST", "the body must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* limit= : absent -> def; clamped to max; garbage -> -1. */
+static long query_limit(const http_request_t *req, long def, long max)
+{
+    char v[32];
+    int n = http_query_param(req->query, "limit", v, sizeof v);
+    if (n == -1 || n == 0) return def;
+    if (n < 0) return -1;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < 1) return -1;
+    return x > max ? max : x;
+}
+
+static void method_not_allowed(http_conn_t *hc, const char *allow)
+{
+    char hdr[96];
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    json_t *doc = json_pack("{s:o}", "error",
+                            chat_error_json("METHOD_NOT_ALLOWED", "method not allowed here"));
+    size_t len;
+    char *text = chat_dumps(doc, &len);
+    http_respond(hc, 405, "application/json; charset=utf-8", hdr, text, len);
+    free(text);
+    json_decref(doc);
+}
+
+static const char *valid_role(json_t *role)
+{
+    if (!role || json_is_null(role)) return "tenant";
+    if (!json_is_string(role) || json_string_length(role) == 0 || json_string_length(role) > 32)
+        return NULL;
+    for (const char *p = json_string_value(role); *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
+            return NULL;
+    return json_string_value(role);
+}
+
+/* ---- accounts ---- */
+
+static void issue_token(api_ctx_t *c, int status, const store_user_t *u, const char *id)
+{
+    char *token = NULL;
+    char sub[STORE_USER_ID_MAX + 1], name[129], role[33];
+    snprintf(sub, sizeof sub, "%s", id);
+    snprintf(name, sizeof name, "%.*s", (int)u->name.len, u->name.ptr ? u->name.ptr : "");
+    snprintf(role, sizeof role, "%.*s", (int)u->role.len, u->role.ptr ? u->role.ptr : "");
+    if (auth_jwt_sign(chat_jwt(c->api->chat), sub, name, role, (int64_t)time(NULL),
+                      c->api->opts.token_ttl_s, &token) != AUTH_OK) {
+        respond_error(c->hc, 500, "INTERNAL", "could not sign a token");
+        return;
+    }
+    json_t *user = json_pack("{s:s, s:o, s:s, s:s}", "id", sub, "username",
+                             chat_str_or_null(u->username), "name", name, "role", role);
+    json_t *doc = json_pack("{s:s, s:o}", "token", token, "user", user);
+    respond_json(c->hc, status, doc);
+    json_decref(doc);
+    free(token);
+}
+
+static void account_created(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc) {
+        if (req->status == STORE_E_CONFLICT) {
+            respond_error(c->hc, 409, "CONFLICT", "that username is taken");
+        } else if (!store_failed(c)) {
+            store_account_create_t *ac = &req->u.account_create;
+            store_user_t u = {.username = ac->username, .name = ac->name, .role = ac->role};
+            issue_token(c, 201, &u, ac->id);
+        }
+    }
+    ctx_free(c);
+}
+
+static void hash_work(uv_work_t *w)
+{
+    api_ctx_t *c = w->data;
+    c->ok = auth_password_hash(c->password, c->password_len, c->hash) == 0;
+}
+
+static void hash_after(uv_work_t *w, int status)
+{
+    api_ctx_t *c = w->data;
+    if (!c->hc) {
+        ctx_free(c);
+        return;
+    }
+    if (!c->ok || status != 0) {
+        respond_error(c->hc, 500, "INTERNAL", "could not hash the password");
+        ctx_free(c);
+        return;
+    }
+    json_t *b = c->body;
+    const char *username = json_string_value(json_object_get(b, "username"));
+    json_t *name = json_object_get(b, "name");
+    store_account_create_t *ac = &c->req.u.account_create;
+    ac->username = str_cstr(username);
+    ac->password_hash = str_cstr(c->hash);
+    ac->name = json_is_string(name) && json_string_length(name) ? str_cstr(json_string_value(name))
+                                                                : str_cstr(username);
+    ac->role = str_cstr(valid_role(json_object_get(b, "role")));
+    c->req.op = STORE_OP_ACCOUNT_CREATE;
+    submit(c, account_created);
+}
+
+static int handle_register(api_t *a, http_conn_t *hc, str_t body)
+{
+    json_t *b = parse_body(hc, body);
+    if (!b) return HTTP_DONE;
+    json_t *username = json_object_get(b, "username"), *password = json_object_get(b, "password");
+    json_t *name = json_object_get(b, "name");
+    const char *why = NULL;
+    if (!json_is_string(username) || json_string_length(username) < 3 ||
+        json_string_length(username) > 32 ||
+        !auth_sub_is_valid(json_string_value(username), json_string_length(username)))
+        why = "username must be 3-32 characters of A-Z a-z 0-9 _ -";
+    else if (!json_is_string(password) ||
+             auth_password_policy(json_string_length(password)) != AUTH_PW_OK)
+        why = "password must be 8-256 bytes";
+    else if (name && !json_is_null(name) &&
+             (!json_is_string(name) || json_string_length(name) > 128))
+        why = "name must be a string of at most 128 bytes";
+    else if (!valid_role(json_object_get(b, "role")))
+        why = "role must be 1-32 letters, '_' or '-' (e.g. tenant, owner)";
+    if (why) {
+        respond_error(hc, 400, "BAD_REQUEST", why);
+        json_decref(b);
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 0);
+    if (!c) {
+        json_decref(b);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->body = b;
+    c->password_len = json_string_length(password);
+    c->password = malloc(c->password_len + 1);
+    memcpy(c->password, json_string_value(password), c->password_len + 1);
+    c->work.data = c;
+    uv_queue_work(a->loop, &c->work, hash_work, hash_after);
+    return HTTP_DEFERRED;
+}
+
+static void verify_work(uv_work_t *w)
+{
+    api_ctx_t *c = w->data;
+    c->ok = auth_password_verify(c->hash, c->password, c->password_len);
+}
+
+static void verify_after(uv_work_t *w, int status)
+{
+    api_ctx_t *c = w->data;
+    if (c->hc) {
+        store_user_t *u = &c->req.u.account_get.user;
+        if (c->ok && c->req.status == STORE_OK && status == 0) {
+            char id[STORE_USER_ID_MAX + 1];
+            snprintf(id, sizeof id, "%.*s", (int)u->id.len, u->id.ptr);
+            issue_token(c, 200, u, id);
+        } else {
+            /* Unknown user and wrong password answer alike. */
+            respond_error(c->hc, 401, "UNAUTHORIZED", "invalid username or password");
+        }
+    }
+    ctx_free(c);
+}
+
+static void account_fetched(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (req->status != STORE_OK && req->status != STORE_E_NOT_FOUND) {
+        if (c->hc) store_failed(c);
+        ctx_free(c);
+        return;
+    }
+    store_user_t *u = &req->u.account_get.user;
+    /* Unknown users verify against a dummy hash, so timing does not tell them apart. */
+    const char *hash = req->status == STORE_OK && u->password_hash.ptr ? u->password_hash.ptr
+                                                                      : c->api->dummy_hash;
+    snprintf(c->hash, sizeof c->hash, "%s", hash);
+    c->work.data = c;
+    uv_queue_work(c->api->loop, &c->work, verify_work, verify_after);
+}
+
+static int handle_login(api_t *a, http_conn_t *hc, str_t body)
+{
+    json_t *b = parse_body(hc, body);
+    if (!b) return HTTP_DONE;
+    json_t *username = json_object_get(b, "username"), *password = json_object_get(b, "password");
+    if (!json_is_string(username) || !json_is_string(password) ||
+        json_string_length(username) == 0 || json_string_length(username) > 64 ||
+        json_string_length(password) > 256) {
+        respond_error(hc, 400, "BAD_REQUEST", "username and password are required");
+        json_decref(b);
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 2048);
+    if (!c) {
+        json_decref(b);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->body = b;
+    c->password_len = json_string_length(password);
+    c->password = malloc(c->password_len + 1);
+    memcpy(c->password, json_string_value(password), c->password_len + 1);
+    c->req.op = STORE_OP_ACCOUNT_GET;
+    c->req.u.account_get.username = str_cstr(json_string_value(username));
+    return submit(c, account_fetched);
+}
+
+/* ---- conversations ---- */
+
+static void conversations_listed(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc && !store_failed(c)) {
+        store_conversations_list_t *l = &req->u.conversations_list;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < l->count; i++) {
+            chat_cache_members(c->api->chat, &l->convs[i]);
+            json_array_append_new(arr, chat_conversation_json(&l->convs[i]));
+        }
+        json_t *doc = json_pack("{s:o, s:o}", "conversations", arr, "nextCursor",
+                                l->next_cursor[0] ? json_string(l->next_cursor) : json_null());
+        respond_json(c->hc, 200, doc);
+        json_decref(doc);
+    }
+    ctx_free(c);
+}
+
+static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *req,
+                              const chat_user_t *user)
+{
+    long limit = query_limit(req, 20, 100);
+    char before[STORE_CURSOR_LEN + 8];
+    int bl = http_query_param(req->query, "before", before, sizeof before);
+    if (limit < 0 || bl == -2 || (bl > 0 && bl != STORE_CURSOR_LEN)) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 64 * 1024 + (size_t)limit * 12 * 1024);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->user = *user;
+    c->req.op = STORE_OP_CONVERSATIONS_LIST;
+    c->req.u.conversations_list.user = str_cstr(c->user.id);
+    c->req.u.conversations_list.limit = (size_t)limit;
+    if (bl > 0) {
+        memcpy(c->hash, before, (size_t)bl + 1); /* c->hash: spare storage for the cursor */
+        c->req.u.conversations_list.cursor = str_make(c->hash, (size_t)bl);
+    }
+    return submit(c, conversations_listed);
+}
+
+static void group_created(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc && !store_failed(c)) {
+        chat_cache_members(c->api->chat, &req->u.group_create.conv);
+        json_t *doc = chat_conversation_json(&req->u.group_create.conv);
+        respond_json(c->hc, 201, doc);
+        json_decref(doc);
+    }
+    ctx_free(c);
+}
+
+static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
+{
+    json_t *b = parse_body(hc, body);
+    if (!b) return HTTP_DONE;
+    json_t *ids = json_object_get(b, "participantIds"), *title = json_object_get(b, "title");
+    const char *why = NULL;
+    size_t n = json_array_size(ids);
+    if (!json_is_array(ids) || n == 0 || n >= STORE_GROUP_MAX)
+        why = "participantIds must be a non-empty array of user ids (at most 255)";
+    for (size_t i = 0; !why && i < n; i++) {
+        json_t *id = json_array_get(ids, i);
+        if (!json_is_string(id) || !auth_sub_is_valid(json_string_value(id), json_string_length(id)))
+            why = "participantIds must hold user ids: 1-64 characters of A-Z a-z 0-9 _ -";
+    }
+    if (!why && title && !json_is_null(title) &&
+        (!json_is_string(title) || json_string_length(title) > 200))
+        why = "title must be a string of at most 200 bytes";
+    if (why) {
+        respond_error(hc, 400, "BAD_REQUEST", why);
+        json_decref(b);
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 64 * 1024);
+    if (!c || !(c->ids = calloc(n, sizeof *c->ids))) {
+        if (c) ctx_free(c);
+        json_decref(b);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->body = b;
+    c->user = *user;
+    for (size_t i = 0; i < n; i++) c->ids[i] = str_cstr(json_string_value(json_array_get(ids, i)));
+    store_group_create_t *g = &c->req.u.group_create;
+    g->creator = str_cstr(c->user.id);
+    g->participants = c->ids;
+    g->count = n;
+    if (json_is_string(title)) g->title = str_make(json_string_value(title), json_string_length(title));
+    c->req.op = STORE_OP_GROUP_CREATE;
+    return submit(c, group_created);
+}
+
+/* ---- messages ---- */
+
+static void page_done(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc && !store_failed(c)) {
+        store_messages_page_t *p = &req->u.messages_page;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < p->count; i++)
+            json_array_append_new(arr, chat_message_json(&p->msgs[i]));
+        char cursor[32];
+        if (p->has_more && p->count) snprintf(cursor, sizeof cursor, "%lld", (long long)p->msgs[0].seq);
+        json_t *doc = json_pack("{s:o, s:o}", "messages", arr, "nextCursor",
+                                p->has_more && p->count ? json_string(cursor) : json_null());
+        respond_json(c->hc, 200, doc);
+        json_decref(doc);
+    }
+    ctx_free(c);
+}
+
+static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, str_t conv,
+                         const chat_user_t *user)
+{
+    if (!id_valid(conv)) {
+        respond_error(hc, 400, "BAD_REQUEST", "conversationId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    long limit = query_limit(req, 50, STORE_PAGE_MAX);
+    char before[32];
+    int bl = http_query_param(req->query, "before", before, sizeof before);
+    long long before_seq = 0;
+    if (bl > 0) {
+        char *end;
+        before_seq = strtoll(before, &end, 10);
+        if (*end || before_seq < 1) bl = -2;
+    }
+    if (limit < 0 || bl == -2) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit and before must be positive integers");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 32 * 1024 + (size_t)limit * 20 * 1024);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->user = *user;
+    memcpy(c->id, conv.ptr, ID_LEN);
+    store_messages_page_t *p = &c->req.u.messages_page;
+    p->conversation_id = str_make(c->id, ID_LEN);
+    p->requester = str_cstr(c->user.id);
+    p->before_seq = before_seq;
+    p->limit = (size_t)limit;
+    c->req.op = STORE_OP_MESSAGES_PAGE;
+    return submit(c, page_done);
+}
+
+static void rest_send_done(void *ud, int status, const char *code, const char *message,
+                           json_t *doc, bool dup)
+{
+    api_ctx_t *c = ud;
+    if (c->hc) {
+        if (code) {
+            respond_error(c->hc, status, code, message);
+        } else {
+            json_t *out = json_pack("{s:O}", "message", doc);
+            respond_json(c->hc, dup ? 200 : 201, out);
+            json_decref(out);
+        }
+    }
+    ctx_free(c);
+}
+
+static int post_message(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
+{
+    json_t *b = parse_body(hc, body);
+    if (!b) return HTTP_DONE;
+    api_ctx_t *c = ctx_new(a, hc, 0);
+    if (!c) {
+        json_decref(b);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->body = b;
+    c->user = *user;
+    /* chat_send may answer before returning (refusals): then the response is already out. */
+    chat_send(a->chat, &c->user, b, rest_send_done, c);
+    return HTTP_DEFERRED;
+}
+
+static void read_done(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (!store_failed(c)) {
+        store_mark_read_t *mr = &req->u.mark_read;
+        if (mr->moved) chat_publish_read(c->api->chat, c->user.id, c->id, mr);
+        if (c->hc) {
+            json_t *doc = json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "conversationId", mr->conv_id,
+                                    "seq", (json_int_t)mr->seq, "unreadCount",
+                                    (json_int_t)mr->unread_count);
+            respond_json(c->hc, 200, doc);
+            json_decref(doc);
+        }
+    }
+    ctx_free(c);
+}
+
+static int mark_read(api_t *a, http_conn_t *hc, str_t msg, const chat_user_t *user)
+{
+    if (!id_valid(msg)) {
+        respond_error(hc, 400, "BAD_REQUEST", "messageId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 1024);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->user = *user;
+    memcpy(c->id, msg.ptr, ID_LEN);
+    c->req.op = STORE_OP_MARK_READ;
+    c->req.u.mark_read.user = str_cstr(c->user.id);
+    c->req.u.mark_read.message_id = str_make(c->id, ID_LEN);
+    return submit(c, read_done);
+}
+
+/* ---- routing ---- */
+
+static bool method(const http_request_t *req, const char *m)
+{
+    return str_eq_cstr(req->method, m);
+}
+
+/* Splits path after prefix into at most 4 segments. */
+static int segments(str_t path, str_t *seg, int max)
+{
+    int n = 0;
+    size_t i = 0;
+    while (i < path.len && n < max + 1) {
+        while (i < path.len && path.ptr[i] == '/') i++;
+        if (i >= path.len) break;
+        size_t start = i;
+        while (i < path.len && path.ptr[i] != '/') i++;
+        if (n < max) seg[n] = str_make(path.ptr + start, i - start);
+        n++;
+    }
+    return n;
+}
+
+int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)
+{
+    api_t *a = arg;
+    str_t seg[5];
+    int n = segments(req->path, seg, 5);
+    if (n == 1 && str_eq_cstr(seg[0], "healthz")) {
+        if (!method(req, "GET") && !method(req, "HEAD")) {
+            method_not_allowed(hc, "GET");
+            return HTTP_DONE;
+        }
+        http_respond(hc, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
+        return HTTP_DONE;
+    }
+    if (n < 3 || n > 5 || !str_eq_cstr(seg[0], "api")) {
+        respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
+        return HTTP_DONE;
+    }
+    if (str_eq_cstr(seg[1], "auth") && n == 3 &&
+        (str_eq_cstr(seg[2], "register") || str_eq_cstr(seg[2], "login"))) {
+        if (!method(req, "POST")) {
+            method_not_allowed(hc, "POST");
+            return HTTP_DONE;
+        }
+        if (!a->opts.accounts_enabled) {
+            respond_error(hc, 404, "NOT_FOUND",
+                          "standalone accounts are off: tokens come from your platform");
+            return HTTP_DONE;
+        }
+        return str_eq_cstr(seg[2], "register") ? handle_register(a, hc, body)
+                                               : handle_login(a, hc, body);
+    }
+    if (!str_eq_cstr(seg[1], "chat")) {
+        respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
+        return HTTP_DONE;
+    }
+    /* Which endpoint, and its allowed methods, before authentication: 404/405 need no token. */
+    enum { E_CONVS, E_MESSAGES, E_MESSAGE_PAGE, E_READ, E_NONE } ep = E_NONE;
+    const char *allow = "";
+    if (n == 3 && str_eq_cstr(seg[2], "conversations")) ep = E_CONVS, allow = "GET, POST";
+    else if (n == 3 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGES, allow = "POST";
+    else if (n == 4 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGE_PAGE, allow = "GET";
+    else if (n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read"))
+        ep = E_READ, allow = "PUT";
+    if (ep == E_NONE) {
+        respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
+        return HTTP_DONE;
+    }
+    bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
+              (ep == E_MESSAGES && method(req, "POST")) ||
+              (ep == E_MESSAGE_PAGE && method(req, "GET")) || (ep == E_READ && method(req, "PUT"));
+    if (!ok) {
+        method_not_allowed(hc, allow);
+        return HTTP_DONE;
+    }
+    chat_user_t user;
+    if (authenticate(a, hc, req, &user) < 0) return HTTP_DONE;
+    switch (ep) {
+    case E_CONVS:
+        return method(req, "GET") ? list_conversations(a, hc, req, &user)
+                                  : create_conversation(a, hc, body, &user);
+    case E_MESSAGES: return post_message(a, hc, body, &user);
+    case E_MESSAGE_PAGE: return messages_page(a, hc, req, seg[3], &user);
+    case E_READ: return mark_read(a, hc, seg[3], &user);
+    default: return HTTP_DONE;
+    }
+}
+
+api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts)
+{
+    api_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->loop = loop;
+    a->chat = chat;
+    a->store = chat_store(chat);
+    a->opts = *opts;
+    if (opts->accounts_enabled)
+        auth_password_hash("not a real password, only for timing", 36, a->dummy_hash);
+    return a;
+}
+
+void api_free(api_t *a)
+{
+    free(a);
+}

@@ -1,0 +1,21 @@
+/* The REST API of CONTRACT.md: accounts, conversations, messages, receipts, health. */
+#ifndef PARLOR_API_H
+#define PARLOR_API_H
+
+#include "chat/chat.h"
+#include "http/http_server.h"
+
+typedef struct api api_t;
+
+typedef struct {
+    const char *cors_origins; /* "" = same origin only */
+    int64_t token_ttl_s;      /* tokens issued by register/login */
+    bool accounts_enabled;    /* standalone accounts (needs an HS256 secret) */
+} api_options_t;
+
+api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts);
+void api_free(api_t *a);
+/* Route "/api/" and "/healthz" here (arg = the api_t). */
+int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
+
+#endif

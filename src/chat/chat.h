@@ -1,0 +1,57 @@
+/* The chat domain of CONTRACT.md on Socket.IO: authentication of sockets, send_message with
+ * its validation, durable-before-visible delivery to every member's sockets, mark_read, and the
+ * membership cache that keeps the store off the hot path. */
+#ifndef PARLOR_CHAT_H
+#define PARLOR_CHAT_H
+
+#include <jansson.h>
+
+#include "auth/auth_jwt.h"
+#include "sio/sio_server.h"
+#include "store/store.h"
+
+typedef struct chat chat_t;
+
+typedef struct {
+    char id[STORE_USER_ID_MAX + 1];
+    char name[129];
+    char role[33];
+} chat_user_t;
+
+typedef struct {
+    size_t max_message_length; /* in characters (code points) */
+} chat_options_t;
+
+chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_jwt_t *jwt,
+                 const chat_options_t *opts);
+void chat_free(chat_t *c);
+store_t *chat_store(chat_t *c);
+const auth_jwt_t *chat_jwt(chat_t *c);
+
+/* Verifies a token; returns AUTH_OK or an AUTH_ERR_* (see auth_jwt.h). */
+int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
+/* Records (id, name, role) in the store the first time they are seen in this process. */
+void chat_record_user(chat_t *c, const chat_user_t *u);
+
+/* Result of a send: err_code NULL on success (then message is the stored document, borrowed,
+ * and duplicate tells whether it was an idempotent repeat). http_status is the REST status. */
+typedef void (*chat_send_done)(void *ud, int http_status, const char *err_code,
+                               const char *err_message, json_t *message, bool duplicate);
+/* The send pipeline shared by the socket and REST: validates payload (a JSON object,
+ * borrowed), stores the message, then delivers receive_message to every socket of every member
+ * (REST: no socket is skipped) and calls done. May call done before returning (refusals). */
+void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_done done, void *ud);
+
+/* Caches the members of a conversation (from a store answer). */
+void chat_cache_members(chat_t *c, const store_conversation_t *conv);
+/* Emits ["event", doc] to every socket of user (except `except`). */
+void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, const char *event,
+                       json_t *doc);
+/* messages_read { conversationId, readerId, seq, messageId, readAt } to every member. */
+void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
+                       const store_mark_read_t *mr);
+/* Status and code of a store error in a conversation context: a conversation the caller is not
+ * a member of is reported exactly like one that does not exist (404), so ids cannot be probed. */
+int chat_store_error(int store_status, const char **code, const char **message);
+
+#endif

@@ -1,0 +1,22 @@
+/* The JSON documents of CONTRACT.md (message, conversation, user, error), built with jansson. */
+#ifndef PARLOR_CHAT_JSON_H
+#define PARLOR_CHAT_JSON_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* "2026-11-24T05:00:00.000Z", as Date.prototype.toJSON writes it; out holds 64 bytes. */
+void chat_iso_time(int64_t ms, char out[64]);
+json_t *chat_message_json(const store_message_t *m);
+json_t *chat_conversation_json(const store_conversation_t *c);
+json_t *chat_user_json(const store_user_t *u);
+/* {"code":..., "message":...} (the inside of {"error": ...}). */
+json_t *chat_error_json(const char *code, const char *message);
+/* A str_t as a JSON string, or null when absent. */
+json_t *chat_str_or_null(str_t s);
+/* Compact, key order preserved, like JSON.stringify. Caller frees. */
+char *chat_dumps(const json_t *j, size_t *len);
+
+#endif

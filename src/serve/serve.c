@@ -1,0 +1,455 @@
+/* `parlor serve`: wires net, http, Socket.IO, chat, REST and the store together under one
+ * option table; `parlor token`: prints a token signed with the server's secret. */
+#include "serve/serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "chat/chat.h"
+#include "core/config.h"
+#include "core/log.h"
+
+typedef struct {
+    long long port;
+    char *host;
+    char *data;
+    char *jwt_secret;
+    char *jwt_public_key;
+    char *jwt_issuer;
+    char *jwt_audience;
+    long long jwt_leeway_s;
+    long long token_ttl_s;
+    long long max_message_length;
+    char *cors_origins;
+    char *log_level;
+    long long ping_interval_ms;
+    long long ping_timeout_ms;
+    long long connect_timeout_ms;
+    long long max_payload;
+    long long max_outbound;
+    long long header_timeout_ms;
+    long long idle_timeout_ms;
+    int accounts;
+} serve_config_t;
+
+#define OFF(f) offsetof(serve_config_t, f)
+static const config_option_t serve_options[] = {
+    {"port", OPT_INT, OFF(port), "5000", 0, 65535, "TCP port to listen on (0: any free port)"},
+    {"host", OPT_STRING, OFF(host), "::", 0, 0, "address to listen on (:: = all, IPv6 and IPv4)"},
+    {"data", OPT_STRING, OFF(data), "./data", 0, 0,
+     "data directory (SQLite database, generated secret, uploads)"},
+    {"jwt-secret", OPT_STRING, OFF(jwt_secret), "", 0, 0,
+     "HS256 shared secret (>= 32 bytes); when neither this nor a public key is set, one is "
+     "generated into <data>/jwt-secret"},
+    {"jwt-public-key", OPT_STRING, OFF(jwt_public_key), "", 0, 0,
+     "PEM file with an RSA (RS256) or P-256 (ES256) public key: verify tokens your platform "
+     "issues"},
+    {"jwt-issuer", OPT_STRING, OFF(jwt_issuer), "", 0, 0, "required iss claim (empty: not checked)"},
+    {"jwt-audience", OPT_STRING, OFF(jwt_audience), "", 0, 0,
+     "required aud claim (empty: not checked)"},
+    {"jwt-leeway-s", OPT_INT, OFF(jwt_leeway_s), "30", 0, 3600, "clock skew allowed on exp/nbf"},
+    {"token-ttl-s", OPT_INT, OFF(token_ttl_s), "604800", 60, 31536000,
+     "lifetime of tokens issued by /api/auth/register and /login"},
+    {"accounts", OPT_BOOL, OFF(accounts), "true", 0, 0,
+     "standalone accounts (/api/auth/register, /login); needs an HS256 secret"},
+    {"max-message-length", OPT_INT, OFF(max_message_length), "4000", 1, 60000,
+     "longest message content, in characters"},
+    {"cors-origins", OPT_STRING, OFF(cors_origins), "", 0, 0,
+     "origins allowed to use the Socket.IO endpoint from a browser: '*' or a comma-separated "
+     "list (empty: same origin only)"},
+    {"log-level", OPT_STRING, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
+    {"ping-interval-ms", OPT_INT, OFF(ping_interval_ms), "25000", 100, 3600000,
+     "Engine.IO pingInterval"},
+    {"ping-timeout-ms", OPT_INT, OFF(ping_timeout_ms), "20000", 100, 3600000,
+     "Engine.IO pingTimeout"},
+    {"connect-timeout-ms", OPT_INT, OFF(connect_timeout_ms), "45000", 100, 3600000,
+     "time a client has to join the namespace after the handshake"},
+    {"max-payload", OPT_INT, OFF(max_payload), "1000000", 4096, 100000000,
+     "Engine.IO maxPayload and REST body limit, in bytes"},
+    {"max-outbound-bytes", OPT_INT, OFF(max_outbound), "8388608", 4096, 1LL << 32,
+     "unsent bytes per connection before it is cut as a slow reader"},
+    {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000", 0, 3600000,
+     "time to send a complete HTTP request (0: none)"},
+    {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "120000", 0, 3600000,
+     "idle keep-alive HTTP connections are closed after this (0: never)"},
+};
+#define NOPTS (sizeof serve_options / sizeof serve_options[0])
+
+typedef struct {
+    serve_config_t cfg;
+    uv_loop_t *loop;
+    net_loop_t nl;
+    http_server_t *http;
+    net_listener_t *listener;
+    sio_server_t *sio;
+    store_t *store;
+    chat_t *chat;
+    api_t *api;
+    auth_jwt_t *jwt;
+    uv_signal_t sigint, sigterm;
+    bool stopping;
+} server_t;
+
+/* ---- secrets and keys ---- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
+    return -1;
+}
+
+/* The HS256 secret: configured, or <data>/jwt-secret, generated (0600) when missing. */
+static char *load_or_create_secret(const char *data, bool *generated)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jwt-secret", data);
+    size_t len;
+    char *s = read_file(path, &len);
+    *generated = false;
+    if (s) {
+        while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) s[--len] = '\0';
+        return s;
+    }
+    uint8_t rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return NULL;
+    s = malloc(65);
+    for (int i = 0; i < 32; i++) snprintf(s + 2 * i, 3, "%02x", rnd[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        free(s);
+        return NULL;
+    }
+    bool ok = write(fd, s, 64) == 64 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    if (!ok) {
+        free(s);
+        return NULL;
+    }
+    *generated = true;
+    return s;
+}
+
+/* Builds the verifier from the options. */
+static int make_jwt(serve_config_t *cfg, auth_jwt_t **out, bool *can_sign)
+{
+    auth_jwt_config_t jc = {0};
+    char err[256] = "";
+    char *key = NULL;
+    size_t key_len = 0;
+    bool generated = false;
+    *can_sign = false;
+    jc.issuer = cfg->jwt_issuer;
+    jc.audience = cfg->jwt_audience;
+    jc.leeway_s = (int)cfg->jwt_leeway_s;
+    if (cfg->jwt_public_key[0]) {
+        key = read_file(cfg->jwt_public_key, &key_len);
+        if (!key) {
+            log_error("cannot read jwt-public-key %s: %s", cfg->jwt_public_key, strerror(errno));
+            return -1;
+        }
+        BIO *bio = BIO_new_mem_buf(key, (int)key_len);
+        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        int type = pk ? EVP_PKEY_base_id(pk) : 0;
+        EVP_PKEY_free(pk);
+        BIO_free(bio);
+        jc.alg = type == EVP_PKEY_RSA ? "RS256" : type == EVP_PKEY_EC ? "ES256" : NULL;
+        if (!jc.alg) {
+            log_error("jwt-public-key %s: not an RSA or EC public key in PEM", cfg->jwt_public_key);
+            free(key);
+            return -1;
+        }
+    } else {
+        jc.alg = "HS256";
+        if (cfg->jwt_secret[0]) {
+            key = strdup(cfg->jwt_secret);
+        } else {
+            if (ensure_dir(cfg->data) < 0) {
+                log_error("cannot create data directory %s: %s", cfg->data, strerror(errno));
+                return -1;
+            }
+            key = load_or_create_secret(cfg->data, &generated);
+            if (!key) {
+                log_error("cannot read or create %s/jwt-secret: %s", cfg->data, strerror(errno));
+                return -1;
+            }
+        }
+        key_len = strlen(key);
+        *can_sign = true;
+    }
+    jc.key = (const unsigned char *)key;
+    jc.key_len = key_len;
+    int rc = auth_jwt_new(&jc, out, err, sizeof err);
+    free(key);
+    if (rc != AUTH_OK) {
+        log_error("JWT configuration: %s", err);
+        return -1;
+    }
+    if (generated) log_info("generated a JWT secret in %s/jwt-secret (mode 0600)", cfg->data);
+    log_info("tokens: %s%s%s", jc.alg, cfg->jwt_issuer[0] ? ", issuer checked" : "",
+             cfg->jwt_audience[0] ? ", audience checked" : "");
+    return 0;
+}
+
+static int load_config(int argc, char **argv, serve_config_t *cfg, char **pos, int maxpos,
+                       int *npos, const char *cmd)
+{
+    char err[512];
+    if (config_load(serve_options, NOPTS, cfg, argc, argv, pos, maxpos, npos, err, sizeof err) < 0) {
+        fprintf(stderr, "parlor %s: %s\n", cmd, err);
+        return -1;
+    }
+    int lvl = log_level_parse(cfg->log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "parlor %s: invalid log-level '%s' (debug, info, warn, error, off)\n", cmd,
+                cfg->log_level);
+        return -1;
+    }
+    log_level = lvl;
+    if (cfg->jwt_secret[0] && cfg->jwt_public_key[0]) {
+        fprintf(stderr, "parlor %s: give jwt-secret or jwt-public-key, not both\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the server ---- */
+
+static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)
+{
+    server_t *s = arg;
+    store_stats_t st;
+    store_stats(s->store, &st);
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b,
+               "# TYPE parlor_connections gauge\nparlor_connections %zu\n"
+               "# TYPE parlor_engineio_sessions gauge\nparlor_engineio_sessions %zu\n"
+               "# TYPE parlor_store_commits_total counter\nparlor_store_commits_total %llu\n"
+               "# TYPE parlor_store_writes_total counter\nparlor_store_writes_total %llu\n"
+               "# TYPE parlor_store_reads_total counter\nparlor_store_reads_total %llu\n"
+               "# TYPE parlor_store_max_batch gauge\nparlor_store_max_batch %llu\n",
+               s->nl.num_conns, eio_server_num_sessions(sio_server_eio(s->sio)),
+               (unsigned long long)st.commits, (unsigned long long)st.writes,
+               (unsigned long long)st.reads, (unsigned long long)st.max_batch);
+    http_respond(hc, 200, "text/plain; version=0.0.4", NULL, b.data, b.len);
+    buf_free(&b);
+    return HTTP_DONE;
+}
+
+static void close_conn(net_conn_t *c, void *arg)
+{
+    net_conn_close_after_write(c);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server_t *s = h->data;
+    if (s->stopping) return;
+    s->stopping = true;
+    log_info("signal %d: shutting down", signum);
+    net_listener_close(s->listener);
+    sio_server_shutdown(s->sio);
+    /* Everything queued is committed (and answered) before the store stops. */
+    store_close(s->store);
+    net_foreach_conn(&s->nl, close_conn, NULL);
+    sio_server_close(s->sio);
+    net_loop_close(&s->nl);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+int serve_main(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: parlor serve [options]\n\nEvery option is also an environment "
+                   "variable.\n\n");
+            config_print_help(serve_options, NOPTS, stdout);
+            return 0;
+        }
+    server_t s;
+    memset(&s, 0, sizeof s);
+    char *pos[1];
+    int npos;
+    if (load_config(argc, argv, &s.cfg, pos, 0, &npos, "serve") < 0) return 2;
+    serve_config_t *cfg = &s.cfg;
+    signal(SIGPIPE, SIG_IGN);
+    log_info("parlor starting (data directory %s)", cfg->data);
+    if (ensure_dir(cfg->data) < 0) {
+        log_error("cannot create data directory %s: %s", cfg->data, strerror(errno));
+        return 1;
+    }
+    bool can_sign;
+    if (make_jwt(cfg, &s.jwt, &can_sign) < 0) return 1;
+
+    s.loop = uv_default_loop();
+    char path[4096], err[256] = "";
+    snprintf(path, sizeof path, "%s/parlor.db", cfg->data);
+    if (store_open(s.loop, path, &s.store, err, sizeof err) != STORE_OK) {
+        log_error("cannot open the store %s: %s", path, err);
+        return 1;
+    }
+    log_info("store opened: %s (SQLite, WAL)", path);
+
+    net_limits_t limits = {
+        .max_inbound = (size_t)cfg->max_payload + 64 * 1024,
+        .max_outbound = (size_t)cfg->max_outbound,
+        .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
+        .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
+    };
+    net_loop_init(&s.nl, s.loop, &limits);
+    http_server_config_t hcfg = {.max_head = 16 * 1024, .max_body = (size_t)cfg->max_payload};
+    s.http = http_server_new(&s.nl, &hcfg);
+    sio_config_t scfg = {
+        .eio = {.ping_interval_ms = (uint32_t)cfg->ping_interval_ms,
+                .ping_timeout_ms = (uint32_t)cfg->ping_timeout_ms,
+                .max_payload = (size_t)cfg->max_payload,
+                .cors_origins = cfg->cors_origins,
+                .cors_credentials = strcmp(cfg->cors_origins, "*") != 0},
+        .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
+    };
+    s.sio = sio_server_new(&s.nl, &scfg);
+    chat_options_t copts = {.max_message_length = (size_t)cfg->max_message_length};
+    s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
+    api_options_t aopts = {.cors_origins = cfg->cors_origins,
+                           .token_ttl_s = cfg->token_ttl_s,
+                           .accounts_enabled = cfg->accounts && can_sign};
+    s.api = api_new(s.loop, s.chat, &aopts);
+    if (!s.http || !s.sio || !s.chat || !s.api) {
+        log_error("out of memory at start");
+        return 1;
+    }
+    http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
+    http_server_route(s.http, "/api/", api_handle, s.api);
+    http_server_route(s.http, "/healthz", api_handle, s.api);
+    http_server_route(s.http, "/metrics", handle_metrics, &s);
+
+    int r = net_listen(&s.nl, cfg->host, (int)cfg->port, http_server_accept, s.http, &s.listener);
+    if (r < 0 && !strcmp(cfg->host, "::"))
+        r = net_listen(&s.nl, "0.0.0.0", (int)cfg->port, http_server_accept, s.http, &s.listener);
+    if (r < 0) {
+        log_error("cannot listen on %s port %lld: %s", cfg->host, cfg->port, uv_strerror(r));
+        return 1;
+    }
+    log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
+    uv_signal_init(s.loop, &s.sigint);
+    uv_signal_init(s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+
+    uv_run(s.loop, UV_RUN_DEFAULT);
+
+    api_free(s.api);
+    chat_free(s.chat);
+    sio_server_free(s.sio);
+    http_server_free(s.http);
+    auth_jwt_free(s.jwt);
+    uv_loop_close(s.loop);
+    config_free(serve_options, NOPTS, cfg);
+    log_info("stopped");
+    return 0;
+}
+
+/* ---- parlor token ---- */
+
+/* "90", "90s", "15m", "1h", "7d" -> seconds; -1 when malformed. */
+static long long parse_ttl(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0) return -1;
+    long long mult = !*end || !strcmp(end, "s") ? 1
+                     : !strcmp(end, "m")        ? 60
+                     : !strcmp(end, "h")        ? 3600
+                     : !strcmp(end, "d")        ? 86400
+                                                : -1;
+    if (mult < 0 || v > 10LL * 365 * 86400 / mult) return -1;
+    return v * mult;
+}
+
+int token_main(int argc, char **argv)
+{
+    /* token's own flags come first; the rest are the server's options (data, jwt-*). */
+    const char *name = "", *role = "", *ttl = "1h";
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: parlor token <userId> [--name N] [--role R] [--ttl 1h] [serve "
+                   "options: --data, --jwt-secret, --jwt-issuer, --jwt-audience]\n");
+            free(rest);
+            return 0;
+        }
+        if ((!strcmp(argv[i], "--name") || !strcmp(argv[i], "--role") ||
+             !strcmp(argv[i], "--ttl")) && i + 1 < argc) {
+            if (argv[i][2] == 'n') name = argv[i + 1];
+            else if (argv[i][2] == 'r') role = argv[i + 1];
+            else ttl = argv[i + 1];
+            i++;
+            continue;
+        }
+        rest[nrest++] = argv[i];
+    }
+    serve_config_t cfg;
+    char *pos[1];
+    int npos;
+    log_level = LOG_WARN;
+    int rc = load_config(nrest, rest, &cfg, pos, 1, &npos, "token");
+    free(rest);
+    if (rc < 0) return 2;
+    if (log_level < LOG_WARN) log_level = LOG_WARN; /* stdout is the token; stderr stays quiet */
+    if (npos != 1 || !auth_sub_is_valid(pos[0], strlen(pos[0]))) {
+        fprintf(stderr, "parlor token: give one user id (1-64 characters of A-Z a-z 0-9 _ -)\n");
+        return 2;
+    }
+    long long ttl_s = parse_ttl(ttl);
+    if (ttl_s < 0) {
+        fprintf(stderr, "parlor token: invalid --ttl '%s' (e.g. 90s, 15m, 1h, 7d)\n", ttl);
+        return 2;
+    }
+    if (cfg.jwt_public_key[0]) {
+        fprintf(stderr, "parlor token: tokens for a public-key setup come from your platform\n");
+        return 2;
+    }
+    if (strlen(name) > 128 || strlen(role) > 32) {
+        fprintf(stderr, "parlor token: --name is at most 128 bytes, --role at most 32\n");
+        return 2;
+    }
+    auth_jwt_t *jwt;
+    bool can_sign;
+    if (make_jwt(&cfg, &jwt, &can_sign) < 0) return 1;
+    char *token = NULL;
+    if (auth_jwt_sign(jwt, pos[0], name, role, (int64_t)time(NULL), ttl_s, &token) != AUTH_OK) {
+        fprintf(stderr, "parlor token: signing failed\n");
+        auth_jwt_free(jwt);
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    auth_jwt_free(jwt);
+    config_free(serve_options, NOPTS, &cfg);
+    return 0;
+}
