@@ -36,7 +36,7 @@ static void on_timeout(timerq_t *q, tq_entry_t *e)
 {
     net_conn_t *c = (net_conn_t *)((char *)e - offsetof(net_conn_t, timeout));
     log_debug("conn %llu: %s timeout, closing", (unsigned long long)c->id,
-              q == &c->nl->header_tq ? "header" : "idle");
+              q == &c->nl->header_tq ? "header" : q == &c->nl->idle_tq ? "idle" : "linger");
     net_conn_close(c);
 }
 
@@ -57,17 +57,29 @@ int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
     uv_unref((uv_handle_t *)&nl->prepare);
     timerq_init(loop, &nl->header_tq, limits->header_timeout_ms, on_timeout);
     timerq_init(loop, &nl->idle_tq, limits->idle_timeout_ms, on_timeout);
+    timerq_init(loop, &nl->linger_tq, 2000, on_timeout);
+    uv_unref((uv_handle_t *)&nl->linger_tq.timer);
     uv_unref((uv_handle_t *)&nl->header_tq.timer);
     uv_unref((uv_handle_t *)&nl->idle_tq.timer);
     return 0;
 }
 
-void net_loop_close(net_loop_t *nl)
+static void loop_close_handles(net_loop_t *nl)
 {
     uv_close((uv_handle_t *)&nl->check, NULL);
     uv_close((uv_handle_t *)&nl->prepare, NULL);
     timerq_close(&nl->header_tq);
     timerq_close(&nl->idle_tq);
+    timerq_close(&nl->linger_tq);
+}
+
+void net_loop_close(net_loop_t *nl)
+{
+    /* Lingering connections still need the timers: close once the last one is gone. */
+    if (nl->num_conns == 0)
+        loop_close_handles(nl);
+    else
+        nl->close_when_empty = true;
 }
 
 /* ---- connections ---- */
@@ -97,6 +109,10 @@ static void on_conn_closed(uv_handle_t *h)
     c->all_prev->all_next = c->all_next;
     c->all_next->all_prev = c->all_prev;
     nl->num_conns--;
+    if (nl->num_conns == 0 && nl->close_when_empty) {
+        nl->close_when_empty = false;
+        loop_close_handles(nl);
+    }
     conn_free_outq(c);
     buf_free(&c->in);
     free(c);
@@ -113,13 +129,45 @@ void net_conn_close(net_conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    net_conn_t *c = req->data;
+    free(req);
+    if (status < 0 && status != UV_ECANCELED) net_conn_close(c);
+}
+
+/* Everything is written: send FIN, then read and discard until the peer closes too (or the
+ * linger timeout), so that a peer still sending does not get a reset that would destroy the
+ * response or close frame we just sent. */
+static void conn_linger(net_conn_t *c)
+{
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req) {
+        net_conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(req);
+        net_conn_close(c);
+        return;
+    }
+    timerq_add(&c->nl->linger_tq, &c->timeout);
+    if (c->flags & NET_CONN_PAUSED) {
+        c->flags &= ~NET_CONN_PAUSED;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
 void net_conn_close_after_write(net_conn_t *c)
 {
-    if (c->flags & NET_CONN_CLOSING) return;
+    if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return;
     c->flags |= NET_CONN_CLOSE_AFTER_WRITE;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     if (c->outq_len == 0 && !(c->flags & NET_CONN_WRITING)) {
-        net_conn_close(c);
+        conn_linger(c);
         return;
     }
     if (!(c->flags & NET_CONN_IN_FLUSH)) {
@@ -208,7 +256,7 @@ typedef struct {
 static void after_queue_drained(net_conn_t *c)
 {
     if (c->flags & NET_CONN_CLOSE_AFTER_WRITE) {
-        net_conn_close(c);
+        conn_linger(c);
         return;
     }
     if (c->handler && c->handler->on_drain) c->handler->on_drain(c);
@@ -318,7 +366,7 @@ static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratc
 {
     if (!c->handler) return;
     size_t used = c->handler->on_data(c, data, len);
-    if (c->flags & NET_CONN_CLOSING) return;
+    if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return;
     if (used > len) used = len;
     if (from_scratch) {
         if (used < len && buf_append(&c->in, data + used, len - used) < 0) net_conn_close(c);
@@ -342,6 +390,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (nread == 0) return;
+    if (c->flags & NET_CONN_CLOSE_AFTER_WRITE) return; /* closing: input is discarded */
     if (c->in.len == 0) {
         conn_deliver(c, b->base, (size_t)nread, true);
     } else {

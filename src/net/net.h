@@ -73,13 +73,14 @@ struct net_loop {
     net_conn_t *flush_head;
     net_conn_t all; /* sentinel */
     size_t num_conns;
+    bool close_when_empty; /* net_loop_close was called while connections lingered */
     uint64_t next_conn_id;
-    timerq_t header_tq, idle_tq;
+    timerq_t header_tq, idle_tq, linger_tq;
     char scratch[64 * 1024];
 };
 
 int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits);
-/* Closes the loop's own handles; call once every connection is gone. */
+/* Closes the loop's own handles, at once or as soon as the last connection is gone. */
 void net_loop_close(net_loop_t *nl);
 
 typedef struct net_listener net_listener_t;
@@ -98,7 +99,8 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len);
 int net_conn_write_copy(net_conn_t *c, const void *p, size_t len);
 /* Starts closing now (queued output is dropped). Safe to call more than once. */
 void net_conn_close(net_conn_t *c);
-/* Closes once the queued output has been written. */
+/* Closes once the queued output has been written: FIN, then input is read and discarded until
+ * the peer closes or 2 s pass (a graceful close; no reset on top of our last bytes). */
 void net_conn_close_after_write(net_conn_t *c);
 /* The handler forgets the connection: no on_close/on_drain will be called. */
 static inline void net_conn_detach(net_conn_t *c)

@@ -464,7 +464,10 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
         buf_free(&b);
         return;
     }
-    if (client_socket(c, p->nsp)) return; /* already connected there: nothing to do */
+    if (client_socket(c, p->nsp)) {
+        client_protocol_error(c, "CONNECT to a namespace already connected");
+        return;
+    }
     sio_socket_t *s = calloc(1, sizeof *s);
     if (!s) return;
     randid_generate(s->id, SIO_ID_LEN);
@@ -509,7 +512,12 @@ static void dispatch_event(sio_client_t *c, const sio_packet_t *p, const sio_att
                            unsigned natt)
 {
     sio_socket_t *s = client_socket(c, p->nsp);
-    if (!s || !s->connected) return; /* not connected to that namespace: ignored */
+    if (!s || !s->connected) {
+        /* As the reference server: a packet for a namespace the client has not joined is an
+         * invalid state, and the connection is closed. */
+        client_protocol_error(c, "packet for a namespace that is not connected");
+        return;
+    }
     sio_event_t ev = {STR_NULL, p->data, STR_NULL, att, natt, p->ack_id};
     if (p->type == SIO_EVENT || p->type == SIO_BINARY_EVENT) {
         char name[256];
@@ -559,7 +567,10 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         break;
     case SIO_DISCONNECT: {
         sio_socket_t *s = client_socket(c, p.nsp);
-        if (s) socket_close(s, "client namespace disconnect");
+        if (s)
+            socket_close(s, "client namespace disconnect");
+        else
+            client_protocol_error(c, "DISCONNECT from a namespace that is not connected");
         break;
     }
     case SIO_EVENT:
