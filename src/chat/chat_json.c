@@ -57,8 +57,7 @@ json_t *chat_conversation_json(const store_conversation_t *c)
     json_t *participants = json_array();
     for (size_t i = 0; i < c->member_count; i++)
         json_array_append_new(participants, chat_str_or_null(c->members[i].user_id));
-    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "_id", c->id, "type",
-                     c->type == STORE_CONV_GROUP ? "group" : "direct", "participants",
+    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "_id", c->id, "participants",
                      participants, "title", chat_str_or_null(c->title), "lastMessage",
                      c->last_message ? chat_message_json(c->last_message) : json_null(),
                      "unreadCount", (json_int_t)c->unread_count, "createdAt",

@@ -198,6 +198,12 @@ int echo_main(int argc, char **argv)
     http_server_route(e.http, "/engine.io/", eio_server_handle, e.raw);
     http_server_route(e.http, "/socket.io/", eio_server_handle, sio_server_eio(e.sio));
 
+    /* Handlers first: a SIGTERM right after "listening" must already stop cleanly. */
+    uv_signal_init(e.loop, &e.sigint);
+    uv_signal_init(e.loop, &e.sigterm);
+    e.sigint.data = e.sigterm.data = &e;
+    uv_signal_start(&e.sigint, on_signal, SIGINT);
+    uv_signal_start(&e.sigterm, on_signal, SIGTERM);
     int r = net_listen(&e.nl, cfg.host, (int)cfg.port, http_server_accept, e.http, &e.listener);
     if (r < 0 && !strcmp(cfg.host, "::")) {
         /* No IPv6 on this machine: every IPv4 address instead. */
@@ -208,11 +214,6 @@ int echo_main(int argc, char **argv)
         return 1;
     }
     log_info("parlor echo listening on %s port %d", cfg.host, net_listener_port(e.listener));
-    uv_signal_init(e.loop, &e.sigint);
-    uv_signal_init(e.loop, &e.sigterm);
-    e.sigint.data = e.sigterm.data = &e;
-    uv_signal_start(&e.sigint, on_signal, SIGINT);
-    uv_signal_start(&e.sigterm, on_signal, SIGTERM);
 
     uv_run(e.loop, UV_RUN_DEFAULT);
 

@@ -346,6 +346,12 @@ int serve_main(int argc, char **argv)
     http_server_route(s.http, "/healthz", api_handle, s.api);
     http_server_route(s.http, "/metrics", handle_metrics, &s);
 
+    /* Handlers first: a SIGTERM right after "listening" must already stop cleanly. */
+    uv_signal_init(s.loop, &s.sigint);
+    uv_signal_init(s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     int r = net_listen(&s.nl, cfg->host, (int)cfg->port, http_server_accept, s.http, &s.listener);
     if (r < 0 && !strcmp(cfg->host, "::"))
         r = net_listen(&s.nl, "0.0.0.0", (int)cfg->port, http_server_accept, s.http, &s.listener);
@@ -354,11 +360,6 @@ int serve_main(int argc, char **argv)
         return 1;
     }
     log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
-    uv_signal_init(s.loop, &s.sigint);
-    uv_signal_init(s.loop, &s.sigterm);
-    s.sigint.data = s.sigterm.data = &s;
-    uv_signal_start(&s.sigint, on_signal, SIGINT);
-    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
 
     uv_run(s.loop, UV_RUN_DEFAULT);
 
