@@ -1,0 +1,186 @@
+// The command line of `parlor serve` / `parlor token`: help, option validation, environment
+// variables, the generated JWT secret, and --max-message-length.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import {
+    startServer, runParlor, mkDataDir, connectUser, emitAck, tokenFor, newUserId, newSecret,
+    api, freePort, assertRefused, HOST, once, withTimeout, sleep, connectRefused, closeAll,
+} from './chat_helpers.mjs';
+
+test('`parlor serve --help` lists the options and exits 0', async () => {
+    const r = await runParlor(['serve', '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout + r.stderr;
+    for (const opt of ['--port', '--host', '--data', '--jwt-secret', '--jwt-issuer', '--jwt-audience',
+                       '--max-message-length', '--log-level']) {
+        assert.ok(out.includes(opt), `--help does not mention ${opt}:\n${out}`);
+    }
+});
+
+for (const [args, what] of [
+    [['--port', '70000'], 'port 70000'],
+    [['--port', 'abc'], 'port abc'],
+    [['--max-message-length', '-1'], 'negative max-message-length'],
+    [['--log-level', 'chatty'], 'unknown log level'],
+    [['--no-such-option', '1'], 'unknown option'],
+]) {
+    test(`invalid option (${what}) -> non-zero exit at start with a message`, async () => {
+        const dir = mkDataDir();
+        const port = await freePort();
+        const argv = ['serve', '--host', HOST, '--port', String(port), '--data', dir,
+                      '--jwt-secret', newSecret()];
+        // later options win or are refused; either way the bad one must be reported
+        const r = await runParlor([...argv, ...args], { timeoutMs: 5000 });
+        assert.equal(r.signal, null, `killed by ${r.signal} (did it start serving?): ${r.stderr}`);
+        assert.notEqual(r.code, 0, `exit code 0 for ${what}`);
+        assert.ok(r.stderr.trim().length > 0, 'no message on stderr');
+        assert.ok(!r.stderr.includes('listening on'), `started anyway:\n${r.stderr}`);
+        const name = args[0].replace(/^--/, '');
+        assert.ok(r.stderr.includes(name), `stderr does not name ${name}:\n${r.stderr}`);
+    });
+}
+
+test('invalid option via environment (PARLOR_PORT=70000) -> non-zero exit', async () => {
+    const dir = mkDataDir();
+    const r = await runParlor(['serve', '--host', HOST, '--data', dir, '--jwt-secret', newSecret()],
+                              { env: { PARLOR_PORT: '70000' }, timeoutMs: 5000 });
+    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /port/i);
+});
+
+test('a JWT secret shorter than 32 bytes is refused at start', async () => {
+    const dir = mkDataDir();
+    const port = await freePort();
+    const r = await runParlor(['serve', '--host', HOST, '--port', String(port), '--data', dir,
+                               '--jwt-secret', 'short'], { timeoutMs: 5000 });
+    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+    assert.notEqual(r.code, 0, 'a 5-byte HS256 secret was accepted');
+    assert.match(r.stderr, /secret/i);
+});
+
+test('without --jwt-secret a secret is generated into DIR/jwt-secret (0600), kept across restarts, used by `parlor token --data`', async () => {
+    const dir = mkDataDir();
+    let server = await startServer({ dataDir: dir, secret: null });
+    const file = path.join(dir, 'jwt-secret');
+    try {
+        assert.ok(existsSync(file), 'no DIR/jwt-secret');
+        const st = statSync(file);
+        assert.equal(st.mode & 0o777, 0o600, `mode ${(st.mode & 0o777).toString(8)}`);
+        const first = readFileSync(file);
+        assert.ok(first.length >= 32, `generated secret is only ${first.length} bytes`);
+        const a = newUserId();
+        const r = await runParlor(['token', a, '--data', dir]);
+        assert.equal(r.code, 0, r.stderr);
+        const tok = r.stdout.trim();
+        const s = await connectUser(server, tok);
+        await closeAll([s]);
+        await server.stop();
+        server = await startServer({ dataDir: dir, secret: null });
+        assert.deepEqual(readFileSync(file), first, 'the secret changed on restart');
+        const s2 = await connectUser(server, tok);
+        await closeAll([s2]);
+        const rest = await api(server, 'GET', '/api/chat/conversations', { token: tok });
+        assert.equal(rest.status, 200, rest.text);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+test('options from the environment: PARLOR_JWT_SECRET and PARLOR_MAX_MESSAGE_LENGTH', async () => {
+    const secret = newSecret();
+    const server = await startServer({
+        secret: null, env: { PARLOR_JWT_SECRET: secret, PARLOR_MAX_MESSAGE_LENGTH: '10' },
+    });
+    server.secret = secret;
+    try {
+        const a = await connectUser(server, tokenFor(server, newUserId()));
+        const b = newUserId();
+        const ok = await emitAck(a, 'send_message', { recipientId: b, content: '0123456789', type: 'text' });
+        assert.equal(ok.ok, true, JSON.stringify(ok));
+        const bad = await emitAck(a, 'send_message',
+                                  { recipientId: b, content: '0123456789X', type: 'text', clientMsgId: 'long' });
+        await assertRefused(a, bad, ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE'], 'long', '11 chars with max 10');
+        await closeAll([a]);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+test('--max-message-length on the command line', async () => {
+    const server = await startServer({ args: ['--max-message-length', '5'] });
+    try {
+        const a = await connectUser(server, tokenFor(server, newUserId()));
+        const b = newUserId();
+        const ok = await emitAck(a, 'send_message', { recipientId: b, content: 'ééééé', type: 'text' });
+        assert.equal(ok.ok, true, `5 two-byte chars with max 5: ${JSON.stringify(ok)}`);
+        const bad = await emitAck(a, 'send_message', { recipientId: b, content: 'abcdef', type: 'text' });
+        await assertRefused(a, bad, ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE'], undefined, '6 chars with max 5');
+        const rest = await api(server, 'POST', '/api/chat/messages', {
+            token: tokenFor(server, newUserId()), body: { recipientId: b, content: 'abcdef', type: 'text' },
+        });
+        assert.ok([400, 413].includes(rest.status), `REST over max: ${rest.status} ${rest.text}`);
+        await closeAll([a]);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+test('`parlor token` refuses a bad user id', async () => {
+    const r = await runParlor(['token', 'bad id!', '--jwt-secret', newSecret()]);
+    assert.notEqual(r.code, 0, `exit 0, printed ${r.stdout}`);
+    assert.equal(r.stdout.trim(), '', 'printed a token for an invalid id');
+});
+
+test('`parlor token --ttl 1s` expires (server with --jwt-leeway-s 0)', async () => {
+    const server = await startServer({ args: ['--jwt-leeway-s', '0'] });
+    try {
+        const r = await runParlor(['token', newUserId(), '--ttl', '1s', '--jwt-secret', server.secret]);
+        assert.equal(r.code, 0, r.stderr);
+        const tok = r.stdout.trim();
+        const claims = JSON.parse(Buffer.from(tok.split('.')[1], 'base64url'));
+        assert.ok(claims.exp - claims.iat === 1, `exp-iat = ${claims.exp - claims.iat}`);
+        await sleep(2100);
+        const err = await connectRefused(server, { auth: { token: tok } });
+        assert.equal(err.message, 'unauthorized');
+        assert.equal(err.data?.code, 'AUTH_EXPIRED');
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+for (const transports of [['websocket'], ['polling'], ['polling', 'websocket']]) {
+    test(`SIGTERM with connected chat clients (${transports.join('+')}): they are closed, exit 0`, async () => {
+        const server = await startServer();
+        const sockets = [];
+        try {
+            for (let i = 0; i < 3; i++) {
+                const s = await connectUser(server, tokenFor(server, newUserId()), { transports });
+                sockets.push(s);
+            }
+            const gone = Promise.all(sockets.map((s) => once(s, 'disconnect', 10000, 'client disconnect')));
+            gone.catch(() => {});
+            await server.stop(); // asserts exit 0 within PARLOR_STOP_TIMEOUT_MS (10 s)
+            const reasons = (await gone).map((r) => r[0]);
+            for (const r of reasons) {
+                assert.ok(['transport close', 'transport error'].includes(r), `disconnect reason ${r}`);
+            }
+        } finally {
+            for (const s of sockets) s.disconnect();
+            await server.crash();
+        }
+    });
+}
+
+test('SIGTERM right after "listening on" still exits 0 (handlers installed before ready)', async () => {
+    for (let i = 0; i < 8; i++) {
+        const server = await startServer();
+        await server.stop();
+    }
+});

@@ -1,0 +1,188 @@
+// Durability: kill -9 in the middle of a burst of acknowledged sends, restart on the same data
+// directory, and every acknowledged (or delivered) message is there exactly once, seq 1..N.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+    startServer, connectUser, emitAck, api, tokenFor, newUserId, newSecret, mkDataDir, fetchHistory,
+    assertMessage, waitFor, sleep, closeAll,
+} from './chat_helpers.mjs';
+
+const TOTAL = 500;
+const WINDOW = 20;
+
+// Send messages `d-<i>` (i from `from` to TOTAL-1) with at most WINDOW in flight; SIGKILL the
+// server as soon as `killAfter` acks arrived. Returns {acked: Map clientMsgId->message, sent}.
+async function burstAndKill(server, A, bId, { from = 0, killAfter }) {
+    const acked = new Map();
+    let next = from;
+    let killed = false;
+    let sent = 0;
+    async function worker() {
+        while (!killed && next < TOTAL) {
+            const i = next++;
+            const clientMsgId = `d-${i}`;
+            sent++;
+            let ack;
+            try {
+                ack = await A.timeout(10000).emitWithAck('send_message',
+                    { recipientId: bId, content: `durable ${i}`, type: 'text', clientMsgId });
+            } catch {
+                return; // disconnected by the kill, or timed out: not acknowledged
+            }
+            if (killed) {
+                // An ack that raced the kill is still an ack the client saw: it must survive.
+                if (ack?.ok) acked.set(clientMsgId, ack.message);
+                return;
+            }
+            assert.equal(ack.ok, true, JSON.stringify(ack));
+            acked.set(clientMsgId, ack.message);
+            if (acked.size >= killAfter && !killed) {
+                killed = true;
+                server.proc.kill('SIGKILL');
+            }
+        }
+    }
+    await Promise.all(Array.from({ length: WINDOW }, worker));
+    const exit = await server.crash();
+    assert.equal(exit.signal, 'SIGKILL', `the server was not killed: ${JSON.stringify(exit)}`);
+    return { acked, sent, lastIndex: next };
+}
+
+function checkHistory(messages, ackedAll, delivered, cid, what) {
+    const seqs = messages.map((m) => m.seq);
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), `${what}: seqs not 1..N`);
+    const byKey = new Map();
+    for (const m of messages) {
+        assertMessage(m, { conversationId: cid, clientMsgId: m.clientMsgId });
+        assert.ok(m.clientMsgId, `${what}: message without clientMsgId ${JSON.stringify(m)}`);
+        assert.ok(!byKey.has(m.clientMsgId), `${what}: ${m.clientMsgId} stored twice`);
+        byKey.set(m.clientMsgId, m);
+        assert.equal(m.content, `durable ${m.clientMsgId.slice(2)}`, `${what}: content of ${m.clientMsgId}`);
+    }
+    for (const [k, m] of ackedAll) {
+        assert.ok(byKey.has(k), `${what}: acknowledged ${k} (seq ${m.seq}) lost`);
+        assert.deepEqual(byKey.get(k), m, `${what}: acknowledged ${k} changed`);
+    }
+    for (const m of delivered) {
+        assert.ok(byKey.has(m.clientMsgId), `${what}: delivered ${m.clientMsgId} (seq ${m.seq}) lost`);
+        assert.deepEqual(byKey.get(m.clientMsgId), m, `${what}: delivered ${m.clientMsgId} changed`);
+    }
+    return byKey;
+}
+
+test('kill -9 during a burst: every acked message survives exactly once, seqs contiguous', async (t) => {
+    const dataDir = mkDataDir();
+    const secret = newSecret();
+    const aId = newUserId();
+    const bId = newUserId();
+    let server = await startServer({ dataDir, secret });
+    const tokA = tokenFor(server, aId);
+    const tokB = tokenFor(server, bId);
+    const ackedAll = new Map();
+    const delivered = [];
+    let cid = null;
+    let from = 0;
+    try {
+        for (let round = 0; round < 2; round++) {
+            const A = await connectUser(server, tokA);
+            const B = await connectUser(server, tokB);
+            const r = await burstAndKill(server, A, bId, { from, killAfter: 100 });
+            A.disconnect();
+            B.disconnect();
+            for (const [k, m] of r.acked) {
+                assert.ok(!ackedAll.has(k));
+                ackedAll.set(k, m);
+            }
+            delivered.push(...B.received);
+            cid ??= [...r.acked.values()][0].conversationId;
+            t.diagnostic(`round ${round}: sent ${r.sent}, acked ${r.acked.size}, B got ${B.received.length}`);
+            assert.ok(r.acked.size >= 100);
+            from = r.lastIndex;
+
+            server = await startServer({ dataDir, secret });
+            const { messages } = await fetchHistory(server, tokB, cid, 200);
+            checkHistory(messages, ackedAll, delivered, cid, `after crash ${round}`);
+            t.diagnostic(`round ${round}: stored ${messages.length} (acked ${ackedAll.size}, sent ${from})`);
+            assert.ok(messages.length <= from, `more messages stored (${messages.length}) than sent (${from})`);
+        }
+
+        // Finish: resend everything with the same clientMsgIds. Stored ones must answer the
+        // stored message, the rest get stored; then there are exactly TOTAL messages.
+        const A = await connectUser(server, tokA);
+        const B = await connectUser(server, tokB);
+        for (let i = 0; i < TOTAL; i += WINDOW) {
+            const acks = await Promise.all(Array.from({ length: Math.min(WINDOW, TOTAL - i) }, (_, k) =>
+                emitAck(A, 'send_message',
+                        { recipientId: bId, content: `durable ${i + k}`, type: 'text', clientMsgId: `d-${i + k}` })));
+            for (let k = 0; k < acks.length; k++) {
+                const key = `d-${i + k}`;
+                assert.equal(acks[k].ok, true, JSON.stringify(acks[k]));
+                if (ackedAll.has(key)) assert.deepEqual(acks[k].message, ackedAll.get(key), `resend of ${key}`);
+                else ackedAll.set(key, acks[k].message);
+            }
+        }
+        const { messages } = await fetchHistory(server, tokB, cid, 200);
+        const byKey = checkHistory(messages, ackedAll, delivered, cid, 'after resend');
+        assert.equal(messages.length, TOTAL);
+        assert.equal(byKey.size, TOTAL);
+        // B got every message that was new in this session, none it had before
+        await sleep(200);
+        const before = new Set(delivered.map((m) => m._id));
+        for (const m of B.received) assert.ok(!before.has(m._id), `resend re-delivered ${m.clientMsgId}`);
+        const next = await emitAck(A, 'send_message', { recipientId: bId, content: 'after', type: 'text' });
+        assert.equal(next.message.seq, TOTAL + 1);
+        await closeAll([A, B]);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+test('SIGTERM right after acks: everything acked is there after a restart', async () => {
+    const dataDir = mkDataDir();
+    const secret = newSecret();
+    let server = await startServer({ dataDir, secret });
+    const aId = newUserId();
+    const bId = newUserId();
+    try {
+        const A = await connectUser(server, tokenFor(server, aId));
+        const acks = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+            emitAck(A, 'send_message', { recipientId: bId, content: `durable ${i}`, type: 'text', clientMsgId: `d-${i}` })));
+        assert.ok(acks.every((a) => a.ok));
+        const g = await api(server, 'POST', '/api/chat/conversations',
+                            { token: tokenFor(server, aId), body: { participantIds: [bId, newUserId()], title: 'kept' } });
+        assert.equal(g.status, 201, g.text);
+        await closeAll([A]);
+        await server.stop();
+        server = await startServer({ dataDir, secret });
+        const tokB = tokenFor(server, bId);
+        const { messages } = await fetchHistory(server, tokB, acks[0].message.conversationId, 200);
+        checkHistory(messages, new Map(acks.map((a) => [a.message.clientMsgId, a.message])), [],
+                     acks[0].message.conversationId, 'after SIGTERM');
+        assert.equal(messages.length, 100);
+        const l = await api(server, 'GET', '/api/chat/conversations', { token: tokB });
+        assert.equal(l.json.conversations.length, 2);
+        assert.equal(l.json.conversations[0]._id, g.json._id);
+        assert.equal(l.json.conversations[1].unreadCount, 100);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
+test('the data directory is refused while another server holds it (or record)', async (t) => {
+    const dataDir = mkDataDir();
+    const secret = newSecret();
+    const first = await startServer({ dataDir, secret });
+    let second = null;
+    try {
+        second = await startServer({ dataDir, secret });
+        t.diagnostic('RECORD: a second server started on the same data directory');
+    } catch (e) {
+        t.diagnostic(`RECORD: second server on the same data dir refused: ${e.message.split('\n').slice(0, 3).join(' | ')}`);
+    }
+    if (second) await second.stop();
+    first.assertAlive();
+    await first.stop();
+    await waitFor(() => true, 1, '');
+});

@@ -1,0 +1,206 @@
+// Group conversations: creation over REST, fan-out to every member, recipient null, and
+// refusals for non-members that agree across the socket and REST.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+    startServer, connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
+    assertConversation, assertConversationExact, assertRefused, waitFor, sleep,
+    closeAll,
+} from './chat_helpers.mjs';
+
+let server;
+before(async () => {
+    server = await startServer();
+});
+after(async () => {
+    await closeAll();
+    await server.stop();
+});
+let open = [];
+afterEach(() => {
+    for (const s of open) s.disconnect();
+    open = [];
+});
+async function user() {
+    const id = newUserId();
+    const token = tokenFor(server, id);
+    const s = await connectUser(server, token);
+    open.push(s);
+    return { id, token, s };
+}
+async function gets(sock, id, what) {
+    return waitFor(() => sock.received.find((m) => m._id === id), 3000,
+                   () => `${what} did not receive ${id}; got ${JSON.stringify(sock.received.map((m) => m._id))}`);
+}
+async function createGroup(creator, others, title) {
+    const body = { participantIds: others.map((u) => u.id) };
+    if (title !== undefined) body.title = title;
+    return api(server, 'POST', '/api/chat/conversations', { token: creator.token, body });
+}
+
+test('POST /api/chat/conversations -> 201 the group, fan-out to every member, recipient null', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const r = await createGroup(A, [B, C], 'Flat 3B');
+    assert.equal(r.status, 201, r.text);
+    const g = r.json;
+    assertConversation(g, { participants: [A.id, B.id, C.id], title: 'Flat 3B', lastMessage: null, unreadCount: 0 });
+    const ack = await emitAck(A.s, 'send_message',
+                              { conversationId: g._id, content: 'hi all', type: 'text', clientMsgId: 'g1' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    assertMessage(ack.message, {
+        conversationId: g._id, seq: 1, sender: A.id, recipient: null, content: 'hi all', clientMsgId: 'g1',
+    });
+    assert.deepEqual(await gets(B.s, ack.message._id, 'B'), ack.message);
+    assert.deepEqual(await gets(C.s, ack.message._id, 'C'), ack.message);
+    const reply = await emitAck(C.s, 'send_message', { conversationId: g._id, content: 'hey', type: 'text' });
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    assertMessage(reply.message, { conversationId: g._id, seq: 2, sender: C.id, recipient: null, content: 'hey' });
+    assert.deepEqual(await gets(A.s, reply.message._id, 'A'), reply.message);
+    assert.deepEqual(await gets(B.s, reply.message._id, 'B'), reply.message);
+    // REST send to the group
+    const rr = await api(server, 'POST', '/api/chat/messages',
+                         { token: B.token, body: { conversationId: g._id, content: 'rest', type: 'text' } });
+    assert.equal(rr.status, 201, rr.text);
+    assertMessage(rr.json.message, { seq: 3, sender: B.id, recipient: null, conversationId: g._id, content: 'rest' });
+    for (const [u, n] of [[A, 'A'], [B, 'B'], [C, 'C']]) await gets(u.s, rr.json.message._id, n);
+    await sleep(100);
+    assert.ok(!A.s.received.some((m) => m._id === ack.message._id), 'sending socket got its own group message');
+    assert.ok(!C.s.received.some((m) => m._id === reply.message._id), 'sending socket got its own group message');
+    // the group in each member's list, with unreadCount for that member
+    for (const [u, unread] of [[A, 2], [B, 2], [C, 2]]) {
+        const l = await api(server, 'GET', '/api/chat/conversations', { token: u.token });
+        assert.equal(l.status, 200, l.text);
+        const c = l.json.conversations.find((x) => x._id === g._id);
+        assert.ok(c, 'group missing from a member list');
+        assertConversation(c, { participants: [A.id, B.id, C.id], title: 'Flat 3B', unreadCount: unread });
+        assert.deepEqual(c.lastMessage, rr.json.message);
+    }
+    // the creator's view of the group messages
+    const h = await api(server, 'GET', `/api/chat/messages/${g._id}`, { token: A.token });
+    assert.equal(h.status, 200, h.text);
+    assert.deepEqual(h.json.messages.map((m) => m.seq), [1, 2, 3]);
+});
+
+test('conversation documents have exactly the contract fields (POST and GET, group and direct)', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const r = await createGroup(A, [B, C], 'exact');
+    assert.equal(r.status, 201, r.text);
+    assertConversationExact(r.json);
+    await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'dm', type: 'text' });
+    const l = await api(server, 'GET', '/api/chat/conversations', { token: A.token });
+    assert.equal(l.json.conversations.length, 2);
+    for (const c of l.json.conversations) assertConversationExact(c);
+});
+
+test('a group without a title has title null', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const r = await createGroup(A, [B, C]);
+    assert.equal(r.status, 201, r.text);
+    assertConversation(r.json, { title: null, participants: [A.id, B.id, C.id], lastMessage: null, unreadCount: 0 });
+});
+
+test('duplicates and the creator in participantIds are folded', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const r = await api(server, 'POST', '/api/chat/conversations', {
+        token: A.token, body: { participantIds: [B.id, C.id, B.id, A.id], title: 'dups' },
+    });
+    assert.equal(r.status, 201, r.text);
+    assertConversation(r.json, { participants: [A.id, B.id, C.id] });
+});
+
+test('a member who was offline at creation receives group messages once connected', async () => {
+    const [A, B] = [await user(), await user()];
+    const cId = newUserId();
+    const g = (await createGroup(A, [B, { id: cId }], 'later')).json;
+    assert.ok(g && g._id, 'create failed');
+    const cs = await connectUser(server, tokenFor(server, cId));
+    open.push(cs);
+    const ack = await emitAck(B.s, 'send_message', { conversationId: g._id, content: 'welcome', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    await gets(cs, ack.message._id, 'C');
+});
+
+test('a group created while members are connected delivers its first message to them', async () => {
+    // Membership joins must take effect for already-connected sockets (room join on create).
+    const [A, B, C] = [await user(), await user(), await user()];
+    const g = (await createGroup(B, [A, C], 'live')).json;
+    const ack = await emitAck(A.s, 'send_message', { conversationId: g._id, content: 'first', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    await gets(B.s, ack.message._id, 'B');
+    await gets(C.s, ack.message._id, 'C');
+});
+
+test('non-member: send refused (ack + message_error), REST refused, nothing delivered, consistent codes', async (t) => {
+    const [A, B, C, D] = [await user(), await user(), await user(), await user()];
+    const g = (await createGroup(A, [B, C], 'private')).json;
+    const first = await emitAck(A.s, 'send_message', { conversationId: g._id, content: 'secret', type: 'text' });
+    assert.equal(first.ok, true, JSON.stringify(first));
+
+    const ack = await emitAck(D.s, 'send_message',
+                              { conversationId: g._id, content: 'let me in', type: 'text', clientMsgId: 'intruder' });
+    await assertRefused(D.s, ack, ['FORBIDDEN', 'NOT_FOUND'], 'intruder', 'non-member send');
+    const code = ack.error.code;
+    const status = code === 'FORBIDDEN' ? 403 : 404;
+    t.diagnostic(`RECORD: non-member gets ${code} / ${status}`);
+
+    const hist = await api(server, 'GET', `/api/chat/messages/${g._id}`, { token: D.token });
+    assertApiError(hist, status, code, 'non-member history (must agree with the socket)');
+    assert.ok(!hist.text.includes('secret'), 'history leaked to a non-member');
+    const post = await api(server, 'POST', '/api/chat/messages',
+                           { token: D.token, body: { conversationId: g._id, content: 'rest in', type: 'text' } });
+    assertApiError(post, status, code, 'non-member REST send');
+    // a conversation that does not exist at all gets the same answer as one you are not in
+    // (otherwise ids can be probed)
+    const ghost = '0123456789abcdef01234567';
+    const gh = await api(server, 'GET', `/api/chat/messages/${ghost}`, { token: D.token });
+    t.diagnostic(`RECORD: unknown conversation -> ${gh.status} ${gh.json?.error?.code}`);
+    assertApiError(gh, [403, 404], ['FORBIDDEN', 'NOT_FOUND'], 'unknown conversation');
+    const ghostAck = await emitAck(D.s, 'send_message', { conversationId: ghost, content: 'x', type: 'text' });
+    await assertRefused(D.s, ghostAck, ['FORBIDDEN', 'NOT_FOUND'], undefined, 'unknown conversation send');
+    assert.equal(ghostAck.error.code, gh.json.error.code, 'socket and REST disagree on an unknown conversation');
+    // the non-member does not see the group and got nothing
+    const l = await api(server, 'GET', '/api/chat/conversations', { token: D.token });
+    assert.deepEqual(l.json.conversations, []);
+    const after = await emitAck(A.s, 'send_message', { conversationId: g._id, content: 'still private', type: 'text' });
+    assert.equal(after.message.seq, 2, 'a refused send used up a seq');
+    await gets(B.s, after.message._id, 'B');
+    await sleep(100);
+    assert.deepEqual(D.s.received, [], 'non-member received group messages');
+    // a member of a direct conversation is not a member of someone else's direct conversation
+    const ab = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'dm', type: 'text' });
+    const dm = await api(server, 'GET', `/api/chat/messages/${ab.message.conversationId}`, { token: C.token });
+    assertApiError(dm, status, code, 'third party reading a direct conversation');
+    const dmSend = await emitAck(C.s, 'send_message',
+                                 { conversationId: ab.message.conversationId, content: 'x', type: 'text' });
+    await assertRefused(C.s, dmSend, code, undefined, 'third party sending into a direct conversation');
+});
+
+test('bad group creation requests -> 400 BAD_REQUEST', async () => {
+    const A = await user();
+    const B = await user();
+    const cases = [
+        [{}, 'no participantIds'],
+        [{ participantIds: 'abc' }, 'participantIds not an array'],
+        [{ participantIds: [] }, 'empty participantIds'],
+        [{ participantIds: [A.id] }, 'only the creator'],
+        [{ participantIds: [B.id, 'bad id!'] }, 'bad charset'],
+        [{ participantIds: [B.id, ''] }, 'empty id'],
+        [{ participantIds: [B.id, 'x'.repeat(65)] }, '65-char id'],
+        [{ participantIds: [B.id, 42] }, 'number id'],
+        [{ participantIds: [B.id, newUserId()], title: 42 }, 'title not a string'],
+    ];
+    for (const [body, what] of cases) {
+        const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body });
+        assertApiError(r, 400, 'BAD_REQUEST', what);
+    }
+    const l = await api(server, 'GET', '/api/chat/conversations', { token: A.token });
+    assert.deepEqual(l.json.conversations, [], 'a refused creation left a conversation behind');
+});
+
+test('record: a "group" of the creator and one other user', async (t) => {
+    const [A, B] = [await user(), await user()];
+    const r = await createGroup(A, [B], 'pair');
+    t.diagnostic(`RECORD: POST /api/chat/conversations with one participant -> ${r.status} ${r.text.slice(0, 200)}`);
+    assert.ok([200, 201, 400].includes(r.status), r.text);
+    server.assertAlive();
+});

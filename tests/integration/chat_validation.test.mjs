@@ -1,0 +1,352 @@
+// Bad input: every refused send_message gets an ack error and a message_error, nothing is
+// stored or delivered, no seq is used up; REST errors (404/405/400), and the server survives.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+    startServer, connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
+    assertRefused, waitFor, sleep, HOST,
+    closeAll,
+} from './chat_helpers.mjs';
+import net from 'node:net';
+
+let server;
+async function startAll() {
+    server = await startServer({ args: ['--max-message-length', '4000'] });
+}
+after(async () => {
+    await closeAll();
+    await server.stop();
+});
+let open = [];
+afterEach(() => {
+    for (const s of open) s.disconnect();
+    open = [];
+});
+async function user() {
+    const id = newUserId();
+    const token = tokenFor(server, id);
+    const s = await connectUser(server, token);
+    open.push(s);
+    return { id, token, s };
+}
+
+let A;
+let B;
+let cid;
+let lastSeq = 0;
+before(async () => {
+    await startAll();
+    A = await user();
+    B = await user();
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'start', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    cid = ack.message.conversationId;
+    lastSeq = 1;
+    await waitFor(() => B.s.received.length === 1, 3000, 'first delivery');
+    open = [];
+});
+
+// Expect a refusal with BAD_REQUEST (or `codes`), a message_error echoing clientMsgId, and
+// no delivery to B.
+let n = 0;
+async function refused(payload, what, codes = 'BAD_REQUEST') {
+    const clientMsgId = `bad-${++n}`;
+    const p = { recipientId: B.id, content: 'ok', type: 'text', ...payload, clientMsgId };
+    for (const k of Object.keys(p)) if (p[k] === undefined) delete p[k];
+    const ack = await emitAck(A.s, 'send_message', p);
+    await assertRefused(A.s, ack, codes, clientMsgId, what);
+    return ack;
+}
+async function accepted(payload, what) {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, type: 'text', ...payload });
+    assert.equal(ack.ok, true, `${what}: ${JSON.stringify(ack).slice(0, 300)}`);
+    lastSeq++;
+    assert.equal(ack.message.seq, lastSeq, `${what}: seq (a refused send used one up?)`);
+    assert.equal(ack.message.content, payload.content, `${what}: content changed`);
+    await waitFor(() => B.s.received.some((m) => m._id === ack.message._id), 3000, `${what}: delivery`);
+    return ack;
+}
+
+test('empty content', () => refused({ content: '' }, 'empty'));
+test('whitespace-only content', () => refused({ content: ' \t\n \r\n ' }, 'whitespace'));
+test('missing content', () => refused({ content: undefined }, 'missing content'));
+for (const [v, what] of [[42, 'number'], [null, 'null'], [true, 'boolean'], [{ text: 'x' }, 'object'],
+                         [['x'], 'array']]) {
+    test(`content not a string (${what})`, () => refused({ content: v }, `content ${what}`));
+}
+
+test('exactly 4000 chars accepted, 4001 refused', async (t) => {
+    await accepted({ content: 'x'.repeat(4000) }, '4000 x');
+    const ack = await refused({ content: 'x'.repeat(4001) }, '4001 x', ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
+    t.diagnostic(`RECORD: over max-message-length -> ${ack.error.code}`);
+});
+
+test('length counts characters, not bytes (é = 2 bytes, € = 3 bytes)', async () => {
+    await accepted({ content: 'é'.repeat(4000) }, '4000 é (8000 bytes)');
+    await accepted({ content: '€'.repeat(4000) }, '4000 € (12000 bytes)');
+    await refused({ content: 'é'.repeat(4001) }, '4001 é', ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
+    await accepted({ content: '😀'.repeat(2000) }, '2000 emoji (2000 code points, 4000 UTF-16 units)');
+});
+
+test('record: 4000 emoji (4000 code points, 8000 UTF-16 units)', async (t) => {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: '😀'.repeat(4000), type: 'text' });
+    t.diagnostic(`RECORD: 4000 astral chars -> ${ack.ok ? 'accepted (counts code points)' : `refused ${ack.error.code} (counts UTF-16 units)`}`);
+    if (ack.ok) {
+        lastSeq++;
+        assert.equal(ack.message.content, '😀'.repeat(4000));
+    } else {
+        assert.ok(['BAD_REQUEST', 'PAYLOAD_TOO_LARGE'].includes(ack.error.code));
+    }
+});
+
+for (const [c, what] of [['a\u0000b', 'NUL'], ['a\u0001b', 'SOH'], ['a\u0007b', 'BEL'], ['a\u001bb', 'ESC'],
+                         ['\u0000', 'only NUL'], ['a\u001fb', 'US']]) {
+    test(`control character refused (${what})`, () => refused({ content: c }, what));
+}
+
+test('newline, tab, CR are accepted and kept', async () => {
+    await accepted({ content: 'line 1\nline 2\r\n\ttabbed' }, 'newlines');
+});
+
+test('record: DEL (U+007F) and C1 (U+0085), zero-width and RTL marks', async (t) => {
+    for (const [c, what] of [['a\u007fb', 'DEL'], ['a\u0085b', 'NEL'], ['a\u200bb', 'ZWSP'], ['a\u202eb', 'RLO']]) {
+        const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: c, type: 'text' });
+        t.diagnostic(`RECORD: ${what} -> ${ack.ok ? 'accepted' : ack.error.code}`);
+        if (ack.ok) lastSeq++;
+        else assert.equal(ack.error.code, 'BAD_REQUEST');
+    }
+});
+
+test('neither recipientId nor conversationId', () => refused({ recipientId: undefined }, 'no target'));
+test('recipientId with a bad charset', () => refused({ recipientId: 'bad id!' }, 'bad charset'));
+test('recipientId empty', () => refused({ recipientId: '' }, 'empty recipient'));
+test('recipientId of 65 chars', () => refused({ recipientId: 'a'.repeat(65) }, '65 chars'));
+test('recipientId not a string', () => refused({ recipientId: 12345 }, 'number recipient'));
+test('recipientId with a NUL', () => refused({ recipientId: `${'a'.repeat(10)}\u0000x` }, 'NUL recipient'));
+test('conversationId not an id', () => refused({ recipientId: undefined, conversationId: 'zzz' }, 'bad cid'));
+test('conversationId uppercase hex', () =>
+    refused({ recipientId: undefined, conversationId: 'ABCDEF0123456789ABCDEF01' }, 'uppercase cid'));
+test('conversationId not a string', () => refused({ recipientId: undefined, conversationId: 7 }, 'number cid'));
+test('recipientId and a conversationId of another conversation', async () => {
+    const C = await user();
+    const other = await emitAck(A.s, 'send_message', { recipientId: C.id, content: 'to C', type: 'text' });
+    assert.equal(other.ok, true);
+    await refused({ recipientId: B.id, conversationId: other.message.conversationId }, 'both, inconsistent');
+});
+test('record: recipientId and its own conversationId together', async (t) => {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, conversationId: cid, content: 'both', type: 'text' });
+    t.diagnostic(`RECORD: both recipientId and matching conversationId -> ${ack.ok ? 'accepted' : ack.error.code}`);
+    if (ack.ok) {
+        lastSeq++;
+        assert.equal(ack.message.conversationId, cid);
+    } else {
+        await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'both');
+    }
+});
+test('invalid type', () => refused({ type: 'video' }, 'type video'));
+test('type not a string', () => refused({ type: 1 }, 'type number'));
+test('record: type missing', async (t) => {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'no type' });
+    t.diagnostic(`RECORD: type missing -> ${ack.ok ? `accepted as ${ack.message.type}` : ack.error.code}`);
+    if (ack.ok) {
+        lastSeq++;
+        assert.equal(ack.message.type, 'text');
+    }
+});
+test('type image without a file', () => refused({ type: 'image', content: 'pic' }, 'image without file',
+                                                ['BAD_REQUEST', 'NOT_FOUND']));
+test('fileId that does not exist', () => refused({ type: 'file', fileId: '0123456789abcdef01234567' },
+                                                 'unknown file', ['BAD_REQUEST', 'NOT_FOUND', 'FORBIDDEN']));
+test('clientMsgId not a string', async () => {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'x', type: 'text', clientMsgId: 5 });
+    await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'clientMsgId number');
+});
+test('clientMsgId too long (1000 chars)', async () => {
+    const ack = await emitAck(A.s, 'send_message',
+                              { recipientId: B.id, content: 'x', type: 'text', clientMsgId: 'k'.repeat(1000) });
+    await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'clientMsgId 1000');
+});
+
+test('record: sending to yourself', async (t) => {
+    const ack = await emitAck(A.s, 'send_message', { recipientId: A.id, content: 'note to self', type: 'text' });
+    t.diagnostic(`RECORD: send to yourself -> ${ack.ok ? `accepted, recipient ${ack.message.recipient === A.id ? 'self' : ack.message.recipient}` : ack.error.code}`);
+    if (ack.ok) {
+        assertMessage(ack.message, { sender: A.id, recipient: A.id, content: 'note to self', seq: 1 });
+        assert.notEqual(ack.message.conversationId, cid);
+    } else {
+        await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'self');
+    }
+});
+
+test('malformed payloads: not an object', async () => {
+    for (const [payload, what] of [[42, 'number'], ['send', 'string'], [null, 'null'], [[1, 2], 'array'],
+                                   [true, 'boolean']]) {
+        const ack = await emitAck(A.s, 'send_message', payload);
+        await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, `payload ${what}`);
+    }
+});
+
+test('no payload and no ack: message_error only, socket stays connected', async () => {
+    const before = A.s.errors.length;
+    A.s.emit('send_message');
+    await waitFor(() => A.s.errors.length > before, 3000, 'message_error');
+    assert.equal(A.s.errors[A.s.errors.length - 1].code, 'BAD_REQUEST');
+    assert.equal(A.s.connected, true);
+    A.s.errors.length = 0;
+});
+
+test('record: the ack callback as the only argument', async (t) => {
+    const ack = await A.s.timeout(3000).emitWithAck('send_message');
+    t.diagnostic(`RECORD: send_message with only an ack -> ${JSON.stringify(ack)}`);
+    await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'empty send');
+});
+
+test('record: unknown client event', async (t) => {
+    const before = A.s.errors.length;
+    A.s.emit('no_such_event', { x: 1 });
+    let ack;
+    try {
+        ack = await A.s.timeout(1000).emitWithAck('no_such_event', { x: 1 });
+    } catch {
+        ack = 'no ack';
+    }
+    await sleep(200);
+    t.diagnostic(`RECORD: unknown event -> ack ${JSON.stringify(ack)}, message_errors ${JSON.stringify(A.s.errors.slice(before))}`);
+    assert.equal(A.s.connected, true);
+    A.s.errors.length = 0;
+});
+
+test('lone surrogate in content (invalid UTF-16) does not crash the server', async (t) => {
+    let ack;
+    try {
+        ack = await A.s.timeout(3000).emitWithAck('send_message',
+                                                  { recipientId: B.id, content: 'x\ud800y', type: 'text' });
+    } catch (e) {
+        ack = `no ack: ${e.message}`;
+    }
+    t.diagnostic(`RECORD: lone surrogate -> ${JSON.stringify(ack)}; connected ${A.s.connected}`);
+    if (ack?.ok) lastSeq++;
+    server.assertAlive();
+    if (typeof ack === 'string') {
+        // A protocol-level close is an allowed answer to an undecodable packet.
+        await waitFor(() => !A.s.connected, 2000, 'no ack but the socket is still open');
+        A.s = await connectUser(server, A.token);
+    } else if (ack.ok === false) {
+        assert.equal(ack.error.code, 'BAD_REQUEST');
+    }
+});
+
+test('after all of it: server up, nothing stored or delivered, seq contiguous', async () => {
+    server.assertAlive();
+    const h = await api(server, 'GET', '/healthz');
+    assert.equal(h.status, 200);
+    if (!A.s.connected) {
+        A.s = await connectUser(server, A.token);
+    }
+    const last = await accepted({ content: 'final' }, 'final');
+    const hist = await api(server, 'GET', `/api/chat/messages/${cid}?limit=200`, { token: B.token });
+    assert.equal(hist.status, 200, hist.text);
+    const seqs = hist.json.messages.map((m) => m.seq);
+    assert.deepEqual(seqs, Array.from({ length: last.message.seq }, (_, i) => i + 1));
+    assert.ok(!hist.json.messages.some((m) => (m.clientMsgId || '').startsWith('bad-')), 'a refused message was stored');
+    assert.ok(!B.s.received.some((m) => (m.clientMsgId || '').startsWith('bad-')), 'a refused message was delivered');
+});
+
+// ---------------------------------------------------------------- REST
+
+test('REST send: bad input -> 400 BAD_REQUEST with error JSON', async () => {
+    const cases = [
+        [{ recipientId: B.id, content: '', type: 'text' }, 'empty'],
+        [{ recipientId: B.id, content: '   ', type: 'text' }, 'whitespace'],
+        [{ recipientId: B.id, content: 'x'.repeat(4001), type: 'text' }, '4001', [400, 413]],
+        [{ recipientId: B.id, content: 'a\u0000b', type: 'text' }, 'NUL'],
+        [{ recipientId: B.id, content: 5, type: 'text' }, 'number'],
+        [{ content: 'x', type: 'text' }, 'no target'],
+        [{ recipientId: 'bad id!', content: 'x', type: 'text' }, 'bad recipient'],
+        [{ recipientId: B.id, content: 'x', type: 'video' }, 'bad type'],
+    ];
+    for (const [body, what, st = 400] of cases) {
+        const r = await api(server, 'POST', '/api/chat/messages', { token: A.token, body });
+        assertApiError(r, st, st === 400 ? 'BAD_REQUEST' : ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE'], `REST ${what}`);
+    }
+});
+
+test('unknown path -> 404 with error JSON', async () => {
+    const t = tokenFor(server, newUserId());
+    assertApiError(await api(server, 'GET', '/api/nope', { token: t }), 404, 'NOT_FOUND', '/api/nope');
+    assertApiError(await api(server, 'GET', '/api/chat/nope', { token: t }), 404, 'NOT_FOUND', '/api/chat/nope');
+    assertApiError(await api(server, 'GET', '/definitely/not/here'), 404, 'NOT_FOUND', '/definitely/not/here');
+});
+
+test('wrong method -> 405 with error JSON and Allow', async (t) => {
+    const tok = tokenFor(server, newUserId());
+    for (const [method, path, allow] of [['DELETE', '/api/chat/conversations', ['GET', 'POST']],
+                                         ['PUT', '/api/chat/conversations', ['GET', 'POST']],
+                                         ['GET', '/api/chat/messages', ['POST']],
+                                         ['GET', '/api/auth/login', ['POST']]]) {
+        const r = await api(server, method, path, { token: tok });
+        assert.equal(r.status, 405, `${method} ${path}: ${r.status} ${r.text}`);
+        assert.ok(r.json?.error && typeof r.json.error.code === 'string', `${method} ${path}: ${r.text}`);
+        t.diagnostic(`RECORD: 405 code ${r.json.error.code}`);
+        const got = (r.headers.get('allow') || '').split(',').map((s) => s.trim());
+        for (const m of allow) assert.ok(got.includes(m), `${method} ${path}: Allow "${r.headers.get('allow')}" lacks ${m}`);
+    }
+});
+
+test('malformed JSON body -> 400 BAD_REQUEST', async () => {
+    const tok = tokenFor(server, newUserId());
+    for (const raw of ['{"recipientId":', 'not json', '', '[1,2]', '42', '"str"', 'null', '{"a":1} x',
+                       '{"recipientId":"abc","content":"x","type":"text"', '\ufeff{}']) {
+        const r = await api(server, 'POST', '/api/chat/messages',
+                            { token: tok, rawBody: raw, headers: { 'content-type': 'application/json' } });
+        assertApiError(r, 400, 'BAD_REQUEST', `body ${JSON.stringify(raw)}`);
+    }
+    const inv = await api(server, 'POST', '/api/chat/messages', {
+        token: tok, rawBody: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]),
+        headers: { 'content-type': 'application/json' },
+    });
+    assertApiError(inv, 400, 'BAD_REQUEST', 'invalid UTF-8');
+    const g = await api(server, 'POST', '/api/chat/conversations',
+                        { token: tok, rawBody: '{', headers: { 'content-type': 'application/json' } });
+    assertApiError(g, 400, 'BAD_REQUEST', 'conversations malformed');
+});
+
+test('record: duplicate keys in a JSON body', async (t) => {
+    const r = await api(server, 'POST', '/api/chat/messages', {
+        token: tokenFor(server, newUserId()),
+        rawBody: JSON.stringify({ recipientId: B.id, type: 'text' }).replace('}', ',"content":"x","content":"y"}'),
+        headers: { 'content-type': 'application/json' },
+    });
+    t.diagnostic(`RECORD: duplicate "content" keys -> ${r.status} ${r.text.slice(0, 160)}`);
+    if (r.status >= 400) assertApiError(r, 400, 'BAD_REQUEST', 'duplicate keys');
+});
+
+test('record: non-JSON content type', async (t) => {
+    const r = await api(server, 'POST', '/api/chat/messages', {
+        token: tokenFor(server, newUserId()),
+        rawBody: JSON.stringify({ recipientId: B.id, content: 'x', type: 'text' }),
+        headers: { 'content-type': 'text/plain' },
+    });
+    t.diagnostic(`RECORD: text/plain body -> ${r.status} ${r.text.slice(0, 200)}`);
+    if (r.status >= 400) assertApiError(r, [400, 415], ['BAD_REQUEST', 'UNSUPPORTED_MEDIA_TYPE'], 'text/plain');
+});
+
+test('GET /healthz -> 200 without a token', async () => {
+    const r = await api(server, 'GET', '/healthz');
+    assert.equal(r.status, 200, r.text);
+});
+
+test('raw garbage on a TCP connection and a half request do not hurt the server', async () => {
+    for (const bytes of ['\x00\x01\x02garbage\r\n\r\n', 'POST /api/chat/messages HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"a"']) {
+        await new Promise((resolve) => {
+            const s = net.connect(server.port, HOST, () => {
+                s.end(bytes);
+            });
+            s.on('error', () => {});
+            s.on('close', resolve);
+            setTimeout(() => s.destroy(), 1000);
+        });
+    }
+    server.assertAlive();
+    assert.equal((await api(server, 'GET', '/healthz')).status, 200);
+});
