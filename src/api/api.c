@@ -59,6 +59,23 @@ static void respond_error(http_conn_t *hc, int status, const char *code, const c
     json_decref(doc);
 }
 
+/* An error with retryAfterMs and Retry-After when it is a rate limit. */
+static void respond_refusal(http_conn_t *hc, const chat_err_t *err)
+{
+    json_t *e = chat_error_json(err->code, err->message);
+    char hdr[64] = "";
+    if (err->retry_after_ms) {
+        json_object_set_new(e, "retryAfterMs", json_integer(err->retry_after_ms));
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", (err->retry_after_ms + 999) / 1000);
+    }
+    json_t *doc = json_pack("{s:o}", "error", e);
+    size_t len;
+    char *text = chat_dumps(doc, &len);
+    http_respond(hc, err->status, "application/json; charset=utf-8", hdr, text, len);
+    free(text);
+    json_decref(doc);
+}
+
 static void on_abort(http_conn_t *hc, void *arg)
 {
     ((api_ctx_t *)arg)->hc = NULL;
@@ -144,6 +161,12 @@ static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, ch
         return -1;
     }
     chat_record_user(a->chat, user);
+    uint32_t wait = chat_rest_limit(a->chat, user->id);
+    if (wait) {
+        chat_err_t e = {429, "RATE_LIMITED", "too many requests; slow down", wait};
+        respond_refusal(hc, &e);
+        return -1;
+    }
     return 0;
 }
 
@@ -531,13 +554,12 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     return submit(c, page_done);
 }
 
-static void rest_send_done(void *ud, int status, const char *code, const char *message,
-                           json_t *doc, bool dup)
+static void rest_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup)
 {
     api_ctx_t *c = ud;
     if (c->hc) {
-        if (code) {
-            respond_error(c->hc, status, code, message);
+        if (err) {
+            respond_refusal(c->hc, err);
         } else {
             json_t *out = json_pack("{s:O}", "message", doc);
             respond_json(c->hc, dup ? 200 : 201, out);

@@ -9,6 +9,9 @@
 #include "chat/chat_json.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "chat/limits.h"
+#include "core/strmap.h"
+#include <openssl/sha.h>
 
 #define CACHE_MAX_ENTRIES 200000
 
@@ -34,7 +37,30 @@ struct chat {
     size_t nbuckets, nentries;
     /* Users already recorded in the store by this process (id -> "name\nrole"). */
     json_t *recorded;
+    limiter_t msg_limit, rest_limit, ip_limit, user_conns;
+    strmap_t presence; /* user -> presence_t, for users with sockets or in their grace period */
+    strmap_t typing;   /* "user\nconversation" -> typing_t */
+    timerq_t grace_tq, typing_tq;
+    uv_timer_t sweep;  /* drops idle limiter entries */
+    int64_t last_pos;  /* newest message position known to the loop (recovery offsets) */
 };
+
+typedef struct {
+    char user[STORE_USER_ID_MAX + 1];
+    unsigned sockets;
+    int64_t last_seen; /* ms; when the user went offline, or came online */
+    bool online;       /* as last announced */
+    tq_entry_t grace;
+    chat_t *chat;
+} presence_t;
+
+typedef struct {
+    tq_entry_t expiry;
+    chat_t *chat;
+    uint64_t last_relay; /* loop ms of the last isTyping:true relayed */
+    char user[STORE_USER_ID_MAX + 1];
+    char conv[ID_SIZE];
+} typing_t;
 
 /* Per connected socket. Requests in flight hold a reference, so a reply can find out that
  * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
@@ -43,6 +69,7 @@ struct chat_sock {
     sio_socket_t *socket; /* NULL once disconnected */
     chat_user_t user;
     unsigned refs;
+    int64_t recover_from; /* >= 0: replay messages after this position on connect */
 };
 
 static chat_sock_t *cs_ref(chat_sock_t *cs)
@@ -68,6 +95,8 @@ struct send_ctx {
     char *arena;
 };
 
+
+static void typing_stop(chat_t *c, const char *user, const char *conv);
 
 /* ---- small helpers ---- */
 
@@ -236,7 +265,8 @@ void chat_record_user(chat_t *c, const chat_user_t *u)
 static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg,
                         json_t *doc, bool dup)
 {
-    s->done(s->ud, status, code, msg, doc, dup);
+    chat_err_t err = {status, code, msg, 0};
+    s->done(s->ud, code ? &err : NULL, doc, dup);
     cs_unref(s->origin);
     json_decref(s->payload);
     free(s->arena);
@@ -283,7 +313,11 @@ static void deliver(send_ctx_t *s, json_t *doc)
 {
     chat_t *c = s->chat;
     const store_message_t *m = &s->req.u.message_insert.msg;
-    json_t *arr = json_pack("[sO]", "receive_message", doc);
+    /* The last argument, a string, is the connection-state-recovery offset (socket.io-client
+     * remembers it and sends it back on reconnect). */
+    char offset[32];
+    snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
+    json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
     size_t len;
     char *text = chat_dumps(arr, &len);
     json_decref(arr);
@@ -324,6 +358,8 @@ static void insert_done(store_req_t *req)
         return;
     }
     store_message_insert_t *in = &req->u.message_insert;
+    if (in->msg.pos > s->chat->last_pos) s->chat->last_pos = in->msg.pos;
+    if (!in->duplicate) typing_stop(s->chat, s->user.id, in->msg.conversation_id);
     if (!cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         cache_put(s->chat, in->msg.conversation_id, users, 2);
@@ -387,7 +423,8 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
 {
 #define REFUSE(msg)                                                                                \
     do {                                                                                           \
-        done(ud, 400, "BAD_REQUEST", msg, NULL, false);                                            \
+        chat_err_t e_ = {400, "BAD_REQUEST", msg, 0};                                              \
+        done(ud, &e_, NULL, false);                                                                \
         return;                                                                                    \
     } while (0)
     if (!json_is_object(payload)) REFUSE("the message must be an object");
@@ -441,6 +478,13 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
         if (why) REFUSE("clientMsgId must not contain control characters");
     }
 #undef REFUSE
+    /* Only valid messages count against the rate; a refused one is not stored. */
+    uint32_t wait = limiter_take(&c->msg_limit, user->id, uv_now(c->loop));
+    if (wait) {
+        chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
+        done(ud, &e, NULL, false);
+        return;
+    }
     size_t clen = json_is_string(content) ? json_string_length(content) : 0;
     send_ctx_t *s = calloc(1, sizeof *s);
     size_t cap = 4096 + 2 * clen;
@@ -448,7 +492,8 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
     if (!s || !arena) {
         free(s);
         free(arena);
-        done(ud, 500, "INTERNAL", "out of memory", NULL, false);
+        chat_err_t e = {500, "INTERNAL", "out of memory", 0};
+        done(ud, &e, NULL, false);
         return;
     }
     s->chat = c;
@@ -500,10 +545,11 @@ static void ack_json(chat_sock_t *cs, int64_t ack_id, json_t *obj)
 }
 
 /* A refusal: the ack error (when an ack was asked for) and a message_error event. */
-static void reply_error(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, const char *code,
-                        const char *message)
+static void reply_error_ex(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id,
+                           const char *code, const char *message, uint32_t retry_after_ms)
 {
     json_t *err = chat_error_json(code, message);
+    if (retry_after_ms) json_object_set_new(err, "retryAfterMs", json_integer(retry_after_ms));
     if (ack_id >= 0) {
         json_t *obj = json_pack("{s:b, s:O}", "ok", 0, "error", err);
         ack_json(cs, ack_id, obj);
@@ -516,6 +562,12 @@ static void reply_error(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, 
     if (text) sio_socket_emit(cs->socket, str_make(text, len), NULL, 0);
     free(text);
     json_decref(arr);
+}
+
+static void reply_error(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, const char *code,
+                        const char *message)
+{
+    reply_error_ex(cs, ack_id, client_msg_id, code, message, 0);
 }
 
 /* {ok:true, ...fields} */
@@ -534,13 +586,13 @@ typedef struct {
     json_t *client_msg_id;
 } reply_t;
 
-static void socket_send_done(void *ud, int status, const char *code, const char *message,
-                             json_t *doc, bool dup)
+static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup)
 {
     reply_t *r = ud;
     if (r->cs->socket) {
-        if (code) {
-            reply_error(r->cs, r->ack_id, r->client_msg_id, code, message);
+        if (err) {
+            reply_error_ex(r->cs, r->ack_id, r->client_msg_id, err->code, err->message,
+                           err->retry_after_ms);
         } else {
             json_t *f = json_pack("{s:O}", "message", doc);
             reply_ok(r->cs, r->ack_id, f);
@@ -649,6 +701,624 @@ static void on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     }
 }
 
+/* ---- limits ---- */
+
+uint32_t chat_rest_limit(chat_t *c, const char *user)
+{
+    return limiter_take(&c->rest_limit, user, uv_now(c->loop));
+}
+
+void *chat_admit(void *arg, net_conn_t *conn, uint32_t *retry_after_s)
+{
+    chat_t *c = arg;
+    char peer[64];
+    net_conn_peer_name(conn, peer, sizeof peer);
+    char *colon = strrchr(peer, ':'); /* drop the port: limits are per address */
+    if (colon) *colon = '\0';
+    uint32_t wait = limiter_take(&c->ip_limit, peer, uv_now(c->loop));
+    if (wait || limiter_acquire(&c->ip_limit, peer) < 0) {
+        *retry_after_s = wait ? (wait + 999) / 1000 : 1;
+        log_info("connection from %s refused: %s", peer,
+                 wait ? "too many new connections" : "too many concurrent connections");
+        return NULL;
+    }
+    return strdup(peer);
+}
+
+void chat_release(void *arg, void *handle)
+{
+    chat_t *c = arg;
+    limiter_release(&c->ip_limit, handle);
+    free(handle);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    chat_t *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    limiter_sweep(&c->msg_limit, now);
+    limiter_sweep(&c->rest_limit, now);
+    limiter_sweep(&c->ip_limit, now);
+    limiter_sweep(&c->user_conns, now);
+}
+
+/* ---- presence ---- */
+
+typedef struct {
+    store_req_t req;
+    chat_t *chat;
+    json_t *doc;
+    char user[STORE_USER_ID_MAX + 1];
+    char arena[];
+} contacts_ctx_t;
+
+#define CONTACTS_ARENA (STORE_CONTACTS_MAX * (STORE_USER_ID_MAX + 24))
+
+/* user_status to everyone who shares a conversation with the user, and to the user's own
+ * sockets; the contacts come from the store. */
+static void status_contacts_done(store_req_t *req)
+{
+    contacts_ctx_t *x = (contacts_ctx_t *)req;
+    if (req->status == STORE_OK) {
+        store_contacts_t *ct = &req->u.contacts;
+        for (size_t i = 0; i < ct->count; i++) {
+            char id[STORE_USER_ID_MAX + 1];
+            snprintf(id, sizeof id, "%.*s", (int)ct->user_ids[i].len, ct->user_ids[i].ptr);
+            chat_emit_to_user(x->chat, id, NULL, "user_status", x->doc);
+        }
+    }
+    chat_emit_to_user(x->chat, x->user, NULL, "user_status", x->doc);
+    json_decref(x->doc);
+    free(x);
+}
+
+static json_t *status_json(const char *user, bool online, int64_t last_seen)
+{
+    char at[64];
+    if (last_seen > 0) chat_iso_time(last_seen, at);
+    return json_pack("{s:s, s:s, s:o}", "userId", user, "status", online ? "online" : "offline",
+                     "lastSeen", last_seen > 0 ? json_string(at) : json_null());
+}
+
+static void announce(chat_t *c, presence_t *p)
+{
+    contacts_ctx_t *x = malloc(sizeof *x + CONTACTS_ARENA);
+    if (!x) return;
+    memset(x, 0, sizeof *x);
+    x->chat = c;
+    snprintf(x->user, sizeof x->user, "%s", p->user);
+    x->doc = status_json(p->user, p->online, p->last_seen);
+    x->req.op = STORE_OP_CONTACTS;
+    x->req.done = status_contacts_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = CONTACTS_ARENA;
+    x->req.u.contacts.user = str_cstr(x->user);
+    if (store_submit(c->store, &x->req) != 0) {
+        json_decref(x->doc);
+        free(x);
+    }
+}
+
+typedef struct {
+    store_req_t req;
+    char user[STORE_USER_ID_MAX + 1];
+} seen_ctx_t;
+
+static void seen_done(store_req_t *req)
+{
+    free(req);
+}
+
+static void typing_clear_user(chat_t *c, const char *user);
+
+static void presence_offline(chat_t *c, presence_t *p)
+{
+    p->online = false;
+    p->last_seen = (int64_t)time(NULL) * 1000;
+    seen_ctx_t *sc = calloc(1, sizeof *sc);
+    if (sc) {
+        snprintf(sc->user, sizeof sc->user, "%s", p->user);
+        sc->req.op = STORE_OP_USER_SEEN;
+        sc->req.done = seen_done;
+        sc->req.u.user_seen.id = str_cstr(sc->user);
+        sc->req.u.user_seen.last_seen = p->last_seen;
+        if (store_submit(c->store, &sc->req) != 0) free(sc);
+    }
+    announce(c, p);
+}
+
+static void on_grace_over(timerq_t *q, tq_entry_t *e)
+{
+    presence_t *p = (presence_t *)((char *)e - offsetof(presence_t, grace));
+    chat_t *c = p->chat;
+    if (p->sockets) return;
+    presence_offline(c, p);
+    /* Offline users need no memory; lastSeen is in the store. */
+    strmap_remove(&c->presence, p->user);
+    free(p);
+}
+
+static void presence_connect(chat_t *c, const char *user)
+{
+    presence_t *p = strmap_get(&c->presence, user);
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) return;
+        snprintf(p->user, sizeof p->user, "%s", user);
+        p->chat = c;
+        if (strmap_set(&c->presence, user, p) < 0) {
+            free(p);
+            return;
+        }
+    }
+    timerq_remove(&p->grace); /* back within the grace period: nobody saw it leave */
+    if (p->sockets++ == 0 && !p->online) {
+        p->online = true;
+        p->last_seen = (int64_t)time(NULL) * 1000;
+        announce(c, p);
+    }
+}
+
+static void presence_disconnect(chat_t *c, const char *user)
+{
+    presence_t *p = strmap_get(&c->presence, user);
+    if (!p || p->sockets == 0) return;
+    if (--p->sockets == 0) {
+        typing_clear_user(c, user);
+        if (c->opts.presence_grace_ms)
+            timerq_add(&c->grace_tq, &p->grace);
+        else
+            on_grace_over(&c->grace_tq, &p->grace);
+    }
+}
+
+/* get_status / GET status: only users who share a conversation with the requester (and the
+ * requester) are shown as they are; everyone else looks offline with no lastSeen. */
+typedef struct {
+    store_req_t req;
+    chat_t *chat;
+    void (*done)(void *ud, json_t *statuses);
+    void *ud;
+    char requester[STORE_USER_ID_MAX + 1];
+    size_t n;
+    char (*ids)[STORE_USER_ID_MAX + 1];
+    int phase; /* 0: contacts, 1: last seen of offline contacts */
+    json_t *statuses;
+    str_t *lookup;
+    char arena[];
+} statuses_ctx_t;
+
+static bool contact_has(const store_contacts_t *ct, const char *id)
+{
+    size_t lo = 0, hi = ct->count, n = strlen(id);
+    while (lo < hi) { /* user_ids are sorted bytewise */
+        size_t mid = (lo + hi) / 2;
+        str_t u = ct->user_ids[mid];
+        int cmp = memcmp(u.ptr, id, u.len < n ? u.len : n);
+        if (cmp == 0) cmp = u.len < n ? -1 : u.len > n ? 1 : 0;
+        if (cmp == 0) return true;
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
+static void statuses_finish(statuses_ctx_t *x)
+{
+    x->done(x->ud, x->statuses);
+    json_decref(x->statuses);
+    free(x->ids);
+    free(x->lookup);
+    free(x);
+}
+
+static void statuses_done(store_req_t *req)
+{
+    statuses_ctx_t *x = (statuses_ctx_t *)req;
+    chat_t *c = x->chat;
+    if (x->phase == 1) {
+        /* Fill lastSeen of the offline contacts from the store. */
+        if (req->status == STORE_OK) {
+            store_users_get_t *ug = &req->u.users_get;
+            for (size_t i = 0; i < ug->found; i++) {
+                const store_user_t *u = &ug->users[i];
+                for (size_t k = 0; k < json_array_size(x->statuses); k++) {
+                    json_t *st = json_array_get(x->statuses, k);
+                    const char *id = json_string_value(json_object_get(st, "userId"));
+                    if (strlen(id) == u->id.len && memcmp(id, u->id.ptr, u->id.len) == 0 &&
+                        json_is_null(json_object_get(st, "lastSeen")) && u->last_seen > 0) {
+                        char at[64];
+                        chat_iso_time(u->last_seen, at);
+                        json_object_set_new(st, "lastSeen", json_string(at));
+                    }
+                }
+            }
+        }
+        statuses_finish(x);
+        return;
+    }
+    bool ok = req->status == STORE_OK;
+    store_contacts_t ct = ok ? req->u.contacts : (store_contacts_t){0};
+    size_t nlookup = 0;
+    x->lookup = calloc(x->n ? x->n : 1, sizeof *x->lookup);
+    for (size_t i = 0; i < x->n; i++) {
+        const char *id = x->ids[i];
+        bool visible = !strcmp(id, x->requester) || (ok && contact_has(&ct, id));
+        presence_t *p = visible ? strmap_get(&c->presence, id) : NULL;
+        bool online = p && p->online;
+        json_array_append_new(x->statuses,
+                              status_json(id, online, visible && p ? p->last_seen : 0));
+        if (visible && !p && x->lookup) x->lookup[nlookup++] = str_cstr(id);
+    }
+    if (nlookup == 0) {
+        statuses_finish(x);
+        return;
+    }
+    x->phase = 1;
+    memset(&x->req.u, 0, sizeof x->req.u);
+    x->req.u.users_get.ids = x->lookup;
+    x->req.u.users_get.count = nlookup;
+    if (store_submit(c->store, &x->req) != 0) statuses_finish(x);
+}
+
+void chat_statuses(chat_t *c, const char *requester, const char *const *ids, size_t n,
+                   void (*done)(void *ud, json_t *statuses), void *ud)
+{
+    statuses_ctx_t *x = malloc(sizeof *x + CONTACTS_ARENA);
+    if (!x) {
+        json_t *empty = json_array();
+        done(ud, empty);
+        json_decref(empty);
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->chat = c;
+    x->done = done;
+    x->ud = ud;
+    x->n = n;
+    x->ids = calloc(n ? n : 1, sizeof *x->ids);
+    x->statuses = json_array();
+    snprintf(x->requester, sizeof x->requester, "%s", requester);
+    for (size_t i = 0; x->ids && i < n; i++) snprintf(x->ids[i], sizeof x->ids[i], "%s", ids[i]);
+    x->req.op = STORE_OP_CONTACTS;
+    x->req.done = statuses_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = CONTACTS_ARENA;
+    x->req.u.contacts.user = str_cstr(x->requester);
+    if (!x->ids || store_submit(c->store, &x->req) != 0) {
+        x->n = 0;
+        statuses_finish(x);
+    }
+}
+
+/* ---- typing ---- */
+
+static void typing_key(const char *user, const char *conv, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s\n%s", user, conv);
+}
+
+/* {conversationId, userId, isTyping} to the other members' sockets. */
+static void typing_relay(chat_t *c, const char *user, const char *conv, bool is_typing)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (!e) return;
+    json_t *doc = json_pack("{s:s, s:s, s:b}", "conversationId", conv, "userId", user, "isTyping",
+                            is_typing);
+    for (uint32_t i = 0; i < e->n; i++)
+        if (strcmp(e->users[i], user) != 0) chat_emit_to_user(c, e->users[i], NULL, "typing", doc);
+    json_decref(doc);
+}
+
+static void typing_stop(chat_t *c, const char *user, const char *conv)
+{
+    char key[STORE_USER_ID_MAX + ID_SIZE + 2];
+    typing_key(user, conv, key, sizeof key);
+    typing_t *t = strmap_remove(&c->typing, key);
+    if (!t) return;
+    timerq_remove(&t->expiry);
+    typing_relay(c, user, conv, false);
+    free(t);
+}
+
+static void on_typing_expired(timerq_t *q, tq_entry_t *e)
+{
+    typing_t *t = (typing_t *)((char *)e - offsetof(typing_t, expiry));
+    typing_stop(t->chat, t->user, t->conv);
+}
+
+typedef struct {
+    chat_t *chat;
+    const char *user;
+} clear_arg_t;
+
+static int typing_of_user(const char *key, void *value, void *arg)
+{
+    clear_arg_t *a = arg;
+    typing_t *t = value;
+    if (strcmp(t->user, a->user) != 0) return 0;
+    timerq_remove(&t->expiry);
+    typing_relay(a->chat, t->user, t->conv, false);
+    free(t);
+    return 1;
+}
+
+static void typing_clear_user(chat_t *c, const char *user)
+{
+    clear_arg_t a = {c, user};
+    strmap_sweep(&c->typing, typing_of_user, &a);
+}
+
+static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
+                         int64_t ack_id)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (!e || !entry_has(e, cs->user.id)) {
+        if (cs->socket) reply_error(cs, ack_id, NULL, "NOT_FOUND", "no such conversation");
+        return;
+    }
+    if (!is_typing) {
+        typing_stop(c, cs->user.id, conv);
+    } else {
+        char key[STORE_USER_ID_MAX + ID_SIZE + 2];
+        typing_key(cs->user.id, conv, key, sizeof key);
+        typing_t *t = strmap_get(&c->typing, key);
+        uint64_t now = uv_now(c->loop);
+        if (!t) {
+            t = calloc(1, sizeof *t);
+            if (!t) return;
+            t->chat = c;
+            snprintf(t->user, sizeof t->user, "%s", cs->user.id);
+            memcpy(t->conv, conv, ID_SIZE);
+            if (strmap_set(&c->typing, key, t) < 0) {
+                free(t);
+                return;
+            }
+        }
+        /* Throttled: a renewal keeps the state alive but is relayed at most every
+         * typing_throttle_ms. */
+        if (t->last_relay == 0 || now - t->last_relay >= c->opts.typing_throttle_ms) {
+            t->last_relay = now ? now : 1;
+            typing_relay(c, cs->user.id, conv, true);
+        }
+        timerq_add(&c->typing_tq, &t->expiry);
+    }
+    if (ack_id >= 0 && cs->socket) {
+        json_t *f = json_object();
+        reply_ok(cs, ack_id, f);
+        json_decref(f);
+    }
+}
+
+typedef struct {
+    store_req_t req;
+    chat_sock_t *cs;
+    bool is_typing;
+    int64_t ack_id;
+    char conv[ID_SIZE];
+    char arena[];
+} typing_lookup_t;
+
+static void typing_lookup_done(store_req_t *req)
+{
+    typing_lookup_t *x = (typing_lookup_t *)req;
+    chat_t *c = x->cs->chat;
+    if (req->status == STORE_OK) chat_cache_members(c, &req->u.conversation_get.conv);
+    if (x->cs->socket) typing_apply(c, x->cs, x->conv, x->is_typing, x->ack_id);
+    cs_unref(x->cs);
+    free(x);
+}
+
+static void on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id)
+{
+    json_t *conv = json_object_get(payload, "conversationId");
+    json_t *is = json_object_get(payload, "isTyping");
+    if (!json_id(conv) || !json_is_boolean(is)) {
+        reply_error(cs, ack_id, NULL, "BAD_REQUEST",
+                    "typing needs conversationId (24-character hex id) and isTyping (boolean)");
+        return;
+    }
+    const char *cid = json_string_value(conv);
+    if (cache_find(cs->chat, cid)) {
+        typing_apply(cs->chat, cs, cid, json_is_true(is), ack_id);
+        return;
+    }
+    size_t cap = 64 * 1024;
+    typing_lookup_t *x = malloc(sizeof *x + cap);
+    if (!x) return;
+    memset(x, 0, sizeof *x);
+    x->cs = cs_ref(cs);
+    x->is_typing = json_is_true(is);
+    x->ack_id = ack_id;
+    memcpy(x->conv, cid, ID_SIZE);
+    x->req.op = STORE_OP_CONVERSATION_GET;
+    x->req.done = typing_lookup_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = cap;
+    x->req.u.conversation_get.id = str_make(x->conv, ID_LEN);
+    x->req.u.conversation_get.requester = str_cstr(cs->user.id);
+    if (store_submit(cs->chat->store, &x->req) != 0) {
+        cs_unref(x->cs);
+        free(x);
+    }
+}
+
+/* ---- get_status ---- */
+
+typedef struct {
+    chat_sock_t *cs;
+    int64_t ack_id;
+} status_reply_t;
+
+static void get_status_done(void *ud, json_t *statuses)
+{
+    status_reply_t *r = ud;
+    if (r->cs->socket) {
+        json_t *f = json_pack("{s:O}", "statuses", statuses);
+        reply_ok(r->cs, r->ack_id, f);
+        json_decref(f);
+    }
+    cs_unref(r->cs);
+    free(r);
+}
+
+static void on_get_status(chat_sock_t *cs, json_t *payload, int64_t ack_id)
+{
+    json_t *ids = json_object_get(payload, "userIds");
+    size_t n = json_array_size(ids);
+    bool ok = json_is_array(ids) && n <= STORE_IDS_MAX;
+    const char *list[STORE_IDS_MAX];
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *id = json_array_get(ids, i);
+        ok = json_is_string(id) && auth_sub_is_valid(json_string_value(id), json_string_length(id));
+        if (ok) list[i] = json_string_value(id);
+    }
+    if (!ok) {
+        reply_error(cs, ack_id, NULL, "BAD_REQUEST",
+                    "get_status needs userIds: an array of at most 200 user ids");
+        return;
+    }
+    status_reply_t *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->cs = cs_ref(cs);
+    r->ack_id = ack_id;
+    chat_statuses(cs->chat, cs->user.id, list, n, get_status_done, r);
+}
+
+/* ---- connection state recovery ---- */
+
+/* The private session id is derived from the user id: any socket of that user (with a valid
+ * token) may resume that user's stream, which holds only that user's own conversations. So it
+ * needs no server-side state and survives restarts. */
+static void pid_of(const char *user, char out[33])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char in[STORE_USER_ID_MAX + 16];
+    int n = snprintf(in, sizeof in, "parlor-pid:%s", user);
+    SHA256((const unsigned char *)in, (size_t)n, md);
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+typedef struct {
+    store_req_t req;
+    chat_sock_t *cs;
+    int64_t after;
+    char user[STORE_USER_ID_MAX + 1];
+    char arena[];
+} replay_ctx_t;
+
+#define REPLAY_ARENA (1 << 20)
+
+static void socket_go_live(chat_sock_t *cs)
+{
+    char room[STORE_USER_ID_MAX + 8];
+    room_of(cs->user.id, room, sizeof room);
+    sio_socket_join(cs->socket, room);
+}
+
+static void replay_submit(replay_ctx_t *x);
+
+static void replay_done(store_req_t *req)
+{
+    replay_ctx_t *x = (replay_ctx_t *)req;
+    chat_sock_t *cs = x->cs;
+    store_messages_since_t *ms = &req->u.messages_since;
+    if (!cs->socket) goto out;
+    if (req->status != STORE_OK) {
+        log_warn("recovery for %s failed: %s", cs->user.id, store_strerror(req->status));
+        socket_go_live(cs);
+        goto out;
+    }
+    for (size_t i = 0; i < ms->count; i++) {
+        const store_message_t *m = &ms->msgs[i];
+        json_t *doc = chat_message_json(m);
+        char offset[32];
+        snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
+        json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
+        size_t len;
+        char *text = chat_dumps(arr, &len);
+        if (text) sio_socket_emit(cs->socket, str_make(text, len), NULL, 0);
+        free(text);
+        json_decref(arr);
+        json_decref(doc);
+        x->after = m->pos;
+    }
+    if (ms->has_more) {
+        replay_submit(x);
+        return;
+    }
+    /* This read ran in order with the writes: everything committed before it was replayed,
+     * everything after it is delivered live from now on. */
+    socket_go_live(cs);
+out:
+    cs_unref(cs);
+    free(x);
+}
+
+static void replay_submit(replay_ctx_t *x)
+{
+    memset(&x->req.u, 0, sizeof x->req.u);
+    x->req.op = STORE_OP_MESSAGES_SINCE;
+    x->req.ordered = true;
+    x->req.done = replay_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = REPLAY_ARENA;
+    x->req.u.messages_since.user = str_cstr(x->user);
+    x->req.u.messages_since.after_pos = x->after;
+    x->req.u.messages_since.limit = STORE_PAGE_MAX;
+    if (store_submit(x->cs->chat->store, &x->req) != 0) {
+        if (x->cs->socket) socket_go_live(x->cs);
+        cs_unref(x->cs);
+        free(x);
+    }
+}
+
+static void start_replay(chat_sock_t *cs, int64_t after)
+{
+    replay_ctx_t *x = malloc(sizeof *x + REPLAY_ARENA);
+    if (!x) {
+        socket_go_live(cs);
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->cs = cs_ref(cs);
+    x->after = after;
+    snprintf(x->user, sizeof x->user, "%s", cs->user.id);
+    replay_submit(x);
+}
+
+typedef struct {
+    store_req_t req;
+    chat_t *chat;
+    char arena[4096];
+} start_ctx_t;
+
+static void start_done(store_req_t *req)
+{
+    start_ctx_t *x = (start_ctx_t *)req;
+    if (req->status == STORE_OK && req->u.messages_since.last_pos > x->chat->last_pos)
+        x->chat->last_pos = req->u.messages_since.last_pos;
+    free(x);
+}
+
+void chat_start(chat_t *c)
+{
+    start_ctx_t *x = calloc(1, sizeof *x);
+    if (!x) return;
+    x->chat = c;
+    x->req.op = STORE_OP_MESSAGES_SINCE;
+    x->req.ordered = true;
+    x->req.done = start_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = sizeof x->arena;
+    x->req.u.messages_since.user = STR_LIT("_");
+    x->req.u.messages_since.after_pos = INT64_MAX;
+    x->req.u.messages_since.limit = 1;
+    if (store_submit(c->store, &x->req) != 0) free(x);
+}
+
+/* ---- Socket.IO handlers ---- */
+
 static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
 {
     chat_sock_t *cs = sio_socket_data(s);
@@ -661,9 +1331,29 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
         on_send_message(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "mark_read"))
         on_mark_read(cs, payload, ev->ack_id);
+    else if (str_eq_cstr(ev->name, "typing"))
+        on_typing(cs, payload, ev->ack_id);
+    else if (str_eq_cstr(ev->name, "get_status"))
+        on_get_status(cs, payload, ev->ack_id);
     else
         reply_error(cs, ev->ack_id, NULL, "BAD_REQUEST", "unknown event");
     json_decref(args);
+}
+
+static int refuse(buf_t *err, const char *message, const char *code, const char *why,
+                  uint32_t retry_after_ms)
+{
+    buf_printf(err, "{\"message\":\"%s\",\"data\":{\"code\":\"%s\",\"message\":\"%s\"", message,
+               code, why);
+    if (retry_after_ms) buf_printf(err, ",\"retryAfterMs\":%u", retry_after_ms);
+    buf_append_str(err, "}}");
+    return -1;
+}
+
+/* A non-negative decimal that fits an int64 comfortably. */
+static bool decimal(const char *s)
+{
+    return s && *s && strlen(s) < 19 && strspn(s, "0123456789") == strlen(s);
 }
 
 static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
@@ -675,23 +1365,48 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     if (json_is_string(t)) token = str_make(json_string_value(t), json_string_length(t));
     chat_user_t user;
     int rc = chat_authenticate(c, token, &user);
-    json_decref(a);
     if (rc != AUTH_OK) {
-        const char *code = auth_error_code(rc);
-        const char *why = rc == AUTH_ERR_MISSING   ? "a token is required (auth: { token })"
-                          : rc == AUTH_ERR_EXPIRED ? "the token has expired"
-                                                   : "the token is not valid";
-        log_debug("socket refused: %s", code);
-        buf_printf(err, "{\"message\":\"unauthorized\",\"data\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                   code, why);
-        return -1;
+        json_decref(a);
+        log_debug("socket refused: %s", auth_error_code(rc));
+        return refuse(err, "unauthorized", auth_error_code(rc),
+                      rc == AUTH_ERR_MISSING   ? "a token is required (auth: { token })"
+                      : rc == AUTH_ERR_EXPIRED ? "the token has expired"
+                                               : "the token is not valid",
+                      0);
+    }
+    if (limiter_acquire(&c->user_conns, user.id) < 0) {
+        json_decref(a);
+        log_info("socket of %s refused: too many connections", user.id);
+        return refuse(err, "rate_limited", "RATE_LIMITED", "too many connections for this user",
+                      1000);
     }
     chat_sock_t *cs = calloc(1, sizeof *cs);
-    if (!cs) return -1;
+    if (!cs) {
+        json_decref(a);
+        limiter_release(&c->user_conns, user.id);
+        return -1;
+    }
     cs->chat = c;
     cs->socket = s;
     cs->user = user;
     cs->refs = 1;
+    cs->recover_from = -1;
+    /* pid = "<hash of the user>-<position when this session started>". A reconnect that
+     * brings our pid back resumes from its offset (the last event it got) or, when it got
+     * none, from the position in the pid; answering with the same pid tells socket.io-client
+     * that the session was recovered. */
+    char pid[64], hash[33];
+    pid_of(user.id, hash);
+    snprintf(pid, sizeof pid, "%s-%lld", hash, (long long)c->last_pos);
+    const char *cpid = json_string_value(json_object_get(a, "pid"));
+    const char *off = json_string_value(json_object_get(a, "offset"));
+    if (cpid && strlen(cpid) < 54 && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
+        decimal(cpid + 33)) {
+        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : strtoll(cpid + 33, NULL, 10);
+        snprintf(pid, sizeof pid, "%s", cpid);
+    }
+    json_decref(a);
+    buf_printf(err, "\"pid\":\"%s\"", pid);
     sio_socket_set_data(s, cs);
     return 0;
 }
@@ -699,18 +1414,25 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
 static void on_connection(sio_socket_t *s, void *arg)
 {
     chat_sock_t *cs = sio_socket_data(s);
-    char room[STORE_USER_ID_MAX + 8];
-    room_of(cs->user.id, room, sizeof room);
-    sio_socket_join(s, room);
-    chat_record_user(cs->chat, &cs->user);
+    chat_t *c = cs->chat;
+    chat_record_user(c, &cs->user);
+    presence_connect(c, cs->user.id);
+    if (cs->recover_from >= 0) {
+        start_replay(cs, cs->recover_from);
+    } else {
+        socket_go_live(cs);
+    }
 }
 
 static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
 {
     chat_sock_t *cs = sio_socket_data(s);
     if (!cs) return;
+    chat_t *c = cs->chat;
     sio_socket_set_data(s, NULL);
     cs->socket = NULL;
+    limiter_release(&c->user_conns, cs->user.id);
+    presence_disconnect(c, cs->user.id);
     cs_unref(cs);
 }
 
@@ -731,12 +1453,34 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     c->nbuckets = 1 << 14;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
     c->recorded = json_object();
-    c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
-    if (!c->buckets || !c->recorded || !c->nsp) {
+    double window = opts->rate_connections_window_s > 0 ? opts->rate_connections_window_s : 1;
+    if (!c->buckets || !c->recorded ||
+        limiter_init(&c->msg_limit, opts->rate_messages_per_s, opts->rate_messages_burst, 0) ||
+        limiter_init(&c->rest_limit, opts->rate_rest_per_s, opts->rate_rest_burst, 0) ||
+        limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
+                     opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
+        limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
+        strmap_init(&c->presence) || strmap_init(&c->typing)) {
         chat_free(c);
         return NULL;
     }
+    timerq_init(loop, &c->grace_tq, opts->presence_grace_ms, on_grace_over);
+    timerq_init(loop, &c->typing_tq, opts->typing_timeout_ms, on_typing_expired);
+    uv_unref((uv_handle_t *)&c->grace_tq.timer);
+    uv_unref((uv_handle_t *)&c->typing_tq.timer);
+    uv_timer_init(loop, &c->sweep);
+    c->sweep.data = c;
+    uv_timer_start(&c->sweep, on_sweep, 60000, 60000);
+    uv_unref((uv_handle_t *)&c->sweep);
+    c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
     return c;
+}
+
+void chat_close(chat_t *c)
+{
+    timerq_close(&c->grace_tq);
+    timerq_close(&c->typing_tq);
+    uv_close((uv_handle_t *)&c->sweep, NULL);
 }
 
 void chat_free(chat_t *c)
@@ -745,6 +1489,12 @@ void chat_free(chat_t *c)
     if (c->buckets) cache_clear(c);
     free(c->buckets);
     json_decref(c->recorded);
+    limiter_free(&c->msg_limit);
+    limiter_free(&c->rest_limit);
+    limiter_free(&c->ip_limit);
+    limiter_free(&c->user_conns);
+    strmap_free(&c->presence, free);
+    strmap_free(&c->typing, free);
     free(c);
 }
 

@@ -20,10 +20,31 @@ typedef struct {
 
 typedef struct {
     size_t max_message_length; /* in characters (code points) */
+    /* Limits; a rate or maximum of 0 disables that limit. */
+    double rate_messages_per_s, rate_messages_burst; /* per user, socket and REST together */
+    double rate_rest_per_s, rate_rest_burst;         /* REST requests per user */
+    double rate_connections_per_ip;  /* new Engine.IO sessions per IP per window */
+    double rate_connections_window_s;
+    uint32_t max_connections_per_ip;   /* concurrent Engine.IO sessions */
+    uint32_t max_connections_per_user; /* concurrent authenticated sockets */
+    /* Live signals. */
+    uint32_t presence_grace_ms; /* offline only after the last socket is gone this long */
+    uint32_t typing_throttle_ms;
+    uint32_t typing_timeout_ms;
 } chat_options_t;
+
+/* A refusal: HTTP status, contract code, message, and for RATE_LIMITED the wait. */
+typedef struct {
+    int status;
+    const char *code;
+    const char *message;
+    uint32_t retry_after_ms;
+} chat_err_t;
 
 chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_jwt_t *jwt,
                  const chat_options_t *opts);
+/* Closes the timers (at shutdown); chat_free once the loop has ended. */
+void chat_close(chat_t *c);
 void chat_free(chat_t *c);
 store_t *chat_store(chat_t *c);
 const auth_jwt_t *chat_jwt(chat_t *c);
@@ -33,14 +54,25 @@ int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
 /* Records (id, name, role) in the store the first time they are seen in this process. */
 void chat_record_user(chat_t *c, const chat_user_t *u);
 
-/* Result of a send: err_code NULL on success (then message is the stored document, borrowed,
- * and duplicate tells whether it was an idempotent repeat). http_status is the REST status. */
-typedef void (*chat_send_done)(void *ud, int http_status, const char *err_code,
-                               const char *err_message, json_t *message, bool duplicate);
+/* Result of a send: err NULL on success (then message is the stored document, borrowed, and
+ * duplicate tells whether it was an idempotent repeat). */
+typedef void (*chat_send_done)(void *ud, const chat_err_t *err, json_t *message, bool duplicate);
 /* The send pipeline shared by the socket and REST: validates payload (a JSON object,
  * borrowed), stores the message, then delivers receive_message to every socket of every member
  * (REST: no socket is skipped) and calls done. May call done before returning (refusals). */
 void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_done done, void *ud);
+
+/* REST rate limit per user: 0, or the ms to wait. */
+uint32_t chat_rest_limit(chat_t *c, const char *user);
+/* Eio admission control (eio_config_t.admit/release), per-IP limits. */
+void *chat_admit(void *chat, net_conn_t *conn, uint32_t *retry_after_s);
+void chat_release(void *chat, void *handle);
+/* Presence as the given requester may see it: JSON {userId,status,lastSeen} for each id,
+ * answered through done(ud, array) once the store told which users share a conversation. */
+void chat_statuses(chat_t *c, const char *requester, const char *const *ids, size_t n,
+                   void (*done)(void *ud, json_t *statuses), void *ud);
+/* Reads the newest message position so recovery offsets can start; call once at start. */
+void chat_start(chat_t *c);
 
 /* Caches the members of a conversation (from a store answer). */
 void chat_cache_members(chat_t *c, const store_conversation_t *conv);

@@ -60,8 +60,10 @@ int config_load(const config_option_t *opts, size_t nopts, void *cfg, int argc, 
                 char **positional, int max_positional, int *npositional, char *err, size_t cap)
 {
     *npositional = 0;
-    for (size_t i = 0; i < nopts; i++) {
+    /* Every string NULL first, so that config_free is safe after a failure anywhere. */
+    for (size_t i = 0; i < nopts; i++)
         if (opts[i].type == OPT_STRING) *(char **)((char *)cfg + opts[i].offset) = NULL;
+    for (size_t i = 0; i < nopts; i++) {
         if (opts[i].def && set_value(&opts[i], cfg, opts[i].def, "default", err, cap) < 0)
             return -1;
     }

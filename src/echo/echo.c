@@ -163,11 +163,13 @@ int echo_main(int argc, char **argv)
         }
     if (config_load(echo_options, NOPTS, &cfg, argc, argv, pos, 0, &npos, err, sizeof err) < 0) {
         fprintf(stderr, "parlor echo: %s\n", err);
+        config_free(echo_options, NOPTS, &cfg);
         return 2;
     }
     int lvl = log_level_parse(cfg.log_level);
     if (lvl < 0) {
         fprintf(stderr, "parlor echo: invalid log-level '%s'\n", cfg.log_level);
+        config_free(echo_options, NOPTS, &cfg);
         return 2;
     }
     log_level = lvl;

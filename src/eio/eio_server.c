@@ -44,6 +44,7 @@ struct eio_session {
     uint32_t outq_len, outq_cap;
     tq_entry_t hb;       /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
     void *data;
+    void *admit_handle;  /* from eio_config_t.admit */
 };
 
 struct eio_server {
@@ -346,6 +347,7 @@ static void session_destroy(eio_session_t *s, const char *reason)
         ws_conn_close(s->probe, WS_CLOSE_NORMAL, NULL);
     }
     outq_clear(s);
+    if (s->admit_handle && srv->cfg.release) srv->cfg.release(srv->cfg.admit_arg, s->admit_handle);
     free(s);
 }
 
@@ -494,17 +496,44 @@ static void poll_aborted(http_conn_t *hc, void *arg)
     session_destroy(s, "transport close");
 }
 
-static eio_session_t *session_new(eio_server_t *srv, int transport)
+/* Admission, then a new session; on refusal answers 429 (or 503) itself and returns NULL. */
+static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
+                                  int transport)
 {
+    void *handle = NULL;
+    if (srv->cfg.admit) {
+        uint32_t retry = 1;
+        handle = srv->cfg.admit(srv->cfg.admit_arg, http_conn_net(hc), &retry);
+        if (!handle) {
+            char hdrs[600], ra[64];
+            cors_headers(srv, req, hdrs, sizeof hdrs);
+            snprintf(ra, sizeof ra, "Retry-After: %u\r\n", retry);
+            strncat(hdrs, ra, sizeof hdrs - strlen(hdrs) - 1);
+            char body[160];
+            int n = snprintf(body, sizeof body,
+                             "{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many "
+                             "connections\",\"retryAfterMs\":%u}}",
+                             retry * 1000);
+            http_respond(hc, 429, "application/json", hdrs, body, (size_t)n);
+            return NULL;
+        }
+    }
     eio_session_t *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s) {
+        if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
+        http_respond_error(hc, 503, "INTERNAL", "out of memory");
+        return NULL;
+    }
+    s->admit_handle = handle;
     do sid_generate(s->sid);
     while (table_find(srv, str_make(s->sid, SID_LEN)));
     s->srv = srv;
     s->transport = (uint8_t)transport;
     s->state = S_OPEN;
     if (table_insert(srv, s) < 0) {
+        if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
         free(s);
+        http_respond_error(hc, 503, "INTERNAL", "out of memory");
         return NULL;
     }
     return s;
@@ -538,11 +567,8 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
         return HTTP_UPGRADED;
     }
     if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
-    eio_session_t *s = session_new(srv, TRANSPORT_WEBSOCKET);
-    if (!s) {
-        http_respond_error(hc, 503, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
+    eio_session_t *s = session_new(srv, hc, req, TRANSPORT_WEBSOCKET);
+    if (!s) return HTTP_DONE;
     s->ws = ws_conn_accept(hc, req, srv->cfg.max_payload, &ws_handler, s);
     if (!s->ws) {
         session_destroy(s, "transport error");
@@ -610,11 +636,8 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
     }
     cors_headers(srv, req, hdrs, sizeof hdrs);
     if (!sid.len) {
-        eio_session_t *s = session_new(srv, TRANSPORT_POLLING);
-        if (!s) {
-            http_respond_error(hc, 503, "INTERNAL", "out of memory");
-            return HTTP_DONE;
-        }
+        eio_session_t *s = session_new(srv, hc, req, TRANSPORT_POLLING);
+        if (!s) return HTTP_DONE;
         char open[256];
         int n = open_packet(srv, s, true, open, sizeof open);
         http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
@@ -643,6 +666,11 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
         if (hdrs[0]) s->poll_hdrs = strdup(hdrs);
         if (s->outq_len) {
             session_flush_poll(s);
+            return HTTP_DONE;
+        }
+        if (s->probe_ok) {
+            /* Upgrading: the client waits for this poll to end before it sends "5". */
+            answer_poll(s, "6");
             return HTTP_DONE;
         }
         http_conn_set_abort(hc, poll_aborted, s);
@@ -696,6 +724,14 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     srv->close_pkt = packet_build(EIO_CLOSE, NULL, 0);
     if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt) abort();
     return srv;
+}
+
+void eio_server_set_admission(eio_server_t *srv, void *(*admit)(void *, net_conn_t *, uint32_t *),
+                              void (*release)(void *, void *), void *arg)
+{
+    srv->cfg.admit = admit;
+    srv->cfg.release = release;
+    srv->cfg.admit_arg = arg;
 }
 
 size_t eio_server_num_sessions(const eio_server_t *srv)

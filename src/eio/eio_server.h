@@ -15,6 +15,12 @@ typedef struct {
     size_t max_payload;
     const char *cors_origins; /* "*" or a comma-separated list of origins; NULL/"" = no CORS */
     bool cors_credentials;
+    /* Admission control (optional): called before a session is created; returns a handle to
+     * admit, or NULL to refuse with HTTP 429 and Retry-After: *retry_after_s. The handle is
+     * given back to release when the session ends. */
+    void *(*admit)(void *arg, net_conn_t *c, uint32_t *retry_after_s);
+    void (*release)(void *arg, void *handle);
+    void *admit_arg;
 } eio_config_t;
 
 typedef struct {
@@ -35,6 +41,9 @@ void eio_server_shutdown(eio_server_t *srv);
 void eio_server_close(eio_server_t *srv);
 void eio_server_free(eio_server_t *srv);
 size_t eio_server_num_sessions(const eio_server_t *srv);
+/* Sets the admission hooks after creation (see eio_config_t). */
+void eio_server_set_admission(eio_server_t *srv, void *(*admit)(void *, net_conn_t *, uint32_t *),
+                              void (*release)(void *, void *), void *arg);
 /* The HTTP route handler (arg = the eio_server_t). */
 int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
 

@@ -39,6 +39,11 @@ typedef struct {
     long long header_timeout_ms;
     long long idle_timeout_ms;
     int accounts;
+    long long rate_messages_per_s, rate_messages_burst;
+    long long rate_rest_per_s, rate_rest_burst;
+    long long rate_connections_per_ip, rate_connections_window_s;
+    long long max_connections_per_ip, max_connections_per_user;
+    long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
 } serve_config_t;
 
 #define OFF(f) offsetof(serve_config_t, f)
@@ -81,6 +86,28 @@ static const config_option_t serve_options[] = {
      "time to send a complete HTTP request (0: none)"},
     {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "120000", 0, 3600000,
      "idle keep-alive HTTP connections are closed after this (0: never)"},
+    {"rate-messages-per-s", OPT_INT, OFF(rate_messages_per_s), "10", 0, 1000000,
+     "messages per user per second, socket and REST together (0: no limit)"},
+    {"rate-messages-burst", OPT_INT, OFF(rate_messages_burst), "30", 1, 1000000,
+     "messages a user may send at once before the per-second rate applies"},
+    {"rate-rest-per-s", OPT_INT, OFF(rate_rest_per_s), "20", 0, 1000000,
+     "REST requests per user per second (0: no limit)"},
+    {"rate-rest-burst", OPT_INT, OFF(rate_rest_burst), "60", 1, 1000000,
+     "REST requests a user may make at once"},
+    {"rate-connections-per-ip", OPT_INT, OFF(rate_connections_per_ip), "120", 0, 10000000,
+     "new Socket.IO connections per IP address per window (0: no limit)"},
+    {"rate-connections-window-s", OPT_INT, OFF(rate_connections_window_s), "60", 1, 86400,
+     "the window of rate-connections-per-ip, in seconds"},
+    {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), "500", 0, 10000000,
+     "concurrent Socket.IO connections per IP address (0: no limit)"},
+    {"max-connections-per-user", OPT_INT, OFF(max_connections_per_user), "20", 0, 10000000,
+     "concurrent sockets per user (0: no limit)"},
+    {"presence-grace-ms", OPT_INT, OFF(presence_grace_ms), "5000", 0, 3600000,
+     "a user goes offline only after the last socket has been gone this long"},
+    {"typing-throttle-ms", OPT_INT, OFF(typing_throttle_ms), "2000", 0, 60000,
+     "at most one isTyping:true relay per user and conversation in this time"},
+    {"typing-timeout-ms", OPT_INT, OFF(typing_timeout_ms), "6000", 100, 600000,
+     "a typing state without renewal expires (relayed as isTyping:false) after this"},
 };
 #define NOPTS (sizeof serve_options / sizeof serve_options[0])
 
@@ -218,17 +245,20 @@ static int load_config(int argc, char **argv, serve_config_t *cfg, char **pos, i
     char err[512];
     if (config_load(serve_options, NOPTS, cfg, argc, argv, pos, maxpos, npos, err, sizeof err) < 0) {
         fprintf(stderr, "parlor %s: %s\n", cmd, err);
+        config_free(serve_options, NOPTS, cfg);
         return -1;
     }
     int lvl = log_level_parse(cfg->log_level);
     if (lvl < 0) {
         fprintf(stderr, "parlor %s: invalid log-level '%s' (debug, info, warn, error, off)\n", cmd,
                 cfg->log_level);
+        config_free(serve_options, NOPTS, cfg);
         return -1;
     }
     log_level = lvl;
     if (cfg->jwt_secret[0] && cfg->jwt_public_key[0]) {
         fprintf(stderr, "parlor %s: give jwt-secret or jwt-public-key, not both\n", cmd);
+        config_free(serve_options, NOPTS, cfg);
         return -1;
     }
     return 0;
@@ -275,10 +305,13 @@ static void on_signal(uv_signal_t *h, int signum)
     store_close(s->store);
     net_foreach_conn(&s->nl, close_conn, NULL);
     sio_server_close(s->sio);
+    chat_close(s->chat);
     net_loop_close(&s->nl);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
 }
+
+static int serve_run(server_t *sp);
 
 int serve_main(int argc, char **argv)
 {
@@ -294,6 +327,15 @@ int serve_main(int argc, char **argv)
     char *pos[1];
     int npos;
     if (load_config(argc, argv, &s.cfg, pos, 0, &npos, "serve") < 0) return 2;
+    int rc = serve_run(&s);
+    config_free(serve_options, NOPTS, &s.cfg);
+    return rc;
+}
+
+/* Runs the server until a signal; 0 after a clean stop, 1 when it could not start. */
+static int serve_run(server_t *sp)
+{
+    server_t s = *sp;
     serve_config_t *cfg = &s.cfg;
     signal(SIGPIPE, SIG_IGN);
     log_info("parlor starting (data directory %s)", cfg->data);
@@ -309,6 +351,8 @@ int serve_main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/parlor.db", cfg->data);
     if (store_open(s.loop, path, &s.store, err, sizeof err) != STORE_OK) {
         log_error("cannot open the store %s: %s", path, err);
+        auth_jwt_free(s.jwt);
+        uv_loop_close(s.loop);
         return 1;
     }
     log_info("store opened: %s (SQLite, WAL)", path);
@@ -331,7 +375,20 @@ int serve_main(int argc, char **argv)
         .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
     };
     s.sio = sio_server_new(&s.nl, &scfg);
-    chat_options_t copts = {.max_message_length = (size_t)cfg->max_message_length};
+    chat_options_t copts = {
+        .max_message_length = (size_t)cfg->max_message_length,
+        .rate_messages_per_s = (double)cfg->rate_messages_per_s,
+        .rate_messages_burst = (double)cfg->rate_messages_burst,
+        .rate_rest_per_s = (double)cfg->rate_rest_per_s,
+        .rate_rest_burst = (double)cfg->rate_rest_burst,
+        .rate_connections_per_ip = (double)cfg->rate_connections_per_ip,
+        .rate_connections_window_s = (double)cfg->rate_connections_window_s,
+        .max_connections_per_ip = (uint32_t)cfg->max_connections_per_ip,
+        .max_connections_per_user = (uint32_t)cfg->max_connections_per_user,
+        .presence_grace_ms = (uint32_t)cfg->presence_grace_ms,
+        .typing_throttle_ms = (uint32_t)cfg->typing_throttle_ms,
+        .typing_timeout_ms = (uint32_t)cfg->typing_timeout_ms,
+    };
     s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
     api_options_t aopts = {.cors_origins = cfg->cors_origins,
                            .token_ttl_s = cfg->token_ttl_s,
@@ -341,6 +398,8 @@ int serve_main(int argc, char **argv)
         log_error("out of memory at start");
         return 1;
     }
+    eio_server_set_admission(sio_server_eio(s.sio), chat_admit, chat_release, s.chat);
+    chat_start(s.chat);
     http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
     http_server_route(s.http, "/api/", api_handle, s.api);
     http_server_route(s.http, "/healthz", api_handle, s.api);
@@ -355,11 +414,15 @@ int serve_main(int argc, char **argv)
     int r = net_listen(&s.nl, cfg->host, (int)cfg->port, http_server_accept, s.http, &s.listener);
     if (r < 0 && !strcmp(cfg->host, "::"))
         r = net_listen(&s.nl, "0.0.0.0", (int)cfg->port, http_server_accept, s.http, &s.listener);
+    int status = 0;
     if (r < 0) {
         log_error("cannot listen on %s port %lld: %s", cfg->host, cfg->port, uv_strerror(r));
-        return 1;
+        s.listener = NULL;
+        status = 1;
+        uv_kill(getpid(), SIGTERM); /* the same orderly stop as a signal */
+    } else {
+        log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
     }
-    log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
 
     uv_run(s.loop, UV_RUN_DEFAULT);
 
@@ -369,9 +432,8 @@ int serve_main(int argc, char **argv)
     http_server_free(s.http);
     auth_jwt_free(s.jwt);
     uv_loop_close(s.loop);
-    config_free(serve_options, NOPTS, cfg);
-    log_info("stopped");
-    return 0;
+    if (status == 0) log_info("stopped");
+    return status;
 }
 
 /* ---- parlor token ---- */
@@ -390,6 +452,9 @@ static long long parse_ttl(const char *s)
     if (mult < 0 || v > 10LL * 365 * 86400 / mult) return -1;
     return v * mult;
 }
+
+static int token_run(serve_config_t *cfg, const char *user, const char *name, const char *role,
+                     const char *ttl);
 
 int token_main(int argc, char **argv)
 {
@@ -422,7 +487,16 @@ int token_main(int argc, char **argv)
     free(rest);
     if (rc < 0) return 2;
     if (log_level < LOG_WARN) log_level = LOG_WARN; /* stdout is the token; stderr stays quiet */
-    if (npos != 1 || !auth_sub_is_valid(pos[0], strlen(pos[0]))) {
+    int status = token_run(&cfg, npos == 1 ? pos[0] : NULL, name, role, ttl);
+    config_free(serve_options, NOPTS, &cfg);
+    return status;
+}
+
+static int token_run(serve_config_t *cfgp, const char *user, const char *name, const char *role,
+                     const char *ttl)
+{
+    serve_config_t cfg = *cfgp;
+    if (!user || !auth_sub_is_valid(user, strlen(user))) {
         fprintf(stderr, "parlor token: give one user id (1-64 characters of A-Z a-z 0-9 _ -)\n");
         return 2;
     }
@@ -443,7 +517,7 @@ int token_main(int argc, char **argv)
     bool can_sign;
     if (make_jwt(&cfg, &jwt, &can_sign) < 0) return 1;
     char *token = NULL;
-    if (auth_jwt_sign(jwt, pos[0], name, role, (int64_t)time(NULL), ttl_s, &token) != AUTH_OK) {
+    if (auth_jwt_sign(jwt, user, name, role, (int64_t)time(NULL), ttl_s, &token) != AUTH_OK) {
         fprintf(stderr, "parlor token: signing failed\n");
         auth_jwt_free(jwt);
         return 1;
@@ -451,6 +525,5 @@ int token_main(int argc, char **argv)
     printf("%s\n", token);
     free(token);
     auth_jwt_free(jwt);
-    config_free(serve_options, NOPTS, &cfg);
     return 0;
 }

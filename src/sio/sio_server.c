@@ -475,9 +475,9 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     s->nsp = nsp;
     s->client_next = c->sockets;
     c->sockets = s;
+    buf_t err; /* on refusal the CONNECT_ERROR object; on success extra CONNECT fields */
+    buf_init(&err);
     if (nsp->h.authorize) {
-        buf_t err;
-        buf_init(&err);
         if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
             rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
                                    err.len ? str_make(err.data, err.len)
@@ -490,7 +490,6 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
             socket_close(s, "refused");
             return;
         }
-        buf_free(&err);
     }
     timerq_remove(&c->connect_timer);
     s->connected = true;
@@ -498,9 +497,13 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     if (nsp->head) nsp->head->nsp_prev = s;
     nsp->head = s;
     nsp->count++;
-    char body[64];
-    int n = snprintf(body, sizeof body, "{\"sid\":\"%s\"}", s->id);
-    rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body, (size_t)n));
+    buf_t body;
+    buf_init(&body);
+    buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", s->id, err.len ? "," : "", (int)err.len,
+               err.data ? err.data : "");
+    buf_free(&err);
+    rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body.data, body.len));
+    buf_free(&body);
     if (r) {
         eio_session_send_built(c->eio, r);
         rbuf_unref(r);

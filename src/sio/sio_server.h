@@ -27,7 +27,8 @@ typedef struct {
 
 typedef struct {
     /* Connect middleware. auth: the CONNECT payload (JSON object text, empty when none).
-     * Return 0 to accept, or write a JSON object ({"message":...,"data":...}) to err and
+     * Return 0 to accept (anything written to err is added as extra fields to the CONNECT
+     * reply, e.g. "pid":"..."), or write a JSON object ({"message":...,"data":...}) to err and
      * return -1 to refuse with CONNECT_ERROR. */
     int (*authorize)(sio_socket_t *s, void *arg, str_t auth, buf_t *err);
     /* The socket is connected (CONNECT answered). */

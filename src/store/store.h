@@ -228,6 +228,7 @@ typedef struct { /* read: messages of all the user's conversations with pos > af
     const store_message_t *msgs; /* out, ascending pos (commit order) */
     size_t count;
     bool has_more;
+    int64_t last_pos; /* out: the newest pos in the whole store */
 } store_messages_since_t;
 
 typedef struct { /* write: moves the user's watermark forward to the message, never back */
@@ -297,6 +298,8 @@ struct store_req {
     void (*done)(store_req_t *req); /* runs on the loop thread, exactly once per accepted req */
     void *data;                     /* the caller's */
     int64_t now_ms;                 /* 0: the store's clock at execution */
+    bool ordered; /* a read that runs on the writer, in order with the writes submitted around
+                     it: it sees every earlier write and none of the later ones */
     store_arena_t arena;            /* outputs; may be empty for ops that return no strings */
     union {
         store_user_upsert_t user_upsert;

@@ -1451,6 +1451,7 @@ int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, 
     op->msgs = NULL;
     op->count = 0;
     op->has_more = false;
+    op->last_pos = 0;
     if (!valid_user_id(op->user) || op->after_pos < 0) return STORE_E_INVALID;
     size_t limit = page_limit(op->limit);
     sqlite3_stmt *st = stmt_get(db, S_MSG_SINCE);
@@ -1461,6 +1462,17 @@ int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, 
     bind_str(st, 2, op->user);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
     rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
+    if (rc == STORE_OK) {
+        /* The newest position of all, so a caller can start following from here. */
+        sqlite3_stmt *mx = NULL;
+        if (sqlite3_prepare_v2(db->db, "SELECT COALESCE(MAX(pos), 0) FROM messages", -1, &mx,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(mx) == SQLITE_ROW)
+            op->last_pos = sqlite3_column_int64(mx, 0);
+        else
+            rc = STORE_E_IO;
+        sqlite3_finalize(mx);
+    }
     return op_end(db, rc);
 }
 

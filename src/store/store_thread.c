@@ -375,7 +375,7 @@ int store_submit(store_t *s, store_req_t *req)
     req->status = STORE_OK;
     if (s->inflight++ == 0) uv_ref((uv_handle_t *)&s->async);
     uv_mutex_lock(&s->mu);
-    if (store_op_is_write(req->op)) {
+    if (store_op_is_write(req->op) || req->ordered) {
         queue_push(&s->writes, req);
         uv_cond_signal(&s->writer_cond);
     } else {

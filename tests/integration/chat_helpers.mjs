@@ -112,9 +112,17 @@ export async function startServer(opts = {}) {
     }
 }
 
-function spawnServer({ dataDir, secret, port, args = [], env = {} }) {
+// Rate limits are lifted unless a test asks for them (opts.limits = true): most tests send
+// bursts far above the per-user defaults. Later flags win, so tests can also set one limit.
+export const NO_LIMITS = [
+    '--rate-messages-per-s', '0', '--rate-rest-per-s', '0', '--rate-connections-per-ip', '0',
+    '--max-connections-per-ip', '0', '--max-connections-per-user', '0',
+];
+
+function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = false }) {
     const argv = ['serve', '--port', String(port), '--host', HOST, '--data', dataDir];
     if (secret !== null) argv.push('--jwt-secret', secret);
+    if (!limits) argv.push(...NO_LIMITS);
     argv.push(...args);
     const proc = spawn(BIN, argv, {
         stdio: ['ignore', 'pipe', 'pipe'],
