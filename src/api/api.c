@@ -622,6 +622,75 @@ static int mark_read(api_t *a, http_conn_t *hc, str_t msg, const chat_user_t *us
     return submit(c, read_done);
 }
 
+/* ---- users ---- */
+
+static void status_done(void *ud, json_t *statuses)
+{
+    api_ctx_t *c = ud;
+    if (c->hc) respond_json(c->hc, 200, json_array_get(statuses, 0));
+    ctx_free(c);
+}
+
+static int user_status(api_t *a, http_conn_t *hc, str_t user, const chat_user_t *me)
+{
+    if (!auth_sub_is_valid(user.ptr, user.len)) {
+        respond_error(hc, 400, "BAD_REQUEST", "userId must be 1-64 characters of A-Z a-z 0-9 _ -");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 0);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->user = *me;
+    char id[STORE_USER_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)user.len, user.ptr);
+    const char *ids[1] = {id};
+    chat_statuses(a->chat, c->user.id, ids, 1, status_done, c);
+    return HTTP_DEFERRED;
+}
+
+static void search_done(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc && !store_failed(c)) {
+        store_users_search_t *us = &req->u.users_search;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < us->count; i++) {
+            /* Accounts are public only as far as a chat needs: id, username, name, role. */
+            if (str_eq_cstr(us->users[i].id, c->user.id)) continue;
+            json_array_append_new(arr, chat_user_json(&us->users[i]));
+        }
+        json_t *doc = json_pack("{s:o}", "users", arr);
+        respond_json(c->hc, 200, doc);
+        json_decref(doc);
+    }
+    ctx_free(c);
+}
+
+static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
+{
+    char q[STORE_USERNAME_MAX + 1];
+    int n = http_query_param(req->query, "q", q, sizeof q);
+    long limit = query_limit(req, 10, 20);
+    if (n < 1 || limit < 0 || !auth_sub_is_valid(q, (size_t)n)) {
+        respond_error(hc, 400, "BAD_REQUEST",
+                      "q must be the start of a username (A-Z a-z 0-9 _ -, up to 64 characters)");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 32 * 1024);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->user = *me;
+    memcpy(c->hash, q, (size_t)n + 1); /* spare storage for the prefix */
+    c->req.op = STORE_OP_USERS_SEARCH;
+    c->req.u.users_search.prefix = str_make(c->hash, (size_t)n);
+    c->req.u.users_search.limit = (size_t)limit + 1; /* the caller may be among them */
+    return submit(c, search_done);
+}
+
 /* ---- routing ---- */
 
 static bool method(const http_request_t *req, const char *m)
@@ -681,20 +750,24 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         return HTTP_DONE;
     }
     /* Which endpoint, and its allowed methods, before authentication: 404/405 need no token. */
-    enum { E_CONVS, E_MESSAGES, E_MESSAGE_PAGE, E_READ, E_NONE } ep = E_NONE;
+    enum { E_CONVS, E_MESSAGES, E_MESSAGE_PAGE, E_READ, E_USERS, E_STATUS, E_NONE } ep = E_NONE;
     const char *allow = "";
     if (n == 3 && str_eq_cstr(seg[2], "conversations")) ep = E_CONVS, allow = "GET, POST";
     else if (n == 3 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGES, allow = "POST";
     else if (n == 4 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGE_PAGE, allow = "GET";
     else if (n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read"))
         ep = E_READ, allow = "PUT";
+    else if (n == 3 && str_eq_cstr(seg[2], "users")) ep = E_USERS, allow = "GET";
+    else if (n == 5 && str_eq_cstr(seg[2], "users") && str_eq_cstr(seg[4], "status"))
+        ep = E_STATUS, allow = "GET";
     if (ep == E_NONE) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
     }
     bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
               (ep == E_MESSAGES && method(req, "POST")) ||
-              (ep == E_MESSAGE_PAGE && method(req, "GET")) || (ep == E_READ && method(req, "PUT"));
+              (ep == E_MESSAGE_PAGE && method(req, "GET")) || (ep == E_READ && method(req, "PUT")) ||
+              ((ep == E_USERS || ep == E_STATUS) && method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
         return HTTP_DONE;
@@ -708,6 +781,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     case E_MESSAGES: return post_message(a, hc, body, &user);
     case E_MESSAGE_PAGE: return messages_page(a, hc, req, seg[3], &user);
     case E_READ: return mark_read(a, hc, seg[3], &user);
+    case E_USERS: return search_users(a, hc, req, &user);
+    case E_STATUS: return user_status(a, hc, seg[3], &user);
     default: return HTTP_DONE;
     }
 }

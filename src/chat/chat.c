@@ -748,6 +748,7 @@ typedef struct {
     store_req_t req;
     chat_t *chat;
     json_t *doc;
+    chat_sock_t *except; /* a reference: the socket whose arrival this announces */
     char user[STORE_USER_ID_MAX + 1];
     char arena[];
 } contacts_ctx_t;
@@ -767,7 +768,10 @@ static void status_contacts_done(store_req_t *req)
             chat_emit_to_user(x->chat, id, NULL, "user_status", x->doc);
         }
     }
-    chat_emit_to_user(x->chat, x->user, NULL, "user_status", x->doc);
+    /* The user's own other sockets; not the one that just arrived. */
+    chat_emit_to_user(x->chat, x->user, x->except ? x->except->socket : NULL, "user_status",
+                      x->doc);
+    cs_unref(x->except);
     json_decref(x->doc);
     free(x);
 }
@@ -780,7 +784,7 @@ static json_t *status_json(const char *user, bool online, int64_t last_seen)
                      "lastSeen", last_seen > 0 ? json_string(at) : json_null());
 }
 
-static void announce(chat_t *c, presence_t *p)
+static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
 {
     contacts_ctx_t *x = malloc(sizeof *x + CONTACTS_ARENA);
     if (!x) return;
@@ -788,12 +792,14 @@ static void announce(chat_t *c, presence_t *p)
     x->chat = c;
     snprintf(x->user, sizeof x->user, "%s", p->user);
     x->doc = status_json(p->user, p->online, p->last_seen);
+    x->except = cs_ref(except);
     x->req.op = STORE_OP_CONTACTS;
     x->req.done = status_contacts_done;
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = CONTACTS_ARENA;
     x->req.u.contacts.user = str_cstr(x->user);
     if (store_submit(c->store, &x->req) != 0) {
+        cs_unref(x->except);
         json_decref(x->doc);
         free(x);
     }
@@ -824,7 +830,7 @@ static void presence_offline(chat_t *c, presence_t *p)
         sc->req.u.user_seen.last_seen = p->last_seen;
         if (store_submit(c->store, &sc->req) != 0) free(sc);
     }
-    announce(c, p);
+    announce(c, p, NULL);
 }
 
 static void on_grace_over(timerq_t *q, tq_entry_t *e)
@@ -838,8 +844,9 @@ static void on_grace_over(timerq_t *q, tq_entry_t *e)
     free(p);
 }
 
-static void presence_connect(chat_t *c, const char *user)
+static void presence_connect(chat_t *c, chat_sock_t *cs)
 {
+    const char *user = cs->user.id;
     presence_t *p = strmap_get(&c->presence, user);
     if (!p) {
         p = calloc(1, sizeof *p);
@@ -855,7 +862,7 @@ static void presence_connect(chat_t *c, const char *user)
     if (p->sockets++ == 0 && !p->online) {
         p->online = true;
         p->last_seen = (int64_t)time(NULL) * 1000;
-        announce(c, p);
+        announce(c, p, cs);
     }
 }
 
@@ -1327,7 +1334,10 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
     json_t *args = json_loadb(ev->data.ptr, ev->data.len, JSON_ALLOW_NUL, NULL);
     json_t *payload = json_array_get(args, 1);
     if (!payload) payload = json_null();
-    if (str_eq_cstr(ev->name, "send_message"))
+    if (!args) /* valid for JSON.parse, not for us: a lone surrogate in a string */
+        reply_error(cs, ev->ack_id, NULL, "BAD_REQUEST",
+                    "the arguments are not valid UTF-8 JSON (a lone surrogate?)");
+    else if (str_eq_cstr(ev->name, "send_message"))
         on_send_message(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "mark_read"))
         on_mark_read(cs, payload, ev->ack_id);
@@ -1416,7 +1426,7 @@ static void on_connection(sio_socket_t *s, void *arg)
     chat_sock_t *cs = sio_socket_data(s);
     chat_t *c = cs->chat;
     chat_record_user(c, &cs->user);
-    presence_connect(c, cs->user.id);
+    presence_connect(c, cs);
     if (cs->recover_from >= 0) {
         start_replay(cs, cs->recover_from);
     } else {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -343,8 +344,22 @@ static int serve_run(server_t *sp)
         log_error("cannot create data directory %s: %s", cfg->data, strerror(errno));
         return 1;
     }
+    /* One server per data directory: a second one would share the database but not the
+     * loop's caches (membership, presence, rate limits). */
+    char lock_path[4096];
+    snprintf(lock_path, sizeof lock_path, "%s/parlor.lock", cfg->data);
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        log_error("data directory %s is in use by another parlor (%s)", cfg->data,
+                  lock_fd < 0 ? strerror(errno) : "locked");
+        if (lock_fd >= 0) close(lock_fd);
+        return 1;
+    }
     bool can_sign;
-    if (make_jwt(cfg, &s.jwt, &can_sign) < 0) return 1;
+    if (make_jwt(cfg, &s.jwt, &can_sign) < 0) {
+        close(lock_fd);
+        return 1;
+    }
 
     s.loop = uv_default_loop();
     char path[4096], err[256] = "";
@@ -353,6 +368,7 @@ static int serve_run(server_t *sp)
         log_error("cannot open the store %s: %s", path, err);
         auth_jwt_free(s.jwt);
         uv_loop_close(s.loop);
+        close(lock_fd);
         return 1;
     }
     log_info("store opened: %s (SQLite, WAL)", path);
@@ -432,6 +448,7 @@ static int serve_run(server_t *sp)
     http_server_free(s.http);
     auth_jwt_free(s.jwt);
     uv_loop_close(s.loop);
+    close(lock_fd);
     if (status == 0) log_info("stopped");
     return status;
 }

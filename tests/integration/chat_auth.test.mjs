@@ -119,6 +119,14 @@ describe('socket handshake', () => {
     });
     test('no exp -> AUTH_INVALID', () => refusedWith(
         { token: signJwt({ sub: newUserId() }, server.secret) }, 'AUTH_INVALID', 'no exp'));
+    test('refusals over the polling transport reach connect_error too', async () => {
+        for (const [auth, code] of [[{}, 'AUTH_MISSING'], [{ token: 'x.y.z' }, 'AUTH_INVALID'],
+                                    [{ token: signJwt({ sub: newUserId(), exp: nowS() - 3600 }, server.secret) }, 'AUTH_EXPIRED']]) {
+            const err = await connectRefused(server, { auth, transports: ['polling'] });
+            assert.equal(err.message, 'unauthorized');
+            assert.equal(err.data?.code, code, JSON.stringify(err.data));
+        }
+    });
     test('expired (an hour ago) -> AUTH_EXPIRED', () => refusedWith(
         { token: signJwt({ sub: newUserId(), iat: nowS() - 7200, exp: nowS() - 3600 }, server.secret) },
         'AUTH_EXPIRED', 'expired'));

@@ -59,6 +59,7 @@ function checkHistory(messages, ackedAll, delivered, cid, what) {
         byKey.set(m.clientMsgId, m);
         assert.equal(m.content, `durable ${m.clientMsgId.slice(2)}`, `${what}: content of ${m.clientMsgId}`);
     }
+    assert.equal(new Set(messages.map((m) => m._id)).size, messages.length, `${what}: duplicate _id`);
     for (const [k, m] of ackedAll) {
         assert.ok(byKey.has(k), `${what}: acknowledged ${k} (seq ${m.seq}) lost`);
         assert.deepEqual(byKey.get(k), m, `${what}: acknowledged ${k} changed`);
@@ -138,6 +139,52 @@ test('kill -9 during a burst: every acked message survives exactly once, seqs co
     }
 });
 
+test('kill -9 during concurrent REST sends: every 201 survives exactly once', async (t) => {
+    const dataDir = mkDataDir();
+    const secret = newSecret();
+    let server = await startServer({ dataDir, secret });
+    const aId = newUserId();
+    const bId = newUserId();
+    const tokA = tokenFor(server, aId);
+    const acked = new Map();
+    let next = 0;
+    let killed = false;
+    try {
+        async function worker() {
+            while (!killed && next < TOTAL) {
+                const i = next++;
+                let r;
+                try {
+                    r = await api(server, 'POST', '/api/chat/messages', {
+                        token: tokA,
+                        body: { recipientId: bId, content: `durable ${i}`, type: 'text', clientMsgId: `d-${i}` },
+                    });
+                } catch {
+                    return; // connection cut by the kill
+                }
+                if (r.status === 201) acked.set(`d-${i}`, r.json.message);
+                else if (!killed) assert.fail(`POST answered ${r.status} ${r.text}`);
+                if (acked.size >= 100 && !killed) {
+                    killed = true;
+                    server.proc.kill('SIGKILL');
+                }
+            }
+        }
+        await Promise.all(Array.from({ length: WINDOW }, worker));
+        const exit = await server.crash();
+        assert.equal(exit.signal, 'SIGKILL');
+        t.diagnostic(`REST: sent ${next}, got 201 for ${acked.size}`);
+        server = await startServer({ dataDir, secret });
+        const cid = [...acked.values()][0].conversationId;
+        const { messages } = await fetchHistory(server, tokenFor(server, bId), cid, 200);
+        checkHistory(messages, acked, [], cid, 'REST after crash');
+        assert.ok(messages.length <= next);
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
 test('SIGTERM right after acks: everything acked is there after a restart', async () => {
     const dataDir = mkDataDir();
     const secret = newSecret();
@@ -170,7 +217,7 @@ test('SIGTERM right after acks: everything acked is there after a restart', asyn
     }
 });
 
-test('the data directory is refused while another server holds it (or record)', async (t) => {
+test('record: a second server on the same data directory', async (t) => {
     const dataDir = mkDataDir();
     const secret = newSecret();
     const first = await startServer({ dataDir, secret });

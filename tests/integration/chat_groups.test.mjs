@@ -204,3 +204,33 @@ test('record: a "group" of the creator and one other user', async (t) => {
     assert.ok([200, 201, 400].includes(r.status), r.text);
     server.assertAlive();
 });
+
+test('three members sending at once into a group: one seq order, no gaps, same for everyone', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const g = (await createGroup(A, [B, C], 'race')).json;
+    const N = 40;
+    const sends = [];
+    for (let i = 0; i < N; i++) {
+        for (const [u, n] of [[A, 'a'], [B, 'b'], [C, 'c']]) {
+            sends.push(u.s.timeout(20000).emitWithAck('send_message',
+                                                     { conversationId: g._id, content: `${n}${i}`, type: 'text' }));
+        }
+    }
+    const acks = await Promise.all(sends);
+    assert.ok(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
+    assert.deepEqual(acks.map((a) => a.message.seq).sort((x, y) => x - y), Array.from({ length: 3 * N }, (_, i) => i + 1));
+    for (const [u, n] of [[A, 'a'], [B, 'b'], [C, 'c']]) {
+        await waitFor(() => u.s.received.length >= 2 * N, 10000, () => `${n} got ${u.s.received.length}`);
+        const seqs = u.s.received.map((m) => m.seq);
+        assert.deepEqual([...seqs].sort((x, y) => x - y), seqs, `${n} received out of seq order`);
+        assert.ok(!u.s.received.some((m) => m.sender === u.id), `${n} got its own messages back`);
+        // each sender's own messages keep their emission order
+        for (const [v, m] of [[A, 'a'], [B, 'b'], [C, 'c']]) {
+            if (v === u) continue;
+            const mine = u.s.received.filter((x) => x.sender === v.id).map((x) => x.content);
+            assert.deepEqual(mine, Array.from({ length: N }, (_, i) => `${m}${i}`));
+        }
+    }
+    const h = await api(server, 'GET', `/api/chat/messages/${g._id}?limit=200`, { token: C.token });
+    assert.deepEqual(h.json.messages.map((m) => m.seq), Array.from({ length: 3 * N }, (_, i) => i + 1));
+});

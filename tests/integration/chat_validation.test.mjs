@@ -143,6 +143,35 @@ test('record: recipientId and its own conversationId together', async (t) => {
         await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'both');
     }
 });
+test('a recipientId of exactly 64 chars is accepted', async () => {
+    const r = 'Z'.repeat(63) + '_';
+    const ack = await emitAck(A.s, 'send_message', { recipientId: r, content: 'long id', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    assertMessage(ack.message, { recipient: r, sender: A.id, seq: 1, content: 'long id' });
+});
+test('spoofed fields (sender, seq, _id, times, read) are never trusted', async (t) => {
+    const spoof = { sender: B.id, seq: 999, _id: 'ffffffffffffffffffffffff', createdAt: '2000-01-01T00:00:00.000Z',
+                    updatedAt: '2000-01-01T00:00:00.000Z', read: true, readAt: '2000-01-01T00:00:00.000Z', recipient: A.id };
+    const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'spoof', type: 'text', ...spoof });
+    t.diagnostic(`RECORD: unknown/spoofed fields on the socket -> ${ack.ok ? 'ignored' : ack.error.code}`);
+    if (ack.ok) {
+        lastSeq++;
+        assertMessage(ack.message, { sender: A.id, recipient: B.id, seq: lastSeq, read: false, readAt: null, content: 'spoof' });
+        assert.notEqual(ack.message._id, spoof._id);
+        assert.notEqual(ack.message.createdAt, spoof.createdAt);
+    } else {
+        await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'spoof');
+    }
+    const r = await api(server, 'POST', '/api/chat/messages',
+                        { token: A.token, body: { recipientId: B.id, content: 'spoof rest', type: 'text', ...spoof } });
+    t.diagnostic(`RECORD: unknown/spoofed fields over REST -> ${r.status}`);
+    if (r.status === 201) {
+        lastSeq++;
+        assertMessage(r.json.message, { sender: A.id, recipient: B.id, seq: lastSeq, content: 'spoof rest' });
+    } else {
+        assertApiError(r, 400, 'BAD_REQUEST', 'spoof over REST');
+    }
+});
 test('invalid type', () => refused({ type: 'video' }, 'type video'));
 test('type not a string', () => refused({ type: 1 }, 'type number'));
 test('record: type missing', async (t) => {
@@ -329,6 +358,30 @@ test('record: non-JSON content type', async (t) => {
     });
     t.diagnostic(`RECORD: text/plain body -> ${r.status} ${r.text.slice(0, 200)}`);
     if (r.status >= 400) assertApiError(r, [400, 415], ['BAD_REQUEST', 'UNSUPPORTED_MEDIA_TYPE'], 'text/plain');
+});
+
+test('a REST body over the payload limit (2 MB) -> 413 PAYLOAD_TOO_LARGE', async () => {
+    const r = await api(server, 'POST', '/api/chat/messages', {
+        token: A.token, body: { recipientId: B.id, content: 'x'.repeat(2 * 1024 * 1024), type: 'text' },
+    });
+    assertApiError(r, 413, 'PAYLOAD_TOO_LARGE', '2 MB body');
+    server.assertAlive();
+});
+
+test('record: a 2 MB send_message over the socket', async (t) => {
+    const s = await connectUser(server, A.token);
+    let res;
+    try {
+        res = await s.timeout(5000).emitWithAck('send_message',
+                                                 { recipientId: B.id, content: 'x'.repeat(2 * 1024 * 1024), type: 'text' });
+    } catch (e) {
+        res = `no ack (${e.message}); connected ${s.connected}`;
+    }
+    t.diagnostic(`RECORD: 2 MB send_message -> ${typeof res === 'string' ? res : JSON.stringify(res).slice(0, 200)}`);
+    if (typeof res === 'object') assert.equal(res.ok, false);
+    s.disconnect();
+    server.assertAlive();
+    assert.equal((await api(server, 'GET', '/healthz')).status, 200);
 });
 
 test('GET /healthz -> 200 without a token', async () => {
