@@ -47,6 +47,9 @@ integration() { # binary
 
 stage "setup (packages, npm ci)" setup || true
 if [ $failed -ne 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
+format_check() { git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; }
+
+stage "format (clang-format)" format_check
 stage "build (-Werror)" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON
 stage "unit tests" unit build
 stage "integration tests" integration build/parlor

@@ -29,7 +29,7 @@ struct api_ctx {
     chat_user_t user;
     json_t *body;
     char *arena;
-    uv_work_t work;  /* password hashing/verification off the loop */
+    uv_work_t work; /* password hashing/verification off the loop */
     char *password;
     size_t password_len;
     char hash[AUTH_PASSWORD_HASH_MAX];
@@ -145,17 +145,16 @@ static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, ch
         token = str_make(h.ptr + 7, h.len - 7);
     int rc = chat_authenticate(a->chat, token, user);
     if (rc != AUTH_OK) {
-        json_t *err = chat_error_json("UNAUTHORIZED", rc == AUTH_ERR_MISSING
-                                                          ? "Authorization: Bearer <token> is required"
-                                                      : rc == AUTH_ERR_EXPIRED
-                                                          ? "the token has expired"
-                                                          : "the token is not valid");
+        json_t *err = chat_error_json(
+            "UNAUTHORIZED", rc == AUTH_ERR_MISSING   ? "Authorization: Bearer <token> is required"
+                            : rc == AUTH_ERR_EXPIRED ? "the token has expired"
+                                                     : "the token is not valid");
         json_object_set_new(err, "reason", json_string(auth_error_code(rc)));
         json_t *doc = json_pack("{s:o}", "error", err);
         size_t len;
         char *text = chat_dumps(doc, &len);
-        http_respond(hc, 401, "application/json; charset=utf-8",
-                     "WWW-Authenticate: Bearer\r\n", text, len);
+        http_respond(hc, 401, "application/json; charset=utf-8", "WWW-Authenticate: Bearer\r\n",
+                     text, len);
         free(text);
         json_decref(doc);
         return -1;
@@ -365,8 +364,8 @@ static void account_fetched(store_req_t *req)
     }
     store_user_t *u = &req->u.account_get.user;
     /* Unknown users verify against a dummy hash, so timing does not tell them apart. */
-    const char *hash = req->status == STORE_OK && u->password_hash.ptr ? u->password_hash.ptr
-                                                                      : c->api->dummy_hash;
+    const char *hash =
+        req->status == STORE_OK && u->password_hash.ptr ? u->password_hash.ptr : c->api->dummy_hash;
     snprintf(c->hash, sizeof c->hash, "%s", hash);
     c->work.data = c;
     uv_queue_work(c->api->loop, &c->work, verify_work, verify_after);
@@ -468,7 +467,8 @@ static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat
         why = "participantIds must be a non-empty array of user ids (at most 255)";
     for (size_t i = 0; !why && i < n; i++) {
         json_t *id = json_array_get(ids, i);
-        if (!json_is_string(id) || !auth_sub_is_valid(json_string_value(id), json_string_length(id)))
+        if (!json_is_string(id) ||
+            !auth_sub_is_valid(json_string_value(id), json_string_length(id)))
             why = "participantIds must hold user ids: 1-64 characters of A-Z a-z 0-9 _ -";
     }
     if (!why && title && !json_is_null(title) &&
@@ -493,7 +493,8 @@ static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat
     g->creator = str_cstr(c->user.id);
     g->participants = c->ids;
     g->count = n;
-    if (json_is_string(title)) g->title = str_make(json_string_value(title), json_string_length(title));
+    if (json_is_string(title))
+        g->title = str_make(json_string_value(title), json_string_length(title));
     c->req.op = STORE_OP_GROUP_CREATE;
     return submit(c, group_created);
 }
@@ -509,7 +510,8 @@ static void page_done(store_req_t *req)
         for (size_t i = 0; i < p->count; i++)
             json_array_append_new(arr, chat_message_json(&p->msgs[i]));
         char cursor[32];
-        if (p->has_more && p->count) snprintf(cursor, sizeof cursor, "%lld", (long long)p->msgs[0].seq);
+        if (p->has_more && p->count)
+            snprintf(cursor, sizeof cursor, "%lld", (long long)p->msgs[0].seq);
         json_t *doc = json_pack("{s:o, s:o}", "messages", arr, "nextCursor",
                                 p->has_more && p->count ? json_string(cursor) : json_null());
         respond_json(c->hc, 200, doc);
@@ -593,9 +595,9 @@ static void read_done(store_req_t *req)
         store_mark_read_t *mr = &req->u.mark_read;
         if (mr->moved) chat_publish_read(c->api->chat, c->user.id, c->id, mr);
         if (c->hc) {
-            json_t *doc = json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "conversationId", mr->conv_id,
-                                    "seq", (json_int_t)mr->seq, "unreadCount",
-                                    (json_int_t)mr->unread_count);
+            json_t *doc =
+                json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "conversationId", mr->conv_id, "seq",
+                          (json_int_t)mr->seq, "unreadCount", (json_int_t)mr->unread_count);
             respond_json(c->hc, 200, doc);
             json_decref(doc);
         }
@@ -752,12 +754,16 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     /* Which endpoint, and its allowed methods, before authentication: 404/405 need no token. */
     enum { E_CONVS, E_MESSAGES, E_MESSAGE_PAGE, E_READ, E_USERS, E_STATUS, E_NONE } ep = E_NONE;
     const char *allow = "";
-    if (n == 3 && str_eq_cstr(seg[2], "conversations")) ep = E_CONVS, allow = "GET, POST";
-    else if (n == 3 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGES, allow = "POST";
-    else if (n == 4 && str_eq_cstr(seg[2], "messages")) ep = E_MESSAGE_PAGE, allow = "GET";
+    if (n == 3 && str_eq_cstr(seg[2], "conversations"))
+        ep = E_CONVS, allow = "GET, POST";
+    else if (n == 3 && str_eq_cstr(seg[2], "messages"))
+        ep = E_MESSAGES, allow = "POST";
+    else if (n == 4 && str_eq_cstr(seg[2], "messages"))
+        ep = E_MESSAGE_PAGE, allow = "GET";
     else if (n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read"))
         ep = E_READ, allow = "PUT";
-    else if (n == 3 && str_eq_cstr(seg[2], "users")) ep = E_USERS, allow = "GET";
+    else if (n == 3 && str_eq_cstr(seg[2], "users"))
+        ep = E_USERS, allow = "GET";
     else if (n == 5 && str_eq_cstr(seg[2], "users") && str_eq_cstr(seg[4], "status"))
         ep = E_STATUS, allow = "GET";
     if (ep == E_NONE) {
@@ -766,7 +772,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     }
     bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
               (ep == E_MESSAGES && method(req, "POST")) ||
-              (ep == E_MESSAGE_PAGE && method(req, "GET")) || (ep == E_READ && method(req, "PUT")) ||
+              (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
+              (ep == E_READ && method(req, "PUT")) ||
               ((ep == E_USERS || ep == E_STATUS) && method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
@@ -778,12 +785,18 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     case E_CONVS:
         return method(req, "GET") ? list_conversations(a, hc, req, &user)
                                   : create_conversation(a, hc, body, &user);
-    case E_MESSAGES: return post_message(a, hc, body, &user);
-    case E_MESSAGE_PAGE: return messages_page(a, hc, req, seg[3], &user);
-    case E_READ: return mark_read(a, hc, seg[3], &user);
-    case E_USERS: return search_users(a, hc, req, &user);
-    case E_STATUS: return user_status(a, hc, seg[3], &user);
-    default: return HTTP_DONE;
+    case E_MESSAGES:
+        return post_message(a, hc, body, &user);
+    case E_MESSAGE_PAGE:
+        return messages_page(a, hc, req, seg[3], &user);
+    case E_READ:
+        return mark_read(a, hc, seg[3], &user);
+    case E_USERS:
+        return search_users(a, hc, req, &user);
+    case E_STATUS:
+        return user_status(a, hc, seg[3], &user);
+    default:
+        return HTTP_DONE;
     }
 }
 

@@ -41,8 +41,8 @@ struct chat {
     strmap_t presence; /* user -> presence_t, for users with sockets or in their grace period */
     strmap_t typing;   /* "user\nconversation" -> typing_t */
     timerq_t grace_tq, typing_tq;
-    uv_timer_t sweep;  /* drops idle limiter entries */
-    int64_t last_pos;  /* newest message position known to the loop (recovery offsets) */
+    uv_timer_t sweep; /* drops idle limiter entries */
+    int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
 };
 
 typedef struct {
@@ -88,13 +88,12 @@ struct send_ctx {
     chat_t *chat;
     chat_sock_t *origin; /* the sending socket (a reference); NULL for REST */
     chat_user_t user;
-    json_t *payload;   /* keeps the borrowed input strings alive */
+    json_t *payload; /* keeps the borrowed input strings alive */
     chat_send_done done;
     void *ud;
-    bool looked_up;    /* the conversation's members were fetched first */
+    bool looked_up; /* the conversation's members were fetched first */
     char *arena;
 };
-
 
 static void typing_stop(chat_t *c, const char *user, const char *conv);
 
@@ -262,8 +261,8 @@ void chat_record_user(chat_t *c, const chat_user_t *u)
 
 /* ---- the send pipeline ---- */
 
-static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg,
-                        json_t *doc, bool dup)
+static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg, json_t *doc,
+                        bool dup)
 {
     chat_err_t err = {status, code, msg, 0};
     s->done(s->ud, code ? &err : NULL, doc, dup);
@@ -398,8 +397,8 @@ static void fill_insert(send_ctx_t *s)
                      ? str_make(json_string_value(content), json_string_length(content))
                      : STR_LIT("");
     in.type = !type || !strcmp(type, "text") ? STORE_MSG_TEXT
-              : !strcmp(type, "image")        ? STORE_MSG_IMAGE
-                                              : STORE_MSG_FILE;
+              : !strcmp(type, "image")       ? STORE_MSG_IMAGE
+                                             : STORE_MSG_FILE;
     if (json_is_string(fid)) in.file_id = str_make(json_string_value(fid), json_string_length(fid));
     if (json_is_string(cmid))
         in.client_msg_id = str_make(json_string_value(cmid), json_string_length(cmid));
@@ -440,8 +439,8 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
     if (cmid && json_is_null(cmid)) cmid = NULL;
     if (!rid && !cid) REFUSE("recipientId or conversationId is required");
     if (rid && cid) REFUSE("give recipientId or conversationId, not both");
-    if (rid && (!json_is_string(rid) ||
-                !user_id_valid(json_string_value(rid), json_string_length(rid))))
+    if (rid &&
+        (!json_is_string(rid) || !user_id_valid(json_string_value(rid), json_string_length(rid))))
         REFUSE("recipientId must be 1-64 characters of A-Z a-z 0-9 _ -");
     if (rid && !strcmp(json_string_value(rid), user->id))
         REFUSE("cannot send a message to yourself");
@@ -545,8 +544,8 @@ static void ack_json(chat_sock_t *cs, int64_t ack_id, json_t *obj)
 }
 
 /* A refusal: the ack error (when an ack was asked for) and a message_error event. */
-static void reply_error_ex(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id,
-                           const char *code, const char *message, uint32_t retry_after_ms)
+static void reply_error_ex(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, const char *code,
+                           const char *message, uint32_t retry_after_ms)
 {
     json_t *err = chat_error_json(code, message);
     if (retry_after_ms) json_object_set_new(err, "retryAfterMs", json_integer(retry_after_ms));
@@ -620,9 +619,9 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
 {
     char at[64];
     chat_iso_time(mr->read_at, at);
-    json_t *doc = json_pack("{s:s, s:s, s:I, s:s, s:s}", "conversationId", mr->conv_id,
-                            "readerId", reader, "seq", (json_int_t)mr->seq, "messageId",
-                            message_id, "readAt", at);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:I, s:s, s:s}", "conversationId", mr->conv_id, "readerId", reader,
+                  "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
     members_entry_t *e = cache_find(c, mr->conv_id);
     if (e) {
         for (uint32_t i = 0; i < e->n; i++)
@@ -904,8 +903,10 @@ static bool contact_has(const store_contacts_t *ct, const char *id)
         int cmp = memcmp(u.ptr, id, u.len < n ? u.len : n);
         if (cmp == 0) cmp = u.len < n ? -1 : u.len > n ? 1 : 0;
         if (cmp == 0) return true;
-        if (cmp < 0) lo = mid + 1;
-        else hi = mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return false;
 }
@@ -1010,8 +1011,8 @@ static void typing_relay(chat_t *c, const char *user, const char *conv, bool is_
 {
     members_entry_t *e = cache_find(c, conv);
     if (!e) return;
-    json_t *doc = json_pack("{s:s, s:s, s:b}", "conversationId", conv, "userId", user, "isTyping",
-                            is_typing);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:b}", "conversationId", conv, "userId", user, "isTyping", is_typing);
     for (uint32_t i = 0; i < e->n; i++)
         if (strcmp(e->users[i], user) != 0) chat_emit_to_user(c, e->users[i], NULL, "typing", doc);
     json_decref(doc);

@@ -23,7 +23,7 @@ typedef struct {
     /* Limits; a rate or maximum of 0 disables that limit. */
     double rate_messages_per_s, rate_messages_burst; /* per user, socket and REST together */
     double rate_rest_per_s, rate_rest_burst;         /* REST requests per user */
-    double rate_connections_per_ip;  /* new Engine.IO sessions per IP per window */
+    double rate_connections_per_ip;                  /* new Engine.IO sessions per IP per window */
     double rate_connections_window_s;
     uint32_t max_connections_per_ip;   /* concurrent Engine.IO sessions */
     uint32_t max_connections_per_user; /* concurrent authenticated sockets */

@@ -46,10 +46,9 @@ json_t *chat_message_json(const store_message_t *m)
                      "sender", chat_str_or_null(m->sender), "recipient",
                      chat_str_or_null(m->recipient), "content", chat_str_or_null(m->content),
                      "type", msg_types[m->type <= STORE_MSG_FILE ? m->type : 0], "file",
-                     file_json(m->file), "read", m->read_at > 0, "readAt",
-                     time_or_null(m->read_at), "clientMsgId", chat_str_or_null(m->client_msg_id),
-                     "createdAt", time_or_null(m->created_at), "updatedAt",
-                     time_or_null(m->updated_at));
+                     file_json(m->file), "read", m->read_at > 0, "readAt", time_or_null(m->read_at),
+                     "clientMsgId", chat_str_or_null(m->client_msg_id), "createdAt",
+                     time_or_null(m->created_at), "updatedAt", time_or_null(m->updated_at));
 }
 
 json_t *chat_conversation_json(const store_conversation_t *c)
@@ -61,8 +60,7 @@ json_t *chat_conversation_json(const store_conversation_t *c)
                      participants, "title", chat_str_or_null(c->title), "lastMessage",
                      c->last_message ? chat_message_json(c->last_message) : json_null(),
                      "unreadCount", (json_int_t)c->unread_count, "createdAt",
-                     time_or_null(c->created_at),
-                     "updatedAt", time_or_null(c->updated_at));
+                     time_or_null(c->created_at), "updatedAt", time_or_null(c->updated_at));
 }
 
 json_t *chat_user_json(const store_user_t *u)

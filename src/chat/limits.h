@@ -18,7 +18,7 @@ uint32_t bucket_take(bucket_t *b, double rate, double burst, uint64_t now_ms);
 
 /* A family of buckets, one per key, plus a concurrent counter per key. */
 typedef struct {
-    double rate, burst; /* per second; rate 0 = no rate limit */
+    double rate, burst;      /* per second; rate 0 = no rate limit */
     uint32_t max_concurrent; /* 0 = unlimited */
     strmap_t map;
 } limiter_t;

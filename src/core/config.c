@@ -16,8 +16,9 @@ static int set_value(const config_option_t *o, void *cfg, const char *v, const c
         errno = 0;
         long long x = strtoll(v, &end, 10);
         if (errno || end == v || *end || x < o->min || x > o->max) {
-            snprintf(err, cap, "invalid value '%s' for %s (%s): expected an integer from %lld to %lld",
-                     v, o->name, source, o->min, o->max);
+            snprintf(err, cap,
+                     "invalid value '%s' for %s (%s): expected an integer from %lld to %lld", v,
+                     o->name, source, o->min, o->max);
             return -1;
         }
         *(long long *)field = x;
@@ -30,8 +31,8 @@ static int set_value(const config_option_t *o, void *cfg, const char *v, const c
                    !strcmp(v, "off")) {
             *(int *)field = 0;
         } else {
-            snprintf(err, cap, "invalid value '%s' for %s (%s): expected true or false", v,
-                     o->name, source);
+            snprintf(err, cap, "invalid value '%s' for %s (%s): expected true or false", v, o->name,
+                     source);
             return -1;
         }
         return 0;

@@ -9,7 +9,7 @@
 enum { OPT_INT, OPT_STRING, OPT_BOOL };
 
 typedef struct {
-    const char *name;   /* flag --name, environment PARLOR_NAME (upper case, '-' -> '_') */
+    const char *name; /* flag --name, environment PARLOR_NAME (upper case, '-' -> '_') */
     int type;
     size_t offset;      /* of a long long (OPT_INT), char * (OPT_STRING) or int (OPT_BOOL) */
     const char *def;    /* default, as it would be written on the command line */

@@ -13,7 +13,7 @@ typedef struct {
 } str_t;
 
 #define STR_LIT(s) ((str_t){(s), sizeof(s) - 1})
-#define STR_NULL ((str_t){NULL, 0})
+#define STR_NULL   ((str_t){NULL, 0})
 
 static inline str_t str_make(const char *p, size_t n)
 {

@@ -35,8 +35,7 @@ static const config_option_t echo_options[] = {
      "idle keep-alive HTTP connections are closed after this (0: never)"},
     {"ping-interval-ms", OPT_INT, OFF(ping_interval_ms), "300", 10, 3600000,
      "Engine.IO pingInterval"},
-    {"ping-timeout-ms", OPT_INT, OFF(ping_timeout_ms), "200", 10, 3600000,
-     "Engine.IO pingTimeout"},
+    {"ping-timeout-ms", OPT_INT, OFF(ping_timeout_ms), "200", 10, 3600000, "Engine.IO pingTimeout"},
     {"connect-timeout-ms", OPT_INT, OFF(connect_timeout_ms), "1000", 10, 3600000,
      "Socket.IO: time to join a namespace after the handshake"},
     {"max-payload", OPT_INT, OFF(max_payload), "1000000", 1024, 100000000,
@@ -106,8 +105,10 @@ static void echo_on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
     } else if (str_eq_cstr(ev->name, "message-with-ack") && ev->ack_id >= 0) {
         /* rest is ",a,b]" or "]": the ack's argument array is "[a,b]" or "[]". */
         buf_append_str(&b, "[");
-        if (ev->rest.len > 1) buf_append(&b, ev->rest.ptr + 1, ev->rest.len - 1);
-        else buf_append_str(&b, "]");
+        if (ev->rest.len > 1)
+            buf_append(&b, ev->rest.ptr + 1, ev->rest.len - 1);
+        else
+            buf_append_str(&b, "]");
         sio_socket_ack(s, ev->ack_id, str_make(b.data, b.len), ev->att, ev->natt);
     }
     buf_free(&b);

@@ -36,15 +36,15 @@ struct eio_session {
     bool probe_ok; /* the probe WebSocket answered 2probe */
     eio_server_t *srv;
     eio_session_t *hash_next;
-    ws_conn_t *ws;       /* the WebSocket transport */
-    ws_conn_t *probe;    /* a WebSocket being upgraded to */
-    http_conn_t *poll;   /* a pending long-poll GET */
-    char *poll_hdrs;     /* its CORS headers, when there are any */
-    rbuf_t **outq;       /* packets waiting for a GET (polling) */
+    ws_conn_t *ws;     /* the WebSocket transport */
+    ws_conn_t *probe;  /* a WebSocket being upgraded to */
+    http_conn_t *poll; /* a pending long-poll GET */
+    char *poll_hdrs;   /* its CORS headers, when there are any */
+    rbuf_t **outq;     /* packets waiting for a GET (polling) */
     uint32_t outq_len, outq_cap;
-    tq_entry_t hb;       /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
+    tq_entry_t hb; /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
     void *data;
-    void *admit_handle;  /* from eio_config_t.admit */
+    void *admit_handle; /* from eio_config_t.admit */
 };
 
 struct eio_server {
@@ -184,10 +184,10 @@ static void cors_headers(eio_server_t *srv, const http_request_t *req, char *out
     if (any && !srv->cfg.cors_credentials) {
         n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
     } else if (origin.ptr && origin.len < 256 && (any || origin_allowed(srv, origin))) {
-        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
-                             (int)origin.len, origin.ptr,
-                             srv->cfg.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n"
-                                                       : "");
+        n = (size_t)snprintf(
+            out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s", (int)origin.len,
+            origin.ptr,
+            srv->cfg.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
     }
     if (n >= cap) out[0] = '\0';
 }
@@ -596,8 +596,8 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
         cors_headers(srv, req, hdrs, sizeof hdrs);
         str_t rh = http_request_header(req, "access-control-request-headers");
         snprintf(pre, sizeof pre,
-                 "%sAccess-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n%s%.*s%s",
-                 hdrs, rh.ptr && rh.len < 400 ? "Access-Control-Allow-Headers: " : "",
+                 "%sAccess-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n%s%.*s%s", hdrs,
+                 rh.ptr && rh.len < 400 ? "Access-Control-Allow-Headers: " : "",
                  rh.ptr && rh.len < 400 ? (int)rh.len : 0, rh.ptr && rh.len < 400 ? rh.ptr : "",
                  rh.ptr && rh.len < 400 ? "\r\n" : "");
         http_respond(hc, 204, NULL, pre, NULL, 0);
@@ -712,7 +712,8 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     srv->cfg = *cfg;
     srv->h = *h;
     srv->arg = arg;
-    if (cfg->cors_origins) snprintf(srv->cors_origins, sizeof srv->cors_origins, "%s", cfg->cors_origins);
+    if (cfg->cors_origins)
+        snprintf(srv->cors_origins, sizeof srv->cors_origins, "%s", cfg->cors_origins);
     srv->cfg.cors_origins = srv->cors_origins;
     srv->nbuckets = 64;
     srv->buckets = calloc(srv->nbuckets, sizeof *srv->buckets);

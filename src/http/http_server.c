@@ -14,6 +14,7 @@ typedef struct {
     size_t len;
     http_handler_fn fn;
     void *arg;
+    bool streaming; /* the handler sees the head first and takes the body as a stream */
 } http_route_t;
 
 struct http_server {
@@ -23,7 +24,7 @@ struct http_server {
     int num_routes;
 };
 
-enum { HC_HEAD, HC_CHUNKED, HC_WAIT };
+enum { HC_HEAD, HC_CHUNKED, HC_WAIT, HC_STREAM };
 
 struct http_conn {
     net_conn_t *conn;
@@ -37,6 +38,11 @@ struct http_conn {
     http_chunked_t chunked;
     void (*on_abort)(http_conn_t *hc, void *arg);
     void *abort_arg;
+    /* HC_STREAM: the body goes to the handler's stream as it arrives. */
+    http_body_stream_t stream;
+    bool stream_chunked;
+    bool stream_set;
+    uint64_t stream_left; /* Content-Length bytes still to come */
 };
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
@@ -55,6 +61,19 @@ http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg)
 void http_server_free(http_server_t *s)
 {
     free(s);
+}
+
+int http_server_route_streaming(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg)
+{
+    if (http_server_route(s, prefix, fn, arg) < 0) return -1;
+    s->routes[s->num_routes - 1].streaming = true;
+    return 0;
+}
+
+void http_conn_stream_body(http_conn_t *hc, const http_body_stream_t *stream)
+{
+    hc->stream = *stream;
+    hc->stream_set = true;
 }
 
 int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg)
@@ -114,36 +133,60 @@ void http_conn_release(http_conn_t *hc)
 static void http_on_close(net_conn_t *c)
 {
     http_conn_t *hc = c->ud;
-    if (hc->state == HC_WAIT && hc->on_abort) hc->on_abort(hc, hc->abort_arg);
+    if ((hc->state == HC_WAIT || hc->state == HC_STREAM) && hc->on_abort)
+        hc->on_abort(hc, hc->abort_arg);
     hc_free(hc);
 }
 
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -157,8 +200,8 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
                      http_status_text(status), content_type ? "Content-Type: " : "",
                      content_type ? content_type : "", content_type ? "\r\n" : "", len);
     size_t extra = extra_headers ? strlen(extra_headers) : 0;
-    const char *conn_hdr = hc->keep_alive ? "Connection: keep-alive\r\n\r\n"
-                                          : "Connection: close\r\n\r\n";
+    const char *conn_hdr =
+        hc->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
     size_t ch = strlen(conn_hdr);
     rbuf_t *r = rbuf_new((size_t)n + extra + ch + len);
     if (!r) {
@@ -250,6 +293,83 @@ static int dispatch(http_conn_t *hc, const http_request_t *req, str_t body)
     return rc;
 }
 
+/* A streaming route: the handler runs on the head alone. It responds at once (a refusal:
+ * the body is then discarded and the connection closed after the answer) or attaches a stream
+ * with http_conn_stream_body and returns HTTP_DEFERRED. Returns -1 when the connection is done. */
+static int stream_start(http_conn_t *hc, const http_request_t *req)
+{
+    hc->stream_set = false;
+    hc->stream_chunked = req->chunked;
+    hc->stream_left = req->content_length > 0 ? (uint64_t)req->content_length : 0;
+    if (req->chunked) http_chunked_init(&hc->chunked);
+    bool has_body = req->chunked || hc->stream_left > 0;
+    int rc = dispatch(hc, req, STR_NULL);
+    if (!hc->stream_set) {
+        /* Answered without reading the body: the rest of it cannot be told from a next
+         * request, so close after the answer (the linger drains what the peer still sends). */
+        if (has_body) {
+            hc->keep_alive = false;
+            net_conn_close_after_write(hc->conn);
+            return -1;
+        }
+        if (rc == HTTP_DEFERRED) hc->state = HC_WAIT;
+        return 0;
+    }
+    hc->state = HC_STREAM;
+    if (!has_body) {
+        hc->state = HC_HEAD;
+        int end = hc->stream.on_end(hc, hc->stream.arg);
+        hc->stream_set = false;
+        if (end == HTTP_DEFERRED && !hc->responded) hc->state = HC_WAIT;
+    }
+    return 0;
+}
+
+/* Feeds body bytes to the stream; returns the raw bytes used. */
+static size_t stream_feed(http_conn_t *hc, char *data, size_t len)
+{
+    size_t used;
+    int rc = 0;
+    bool done;
+    if (hc->stream_chunked) {
+        size_t out_len = 0;
+        /* Decoding never expands, so in place is fine (the bytes are ours until we return). */
+        int64_t u = http_chunked_decode(&hc->chunked, data, len, data, &out_len);
+        if (u < 0) {
+            hc->stream.on_end(hc, hc->stream.arg); /* lets the handler release its resources */
+            hc->stream_set = false;
+            if (!hc->responded)
+                respond_parse_error(hc, 400, "malformed chunked body");
+            else
+                net_conn_close_after_write(hc->conn);
+            return len;
+        }
+        used = (size_t)u;
+        if (out_len) rc = hc->stream.on_body(hc, data, out_len, hc->stream.arg);
+        done = http_chunked_done(&hc->chunked);
+    } else {
+        used = len < hc->stream_left ? len : (size_t)hc->stream_left;
+        hc->stream_left -= used;
+        if (used) rc = hc->stream.on_body(hc, data, used, hc->stream.arg);
+        done = hc->stream_left == 0;
+    }
+    if (rc < 0) {
+        /* The handler refused the body (and answered): discard the rest, then close. */
+        hc->stream_set = false;
+        hc->keep_alive = false;
+        net_conn_close_after_write(hc->conn);
+        return len;
+    }
+    if (done) {
+        hc->state = HC_HEAD;
+        hc->responded = false;
+        int end = hc->stream.on_end(hc, hc->stream.arg);
+        hc->stream_set = false;
+        if (end == HTTP_DEFERRED && !hc->responded) hc->state = HC_WAIT;
+    }
+    return used;
+}
+
 static size_t http_on_data(net_conn_t *c, char *data, size_t len)
 {
     http_conn_t *hc = c->ud;
@@ -269,6 +389,12 @@ static size_t http_on_data(net_conn_t *c, char *data, size_t len)
                 respond_parse_error(hc, req.error_status ? req.error_status : 400,
                                     req.error_reason);
                 return len;
+            }
+            const http_route_t *route = find_route(s, req.path);
+            if (route && route->streaming) {
+                off += (size_t)n;
+                if (stream_start(hc, &req) < 0) return len;
+                continue;
             }
             if (req.chunked) {
                 if (buf_append(&hc->head, data + off, (size_t)n) < 0) {
@@ -296,6 +422,11 @@ static size_t http_on_data(net_conn_t *c, char *data, size_t len)
                 return off;
             }
             if (rc == HTTP_DEFERRED) hc->state = HC_WAIT;
+        } else if (hc->state == HC_STREAM) {
+            size_t used = stream_feed(hc, data + off, len - off);
+            if (net_conn_closing(c)) return len;
+            off += used;
+            if (used == 0 && hc->state == HC_STREAM) break;
         } else { /* HC_CHUNKED */
             if (buf_reserve(&hc->body, len - off) < 0) {
                 net_conn_close(c);

@@ -22,8 +22,8 @@ enum {
 typedef int (*http_handler_fn)(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
 
 typedef struct {
-    size_t max_head;   /* request line + headers; over it -> 431 */
-    size_t max_body;   /* over it -> 413 */
+    size_t max_head; /* request line + headers; over it -> 431 */
+    size_t max_body; /* over it -> 413 */
 } http_server_config_t;
 
 http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg);
@@ -33,6 +33,22 @@ void http_server_free(http_server_t *s);
 int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg);
 /* Accept callback for net_listen (arg = the http_server_t). */
 void http_server_accept(net_conn_t *c, void *arg);
+
+/* Streaming request bodies (uploads): for routes added with http_server_route_streaming the
+ * handler runs as soon as the head is complete, with an empty body, and either responds (a
+ * refusal: the body is discarded) or calls http_conn_stream_body and returns HTTP_DEFERRED.
+ * The body then arrives in pieces (decoded when chunked), never held whole in memory. */
+typedef struct {
+    /* A piece of the body. Return 0 to go on, or -1 after answering (e.g. 413) to stop. */
+    int (*on_body)(http_conn_t *hc, const char *data, size_t len, void *arg);
+    /* The body is complete (or the request broke off: then the connection is closing and
+     * any answer is dropped). Return HTTP_DONE after answering or HTTP_DEFERRED. */
+    int (*on_end)(http_conn_t *hc, void *arg);
+    void *arg;
+} http_body_stream_t;
+int http_server_route_streaming(http_server_t *s, const char *prefix, http_handler_fn fn,
+                                void *arg);
+void http_conn_stream_body(http_conn_t *hc, const http_body_stream_t *stream);
 
 net_conn_t *http_conn_net(http_conn_t *hc);
 /* Called if the connection goes away while a deferred response is pending (then no response

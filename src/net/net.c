@@ -36,7 +36,9 @@ static void on_timeout(timerq_t *q, tq_entry_t *e)
 {
     net_conn_t *c = (net_conn_t *)((char *)e - offsetof(net_conn_t, timeout));
     log_debug("conn %llu: %s timeout, closing", (unsigned long long)c->id,
-              q == &c->nl->header_tq ? "header" : q == &c->nl->idle_tq ? "idle" : "linger");
+              q == &c->nl->header_tq ? "header"
+              : q == &c->nl->idle_tq ? "idle"
+                                     : "linger");
     net_conn_close(c);
 }
 

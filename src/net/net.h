@@ -29,8 +29,8 @@ typedef struct {
 } net_handler_t;
 
 typedef struct {
-    size_t max_inbound;     /* bytes kept for a partial request/frame; over it -> cut */
-    size_t max_outbound;    /* unsent bytes queued on one connection; over it -> cut */
+    size_t max_inbound;         /* bytes kept for a partial request/frame; over it -> cut */
+    size_t max_outbound;        /* unsent bytes queued on one connection; over it -> cut */
     uint64_t header_timeout_ms; /* connection that sent no complete request head by then -> cut */
     uint64_t idle_timeout_ms;   /* keep-alive HTTP connection idle that long -> closed */
 } net_limits_t;

@@ -59,7 +59,8 @@ static const config_option_t serve_options[] = {
     {"jwt-public-key", OPT_STRING, OFF(jwt_public_key), "", 0, 0,
      "PEM file with an RSA (RS256) or P-256 (ES256) public key: verify tokens your platform "
      "issues"},
-    {"jwt-issuer", OPT_STRING, OFF(jwt_issuer), "", 0, 0, "required iss claim (empty: not checked)"},
+    {"jwt-issuer", OPT_STRING, OFF(jwt_issuer), "", 0, 0,
+     "required iss claim (empty: not checked)"},
     {"jwt-audience", OPT_STRING, OFF(jwt_audience), "", 0, 0,
      "required aud claim (empty: not checked)"},
     {"jwt-leeway-s", OPT_INT, OFF(jwt_leeway_s), "30", 0, 3600, "clock skew allowed on exp/nbf"},
@@ -244,7 +245,8 @@ static int load_config(int argc, char **argv, serve_config_t *cfg, char **pos, i
                        int *npos, const char *cmd)
 {
     char err[512];
-    if (config_load(serve_options, NOPTS, cfg, argc, argv, pos, maxpos, npos, err, sizeof err) < 0) {
+    if (config_load(serve_options, NOPTS, cfg, argc, argv, pos, maxpos, npos, err, sizeof err) <
+        0) {
         fprintf(stderr, "parlor %s: %s\n", cmd, err);
         config_free(serve_options, NOPTS, cfg);
         return -1;
@@ -487,10 +489,14 @@ int token_main(int argc, char **argv)
             return 0;
         }
         if ((!strcmp(argv[i], "--name") || !strcmp(argv[i], "--role") ||
-             !strcmp(argv[i], "--ttl")) && i + 1 < argc) {
-            if (argv[i][2] == 'n') name = argv[i + 1];
-            else if (argv[i][2] == 'r') role = argv[i + 1];
-            else ttl = argv[i + 1];
+             !strcmp(argv[i], "--ttl")) &&
+            i + 1 < argc) {
+            if (argv[i][2] == 'n')
+                name = argv[i + 1];
+            else if (argv[i][2] == 'r')
+                role = argv[i + 1];
+            else
+                ttl = argv[i + 1];
             i++;
             continue;
         }

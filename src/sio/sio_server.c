@@ -10,7 +10,7 @@
 #include "core/randid.h"
 #include "sio/sio_packet.h"
 
-#define SIO_ID_LEN 20
+#define SIO_ID_LEN   20
 #define SIO_NAME_MAX 128
 
 typedef struct sio_client sio_client_t;
@@ -84,8 +84,7 @@ static void socket_close(sio_socket_t *s, const char *reason);
 /* ---- encoding ---- */
 
 /* Builds the text packet: header (type, attachments, nsp, ack id) then data. */
-static rbuf_t *build_text(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id,
-                          str_t data)
+static rbuf_t *build_text(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id, str_t data)
 {
     char hdr[SIO_NAME_MAX + 64];
     size_t hl = sio_packet_encode_header(hdr, type, str_make(nsp->name, nsp->name_len), natt,
@@ -456,8 +455,8 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
         buf_init(&b);
         char hdr[SIO_NAME_MAX + 64];
         size_t nl = p->nsp.len < SIO_NAME_MAX ? p->nsp.len : SIO_NAME_MAX;
-        size_t hl = sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0,
-                                             -1, true);
+        size_t hl =
+            sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0, -1, true);
         buf_append(&b, hdr, hl);
         buf_append_str(&b, "{\"message\":\"Invalid namespace\"}");
         eio_session_send(c->eio, false, b.data, b.len);

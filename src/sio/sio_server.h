@@ -17,9 +17,9 @@ typedef struct {
 
 /* An EVENT or ACK received from a client. Everything is valid only during the callback. */
 typedef struct {
-    str_t name;   /* decoded event name (empty for acks) */
-    str_t data;   /* the JSON array as sent: ["name",arg...] or [arg...] for acks */
-    str_t rest;   /* the text after the event name: ",arg...]" or "]" */
+    str_t name; /* decoded event name (empty for acks) */
+    str_t data; /* the JSON array as sent: ["name",arg...] or [arg...] for acks */
+    str_t rest; /* the text after the event name: ",arg...]" or "]" */
     const sio_attachment_t *att;
     unsigned natt;
     int64_t ack_id; /* -1 when the client wants no acknowledgement */

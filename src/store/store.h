@@ -300,7 +300,7 @@ struct store_req {
     int64_t now_ms;                 /* 0: the store's clock at execution */
     bool ordered; /* a read that runs on the writer, in order with the writes submitted around
                      it: it sees every earlier write and none of the later ones */
-    store_arena_t arena;            /* outputs; may be empty for ops that return no strings */
+    store_arena_t arena; /* outputs; may be empty for ops that return no strings */
     union {
         store_user_upsert_t user_upsert;
         store_user_seen_t user_seen;

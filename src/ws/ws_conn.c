@@ -153,8 +153,8 @@ static size_t ws_on_data(net_conn_t *c, char *data, size_t len)
     if (ws->close_sent) return len; /* waiting for our close frame to go out */
     int64_t r = ws_parser_feed(&ws->parser, &parser_cb, ws, (uint8_t *)data, len);
     if (r < 0) {
-        log_debug("conn %llu: WebSocket protocol error, closing with %d",
-                  (unsigned long long)c->id, (int)-r);
+        log_debug("conn %llu: WebSocket protocol error, closing with %d", (unsigned long long)c->id,
+                  (int)-r);
         ws_conn_close(ws, (int)-r, NULL);
         return len;
     }

@@ -45,7 +45,7 @@ static int unit_checks;
     do {                                                                                           \
         int unit_before_ = unit_failures;                                                          \
         test_fn();                                                                                 \
-        fprintf(stderr, "%-50s %s\n", #test_fn, unit_failures == unit_before_ ? "ok" : "FAILED"); \
+        fprintf(stderr, "%-50s %s\n", #test_fn, unit_failures == unit_before_ ? "ok" : "FAILED");  \
     } while (0)
 
 #define UNIT_DONE()                                                                                \
