@@ -752,7 +752,10 @@ typedef struct {
     char arena[];
 } contacts_ctx_t;
 
-#define CONTACTS_ARENA (STORE_CONTACTS_MAX * (STORE_USER_ID_MAX + 24))
+/* Presence goes to at most this many contacts per change (the store's order decides which);
+ * it keeps the request small enough for the heap instead of an mmap per connect. */
+#define CONTACTS_LIMIT 1000
+#define CONTACTS_ARENA (CONTACTS_LIMIT * (STORE_USER_ID_MAX + 24))
 
 /* user_status to everyone who shares a conversation with the user, and to the user's own
  * sockets; the contacts come from the store. */
@@ -797,6 +800,7 @@ static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = CONTACTS_ARENA;
     x->req.u.contacts.user = str_cstr(x->user);
+    x->req.u.contacts.limit = CONTACTS_LIMIT;
     if (store_submit(c->store, &x->req) != 0) {
         cs_unref(x->except);
         json_decref(x->doc);
@@ -993,6 +997,7 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = CONTACTS_ARENA;
     x->req.u.contacts.user = str_cstr(x->requester);
+    x->req.u.contacts.limit = CONTACTS_LIMIT;
     if (!x->ids || store_submit(c->store, &x->req) != 0) {
         x->n = 0;
         statuses_finish(x);
