@@ -817,3 +817,35 @@ void api_free(api_t *a)
 {
     free(a);
 }
+
+/* ---- shared with the other REST modules (api_internal.h) ---- */
+
+void api_respond_json(http_conn_t *hc, int status, json_t *doc)
+{
+    respond_json(hc, status, doc);
+}
+
+void api_respond_error(http_conn_t *hc, int status, const char *code, const char *message)
+{
+    respond_error(hc, status, code, message);
+}
+
+void api_respond_refusal(http_conn_t *hc, const chat_err_t *err)
+{
+    respond_refusal(hc, err);
+}
+
+void api_method_not_allowed(http_conn_t *hc, const char *allow)
+{
+    method_not_allowed(hc, allow);
+}
+
+int api_authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user)
+{
+    return authenticate(a, hc, req, user);
+}
+
+chat_t *api_chat(api_t *a)
+{
+    return a->chat;
+}

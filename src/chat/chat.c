@@ -276,11 +276,14 @@ static void send_fail_store(send_ctx_t *s, int st)
 {
     const char *code, *msg;
     int status = chat_store_error(st, &code, &msg);
-    if (st == STORE_E_FORBIDDEN && s->req.op == STORE_OP_MESSAGE_INSERT &&
-        s->req.u.message_insert.file_id.ptr) {
-        status = 403;
-        code = "FORBIDDEN";
-        msg = "only the uploader may attach a file";
+    if (s->req.op == STORE_OP_MESSAGE_INSERT && s->req.u.message_insert.file_id.ptr) {
+        if (st == STORE_E_FORBIDDEN) {
+            status = 403;
+            code = "FORBIDDEN";
+            msg = "fileId must be a file you uploaded";
+        } else if (st == STORE_E_INVALID && s->req.u.message_insert.type == STORE_MSG_IMAGE) {
+            msg = "an image message needs an image file";
+        }
     }
     send_finish(s, status, code, msg, NULL, false);
 }

@@ -43,11 +43,15 @@ struct http_conn {
     bool stream_chunked;
     bool stream_set;
     uint64_t stream_left; /* Content-Length bytes still to come */
+    /* A response body being produced in pieces (http_respond_start/_body/_end). */
+    void (*on_drain)(http_conn_t *hc, void *arg);
+    void *drain_arg;
 };
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
 static void http_on_close(net_conn_t *c);
-static const net_handler_t http_handler = {http_on_data, http_on_close, NULL};
+static void http_on_drain(net_conn_t *c);
+static const net_handler_t http_handler = {http_on_data, http_on_close, http_on_drain};
 
 http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg)
 {
@@ -190,6 +194,65 @@ const char *http_status_text(int status)
     }
 }
 
+static void http_on_drain(net_conn_t *c)
+{
+    http_conn_t *hc = c->ud;
+    if (hc->on_drain) hc->on_drain(hc, hc->drain_arg);
+}
+
+/* After the last byte of a response: keep-alive bookkeeping. */
+static void response_done(http_conn_t *hc)
+{
+    net_conn_t *c = hc->conn;
+    if (!hc->keep_alive) {
+        net_conn_close_after_write(c);
+        return;
+    }
+    if (hc->state == HC_WAIT) {
+        /* A deferred response: read what was pipelined behind it, outside this call stack. */
+        hc->state = HC_HEAD;
+        hc->on_abort = NULL;
+        net_conn_schedule_reprocess(c);
+    }
+    if (c->in.len == 0) {
+        hc->request_timer = false;
+        net_conn_arm_idle_timeout(c);
+    }
+}
+
+void http_respond_start(http_conn_t *hc, int status, const char *content_type,
+                        const char *extra_headers, uint64_t content_length)
+{
+    hc->responded = true;
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    if (content_type) buf_printf(&b, "Content-Type: %s\r\n", content_type);
+    buf_printf(&b, "Content-Length: %llu\r\n%s%s\r\n", (unsigned long long)content_length,
+               extra_headers ? extra_headers : "",
+               hc->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    net_conn_write_copy(hc->conn, b.data, b.len);
+    buf_free(&b);
+}
+
+void http_respond_set_drain(http_conn_t *hc, void (*on_drain)(http_conn_t *, void *), void *arg)
+{
+    hc->on_drain = on_drain;
+    hc->drain_arg = arg;
+}
+
+size_t http_conn_pending_output(http_conn_t *hc)
+{
+    return hc->conn->out_bytes;
+}
+
+void http_respond_end(http_conn_t *hc)
+{
+    hc->on_drain = NULL;
+    hc->drain_arg = NULL;
+    response_done(hc);
+}
+
 void http_respond(http_conn_t *hc, int status, const char *content_type, const char *extra_headers,
                   const void *body, size_t len)
 {
@@ -218,20 +281,7 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
     if (len) memcpy(p, body, len);
     net_conn_write(c, r, 0, r->len);
     rbuf_unref(r);
-    if (!hc->keep_alive) {
-        net_conn_close_after_write(c);
-        return;
-    }
-    if (hc->state == HC_WAIT) {
-        /* A deferred response: read what was pipelined behind it, outside this call stack. */
-        hc->state = HC_HEAD;
-        hc->on_abort = NULL;
-        net_conn_schedule_reprocess(c);
-    }
-    if (c->in.len == 0) {
-        hc->request_timer = false;
-        net_conn_arm_idle_timeout(c);
-    }
+    response_done(hc);
 }
 
 void http_respond_error(http_conn_t *hc, int status, const char *code, const char *message)

@@ -59,6 +59,15 @@ void http_conn_set_abort(http_conn_t *hc, void (*on_abort)(http_conn_t *hc, void
  * Content-Length and Connection are added here. */
 void http_respond(http_conn_t *hc, int status, const char *content_type, const char *extra_headers,
                   const void *body, size_t len);
+/* A response whose body is written in pieces (files): the head now, then the bytes with
+ * net_conn_write on http_conn_net(hc) as output drains (http_respond_set_drain tells when the
+ * queue is empty), then http_respond_end. */
+void http_respond_start(http_conn_t *hc, int status, const char *content_type,
+                        const char *extra_headers, uint64_t content_length);
+void http_respond_set_drain(http_conn_t *hc, void (*on_drain)(http_conn_t *hc, void *arg),
+                            void *arg);
+size_t http_conn_pending_output(http_conn_t *hc);
+void http_respond_end(http_conn_t *hc);
 /* {"error":{"code":...,"message":...}} with the given status. */
 void http_respond_error(http_conn_t *hc, int status, const char *code, const char *message);
 const char *http_status_text(int status);

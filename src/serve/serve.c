@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/api_files.h"
 #include "chat/chat.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -45,6 +46,8 @@ typedef struct {
     long long rate_connections_per_ip, rate_connections_window_s;
     long long max_connections_per_ip, max_connections_per_user;
     long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
+    long long max_file_size, max_storage_per_user, rate_uploads_per_min;
+    char *allowed_file_types;
 } serve_config_t;
 
 #define OFF(f) offsetof(serve_config_t, f)
@@ -110,6 +113,15 @@ static const config_option_t serve_options[] = {
      "at most one isTyping:true relay per user and conversation in this time"},
     {"typing-timeout-ms", OPT_INT, OFF(typing_timeout_ms), "6000", 100, 600000,
      "a typing state without renewal expires (relayed as isTyping:false) after this"},
+    {"max-file-size", OPT_INT, OFF(max_file_size), "10485760", 1, 1LL << 34,
+     "largest upload in bytes (one more is refused with 413)"},
+    {"max-storage-per-user", OPT_INT, OFF(max_storage_per_user), "104857600", 0, 1LL << 40,
+     "bytes of uploads a user may keep (0: no quota)"},
+    {"rate-uploads-per-min", OPT_INT, OFF(rate_uploads_per_min), "30", 0, 100000,
+     "uploads per user per minute (0: no limit)"},
+    {"allowed-file-types", OPT_STRING, OFF(allowed_file_types), "", 0, 0,
+     "comma-separated MIME types accepted for uploads, decided from the content (empty: "
+     "JPEG, PNG, GIF, WebP, PDF, plain text, CSV and the common office formats)"},
 };
 #define NOPTS (sizeof serve_options / sizeof serve_options[0])
 
@@ -123,6 +135,7 @@ typedef struct {
     store_t *store;
     chat_t *chat;
     api_t *api;
+    files_api_t *files;
     auth_jwt_t *jwt;
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -416,10 +429,25 @@ static int serve_run(server_t *sp)
         log_error("out of memory at start");
         return 1;
     }
+    char files_dir[4096], ferr[256] = "";
+    snprintf(files_dir, sizeof files_dir, "%s/files", cfg->data);
+    files_api_options_t fopts = {
+        .dir = files_dir,
+        .max_file_size = (uint64_t)cfg->max_file_size,
+        .quota = cfg->max_storage_per_user,
+        .allow = cfg->allowed_file_types[0] ? cfg->allowed_file_types : NULL,
+        .uploads_per_min = (double)cfg->rate_uploads_per_min,
+    };
+    s.files = files_api_new(s.loop, s.api, s.store, &fopts, ferr, sizeof ferr);
+    if (!s.files) {
+        log_error("cannot prepare %s: %s", files_dir, ferr);
+        return 1;
+    }
     eio_server_set_admission(sio_server_eio(s.sio), chat_admit, chat_release, s.chat);
     chat_start(s.chat);
     http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
     http_server_route(s.http, "/api/", api_handle, s.api);
+    http_server_route_streaming(s.http, "/api/chat/files", files_api_handle, s.files);
     http_server_route(s.http, "/healthz", api_handle, s.api);
     http_server_route(s.http, "/metrics", handle_metrics, &s);
 
@@ -444,6 +472,7 @@ static int serve_run(server_t *sp)
 
     uv_run(s.loop, UV_RUN_DEFAULT);
 
+    files_api_free(s.files);
     api_free(s.api);
     chat_free(s.chat);
     sio_server_free(s.sio);

@@ -21,6 +21,7 @@ enum {
     STORE_E_BUSY = -6,      /* locked beyond busy_timeout: INTERNAL (retryable) */
     STORE_E_IO = -7,        /* any other database failure: INTERNAL */
     STORE_E_CANCELLED = -8, /* the store is closing */
+    STORE_E_QUOTA = -9,     /* the owner's files would pass the quota: PAYLOAD_TOO_LARGE */
 };
 
 const char *store_strerror(int code);
@@ -244,6 +245,7 @@ typedef struct { /* write: moves the user's watermark forward to the message, ne
 
 typedef struct {       /* write: file.id may be preset (e.g. named the stored bytes), else made */
     store_file_t file; /* in (id, owner, name, mime, path, sha256, size); out: id, created_at */
+    int64_t quota;     /* > 0: STORE_E_QUOTA when the owner's files would pass it in bytes */
 } store_file_insert_t;
 
 typedef struct { /* read */

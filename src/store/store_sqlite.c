@@ -239,6 +239,7 @@ const char *store_strerror(int code)
         return "database busy";
     case STORE_E_IO:
         return "database error";
+    case STORE_E_QUOTA: return "storage quota exceeded";
     case STORE_E_CANCELLED:
         return "store closing";
     default:
@@ -1303,7 +1304,13 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
         rc = stmt_row(st);
         if (rc == STORE_OK) rc = file_from_row(st, 0, f, a);
         sqlite3_reset(st);
-        if (rc == STORE_OK && !str_eq(f->owner, op->sender)) rc = STORE_E_FORBIDDEN;
+        /* Only the uploader may attach a file; an unknown file is refused the same way. */
+        if (rc == STORE_E_NOT_FOUND || (rc == STORE_OK && !str_eq(f->owner, op->sender)))
+            rc = STORE_E_FORBIDDEN;
+        /* An image message carries an image. */
+        if (rc == STORE_OK && op->type == STORE_MSG_IMAGE &&
+            !str_starts_with(f->mime, STR_LIT("image/")))
+            rc = STORE_E_INVALID;
         if (rc != STORE_OK) goto out;
         op->msg.file = f;
     }
@@ -1566,6 +1573,19 @@ int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_
     int rc = op_begin(db);
     if (rc != STORE_OK) return rc;
     if ((rc = user_stub(db, f->owner, now)) != STORE_OK) return op_end(db, rc);
+    if (op->quota > 0) {
+        /* In the same transaction as the insert, so two uploads cannot both slip under it. */
+        sqlite3_stmt *q = NULL;
+        int64_t used = -1;
+        if (sqlite3_prepare_v2(db->db, "SELECT COALESCE(SUM(size), 0) FROM files WHERE owner = ?1",
+                               -1, &q, NULL) == SQLITE_OK) {
+            bind_str(q, 1, f->owner);
+            if (sqlite3_step(q) == SQLITE_ROW) used = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_finalize(q);
+        if (used < 0) return op_end(db, STORE_E_IO);
+        if (used + f->size > op->quota) return op_end(db, STORE_E_QUOTA);
+    }
     bind_cstr(st, 1, id);
     bind_str(st, 2, f->owner);
     bind_str(st, 3, f->name);

@@ -703,10 +703,29 @@ static void test_message_files(void)
                                .mime = STR_LIT("application/pdf"),
                                .path = STR_LIT("ab/cd"),
                                .sha256 = STR_LIT("e3b0c442"),
-                               .size = 1234}};
+                               .size = 1234},
+                              .quota = 0};
     CHECK_EQ_INT(store_sqlite_file_insert(db, &fi, 4000), STORE_OK);
     CHECK(id_valid(str_cstr(fi.file.id)));
     CHECK_EQ_INT(fi.file.created_at, 4000);
+    {
+        /* The quota counts what the owner already stored: 1234 + 1000 > 2000, 1234 + 766 not. */
+        store_file_insert_t q = {{.owner = STR_LIT("alice"),
+                                  .name = STR_LIT("b.pdf"),
+                                  .mime = STR_LIT("application/pdf"),
+                                  .path = STR_LIT("ab/ce"),
+                                  .sha256 = STR_LIT("00"),
+                                  .size = 1000},
+                                 .quota = 2000};
+        CHECK_EQ_INT(store_sqlite_file_insert(db, &q, 4001), STORE_E_QUOTA);
+        q.file.size = 766;
+        q.file.id[0] = '\0';
+        CHECK_EQ_INT(store_sqlite_file_insert(db, &q, 4002), STORE_OK);
+        q.file.size = 1;
+        q.file.id[0] = '\0';
+        q.file.path = STR_LIT("ab/cf");
+        CHECK_EQ_INT(store_sqlite_file_insert(db, &q, 4003), STORE_E_QUOTA);
+    }
     char fid[ID_SIZE];
     memcpy(fid, fi.file.id, ID_SIZE);
 
@@ -751,8 +770,16 @@ static void test_message_files(void)
                                   .type = STORE_MSG_FILE,
                                   .file_id = str_cstr(fid)};
     CHECK_EQ_INT(store_sqlite_message_insert(db, &op, &ar, 5000), STORE_E_FORBIDDEN);
+    /* An unknown file is refused like someone else's: nothing tells them apart. */
     op.file_id = STR_LIT("65a0000000000000000000f9");
-    CHECK_EQ_INT(store_sqlite_message_insert(db, &op, &ar, 5000), STORE_E_NOT_FOUND);
+    CHECK_EQ_INT(store_sqlite_message_insert(db, &op, &ar, 5000), STORE_E_FORBIDDEN);
+    /* An image message must carry an image: lease.pdf is not one. */
+    op = (store_message_insert_t){.sender = STR_LIT("alice"),
+                                  .conversation_id = str_cstr(conv),
+                                  .content = STR_LIT(""),
+                                  .type = STORE_MSG_IMAGE,
+                                  .file_id = str_cstr(fid)};
+    CHECK_EQ_INT(store_sqlite_message_insert(db, &op, &ar, 5000), STORE_E_INVALID);
 
     /* Reads carry the file. */
     store_messages_page_t page = {.conversation_id = str_cstr(conv)};
@@ -1273,7 +1300,7 @@ static void test_batch_savepoints(void)
     CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
     CHECK(!store_sqlite_in_transaction(db));
     CHECK_EQ_INT(r[0].status, STORE_OK);
-    CHECK_EQ_INT(r[1].status, STORE_E_NOT_FOUND);
+    CHECK_EQ_INT(r[1].status, STORE_E_FORBIDDEN);
     CHECK_EQ_INT(r[2].status, STORE_OK);
     CHECK_EQ_INT(r[0].u.message_insert.msg.seq, 1);
     CHECK_EQ_INT(r[2].u.message_insert.msg.seq, 2);
