@@ -556,7 +556,7 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     return submit(c, page_done);
 }
 
-static void rest_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup)
+static void rest_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup, int64_t pos)
 {
     api_ctx_t *c = ud;
     if (c->hc) {

@@ -19,7 +19,7 @@
 #include "http/http_multipart.h"
 #include "http/http_range.h"
 
-#define DOWNLOAD_CHUNK (64 * 1024)
+#define DOWNLOAD_CHUNK      (64 * 1024)
 #define DOWNLOAD_HIGH_WATER (256 * 1024)
 
 struct files_api {
@@ -160,8 +160,8 @@ static void inserted(store_req_t *req)
 static void finish_work(uv_work_t *w)
 {
     upload_t *u = w->data;
-    u->finish_rc = files_upload_finish(u->up, u->fa->allow[0] ? u->fa->allow : NULL, u->id,
-                                       u->sha, &u->size, u->mime, sizeof u->mime);
+    u->finish_rc = files_upload_finish(u->up, u->fa->allow[0] ? u->fa->allow : NULL, u->id, u->sha,
+                                       &u->size, u->mime, sizeof u->mime);
     u->up = NULL; /* finish frees it whatever the outcome */
 }
 
@@ -367,8 +367,8 @@ static void disposition(const char *mime, str_t name, char *out, size_t cap)
     size_t a = 0, p = 0;
     for (size_t i = 0; i < name.len && a < sizeof ascii - 1; i++) {
         unsigned char ch = (unsigned char)name.ptr[i];
-        ascii[a++] = (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || ch == '%') ? '_'
-                                                                                       : (char)ch;
+        ascii[a++] =
+            (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || ch == '%') ? '_' : (char)ch;
     }
     ascii[a] = '\0';
     for (size_t i = 0; i < name.len && p + 4 < sizeof pct; i++) {
@@ -418,8 +418,8 @@ static void file_found(store_req_t *req)
     snprintf(mime, sizeof mime, "%.*s", (int)fg->file.mime.len, fg->file.mime.ptr);
     uint64_t size = (uint64_t)st.st_size;
     char etag[80];
-    snprintf(etag, sizeof etag, "\"%.*s\"", (int)(fg->file.sha256.len < 64 ? fg->file.sha256.len : 64),
-             fg->file.sha256.ptr);
+    snprintf(etag, sizeof etag, "\"%.*s\"",
+             (int)(fg->file.sha256.len < 64 ? fg->file.sha256.len : 64), fg->file.sha256.ptr);
     char hdrs[2048];
     int n = snprintf(hdrs, sizeof hdrs,
                      "ETag: %s\r\nAccept-Ranges: bytes\r\nCache-Control: private, max-age=0\r\n"

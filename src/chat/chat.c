@@ -10,6 +10,7 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "chat/limits.h"
+#include "core/randid.h"
 #include "core/strmap.h"
 #include <openssl/sha.h>
 
@@ -40,6 +41,7 @@ struct chat {
     limiter_t msg_limit, rest_limit, ip_limit, user_conns;
     strmap_t presence; /* user -> presence_t, for users with sockets or in their grace period */
     strmap_t typing;   /* "user\nconversation" -> typing_t */
+    strmap_t acked;    /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep; /* drops idle limiter entries */
     int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
@@ -53,6 +55,16 @@ typedef struct {
     tq_entry_t grace;
     chat_t *chat;
 } presence_t;
+
+/* The positions of the last messages a socket sent itself (it has them from the ack, so a
+ * recovery must not replay them to it). Kept a while after the socket is gone. */
+#define ACKED_KEEP      64
+#define ACKED_LINGER_MS (10 * 60 * 1000)
+typedef struct {
+    int64_t pos[ACKED_KEEP];
+    unsigned n;          /* positions written so far (ring) */
+    uint64_t expires_ms; /* 0 while a socket uses it */
+} acked_t;
 
 typedef struct {
     tq_entry_t expiry;
@@ -70,6 +82,7 @@ struct chat_sock {
     chat_user_t user;
     unsigned refs;
     int64_t recover_from; /* >= 0: replay messages after this position on connect */
+    char pid[80];         /* this session's private id (connection state recovery) */
 };
 
 static chat_sock_t *cs_ref(chat_sock_t *cs)
@@ -265,7 +278,9 @@ static void send_finish(send_ctx_t *s, int status, const char *code, const char 
                         bool dup)
 {
     chat_err_t err = {status, code, msg, 0};
-    s->done(s->ud, code ? &err : NULL, doc, dup);
+    int64_t pos =
+        !code && s->req.op == STORE_OP_MESSAGE_INSERT ? s->req.u.message_insert.msg.pos : 0;
+    s->done(s->ud, code ? &err : NULL, doc, dup, pos);
     cs_unref(s->origin);
     json_decref(s->payload);
     free(s->arena);
@@ -426,7 +441,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
 #define REFUSE(msg)                                                                                \
     do {                                                                                           \
         chat_err_t e_ = {400, "BAD_REQUEST", msg, 0};                                              \
-        done(ud, &e_, NULL, false);                                                                \
+        done(ud, &e_, NULL, false, 0);                                                             \
         return;                                                                                    \
     } while (0)
     if (!json_is_object(payload)) REFUSE("the message must be an object");
@@ -484,7 +499,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
     uint32_t wait = limiter_take(&c->msg_limit, user->id, uv_now(c->loop));
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
-        done(ud, &e, NULL, false);
+        done(ud, &e, NULL, false, 0);
         return;
     }
     size_t clen = json_is_string(content) ? json_string_length(content) : 0;
@@ -495,7 +510,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
         free(s);
         free(arena);
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
-        done(ud, &e, NULL, false);
+        done(ud, &e, NULL, false, 0);
         return;
     }
     s->chat = c;
@@ -588,7 +603,42 @@ typedef struct {
     json_t *client_msg_id;
 } reply_t;
 
-static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup)
+static acked_t *acked_of(chat_t *c, const char *pid, bool create)
+{
+    acked_t *a = strmap_get(&c->acked, pid);
+    if (a || !create) return a;
+    a = calloc(1, sizeof *a);
+    if (a && strmap_set(&c->acked, pid, a) < 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void acked_add(chat_sock_t *cs, int64_t pos)
+{
+    acked_t *a = acked_of(cs->chat, cs->pid, true);
+    if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
+}
+
+static bool acked_has(const acked_t *a, int64_t pos)
+{
+    unsigned n = a->n < ACKED_KEEP ? a->n : ACKED_KEEP;
+    for (unsigned i = 0; i < n; i++)
+        if (a->pos[i] == pos) return true;
+    return false;
+}
+
+static int acked_expired(const char *key, void *value, void *arg)
+{
+    acked_t *a = value;
+    uint64_t now = *(uint64_t *)arg;
+    if (a->expires_ms == 0 || a->expires_ms > now) return 0;
+    free(a);
+    return 1;
+}
+
+static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup, int64_t pos)
 {
     reply_t *r = ud;
     if (r->cs->socket) {
@@ -599,6 +649,7 @@ static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool 
             json_t *f = json_pack("{s:O}", "message", doc);
             reply_ok(r->cs, r->ack_id, f);
             json_decref(f);
+            if (!dup && pos > 0) acked_add(r->cs, pos);
         }
     }
     cs_unref(r->cs);
@@ -617,6 +668,33 @@ static void on_send_message(chat_sock_t *cs, json_t *payload, int64_t ack_id)
 }
 
 /* messages_read to every member (and so the reader's other sockets). */
+static void emit_to_members(chat_t *c, const members_entry_t *e, const char *event, json_t *doc)
+{
+    for (uint32_t i = 0; i < e->n; i++) chat_emit_to_user(c, e->users[i], NULL, event, doc);
+}
+
+typedef struct {
+    store_req_t req;
+    chat_t *chat;
+    json_t *doc;
+    char conv[ID_SIZE];
+    char reader[STORE_USER_ID_MAX + 1];
+    char arena[];
+} read_lookup_t;
+
+static void read_lookup_done(store_req_t *req)
+{
+    read_lookup_t *x = (read_lookup_t *)req;
+    if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
+    members_entry_t *e = cache_find(x->chat, x->conv);
+    if (e)
+        emit_to_members(x->chat, e, "messages_read", x->doc);
+    else
+        chat_emit_to_user(x->chat, x->reader, NULL, "messages_read", x->doc);
+    json_decref(x->doc);
+    free(x);
+}
+
 void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
                        const store_mark_read_t *mr)
 {
@@ -627,12 +705,31 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
                   "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
     members_entry_t *e = cache_find(c, mr->conv_id);
     if (e) {
-        for (uint32_t i = 0; i < e->n; i++)
-            chat_emit_to_user(c, e->users[i], NULL, "messages_read", doc);
-    } else {
-        chat_emit_to_user(c, reader, NULL, "messages_read", doc);
+        emit_to_members(c, e, "messages_read", doc);
+        json_decref(doc);
+        return;
     }
-    json_decref(doc);
+    /* Not cached yet (e.g. just after a restart): learn the members first. */
+    size_t cap = 64 * 1024;
+    read_lookup_t *x = malloc(sizeof *x + cap);
+    if (!x) {
+        json_decref(doc);
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->chat = c;
+    x->doc = doc;
+    memcpy(x->conv, mr->conv_id, ID_SIZE);
+    snprintf(x->reader, sizeof x->reader, "%s", reader);
+    x->req.op = STORE_OP_CONVERSATION_GET;
+    x->req.done = read_lookup_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = cap;
+    x->req.u.conversation_get.id = str_make(x->conv, ID_LEN);
+    if (store_submit(c->store, &x->req) != 0) {
+        json_decref(doc);
+        free(x);
+    }
 }
 
 typedef struct {
@@ -742,6 +839,7 @@ static void on_sweep(uv_timer_t *t)
     limiter_sweep(&c->rest_limit, now);
     limiter_sweep(&c->ip_limit, now);
     limiter_sweep(&c->user_conns, now);
+    strmap_sweep(&c->acked, acked_expired, &now);
 }
 
 /* ---- presence ---- */
@@ -970,7 +1068,10 @@ static void statuses_done(store_req_t *req)
         return;
     }
     x->phase = 1;
+    /* In order with the writes, so a lastSeen written just before is seen. */
+    x->req.ordered = true;
     memset(&x->req.u, 0, sizeof x->req.u);
+    x->req.op = STORE_OP_USERS_GET;
     x->req.u.users_get.ids = x->lookup;
     x->req.u.users_get.count = nlookup;
     if (store_submit(c->store, &x->req) != 0) statuses_finish(x);
@@ -1245,8 +1346,11 @@ static void replay_done(store_req_t *req)
         socket_go_live(cs);
         goto out;
     }
+    acked_t *own = acked_of(cs->chat, cs->pid, false);
     for (size_t i = 0; i < ms->count; i++) {
         const store_message_t *m = &ms->msgs[i];
+        x->after = m->pos;
+        if (own && acked_has(own, m->pos)) continue; /* this socket has it from its ack */
         json_t *doc = chat_message_json(m);
         char offset[32];
         snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
@@ -1257,7 +1361,6 @@ static void replay_done(store_req_t *req)
         free(text);
         json_decref(arr);
         json_decref(doc);
-        x->after = m->pos;
     }
     if (ms->has_more) {
         replay_submit(x);
@@ -1414,18 +1517,28 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
      * brings our pid back resumes from its offset (the last event it got) or, when it got
      * none, from the position in the pid; answering with the same pid tells socket.io-client
      * that the session was recovered. */
-    char pid[64], hash[33];
+    /* pid = "<hash of the user>-<position when the session started>-<random>". A reconnect
+     * that brings a pid of this user back resumes from its offset (the last event it got) or,
+     * when it got none, from the position in the pid; answering with the same pid tells
+     * socket.io-client that the session was recovered. The random part tells the sessions of
+     * one user apart, so each is spared the messages it sent itself. */
+    char hash[33], rnd[9];
     pid_of(user.id, hash);
-    snprintf(pid, sizeof pid, "%s-%lld", hash, (long long)c->last_pos);
+    randid_generate(rnd, 8);
+    snprintf(cs->pid, sizeof cs->pid, "%s-%lld-%s", hash, (long long)c->last_pos, rnd);
     const char *cpid = json_string_value(json_object_get(a, "pid"));
     const char *off = json_string_value(json_object_get(a, "offset"));
-    if (cpid && strlen(cpid) < 54 && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
-        decimal(cpid + 33)) {
-        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : strtoll(cpid + 33, NULL, 10);
-        snprintf(pid, sizeof pid, "%s", cpid);
+    char base[24] = "";
+    if (cpid && strlen(cpid) < sizeof cs->pid && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
+        sscanf(cpid + 33, "%19[0-9]", base) == 1 && decimal(base) &&
+        cpid[33 + strlen(base)] == '-') {
+        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : strtoll(base, NULL, 10);
+        snprintf(cs->pid, sizeof cs->pid, "%s", cpid);
     }
     json_decref(a);
-    buf_printf(err, "\"pid\":\"%s\"", pid);
+    acked_t *own = acked_of(c, cs->pid, false);
+    if (own) own->expires_ms = 0; /* in use again */
+    buf_printf(err, "\"pid\":\"%s\"", cs->pid);
     sio_socket_set_data(s, cs);
     return 0;
 }
@@ -1450,6 +1563,8 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     chat_t *c = cs->chat;
     sio_socket_set_data(s, NULL);
     cs->socket = NULL;
+    acked_t *own = acked_of(c, cs->pid, false);
+    if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
     limiter_release(&c->user_conns, cs->user.id);
     presence_disconnect(c, cs->user.id);
     cs_unref(cs);
@@ -1479,7 +1594,7 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->presence) || strmap_init(&c->typing)) {
+        strmap_init(&c->presence) || strmap_init(&c->typing) || strmap_init(&c->acked)) {
         chat_free(c);
         return NULL;
     }
@@ -1493,6 +1608,32 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     uv_unref((uv_handle_t *)&c->sweep);
     c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
     return c;
+}
+
+static int flush_seen(const char *key, void *value, void *arg)
+{
+    presence_t *p = value;
+    chat_t *c = arg;
+    /* Stopping: whoever is still here (or in the grace period) was seen now; write it before
+     * the store closes. */
+    p->last_seen = (int64_t)time(NULL) * 1000;
+    seen_ctx_t *sc = calloc(1, sizeof *sc);
+    if (sc) {
+        snprintf(sc->user, sizeof sc->user, "%s", p->user);
+        sc->req.op = STORE_OP_USER_SEEN;
+        sc->req.done = seen_done;
+        sc->req.u.user_seen.id = str_cstr(sc->user);
+        sc->req.u.user_seen.last_seen = p->last_seen;
+        if (store_submit(c->store, &sc->req) != 0) free(sc);
+    }
+    timerq_remove(&p->grace);
+    free(p);
+    return 1;
+}
+
+void chat_shutdown(chat_t *c)
+{
+    strmap_sweep(&c->presence, flush_seen, c);
 }
 
 void chat_close(chat_t *c)
@@ -1514,6 +1655,7 @@ void chat_free(chat_t *c)
     limiter_free(&c->user_conns);
     strmap_free(&c->presence, free);
     strmap_free(&c->typing, free);
+    strmap_free(&c->acked, free);
     free(c);
 }
 

@@ -43,6 +43,9 @@ typedef struct {
 
 chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_jwt_t *jwt,
                  const chat_options_t *opts);
+/* At shutdown, after the sockets are gone and before the store closes: records lastSeen of
+ * everyone still present. */
+void chat_shutdown(chat_t *c);
 /* Closes the timers (at shutdown); chat_free once the loop has ended. */
 void chat_close(chat_t *c);
 void chat_free(chat_t *c);
@@ -55,8 +58,9 @@ int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
 void chat_record_user(chat_t *c, const chat_user_t *u);
 
 /* Result of a send: err NULL on success (then message is the stored document, borrowed, and
- * duplicate tells whether it was an idempotent repeat). */
-typedef void (*chat_send_done)(void *ud, const chat_err_t *err, json_t *message, bool duplicate);
+ * duplicate tells whether it was an idempotent repeat; pos is its commit position). */
+typedef void (*chat_send_done)(void *ud, const chat_err_t *err, json_t *message, bool duplicate,
+                               int64_t pos);
 /* The send pipeline shared by the socket and REST: validates payload (a JSON object,
  * borrowed), stores the message, then delivers receive_message to every socket of every member
  * (REST: no socket is skipped) and calls done. May call done before returning (refusals). */

@@ -317,6 +317,7 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("signal %d: shutting down", signum);
     net_listener_close(s->listener);
     sio_server_shutdown(s->sio);
+    chat_shutdown(s->chat);
     /* Everything queued is committed (and answered) before the store stops. */
     store_close(s->store);
     net_foreach_conn(&s->nl, close_conn, NULL);

@@ -239,7 +239,8 @@ const char *store_strerror(int code)
         return "database busy";
     case STORE_E_IO:
         return "database error";
-    case STORE_E_QUOTA: return "storage quota exceeded";
+    case STORE_E_QUOTA:
+        return "storage quota exceeded";
     case STORE_E_CANCELLED:
         return "store closing";
     default:
