@@ -36,8 +36,8 @@ struct chat {
     chat_options_t opts;
     members_entry_t **buckets;
     size_t nbuckets, nentries;
-    /* Users already recorded in the store by this process (id -> "name\nrole"). */
-    json_t *recorded;
+    /* Users already recorded in the store by this process: id -> hash of name and role. */
+    strmap_t recorded;
     limiter_t msg_limit, rest_limit, ip_limit, user_conns;
     strmap_t presence; /* user -> presence_t, for users with sockets or in their grace period */
     strmap_t typing;   /* "user\nconversation" -> typing_t */
@@ -78,11 +78,11 @@ typedef struct {
  * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
 struct chat_sock {
     chat_t *chat;
-    sio_socket_t *socket; /* NULL once disconnected */
-    chat_user_t user;
+    sio_socket_t *socket;            /* NULL once disconnected */
+    char uid[STORE_USER_ID_MAX + 1]; /* the user (name and role are recorded at connect) */
     unsigned refs;
     int64_t recover_from; /* >= 0: replay messages after this position on connect */
-    char pid[80];         /* this session's private id (connection state recovery) */
+    char pid[64];         /* this session's private id (connection state recovery) */
 };
 
 static chat_sock_t *cs_ref(chat_sock_t *cs)
@@ -256,11 +256,14 @@ static void upsert_done(store_req_t *req)
 
 void chat_record_user(chat_t *c, const chat_user_t *u)
 {
-    char seen[256];
-    snprintf(seen, sizeof seen, "%s\n%s", u->name, u->role);
-    json_t *prev = json_object_get(c->recorded, u->id);
-    if (prev && strcmp(json_string_value(prev), seen) == 0) return;
-    json_object_set_new(c->recorded, u->id, json_string(seen));
+    /* Only the hash of what was recorded is kept: a pointer-sized value, no strings. */
+    uintptr_t h = 1469598103934665603ull;
+    for (const char *p = u->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+    for (const char *p = u->role; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h |= 1; /* never NULL */
+    if ((uintptr_t)strmap_get(&c->recorded, u->id) == h) return;
+    if (strmap_set(&c->recorded, u->id, (void *)h) < 0) return;
     upsert_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return;
     ctx->user = *u;
@@ -664,7 +667,10 @@ static void on_send_message(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
     r->client_msg_id = json_incref(json_object_get(payload, "clientMsgId"));
-    send_start(cs->chat, &cs->user, cs, payload, socket_send_done, r);
+    chat_user_t user;
+    memset(&user, 0, sizeof user);
+    memcpy(user.id, cs->uid, sizeof user.id);
+    send_start(cs->chat, &user, cs, payload, socket_send_done, r);
 }
 
 /* messages_read to every member (and so the reader's other sockets). */
@@ -784,7 +790,7 @@ static void on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     r->chat = cs->chat;
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
-    snprintf(r->user, sizeof r->user, "%s", cs->user.id);
+    snprintf(r->user, sizeof r->user, "%s", cs->uid);
     memcpy(r->msg, json_string_value(msg), ID_SIZE);
     r->req.op = STORE_OP_MARK_READ;
     r->req.done = mark_read_done;
@@ -810,6 +816,8 @@ uint32_t chat_rest_limit(chat_t *c, const char *user)
 void *chat_admit(void *arg, net_conn_t *conn, uint32_t *retry_after_s)
 {
     chat_t *c = arg;
+    if (c->ip_limit.rate <= 0 && c->ip_limit.max_concurrent == 0)
+        return &c->ip_limit; /* no per-IP limits: nothing to remember */
     char peer[64];
     net_conn_peer_name(conn, peer, sizeof peer);
     char *colon = strrchr(peer, ':'); /* drop the port: limits are per address */
@@ -827,6 +835,7 @@ void *chat_admit(void *arg, net_conn_t *conn, uint32_t *retry_after_s)
 void chat_release(void *arg, void *handle)
 {
     chat_t *c = arg;
+    if (handle == (void *)&c->ip_limit) return;
     limiter_release(&c->ip_limit, handle);
     free(handle);
 }
@@ -950,7 +959,7 @@ static void on_grace_over(timerq_t *q, tq_entry_t *e)
 
 static void presence_connect(chat_t *c, chat_sock_t *cs)
 {
-    const char *user = cs->user.id;
+    const char *user = cs->uid;
     presence_t *p = strmap_get(&c->presence, user);
     if (!p) {
         p = calloc(1, sizeof *p);
@@ -1170,22 +1179,22 @@ static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_t
                          int64_t ack_id)
 {
     members_entry_t *e = cache_find(c, conv);
-    if (!e || !entry_has(e, cs->user.id)) {
+    if (!e || !entry_has(e, cs->uid)) {
         if (cs->socket) reply_error(cs, ack_id, NULL, "NOT_FOUND", "no such conversation");
         return;
     }
     if (!is_typing) {
-        typing_stop(c, cs->user.id, conv);
+        typing_stop(c, cs->uid, conv);
     } else {
         char key[STORE_USER_ID_MAX + ID_SIZE + 2];
-        typing_key(cs->user.id, conv, key, sizeof key);
+        typing_key(cs->uid, conv, key, sizeof key);
         typing_t *t = strmap_get(&c->typing, key);
         uint64_t now = uv_now(c->loop);
         if (!t) {
             t = calloc(1, sizeof *t);
             if (!t) return;
             t->chat = c;
-            snprintf(t->user, sizeof t->user, "%s", cs->user.id);
+            snprintf(t->user, sizeof t->user, "%s", cs->uid);
             memcpy(t->conv, conv, ID_SIZE);
             if (strmap_set(&c->typing, key, t) < 0) {
                 free(t);
@@ -1196,7 +1205,7 @@ static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_t
          * typing_throttle_ms. */
         if (t->last_relay == 0 || now - t->last_relay >= c->opts.typing_throttle_ms) {
             t->last_relay = now ? now : 1;
-            typing_relay(c, cs->user.id, conv, true);
+            typing_relay(c, cs->uid, conv, true);
         }
         timerq_add(&c->typing_tq, &t->expiry);
     }
@@ -1253,7 +1262,7 @@ static void on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = cap;
     x->req.u.conversation_get.id = str_make(x->conv, ID_LEN);
-    x->req.u.conversation_get.requester = str_cstr(cs->user.id);
+    x->req.u.conversation_get.requester = str_cstr(cs->uid);
     if (store_submit(cs->chat->store, &x->req) != 0) {
         cs_unref(x->cs);
         free(x);
@@ -1299,7 +1308,7 @@ static void on_get_status(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     if (!r) return;
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
-    chat_statuses(cs->chat, cs->user.id, list, n, get_status_done, r);
+    chat_statuses(cs->chat, cs->uid, list, n, get_status_done, r);
 }
 
 /* ---- connection state recovery ---- */
@@ -1329,7 +1338,7 @@ typedef struct {
 static void socket_go_live(chat_sock_t *cs)
 {
     char room[STORE_USER_ID_MAX + 8];
-    room_of(cs->user.id, room, sizeof room);
+    room_of(cs->uid, room, sizeof room);
     sio_socket_join(cs->socket, room);
 }
 
@@ -1342,7 +1351,7 @@ static void replay_done(store_req_t *req)
     store_messages_since_t *ms = &req->u.messages_since;
     if (!cs->socket) goto out;
     if (req->status != STORE_OK) {
-        log_warn("recovery for %s failed: %s", cs->user.id, store_strerror(req->status));
+        log_warn("recovery for %s failed: %s", cs->uid, store_strerror(req->status));
         socket_go_live(cs);
         goto out;
     }
@@ -1402,7 +1411,7 @@ static void start_replay(chat_sock_t *cs, int64_t after)
     memset(x, 0, sizeof *x);
     x->cs = cs_ref(cs);
     x->after = after;
-    snprintf(x->user, sizeof x->user, "%s", cs->user.id);
+    snprintf(x->user, sizeof x->user, "%s", cs->uid);
     replay_submit(x);
 }
 
@@ -1510,7 +1519,8 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     }
     cs->chat = c;
     cs->socket = s;
-    cs->user = user;
+    memcpy(cs->uid, user.id, sizeof cs->uid);
+    chat_record_user(c, &user);
     cs->refs = 1;
     cs->recover_from = -1;
     /* pid = "<hash of the user>-<position when this session started>". A reconnect that
@@ -1547,7 +1557,6 @@ static void on_connection(sio_socket_t *s, void *arg)
 {
     chat_sock_t *cs = sio_socket_data(s);
     chat_t *c = cs->chat;
-    chat_record_user(c, &cs->user);
     presence_connect(c, cs);
     if (cs->recover_from >= 0) {
         start_replay(cs, cs->recover_from);
@@ -1565,8 +1574,8 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     cs->socket = NULL;
     acked_t *own = acked_of(c, cs->pid, false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
-    limiter_release(&c->user_conns, cs->user.id);
-    presence_disconnect(c, cs->user.id);
+    limiter_release(&c->user_conns, cs->uid);
+    presence_disconnect(c, cs->uid);
     cs_unref(cs);
 }
 
@@ -1586,9 +1595,8 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     c->opts = *opts;
     c->nbuckets = 1 << 14;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
-    c->recorded = json_object();
     double window = opts->rate_connections_window_s > 0 ? opts->rate_connections_window_s : 1;
-    if (!c->buckets || !c->recorded ||
+    if (!c->buckets || strmap_init(&c->recorded) ||
         limiter_init(&c->msg_limit, opts->rate_messages_per_s, opts->rate_messages_burst, 0) ||
         limiter_init(&c->rest_limit, opts->rate_rest_per_s, opts->rate_rest_burst, 0) ||
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
@@ -1648,7 +1656,7 @@ void chat_free(chat_t *c)
     if (!c) return;
     if (c->buckets) cache_clear(c);
     free(c->buckets);
-    json_decref(c->recorded);
+    strmap_free(&c->recorded, NULL);
     limiter_free(&c->msg_limit);
     limiter_free(&c->rest_limit);
     limiter_free(&c->ip_limit);
