@@ -477,3 +477,41 @@ export async function closeAll(sockets = clients) {
     for (const s of sockets) s.disconnect();
     if (sockets.length) await sleep(200);
 }
+
+// ---------------------------------------------------------------- live events (issue 4)
+
+// Like connectUser, but every incoming event is logged from before the CONNECT packet is sent
+// (so nothing that arrives right after it is missed): socket.log = [{event, args, at}], and
+// socket.events(name) = the first argument of each `name` event so far. Also records
+// receive_message offsets: socket.offsets (the last, string, argument of each receive_message).
+export async function connectLogged(server, token, opts = {}) {
+    const socket = io(server.url, {
+        forceNew: true,
+        reconnection: false,
+        transports: ['websocket'],
+        auth: { token },
+        ...opts,
+    });
+    clients.push(socket);
+    socket.log = [];
+    socket.received = [];
+    socket.offsets = [];
+    socket.errors = [];
+    socket.events = (name) => socket.log.filter((e) => e.event === name).map((e) => e.args[0]);
+    socket.onAny((event, ...args) => {
+        socket.log.push({ event, args, at: Date.now() });
+        if (event === 'receive_message') {
+            socket.received.push(args[0]);
+            socket.offsets.push(args.length > 1 ? args[args.length - 1] : undefined);
+        } else if (event === 'message_error') {
+            socket.errors.push(args[0]);
+        }
+    });
+    await withTimeout(new Promise((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', (e) => {
+            reject(new Error(`connect_error: ${e.message} ${JSON.stringify(e.data)}`));
+        });
+    }), 5000, 'socket connect');
+    return socket;
+}
