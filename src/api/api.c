@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "auth/auth_password.h"
+#include "chat/limits.h"
 #include "chat/chat_json.h"
 #include "core/id.h"
 #include "core/log.h"
@@ -18,6 +19,7 @@ struct api {
     chat_t *chat;
     store_t *store;
     api_options_t opts;
+    limiter_t auth_limit;                    /* register/login attempts per IP */
     char dummy_hash[AUTH_PASSWORD_HASH_MAX]; /* verified against for unknown users (timing) */
 };
 
@@ -474,6 +476,10 @@ static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat
     if (!why && title && !json_is_null(title) &&
         (!json_is_string(title) || json_string_length(title) > 200))
         why = "title must be a string of at most 200 bytes";
+    bool someone_else = false;
+    for (size_t i = 0; !why && i < n; i++)
+        if (strcmp(json_string_value(json_array_get(ids, i)), user->id) != 0) someone_else = true;
+    if (!why && !someone_else) why = "participantIds must name someone besides you";
     if (why) {
         respond_error(hc, 400, "BAD_REQUEST", why);
         json_decref(b);
@@ -716,9 +722,41 @@ static int segments(str_t path, str_t *seg, int max)
     return n;
 }
 
+bool api_cors(api_t *a, http_conn_t *hc, const http_request_t *req)
+{
+    const char *origins = a->opts.cors_origins;
+    if (!origins || !origins[0]) return false;
+    char hdrs[320];
+    http_cors_headers(origins, strcmp(origins, "*") != 0, req, hdrs, sizeof hdrs);
+    http_conn_set_response_headers(hc, hdrs);
+    if (!str_eq_cstr(req->method, "OPTIONS")) return false;
+    /* A preflight: which methods and headers a browser on an allowed origin may use. */
+    http_respond(hc, 204, NULL,
+                 "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"
+                 "Access-Control-Allow-Headers: Authorization, Content-Type, If-None-Match, "
+                 "Range\r\nAccess-Control-Max-Age: 600\r\n",
+                 NULL, 0);
+    return true;
+}
+
+/* Register and login run argon2id: limited per address against guessing and CPU exhaustion. */
+static bool auth_limited(api_t *a, http_conn_t *hc)
+{
+    char peer[64];
+    net_conn_peer_name(http_conn_net(hc), peer, sizeof peer);
+    char *colon = strrchr(peer, ':');
+    if (colon) *colon = '\0';
+    uint32_t wait = limiter_take(&a->auth_limit, peer, uv_now(a->loop));
+    if (!wait) return false;
+    chat_err_t e = {429, "RATE_LIMITED", "too many sign-in attempts; wait a little", wait};
+    respond_refusal(hc, &e);
+    return true;
+}
+
 int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)
 {
     api_t *a = arg;
+    if (api_cors(a, hc, req)) return HTTP_DONE;
     str_t seg[5];
     int n = segments(req->path, seg, 5);
     if (n == 1 && str_eq_cstr(seg[0], "healthz")) {
@@ -744,6 +782,7 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
                           "standalone accounts are off: tokens come from your platform");
             return HTTP_DONE;
         }
+        if (auth_limited(a, hc)) return HTTP_DONE;
         return str_eq_cstr(seg[2], "register") ? handle_register(a, hc, body)
                                                : handle_login(a, hc, body);
     }
@@ -808,6 +847,11 @@ api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts)
     a->chat = chat;
     a->store = chat_store(chat);
     a->opts = *opts;
+    if (limiter_init(&a->auth_limit, opts->auth_per_min / 60.0,
+                     opts->auth_per_min < 10 ? opts->auth_per_min : 10, 0) != 0) {
+        free(a);
+        return NULL;
+    }
     if (opts->accounts_enabled)
         auth_password_hash("not a real password, only for timing", 36, a->dummy_hash);
     return a;
@@ -815,6 +859,8 @@ api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts)
 
 void api_free(api_t *a)
 {
+    if (!a) return;
+    limiter_free(&a->auth_limit);
     free(a);
 }
 

@@ -11,6 +11,7 @@ typedef struct {
     const char *cors_origins; /* "" = same origin only */
     int64_t token_ttl_s;      /* tokens issued by register/login */
     bool accounts_enabled;    /* standalone accounts (needs an HS256 secret) */
+    double auth_per_min;      /* register/login attempts per IP per minute (0: no limit) */
 } api_options_t;
 
 api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts);

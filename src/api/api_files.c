@@ -519,6 +519,7 @@ static int download_start(files_api_t *fa, http_conn_t *hc, const http_request_t
 int files_api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)
 {
     files_api_t *fa = arg;
+    if (api_cors(fa->api, hc, req)) return HTTP_DONE;
     str_t path = req->path;
     static const char base[] = "/api/chat/files";
     str_t rest = str_make(path.ptr + sizeof base - 1, path.len - (sizeof base - 1));

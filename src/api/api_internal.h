@@ -13,5 +13,7 @@ void api_method_not_allowed(http_conn_t *hc, const char *allow);
  * returns -1 on refusal. */
 int api_authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user);
 chat_t *api_chat(api_t *a);
+/* Sets the CORS headers of this request's answers; answers a preflight (true: done). */
+bool api_cors(api_t *a, http_conn_t *hc, const http_request_t *req);
 
 #endif

@@ -117,6 +117,13 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static size_t id_hash(const char *id)
 {
     size_t h = 1469598103934665603ull;
@@ -822,11 +829,17 @@ void *chat_admit(void *arg, net_conn_t *conn, uint32_t *retry_after_s)
     net_conn_peer_name(conn, peer, sizeof peer);
     char *colon = strrchr(peer, ':'); /* drop the port: limits are per address */
     if (colon) *colon = '\0';
+    /* The concurrency check first: a connection refused for it spends no rate token. */
+    if (limiter_acquire(&c->ip_limit, peer) < 0) {
+        *retry_after_s = 1;
+        log_info("connection from %s refused: too many concurrent connections", peer);
+        return NULL;
+    }
     uint32_t wait = limiter_take(&c->ip_limit, peer, uv_now(c->loop));
-    if (wait || limiter_acquire(&c->ip_limit, peer) < 0) {
-        *retry_after_s = wait ? (wait + 999) / 1000 : 1;
-        log_info("connection from %s refused: %s", peer,
-                 wait ? "too many new connections" : "too many concurrent connections");
+    if (wait) {
+        limiter_release(&c->ip_limit, peer);
+        *retry_after_s = (wait + 999) / 1000;
+        log_info("connection from %s refused: too many new connections", peer);
         return NULL;
     }
     return strdup(peer);
@@ -933,7 +946,7 @@ static void typing_clear_user(chat_t *c, const char *user);
 static void presence_offline(chat_t *c, presence_t *p)
 {
     p->online = false;
-    p->last_seen = (int64_t)time(NULL) * 1000;
+    p->last_seen = now_ms();
     seen_ctx_t *sc = calloc(1, sizeof *sc);
     if (sc) {
         snprintf(sc->user, sizeof sc->user, "%s", p->user);
@@ -974,7 +987,7 @@ static void presence_connect(chat_t *c, chat_sock_t *cs)
     timerq_remove(&p->grace); /* back within the grace period: nobody saw it leave */
     if (p->sockets++ == 0 && !p->online) {
         p->online = true;
-        p->last_seen = (int64_t)time(NULL) * 1000;
+        p->last_seen = now_ms();
         announce(c, p, cs);
     }
 }
@@ -1624,7 +1637,7 @@ static int flush_seen(const char *key, void *value, void *arg)
     chat_t *c = arg;
     /* Stopping: whoever is still here (or in the grace period) was seen now; write it before
      * the store closes. */
-    p->last_seen = (int64_t)time(NULL) * 1000;
+    p->last_seen = now_ms();
     seen_ctx_t *sc = calloc(1, sizeof *sc);
     if (sc) {
         snprintf(sc->user, sizeof sc->user, "%s", p->user);

@@ -158,38 +158,10 @@ static bool frame_is_binary(const rbuf_t *r)
 
 /* ---- CORS ---- */
 
-static bool origin_allowed(eio_server_t *srv, str_t origin)
-{
-    const char *p = srv->cors_origins;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n && *p == ' ') p++, n--;
-        while (n && p[n - 1] == ' ') n--;
-        if (n == origin.len && memcmp(p, origin.ptr, n) == 0) return true;
-        if (!end) break;
-        p = end + 1;
-    }
-    return false;
-}
-
 /* Appends the CORS headers for this request to out (NUL-terminated). */
 static void cors_headers(eio_server_t *srv, const http_request_t *req, char *out, size_t cap)
 {
-    out[0] = '\0';
-    if (!srv->cors_origins[0]) return;
-    str_t origin = http_request_header(req, "origin");
-    bool any = strcmp(srv->cors_origins, "*") == 0;
-    size_t n = 0;
-    if (any && !srv->cfg.cors_credentials) {
-        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
-    } else if (origin.ptr && origin.len < 256 && (any || origin_allowed(srv, origin))) {
-        n = (size_t)snprintf(
-            out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s", (int)origin.len,
-            origin.ptr,
-            srv->cfg.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
-    }
-    if (n >= cap) out[0] = '\0';
+    http_cors_headers(srv->cors_origins, srv->cfg.cors_credentials, req, out, cap);
 }
 
 static void respond_eio_error(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,

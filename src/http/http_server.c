@@ -46,6 +46,7 @@ struct http_conn {
     /* A response body being produced in pieces (http_respond_start/_body/_end). */
     void (*on_drain)(http_conn_t *hc, void *arg);
     void *drain_arg;
+    char resp_headers[320]; /* added to every response of the current request (CORS) */
 };
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
@@ -142,6 +143,44 @@ static void http_on_close(net_conn_t *c)
     hc_free(hc);
 }
 
+static bool origin_listed(const char *list, str_t origin)
+{
+    const char *p = list;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && *p == ' ') p++, n--;
+        while (n && p[n - 1] == ' ') n--;
+        if (n == origin.len && memcmp(p, origin.ptr, n) == 0) return true;
+        if (!end) break;
+        p = end + 1;
+    }
+    return false;
+}
+
+void http_cors_headers(const char *origins, bool credentials, const http_request_t *req, char *out,
+                       size_t cap)
+{
+    out[0] = '\0';
+    if (!origins || !origins[0]) return;
+    str_t origin = http_request_header(req, "origin");
+    bool any = strcmp(origins, "*") == 0;
+    size_t n = 0;
+    if (any && !credentials) {
+        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
+    } else if (origin.ptr && origin.len < 256 && (any || origin_listed(origins, origin))) {
+        n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
+                             (int)origin.len, origin.ptr,
+                             credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
+    }
+    if (n >= cap) out[0] = '\0';
+}
+
+void http_conn_set_response_headers(http_conn_t *hc, const char *headers)
+{
+    snprintf(hc->resp_headers, sizeof hc->resp_headers, "%s", headers ? headers : "");
+}
+
 const char *http_status_text(int status)
 {
     switch (status) {
@@ -228,8 +267,8 @@ void http_respond_start(http_conn_t *hc, int status, const char *content_type,
     buf_init(&b);
     buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
     if (content_type) buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    buf_printf(&b, "Content-Length: %llu\r\n%s%s\r\n", (unsigned long long)content_length,
-               extra_headers ? extra_headers : "",
+    buf_printf(&b, "Content-Length: %llu\r\n%s%s%s\r\n", (unsigned long long)content_length,
+               hc->resp_headers, extra_headers ? extra_headers : "",
                hc->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     net_conn_write_copy(hc->conn, b.data, b.len);
     buf_free(&b);
@@ -263,10 +302,11 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
                      http_status_text(status), content_type ? "Content-Type: " : "",
                      content_type ? content_type : "", content_type ? "\r\n" : "", len);
     size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    size_t common = strlen(hc->resp_headers);
     const char *conn_hdr =
         hc->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
     size_t ch = strlen(conn_hdr);
-    rbuf_t *r = rbuf_new((size_t)n + extra + ch + len);
+    rbuf_t *r = rbuf_new((size_t)n + common + extra + ch + len);
     if (!r) {
         net_conn_close(c);
         return;
@@ -274,6 +314,8 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
     char *p = r->data;
     memcpy(p, head, (size_t)n);
     p += n;
+    memcpy(p, hc->resp_headers, common);
+    p += common;
     if (extra) memcpy(p, extra_headers, extra);
     p += extra;
     memcpy(p, conn_hdr, ch);
@@ -332,6 +374,7 @@ static int dispatch(http_conn_t *hc, const http_request_t *req, str_t body)
     net_conn_clear_timeout(hc->conn);
     hc->request_timer = false;
     hc->responded = false;
+    hc->resp_headers[0] = '\0';
     const http_route_t *r = find_route(hc->srv, req->path);
     if (!r) {
         http_respond_error(hc, 404, "NOT_FOUND", "no such path");

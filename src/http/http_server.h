@@ -71,6 +71,12 @@ void http_respond_end(http_conn_t *hc);
 /* {"error":{"code":...,"message":...}} with the given status. */
 void http_respond_error(http_conn_t *hc, int status, const char *code, const char *message);
 const char *http_status_text(int status);
+/* CORS: the Access-Control-Allow-Origin (and Vary, Credentials) lines for this request, given
+ * the allowed origins ("*" or a comma-separated list; empty: none). out is NUL-terminated. */
+void http_cors_headers(const char *origins, bool credentials, const http_request_t *req, char *out,
+                       size_t cap);
+/* Header lines added to every response of the current request (at most 319 bytes). */
+void http_conn_set_response_headers(http_conn_t *hc, const char *headers);
 /* Writes raw bytes and closes after them (for refusals on the way to a WebSocket upgrade). */
 void http_respond_raw_and_close(http_conn_t *hc, const char *data, size_t len);
 

@@ -492,15 +492,15 @@ int http_static_handle(http_conn_t *hc, const http_request_t *req, str_t body, v
         respond_text(hc, 404, NULL, "not found\n");
         return HTTP_DONE;
     }
-    /* A directory ("/", "/settings/") or a dotless route ("/c/123") falls back to the app. */
-    bool route = n == 0 || name[n - 1] == '/' || http_static_is_route(str_make(name, (size_t)n));
+    /* A directory ("/", "/app/") is the app. The client routes with the URL's hash, so any
+     * other unknown path is a 404 like the rest of the server's (error JSON). */
     if (n == 0 || name[n - 1] == '/') memcpy(name + n, "index.html", sizeof "index.html");
     static_file_t *f = find(st, name);
-    if (!f && route) f = find(st, "index.html");
     if (!f) {
-        respond_text(hc, 404, NULL,
-                     st->missing ? "the web client is not built: run web/build.sh (or make run)\n"
-                                 : "not found\n");
+        http_respond_error(hc, 404, "NOT_FOUND",
+                           st->missing ? "the web client is not built: run web/build.sh (or make "
+                                         "run)"
+                                       : "no such path");
         return HTTP_DONE;
     }
 

@@ -19,6 +19,7 @@
 #include "chat/chat.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "http/http_static.h"
 
 typedef struct {
     long long port;
@@ -48,6 +49,8 @@ typedef struct {
     long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
     long long max_file_size, max_storage_per_user, rate_uploads_per_min;
     char *allowed_file_types;
+    char *web_root;
+    long long rate_auth_per_min;
 } serve_config_t;
 
 #define OFF(f) offsetof(serve_config_t, f)
@@ -122,6 +125,10 @@ static const config_option_t serve_options[] = {
     {"allowed-file-types", OPT_STRING, OFF(allowed_file_types), "", 0, 0,
      "comma-separated MIME types accepted for uploads, decided from the content (empty: "
      "JPEG, PNG, GIF, WebP, PDF, plain text, CSV and the common office formats)"},
+    {"rate-auth-per-min", OPT_INT, OFF(rate_auth_per_min), "30", 0, 100000,
+     "register/login attempts per IP address per minute (0: no limit)"},
+    {"web-root", OPT_STRING, OFF(web_root), "web/dist", 0, 0,
+     "the built web client served at / (empty: serve no web client)"},
 };
 #define NOPTS (sizeof serve_options / sizeof serve_options[0])
 
@@ -136,6 +143,7 @@ typedef struct {
     chat_t *chat;
     api_t *api;
     files_api_t *files;
+    http_static_t *web;
     auth_jwt_t *jwt;
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -424,7 +432,8 @@ static int serve_run(server_t *sp)
     s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
     api_options_t aopts = {.cors_origins = cfg->cors_origins,
                            .token_ttl_s = cfg->token_ttl_s,
-                           .accounts_enabled = cfg->accounts && can_sign};
+                           .accounts_enabled = cfg->accounts && can_sign,
+                           .auth_per_min = (double)cfg->rate_auth_per_min};
     s.api = api_new(s.loop, s.chat, &aopts);
     if (!s.http || !s.sio || !s.chat || !s.api) {
         log_error("out of memory at start");
@@ -451,6 +460,15 @@ static int serve_run(server_t *sp)
     http_server_route_streaming(s.http, "/api/chat/files", files_api_handle, s.files);
     http_server_route(s.http, "/healthz", api_handle, s.api);
     http_server_route(s.http, "/metrics", handle_metrics, &s);
+    if (cfg->web_root[0]) {
+        s.web = http_static_new(cfg->web_root);
+        if (!s.web) {
+            log_error("out of memory loading the web client");
+            return 1;
+        }
+        http_server_route(s.http, "/", http_static_handle, s.web);
+        log_info("web client: %zu files from %s", http_static_count(s.web), cfg->web_root);
+    }
 
     /* Handlers first: a SIGTERM right after "listening" must already stop cleanly. */
     uv_signal_init(s.loop, &s.sigint);
@@ -474,6 +492,7 @@ static int serve_run(server_t *sp)
     uv_run(s.loop, UV_RUN_DEFAULT);
 
     files_api_free(s.files);
+    http_static_free(s.web);
     api_free(s.api);
     chat_free(s.chat);
     sio_server_free(s.sio);
