@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 PORT ?= 5000
 
-.PHONY: all deps run test unit integration asan fuzz fuzz-build clean format bench
+.PHONY: all deps web run test fuzz clean format bench
 
 all: $(BUILD)/parlor
 
@@ -20,8 +20,14 @@ $(BUILD)/parlor: deps $(BUILD)/Makefile FORCE
 
 FORCE:
 
-run: $(BUILD)/parlor
+web: deps
+	@web/build.sh --if-stale
+
+run: $(BUILD)/parlor web
 	$(BUILD)/parlor serve --port $(PORT)
+
+bench: $(BUILD)/parlor
+	@bench/run.sh
 
 test:
 	@scripts/test.sh
