@@ -331,7 +331,8 @@ void http_respond_error(http_conn_t *hc, int status, const char *code, const cha
     char body[512];
     int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
                      message);
-    http_respond(hc, status, "application/json", NULL, body, (size_t)n);
+    http_respond(hc, status, "application/json", "X-Content-Type-Options: nosniff\r\n", body,
+                 (size_t)n);
 }
 
 void http_respond_raw_and_close(http_conn_t *hc, const char *data, size_t len)

@@ -492,7 +492,7 @@ int http_static_handle(http_conn_t *hc, const http_request_t *req, str_t body, v
         respond_text(hc, 404, NULL, "not found\n");
         return HTTP_DONE;
     }
-    /* A directory ("/", "/app/") is the app. The client routes with the URL's hash, so any
+    /* A directory ("/") is its index.html. The client routes with the URL's hash, so any
      * other unknown path is a 404 like the rest of the server's (error JSON). */
     if (n == 0 || name[n - 1] == '/') memcpy(name + n, "index.html", sizeof "index.html");
     static_file_t *f = find(st, name);
@@ -534,10 +534,14 @@ int http_static_handle(http_conn_t *hc, const http_request_t *req, str_t body, v
         http_respond(hc, 304, NULL, hdr, NULL, 0);
         return HTTP_DONE;
     }
-    /* HEAD: the headers of the GET; http_respond writes Content-Length of what it sends, so the
-     * length shows as 0 here. */
     const char *data = gz ? f->gz : f->data;
     size_t len = gz ? f->gz_len : f->len;
-    http_respond(hc, 200, f->mime, hdr, head ? NULL : data, head ? 0 : len);
+    if (head) {
+        /* The headers of the GET, with its length, and no body. */
+        http_respond_start(hc, 200, f->mime, hdr, len);
+        http_respond_end(hc);
+        return HTTP_DONE;
+    }
+    http_respond(hc, 200, f->mime, hdr, data, len);
     return HTTP_DONE;
 }
