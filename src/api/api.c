@@ -676,8 +676,92 @@ static void search_done(store_req_t *req)
     ctx_free(c);
 }
 
+/* GET /api/chat/users?ids=a,b: names of people who share a conversation with the caller
+ * (others are left out, as if unknown). First the caller's contacts, then their records. */
+static bool contact_of(const store_contacts_t *ct, const char *id)
+{
+    for (size_t i = 0; i < ct->count; i++)
+        if (str_eq_cstr(ct->user_ids[i], id)) return true;
+    return false;
+}
+
+static void users_found(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (c->hc && !store_failed(c)) {
+        store_users_get_t *ug = &req->u.users_get;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < ug->found; i++)
+            json_array_append_new(arr, chat_user_json(&ug->users[i]));
+        json_t *doc = json_pack("{s:o}", "users", arr);
+        respond_json(c->hc, 200, doc);
+        json_decref(doc);
+    }
+    ctx_free(c);
+}
+
+static void contacts_found(store_req_t *req)
+{
+    api_ctx_t *c = (api_ctx_t *)req;
+    if (!c->hc || store_failed(c)) {
+        ctx_free(c);
+        return;
+    }
+    store_contacts_t ct = req->u.contacts;
+    size_t n = 0, want = json_array_size(c->body);
+    for (size_t i = 0; i < want; i++) {
+        const char *id = json_string_value(json_array_get(c->body, i));
+        if (!strcmp(id, c->user.id) || contact_of(&ct, id)) c->ids[n++] = str_cstr(id);
+    }
+    if (n == 0) {
+        json_t *doc = json_pack("{s:[]}", "users");
+        respond_json(c->hc, 200, doc);
+        json_decref(doc);
+        ctx_free(c);
+        return;
+    }
+    memset(&c->req.u, 0, sizeof c->req.u);
+    c->req.op = STORE_OP_USERS_GET;
+    c->req.u.users_get.ids = c->ids;
+    c->req.u.users_get.count = n;
+    submit(c, users_found);
+}
+
+static int users_by_id(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
+{
+    char list[100 * (STORE_USER_ID_MAX + 1)];
+    int n = http_query_param(req->query, "ids", list, sizeof list);
+    json_t *ids = json_array();
+    bool ok = n > 0;
+    for (char *tok = n > 0 ? strtok(list, ",") : NULL; ok && tok; tok = strtok(NULL, ",")) {
+        ok = auth_sub_is_valid(tok, strlen(tok)) && json_array_size(ids) < 100;
+        if (ok) json_array_append_new(ids, json_string(tok));
+    }
+    if (!ok || json_array_size(ids) == 0) {
+        json_decref(ids);
+        respond_error(hc, 400, "BAD_REQUEST", "ids must be 1-100 comma-separated user ids");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = ctx_new(a, hc, 128 * 1024);
+    if (!c || !(c->ids = calloc(json_array_size(ids), sizeof *c->ids))) {
+        if (c) ctx_free(c);
+        json_decref(ids);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return HTTP_DONE;
+    }
+    c->body = ids;
+    c->user = *me;
+    c->req.op = STORE_OP_CONTACTS;
+    c->req.u.contacts.user = str_cstr(c->user.id);
+    c->req.u.contacts.limit = 1000;
+    return submit(c, contacts_found);
+}
+
 static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
 {
+    char probe[8];
+    if (http_query_param(req->query, "ids", probe, sizeof probe) != -1)
+        return users_by_id(a, hc, req, me);
     char q[STORE_USERNAME_MAX + 1];
     int n = http_query_param(req->query, "q", q, sizeof q);
     long limit = query_limit(req, 10, 20);

@@ -277,6 +277,7 @@ typedef struct {
     uv_fs_t fs;
     char *chunk;
     char range[128];
+    char if_range[128];
     char inm[256];
     char id[ID_SIZE];
     chat_user_t user;
@@ -435,6 +436,7 @@ static void file_found(store_req_t *req)
     int status = 200;
     d->off = 0;
     d->end = size;
+    if (d->if_range[0] && strcmp(d->if_range, etag) != 0) d->range[0] = '\0';
     if (d->range[0]) {
         uint64_t s0, e0;
         int r = http_range_parse(str_cstr(d->range), size, &s0, &e0);
@@ -497,6 +499,10 @@ static int download_start(files_api_t *fa, http_conn_t *hc, const http_request_t
     memcpy(d->id, id.ptr, ID_LEN);
     str_t range = http_request_header(req, "range");
     if (range.ptr && range.len < sizeof d->range) memcpy(d->range, range.ptr, range.len);
+    /* If-Range: a range only while the client's copy is still current (RFC 9110 13.1.5). */
+    str_t if_range = http_request_header(req, "if-range");
+    if (if_range.ptr && if_range.len < sizeof d->if_range)
+        memcpy(d->if_range, if_range.ptr, if_range.len);
     str_t inm = http_request_header(req, "if-none-match");
     if (inm.ptr && inm.len < sizeof d->inm) memcpy(d->inm, inm.ptr, inm.len);
     http_conn_set_abort(hc, download_aborted, d);
@@ -555,7 +561,7 @@ files_api_t *files_api_new(uv_loop_t *loop, api_t *api, store_t *store,
     snprintf(fa->allow, sizeof fa->allow, "%s", opts->allow ? opts->allow : "");
     if (files_init(fa->dir, err, cap) != 0 ||
         limiter_init(&fa->upload_limit, opts->uploads_per_min / 60.0,
-                     opts->uploads_per_min > 10 ? opts->uploads_per_min / 6 : 10, 0) != 0) {
+                     opts->uploads_per_min < 10 ? opts->uploads_per_min : 10, 0) != 0) {
         free(fa);
         return NULL;
     }

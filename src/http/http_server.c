@@ -47,6 +47,7 @@ struct http_conn {
     void (*on_drain)(http_conn_t *hc, void *arg);
     void *drain_arg;
     char resp_headers[320]; /* added to every response of the current request (CORS) */
+    bool body_unread;       /* a streamed body is not all read: an answer now must close */
 };
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
@@ -263,6 +264,7 @@ void http_respond_start(http_conn_t *hc, int status, const char *content_type,
                         const char *extra_headers, uint64_t content_length)
 {
     hc->responded = true;
+    if (hc->body_unread) hc->keep_alive = false;
     buf_t b;
     buf_init(&b);
     buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
@@ -297,10 +299,13 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
 {
     net_conn_t *c = hc->conn;
     hc->responded = true;
-    char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
+    if (hc->body_unread) hc->keep_alive = false; /* the rest of the body cannot be framed */
+    char head[512], clen[48] = "";
+    /* 204 and 304 carry no Content-Length (RFC 9110 8.6): it would describe another answer. */
+    if (status != 204 && status != 304) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%s%s", status,
                      http_status_text(status), content_type ? "Content-Type: " : "",
-                     content_type ? content_type : "", content_type ? "\r\n" : "", len);
+                     content_type ? content_type : "", content_type ? "\r\n" : "", clen);
     size_t extra = extra_headers ? strlen(extra_headers) : 0;
     size_t common = strlen(hc->resp_headers);
     const char *conn_hdr =
@@ -397,11 +402,13 @@ static int stream_start(http_conn_t *hc, const http_request_t *req)
     hc->stream_left = req->content_length > 0 ? (uint64_t)req->content_length : 0;
     if (req->chunked) http_chunked_init(&hc->chunked);
     bool has_body = req->chunked || hc->stream_left > 0;
+    hc->body_unread = has_body;
     int rc = dispatch(hc, req, STR_NULL);
     if (!hc->stream_set) {
         /* Answered without reading the body: the rest of it cannot be told from a next
          * request, so close after the answer (the linger drains what the peer still sends). */
         if (has_body) {
+            hc->body_unread = false;
             hc->keep_alive = false;
             net_conn_close_after_write(hc->conn);
             return -1;
@@ -411,6 +418,7 @@ static int stream_start(http_conn_t *hc, const http_request_t *req)
     }
     hc->state = HC_STREAM;
     if (!has_body) {
+        hc->body_unread = false;
         hc->state = HC_HEAD;
         int end = hc->stream.on_end(hc, hc->stream.arg);
         hc->stream_set = false;
@@ -430,6 +438,8 @@ static size_t stream_feed(http_conn_t *hc, char *data, size_t len)
         /* Decoding never expands, so in place is fine (the bytes are ours until we return). */
         int64_t u = http_chunked_decode(&hc->chunked, data, len, data, &out_len);
         if (u < 0) {
+            hc->body_unread = false;
+            hc->keep_alive = false;
             hc->stream.on_end(hc, hc->stream.arg); /* lets the handler release its resources */
             hc->stream_set = false;
             if (!hc->responded)
@@ -449,12 +459,14 @@ static size_t stream_feed(http_conn_t *hc, char *data, size_t len)
     }
     if (rc < 0) {
         /* The handler refused the body (and answered): discard the rest, then close. */
+        hc->body_unread = false;
         hc->stream_set = false;
         hc->keep_alive = false;
         net_conn_close_after_write(hc->conn);
         return len;
     }
     if (done) {
+        hc->body_unread = false;
         hc->state = HC_HEAD;
         hc->responded = false;
         int end = hc->stream.on_end(hc, hc->stream.arg);
