@@ -26,7 +26,11 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "echo")) return echo_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        /* The chat server's option table, the one most people look for. */
+        printf("\n");
+        char help[] = "--help";
+        char *args[] = {help, NULL};
+        return serve_main(1, args);
     }
     fprintf(stderr, "parlor: unknown command '%s'\n", argv[1]);
     usage(stderr);

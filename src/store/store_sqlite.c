@@ -1,5 +1,6 @@
 /* The SQLite engine: schema and migrations, cached statements, one function per operation. */
 #include "store/store_sqlite.h"
+#include "core/log.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -551,6 +552,7 @@ static int store_migrate(sqlite3 *db, char *err, size_t cap)
             set_err(err, cap, "migration to schema version %d failed: %s", to, msg);
             goto fail;
         }
+        log_info("store: migrated the schema to version %d", to);
         continue;
     fail:
         if (!sqlite3_get_autocommit(db)) exec_sql(db, "ROLLBACK", NULL, 0);
