@@ -562,16 +562,21 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     return submit(c, page_done);
 }
 
-static void rest_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup, int64_t pos)
+static void rest_send_done(void *ud, const chat_err_t *err, str_t doc, bool dup, int64_t pos)
 {
     api_ctx_t *c = ud;
     if (c->hc) {
         if (err) {
             respond_refusal(c->hc, err);
         } else {
-            json_t *out = json_pack("{s:O}", "message", doc);
-            respond_json(c->hc, dup ? 200 : 201, out);
-            json_decref(out);
+            buf_t t;
+            buf_init(&t);
+            buf_append_str(&t, "{\"message\":");
+            buf_append(&t, doc.ptr, doc.len);
+            buf_append_str(&t, "}");
+            http_respond(c->hc, dup ? 200 : 201, "application/json; charset=utf-8", NULL, t.data,
+                         t.len);
+            buf_free(&t);
         }
     }
     ctx_free(c);

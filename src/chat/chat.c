@@ -284,7 +284,7 @@ void chat_record_user(chat_t *c, const chat_user_t *u)
 
 /* ---- the send pipeline ---- */
 
-static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg, json_t *doc,
+static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg, str_t doc,
                         bool dup)
 {
     chat_err_t err = {status, code, msg, 0};
@@ -310,7 +310,7 @@ static void send_fail_store(send_ctx_t *s, int st)
             msg = "an image message needs an image file";
         }
     }
-    send_finish(s, status, code, msg, NULL, false);
+    send_finish(s, status, code, msg, STR_NULL, false);
 }
 
 /* Counts code points of valid UTF-8 and checks for characters a message may not hold. */
@@ -336,19 +336,20 @@ static bool user_id_valid(const char *s, size_t n)
     return auth_sub_is_valid(s, n);
 }
 
-static void deliver(send_ctx_t *s, json_t *doc)
+static void deliver(send_ctx_t *s, str_t doc)
 {
     chat_t *c = s->chat;
     const store_message_t *m = &s->req.u.message_insert.msg;
     /* The last argument, a string, is the connection-state-recovery offset (socket.io-client
      * remembers it and sends it back on reconnect). */
-    char offset[32];
-    snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
-    json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
-    size_t len;
-    char *text = chat_dumps(arr, &len);
-    json_decref(arr);
-    if (!text) return;
+    buf_t t;
+    buf_init(&t);
+    buf_append_str(&t, "[\"receive_message\",");
+    buf_append(&t, doc.ptr, doc.len);
+    buf_printf(&t, ",\"%lld\"]", (long long)m->pos);
+    if (!t.data) return;
+    char *text = t.data;
+    size_t len = t.len;
     sio_built_t b;
     if (sio_build_event(c->nsp, str_make(text, len), NULL, 0, &b) == 0) {
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
@@ -391,14 +392,17 @@ static void insert_done(store_req_t *req)
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         cache_put(s->chat, in->msg.conversation_id, users, 2);
     }
-    json_t *doc = chat_message_json(&in->msg);
-    if (!doc) {
-        send_finish(s, 500, "INTERNAL", "could not encode the message", NULL, false);
+    /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
+    buf_t doc;
+    buf_init(&doc);
+    if (chat_message_text(&in->msg, &doc) < 0) {
+        send_finish(s, 500, "INTERNAL", "could not encode the message", STR_NULL, false);
         return;
     }
-    if (!in->duplicate) deliver(s, doc);
-    send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, doc, in->duplicate);
-    json_decref(doc);
+    str_t text = str_make(doc.data, doc.len);
+    if (!in->duplicate) deliver(s, text);
+    send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, text, in->duplicate);
+    buf_free(&doc);
 }
 
 static void submit_insert(send_ctx_t *s)
@@ -406,7 +410,7 @@ static void submit_insert(send_ctx_t *s)
     s->req.op = STORE_OP_MESSAGE_INSERT;
     s->req.done = insert_done;
     if (store_submit(s->chat->store, &s->req) != 0)
-        send_finish(s, 503, "INTERNAL", "the server is shutting down", NULL, false);
+        send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
 }
 
 /* The insert's inputs, from the validated payload (kept alive by s->payload). */
@@ -451,7 +455,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
 #define REFUSE(msg)                                                                                \
     do {                                                                                           \
         chat_err_t e_ = {400, "BAD_REQUEST", msg, 0};                                              \
-        done(ud, &e_, NULL, false, 0);                                                             \
+        done(ud, &e_, STR_NULL, false, 0);                                                         \
         return;                                                                                    \
     } while (0)
     if (!json_is_object(payload)) REFUSE("the message must be an object");
@@ -509,7 +513,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
     uint32_t wait = limiter_take(&c->msg_limit, user->id, uv_now(c->loop));
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
-        done(ud, &e, NULL, false, 0);
+        done(ud, &e, STR_NULL, false, 0);
         return;
     }
     size_t clen = json_is_string(content) ? json_string_length(content) : 0;
@@ -520,7 +524,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
         free(s);
         free(arena);
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
-        done(ud, &e, NULL, false, 0);
+        done(ud, &e, STR_NULL, false, 0);
         return;
     }
     s->chat = c;
@@ -542,11 +546,11 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
             s->req.u.conversation_get.id = str_cstr(json_string_value(cid));
             s->req.u.conversation_get.requester = str_cstr(s->user.id);
             if (store_submit(c->store, &s->req) != 0)
-                send_finish(s, 503, "INTERNAL", "the server is shutting down", NULL, false);
+                send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
             return;
         }
         if (!entry_has(e, user->id)) {
-            send_finish(s, 404, "NOT_FOUND", "no such conversation", NULL, false);
+            send_finish(s, 404, "NOT_FOUND", "no such conversation", STR_NULL, false);
             return;
         }
     }
@@ -648,7 +652,7 @@ static int acked_expired(const char *key, void *value, void *arg)
     return 1;
 }
 
-static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool dup, int64_t pos)
+static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool dup, int64_t pos)
 {
     reply_t *r = ud;
     if (r->cs->socket) {
@@ -656,9 +660,16 @@ static void socket_send_done(void *ud, const chat_err_t *err, json_t *doc, bool 
             reply_error_ex(r->cs, r->ack_id, r->client_msg_id, err->code, err->message,
                            err->retry_after_ms);
         } else {
-            json_t *f = json_pack("{s:O}", "message", doc);
-            reply_ok(r->cs, r->ack_id, f);
-            json_decref(f);
+            if (r->ack_id >= 0) {
+                buf_t t;
+                buf_init(&t);
+                buf_append_str(&t, "[{\"ok\":true,\"message\":");
+                buf_append(&t, doc.ptr, doc.len);
+                buf_append_str(&t, "}]");
+                if (t.data)
+                    sio_socket_ack(r->cs->socket, r->ack_id, str_make(t.data, t.len), NULL, 0);
+                buf_free(&t);
+            }
             if (!dup && pos > 0) acked_add(r->cs, pos);
         }
     }

@@ -59,7 +59,7 @@ void chat_record_user(chat_t *c, const chat_user_t *u);
 
 /* Result of a send: err NULL on success (then message is the stored document, borrowed, and
  * duplicate tells whether it was an idempotent repeat; pos is its commit position). */
-typedef void (*chat_send_done)(void *ud, const chat_err_t *err, json_t *message, bool duplicate,
+typedef void (*chat_send_done)(void *ud, const chat_err_t *err, str_t message, bool duplicate,
                                int64_t pos);
 /* The send pipeline shared by the socket and REST: validates payload (a JSON object,
  * borrowed), stores the message, then delivers receive_message to every socket of every member

@@ -1,6 +1,8 @@
 /* Contract documents as JSON. */
 #include "chat/chat_json.h"
 
+#include "core/json_scan.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +82,61 @@ char *chat_dumps(const json_t *j, size_t *len)
     char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     if (s && len) *len = strlen(s);
     return s;
+}
+
+/* ---- the hot path: a message document written straight to text ---- */
+
+static void put_str(buf_t *b, str_t s)
+{
+    if (!s.ptr) {
+        buf_append(b, "null", 4);
+        return;
+    }
+    size_t n = json_string_encoded_len(s.ptr, s.len);
+    if (buf_reserve(b, n) < 0) return;
+    int64_t w = json_string_encode(s.ptr, s.len, b->data + b->len, b->cap - b->len);
+    if (w > 0) b->len += (size_t)w;
+}
+
+static void put_time(buf_t *b, int64_t ms)
+{
+    if (ms <= 0) {
+        buf_append(b, "null", 4);
+        return;
+    }
+    char t[64];
+    chat_iso_time(ms, t);
+    buf_printf(b, "\"%s\"", t);
+}
+
+int chat_message_text(const store_message_t *m, buf_t *b)
+{
+    size_t start = b->len;
+    buf_printf(b, "{\"_id\":\"%s\",\"conversationId\":\"%s\",\"seq\":%lld,\"sender\":", m->id,
+               m->conversation_id, (long long)m->seq);
+    put_str(b, m->sender);
+    buf_append_str(b, ",\"recipient\":");
+    put_str(b, m->recipient);
+    buf_append_str(b, ",\"content\":");
+    put_str(b, m->content);
+    buf_printf(b, ",\"type\":\"%s\",\"file\":", msg_types[m->type <= STORE_MSG_FILE ? m->type : 0]);
+    if (m->file) {
+        buf_printf(b, "{\"id\":\"%s\",\"name\":", m->file->id);
+        put_str(b, m->file->name);
+        buf_printf(b, ",\"size\":%lld,\"mime\":", (long long)m->file->size);
+        put_str(b, m->file->mime);
+        buf_printf(b, ",\"url\":\"/api/chat/files/%s\"}", m->file->id);
+    } else {
+        buf_append_str(b, "null");
+    }
+    buf_printf(b, ",\"read\":%s,\"readAt\":", m->read_at > 0 ? "true" : "false");
+    put_time(b, m->read_at);
+    buf_append_str(b, ",\"clientMsgId\":");
+    put_str(b, m->client_msg_id);
+    buf_append_str(b, ",\"createdAt\":");
+    put_time(b, m->created_at);
+    buf_append_str(b, ",\"updatedAt\":");
+    put_time(b, m->updated_at);
+    buf_append(b, "}", 1);
+    return b->data ? 0 : (b->len = start, -1);
 }

@@ -5,11 +5,15 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "store/store.h"
 
 /* "2026-11-24T05:00:00.000Z", as Date.prototype.toJSON writes it; out holds 64 bytes. */
 void chat_iso_time(int64_t ms, char out[64]);
 json_t *chat_message_json(const store_message_t *m);
+/* The same document appended to b as compact JSON text (exactly what jansson writes for
+ * chat_message_json, without building objects): the send path encodes it once. */
+int chat_message_text(const store_message_t *m, buf_t *b);
 json_t *chat_conversation_json(const store_conversation_t *c);
 json_t *chat_user_json(const store_user_t *u);
 /* {"code":..., "message":...} (the inside of {"error": ...}). */
