@@ -512,6 +512,7 @@ static void page_done(store_req_t *req)
     api_ctx_t *c = (api_ctx_t *)req;
     if (c->hc && !store_failed(c)) {
         store_messages_page_t *p = &req->u.messages_page;
+        if (p->before_seq == 0) chat_history_fill(c->api->chat, c->id, p);
         json_t *arr = json_array();
         for (size_t i = 0; i < p->count; i++)
             json_array_append_new(arr, chat_message_json(&p->msgs[i]));
@@ -546,6 +547,20 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
         respond_error(hc, 400, "BAD_REQUEST", "limit and before must be positive integers");
         return HTTP_DONE;
     }
+    if (before_seq == 0) {
+        /* The newest page, the one every opened conversation asks for: from memory if there. */
+        char cid[ID_SIZE];
+        memcpy(cid, conv.ptr, ID_LEN);
+        cid[ID_LEN] = '\0';
+        buf_t out;
+        buf_init(&out);
+        if (chat_history_page(a->chat, cid, user->id, (size_t)limit, &out)) {
+            http_respond(hc, 200, "application/json; charset=utf-8", NULL, out.data, out.len);
+            buf_free(&out);
+            return HTTP_DONE;
+        }
+        buf_free(&out);
+    }
     api_ctx_t *c = ctx_new(a, hc, 32 * 1024 + (size_t)limit * 20 * 1024);
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
@@ -558,6 +573,9 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     p->requester = str_cstr(c->user.id);
     p->before_seq = before_seq;
     p->limit = (size_t)limit;
+    /* The newest page fills the recent-history cache, which inserts then extend: read it in
+     * order with the writes so that no message falls between the two. */
+    c->req.ordered = before_seq == 0;
     c->req.op = STORE_OP_MESSAGES_PAGE;
     return submit(c, page_done);
 }

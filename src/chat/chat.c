@@ -20,11 +20,24 @@ typedef struct chat_sock chat_sock_t;
 typedef struct send_ctx send_ctx_t;
 
 /* The members of one conversation, cached: conversations never change membership. */
+/* Recent history of a conversation: its newest messages as JSON text, ascending and
+ * contiguous up to the newest, so the newest page of GET /messages needs no store read. */
+#define HISTORY_KEEP              50
+#define HISTORY_MAX_CONVERSATIONS 2000
+typedef struct {
+    char *docs[HISTORY_KEEP]; /* ring: docs[(head + i) % KEEP] is the i-th oldest */
+    size_t lens[HISTORY_KEEP];
+    int64_t seqs[HISTORY_KEEP];
+    unsigned head, n;
+    bool has_older; /* messages before the oldest kept exist */
+} history_t;
+
 typedef struct members_entry {
     char id[ID_SIZE];
     struct members_entry *next;
     uint32_t n;
     char **users;
+    history_t *hist;
 } members_entry_t;
 
 struct chat {
@@ -36,6 +49,7 @@ struct chat {
     chat_options_t opts;
     members_entry_t **buckets;
     size_t nbuckets, nentries;
+    size_t nhist; /* conversations with a recent history in memory */
     /* Users already recorded in the store by this process: id -> hash of name and role. */
     strmap_t recorded;
     limiter_t msg_limit, rest_limit, ip_limit, user_conns;
@@ -139,12 +153,23 @@ static members_entry_t *cache_find(chat_t *c, const char *conv)
     return NULL;
 }
 
+static void history_free(chat_t *c, members_entry_t *e)
+{
+    if (!e->hist) return;
+    for (unsigned i = 0; i < e->hist->n; i++)
+        free(e->hist->docs[(e->hist->head + i) % HISTORY_KEEP]);
+    free(e->hist);
+    e->hist = NULL;
+    c->nhist--;
+}
+
 static void cache_clear(chat_t *c)
 {
     for (size_t i = 0; i < c->nbuckets; i++) {
         members_entry_t *e = c->buckets[i];
         while (e) {
             members_entry_t *next = e->next;
+            history_free(c, e);
             for (uint32_t k = 0; k < e->n; k++) free(e->users[k]);
             free(e->users);
             free(e);
@@ -190,6 +215,87 @@ static bool entry_has(const members_entry_t *e, const char *user)
     for (uint32_t i = 0; i < e->n; i++)
         if (strcmp(e->users[i], user) == 0) return true;
     return false;
+}
+
+/* Appends one message (text) at the new end; a gap in seq means the cache is not the
+ * newest contiguous run any more, and it is dropped. */
+static void history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (!e || !e->hist) return;
+    history_t *h = e->hist;
+    if (h->n && h->seqs[(h->head + h->n - 1) % HISTORY_KEEP] + 1 != seq) {
+        history_free(c, e);
+        return;
+    }
+    char *copy = malloc(doc.len ? doc.len : 1);
+    if (!copy) {
+        history_free(c, e);
+        return;
+    }
+    memcpy(copy, doc.ptr, doc.len);
+    if (h->n == HISTORY_KEEP) { /* drop the oldest */
+        free(h->docs[h->head]);
+        h->head = (h->head + 1) % HISTORY_KEEP;
+        h->n--;
+        h->has_older = true;
+    }
+    unsigned at = (h->head + h->n) % HISTORY_KEEP;
+    h->docs[at] = copy;
+    h->lens[at] = doc.len;
+    h->seqs[at] = seq;
+    h->n++;
+}
+
+void chat_history_drop(chat_t *c, const char *conv)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (e) history_free(c, e);
+}
+
+void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (!e || e->hist || p->count > HISTORY_KEEP || c->nhist >= HISTORY_MAX_CONVERSATIONS) return;
+    history_t *h = calloc(1, sizeof *h);
+    if (!h) return;
+    e->hist = h;
+    c->nhist++;
+    h->has_older = p->has_more;
+    buf_t b;
+    buf_init(&b);
+    for (size_t i = 0; i < p->count; i++) {
+        b.len = 0;
+        if (chat_message_text(&p->msgs[i], &b) < 0) {
+            history_free(c, e);
+            break;
+        }
+        history_append(c, conv, p->msgs[i].seq, str_make(b.data, b.len));
+        if (!e->hist) break;
+    }
+    buf_free(&b);
+}
+
+bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out)
+{
+    members_entry_t *e = cache_find(c, conv);
+    if (!e || !e->hist || !entry_has(e, user)) return false;
+    history_t *h = e->hist;
+    if (limit > h->n && h->has_older) return false; /* older ones are only in the store */
+    size_t k = limit < h->n ? limit : h->n;
+    buf_append_str(out, "{\"messages\":[");
+    for (size_t i = h->n - k; i < h->n; i++) {
+        unsigned at = (h->head + (unsigned)i) % HISTORY_KEEP;
+        if (i > h->n - k) buf_append(out, ",", 1);
+        buf_append(out, h->docs[at], h->lens[at]);
+    }
+    bool more = k < h->n || h->has_older;
+    if (more && k)
+        buf_printf(out, "],\"nextCursor\":\"%lld\"}",
+                   (long long)h->seqs[(h->head + (unsigned)(h->n - k)) % HISTORY_KEEP]);
+    else
+        buf_append_str(out, "],\"nextCursor\":null}");
+    return out->data != NULL;
 }
 
 int chat_store_error(int st, const char **code, const char **message)
@@ -400,7 +506,10 @@ static void insert_done(store_req_t *req)
         return;
     }
     str_t text = str_make(doc.data, doc.len);
-    if (!in->duplicate) deliver(s, text);
+    if (!in->duplicate) {
+        history_append(s->chat, in->msg.conversation_id, in->msg.seq, text);
+        deliver(s, text);
+    }
     send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, text, in->duplicate);
     buf_free(&doc);
 }
@@ -727,6 +836,8 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
     json_t *doc =
         json_pack("{s:s, s:s, s:I, s:s, s:s}", "conversationId", mr->conv_id, "readerId", reader,
                   "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
+    /* read/readAt of cached documents changed: the store answers the next page. */
+    chat_history_drop(c, mr->conv_id);
     members_entry_t *e = cache_find(c, mr->conv_id);
     if (e) {
         emit_to_members(c, e, "messages_read", doc);

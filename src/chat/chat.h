@@ -78,6 +78,13 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
 /* Reads the newest message position so recovery offsets can start; call once at start. */
 void chat_start(chat_t *c);
 
+/* Recent history: the newest page of a conversation from memory. Writes the answer
+ * {messages,nextCursor} to out and returns true when user is a known member and the page is
+ * in memory; false means: ask the store (then chat_history_fill with the newest page). */
+bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out);
+void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p);
+void chat_history_drop(chat_t *c, const char *conv);
+
 /* Caches the members of a conversation (from a store answer). */
 void chat_cache_members(chat_t *c, const store_conversation_t *conv);
 /* Emits ["event", doc] to every socket of user (except `except`). */
