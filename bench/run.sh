@@ -244,6 +244,9 @@ sio_version=$(node -p "require('$root/bench/reference/node_modules/socket.io/pac
     ctx "other processes' CPU % of a core: handshakes" idle.others_cpu_pct
     ctx "other processes' CPU % of a core: throughput" pairs.others_cpu_pct
     ctx "other processes' CPU % of a core: latency run" rate.others_cpu_pct
+    ctx "hypervisor steal % of a core: handshakes" idle.steal_cpu_pct
+    ctx "hypervisor steal % of a core: throughput" pairs.steal_cpu_pct
+    ctx "hypervisor steal % of a core: latency run" rate.steal_cpu_pct
     printf '| verified (idle, pairs, rate) | %s %s %s | %s %s %s |\n' \
         "$(get parlor.idle.verified)" "$(get parlor.pairs.verified)" "$(get parlor.rate.verified)" \
         "$(get node.idle.verified)" "$(get node.pairs.verified)" "$(get node.rate.verified)"

@@ -83,18 +83,26 @@ static uint64_t server_cpu_ns(pid_t pid)
     return (ut + st) * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
-/* CPU time of the whole machine that was not idle (steal included), from /proc/stat. */
-static uint64_t machine_busy_ns(void)
+/* CPU time of the whole machine: busy (user, system, interrupts) and stolen by the hypervisor
+ * (the virtual CPU was not running at all), from /proc/stat. */
+typedef struct {
+    uint64_t busy, steal;
+} machine_cpu_t;
+
+static machine_cpu_t machine_cpu(void)
 {
+    machine_cpu_t m = {0, 0};
     FILE *f = fopen("/proc/stat", "r");
-    if (!f) return 0;
+    if (!f) return m;
     unsigned long long v[8] = {0};
     int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
                    &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
-    if (n != 8) return 0;
-    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    return busy * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
+    if (n != 8) return m;
+    unsigned long long tick = 1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK);
+    m.busy = (v[0] + v[1] + v[2] + v[5] + v[6]) * tick;
+    m.steal = v[7] * tick;
+    return m;
 }
 
 static long server_rss_kib(pid_t pid)
@@ -341,7 +349,7 @@ int main(int argc, char **argv)
 
     long rss0 = cfg.server_pid ? server_rss_kib(cfg.server_pid) : -1;
     uint64_t hs_cpu0 = cfg.server_pid ? server_cpu_ns(cfg.server_pid) : 0, hs_cpu1 = 0;
-    uint64_t busy_hs0 = machine_busy_ns(), busy_hs1 = 0, busy0 = 0, busy1 = 0;
+    machine_cpu_t busy_hs0 = machine_cpu(), busy_hs1 = {0, 0}, busy0 = {0, 0}, busy1 = {0, 0};
     uint64_t t_hs0 = now_ns(), t_hs1 = 0;
     if (cfg.server_pid && rss0 < 0) {
         fprintf(stderr, "loadgen: cannot read /proc/%d/status\n", (int)cfg.server_pid);
@@ -389,7 +397,7 @@ int main(int argc, char **argv)
         }
     }
     if (cfg.server_pid) hs_cpu1 = server_cpu_ns(cfg.server_pid);
-    busy_hs1 = machine_busy_ns();
+    busy_hs1 = machine_cpu();
     t_hs1 = now_ns();
     long rss1 = -1;
     uint64_t scpu0 = 0, scpu1 = 0, window_ns = 0;
@@ -408,9 +416,9 @@ int main(int argc, char **argv)
         send_all(ch, procs, &m);
         sleep_until(m.t_window_start);
         if (cfg.server_pid) scpu0 = server_cpu_ns(cfg.server_pid);
-        busy0 = machine_busy_ns();
+        busy0 = machine_cpu();
         sleep_until(m.t_window_end);
-        busy1 = machine_busy_ns();
+        busy1 = machine_cpu();
         if (cfg.server_pid) {
             scpu1 = server_cpu_ns(cfg.server_pid);
             rss1 = server_rss_kib(cfg.server_pid);
@@ -518,22 +526,28 @@ int main(int argc, char **argv)
         printf("; %.1f%% while measuring (%d process%s)%s\n", lg_pct, procs, procs > 1 ? "es" : "",
                lg_pct > 90.0 ? "  << the load generator is saturated" : "");
     /* What else ran on the machine: the figures are only as good as the machine was quiet. */
-    double others_pct = -1;
+    double others_pct = -1, steal_pct = 0;
     if (cfg.server_pid) {
-        double busy, mine, span;
+        double busy, steal, mine, span;
         if (cfg.mode == LG_IDLE) {
-            busy = (double)(busy_hs1 - busy_hs0);
+            busy = (double)(busy_hs1.busy - busy_hs0.busy);
+            steal = (double)(busy_hs1.steal - busy_hs0.steal);
             mine = (double)(hs_cpu1 - hs_cpu0) + (double)t->cpu_connect_ns;
             span = (double)(t_hs1 - t_hs0);
         } else {
-            busy = (double)(busy1 - busy0);
+            busy = (double)(busy1.busy - busy0.busy);
+            steal = (double)(busy1.steal - busy0.steal);
             mine = (double)(scpu1 - scpu0) + (double)t->cpu_window_ns;
             span = (double)window_ns;
         }
-        if (span > 0) others_pct = (busy - mine) > 0 ? 100.0 * (busy - mine) / span : 0;
+        if (span > 0) {
+            others_pct = (busy - mine) > 0 ? 100.0 * (busy - mine) / span : 0;
+            steal_pct = 100.0 * steal / span;
+        }
         printf("  other processes        %.1f%% of a core (machine busy minus server and "
-               "loadgen)%s\n",
-               others_pct, others_pct > 10 ? "  << the machine was not quiet" : "");
+               "loadgen), hypervisor steal %.1f%%%s\n",
+               others_pct, steal_pct,
+               others_pct > 10 || steal_pct > 5 ? "  << the machine was not quiet" : "");
     }
     if (cfg.mode != LG_IDLE)
         printf("  verify                 sent %" PRIu64 ", acknowledged %" PRIu64
@@ -563,7 +577,8 @@ int main(int argc, char **argv)
                    "\nlate_sends=%" PRIu64 "\n",
                    lg_pct, t->sent, t->acked, t->received, t->late_sends);
         }
-        if (others_pct >= 0) printf("others_cpu_pct=%.1f\n", others_pct);
+        if (others_pct >= 0)
+            printf("others_cpu_pct=%.1f\nsteal_cpu_pct=%.1f\n", others_pct, steal_pct);
         printf("errors=%" PRIu64 "\nverified=%s\n", errors, verified ? "ok" : "FAILED");
     }
     free(t);
