@@ -263,6 +263,26 @@ static void account_created(store_req_t *req)
     ctx_free(c);
 }
 
+/* A request context that owns the body and a copy of the password (wiped when freed). Answers
+ * 500 itself and returns NULL when out of memory (the body is released either way). */
+static api_ctx_t *password_ctx(api_t *a, http_conn_t *hc, json_t *b, json_t *password, size_t arena)
+{
+    api_ctx_t *c = ctx_new(a, hc, arena);
+    size_t len = json_string_length(password);
+    char *copy = c ? malloc(len + 1) : NULL;
+    if (!copy) {
+        if (c) ctx_free(c);
+        json_decref(b);
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return NULL;
+    }
+    memcpy(copy, json_string_value(password), len + 1);
+    c->body = b;
+    c->password = copy;
+    c->password_len = len;
+    return c;
+}
+
 static void hash_work(uv_work_t *w)
 {
     api_ctx_t *c = w->data;
@@ -318,16 +338,8 @@ static int handle_register(api_t *a, http_conn_t *hc, str_t body)
         json_decref(b);
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 0);
-    if (!c) {
-        json_decref(b);
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->body = b;
-    c->password_len = json_string_length(password);
-    c->password = malloc(c->password_len + 1);
-    memcpy(c->password, json_string_value(password), c->password_len + 1);
+    api_ctx_t *c = password_ctx(a, hc, b, password, 0);
+    if (!c) return HTTP_DONE;
     c->work.data = c;
     uv_queue_work(a->loop, &c->work, hash_work, hash_after);
     return HTTP_DEFERRED;
@@ -385,16 +397,8 @@ static int handle_login(api_t *a, http_conn_t *hc, str_t body)
         json_decref(b);
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 2048);
-    if (!c) {
-        json_decref(b);
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->body = b;
-    c->password_len = json_string_length(password);
-    c->password = malloc(c->password_len + 1);
-    memcpy(c->password, json_string_value(password), c->password_len + 1);
+    api_ctx_t *c = password_ctx(a, hc, b, password, 2048);
+    if (!c) return HTTP_DONE;
     c->req.op = STORE_OP_ACCOUNT_GET;
     c->req.u.account_get.username = str_cstr(json_string_value(username));
     return submit(c, account_fetched);

@@ -1065,9 +1065,9 @@ static void seen_done(store_req_t *req)
 
 static void typing_clear_user(chat_t *c, const char *user);
 
-static void presence_offline(chat_t *c, presence_t *p)
+/* The user was seen now: remember it, and keep it in the store (lastSeen survives restarts). */
+static void record_seen(chat_t *c, presence_t *p)
 {
-    p->online = false;
     p->last_seen = now_ms();
     seen_ctx_t *sc = calloc(1, sizeof *sc);
     if (sc) {
@@ -1078,6 +1078,12 @@ static void presence_offline(chat_t *c, presence_t *p)
         sc->req.u.user_seen.last_seen = p->last_seen;
         if (store_submit(c->store, &sc->req) != 0) free(sc);
     }
+}
+
+static void presence_offline(chat_t *c, presence_t *p)
+{
+    p->online = false;
+    record_seen(c, p);
     announce(c, p, NULL);
 }
 
@@ -1759,16 +1765,7 @@ static int flush_seen(const char *key, void *value, void *arg)
     chat_t *c = arg;
     /* Stopping: whoever is still here (or in the grace period) was seen now; write it before
      * the store closes. */
-    p->last_seen = now_ms();
-    seen_ctx_t *sc = calloc(1, sizeof *sc);
-    if (sc) {
-        snprintf(sc->user, sizeof sc->user, "%s", p->user);
-        sc->req.op = STORE_OP_USER_SEEN;
-        sc->req.done = seen_done;
-        sc->req.u.user_seen.id = str_cstr(sc->user);
-        sc->req.u.user_seen.last_seen = p->last_seen;
-        if (store_submit(c->store, &sc->req) != 0) free(sc);
-    }
+    record_seen(c, p);
     timerq_remove(&p->grace);
     free(p);
     return 1;
