@@ -93,6 +93,27 @@ static void echo_on_connection(sio_socket_t *s, void *arg)
     free(b);
 }
 
+/* The client's answer to the server's own ack request, echoed back as an event. */
+static void echo_acked(sio_socket_t *s, void *ud, const sio_event_t *reply)
+{
+    if (!reply) {
+        sio_socket_emit(s, STR_LIT("[\"ack-timeout\"]"), NULL, 0);
+        return;
+    }
+    /* reply->data is the ack's argument array "[a,b]" (or "[]"). */
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "[\"ack-reply\"");
+    if (reply->data.len > 2) {
+        buf_append_str(&b, ",");
+        buf_append(&b, reply->data.ptr + 1, reply->data.len - 1);
+    } else {
+        buf_append_str(&b, "]");
+    }
+    sio_socket_emit(s, str_make(b.data, b.len), NULL, 0);
+    buf_free(&b);
+}
+
 static void echo_on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
 {
     buf_t b;
@@ -110,6 +131,12 @@ static void echo_on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
         else
             buf_append_str(&b, "]");
         sio_socket_ack(s, ev->ack_id, str_make(b.data, b.len), ev->att, ev->natt);
+    } else if (str_eq_cstr(ev->name, "request-ack")) {
+        /* Server-side emit with an acknowledgement: "ack-request" with the same arguments, then
+         * "ack-reply" with what the client acknowledged, or "ack-timeout" after 1 s. */
+        buf_append_str(&b, "[\"ack-request\"");
+        buf_append(&b, ev->rest.ptr, ev->rest.len);
+        sio_socket_emit_with_ack(s, str_make(b.data, b.len), 1000, echo_acked, NULL);
     }
     buf_free(&b);
 }

@@ -186,6 +186,29 @@ for (const mode of MODES) {
     });
 }
 
+describe('server-side emit with ack', () => {
+    test('the client acknowledges the server\'s event; no answer times out', async () => {
+        const { socket } = await connect('/', { transports: ['websocket'] });
+        // The client answers "ack-request" through its callback; the server echoes the answer.
+        socket.once('ack-request', (a, b, callback) => callback({ got: [a, b] }, 'second'));
+        const reply = once(socket, 'ack-reply');
+        socket.emit('request-ack', 1, 'two');
+        assert.deepEqual(await reply, [{ got: [1, 'two'] }, 'second']);
+        // A client that never calls back: the server's timeout fires, once.
+        socket.once('ack-request', () => {});
+        const timedOut = once(socket, 'ack-timeout', 3000);
+        const t0 = Date.now();
+        socket.emit('request-ack', 'ignored');
+        await timedOut;
+        const waited = Date.now() - t0;
+        assert.ok(waited >= 900 && waited < 2500, `timeout after ${waited} ms`);
+        let late = false;
+        socket.on('ack-reply', () => { late = true; });
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(late, false);
+    });
+});
+
 describe('multiplexing', () => {
     test('/ and /custom share one Engine.IO session; leaving one keeps the other', async () => {
         const m = new Manager(server.url, { reconnection: false });
