@@ -1400,26 +1400,43 @@ static size_t page_limit(size_t limit)
     return limit == 0 ? STORE_PAGE_DEFAULT : limit > STORE_PAGE_MAX ? STORE_PAGE_MAX : limit;
 }
 
-int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, store_arena_t *a)
+/* Messages of one conversation from statement sid (?1 conversation, ?2 the seq bound, ?3 the
+ * limit + 1), once the requester (when given) is known to be a member. */
+static int conversation_messages(store_sqlite_t *db, int sid, str_t conv, str_t requester,
+                                 int64_t bound, size_t limit_in, store_arena_t *a,
+                                 const store_message_t **msgs, size_t *count, bool *has_more)
 {
     arena_reset(a);
-    op->msgs = NULL;
-    op->count = 0;
-    op->has_more = false;
-    if (!id_valid(op->conversation_id) || op->before_seq < 0 ||
-        (present(op->requester) && !valid_user_id(op->requester)))
+    *msgs = NULL;
+    *count = 0;
+    *has_more = false;
+    if (!id_valid(conv) || bound < 0 || (present(requester) && !valid_user_id(requester)))
         return STORE_E_INVALID;
-    size_t limit = page_limit(op->limit);
-    sqlite3_stmt *st = stmt_get(db, S_MSG_PAGE);
+    size_t limit = page_limit(limit_in);
+    sqlite3_stmt *st = stmt_get(db, sid);
     if (!st) return STORE_E_IO;
     int rc = op_begin(db);
     if (rc != STORE_OK) return rc;
-    if ((rc = check_access(db, op->conversation_id, op->requester)) != STORE_OK)
-        return op_end(db, rc);
-    bind_str(st, 1, op->conversation_id);
-    sqlite3_bind_int64(st, 2, op->before_seq > 0 ? op->before_seq : INT64_MAX);
+    if ((rc = check_access(db, conv, requester)) != STORE_OK) return op_end(db, rc);
+    bind_str(st, 1, conv);
+    sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
+    rc = msg_list(st, limit, a, msgs, count, has_more);
+    return op_end(db, rc);
+}
+
+int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, store_arena_t *a)
+{
+    if (op->before_seq < 0) {
+        arena_reset(a);
+        op->msgs = NULL;
+        op->count = 0;
+        op->has_more = false;
+        return STORE_E_INVALID;
+    }
+    int rc = conversation_messages(db, S_MSG_PAGE, op->conversation_id, op->requester,
+                                   op->before_seq > 0 ? op->before_seq : INT64_MAX, op->limit, a,
+                                   &op->msgs, &op->count, &op->has_more);
     if (rc == STORE_OK && op->count > 1) {
         /* Read newest first (so the page ends at before_seq), handed out ascending. */
         store_message_t *m = (store_message_t *)op->msgs, t;
@@ -1429,30 +1446,13 @@ int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, st
             m[j] = t;
         }
     }
-    return op_end(db, rc);
+    return rc;
 }
 
 int store_sqlite_messages_after(store_sqlite_t *db, store_messages_after_t *op, store_arena_t *a)
 {
-    arena_reset(a);
-    op->msgs = NULL;
-    op->count = 0;
-    op->has_more = false;
-    if (!id_valid(op->conversation_id) || op->after_seq < 0 ||
-        (present(op->requester) && !valid_user_id(op->requester)))
-        return STORE_E_INVALID;
-    size_t limit = page_limit(op->limit);
-    sqlite3_stmt *st = stmt_get(db, S_MSG_AFTER);
-    if (!st) return STORE_E_IO;
-    int rc = op_begin(db);
-    if (rc != STORE_OK) return rc;
-    if ((rc = check_access(db, op->conversation_id, op->requester)) != STORE_OK)
-        return op_end(db, rc);
-    bind_str(st, 1, op->conversation_id);
-    sqlite3_bind_int64(st, 2, op->after_seq);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    rc = msg_list(st, limit, a, &op->msgs, &op->count, &op->has_more);
-    return op_end(db, rc);
+    return conversation_messages(db, S_MSG_AFTER, op->conversation_id, op->requester, op->after_seq,
+                                 op->limit, a, &op->msgs, &op->count, &op->has_more);
 }
 
 int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, store_arena_t *a)
