@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { waitListening } from './helpers.mjs';
 
 export const HOST = '127.0.0.1';
 export const BIN = path.resolve(process.env.PARLOR_BIN || 'build/parlor');
-const START_TIMEOUT_MS = Number(process.env.PARLOR_START_TIMEOUT_MS || 15000);
 const STOP_TIMEOUT_MS = Number(process.env.PARLOR_STOP_TIMEOUT_MS || 10000);
 
 // Every server started by this process: stderr is dumped when the file fails, and any still
@@ -179,35 +179,9 @@ function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = fals
         },
     };
     started.push(server);
-    return new Promise((resolve, reject) => {
-        let done = false;
-        const timer = setTimeout(() => {
-            finish(new Error(`server did not print "listening on" within ${START_TIMEOUT_MS} ms`));
-            proc.kill('SIGKILL');
-        }, START_TIMEOUT_MS);
-        function finish(e) {
-            if (done) return;
-            done = true;
-            clearTimeout(timer);
-            if (e) {
-                e.message += `\n--- server stderr ---\n${err}`;
-                reject(e);
-            } else {
-                resolve(server);
-            }
-        }
-        proc.on('error', (e) => finish(e));
-        proc.stdout.on('data', () => {});
-        proc.stderr.setEncoding('utf8');
-        proc.stderr.on('data', (chunk) => {
-            err += chunk;
-            if (err.includes('listening on')) finish(null);
-        });
-        exitPromise.then(({ code, signal }) => {
-            const e = new Error(`server exited before listening (code ${code}, signal ${signal})`);
-            e.maybePortRace = /in use|EADDRINUSE/i.test(err);
-            finish(e);
-        });
+    proc.stdout.on('data', () => {});
+    return waitListening(proc, exitPromise, server, (chunk) => {
+        err += chunk;
     });
 }
 

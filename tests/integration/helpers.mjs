@@ -123,6 +123,16 @@ function spawnEcho(port, extraArgs) {
         },
     };
     started.push(server);
+    return waitListening(proc, exitPromise, server, (chunk) => {
+        err += chunk;
+    });
+}
+
+// Resolves with `value` once proc prints "listening on" on stderr; rejects, with the stderr so
+// far, when it exits first (maybePortRace tells a lost race for a free port) or takes longer
+// than START_TIMEOUT_MS. onStderr gets every chunk, for the caller's own log.
+export function waitListening(proc, exitPromise, value, onStderr) {
+    let err = '';
     return new Promise((resolve, reject) => {
         let done = false;
         const timer = setTimeout(() => {
@@ -137,13 +147,14 @@ function spawnEcho(port, extraArgs) {
                 e.message += `\n--- server stderr ---\n${err}`;
                 reject(e);
             } else {
-                resolve(server);
+                resolve(value);
             }
         }
         proc.on('error', (e) => finish(e));
         proc.stderr.setEncoding('utf8');
         proc.stderr.on('data', (chunk) => {
             err += chunk;
+            onStderr(chunk);
             if (err.includes('listening on')) finish(null);
         });
         exitPromise.then(({ code, signal }) => {
