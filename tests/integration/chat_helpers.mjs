@@ -4,12 +4,14 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { waitListening } from './helpers.mjs';
+import { freePort, once, sleep, waitListening, withTimeout } from './helpers.mjs';
+
+// The generic helpers live in helpers.mjs; the chat tests import them from here too.
+export { freePort, once, sleep, withTimeout };
 
 export const HOST = '127.0.0.1';
 export const BIN = path.resolve(process.env.PARLOR_BIN || 'build/parlor');
@@ -34,33 +36,6 @@ process.on('exit', (code) => {
     }
 });
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function withTimeout(promise, ms, what) {
-    let t;
-    return Promise.race([
-        promise,
-        new Promise((_, reject) => {
-            t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-        }),
-    ]).finally(() => clearTimeout(t));
-}
-
-// Resolve with the first `event` of `emitter` (its arguments as an array), reject on timeout.
-export function once(emitter, event, timeoutMs = 5000, what = event) {
-    return new Promise((resolve, reject) => {
-        const t = setTimeout(() => {
-            emitter.off(event, on);
-            reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-        }, timeoutMs);
-        const on = (...args) => {
-            clearTimeout(t);
-            resolve(args);
-        };
-        emitter.once(event, on);
-    });
-}
-
 // Poll `cond` until it returns truthy; fail with `what()` (a description of the state).
 export async function waitFor(cond, timeoutMs, what) {
     const deadline = Date.now() + timeoutMs;
@@ -72,18 +47,6 @@ export async function waitFor(cond, timeoutMs, what) {
         }
         await sleep(5);
     }
-}
-
-export function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, HOST, () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
 }
 
 export function mkDataDir() {
