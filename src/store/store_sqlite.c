@@ -1,6 +1,7 @@
 /* The SQLite engine: schema and migrations, cached statements, one function per operation. */
 #include "store/store_sqlite.h"
 #include "core/log.h"
+#include "core/strmap.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -120,6 +121,7 @@ enum {
     S_UNREAD,
     S_SEND_CTX,
     S_MSG_INSERT,
+    S_MSG_INSERT_ONCE,
     S_MSG_BY_SEQ,
     S_MSG_BY_CLIENT_ID,
     S_MSG_LOCATE,
@@ -190,6 +192,11 @@ static const char *const store_sql[S_COUNT_] = {
     [S_MSG_INSERT] = "INSERT INTO messages (id, conversation_id, seq, sender, recipient, content,"
                      " type, file_id, client_msg_id, created_at, updated_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    /* The same, but a repeated (sender, clientMsgId) inserts nothing instead of failing. */
+    [S_MSG_INSERT_ONCE] = "INSERT INTO messages (id, conversation_id, seq, sender, recipient,"
+                          " content, type, file_id, client_msg_id, created_at, updated_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)"
+                          " ON CONFLICT (sender, client_msg_id) DO NOTHING",
     [S_MSG_BY_SEQ] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq = ?2",
     [S_MSG_BY_CLIENT_ID] = "SELECT " MSG_COLS "WHERE m.sender = ?1 AND m.client_msg_id = ?2",
     [S_MSG_LOCATE] = "SELECT conversation_id, seq FROM messages WHERE id = ?1",
@@ -215,10 +222,30 @@ static const char *const store_sql[S_COUNT_] = {
                    " WHERE m.user_id = ?1 AND o.user_id <> ?1 ORDER BY o.user_id LIMIT ?2",
 };
 
+/* The writer's conversation cache. Inside the writer's batch transaction a send to a
+ * conversation seen before is one INSERT: the conversation's type, last seq and (direct) two
+ * members are kept here, and the row's last_seq/updated_at are written once per batch (before
+ * the next operation of another kind, or the COMMIT) instead of once per message. A ROLLBACK
+ * forgets everything, since the kept seqs may be ahead of what the database then holds. */
+typedef struct send_conv {
+    struct send_conv *next_dirty;
+    int64_t last_seq;
+    int64_t bump_at; /* updated_at still to be written; 0: the row is up to date */
+    bool direct;
+    char id[ID_SIZE];
+    char a[STORE_USER_ID_MAX + 1], b[STORE_USER_ID_MAX + 1]; /* direct: its two members */
+} send_conv_t;
+
+/* Past this many conversations the cache is emptied at the next COMMIT (and refilled by use). */
+#define SEND_CACHE_MAX 16384
+
 struct store_sqlite {
     sqlite3 *db;
     unsigned flags;
     sqlite3_stmt *stmt[S_COUNT_]; /* prepared on first use, kept until close */
+    strmap_t convs;               /* conversation id -> send_conv_t (owned) */
+    strmap_t directs;             /* "a|b" direct key -> send_conv_t (in convs) */
+    send_conv_t *dirty;           /* conversations whose row is behind */
 };
 
 const char *store_strerror(int code)
@@ -464,11 +491,89 @@ static int64_t col_i64(sqlite3_stmt *st, int i)
 
 /* ---- Per-operation savepoints ---------------------------------------------------------- */
 
+/* ---- The writer's conversation cache --------------------------------------------------- */
+
+static void send_cache_clear(store_sqlite_t *db)
+{
+    strmap_free(&db->directs, NULL);
+    strmap_free(&db->convs, free);
+    db->dirty = NULL;
+}
+
+/* Writes the conversation rows that the cached sends of this transaction are ahead of. */
+static int send_cache_flush(store_sqlite_t *db)
+{
+    while (db->dirty) {
+        send_conv_t *c = db->dirty;
+        sqlite3_stmt *st = stmt_get(db, S_CONV_BUMP);
+        if (!st) return STORE_E_IO;
+        bind_cstr(st, 1, c->id);
+        sqlite3_bind_int64(st, 2, c->last_seq);
+        sqlite3_bind_int64(st, 3, c->bump_at);
+        int rc = stmt_run(st);
+        if (rc != STORE_OK) return rc;
+        db->dirty = c->next_dirty;
+        c->next_dirty = NULL;
+        c->bump_at = 0;
+    }
+    return STORE_OK;
+}
+
+/* The sorted "a|b" key of the direct conversation between two users. */
+static void direct_key(str_t a, str_t b, char key[2 * STORE_USER_ID_MAX + 2])
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int cmp = memcmp(a.ptr, b.ptr, n);
+    if (cmp > 0 || (cmp == 0 && a.len > b.len)) {
+        str_t t = a;
+        a = b;
+        b = t;
+    }
+    snprintf(key, 2 * STORE_USER_ID_MAX + 2, "%.*s|%.*s", (int)a.len, a.ptr, (int)b.len, b.ptr);
+}
+
+/* Remembers a conversation's state after a send that went the long way (or forgets it when
+ * memory runs out: the cache is only a shortcut). */
+static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, str_t sender,
+                           str_t recipient)
+{
+    if (!db->convs.buckets && strmap_init(&db->convs) != 0) return;
+    if (!db->directs.buckets && strmap_init(&db->directs) != 0) return;
+    send_conv_t *c = strmap_get(&db->convs, conv);
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return;
+        memcpy(c->id, conv, ID_SIZE);
+        c->direct = present(recipient);
+        if (c->direct) {
+            char key[2 * STORE_USER_ID_MAX + 2];
+            memcpy(c->a, sender.ptr, sender.len);
+            memcpy(c->b, recipient.ptr, recipient.len);
+            direct_key(sender, recipient, key);
+            if (strmap_set(&db->directs, key, c) != 0) {
+                free(c);
+                return;
+            }
+        }
+        if (strmap_set(&db->convs, conv, c) != 0) {
+            if (c->direct) {
+                char key[2 * STORE_USER_ID_MAX + 2];
+                direct_key(sender, recipient, key);
+                strmap_remove(&db->directs, key);
+            }
+            free(c);
+            return;
+        }
+    }
+    if (seq > c->last_seq) c->last_seq = seq;
+}
+
 /* Every operation is one savepoint: on its own it is a transaction of its own; inside the
- * writer's BEGIN IMMEDIATE it can fail and be undone without failing the rest of the batch. */
+ * writer's BEGIN IMMEDIATE it can fail and be undone without failing the rest of the batch.
+ * It first brings the conversation rows up to date with the cached sends before it. */
 static int op_begin(store_sqlite_t *db)
 {
-    return run_simple(db, S_SP_BEGIN);
+    int rc = send_cache_flush(db);
+    return rc != STORE_OK ? rc : run_simple(db, S_SP_BEGIN);
 }
 
 static int op_end(store_sqlite_t *db, int rc)
@@ -611,7 +716,8 @@ int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, ch
      * survives power loss too, not only a crash of the process; group commit pays for it. */
     rc = exec_sql(db->db,
                   ro ? "PRAGMA query_only = ON; PRAGMA foreign_keys = ON;"
-                     : "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                     : "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = "
+                       "-65536; PRAGMA wal_autocheckpoint = 16384;"
                        " PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
                   err, errcap);
     if (rc != STORE_OK) goto fail;
@@ -639,6 +745,7 @@ fail:
 void store_sqlite_close(store_sqlite_t *db)
 {
     if (!db) return;
+    send_cache_clear(db);
     for (int i = 0; i < S_COUNT_; i++) sqlite3_finalize(db->stmt[i]);
     sqlite3_close(db->db);
     free(db);
@@ -663,13 +770,18 @@ int store_sqlite_begin(store_sqlite_t *db)
 
 int store_sqlite_commit(store_sqlite_t *db)
 {
-    int rc = run_simple(db, S_COMMIT);
-    if (rc != STORE_OK) store_sqlite_rollback(db);
+    int rc = send_cache_flush(db);
+    if (rc == STORE_OK) rc = run_simple(db, S_COMMIT);
+    if (rc != STORE_OK)
+        store_sqlite_rollback(db);
+    else if (db->convs.count > SEND_CACHE_MAX)
+        send_cache_clear(db);
     return rc;
 }
 
 void store_sqlite_rollback(store_sqlite_t *db)
 {
+    send_cache_clear(db);
     if (!sqlite3_get_autocommit(db->db)) run_simple(db, S_ROLLBACK);
 }
 
@@ -911,14 +1023,7 @@ static int direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t n
                                  char id[ID_SIZE], bool *created)
 {
     char key[2 * STORE_USER_ID_MAX + 2];
-    size_t n = a.len < b.len ? a.len : b.len;
-    int cmp = memcmp(a.ptr, b.ptr, n);
-    if (cmp > 0 || (cmp == 0 && a.len > b.len)) {
-        str_t t = a;
-        a = b;
-        b = t;
-    }
-    snprintf(key, sizeof key, "%.*s|%.*s", (int)a.len, a.ptr, (int)b.len, b.ptr);
+    direct_key(a, b, key);
 
     *created = false;
     sqlite3_stmt *st = stmt_get(db, S_CONV_BY_KEY);
@@ -1237,6 +1342,120 @@ int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list
 
 /* ---- Messages -------------------------------------------------------------------------- */
 
+static void msg_fill(store_message_insert_t *op, const char *id, const char *conv, int64_t seq,
+                     str_t recipient, int64_t now)
+{
+    memcpy(op->msg.id, id, ID_SIZE);
+    memcpy(op->msg.conversation_id, conv, ID_SIZE);
+    op->msg.seq = seq;
+    op->msg.recipient = recipient;
+    op->msg.type = op->type;
+    op->msg.created_at = op->msg.updated_at = now;
+}
+
+static int msg_fill_copies(store_message_insert_t *op, store_arena_t *a)
+{
+    int rc;
+    if ((rc = arena_copy(a, op->sender, &op->msg.sender)) != STORE_OK ||
+        (rc = arena_str(a, op->content.ptr, op->content.len, &op->msg.content)) != STORE_OK)
+        return rc;
+    if (present(op->client_msg_id)) rc = arena_copy(a, op->client_msg_id, &op->msg.client_msg_id);
+    return rc;
+}
+
+/* The answer to a repeated (sender, clientMsgId): what was stored the first time. */
+static int msg_by_client_id(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a)
+{
+    sqlite3_stmt *st = stmt_get(db, S_MSG_BY_CLIENT_ID);
+    if (!st) return STORE_E_IO;
+    bind_str(st, 1, op->sender);
+    bind_str(st, 2, op->client_msg_id);
+    int rc = stmt_row(st);
+    if (rc == STORE_OK) {
+        rc = msg_from_row(st, &op->msg, a);
+        op->duplicate = rc == STORE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static send_conv_t *send_cache_find(store_sqlite_t *db, const store_message_insert_t *op)
+{
+    if (!db->convs.buckets || !db->directs.buckets) return NULL;
+    if (present(op->conversation_id)) {
+        char conv[ID_SIZE];
+        memcpy(conv, op->conversation_id.ptr, ID_LEN);
+        conv[ID_LEN] = '\0';
+        return strmap_get(&db->convs, conv);
+    }
+    char key[2 * STORE_USER_ID_MAX + 2];
+    direct_key(op->sender, op->recipient, key);
+    return strmap_get(&db->directs, key);
+}
+
+static bool cached_member(const send_conv_t *c, str_t user)
+{
+    return str_eq(user, str_cstr(c->a)) || str_eq(user, str_cstr(c->b));
+}
+
+/* A send inside the writer's transaction to a conversation in the cache, by someone known to
+ * be its member, without a file: one INSERT, which SQLite makes atomic on its own, so no
+ * savepoint. STORE_E_AGAIN_ when the long way has to decide. */
+#define STORE_E_AGAIN_ (-1000)
+static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a,
+                                 int64_t now)
+{
+    if (present(op->file_id) || sqlite3_get_autocommit(db->db)) return STORE_E_AGAIN_;
+    send_conv_t *c = send_cache_find(db, op);
+    if (!c) return STORE_E_AGAIN_;
+    str_t recipient = STR_NULL;
+    if (c->direct) {
+        if (!cached_member(c, op->sender)) return STORE_E_AGAIN_;
+        recipient = str_cstr(str_eq(op->sender, str_cstr(c->a)) ? c->b : c->a);
+    } else {
+        sqlite3_stmt *st = stmt_get(db, S_MEMBER_GET);
+        if (!st) return STORE_E_IO;
+        bind_cstr(st, 1, c->id);
+        bind_str(st, 2, op->sender);
+        int rc = stmt_row(st);
+        sqlite3_reset(st);
+        if (rc == STORE_E_NOT_FOUND) return STORE_E_AGAIN_;
+        if (rc != STORE_OK) return rc;
+    }
+
+    char id[ID_SIZE];
+    id_generate(id);
+    sqlite3_stmt *st = stmt_get(db, S_MSG_INSERT_ONCE);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, id);
+    bind_cstr(st, 2, c->id);
+    sqlite3_bind_int64(st, 3, c->last_seq + 1);
+    bind_str(st, 4, op->sender);
+    bind_str(st, 5, recipient);
+    bind_str(st, 6, op->content);
+    bind_cstr(st, 7, msg_type_name(op->type));
+    bind_opt(st, 8, STR_NULL);
+    bind_opt(st, 9, op->client_msg_id);
+    sqlite3_bind_int64(st, 10, now);
+    int rc = stmt_run(st);
+    if (rc != STORE_OK) return rc;
+    if (sqlite3_changes(db->db) == 0) { /* a repeated clientMsgId */
+        rc = msg_by_client_id(db, op, a);
+        return rc == STORE_E_NOT_FOUND ? STORE_E_IO : rc;
+    }
+    op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    c->last_seq++;
+    if (c->bump_at == 0) {
+        c->next_dirty = db->dirty;
+        db->dirty = c;
+    }
+    if (now > c->bump_at) c->bump_at = now;
+    /* recipient points into the cache, which a later COMMIT may empty: copy it */
+    if (present(recipient) && (rc = arena_copy(a, recipient, &recipient)) != STORE_OK) return rc;
+    msg_fill(op, id, c->id, c->last_seq, recipient, now);
+    return msg_fill_copies(op, a);
+}
+
 int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a,
                                 int64_t now)
 {
@@ -1255,20 +1474,21 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
         (unsigned)op->type > STORE_MSG_FILE || (present(op->file_id) && !id_valid(op->file_id)) ||
         !valid_opt(op->client_msg_id, STORE_CLIENT_MSG_ID_MAX))
         return STORE_E_INVALID;
+    rc = message_insert_cached(db, op, a, now);
+    if (rc != STORE_E_AGAIN_) {
+        if (rc != STORE_OK) {
+            memset(&op->msg, 0, sizeof op->msg);
+            op->duplicate = false;
+        }
+        return rc;
+    }
+    arena_reset(a);
     if ((rc = op_begin(db)) != STORE_OK) return rc;
 
     /* A repeated clientMsgId answers with what was stored the first time, whatever else the
      * repeat says: the client is retrying a send whose ack it lost. */
     if (present(op->client_msg_id)) {
-        if (!(st = stmt_get(db, S_MSG_BY_CLIENT_ID))) goto io;
-        bind_str(st, 1, op->sender);
-        bind_str(st, 2, op->client_msg_id);
-        rc = stmt_row(st);
-        if (rc == STORE_OK) {
-            rc = msg_from_row(st, &op->msg, a);
-            op->duplicate = rc == STORE_OK;
-        }
-        sqlite3_reset(st);
+        rc = msg_by_client_id(db, op, a);
         if (rc != STORE_E_NOT_FOUND) goto out;
     }
 
@@ -1340,16 +1560,8 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     sqlite3_bind_int64(st, 3, now);
     if ((rc = stmt_run(st)) != STORE_OK) goto out;
 
-    memcpy(op->msg.id, id, ID_SIZE);
-    memcpy(op->msg.conversation_id, conv, ID_SIZE);
-    op->msg.seq = last_seq + 1;
-    op->msg.recipient = recipient;
-    op->msg.type = op->type;
-    op->msg.created_at = op->msg.updated_at = now;
-    if ((rc = arena_copy(a, op->sender, &op->msg.sender)) != STORE_OK ||
-        (rc = arena_str(a, op->content.ptr, op->content.len, &op->msg.content)) != STORE_OK)
-        goto out;
-    if (present(op->client_msg_id)) rc = arena_copy(a, op->client_msg_id, &op->msg.client_msg_id);
+    msg_fill(op, id, conv, last_seq + 1, recipient, now);
+    rc = msg_fill_copies(op, a);
     goto out;
 io:
     rc = STORE_E_IO;
@@ -1358,7 +1570,11 @@ out:
         memset(&op->msg, 0, sizeof op->msg);
         op->duplicate = op->conversation_created = false;
     }
-    return op_end(db, rc);
+    rc = op_end(db, rc);
+    /* The next send to this conversation can take the short way. */
+    if (rc == STORE_OK && !op->duplicate && !(db->flags & STORE_SQLITE_READONLY))
+        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient);
+    return rc;
 }
 
 /* Reads up to limit rows of st into an array at the arena's front. A row that does not fit

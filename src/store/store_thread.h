@@ -5,7 +5,7 @@
 
 #include "store/store.h"
 
-#define STORE_BATCH_DEFAULT   256
+#define STORE_BATCH_DEFAULT   4096
 #define STORE_READERS_DEFAULT 2
 #define STORE_READERS_MAX     8
 

@@ -1324,6 +1324,122 @@ static void test_batch_savepoints(void)
     store_sqlite_close(db);
 }
 
+/* Sends inside a batch to a conversation seen before take the writer's short way (one INSERT,
+ * the conversation row written once per batch): the results must be the same as the long way's. */
+static int send_to(store_sqlite_t *db, const char *sender, const char *recipient,
+                   const char *client_id, int64_t now, store_message_insert_t *op)
+{
+    store_arena_t ar = arena();
+    memset(op, 0, sizeof *op);
+    op->sender = str_cstr(sender);
+    op->recipient = str_cstr(recipient);
+    op->content = STR_LIT("hi");
+    op->client_msg_id = client_id ? str_cstr(client_id) : STR_NULL;
+    return store_sqlite_message_insert(db, op, &ar, now);
+}
+
+static int64_t conv_last_seq(store_sqlite_t *db, const char *conv, int64_t *updated_at)
+{
+    store_arena_t ar = arena();
+    store_conversation_get_t g = {.id = str_cstr(conv)};
+    CHECK_EQ_INT(store_sqlite_conversation_get(db, &g, &ar), STORE_OK);
+    if (updated_at) *updated_at = g.conv.updated_at;
+    return g.conv.last_seq;
+}
+
+static void test_batch_cached_sends(void)
+{
+    char path[128], conv[ID_SIZE];
+    store_sqlite_t *db = open_fresh(path, sizeof path);
+    if (!db) return;
+    store_message_insert_t op;
+    int64_t updated = 0;
+
+    /* The first send creates the conversation; the rest of the batch takes the short way,
+     * by recipient and by conversation id, and a read in the batch sees every one of them. */
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", "c1", 1000, &op), STORE_OK);
+    CHECK(op.conversation_created);
+    memcpy(conv, op.msg.conversation_id, ID_SIZE);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", "c1", 1001, &op), STORE_OK); /* bob's own c1 */
+    CHECK_EQ_INT(op.msg.seq, 2);
+    CHECK(!op.duplicate);
+    CHECK(str_eq_cstr(op.msg.recipient, "alice"));
+    CHECK(str_eq_cstr(op.msg.sender, "bob"));
+    CHECK(str_eq_cstr(op.msg.client_msg_id, "c1"));
+    CHECK_EQ_INT(op.msg.created_at, 1001);
+    CHECK(op.msg.pos > 0);
+    CHECK_EQ_INT(conv_last_seq(db, conv, &updated), 2);
+    CHECK_EQ_INT(updated, 1001);
+    CHECK_EQ_INT(send_at(db, conv, "alice", "three", 1002, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 3);
+    CHECK(str_eq_cstr(op.msg.recipient, "bob"));
+    CHECK_MEM(op.msg.content.ptr, op.msg.content.len, "three");
+
+    /* A repeated clientMsgId answers with the first send and uses no seq. */
+    CHECK_EQ_INT(send_to(db, "alice", "bob", "c1", 1003, &op), STORE_OK);
+    CHECK(op.duplicate);
+    CHECK_EQ_INT(op.msg.seq, 1);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1004, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 4);
+
+    /* Someone else cannot send to it by its id (the long way says so). */
+    CHECK_EQ_INT(send_at(db, conv, "mallory", "x", 1005, &op), STORE_E_FORBIDDEN);
+    CHECK(store_sqlite_in_transaction(db));
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+
+    /* Committed: the conversation row caught up. */
+    sqlite3 *raw = raw_open(path);
+    CHECK_EQ_INT(raw_int(raw, "SELECT last_seq FROM conversations"), 4);
+    CHECK_EQ_INT(raw_int(raw, "SELECT updated_at FROM conversations"), 1004);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages"), 4);
+    sqlite3_close(raw);
+
+    /* A rolled-back batch of short-way sends leaves nothing, and the seqs are reused. */
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", "r1", 1010, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 5);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", "r2", 1011, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 6);
+    store_sqlite_rollback(db);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", "r2", 1012, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 5);
+    CHECK(!op.duplicate);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1013, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 6);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    CHECK_EQ_INT(conv_last_seq(db, conv, &updated), 6);
+    CHECK_EQ_INT(updated, 1013);
+
+    /* Outside a batch every send takes the long way and agrees with the cache. */
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1020, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 7);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", NULL, 1021, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 8);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+
+    /* Groups: members take the short way, someone who is not one is refused. */
+    store_arena_t ar = arena();
+    str_t parts[] = {STR_LIT("bob"), STR_LIT("carol")};
+    store_group_create_t g = {.creator = STR_LIT("alice"), .participants = parts, .count = 2};
+    CHECK_EQ_INT(store_sqlite_group_create(db, &g, &ar, 1000), STORE_OK);
+    char group[ID_SIZE];
+    memcpy(group, g.conv.id, ID_SIZE);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_at(db, group, "alice", "g1", 1030, &op), STORE_OK);
+    CHECK_EQ_INT(send_at(db, group, "carol", "g2", 1031, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 2);
+    CHECK(op.msg.recipient.ptr == NULL);
+    CHECK_EQ_INT(send_at(db, group, "mallory", "g3", 1032, &op), STORE_E_FORBIDDEN);
+    CHECK_EQ_INT(send_at(db, group, "bob", "g4", 1033, &op), STORE_OK);
+    CHECK_EQ_INT(op.msg.seq, 3);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    CHECK_EQ_INT(conv_last_seq(db, group, NULL), 3);
+    store_sqlite_close(db);
+}
+
 static void test_exec_all_ops(void)
 {
     char path[128];
@@ -1489,6 +1605,7 @@ int main(void)
     RUN(test_group_read_rule);
     RUN(test_conversations_list);
     RUN(test_batch_savepoints);
+    RUN(test_batch_cached_sends);
     RUN(test_exec_all_ops);
     RUN(test_contacts);
     cleanup_tmpdir();
