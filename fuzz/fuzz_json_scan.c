@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/chat_json.h"
 #include "core/json_scan.h"
 
 static bool fuzz_is_ws(char c)
@@ -79,6 +80,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         str_t v = str_make(buf + start, (size_t)n - start);
         if (!json_valid(v.ptr, v.len)) abort();
         fuzz_walk(v, 0);
+        /* What jansson refuses for a lone surrogate, the in-place path refuses too. */
+        if (json_has_lone_surrogate(v.ptr, v.len)) {
+            json_t *j = json_loadb(v.ptr, v.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            if (j) abort();
+        }
+        /* The send_message reader takes any object, its strings fit a buffer of the text's
+         * size, and it refuses anything else. */
+        chat_send_args_t a;
+        char *dec = malloc(v.len);
+        int r = chat_send_args_parse(v, &a, dec, v.len);
+        if ((r == 0) != (v.ptr[0] == '{')) abort();
+        const chat_arg_t *f[] = {&a.recipient_id, &a.conversation_id, &a.content,
+                                 &a.type,         &a.file_id,         &a.client_msg_id};
+        for (size_t k = 0; r == 0 && k < 6; k++)
+            if (f[k]->kind == CHAT_ARG_STRING &&
+                (f[k]->s.ptr < dec || f[k]->s.ptr + f[k]->s.len > dec + v.len))
+                abort();
+        free(dec);
+        if (v.ptr[0] == '[') chat_event_payload(v);
     } else if (n >= 0) {
         /* The value ended early: something other than whitespace follows it. */
         size_t i = (size_t)n;

@@ -3,18 +3,63 @@
 
 #include "core/json_scan.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+/* Without gmtime and printf: this runs for every message sent. Years outside 0-9999 cannot
+ * come from the store (times are milliseconds since 1970 from the clock). */
 void chat_iso_time(int64_t ms, char out[64])
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    unsigned msec = (unsigned)(ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    unsigned sod = (unsigned)(secs - days * 86400);
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
+    char *p = out;
+    p = put_digits(p, (unsigned)y, 4);
+    *p++ = '-';
+    p = put_digits(p, mo, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, sod / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, sod % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, msec, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 static json_t *time_or_null(int64_t ms)
@@ -104,39 +149,139 @@ static void put_time(buf_t *b, int64_t ms)
         buf_append(b, "null", 4);
         return;
     }
-    char t[64];
-    chat_iso_time(ms, t);
-    buf_printf(b, "\"%s\"", t);
+    char t[64 + 1];
+    t[0] = '"';
+    chat_iso_time(ms, t + 1);
+    t[25] = '"';
+    buf_append(b, t, 26);
+}
+
+static void put_i64(buf_t *b, int64_t v)
+{
+    char t[24], *p = t + sizeof t;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    buf_append(b, p, (size_t)(t + sizeof t - p));
+}
+
+#define PUT_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Ids are 24 hex digits: nothing to escape. */
+static void put_id(buf_t *b, const char *id)
+{
+    char t[ID_LEN + 2];
+    size_t n = strnlen(id, ID_LEN);
+    t[0] = '"';
+    memcpy(t + 1, id, n);
+    t[n + 1] = '"';
+    buf_append(b, t, n + 2);
 }
 
 int chat_message_text(const store_message_t *m, buf_t *b)
 {
     size_t start = b->len;
-    buf_printf(b, "{\"_id\":\"%s\",\"conversationId\":\"%s\",\"seq\":%lld,\"sender\":", m->id,
-               m->conversation_id, (long long)m->seq);
+    PUT_LIT(b, "{\"_id\":");
+    put_id(b, m->id);
+    PUT_LIT(b, ",\"conversationId\":");
+    put_id(b, m->conversation_id);
+    PUT_LIT(b, ",\"seq\":");
+    put_i64(b, m->seq);
+    PUT_LIT(b, ",\"sender\":");
     put_str(b, m->sender);
-    buf_append_str(b, ",\"recipient\":");
+    PUT_LIT(b, ",\"recipient\":");
     put_str(b, m->recipient);
-    buf_append_str(b, ",\"content\":");
+    PUT_LIT(b, ",\"content\":");
     put_str(b, m->content);
-    buf_printf(b, ",\"type\":\"%s\",\"file\":", msg_types[m->type <= STORE_MSG_FILE ? m->type : 0]);
+    PUT_LIT(b, ",\"type\":\"");
+    buf_append_str(b, msg_types[m->type <= STORE_MSG_FILE ? m->type : 0]);
+    PUT_LIT(b, "\",\"file\":");
     if (m->file) {
-        buf_printf(b, "{\"id\":\"%s\",\"name\":", m->file->id);
+        PUT_LIT(b, "{\"id\":");
+        put_id(b, m->file->id);
+        PUT_LIT(b, ",\"name\":");
         put_str(b, m->file->name);
-        buf_printf(b, ",\"size\":%lld,\"mime\":", (long long)m->file->size);
+        PUT_LIT(b, ",\"size\":");
+        put_i64(b, m->file->size);
+        PUT_LIT(b, ",\"mime\":");
         put_str(b, m->file->mime);
-        buf_printf(b, ",\"url\":\"/api/chat/files/%s\"}", m->file->id);
+        PUT_LIT(b, ",\"url\":\"/api/chat/files/");
+        buf_append(b, m->file->id, strnlen(m->file->id, ID_LEN));
+        PUT_LIT(b, "\"}");
     } else {
-        buf_append_str(b, "null");
+        PUT_LIT(b, "null");
     }
-    buf_printf(b, ",\"read\":%s,\"readAt\":", m->read_at > 0 ? "true" : "false");
+    if (m->read_at > 0)
+        PUT_LIT(b, ",\"read\":true,\"readAt\":");
+    else
+        PUT_LIT(b, ",\"read\":false,\"readAt\":");
     put_time(b, m->read_at);
-    buf_append_str(b, ",\"clientMsgId\":");
+    PUT_LIT(b, ",\"clientMsgId\":");
     put_str(b, m->client_msg_id);
-    buf_append_str(b, ",\"createdAt\":");
+    PUT_LIT(b, ",\"createdAt\":");
     put_time(b, m->created_at);
-    buf_append_str(b, ",\"updatedAt\":");
+    PUT_LIT(b, ",\"updatedAt\":");
     put_time(b, m->updated_at);
     buf_append(b, "}", 1);
     return b->data ? 0 : (b->len = start, -1);
+}
+
+/* ---- the hot path: the send_message payload read in place ---- */
+
+str_t chat_event_payload(str_t args)
+{
+    json_array_iter_t it;
+    str_t name, payload;
+    if (json_array_iter_init(&it, args) == 0 && json_array_next(&it, &name) == 1 &&
+        json_array_next(&it, &payload) == 1)
+        return payload;
+    return STR_LIT("null");
+}
+
+int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t cap)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } fields[] = {
+        {"recipientId", offsetof(chat_send_args_t, recipient_id)},
+        {"conversationId", offsetof(chat_send_args_t, conversation_id)},
+        {"content", offsetof(chat_send_args_t, content)},
+        {"type", offsetof(chat_send_args_t, type)},
+        {"fileId", offsetof(chat_send_args_t, file_id)},
+        {"clientMsgId", offsetof(chat_send_args_t, client_msg_id)},
+    };
+    memset(a, 0, sizeof *a);
+    json_object_iter_t it;
+    if (json_object_iter_init(&it, payload) != 0) return -1;
+    str_t key, val;
+    size_t used = 0;
+    int r;
+    while ((r = json_object_next(&it, &key, &val)) == 1) {
+        char name[32];
+        int64_t n = json_string_decode(key.ptr, key.len, name, sizeof name - 1);
+        if (n < 0) continue; /* longer than any field of ours */
+        name[n] = '\0';
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            if (strlen(fields[i].key) != (size_t)n || memcmp(name, fields[i].key, (size_t)n))
+                continue;
+            chat_arg_t *f = (chat_arg_t *)((char *)a + fields[i].off);
+            f->s = STR_NULL;
+            if (val.ptr[0] == '"') {
+                int64_t m = json_string_decode(val.ptr, val.len, buf + used, cap - used);
+                if (m < 0) return -1; /* buf smaller than promised */
+                f->kind = CHAT_ARG_STRING;
+                f->s = str_make(buf + used, (size_t)m);
+                used += (size_t)m;
+            } else {
+                f->kind =
+                    val.len == 4 && !memcmp(val.ptr, "null", 4) ? CHAT_ARG_NULL : CHAT_ARG_OTHER;
+            }
+            break;
+        }
+    }
+    return r == 0 ? 0 : -1;
 }

@@ -20,6 +20,25 @@ json_t *chat_user_json(const store_user_t *u);
 json_t *chat_error_json(const char *code, const char *message);
 /* A str_t as a JSON string, or null when absent. */
 json_t *chat_str_or_null(str_t s);
+/* The send_message payload, read from its text without building a document (the hot path). */
+typedef enum { CHAT_ARG_ABSENT, CHAT_ARG_NULL, CHAT_ARG_STRING, CHAT_ARG_OTHER } chat_arg_kind_t;
+typedef struct {
+    chat_arg_kind_t kind;
+    str_t s; /* the decoded text when kind is CHAT_ARG_STRING */
+} chat_arg_t;
+typedef struct {
+    chat_arg_t recipient_id, conversation_id, content, type, file_id, client_msg_id;
+} chat_send_args_t;
+
+/* payload is valid JSON (as the Socket.IO layer hands it over). Fills every field's kind and
+ * decodes strings into buf, which payload.len bytes always suffice for. A repeated key counts
+ * with its last value, as with JSON.parse. Returns 0, or -1 when the payload is not an object. */
+int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t cap);
+
+/* The payload of an event from its argument array text ["name", payload, ...]: the second
+ * element, or "null" when there is none. */
+str_t chat_event_payload(str_t args);
+
 /* Compact, key order preserved, like JSON.stringify. Caller frees. */
 char *chat_dumps(const json_t *j, size_t *len);
 

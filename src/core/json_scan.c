@@ -1,6 +1,8 @@
 /* Strict JSON scanner and string codecs: validation without building a tree, no allocation. */
 #include "core/json_scan.h"
 
+#include <string.h>
+
 enum { ITER_BEFORE_FIRST = 0, ITER_AFTER_ELEM = 1, ITER_DONE = 2, ITER_ERROR = -1 };
 
 static bool json_is_ws(char c)
@@ -530,4 +532,43 @@ int64_t json_string_encode(const char *s, size_t n, char *out, size_t cap)
     size_t need = json_string_emit(s, n, NULL);
     if (need > cap) return -1;
     return (int64_t)json_string_emit(s, n, out);
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+bool json_has_lone_surrogate(const char *p, size_t len)
+{
+    /* Outside strings there are no backslashes, and inside them a backslash always starts an
+     * escape, so every backslash of valid JSON starts one: walk from escape to escape. */
+    const char *end = p + len, *q = p;
+    while ((q = memchr(q, '\\', (size_t)(end - q))) != NULL) {
+        if (end - q < 2) return false;
+        if (q[1] != 'u') {
+            q += 2;
+            continue;
+        }
+        int u = end - q >= 6 ? hex4(q + 2) : -1;
+        if (u < 0) return false; /* not valid JSON: not this function's question */
+        q += 6;
+        if (u < 0xd800 || u > 0xdfff) continue;
+        if (u >= 0xdc00) return true; /* a low half with no high half before it */
+        if (end - q < 6 || q[0] != '\\' || q[1] != 'u') return true;
+        int lo = hex4(q + 2);
+        if (lo < 0xdc00 || lo > 0xdfff) return true;
+        q += 6;
+    }
+    return false;
 }

@@ -53,6 +53,11 @@ int json_object_next(json_object_iter_t *it, str_t *key, str_t *val);
  * into UTF-8. */
 int64_t json_string_decode(const char *p, size_t len, char *out, size_t cap);
 
+/* True when a string anywhere in the valid JSON text p[0..len) holds a \uXXXX escape of a
+ * surrogate that is not half of a high-low pair: JSON.parse accepts those, jansson (and so the
+ * rest of this server) refuses them. */
+bool json_has_lone_surrogate(const char *p, size_t len);
+
 /* Writes s[0..n) as a JSON string literal, quotes included, byte for byte as JSON.stringify would
  * write the same text: '"' and '\' escaped, \b \f \n \r \t, other controls as \u00XX (lowercase
  * hex), everything else raw. An invalid UTF-8 sequence becomes U+FFFD per maximal subpart (as
