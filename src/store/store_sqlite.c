@@ -529,7 +529,14 @@ static void direct_key(str_t a, str_t b, char key[2 * STORE_USER_ID_MAX + 2])
         a = b;
         b = t;
     }
-    snprintf(key, 2 * STORE_USER_ID_MAX + 2, "%.*s|%.*s", (int)a.len, a.ptr, (int)b.len, b.ptr);
+    if (a.len > STORE_USER_ID_MAX || b.len > STORE_USER_ID_MAX) { /* callers validated them */
+        key[0] = '\0';
+        return;
+    }
+    memcpy(key, a.ptr, a.len);
+    key[a.len] = '|';
+    memcpy(key + a.len + 1, b.ptr, b.len);
+    key[a.len + 1 + b.len] = '\0';
 }
 
 /* Remembers a conversation's state after a send that went the long way (or forgets it when
