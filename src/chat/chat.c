@@ -8,6 +8,7 @@
 
 #include "chat/chat_json.h"
 #include "core/id.h"
+#include "core/json_scan.h"
 #include "core/log.h"
 #include "chat/limits.h"
 #include "core/randid.h"
@@ -115,11 +116,11 @@ struct send_ctx {
     chat_t *chat;
     chat_sock_t *origin; /* the sending socket (a reference); NULL for REST */
     chat_user_t user;
-    json_t *payload; /* keeps the borrowed input strings alive */
+    chat_send_args_t in; /* the validated input, its strings copied after the arena */
     chat_send_done done;
     void *ud;
     bool looked_up; /* the conversation's members were fetched first */
-    char *arena;
+    char arena[];   /* the store request's arena, then the input strings */
 };
 
 static void typing_stop(chat_t *c, const char *user, const char *conv);
@@ -398,8 +399,6 @@ static void send_finish(send_ctx_t *s, int status, const char *code, const char 
         !code && s->req.op == STORE_OP_MESSAGE_INSERT ? s->req.u.message_insert.msg.pos : 0;
     s->done(s->ud, code ? &err : NULL, doc, dup, pos);
     cs_unref(s->origin);
-    json_decref(s->payload);
-    free(s->arena);
     free(s);
 }
 
@@ -450,9 +449,20 @@ static void deliver(send_ctx_t *s, str_t doc)
      * remembers it and sends it back on reconnect). */
     buf_t t;
     buf_init(&t);
+    char pos[24], *p = pos + sizeof pos;
+    uint64_t v = m->pos > 0 ? (uint64_t)m->pos : 0;
+    *--p = ']';
+    *--p = '"';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *--p = '"';
+    *--p = ',';
+    buf_reserve(&t, doc.len + 48);
     buf_append_str(&t, "[\"receive_message\",");
     buf_append(&t, doc.ptr, doc.len);
-    buf_printf(&t, ",\"%lld\"]", (long long)m->pos);
+    buf_append(&t, p, (size_t)(pos + sizeof pos - p));
     if (!t.data) return;
     char *text = t.data;
     size_t len = t.len;
@@ -501,6 +511,7 @@ static void insert_done(store_req_t *req)
     /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
     buf_t doc;
     buf_init(&doc);
+    buf_reserve(&doc, 512 + in->msg.content.len + in->msg.client_msg_id.len);
     if (chat_message_text(&in->msg, &doc) < 0) {
         send_finish(s, 500, "INTERNAL", "could not encode the message", STR_NULL, false);
         return;
@@ -522,27 +533,21 @@ static void submit_insert(send_ctx_t *s)
         send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
 }
 
-/* The insert's inputs, from the validated payload (kept alive by s->payload). */
+/* The insert's inputs, from the validated input. */
 static void fill_insert(send_ctx_t *s)
 {
-    json_t *p = s->payload;
-    json_t *rid = json_object_get(p, "recipientId"), *cid = json_object_get(p, "conversationId");
-    json_t *content = json_object_get(p, "content"), *fid = json_object_get(p, "fileId");
-    json_t *cmid = json_object_get(p, "clientMsgId");
-    const char *type = json_string_value(json_object_get(p, "type"));
+    const chat_send_args_t *a = &s->in;
+    str_t type = a->type.kind == CHAT_ARG_STRING ? a->type.s : STR_LIT("text");
     store_message_insert_t in = {0};
     in.sender = str_cstr(s->user.id);
-    if (json_is_string(cid)) in.conversation_id = str_cstr(json_string_value(cid));
-    if (json_is_string(rid)) in.recipient = str_cstr(json_string_value(rid));
-    in.content = json_is_string(content)
-                     ? str_make(json_string_value(content), json_string_length(content))
-                     : STR_LIT("");
-    in.type = !type || !strcmp(type, "text") ? STORE_MSG_TEXT
-              : !strcmp(type, "image")       ? STORE_MSG_IMAGE
-                                             : STORE_MSG_FILE;
-    if (json_is_string(fid)) in.file_id = str_make(json_string_value(fid), json_string_length(fid));
-    if (json_is_string(cmid))
-        in.client_msg_id = str_make(json_string_value(cmid), json_string_length(cmid));
+    if (a->conversation_id.kind == CHAT_ARG_STRING) in.conversation_id = a->conversation_id.s;
+    if (a->recipient_id.kind == CHAT_ARG_STRING) in.recipient = a->recipient_id.s;
+    in.content = a->content.kind == CHAT_ARG_STRING ? a->content.s : STR_LIT("");
+    in.type = str_eq_cstr(type, "text")    ? STORE_MSG_TEXT
+              : str_eq_cstr(type, "image") ? STORE_MSG_IMAGE
+                                           : STORE_MSG_FILE;
+    if (a->file_id.kind == CHAT_ARG_STRING) in.file_id = a->file_id.s;
+    if (a->client_msg_id.kind == CHAT_ARG_STRING) in.client_msg_id = a->client_msg_id.s;
     s->req.u.message_insert = in;
 }
 
@@ -558,8 +563,31 @@ static void lookup_done(store_req_t *req)
     submit_insert(s);
 }
 
-static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, json_t *payload,
-                       chat_send_done done, void *ud)
+/* Present and not null. */
+static bool given(const chat_arg_t *a)
+{
+    return a->kind == CHAT_ARG_STRING || a->kind == CHAT_ARG_OTHER;
+}
+
+static bool is_str(const chat_arg_t *a)
+{
+    return a->kind == CHAT_ARG_STRING;
+}
+
+/* Copies a string argument to *at and points the copy's str_t there. */
+static void copy_arg(chat_arg_t *dst, const chat_arg_t *src, char **at)
+{
+    *dst = *src;
+    if (src->kind != CHAT_ARG_STRING) return;
+    memcpy(*at, src->s.ptr, src->s.len);
+    dst->s = str_make(*at, src->s.len);
+    (*at)[src->s.len] = '\0';
+    *at += src->s.len + 1;
+}
+
+/* a is NULL when the payload is not an object. */
+static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
+                       const chat_send_args_t *a, chat_send_done done, void *ud)
 {
 #define REFUSE(msg)                                                                                \
     do {                                                                                           \
@@ -567,54 +595,39 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
         done(ud, &e_, STR_NULL, false, 0);                                                         \
         return;                                                                                    \
     } while (0)
-    if (!json_is_object(payload)) REFUSE("the message must be an object");
-    json_t *rid = json_object_get(payload, "recipientId");
-    json_t *cid = json_object_get(payload, "conversationId");
-    json_t *content = json_object_get(payload, "content");
-    json_t *type = json_object_get(payload, "type");
-    json_t *fid = json_object_get(payload, "fileId");
-    json_t *cmid = json_object_get(payload, "clientMsgId");
-    if (rid && json_is_null(rid)) rid = NULL;
-    if (cid && json_is_null(cid)) cid = NULL;
-    if (fid && json_is_null(fid)) fid = NULL;
-    if (cmid && json_is_null(cmid)) cmid = NULL;
-    if (!rid && !cid) REFUSE("recipientId or conversationId is required");
-    if (rid && cid) REFUSE("give recipientId or conversationId, not both");
-    if (rid &&
-        (!json_is_string(rid) || !user_id_valid(json_string_value(rid), json_string_length(rid))))
+    if (!a) REFUSE("the message must be an object");
+    const chat_arg_t *rid = &a->recipient_id, *cid = &a->conversation_id, *content = &a->content,
+                     *type = &a->type, *fid = &a->file_id, *cmid = &a->client_msg_id;
+    if (!given(rid) && !given(cid)) REFUSE("recipientId or conversationId is required");
+    if (given(rid) && given(cid)) REFUSE("give recipientId or conversationId, not both");
+    if (given(rid) && (!is_str(rid) || !user_id_valid(rid->s.ptr, rid->s.len)))
         REFUSE("recipientId must be 1-64 characters of A-Z a-z 0-9 _ -");
-    if (rid && !strcmp(json_string_value(rid), user->id))
-        REFUSE("cannot send a message to yourself");
-    if (cid && (!json_is_string(cid) ||
-                !id_valid(str_make(json_string_value(cid), json_string_length(cid)))))
+    if (given(rid) && str_eq_cstr(rid->s, user->id)) REFUSE("cannot send a message to yourself");
+    if (given(cid) && (!is_str(cid) || !id_valid(cid->s)))
         REFUSE("conversationId must be a 24-character hex id");
-    const char *t = "text";
-    if (type && !json_is_null(type)) {
-        if (!json_is_string(type)) REFUSE("type must be text, image or file");
-        t = json_string_value(type);
-        if (strcmp(t, "text") && strcmp(t, "image") && strcmp(t, "file"))
+    str_t t = STR_LIT("text");
+    if (given(type)) {
+        if (!is_str(type)) REFUSE("type must be text, image or file");
+        t = type->s;
+        if (!str_eq_cstr(t, "text") && !str_eq_cstr(t, "image") && !str_eq_cstr(t, "file"))
             REFUSE("type must be text, image or file");
     }
-    bool is_text = !strcmp(t, "text");
-    if (is_text && fid) REFUSE("fileId is only for image and file messages");
-    if (!is_text && !fid) REFUSE("image and file messages need a fileId");
-    if (fid && (!json_is_string(fid) ||
-                !id_valid(str_make(json_string_value(fid), json_string_length(fid)))))
+    bool is_text = str_eq_cstr(t, "text");
+    if (is_text && given(fid)) REFUSE("fileId is only for image and file messages");
+    if (!is_text && !given(fid)) REFUSE("image and file messages need a fileId");
+    if (given(fid) && (!is_str(fid) || !id_valid(fid->s)))
         REFUSE("fileId must be a 24-character hex id");
-    if (content && !json_is_null(content) && !json_is_string(content))
-        REFUSE("content must be a string");
-    if (is_text && !json_is_string(content)) REFUSE("content is required");
-    if (json_is_string(content)) {
-        const char *why = content_problem(json_string_value(content), json_string_length(content),
-                                          c->opts.max_message_length, is_text);
+    if (content->kind == CHAT_ARG_OTHER) REFUSE("content must be a string");
+    if (is_text && !is_str(content)) REFUSE("content is required");
+    if (is_str(content)) {
+        const char *why =
+            content_problem(content->s.ptr, content->s.len, c->opts.max_message_length, is_text);
         if (why) REFUSE(why);
     }
-    if (cmid) {
-        if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
-            json_string_length(cmid) > STORE_CLIENT_MSG_ID_MAX)
+    if (given(cmid)) {
+        if (!is_str(cmid) || cmid->s.len == 0 || cmid->s.len > STORE_CLIENT_MSG_ID_MAX)
             REFUSE("clientMsgId must be a non-empty string of at most 128 bytes");
-        const char *why = content_problem(json_string_value(cmid), json_string_length(cmid),
-                                          STORE_CLIENT_MSG_ID_MAX, false);
+        const char *why = content_problem(cmid->s.ptr, cmid->s.len, STORE_CLIENT_MSG_ID_MAX, false);
         if (why) REFUSE("clientMsgId must not contain control characters");
     }
 #undef REFUSE
@@ -625,34 +638,41 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
         done(ud, &e, STR_NULL, false, 0);
         return;
     }
-    size_t clen = json_is_string(content) ? json_string_length(content) : 0;
-    send_ctx_t *s = calloc(1, sizeof *s);
+    /* One allocation: the context, the store's arena (the stored message and its copies) and
+     * the input strings (each NUL-terminated). */
+    size_t clen = is_str(content) ? content->s.len : 0;
     size_t cap = 4096 + 2 * clen;
-    char *arena = malloc(cap);
-    if (!s || !arena) {
-        free(s);
-        free(arena);
+    size_t inputs = 6 + clen + rid->s.len + cid->s.len + type->s.len + fid->s.len + cmid->s.len;
+    send_ctx_t *s = malloc(sizeof *s + cap + inputs);
+    if (!s) {
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
         done(ud, &e, STR_NULL, false, 0);
         return;
     }
+    memset(s, 0, sizeof *s);
     s->chat = c;
     s->user = *user;
-    s->payload = json_incref(payload);
     s->done = done;
     s->ud = ud;
-    s->arena = arena;
-    s->req.arena.ptr = arena;
+    s->req.arena.ptr = s->arena;
     s->req.arena.cap = cap;
+    char *at = s->arena + cap;
+    copy_arg(&s->in.recipient_id, rid, &at);
+    copy_arg(&s->in.conversation_id, cid, &at);
+    copy_arg(&s->in.content, content, &at);
+    copy_arg(&s->in.type, type, &at);
+    copy_arg(&s->in.file_id, fid, &at);
+    copy_arg(&s->in.client_msg_id, cmid, &at);
     s->origin = cs_ref(origin);
-    if (cid) {
-        members_entry_t *e = cache_find(c, json_string_value(cid));
+    if (given(cid)) {
+        const char *conv = s->in.conversation_id.s.ptr; /* NUL-terminated copy */
+        members_entry_t *e = cache_find(c, conv);
         if (!e) {
             /* First send to this conversation since start: learn its members first, so that
              * delivery right after the commit needs no store read. */
             s->req.op = STORE_OP_CONVERSATION_GET;
             s->req.done = lookup_done;
-            s->req.u.conversation_get.id = str_cstr(json_string_value(cid));
+            s->req.u.conversation_get.id = s->in.conversation_id.s;
             s->req.u.conversation_get.requester = str_cstr(s->user.id);
             if (store_submit(c->store, &s->req) != 0)
                 send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
@@ -667,9 +687,37 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin, 
     submit_insert(s);
 }
 
+/* A jansson document's field as an argument (the REST body). */
+static chat_arg_t arg_of(json_t *v)
+{
+    chat_arg_t a = {CHAT_ARG_ABSENT, STR_NULL};
+    if (!v) return a;
+    if (json_is_null(v)) {
+        a.kind = CHAT_ARG_NULL;
+    } else if (json_is_string(v)) {
+        a.kind = CHAT_ARG_STRING;
+        a.s = str_make(json_string_value(v), json_string_length(v));
+    } else {
+        a.kind = CHAT_ARG_OTHER;
+    }
+    return a;
+}
+
 void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_done done, void *ud)
 {
-    send_start(c, user, NULL, payload, done, ud);
+    if (!json_is_object(payload)) {
+        send_start(c, user, NULL, NULL, done, ud);
+        return;
+    }
+    chat_send_args_t a = {
+        .recipient_id = arg_of(json_object_get(payload, "recipientId")),
+        .conversation_id = arg_of(json_object_get(payload, "conversationId")),
+        .content = arg_of(json_object_get(payload, "content")),
+        .type = arg_of(json_object_get(payload, "type")),
+        .file_id = arg_of(json_object_get(payload, "fileId")),
+        .client_msg_id = arg_of(json_object_get(payload, "clientMsgId")),
+    };
+    send_start(c, user, NULL, &a, done, ud);
 }
 
 /* ---- socket events ---- */
@@ -723,7 +771,9 @@ static void reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields)
 typedef struct {
     chat_sock_t *cs; /* a reference */
     int64_t ack_id;
-    json_t *client_msg_id;
+    bool has_client_msg_id; /* a string clientMsgId was given: it is in client_msg_id */
+    size_t client_msg_id_len;
+    char client_msg_id[];
 } reply_t;
 
 static acked_t *acked_of(chat_t *c, const char *pid, bool create)
@@ -766,12 +816,15 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
     reply_t *r = ud;
     if (r->cs->socket) {
         if (err) {
-            reply_error_ex(r->cs, r->ack_id, r->client_msg_id, err->code, err->message,
-                           err->retry_after_ms);
+            json_t *cmid =
+                r->has_client_msg_id ? json_stringn(r->client_msg_id, r->client_msg_id_len) : NULL;
+            reply_error_ex(r->cs, r->ack_id, cmid, err->code, err->message, err->retry_after_ms);
+            json_decref(cmid);
         } else {
             if (r->ack_id >= 0) {
                 buf_t t;
                 buf_init(&t);
+                buf_reserve(&t, doc.len + 32);
                 buf_append_str(&t, "[{\"ok\":true,\"message\":");
                 buf_append(&t, doc.ptr, doc.len);
                 buf_append_str(&t, "}]");
@@ -783,21 +836,32 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
         }
     }
     cs_unref(r->cs);
-    json_decref(r->client_msg_id);
     free(r);
 }
 
-static void on_send_message(chat_sock_t *cs, json_t *payload, int64_t ack_id)
+/* args: the event's argument array as text, read in place (no jansson on the hot path). */
+static void on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
 {
-    reply_t *r = calloc(1, sizeof *r);
-    if (!r) return;
-    r->cs = cs_ref(cs);
-    r->ack_id = ack_id;
-    r->client_msg_id = json_incref(json_object_get(payload, "clientMsgId"));
-    chat_user_t user;
-    memset(&user, 0, sizeof user);
-    memcpy(user.id, cs->uid, sizeof user.id);
-    send_start(cs->chat, &user, cs, payload, socket_send_done, r);
+    chat_send_args_t a;
+    str_t payload = chat_event_payload(args);
+    char small[512], *buf = payload.len <= sizeof small ? small : malloc(payload.len);
+    if (!buf) return;
+    bool object = chat_send_args_parse(payload, &a, buf, payload.len) == 0;
+    size_t cmid_len = object && a.client_msg_id.kind == CHAT_ARG_STRING ? a.client_msg_id.s.len : 0;
+    reply_t *r = malloc(sizeof *r + cmid_len + 1);
+    if (r) {
+        r->cs = cs_ref(cs);
+        r->ack_id = ack_id;
+        r->has_client_msg_id = object && a.client_msg_id.kind == CHAT_ARG_STRING;
+        r->client_msg_id_len = cmid_len;
+        if (cmid_len) memcpy(r->client_msg_id, a.client_msg_id.s.ptr, cmid_len);
+        r->client_msg_id[cmid_len] = '\0';
+        chat_user_t user;
+        memset(&user, 0, sizeof user);
+        memcpy(user.id, cs->uid, sizeof user.id);
+        send_start(cs->chat, &user, cs, object ? &a : NULL, socket_send_done, r);
+    }
+    if (buf != small) free(buf);
 }
 
 /* messages_read to every member (and so the reader's other sockets). */
@@ -1592,6 +1656,12 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
 {
     chat_sock_t *cs = sio_socket_data(s);
     if (!cs) return;
+    /* The hot event is read in place; the same lone-surrogate refusal as jansson's below. */
+    if (str_eq_cstr(ev->name, "send_message") &&
+        !json_has_lone_surrogate(ev->data.ptr, ev->data.len)) {
+        on_send_message(cs, ev->data, ev->ack_id);
+        return;
+    }
     /* NUL is allowed by the parser so that it is refused with a clear message, not dropped. */
     json_t *args = json_loadb(ev->data.ptr, ev->data.len, JSON_ALLOW_NUL, NULL);
     json_t *payload = json_array_get(args, 1);
@@ -1599,8 +1669,6 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
     if (!args) /* valid for JSON.parse, not for us: a lone surrogate in a string */
         reply_error(cs, ev->ack_id, NULL, "BAD_REQUEST",
                     "the arguments are not valid UTF-8 JSON (a lone surrogate?)");
-    else if (str_eq_cstr(ev->name, "send_message"))
-        on_send_message(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "mark_read"))
         on_mark_read(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "typing"))
