@@ -41,6 +41,23 @@ typedef struct members_entry {
     history_t *hist;
 } members_entry_t;
 
+typedef struct {
+    uint64_t id, value; /* id 0: a free slot */
+} recorded_t;
+
+/* A user with sockets here, or in the grace period after the last one left. The id is inline;
+ * the user's live sockets hang off it (user-addressed events go through it, no room needed). */
+typedef struct presence {
+    struct presence *hnext;
+    chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
+    tq_entry_t grace;
+    int64_t last_seen; /* ms; when the user went offline, or came online */
+    size_t hash;
+    unsigned sockets;
+    bool online; /* as last announced */
+    char user[];
+} presence_t;
+
 struct chat {
     uv_loop_t *loop;
     sio_server_t *sio;
@@ -51,25 +68,20 @@ struct chat {
     members_entry_t **buckets;
     size_t nbuckets, nentries;
     size_t nhist; /* conversations with a recent history in memory */
-    /* Users already recorded in the store by this process: id -> hash of name and role. */
-    strmap_t recorded;
+    /* Users already recorded in the store by this process: hash of the id -> hash of name and
+     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
+    recorded_t *recorded;
+    size_t nrecorded, recorded_cap;
     limiter_t msg_limit, rest_limit, ip_limit, user_conns;
-    strmap_t presence; /* user -> presence_t, for users with sockets or in their grace period */
-    strmap_t typing;   /* "user\nconversation" -> typing_t */
-    strmap_t acked;    /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+    /* Users with sockets or in their grace period: a chained hash of presence_t. */
+    presence_t **pbuckets;
+    size_t npbuckets, npresence;
+    strmap_t typing; /* "user\nconversation" -> typing_t */
+    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep; /* drops idle limiter entries */
     int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
 };
-
-typedef struct {
-    char user[STORE_USER_ID_MAX + 1];
-    unsigned sockets;
-    int64_t last_seen; /* ms; when the user went offline, or came online */
-    bool online;       /* as last announced */
-    tq_entry_t grace;
-    chat_t *chat;
-} presence_t;
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
  * recovery must not replay them to it). Kept a while after the socket is gone. */
@@ -93,12 +105,17 @@ typedef struct {
  * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
 struct chat_sock {
     chat_t *chat;
-    sio_socket_t *socket;            /* NULL once disconnected */
-    char uid[STORE_USER_ID_MAX + 1]; /* the user (name and role are recorded at connect) */
+    sio_socket_t *socket;   /* NULL once disconnected */
+    presence_t *pres;       /* the user (its id), while socket is set */
+    chat_sock_t *live_next; /* in pres->live once live */
     unsigned refs;
+    bool live;
     int64_t recover_from; /* >= 0: replay messages after this position on connect */
     char pid[64];         /* this session's private id (connection state recovery) */
 };
+
+/* The user of a connected socket (valid while cs->socket is set). */
+#define CS_UID(cs) ((const char *)(cs)->pres->user)
 
 static chat_sock_t *cs_ref(chat_sock_t *cs)
 {
@@ -322,22 +339,99 @@ int chat_store_error(int st, const char **code, const char **message)
     }
 }
 
-static void room_of(const char *user, char *out, size_t cap)
+/* ---- presence table ---- */
+
+static size_t str_hash(const char *s)
 {
-    snprintf(out, cap, "u:%s", user);
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static presence_t *presence_find(const chat_t *c, const char *user)
+{
+    size_t h = str_hash(user);
+    for (presence_t *p = c->pbuckets[h & (c->npbuckets - 1)]; p; p = p->hnext)
+        if (p->hash == h && strcmp(p->user, user) == 0) return p;
+    return NULL;
+}
+
+/* The user's entry, created (no sockets, offline) when there is none. */
+static presence_t *presence_get(chat_t *c, const char *user)
+{
+    presence_t *p = presence_find(c, user);
+    if (p) return p;
+    size_t len = strlen(user);
+    p = calloc(1, sizeof *p + len + 1);
+    if (!p) return NULL;
+    memcpy(p->user, user, len + 1);
+    p->hash = str_hash(user);
+    if (c->npresence >= c->npbuckets) {
+        size_t n = c->npbuckets * 2;
+        presence_t **b = calloc(n, sizeof *b);
+        if (b) { /* else keep the longer chains */
+            for (size_t i = 0; i < c->npbuckets; i++)
+                for (presence_t *e = c->pbuckets[i], *next; e; e = next) {
+                    next = e->hnext;
+                    e->hnext = b[e->hash & (n - 1)];
+                    b[e->hash & (n - 1)] = e;
+                }
+            free(c->pbuckets);
+            c->pbuckets = b;
+            c->npbuckets = n;
+        }
+    }
+    presence_t **pp = &c->pbuckets[p->hash & (c->npbuckets - 1)];
+    p->hnext = *pp;
+    *pp = p;
+    c->npresence++;
+    return p;
+}
+
+static void presence_drop(chat_t *c, presence_t *p)
+{
+    for (presence_t **pp = &c->pbuckets[p->hash & (c->npbuckets - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == p) {
+            *pp = p->hnext;
+            c->npresence--;
+            break;
+        }
+    timerq_remove(&p->grace);
+    free(p);
+}
+
+/* Whether user has a live socket other than except. */
+static bool user_reachable(const chat_t *c, const char *user, const sio_socket_t *except)
+{
+    presence_t *p = presence_find(c, user);
+    for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next)
+        if (cs->socket != except) return true;
+    return false;
+}
+
+/* Queues built packets on every live socket of user except `except`. */
+static void send_built_to_user(chat_t *c, const char *user, const sio_socket_t *except,
+                               const sio_built_t *b)
+{
+    presence_t *p = presence_find(c, user);
+    for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next)
+        if (cs->socket != except) sio_socket_send_built(cs->socket, b);
 }
 
 void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, const char *event,
                        json_t *doc)
 {
+    if (!user_reachable(c, user, except)) return; /* nobody to tell: encode nothing */
     json_t *arr = json_pack("[sO]", event, doc);
     size_t len;
     char *text = chat_dumps(arr, &len);
     json_decref(arr);
     if (!text) return;
-    char room[STORE_USER_ID_MAX + 8];
-    room_of(user, room, sizeof room);
-    sio_nsp_emit(c->nsp, room, except, str_make(text, len), NULL, 0);
+    sio_built_t b;
+    if (sio_build_event(c->nsp, str_make(text, len), NULL, 0, &b) == 0) {
+        send_built_to_user(c, user, except, &b);
+        sio_built_free(&b);
+    }
     free(text);
 }
 
@@ -368,16 +462,54 @@ static void upsert_done(store_req_t *req)
     free(u);
 }
 
+static uint64_t hash64(uint64_t h, const char *s)
+{
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    /* splitmix64's finalizer: FNV-1a's low bits alone index the table poorly */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+/* The slot of id in the recorded table (its own, or the free one where it would go). */
+static recorded_t *recorded_slot(recorded_t *t, size_t cap, uint64_t id)
+{
+    size_t i = (size_t)id & (cap - 1);
+    while (t[i].id && t[i].id != id) i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* Remembers that (id, name, role) is recorded; false when it already was. Two 64-bit hashes
+ * stand for the strings: a user is skipped wrongly only if both collide at once. */
+static bool recorded_set(chat_t *c, const chat_user_t *u)
+{
+    uint64_t id = hash64(1469598103934665603ull, u->id) | 1; /* 0 marks a free slot */
+    uint64_t value = hash64(hash64(0x9e3779b97f4a7c15ull, u->name), u->role);
+    if (c->recorded_cap) {
+        const recorded_t *r = recorded_slot(c->recorded, c->recorded_cap, id);
+        if (r->id == id && r->value == value) return false;
+    }
+    if (4 * (c->nrecorded + 1) > 3 * c->recorded_cap) { /* at most 3/4 full */
+        size_t cap = c->recorded_cap ? 2 * c->recorded_cap : 1024;
+        recorded_t *t = calloc(cap, sizeof *t);
+        if (!t) return true; /* record it again later rather than never */
+        for (size_t i = 0; i < c->recorded_cap; i++)
+            if (c->recorded[i].id) *recorded_slot(t, cap, c->recorded[i].id) = c->recorded[i];
+        free(c->recorded);
+        c->recorded = t;
+        c->recorded_cap = cap;
+    }
+    recorded_t *slot = recorded_slot(c->recorded, c->recorded_cap, id);
+    if (!slot->id) c->nrecorded++;
+    *slot = (recorded_t){id, value};
+    return true;
+}
+
 void chat_record_user(chat_t *c, const chat_user_t *u)
 {
-    /* Only the hash of what was recorded is kept: a pointer-sized value, no strings. */
-    uintptr_t h = 1469598103934665603ull;
-    for (const char *p = u->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ '\n') * 1099511628211ull;
-    for (const char *p = u->role; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h |= 1; /* never NULL */
-    if ((uintptr_t)strmap_get(&c->recorded, u->id) == h) return;
-    if (strmap_set(&c->recorded, u->id, (void *)h) < 0) return;
+    if (!recorded_set(c, u)) return;
     upsert_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return;
     ctx->user = *u;
@@ -471,22 +603,16 @@ static void deliver(send_ctx_t *s, str_t doc)
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
         members_entry_t *e = cache_find(c, m->conversation_id);
-        char room[STORE_USER_ID_MAX + 8];
         if (e) {
-            for (uint32_t i = 0; i < e->n; i++) {
-                room_of(e->users[i], room, sizeof room);
-                sio_nsp_send_built(c->nsp, room, except, &b);
-            }
+            for (uint32_t i = 0; i < e->n; i++) send_built_to_user(c, e->users[i], except, &b);
         } else {
             /* A direct conversation whose members are on the message itself. */
-            room_of(s->user.id, room, sizeof room);
-            sio_nsp_send_built(c->nsp, room, except, &b);
+            send_built_to_user(c, s->user.id, except, &b);
             if (m->recipient.ptr && m->recipient.len < STORE_USER_ID_MAX + 1) {
                 char r[STORE_USER_ID_MAX + 1];
                 memcpy(r, m->recipient.ptr, m->recipient.len);
                 r[m->recipient.len] = '\0';
-                room_of(r, room, sizeof room);
-                sio_nsp_send_built(c->nsp, room, except, &b);
+                send_built_to_user(c, r, except, &b);
             }
         }
         sio_built_free(&b);
@@ -858,7 +984,7 @@ static void on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         r->client_msg_id[cmid_len] = '\0';
         chat_user_t user;
         memset(&user, 0, sizeof user);
-        memcpy(user.id, cs->uid, sizeof user.id);
+        snprintf(user.id, sizeof user.id, "%s", CS_UID(cs));
         send_start(cs->chat, &user, cs, object ? &a : NULL, socket_send_done, r);
     }
     if (buf != small) free(buf);
@@ -983,7 +1109,7 @@ static void on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     r->chat = cs->chat;
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
-    snprintf(r->user, sizeof r->user, "%s", cs->uid);
+    snprintf(r->user, sizeof r->user, "%s", CS_UID(cs));
     memcpy(r->msg, json_string_value(msg), ID_SIZE);
     r->req.op = STORE_OP_MARK_READ;
     r->req.done = mark_read_done;
@@ -1154,28 +1280,17 @@ static void presence_offline(chat_t *c, presence_t *p)
 static void on_grace_over(timerq_t *q, tq_entry_t *e)
 {
     presence_t *p = (presence_t *)((char *)e - offsetof(presence_t, grace));
-    chat_t *c = p->chat;
+    chat_t *c = (chat_t *)((char *)q - offsetof(chat_t, grace_tq));
     if (p->sockets) return;
     presence_offline(c, p);
     /* Offline users need no memory; lastSeen is in the store. */
-    strmap_remove(&c->presence, p->user);
-    free(p);
+    presence_drop(c, p);
 }
 
+/* cs->pres was set when the socket was authorized (presence_get). */
 static void presence_connect(chat_t *c, chat_sock_t *cs)
 {
-    const char *user = cs->uid;
-    presence_t *p = strmap_get(&c->presence, user);
-    if (!p) {
-        p = calloc(1, sizeof *p);
-        if (!p) return;
-        snprintf(p->user, sizeof p->user, "%s", user);
-        p->chat = c;
-        if (strmap_set(&c->presence, user, p) < 0) {
-            free(p);
-            return;
-        }
-    }
+    presence_t *p = cs->pres;
     timerq_remove(&p->grace); /* back within the grace period: nobody saw it leave */
     if (p->sockets++ == 0 && !p->online) {
         p->online = true;
@@ -1184,12 +1299,21 @@ static void presence_connect(chat_t *c, chat_sock_t *cs)
     }
 }
 
-static void presence_disconnect(chat_t *c, const char *user)
+static void presence_disconnect(chat_t *c, chat_sock_t *cs)
 {
-    presence_t *p = strmap_get(&c->presence, user);
-    if (!p || p->sockets == 0) return;
+    presence_t *p = cs->pres;
+    if (cs->live) {
+        for (chat_sock_t **pp = &p->live; *pp; pp = &(*pp)->live_next)
+            if (*pp == cs) {
+                *pp = cs->live_next;
+                break;
+            }
+        cs->live = false;
+    }
+    cs->pres = NULL;
+    if (p->sockets == 0) return;
     if (--p->sockets == 0) {
-        typing_clear_user(c, user);
+        typing_clear_user(c, p->user);
         if (c->opts.presence_grace_ms)
             timerq_add(&c->grace_tq, &p->grace);
         else
@@ -1271,7 +1395,7 @@ static void statuses_done(store_req_t *req)
     for (size_t i = 0; i < x->n; i++) {
         const char *id = x->ids[i];
         bool visible = !strcmp(id, x->requester) || (ok && contact_has(&ct, id));
-        presence_t *p = visible ? strmap_get(&c->presence, id) : NULL;
+        presence_t *p = visible ? presence_find(c, id) : NULL;
         bool online = p && p->online;
         json_array_append_new(x->statuses,
                               status_json(id, online, visible && p ? p->last_seen : 0));
@@ -1384,22 +1508,22 @@ static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_t
                          int64_t ack_id)
 {
     members_entry_t *e = cache_find(c, conv);
-    if (!e || !entry_has(e, cs->uid)) {
+    if (!e || !entry_has(e, CS_UID(cs))) {
         if (cs->socket) reply_error(cs, ack_id, NULL, "NOT_FOUND", "no such conversation");
         return;
     }
     if (!is_typing) {
-        typing_stop(c, cs->uid, conv);
+        typing_stop(c, CS_UID(cs), conv);
     } else {
         char key[STORE_USER_ID_MAX + ID_SIZE + 2];
-        typing_key(cs->uid, conv, key, sizeof key);
+        typing_key(CS_UID(cs), conv, key, sizeof key);
         typing_t *t = strmap_get(&c->typing, key);
         uint64_t now = uv_now(c->loop);
         if (!t) {
             t = calloc(1, sizeof *t);
             if (!t) return;
             t->chat = c;
-            snprintf(t->user, sizeof t->user, "%s", cs->uid);
+            snprintf(t->user, sizeof t->user, "%s", CS_UID(cs));
             memcpy(t->conv, conv, ID_SIZE);
             if (strmap_set(&c->typing, key, t) < 0) {
                 free(t);
@@ -1410,7 +1534,7 @@ static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_t
          * typing_throttle_ms. */
         if (t->last_relay == 0 || now - t->last_relay >= c->opts.typing_throttle_ms) {
             t->last_relay = now ? now : 1;
-            typing_relay(c, cs->uid, conv, true);
+            typing_relay(c, CS_UID(cs), conv, true);
         }
         timerq_add(&c->typing_tq, &t->expiry);
     }
@@ -1467,7 +1591,7 @@ static void on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = cap;
     x->req.u.conversation_get.id = str_make(x->conv, ID_LEN);
-    x->req.u.conversation_get.requester = str_cstr(cs->uid);
+    x->req.u.conversation_get.requester = str_cstr(CS_UID(cs));
     if (store_submit(cs->chat->store, &x->req) != 0) {
         cs_unref(x->cs);
         free(x);
@@ -1513,7 +1637,7 @@ static void on_get_status(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     if (!r) return;
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
-    chat_statuses(cs->chat, cs->uid, list, n, get_status_done, r);
+    chat_statuses(cs->chat, CS_UID(cs), list, n, get_status_done, r);
 }
 
 /* ---- connection state recovery ---- */
@@ -1542,9 +1666,11 @@ typedef struct {
 
 static void socket_go_live(chat_sock_t *cs)
 {
-    char room[STORE_USER_ID_MAX + 8];
-    room_of(cs->uid, room, sizeof room);
-    sio_socket_join(cs->socket, room);
+    if (cs->live) return;
+    /* From now on user-addressed events reach it. */
+    cs->live = true;
+    cs->live_next = cs->pres->live;
+    cs->pres->live = cs;
 }
 
 static void replay_submit(replay_ctx_t *x);
@@ -1556,7 +1682,7 @@ static void replay_done(store_req_t *req)
     store_messages_since_t *ms = &req->u.messages_since;
     if (!cs->socket) goto out;
     if (req->status != STORE_OK) {
-        log_warn("recovery for %s failed: %s", cs->uid, store_strerror(req->status));
+        log_warn("recovery for %s failed: %s", CS_UID(cs), store_strerror(req->status));
         socket_go_live(cs);
         goto out;
     }
@@ -1616,7 +1742,7 @@ static void start_replay(chat_sock_t *cs, int64_t after)
     memset(x, 0, sizeof *x);
     x->cs = cs_ref(cs);
     x->after = after;
-    snprintf(x->user, sizeof x->user, "%s", cs->uid);
+    snprintf(x->user, sizeof x->user, "%s", CS_UID(cs));
     replay_submit(x);
 }
 
@@ -1721,14 +1847,18 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
                       1000);
     }
     chat_sock_t *cs = calloc(1, sizeof *cs);
-    if (!cs) {
+    /* The user's presence entry holds its id for the socket; it is counted on connection,
+     * which follows at once. */
+    presence_t *pres = cs ? presence_get(c, user.id) : NULL;
+    if (!pres) {
+        free(cs);
         json_decref(a);
         limiter_release(&c->user_conns, user.id);
         return -1;
     }
     cs->chat = c;
     cs->socket = s;
-    memcpy(cs->uid, user.id, sizeof cs->uid);
+    cs->pres = pres;
     chat_record_user(c, &user);
     cs->refs = 1;
     cs->recover_from = -1;
@@ -1783,8 +1913,8 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     cs->socket = NULL;
     acked_t *own = acked_of(c, cs->pid, false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
-    limiter_release(&c->user_conns, cs->uid);
-    presence_disconnect(c, cs->uid);
+    limiter_release(&c->user_conns, CS_UID(cs));
+    presence_disconnect(c, cs);
     cs_unref(cs);
 }
 
@@ -1804,14 +1934,16 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     c->opts = *opts;
     c->nbuckets = 1 << 14;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    c->npbuckets = 64;
+    c->pbuckets = calloc(c->npbuckets, sizeof *c->pbuckets);
     double window = opts->rate_connections_window_s > 0 ? opts->rate_connections_window_s : 1;
-    if (!c->buckets || strmap_init(&c->recorded) ||
+    if (!c->buckets || !c->pbuckets ||
         limiter_init(&c->msg_limit, opts->rate_messages_per_s, opts->rate_messages_burst, 0) ||
         limiter_init(&c->rest_limit, opts->rate_rest_per_s, opts->rate_rest_burst, 0) ||
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->presence) || strmap_init(&c->typing) || strmap_init(&c->acked)) {
+        strmap_init(&c->typing) || strmap_init(&c->acked)) {
         chat_free(c);
         return NULL;
     }
@@ -1827,21 +1959,15 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     return c;
 }
 
-static int flush_seen(const char *key, void *value, void *arg)
-{
-    presence_t *p = value;
-    chat_t *c = arg;
-    /* Stopping: whoever is still here (or in the grace period) was seen now; write it before
-     * the store closes. */
-    record_seen(c, p);
-    timerq_remove(&p->grace);
-    free(p);
-    return 1;
-}
-
 void chat_shutdown(chat_t *c)
 {
-    strmap_sweep(&c->presence, flush_seen, c);
+    /* Stopping: whoever is still here (or in the grace period) was seen now; write it before
+     * the store closes. */
+    for (size_t i = 0; i < c->npbuckets; i++)
+        while (c->pbuckets[i]) {
+            record_seen(c, c->pbuckets[i]);
+            presence_drop(c, c->pbuckets[i]);
+        }
 }
 
 void chat_close(chat_t *c)
@@ -1856,12 +1982,17 @@ void chat_free(chat_t *c)
     if (!c) return;
     if (c->buckets) cache_clear(c);
     free(c->buckets);
-    strmap_free(&c->recorded, NULL);
+    free(c->recorded);
     limiter_free(&c->msg_limit);
     limiter_free(&c->rest_limit);
     limiter_free(&c->ip_limit);
     limiter_free(&c->user_conns);
-    strmap_free(&c->presence, free);
+    for (size_t i = 0; c->pbuckets && i < c->npbuckets; i++)
+        for (presence_t *p = c->pbuckets[i], *next; p; p = next) {
+            next = p->hnext;
+            free(p);
+        }
+    free(c->pbuckets);
     strmap_free(&c->typing, free);
     strmap_free(&c->acked, free);
     free(c);

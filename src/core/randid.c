@@ -1,18 +1,45 @@
 /* Random identifiers from getrandom(2), rendered in base64url. */
 #include "core/randid.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
+
+/* Bytes fetched from the kernel ahead, per thread: one getrandom per several ids instead of
+ * one system call per id (three per handshake). A forked child starts with an empty pool, so
+ * parent and child never hand out the same bytes. */
+#define POOL_SIZE 256
+static _Thread_local uint8_t pool[POOL_SIZE];
+static _Thread_local size_t pool_left;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_drop(void)
+{
+    pool_left = 0; /* runs in the child's only thread, the one that forked */
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, pool_drop);
+}
 
 void randid_generate(char *out, size_t n)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint8_t rnd[64];
-    if (n > sizeof rnd) n = sizeof rnd;
-    /* getrandom on a small buffer never returns short once the pool is initialized. */
-    if (getrandom(rnd, n, 0) != (ssize_t)n) abort();
+    if (n > 64) n = 64;
+    pthread_once(&atfork_once, register_atfork);
+    if (pool_left < n) {
+        /* getrandom on a small buffer never returns short once the pool is initialized. */
+        if (getrandom(pool, POOL_SIZE, 0) != POOL_SIZE) abort();
+        pool_left = POOL_SIZE;
+    }
+    const uint8_t *rnd = pool + POOL_SIZE - pool_left;
     for (size_t i = 0; i < n; i++) out[i] = alphabet[rnd[i] & 63];
+    /* Used bytes are wiped: what was handed out is not left behind in memory. */
+    memset(pool + POOL_SIZE - pool_left, 0, n);
+    pool_left -= n;
     out[n] = '\0';
 }

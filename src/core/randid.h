@@ -4,7 +4,8 @@
 
 #include <stddef.h>
 
-/* Writes n characters of base64url drawn from the kernel's CSPRNG, then a NUL (out holds n+1). */
+/* Writes n (at most 64) characters of base64url drawn from the kernel's CSPRNG, then a NUL (out
+ * holds n+1). Thread-safe: each thread draws from its own pool. */
 void randid_generate(char *out, size_t n);
 
 #endif

@@ -29,22 +29,29 @@ static const char *const eio_error_messages[] = {
 
 #define SID_LEN 20
 
+/* What only a long-polling session needs; a WebSocket session has none of it, and an upgraded
+ * session releases it. */
+typedef struct {
+    http_conn_t *poll; /* a pending long-poll GET */
+    char *poll_hdrs;   /* its CORS headers, when there are any */
+    ws_conn_t *probe;  /* a WebSocket being upgraded to */
+    rbuf_t **outq;     /* packets waiting for a GET */
+    uint32_t outq_len, outq_cap;
+    bool probe_ok; /* the probe WebSocket answered 2probe */
+} eio_polling_t;
+
 struct eio_session {
     char sid[SID_LEN + 1];
     uint8_t transport;
     uint8_t state;
-    bool probe_ok; /* the probe WebSocket answered 2probe */
     eio_server_t *srv;
     eio_session_t *hash_next;
     ws_conn_t *ws;     /* the WebSocket transport */
-    ws_conn_t *probe;  /* a WebSocket being upgraded to */
-    http_conn_t *poll; /* a pending long-poll GET */
-    char *poll_hdrs;   /* its CORS headers, when there are any */
-    rbuf_t **outq;     /* packets waiting for a GET (polling) */
-    uint32_t outq_len, outq_cap;
-    tq_entry_t hb; /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
+    eio_polling_t *pl; /* the polling transport's state; NULL for WebSocket */
+    tq_entry_t hb;     /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
     void *data;
     void *admit_handle; /* from eio_config_t.admit */
+    void *extra[];      /* eio_config_t.session_extra bytes for the layer above */
 };
 
 struct eio_server {
@@ -211,16 +218,17 @@ static void send_built(eio_session_t *s, rbuf_t *pkt)
         if (s->ws) ws_conn_send_frame(s->ws, pkt);
         return;
     }
-    if (s->outq_len == s->outq_cap) {
-        uint32_t cap = s->outq_cap ? s->outq_cap * 2 : 4;
-        rbuf_t **q = realloc(s->outq, cap * sizeof *q);
+    eio_polling_t *pl = s->pl;
+    if (pl->outq_len == pl->outq_cap) {
+        uint32_t cap = pl->outq_cap ? pl->outq_cap * 2 : 4;
+        rbuf_t **q = realloc(pl->outq, cap * sizeof *q);
         if (!q) return;
-        s->outq = q;
-        s->outq_cap = cap;
+        pl->outq = q;
+        pl->outq_cap = cap;
     }
-    s->outq[s->outq_len++] = rbuf_ref(pkt);
+    pl->outq[pl->outq_len++] = rbuf_ref(pkt);
     /* Answered at the end of this turn, so packets sent together share one response. */
-    if (s->poll) session_flush_poll(s);
+    if (pl->poll) session_flush_poll(s);
 }
 
 void eio_session_send_built(eio_session_t *s, rbuf_t *packet)
@@ -237,18 +245,29 @@ void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t le
     rbuf_unref(p);
 }
 
-static void outq_clear(eio_session_t *s)
+static void outq_clear(eio_polling_t *pl)
 {
-    for (uint32_t i = 0; i < s->outq_len; i++) rbuf_unref(s->outq[i]);
-    free(s->outq);
-    s->outq = NULL;
-    s->outq_len = s->outq_cap = 0;
+    for (uint32_t i = 0; i < pl->outq_len; i++) rbuf_unref(pl->outq[i]);
+    free(pl->outq);
+    pl->outq = NULL;
+    pl->outq_len = pl->outq_cap = 0;
+}
+
+/* Releases the polling state (after an upgrade, or with the session). */
+static void polling_free(eio_session_t *s)
+{
+    eio_polling_t *pl = s->pl;
+    if (!pl) return;
+    outq_clear(pl);
+    free(pl->poll_hdrs);
+    free(pl);
+    s->pl = NULL;
 }
 
 static http_conn_t *take_poll(eio_session_t *s)
 {
-    http_conn_t *hc = s->poll;
-    s->poll = NULL;
+    http_conn_t *hc = s->pl->poll;
+    s->pl->poll = NULL;
     http_conn_set_abort(hc, NULL, NULL);
     return hc;
 }
@@ -257,18 +276,19 @@ static http_conn_t *take_poll(eio_session_t *s)
 static void answer_poll(eio_session_t *s, const char *body)
 {
     http_conn_t *hc = take_poll(s);
-    http_respond(hc, 200, "text/plain; charset=UTF-8", s->poll_hdrs, body, strlen(body));
-    free(s->poll_hdrs);
-    s->poll_hdrs = NULL;
+    http_respond(hc, 200, "text/plain; charset=UTF-8", s->pl->poll_hdrs, body, strlen(body));
+    free(s->pl->poll_hdrs);
+    s->pl->poll_hdrs = NULL;
 }
 
 /* Answers the pending GET with every queued packet, joined by 0x1e. */
 static void session_flush_poll(eio_session_t *s)
 {
-    if (!s->poll || s->outq_len == 0) return;
+    eio_polling_t *pl = s->pl;
+    if (!pl || !pl->poll || pl->outq_len == 0) return;
     size_t total = 0;
-    for (uint32_t i = 0; i < s->outq_len; i++) {
-        rbuf_t *r = s->outq[i];
+    for (uint32_t i = 0; i < pl->outq_len; i++) {
+        rbuf_t *r = pl->outq[i];
         size_t off = frame_payload_offset(r), n = r->len - off;
         total += (frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1;
     }
@@ -276,8 +296,8 @@ static void session_flush_poll(eio_session_t *s)
     if (!body) return;
     size_t p = 0;
     bool closing = false;
-    for (uint32_t i = 0; i < s->outq_len; i++) {
-        rbuf_t *r = s->outq[i];
+    for (uint32_t i = 0; i < pl->outq_len; i++) {
+        rbuf_t *r = pl->outq[i];
         size_t off = frame_payload_offset(r), n = r->len - off;
         if (i) body[p++] = 0x1e;
         if (frame_is_binary(r)) {
@@ -289,12 +309,12 @@ static void session_flush_poll(eio_session_t *s)
             p += n;
         }
     }
-    outq_clear(s);
+    outq_clear(pl);
     http_conn_t *hc = take_poll(s);
-    http_respond(hc, 200, "text/plain; charset=UTF-8", s->poll_hdrs, body, p);
+    http_respond(hc, 200, "text/plain; charset=UTF-8", pl->poll_hdrs, body, p);
     free(body);
-    free(s->poll_hdrs);
-    s->poll_hdrs = NULL;
+    free(pl->poll_hdrs);
+    pl->poll_hdrs = NULL;
     if (closing) session_destroy(s, "server close");
 }
 
@@ -308,17 +328,16 @@ static void session_destroy(eio_session_t *s, const char *reason)
     s->sid[0] = '\0';
     s->state = S_CLOSING;
     if (srv->h.on_close) srv->h.on_close(s, srv->arg, reason);
-    if (s->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
-    free(s->poll_hdrs);
+    if (s->pl && s->pl->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
     if (s->ws) {
         ws_conn_set_handler(s->ws, NULL, NULL);
         ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
     }
-    if (s->probe) {
-        ws_conn_set_handler(s->probe, NULL, NULL);
-        ws_conn_close(s->probe, WS_CLOSE_NORMAL, NULL);
+    if (s->pl && s->pl->probe) {
+        ws_conn_set_handler(s->pl->probe, NULL, NULL);
+        ws_conn_close(s->pl->probe, WS_CLOSE_NORMAL, NULL);
     }
-    outq_clear(s);
+    polling_free(s);
     if (s->admit_handle && srv->cfg.release) srv->cfg.release(srv->cfg.admit_arg, s->admit_handle);
     free(s);
 }
@@ -332,7 +351,7 @@ void eio_session_close(eio_session_t *s, const char *reason)
     }
     /* Polling: the close packet goes out with whatever is queued, on the next GET; a client
      * that never polls again is dropped after a ping timeout. */
-    if (s->poll) {
+    if (s->pl->poll) {
         send_built(s, s->srv->close_pkt); /* answers the GET and destroys the session */
         return;
     }
@@ -419,32 +438,33 @@ static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data,
 {
     eio_session_t *s = ud;
     eio_server_t *srv = s->srv;
-    if (opcode == WS_OP_TEXT && len == 6 && memcmp(data, "2probe", 6) == 0 && !s->probe_ok) {
-        s->probe_ok = true;
+    eio_polling_t *pl = s->pl;
+    if (opcode == WS_OP_TEXT && len == 6 && memcmp(data, "2probe", 6) == 0 && !pl->probe_ok) {
+        pl->probe_ok = true;
         rbuf_t *r = packet_build(EIO_PONG, "probe", 5);
         if (r) {
             ws_conn_send_frame(ws, r);
             rbuf_unref(r);
         }
         /* Let a waiting long poll return so the client can finish the upgrade. */
-        if (s->poll && s->outq_len == 0) send_built(s, srv->noop_pkt);
+        if (pl->poll && pl->outq_len == 0) send_built(s, srv->noop_pkt);
         return;
     }
-    if (opcode == WS_OP_TEXT && len == 1 && data[0] == '0' + EIO_UPGRADE && s->probe_ok) {
-        s->probe = NULL;
+    if (opcode == WS_OP_TEXT && len == 1 && data[0] == '0' + EIO_UPGRADE && pl->probe_ok) {
+        pl->probe = NULL;
         s->ws = ws;
         s->transport = TRANSPORT_WEBSOCKET;
         ws_conn_set_handler(ws, &ws_handler, s);
-        if (s->poll) answer_poll(s, "6");
+        if (pl->poll) answer_poll(s, "6");
         /* What was queued for polling now goes over the WebSocket, in order. */
-        for (uint32_t i = 0; i < s->outq_len; i++) ws_conn_send_frame(ws, s->outq[i]);
+        for (uint32_t i = 0; i < pl->outq_len; i++) ws_conn_send_frame(ws, pl->outq[i]);
         bool closing = s->state == S_CLOSING;
-        outq_clear(s);
+        polling_free(s);
         if (closing) session_destroy(s, "server close");
         return;
     }
     log_debug("eio %s: invalid upgrade packet, closing the probe", s->sid);
-    s->probe = NULL;
+    pl->probe = NULL;
     ws_conn_set_handler(ws, NULL, NULL);
     ws_conn_close(ws, WS_CLOSE_PROTOCOL, NULL);
 }
@@ -452,8 +472,9 @@ static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data,
 static void probe_on_close(ws_conn_t *ws, void *ud)
 {
     eio_session_t *s = ud;
-    if (s->probe == ws) s->probe = NULL;
-    s->probe_ok = false;
+    if (!s->pl) return;
+    if (s->pl->probe == ws) s->pl->probe = NULL;
+    s->pl->probe_ok = false;
 }
 
 static const ws_conn_handler_t probe_handler = {probe_on_message, probe_on_close};
@@ -463,7 +484,7 @@ static const ws_conn_handler_t probe_handler = {probe_on_message, probe_on_close
 static void poll_aborted(http_conn_t *hc, void *arg)
 {
     eio_session_t *s = arg;
-    if (s->poll == hc) s->poll = NULL;
+    if (s->pl && s->pl->poll == hc) s->pl->poll = NULL;
     /* The reference server treats a vanished poll as a closed transport. */
     session_destroy(s, "transport close");
 }
@@ -490,7 +511,12 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
             return NULL;
         }
     }
-    eio_session_t *s = calloc(1, sizeof *s);
+    /* One allocation holds the session and the layer above's state for it. */
+    eio_session_t *s = calloc(1, sizeof *s + srv->cfg.session_extra);
+    if (s && transport == TRANSPORT_POLLING && !(s->pl = calloc(1, sizeof *s->pl))) {
+        free(s);
+        s = NULL;
+    }
     if (!s) {
         if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
         http_respond_error(hc, 503, "INTERNAL", "out of memory");
@@ -504,6 +530,7 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
     s->state = S_OPEN;
     if (table_insert(srv, s) < 0) {
         if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
+        free(s->pl);
         free(s);
         http_respond_error(hc, 503, "INTERNAL", "out of memory");
         return NULL;
@@ -530,12 +557,12 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
             return HTTP_DONE;
         }
         /* A sid upgrades once; reusing it for another WebSocket is refused. */
-        if (s->transport != TRANSPORT_POLLING || s->probe || s->state != S_OPEN) {
+        if (s->transport != TRANSPORT_POLLING || s->pl->probe || s->state != S_OPEN) {
             respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             return HTTP_DONE;
         }
         if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
-        s->probe = ws_conn_accept(hc, req, srv->cfg.max_payload, &probe_handler, s);
+        s->pl->probe = ws_conn_accept(hc, req, srv->cfg.max_payload, &probe_handler, s);
         return HTTP_UPGRADED;
     }
     if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
@@ -627,20 +654,21 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
         return HTTP_DONE;
     }
     if (str_eq_cstr(req->method, "GET")) {
-        if (s->poll) {
+        eio_polling_t *pl = s->pl;
+        if (pl->poll) {
             /* Two concurrent long polls: the reference server treats it as an error and closes. */
             log_debug("eio %s: overlapping GET, closing", s->sid);
             respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             session_destroy(s, "transport error");
             return HTTP_DONE;
         }
-        s->poll = hc;
-        if (hdrs[0]) s->poll_hdrs = strdup(hdrs);
-        if (s->outq_len) {
+        pl->poll = hc;
+        if (hdrs[0]) pl->poll_hdrs = strdup(hdrs);
+        if (pl->outq_len) {
             session_flush_poll(s);
             return HTTP_DONE;
         }
-        if (s->probe_ok) {
+        if (pl->probe_ok) {
             /* Upgrading: the client waits for this poll to end before it sends "5". */
             answer_poll(s, "6");
             return HTTP_DONE;
@@ -718,7 +746,7 @@ void eio_server_shutdown(eio_server_t *srv)
     for (size_t i = 0; i < srv->nbuckets; i++)
         while (srv->buckets[i]) {
             eio_session_t *s = srv->buckets[i];
-            if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->outq_len) {
+            if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->pl->outq_len) {
                 /* Deliver what is queued with the close if a poll is waiting. */
                 send_built(s, srv->close_pkt);
                 if (table_find(srv, str_make(s->sid, SID_LEN)) != s) continue;
@@ -756,6 +784,11 @@ void eio_session_set_data(eio_session_t *s, void *data)
 void *eio_session_data(const eio_session_t *s)
 {
     return s->data;
+}
+
+void *eio_session_extra(eio_session_t *s)
+{
+    return s->extra;
 }
 
 bool eio_session_is_websocket(const eio_session_t *s)

@@ -21,6 +21,9 @@ typedef struct {
     void *(*admit)(void *arg, net_conn_t *c, uint32_t *retry_after_s);
     void (*release)(void *arg, void *handle);
     void *admit_arg;
+    /* Bytes reserved, zeroed, in each session's own allocation for the layer above (see
+     * eio_session_extra), so that a connection costs one allocation less. */
+    size_t session_extra;
 } eio_config_t;
 
 typedef struct {
@@ -59,6 +62,8 @@ void eio_session_close(eio_session_t *s, const char *reason);
 const char *eio_session_id(const eio_session_t *s);
 void eio_session_set_data(eio_session_t *s, void *data);
 void *eio_session_data(const eio_session_t *s);
+/* The session_extra bytes of the session (pointer-aligned); valid until on_close returns. */
+void *eio_session_extra(eio_session_t *s);
 bool eio_session_is_websocket(const eio_session_t *s);
 
 #endif

@@ -16,11 +16,13 @@
 typedef struct sio_client sio_client_t;
 typedef struct sio_room sio_room_t;
 
+/* A room with its name inline; one member needs no array (rooms per user are the common case). */
 struct sio_room {
-    char *name;
     sio_room_t *next;
-    sio_socket_t **members;
+    sio_socket_t **members; /* &member1 while cap == 1 */
+    sio_socket_t *member1;
     uint32_t n, cap;
+    char name[];
 };
 
 typedef struct pending_ack {
@@ -45,30 +47,39 @@ struct sio_nsp {
     size_t count;
 };
 
+/* The socket id of the CONNECT answer is not kept: nothing asks for it later. */
 struct sio_socket {
-    char id[SIO_ID_LEN + 1];
+    uint32_t nrooms, rooms_cap;
+    uint32_t next_ack_id;
     bool connected;
     sio_client_t *client;
     sio_nsp_t *nsp;
     sio_socket_t *client_next;
     sio_socket_t *nsp_prev, *nsp_next;
-    sio_room_t **rooms;
-    uint32_t nrooms;
+    sio_room_t **rooms; /* &room1 while rooms_cap == 1 */
+    sio_room_t *room1;
     pending_ack_t *acks;
-    int64_t next_ack_id;
     void *data;
 };
 
-struct sio_client {
-    eio_session_t *eio;
-    sio_server_t *srv;
-    sio_socket_t *sockets;
-    tq_entry_t connect_timer;
-    /* A BINARY_EVENT/BINARY_ACK waiting for its attachments. */
+/* A BINARY_EVENT/BINARY_ACK waiting for its attachments. */
+typedef struct {
     char *pending;
     size_t pending_len;
     sio_attachment_t *att;
     unsigned att_want, att_have;
+} sio_binary_t;
+
+/* Lives inside its Engine.IO session's allocation (eio_config_t.session_extra), with the
+ * client's first socket: one connection, one namespace, no allocation of its own. */
+struct sio_client {
+    eio_session_t *eio;
+    sio_server_t *srv;
+    sio_socket_t *sockets;
+    sio_binary_t *bin; /* NULL unless attachments are awaited */
+    tq_entry_t connect_timer;
+    bool first_used;
+    sio_socket_t first;
 };
 
 struct sio_server {
@@ -253,6 +264,25 @@ static void rooms_grow(sio_nsp_t *nsp)
     nsp->nbuckets = n;
 }
 
+/* Makes room for one more pointer in an array that starts as one inline slot (*arr == one). */
+static int grow_ptrs(void ***arr, void **one, uint32_t *cap, uint32_t n)
+{
+    if (*cap == 0) {
+        *arr = one;
+        *cap = 1;
+    }
+    if (n < *cap) return 0;
+    uint32_t ncap = *cap * 2;
+    void **p = *arr == one ? malloc(ncap * sizeof *p) : realloc(*arr, ncap * sizeof *p);
+    if (!p) return -1;
+    if (*arr == one) p[0] = *one;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s);
+
 int sio_socket_join(sio_socket_t *s, const char *name)
 {
     sio_nsp_t *nsp = s->nsp;
@@ -261,24 +291,24 @@ int sio_socket_join(sio_socket_t *s, const char *name)
     if (nsp->nrooms >= nsp->nbuckets) rooms_grow(nsp);
     sio_room_t **pp = room_slot(nsp, name);
     sio_room_t *r = *pp;
+    bool created = false;
     if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r || !(r->name = strdup(name))) {
-            free(r);
-            return -1;
-        }
+        size_t len = strlen(name);
+        r = malloc(sizeof *r + len + 1);
+        if (!r) return -1;
+        r->next = NULL;
+        r->members = &r->member1;
+        r->n = 0;
+        r->cap = 1;
+        memcpy(r->name, name, len + 1);
         *pp = r;
         nsp->nrooms++;
+        created = true;
     }
-    sio_room_t **rooms = realloc(s->rooms, (s->nrooms + 1) * sizeof *rooms);
-    if (!rooms) return -1;
-    s->rooms = rooms;
-    if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 2;
-        sio_socket_t **m = realloc(r->members, cap * sizeof *m);
-        if (!m) return -1;
-        r->members = m;
-        r->cap = cap;
+    if (grow_ptrs((void ***)&s->rooms, (void **)&s->room1, &s->rooms_cap, s->nrooms) < 0 ||
+        grow_ptrs((void ***)&r->members, (void **)&r->member1, &r->cap, r->n) < 0) {
+        if (created) room_drop_member(nsp, r, NULL);
+        return -1;
     }
     r->members[r->n++] = s;
     s->rooms[s->nrooms++] = r;
@@ -296,8 +326,7 @@ static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s)
         sio_room_t **pp = room_slot(nsp, r->name);
         if (*pp == r) *pp = r->next;
         nsp->nrooms--;
-        free(r->members);
-        free(r->name);
+        if (r->members != &r->member1) free(r->members);
         free(r);
     }
 }
@@ -356,11 +385,6 @@ size_t sio_nsp_num_sockets(const sio_nsp_t *nsp)
 }
 
 /* ---- sockets ---- */
-
-const char *sio_socket_id(const sio_socket_t *s)
-{
-    return s->id;
-}
 
 sio_nsp_t *sio_socket_nsp(const sio_socket_t *s)
 {
@@ -425,8 +449,11 @@ static void socket_close(sio_socket_t *s, const char *reason)
     }
     if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
     for (uint32_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i], s);
-    free(s->rooms);
-    free(s);
+    if (s->rooms != &s->room1) free(s->rooms);
+    if (s == &c->first)
+        c->first_used = false;
+    else
+        free(s);
 }
 
 void sio_socket_disconnect(sio_socket_t *s, bool close_transport)
@@ -467,9 +494,14 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
         client_protocol_error(c, "CONNECT to a namespace already connected");
         return;
     }
-    sio_socket_t *s = calloc(1, sizeof *s);
-    if (!s) return;
-    randid_generate(s->id, SIO_ID_LEN);
+    sio_socket_t *s;
+    if (!c->first_used) {
+        s = &c->first;
+        memset(s, 0, sizeof *s);
+        c->first_used = true;
+    } else if (!(s = calloc(1, sizeof *s))) {
+        return;
+    }
     s->client = c;
     s->nsp = nsp;
     s->client_next = c->sockets;
@@ -498,7 +530,9 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     nsp->count++;
     buf_t body;
     buf_init(&body);
-    buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", s->id, err.len ? "," : "", (int)err.len,
+    char id[SIO_ID_LEN + 1];
+    randid_generate(id, SIO_ID_LEN);
+    buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", id, err.len ? "," : "", (int)err.len,
                err.data ? err.data : "");
     buf_free(&err);
     rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body.data, body.len));
@@ -544,17 +578,18 @@ static void dispatch_event(sio_client_t *c, const sio_packet_t *p, const sio_att
 
 static void pending_clear(sio_client_t *c)
 {
-    free(c->pending);
-    c->pending = NULL;
-    for (unsigned i = 0; i < c->att_have; i++) free((void *)c->att[i].data);
-    free(c->att);
-    c->att = NULL;
-    c->att_want = c->att_have = 0;
+    sio_binary_t *b = c->bin;
+    if (!b) return;
+    free(b->pending);
+    for (unsigned i = 0; i < b->att_have; i++) free((void *)b->att[i].data);
+    free(b->att);
+    free(b);
+    c->bin = NULL;
 }
 
 static void handle_text(sio_client_t *c, const char *data, size_t len)
 {
-    if (c->pending) {
+    if (c->bin) {
         client_protocol_error(c, "text packet while attachments were expected");
         return;
     }
@@ -589,16 +624,19 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
             dispatch_event(c, &p, NULL, 0);
             break;
         }
-        c->pending = malloc(len);
-        c->att = calloc(p.attachments, sizeof *c->att);
-        if (!c->pending || !c->att) {
+        c->bin = calloc(1, sizeof *c->bin);
+        if (c->bin) {
+            c->bin->pending = malloc(len);
+            c->bin->att = calloc(p.attachments, sizeof *c->bin->att);
+        }
+        if (!c->bin || !c->bin->pending || !c->bin->att) {
             pending_clear(c);
             client_protocol_error(c, "out of memory");
             break;
         }
-        memcpy(c->pending, data, len);
-        c->pending_len = len;
-        c->att_want = p.attachments;
+        memcpy(c->bin->pending, data, len);
+        c->bin->pending_len = len;
+        c->bin->att_want = p.attachments;
         break;
     default:
         client_protocol_error(c, "unexpected packet type");
@@ -608,7 +646,8 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
 
 static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
 {
-    if (!c->pending) {
+    sio_binary_t *b = c->bin;
+    if (!b) {
         client_protocol_error(c, "unexpected binary message");
         return;
     }
@@ -618,21 +657,17 @@ static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
         return;
     }
     memcpy(copy, data, len);
-    c->att[c->att_have++] = (sio_attachment_t){copy, len};
-    if (c->att_have < c->att_want) return;
+    b->att[b->att_have++] = (sio_attachment_t){copy, len};
+    if (b->att_have < b->att_want) return;
     sio_packet_t p;
     /* The stored header decoded before; decode again to point into our copy. */
-    if (sio_packet_decode(c->pending, c->pending_len, &p) == 0) {
-        char *pending = c->pending;
-        sio_attachment_t *att = c->att;
-        unsigned n = c->att_have;
-        c->pending = NULL;
-        c->att = NULL;
-        c->att_want = c->att_have = 0;
-        dispatch_event(c, &p, att, n);
-        free(pending);
-        for (unsigned i = 0; i < n; i++) free((void *)att[i].data);
-        free(att);
+    if (sio_packet_decode(b->pending, b->pending_len, &p) == 0) {
+        c->bin = NULL; /* the handler may start the next one */
+        dispatch_event(c, &p, b->att, b->att_have);
+        free(b->pending);
+        for (unsigned i = 0; i < b->att_have; i++) free((void *)b->att[i].data);
+        free(b->att);
+        free(b);
     } else {
         pending_clear(c);
     }
@@ -650,8 +685,7 @@ static void on_connect_timeout(timerq_t *q, tq_entry_t *e)
 static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 {
     sio_server_t *srv = arg;
-    sio_client_t *c = calloc(1, sizeof *c);
-    if (!c) return -1;
+    sio_client_t *c = eio_session_extra(e);
     c->eio = e;
     c->srv = srv;
     eio_session_set_data(e, c);
@@ -678,7 +712,6 @@ static void eio_on_close(eio_session_t *e, void *arg, const char *reason)
     timerq_remove(&c->connect_timer);
     while (c->sockets) socket_close(c->sockets, reason);
     pending_clear(c);
-    free(c);
 }
 
 static const eio_handler_t sio_eio_handler = {eio_on_open, eio_on_message, eio_on_close};
@@ -691,7 +724,9 @@ sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
     if (!srv) return NULL;
     srv->nl = nl;
     srv->cfg = *cfg;
-    srv->eio = eio_server_new(nl, &cfg->eio, &sio_eio_handler, srv);
+    eio_config_t ecfg = cfg->eio;
+    ecfg.session_extra = sizeof(sio_client_t);
+    srv->eio = eio_server_new(nl, &ecfg, &sio_eio_handler, srv);
     if (!srv->eio) {
         free(srv);
         return NULL;

@@ -55,7 +55,6 @@ eio_server_t *sio_server_eio(sio_server_t *srv);
 sio_nsp_t *sio_server_add_nsp(sio_server_t *srv, const char *name, const sio_nsp_handler_t *h,
                               void *arg);
 
-const char *sio_socket_id(const sio_socket_t *s);
 sio_nsp_t *sio_socket_nsp(const sio_socket_t *s);
 eio_session_t *sio_socket_eio(const sio_socket_t *s);
 void sio_socket_set_data(sio_socket_t *s, void *data);
