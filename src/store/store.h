@@ -41,7 +41,7 @@ const char *store_strerror(int code);
 #define STORE_CONTACTS_MAX      5000
 #define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* ---- Output memory --------------------------------------------------------------------- */
 

@@ -199,7 +199,7 @@ static void test_migrate_from_v1(void)
     make_v1(path, NULL);
     CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
     if (!db) return;
-    CHECK_EQ_INT(store_sqlite_schema_version(db), 2);
+    CHECK_EQ_INT(store_sqlite_schema_version(db), STORE_SCHEMA_VERSION);
 
     /* The backfill: bob's watermark (2, at 5000) marks alice's first two messages read. */
     store_arena_t ar = arena();
@@ -218,11 +218,33 @@ static void test_migrate_from_v1(void)
     char conv[ID_SIZE];
     direct(db, "bob", "alice", conv);
     CHECK(strcmp(conv, V1_CONV) == 0);
+
+    store_message_insert_t op;
+    CHECK_EQ_INT(send_at(db, V1_CONV, "alice", "five", 6000, &op), STORE_OK);
+    int64_t five_pos = op.msg.pos;
     store_sqlite_close(db);
+
+    /* Version 3 kept every row and its pos, and dropped what it meant to drop; pos still
+     * grows past the migrated rows. */
+    sqlite3 *raw = raw_open(path);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages"), 5);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages WHERE pos < " /* the v1 rows */
+                              "(SELECT min(pos) FROM messages WHERE content = 'four')"),
+                 3);
+    CHECK(five_pos == raw_int(raw, "SELECT max(pos) FROM messages"));
+    CHECK(five_pos > raw_int(raw, "SELECT pos FROM messages WHERE content = 'four'"));
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM pragma_foreign_key_list('messages')"), 0);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"
+                              " AND sql LIKE '%AUTOINCREMENT%'"),
+                 0);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                              " AND tbl_name = 'messages' AND name = 'messages_by_file'"),
+                 1);
+    sqlite3_close(raw);
 
     /* Opening again is a no-op. */
     CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
-    CHECK_EQ_INT(store_sqlite_schema_version(db), 2);
+    CHECK_EQ_INT(store_sqlite_schema_version(db), STORE_SCHEMA_VERSION);
     store_sqlite_close(db);
 }
 
