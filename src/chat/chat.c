@@ -514,6 +514,9 @@ void chat_record_user(chat_t *c, const chat_user_t *u)
     if (!ctx) return;
     ctx->user = *u;
     ctx->req.op = STORE_OP_USER_UPSERT;
+    /* A user record shares a commit with its neighbours instead of costing an fsync per
+     * handshake; it still lands before anything this user does next (see store.h). */
+    ctx->req.lazy = true;
     ctx->req.done = upsert_done;
     ctx->req.u.user_upsert.id = str_cstr(ctx->user.id);
     ctx->req.u.user_upsert.name = ctx->user.name[0] ? str_cstr(ctx->user.name) : STR_NULL;
@@ -1263,6 +1266,7 @@ static void record_seen(chat_t *c, presence_t *p)
     if (sc) {
         snprintf(sc->user, sizeof sc->user, "%s", p->user);
         sc->req.op = STORE_OP_USER_SEEN;
+        sc->req.lazy = true;
         sc->req.done = seen_done;
         sc->req.u.user_seen.id = str_cstr(sc->user);
         sc->req.u.user_seen.last_seen = p->last_seen;

@@ -302,6 +302,9 @@ struct store_req {
     int64_t now_ms;                 /* 0: the store's clock at execution */
     bool ordered; /* a read that runs on the writer, in order with the writes submitted around
                      it: it sees every earlier write and none of the later ones */
+    bool lazy;    /* a write that may wait up to STORE_LAZY_MS to share a commit (user records,
+                     lastSeen); it still runs before any write or ordered read submitted after
+                     it, so the writer's order is the submission order either way */
     store_arena_t arena; /* outputs; may be empty for ops that return no strings */
     union {
         store_user_upsert_t user_upsert;

@@ -103,6 +103,8 @@ static void queue_append(store_queue_t *q, store_req_t *head, store_req_t *tail)
 struct store {
     uv_loop_t *loop;
     uv_async_t async;
+    uv_timer_t lazy_timer; /* hands the lazy writes over after STORE_LAZY_MS */
+    int open_handles;      /* the async and the timer; freed when both closed */
     const store_engine_t *engine;
     void *writer_conn;
     void *reader_conn[STORE_READERS_MAX];
@@ -127,6 +129,7 @@ struct store {
     store_queue_t completions;
 
     /* Loop thread only. */
+    store_queue_t lazy;      /* lazy writes not yet handed to the writer, in order */
     store_req_t *delivering; /* completions taken from the queue, not yet delivered */
     size_t inflight;         /* the async handle keeps the loop alive only while > 0 */
     bool closing;
@@ -284,7 +287,26 @@ static void store_free(store_t *s)
 
 static void store_on_close(uv_handle_t *h)
 {
-    store_free(h->data);
+    store_t *s = h->data;
+    if (--s->open_handles == 0) store_free(s);
+}
+
+/* Moves the lazy writes to the writer's queue, ahead of whatever comes next; caller holds mu. */
+static void lazy_hand_over_locked(store_t *s)
+{
+    if (!s->lazy.head) return;
+    queue_append(&s->writes, s->lazy.head, s->lazy.tail);
+    s->lazy.head = s->lazy.tail = NULL;
+    uv_timer_stop(&s->lazy_timer);
+    uv_cond_signal(&s->writer_cond);
+}
+
+static void lazy_timer_cb(uv_timer_t *t)
+{
+    store_t *s = t->data;
+    uv_mutex_lock(&s->mu);
+    lazy_hand_over_locked(s);
+    uv_mutex_unlock(&s->mu);
 }
 
 /* Stops and joins the threads that were started, then closes the connections. */
@@ -344,6 +366,10 @@ int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *op
     }
     s->async.data = s;
     uv_unref((uv_handle_t *)&s->async);
+    s->open_handles = 1;
+    uv_timer_init(loop, &s->lazy_timer);
+    s->lazy_timer.data = s;
+    s->open_handles = 2;
 
     if (uv_thread_create(&s->writer, store_writer_main, s) != 0) goto fail_thread;
     s->threads_started = 1;
@@ -360,6 +386,7 @@ int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *op
 fail_thread:
     snprintf(err, errcap, "cannot start store threads");
     store_stop_threads(s);
+    uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
     return STORE_E_IO;
 fail:
@@ -374,8 +401,15 @@ int store_submit(store_t *s, store_req_t *req)
     if (s->closing) return STORE_E_CANCELLED;
     req->status = STORE_OK;
     if (s->inflight++ == 0) uv_ref((uv_handle_t *)&s->async);
+    if (req->lazy && store_op_is_write(req->op)) {
+        queue_push(&s->lazy, req);
+        if (!uv_is_active((uv_handle_t *)&s->lazy_timer))
+            uv_timer_start(&s->lazy_timer, lazy_timer_cb, STORE_LAZY_MS, 0);
+        return STORE_OK;
+    }
     uv_mutex_lock(&s->mu);
     if (store_op_is_write(req->op) || req->ordered) {
+        lazy_hand_over_locked(s);
         queue_push(&s->writes, req);
         uv_cond_signal(&s->writer_cond);
     } else {
@@ -390,8 +424,12 @@ void store_close(store_t *s)
 {
     if (!s || s->closing) return;
     s->closing = true;
+    uv_mutex_lock(&s->mu);
+    lazy_hand_over_locked(s);
+    uv_mutex_unlock(&s->mu);
     store_stop_threads(s); /* the threads finish every queued request first */
     store_deliver(s);
+    uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
 }
 

@@ -396,6 +396,114 @@ static void test_close_drains(void)
     store_sqlite_close(db);
 }
 
+/* ---- Lazy writes: they wait for company, never change the writer's order --------------- */
+
+static struct {
+    int order[8];
+    int n;
+} lazy_log;
+
+static void lazy_done(store_req_t *r)
+{
+    test_req_t *t = container_of(r, test_req_t, req);
+    CHECK_EQ_INT(r->status, STORE_OK);
+    if (lazy_log.n < 8) lazy_log.order[lazy_log.n++] = t->index;
+}
+
+static void lazy_upsert(test_req_t *t, int index, const char *user)
+{
+    req_init(t, STORE_OP_USER_UPSERT, lazy_done);
+    t->index = index;
+    t->req.lazy = true;
+    t->req.u.user_upsert.id = str_cstr(user);
+    t->req.u.user_upsert.name = str_cstr(user);
+}
+
+static void test_lazy_writes(void)
+{
+    uv_loop_t loop;
+    char path[128], conv[ID_SIZE];
+    uv_loop_init(&loop);
+    store_t *s = open_store(&loop, path, sizeof path, 0);
+    if (!s) return;
+    open_direct(&loop, s, conv);
+    store_stats_t st0, st1;
+    test_req_t a, b, c, d;
+
+    /* Alone, a lazy write waits about STORE_LAZY_MS, then commits. */
+    memset(&lazy_log, 0, sizeof lazy_log);
+    store_stats(s, &st0);
+    uint64_t t0 = uv_hrtime();
+    lazy_upsert(&a, 1, "carol");
+    CHECK_EQ_INT(store_submit(s, &a.req), STORE_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t waited_ms = (uv_hrtime() - t0) / 1000000;
+    CHECK(waited_ms >= STORE_LAZY_MS / 2);
+    store_stats(s, &st1);
+    CHECK_EQ_INT(lazy_log.n, 1);
+    CHECK_EQ_INT(st1.commits - st0.commits, 1);
+
+    /* Two lazy writes, then an ordinary write: all three in one commit, in submission order;
+     * the ordinary write does not wait for the timer. */
+    memset(&lazy_log, 0, sizeof lazy_log);
+    store_stats(s, &st0);
+    lazy_upsert(&a, 1, "dave");
+    lazy_upsert(&b, 2, "erin");
+    req_init(&c, STORE_OP_MESSAGE_INSERT, lazy_done);
+    c.index = 3;
+    c.req.u.message_insert.sender = STR_LIT("alice");
+    c.req.u.message_insert.conversation_id = str_make(conv, ID_LEN);
+    c.req.u.message_insert.content = STR_LIT("after the lazy ones");
+    CHECK_EQ_INT(store_submit(s, &a.req), STORE_OK);
+    CHECK_EQ_INT(store_submit(s, &b.req), STORE_OK);
+    CHECK_EQ_INT(store_submit(s, &c.req), STORE_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    store_stats(s, &st1);
+    CHECK_EQ_INT(lazy_log.n, 3);
+    CHECK(lazy_log.order[0] == 1 && lazy_log.order[1] == 2 && lazy_log.order[2] == 3);
+    CHECK_EQ_INT(st1.commits - st0.commits, 1);
+
+    /* A read is never held back by the lazy flag, and an ordered read sees the lazy write
+     * submitted before it. */
+    memset(&lazy_log, 0, sizeof lazy_log);
+    lazy_upsert(&a, 1, "frank");
+    req_init(&d, STORE_OP_USERS_GET, lazy_done);
+    d.index = 2;
+    d.req.ordered = true;
+    d.req.lazy = true; /* meaningless on a read */
+    str_t ids[] = {STR_LIT("frank")};
+    d.req.u.users_get.ids = ids;
+    d.req.u.users_get.count = 1;
+    CHECK_EQ_INT(store_submit(s, &a.req), STORE_OK);
+    CHECK_EQ_INT(store_submit(s, &d.req), STORE_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(lazy_log.n, 2);
+    CHECK(lazy_log.order[0] == 1 && lazy_log.order[1] == 2);
+    CHECK_EQ_INT(d.req.u.users_get.found, 1);
+
+    /* Closing commits what is still waiting. */
+    memset(&lazy_log, 0, sizeof lazy_log);
+    lazy_upsert(&a, 1, "grace");
+    CHECK_EQ_INT(store_submit(s, &a.req), STORE_OK);
+    store_close(s);
+    CHECK_EQ_INT(lazy_log.n, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+
+    char err[256];
+    store_sqlite_t *db = NULL;
+    CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
+    if (!db) return;
+    static char buf[4096];
+    store_arena_t ar = {buf, sizeof buf, 0, 0};
+    str_t all[] = {STR_LIT("carol"), STR_LIT("dave"), STR_LIT("erin"), STR_LIT("frank"),
+                   STR_LIT("grace")};
+    store_users_get_t ug = {.ids = all, .count = 5};
+    CHECK_EQ_INT(store_sqlite_users_get(db, &ug, &ar), STORE_OK);
+    CHECK_EQ_INT(ug.found, 5);
+    store_sqlite_close(db);
+}
+
 static void test_open_errors(void)
 {
     uv_loop_t loop;
@@ -546,6 +654,7 @@ int main(void)
     RUN(test_batch_isolation);
     RUN(test_reads_beside_writes);
     RUN(test_close_drains);
+    RUN(test_lazy_writes);
     RUN(test_open_errors);
     RUN(test_kill9_durability);
     cleanup_tmpdir();
