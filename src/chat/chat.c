@@ -110,8 +110,9 @@ struct chat_sock {
     chat_sock_t *live_next; /* in pres->live once live */
     unsigned refs;
     bool live;
+    char pid_rnd[9];      /* this session's private id (connection state recovery) is */
+    int64_t pid_pos;      /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
     int64_t recover_from; /* >= 0: replay messages after this position on connect */
-    char pid[64];         /* this session's private id (connection state recovery) */
 };
 
 /* The user of a connected socket (valid while cs->socket is set). */
@@ -905,6 +906,15 @@ typedef struct {
     char client_msg_id[];
 } reply_t;
 
+/* The key of a session's acknowledged positions: its user and the parts of its pid that tell
+ * the user's sessions apart. */
+#define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
+static const char *acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
+{
+    snprintf(out, ACKED_KEY_SIZE, "%s|%lld-%s", CS_UID(cs), (long long)cs->pid_pos, cs->pid_rnd);
+    return out;
+}
+
 static acked_t *acked_of(chat_t *c, const char *pid, bool create)
 {
     acked_t *a = strmap_get(&c->acked, pid);
@@ -919,7 +929,8 @@ static acked_t *acked_of(chat_t *c, const char *pid, bool create)
 
 static void acked_add(chat_sock_t *cs, int64_t pos)
 {
-    acked_t *a = acked_of(cs->chat, cs->pid, true);
+    char key[ACKED_KEY_SIZE];
+    acked_t *a = acked_of(cs->chat, acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
 }
 
@@ -1690,7 +1701,8 @@ static void replay_done(store_req_t *req)
         socket_go_live(cs);
         goto out;
     }
-    acked_t *own = acked_of(cs->chat, cs->pid, false);
+    char key[ACKED_KEY_SIZE];
+    acked_t *own = acked_of(cs->chat, acked_key(cs, key), false);
     for (size_t i = 0; i < ms->count; i++) {
         const store_message_t *m = &ms->msgs[i];
         x->after = m->pos;
@@ -1866,32 +1878,36 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     chat_record_user(c, &user);
     cs->refs = 1;
     cs->recover_from = -1;
-    /* pid = "<hash of the user>-<position when this session started>". A reconnect that
-     * brings our pid back resumes from its offset (the last event it got) or, when it got
-     * none, from the position in the pid; answering with the same pid tells socket.io-client
-     * that the session was recovered. */
     /* pid = "<hash of the user>-<position when the session started>-<random>". A reconnect
      * that brings a pid of this user back resumes from its offset (the last event it got) or,
      * when it got none, from the position in the pid; answering with the same pid tells
      * socket.io-client that the session was recovered. The random part tells the sessions of
-     * one user apart, so each is spared the messages it sent itself. */
-    char hash[33], rnd[9];
+     * one user apart, so each is spared the messages it sent itself. Only the position and the
+     * random part are kept; a pid is accepted back only in the form it was issued in, so the
+     * same text can be made again for the answer. */
+    char hash[33];
     pid_of(user.id, hash);
-    randid_generate(rnd, 8);
-    snprintf(cs->pid, sizeof cs->pid, "%s-%lld-%s", hash, (long long)c->last_pos, rnd);
+    randid_generate(cs->pid_rnd, 8);
+    cs->pid_pos = c->last_pos;
     const char *cpid = json_string_value(json_object_get(a, "pid"));
     const char *off = json_string_value(json_object_get(a, "offset"));
     char base[24] = "";
-    if (cpid && strlen(cpid) < sizeof cs->pid && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
+    size_t blen = 0;
+    if (cpid && strlen(cpid) < 64 && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
         sscanf(cpid + 33, "%19[0-9]", base) == 1 && decimal(base) &&
-        cpid[33 + strlen(base)] == '-') {
-        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : strtoll(base, NULL, 10);
-        snprintf(cs->pid, sizeof cs->pid, "%s", cpid);
+        (base[0] != '0' || base[1] == '\0') && cpid[33 + (blen = strlen(base))] == '-' &&
+        strlen(cpid + 34 + blen) == 8 &&
+        strspn(cpid + 34 + blen,
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 8) {
+        cs->pid_pos = strtoll(base, NULL, 10);
+        memcpy(cs->pid_rnd, cpid + 34 + blen, 9);
+        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
     }
     json_decref(a);
-    acked_t *own = acked_of(c, cs->pid, false);
+    char key[ACKED_KEY_SIZE];
+    acked_t *own = acked_of(c, acked_key(cs, key), false);
     if (own) own->expires_ms = 0; /* in use again */
-    buf_printf(err, "\"pid\":\"%s\"", cs->pid);
+    buf_printf(err, "\"pid\":\"%s-%lld-%s\"", hash, (long long)cs->pid_pos, cs->pid_rnd);
     sio_socket_set_data(s, cs);
     return 0;
 }
@@ -1915,7 +1931,8 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     chat_t *c = cs->chat;
     sio_socket_set_data(s, NULL);
     cs->socket = NULL;
-    acked_t *own = acked_of(c, cs->pid, false);
+    char key[ACKED_KEY_SIZE];
+    acked_t *own = acked_of(c, acked_key(cs, key), false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
     limiter_release(&c->user_conns, CS_UID(cs));
     presence_disconnect(c, cs);

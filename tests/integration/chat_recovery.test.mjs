@@ -331,6 +331,33 @@ test('a pid is only honoured for its own user, and a fresh client is not "recove
     assert.equal(a2.recovered, false);
 });
 
+test('a pid is honoured only in the form it was issued in', async () => {
+    const A = person();
+    const B = person();
+    const a = await connectLogged(server, A.token);
+    open.push(a);
+    const pid = a._pid;
+    const [hash, pos, rnd] = pid.split('-');
+    assert.match(pid, /^[0-9a-f]{32}-(0|[1-9][0-9]*)-[A-Za-z0-9_-]{8}$/);
+    const m = await restSend(server, B, { recipientId: A.id, content: 'for the issued pid only' });
+    await gets(a, m._id, 'A');
+    // The same position spelled with a leading zero, or a different random part, is a
+    // different pid: the answer is a new session and nothing is replayed.
+    for (const bad of [`${hash}-0${pos}-${rnd}`, `${hash}-${pos}-${rnd}x`, `${hash}-${pos}-${rnd.slice(1)}`]) {
+        const c = await connectLogged(server, A.token, { auth: { token: A.token, pid: bad, offset: '0' } });
+        open.push(c);
+        await sleep(200);
+        assert.equal(c.recovered, false, `pid ${bad} was recovered`);
+        assert.notEqual(c._pid, bad);
+        assert.equal(c.received.length, 0, `pid ${bad} replayed ${c.received.length} messages`);
+    }
+    // The issued pid itself is honoured (a second tab of the same session, replaying after 0).
+    const again = await connectLogged(server, A.token, { auth: { token: A.token, pid, offset: '0' } });
+    open.push(again);
+    await gets(again, m._id, 'A again');
+    assert.equal(again._pid, pid);
+});
+
 // ---------------------------------------------------------------- across a restart
 
 async function restartScenario(how) {
