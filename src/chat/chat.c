@@ -1198,6 +1198,7 @@ typedef struct {
     json_t *doc;
     chat_sock_t *except; /* a reference: the socket whose arrival this announces */
     char user[STORE_USER_ID_MAX + 1];
+    bool small; /* the first try, with room for CONTACTS_FIRST contacts */
     char arena[];
 } contacts_ctx_t;
 
@@ -1205,12 +1206,24 @@ typedef struct {
  * it keeps the request small enough for the heap instead of an mmap per connect. */
 #define CONTACTS_LIMIT 1000
 #define CONTACTS_ARENA (CONTACTS_LIMIT * (STORE_USER_ID_MAX + 24))
+/* Most people have few contacts: a handshake first asks with room for this many, and only a
+ * user with more asks again with room for CONTACTS_LIMIT. 128 handshakes in flight with the
+ * full 88 KB each left megabytes of freed heap resident after a burst of connections. */
+#define CONTACTS_FIRST       32
+#define CONTACTS_FIRST_ARENA (CONTACTS_FIRST * (STORE_USER_ID_MAX + 24))
+
+static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *except, bool small);
 
 /* user_status to everyone who shares a conversation with the user, and to the user's own
  * sockets; the contacts come from the store. */
 static void status_contacts_done(store_req_t *req)
 {
     contacts_ctx_t *x = (contacts_ctx_t *)req;
+    if (req->status == STORE_OK && x->small && req->u.contacts.has_more) {
+        announce_ask(x->chat, x->user, x->doc, x->except, false); /* takes doc and except */
+        free(x);
+        return;
+    }
     if (req->status == STORE_OK) {
         store_contacts_t *ct = &req->u.contacts;
         for (size_t i = 0; i < ct->count; i++) {
@@ -1235,26 +1248,38 @@ static json_t *status_json(const char *user, bool online, int64_t last_seen)
                      "lastSeen", last_seen > 0 ? json_string(at) : json_null());
 }
 
-static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
+/* Takes over doc and the reference to except. */
+static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *except, bool small)
 {
-    contacts_ctx_t *x = malloc(sizeof *x + CONTACTS_ARENA);
-    if (!x) return;
+    size_t cap = small ? CONTACTS_FIRST_ARENA : CONTACTS_ARENA;
+    contacts_ctx_t *x = malloc(sizeof *x + cap);
+    if (!x) {
+        cs_unref(except);
+        json_decref(doc);
+        return;
+    }
     memset(x, 0, sizeof *x);
     x->chat = c;
-    snprintf(x->user, sizeof x->user, "%s", p->user);
-    x->doc = status_json(p->user, p->online, p->last_seen);
-    x->except = cs_ref(except);
+    snprintf(x->user, sizeof x->user, "%s", user);
+    x->doc = doc;
+    x->except = except;
+    x->small = small;
     x->req.op = STORE_OP_CONTACTS;
     x->req.done = status_contacts_done;
     x->req.arena.ptr = x->arena;
-    x->req.arena.cap = CONTACTS_ARENA;
+    x->req.arena.cap = cap;
     x->req.u.contacts.user = str_cstr(x->user);
-    x->req.u.contacts.limit = CONTACTS_LIMIT;
+    x->req.u.contacts.limit = small ? CONTACTS_FIRST : CONTACTS_LIMIT;
     if (store_submit(c->store, &x->req) != 0) {
         cs_unref(x->except);
         json_decref(x->doc);
         free(x);
     }
+}
+
+static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
+{
+    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen), cs_ref(except), true);
 }
 
 typedef struct {

@@ -571,6 +571,21 @@ test('presence with two tabs: one closing sends nothing; both closing sends offl
     assert.deepEqual(r.json, off.args[0], 'GET status after offline');
 });
 
+test('a user with more contacts than the first presence lookup holds still reaches every one', async () => {
+    // The server first asks the store for 32 contacts, then again with room for 1,000.
+    const A = await user(0);
+    const others = [];
+    for (let i = 0; i < 40; i++) {
+        const o = await user(1);
+        await restSend(A, { recipientId: o.id, content: `hello ${i}` });
+        others.push(o);
+    }
+    await tab(A);
+    for (const o of others) await nth(o.s, 'user_status', 1, statusOf(A.id), 5000, `A online to ${o.id}`);
+    await sleep(QUIET_MS);
+    for (const o of others) assert.equal(count(o.s, 'user_status', statusOf(A.id)), 1, `${o.id} was told more than once`);
+});
+
 test('a reload within the grace period sends nothing to contacts', async () => {
     const { A, B } = await contacts();
     await tab(A);
