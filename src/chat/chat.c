@@ -583,8 +583,6 @@ static void deliver(send_ctx_t *s, str_t doc)
     const store_message_t *m = &s->req.u.message_insert.msg;
     /* The last argument, a string, is the connection-state-recovery offset (socket.io-client
      * remembers it and sends it back on reconnect). */
-    buf_t t;
-    buf_init(&t);
     char pos[24], *p = pos + sizeof pos;
     uint64_t v = m->pos > 0 ? (uint64_t)m->pos : 0;
     *--p = ']';
@@ -595,15 +593,11 @@ static void deliver(send_ctx_t *s, str_t doc)
     } while (v);
     *--p = '"';
     *--p = ',';
-    buf_reserve(&t, doc.len + 48);
-    buf_append_str(&t, "[\"receive_message\",");
-    buf_append(&t, doc.ptr, doc.len);
-    buf_append(&t, p, (size_t)(pos + sizeof pos - p));
-    if (!t.data) return;
-    char *text = t.data;
-    size_t len = t.len;
+    /* Gathered straight into the one frame every member's sockets share. */
+    const str_t parts[] = {STR_LIT("[\"receive_message\","), doc,
+                           str_make(p, (size_t)(pos + sizeof pos - p))};
     sio_built_t b;
-    if (sio_build_event(c->nsp, str_make(text, len), NULL, 0, &b) == 0) {
+    if (sio_build_event_parts(c->nsp, parts, 3, &b) == 0) {
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
         members_entry_t *e = cache_find(c, m->conversation_id);
@@ -621,7 +615,6 @@ static void deliver(send_ctx_t *s, str_t doc)
         }
         sio_built_free(&b);
     }
-    free(text);
 }
 
 static void insert_done(store_req_t *req)
@@ -962,15 +955,8 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             json_decref(cmid);
         } else {
             if (r->ack_id >= 0) {
-                buf_t t;
-                buf_init(&t);
-                buf_reserve(&t, doc.len + 32);
-                buf_append_str(&t, "[{\"ok\":true,\"message\":");
-                buf_append(&t, doc.ptr, doc.len);
-                buf_append_str(&t, "}]");
-                if (t.data)
-                    sio_socket_ack(r->cs->socket, r->ack_id, str_make(t.data, t.len), NULL, 0);
-                buf_free(&t);
+                const str_t parts[] = {STR_LIT("[{\"ok\":true,\"message\":"), doc, STR_LIT("}]")};
+                sio_socket_ack_parts(r->cs->socket, r->ack_id, parts, 3);
             }
             if (!dup && pos > 0) acked_add(r->cs, pos);
         }

@@ -133,16 +133,34 @@ static void sid_generate(char out[SID_LEN + 1])
 
 /* ---- packets ---- */
 
-static rbuf_t *packet_build(int type, const void *data, size_t len)
+/* A text packet of `type` whose data is the n parts, as one WebSocket frame. */
+static rbuf_t *packet_build_parts(int type, const str_t *parts, size_t n)
 {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += parts[i].len;
     uint8_t hdr[10];
     size_t hl = ws_frame_header(hdr, true, WS_OP_TEXT, len + 1);
     rbuf_t *r = rbuf_new(hl + 1 + len);
     if (!r) return NULL;
     memcpy(r->data, hdr, hl);
     r->data[hl] = (char)('0' + type);
-    if (len) memcpy(r->data + hl + 1, data, len);
+    char *p = r->data + hl + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len) memcpy(p, parts[i].ptr, parts[i].len);
+        p += parts[i].len;
+    }
     return r;
+}
+
+static rbuf_t *packet_build(int type, const void *data, size_t len)
+{
+    str_t part = str_make(data, len);
+    return packet_build_parts(type, &part, 1);
+}
+
+rbuf_t *eio_message_build_parts(const str_t *parts, size_t n)
+{
+    return packet_build_parts(EIO_MESSAGE, parts, n);
 }
 
 rbuf_t *eio_message_build(bool binary, const void *data, size_t len)

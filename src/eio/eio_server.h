@@ -53,6 +53,9 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
 /* Builds one message packet, encoded once as a WebSocket frame ("4"+data for text, raw bytes
  * for binary); the same buffer serves polling sessions too. */
 rbuf_t *eio_message_build(bool binary, const void *data, size_t len);
+/* The same for a text message whose data is the n parts one after another (gathered into
+ * the frame, no intermediate copy). */
+rbuf_t *eio_message_build_parts(const str_t *parts, size_t n);
 /* Queues a built packet on a session (takes its own reference). */
 void eio_session_send_built(eio_session_t *s, rbuf_t *packet);
 void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t len);

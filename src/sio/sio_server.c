@@ -95,19 +95,28 @@ static void socket_close(sio_socket_t *s, const char *reason);
 /* ---- encoding ---- */
 
 /* Builds the text packet: header (type, attachments, nsp, ack id) then data. */
-static rbuf_t *build_text(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id, str_t data)
+/* The packet's header and its data (the n parts one after another) in one frame. */
+#define SIO_PARTS_MAX 8
+static rbuf_t *build_text_parts(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id,
+                                const str_t *parts, size_t n)
 {
     char hdr[SIO_NAME_MAX + 64];
+    str_t all[1 + SIO_PARTS_MAX];
+    size_t len = 0;
+    if (n > SIO_PARTS_MAX) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        all[1 + i] = parts[i];
+        len += parts[i].len;
+    }
     size_t hl = sio_packet_encode_header(hdr, type, str_make(nsp->name, nsp->name_len), natt,
-                                         ack_id, data.len > 0);
-    buf_t b;
-    buf_init(&b);
-    if (buf_reserve(&b, hl + data.len) < 0) return NULL;
-    buf_append(&b, hdr, hl);
-    buf_append(&b, data.ptr, data.len);
-    rbuf_t *r = eio_message_build(false, b.data, b.len);
-    buf_free(&b);
-    return r;
+                                         ack_id, len > 0);
+    all[0] = str_make(hdr, hl);
+    return eio_message_build_parts(all, 1 + n);
+}
+
+static rbuf_t *build_text(const sio_nsp_t *nsp, int type, unsigned natt, int64_t ack_id, str_t data)
+{
+    return build_text_parts(nsp, type, natt, ack_id, &data, 1);
 }
 
 static int build_packets(sio_nsp_t *nsp, int type, int64_t ack_id, str_t data,
@@ -141,6 +150,14 @@ int sio_build_event(sio_nsp_t *nsp, str_t data, const sio_attachment_t *att, uns
                     sio_built_t *out)
 {
     return build_packets(nsp, SIO_EVENT, -1, data, att, natt, out);
+}
+
+int sio_build_event_parts(sio_nsp_t *nsp, const str_t *parts, size_t n, sio_built_t *out)
+{
+    out->natt = 0;
+    out->att = NULL;
+    out->text = build_text_parts(nsp, SIO_EVENT, 0, -1, parts, n);
+    return out->text ? 0 : -1;
 }
 
 void sio_built_free(sio_built_t *b)
@@ -180,6 +197,16 @@ int sio_socket_ack(sio_socket_t *s, int64_t ack_id, str_t data, const sio_attach
                    unsigned natt)
 {
     return send_packets(s, SIO_ACK, ack_id, data, att, natt);
+}
+
+int sio_socket_ack_parts(sio_socket_t *s, int64_t ack_id, const str_t *parts, size_t n)
+{
+    if (!s->connected) return -1;
+    sio_built_t b = {build_text_parts(s->nsp, SIO_ACK, 0, ack_id, parts, n), NULL, 0};
+    if (!b.text) return -1;
+    sio_socket_send_built(s, &b);
+    sio_built_free(&b);
+    return 0;
 }
 
 /* ---- acknowledgements requested by the server ---- */

@@ -65,6 +65,9 @@ int sio_socket_emit(sio_socket_t *s, str_t data, const sio_attachment_t *att, un
 /* Answers the client's ack_id with data, a JSON array of arguments. */
 int sio_socket_ack(sio_socket_t *s, int64_t ack_id, str_t data, const sio_attachment_t *att,
                    unsigned natt);
+/* The same without attachments, data being the n parts (at most 8) one after another: the
+ * caller need not join them first. */
+int sio_socket_ack_parts(sio_socket_t *s, int64_t ack_id, const str_t *parts, size_t n);
 /* Emits and waits for the client's acknowledgement: cb gets the reply, or NULL on timeout or
  * disconnect. */
 typedef void (*sio_ack_cb)(sio_socket_t *s, void *ud, const sio_event_t *reply);
@@ -88,6 +91,8 @@ typedef struct {
 } sio_built_t;
 int sio_build_event(sio_nsp_t *nsp, str_t data, const sio_attachment_t *att, unsigned natt,
                     sio_built_t *out);
+/* The same without attachments, data being the n parts (at most 8) one after another. */
+int sio_build_event_parts(sio_nsp_t *nsp, const str_t *parts, size_t n, sio_built_t *out);
 void sio_socket_send_built(sio_socket_t *s, const sio_built_t *b);
 void sio_built_free(sio_built_t *b);
 /* Queues built packets on every socket of room except `except`; returns how many. */

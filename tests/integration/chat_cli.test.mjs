@@ -164,6 +164,14 @@ for (const transports of [['websocket'], ['polling'], ['polling', 'websocket']])
                 const s = await connectUser(server, tokenFor(server, newUserId()), { transports });
                 sockets.push(s);
             }
+            // Stop only once every upgrade finished. A client whose probe WebSocket closes
+            // after it began pausing its long poll stays paused (engine.io-client 6.6: the
+            // pause callback sees the failed probe and returns), and learns of the shutdown
+            // only from its heartbeat timeout; docs/architecture.md has the details.
+            if (transports.length > 1) {
+                await Promise.all(sockets.map((s) => (s.io.engine.transport.name === 'websocket'
+                    ? null : once(s.io.engine, 'upgrade', 5000, 'upgrade'))));
+            }
             const gone = Promise.all(sockets.map((s) => once(s, 'disconnect', 10000, 'client disconnect')));
             gone.catch(() => {});
             await server.stop(); // asserts exit 0 within PARLOR_STOP_TIMEOUT_MS (10 s)

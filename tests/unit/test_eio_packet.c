@@ -1,5 +1,8 @@
 /* Unit tests for the Engine.IO v4 packet and polling payload codec (src/eio/eio_packet.c). */
+#include <stdlib.h>
+
 #include "eio/eio_packet.h"
+#include "eio/eio_server.h"
 #include "unit.h"
 
 #define DECODE_TEXT(lit, out) eio_packet_decode_text((lit), sizeof(lit) - 1, (out))
@@ -261,6 +264,34 @@ static void test_encode_decode_round_trip(void)
     }
 }
 
+/* A text message gathered from parts is byte for byte the message built from their
+ * concatenation, across the WebSocket header's 7-bit, 16-bit and 64-bit lengths. */
+static void test_message_build_parts(void)
+{
+    static const size_t sizes[] = {0, 1, 123, 124, 125, 126, 127, 1000, 65533, 65534, 65535, 70000};
+    char *text = malloc(70000);
+    for (size_t i = 0; i < 70000; i++) text[i] = (char)('a' + i % 26);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        rbuf_t *whole = eio_message_build(false, text, n);
+        /* split in three at a few places, empty parts included */
+        size_t cuts[][2] = {{0, 0}, {0, n}, {n / 3, 2 * n / 3}, {n, n}, {1 < n ? 1 : n, n}};
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            str_t parts[3] = {str_make(text, cuts[c][0]),
+                              str_make(text + cuts[c][0], cuts[c][1] - cuts[c][0]),
+                              str_make(text + cuts[c][1], n - cuts[c][1])};
+            rbuf_t *gathered = eio_message_build_parts(parts, 3);
+            CHECK(whole && gathered);
+            if (whole && gathered)
+                CHECK(whole->len == gathered->len &&
+                      memcmp(whole->data, gathered->data, whole->len) == 0);
+            if (gathered) rbuf_unref(gathered);
+        }
+        if (whole) rbuf_unref(whole);
+    }
+    free(text);
+}
+
 int main(void)
 {
     RUN(test_decode_text);
@@ -270,5 +301,6 @@ int main(void)
     RUN(test_payload_callback_stops);
     RUN(test_encode_polling);
     RUN(test_encode_decode_round_trip);
+    RUN(test_message_build_parts);
     return UNIT_DONE();
 }
