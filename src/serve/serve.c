@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <openssl/pem.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -146,6 +147,7 @@ typedef struct {
     http_static_t *web;
     auth_jwt_t *jwt;
     uv_signal_t sigint, sigterm;
+    uv_timer_t trim; /* gives freed heap back to the system (see on_trim) */
     bool stopping;
 } server_t;
 
@@ -317,6 +319,20 @@ static void close_conn(net_conn_t *c, void *arg)
     net_conn_close_after_write(c);
 }
 
+/* After a burst of connections or messages the heap holds freed chunks in the middle of
+ * its arenas (request contexts, buffers of handshakes in flight, the store threads' own
+ * arenas) that stay resident although nothing uses them. Every few seconds, when at least
+ * TRIM_MIN_FREE bytes are free, malloc_trim hands whole free pages back (it madvises them
+ * away, not only the top of the heap). It walks the heap, so it is not run more often. */
+#define TRIM_EVERY_MS 2000
+#define TRIM_MIN_FREE (1 << 20)
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks >= TRIM_MIN_FREE) malloc_trim(0);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     server_t *s = h->data;
@@ -334,6 +350,7 @@ static void on_signal(uv_signal_t *h, int signum)
     net_loop_close(&s->nl);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->trim, NULL);
 }
 
 static int serve_run(server_t *sp);
@@ -476,6 +493,9 @@ static int serve_run(server_t *sp)
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_timer_init(s.loop, &s.trim);
+    uv_timer_start(&s.trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
+    uv_unref((uv_handle_t *)&s.trim); /* never what keeps the loop running */
     int r = net_listen(&s.nl, cfg->host, (int)cfg->port, http_server_accept, s.http, &s.listener);
     if (r < 0 && !strcmp(cfg->host, "::"))
         r = net_listen(&s.nl, "0.0.0.0", (int)cfg->port, http_server_accept, s.http, &s.listener);
