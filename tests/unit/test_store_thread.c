@@ -80,6 +80,16 @@ static void open_direct(uv_loop_t *loop, store_t *s, char conv[ID_SIZE])
     memcpy(conv, t.req.u.direct_open.conv.id, ID_SIZE);
 }
 
+/* A fresh loop and store with alice and bob's direct conversation in conv; NULL on failure. */
+static store_t *open_with_direct(uv_loop_t *loop, char *path, size_t cap, unsigned batch,
+                                 char conv[ID_SIZE])
+{
+    uv_loop_init(loop);
+    store_t *s = open_store(loop, path, cap, batch);
+    if (s) open_direct(loop, s, conv);
+    return s;
+}
+
 static void finish(uv_loop_t *loop, store_t *s)
 {
     store_close(s);
@@ -203,10 +213,8 @@ static void test_batch_isolation(void)
 {
     uv_loop_t loop;
     char path[128], conv[ID_SIZE];
-    uv_loop_init(&loop);
-    store_t *s = open_store(&loop, path, sizeof path, 0);
+    store_t *s = open_with_direct(&loop, path, sizeof path, 0, conv);
     if (!s) return;
-    open_direct(&loop, s, conv);
     test_req_t acct;
     req_init(&acct, STORE_OP_ACCOUNT_CREATE, batch_done);
     acct.req.u.account_create =
@@ -292,10 +300,8 @@ static void test_reads_beside_writes(void)
 {
     uv_loop_t loop;
     char path[128], conv[ID_SIZE];
-    uv_loop_init(&loop);
-    store_t *s = open_store(&loop, path, sizeof path, 16);
+    store_t *s = open_with_direct(&loop, path, sizeof path, 16, conv);
     if (!s) return;
-    open_direct(&loop, s, conv);
     enum { W = 2000, R = 200 };
     test_req_t *w = calloc(W, sizeof *w);
     test_req_t *rd = calloc(R, sizeof *rd);
@@ -356,10 +362,8 @@ static void test_close_drains(void)
 {
     uv_loop_t loop;
     char path[128], conv[ID_SIZE], err[256];
-    uv_loop_init(&loop);
-    store_t *s = open_store(&loop, path, sizeof path, 0);
+    store_t *s = open_with_direct(&loop, path, sizeof path, 0, conv);
     if (!s) return;
-    open_direct(&loop, s, conv);
     enum { N = 300 };
     static test_req_t r[N];
     memset(&drain, 0, sizeof drain);
@@ -423,10 +427,8 @@ static void test_lazy_writes(void)
 {
     uv_loop_t loop;
     char path[128], conv[ID_SIZE];
-    uv_loop_init(&loop);
-    store_t *s = open_store(&loop, path, sizeof path, 0);
+    store_t *s = open_with_direct(&loop, path, sizeof path, 0, conv);
     if (!s) return;
-    open_direct(&loop, s, conv);
     store_stats_t st0, st1;
     test_req_t a, b, c, d;
 
