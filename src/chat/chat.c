@@ -583,21 +583,12 @@ static void deliver(send_ctx_t *s, str_t doc)
     const store_message_t *m = &s->req.u.message_insert.msg;
     /* The last argument, a string, is the connection-state-recovery offset (socket.io-client
      * remembers it and sends it back on reconnect). */
-    char pos[24], *p = pos + sizeof pos;
-    uint64_t v = m->pos > 0 ? (uint64_t)m->pos : 0;
-    *--p = ']';
-    *--p = '"';
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    *--p = '"';
-    *--p = ',';
+    char pos[24], *p = chat_i64_text(m->pos, pos);
     /* Gathered straight into the one frame every member's sockets share. */
-    const str_t parts[] = {STR_LIT("[\"receive_message\","), doc,
-                           str_make(p, (size_t)(pos + sizeof pos - p))};
+    const str_t parts[] = {STR_LIT("[\"receive_message\","), doc, STR_LIT(",\""),
+                           str_make(p, (size_t)(pos + sizeof pos - p)), STR_LIT("\"]")};
     sio_built_t b;
-    if (sio_build_event_parts(c->nsp, parts, 3, &b) == 0) {
+    if (sio_build_event_parts(c->nsp, parts, 5, &b) == 0) {
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
         members_entry_t *e = cache_find(c, m->conversation_id);
@@ -1849,6 +1840,22 @@ static bool decimal(const char *s)
     return s && *s && strlen(s) < 19 && strspn(s, "0123456789") == strlen(s);
 }
 
+/* Reads back a pid issued as "<hash>-<pos>-<8 random>" for the user whose hash is given:
+ * only that exact form (canonical decimal, no leading zero) is accepted, so the text can be
+ * made again from pos and rnd. */
+static bool pid_parse(const char *pid, const char *hash, int64_t *pos, char rnd[9])
+{
+    if (!pid || strncmp(pid, hash, 32) != 0 || pid[32] != '-') return false;
+    const char *digits = pid + 33, *dash = strchr(digits, '-');
+    size_t n = dash ? (size_t)(dash - digits) : 0;
+    if (n == 0 || n > 18 || (digits[0] == '0' && n > 1) || strspn(digits, "0123456789") != n ||
+        strlen(dash + 1) != 8 || !randid_valid(dash + 1, 8))
+        return false;
+    *pos = strtoll(digits, NULL, 10);
+    memcpy(rnd, dash + 1, 9);
+    return true;
+}
+
 static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
 {
     chat_t *c = arg;
@@ -1900,20 +1907,9 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     pid_of(user.id, hash);
     randid_generate(cs->pid_rnd, 8);
     cs->pid_pos = c->last_pos;
-    const char *cpid = json_string_value(json_object_get(a, "pid"));
     const char *off = json_string_value(json_object_get(a, "offset"));
-    char base[24] = "";
-    size_t blen = 0;
-    if (cpid && strlen(cpid) < 64 && !strncmp(cpid, hash, 32) && cpid[32] == '-' &&
-        sscanf(cpid + 33, "%19[0-9]", base) == 1 && decimal(base) &&
-        (base[0] != '0' || base[1] == '\0') && cpid[33 + (blen = strlen(base))] == '-' &&
-        strlen(cpid + 34 + blen) == 8 &&
-        strspn(cpid + 34 + blen,
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 8) {
-        cs->pid_pos = strtoll(base, NULL, 10);
-        memcpy(cs->pid_rnd, cpid + 34 + blen, 9);
+    if (pid_parse(json_string_value(json_object_get(a, "pid")), hash, &cs->pid_pos, cs->pid_rnd))
         cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
-    }
     json_decref(a);
     char key[ACKED_KEY_SIZE];
     acked_t *own = acked_of(c, acked_key(cs, key), false);

@@ -156,15 +156,21 @@ static void put_time(buf_t *b, int64_t ms)
     buf_append(b, t, 26);
 }
 
-static void put_i64(buf_t *b, int64_t v)
+char *chat_i64_text(int64_t v, char out[24])
 {
-    char t[24], *p = t + sizeof t;
+    char *p = out + 24;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
     if (v < 0) *--p = '-';
+    return p;
+}
+
+static void put_i64(buf_t *b, int64_t v)
+{
+    char t[24], *p = chat_i64_text(v, t);
     buf_append(b, p, (size_t)(t + sizeof t - p));
 }
 

@@ -8,6 +8,8 @@
 #include "core/buf.h"
 #include "store/store.h"
 
+/* v in decimal at the end of out[0..24): returns where the digits start (no NUL). */
+char *chat_i64_text(int64_t v, char out[24]);
 /* "2026-11-24T05:00:00.000Z", as Date.prototype.toJSON writes it; out holds 64 bytes. */
 void chat_iso_time(int64_t ms, char out[64]);
 json_t *chat_message_json(const store_message_t *m);

@@ -534,21 +534,6 @@ int64_t json_string_encode(const char *s, size_t n, char *out, size_t cap)
     return (int64_t)json_string_emit(s, n, out);
 }
 
-static int hex4(const char *p)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
 bool json_has_lone_surrogate(const char *p, size_t len)
 {
     /* Outside strings there are no backslashes, and inside them a backslash always starts an
@@ -560,13 +545,13 @@ bool json_has_lone_surrogate(const char *p, size_t len)
             q += 2;
             continue;
         }
-        int u = end - q >= 6 ? hex4(q + 2) : -1;
+        int32_t u = end - q >= 6 ? json_hex4(q + 2) : -1;
         if (u < 0) return false; /* not valid JSON: not this function's question */
         q += 6;
         if (u < 0xd800 || u > 0xdfff) continue;
         if (u >= 0xdc00) return true; /* a low half with no high half before it */
         if (end - q < 6 || q[0] != '\\' || q[1] != 'u') return true;
-        int lo = hex4(q + 2);
+        int32_t lo = json_hex4(q + 2);
         if (lo < 0xdc00 || lo > 0xdfff) return true;
         q += 6;
     }

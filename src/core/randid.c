@@ -25,10 +25,17 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, pool_drop);
 }
 
+static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+bool randid_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!s[i] || !strchr(alphabet, s[i])) return false;
+    return true;
+}
+
 void randid_generate(char *out, size_t n)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     if (n > 64) n = 64;
     pthread_once(&atfork_once, register_atfork);
     if (pool_left < n) {

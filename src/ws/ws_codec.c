@@ -7,25 +7,11 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "core/base64.h"
+
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-static const char ws_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* ---- handshake ---- */
-
-static void ws_b64_encode(const uint8_t *in, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        out[o++] = ws_b64[(v >> 18) & 63];
-        out[o++] = ws_b64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? ws_b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? ws_b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
 
 void ws_accept_key(str_t client_key, char out[29])
 {
@@ -49,28 +35,14 @@ void ws_accept_key(str_t client_key, char out[29])
         }
         EVP_MD_CTX_free(ctx);
     }
-    ws_b64_encode(md, sizeof(md), out);
-}
-
-static int ws_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    out[base64_encode(md, sizeof(md), out)] = '\0'; /* 20 bytes: 28 characters */
 }
 
 bool ws_key_valid(str_t key)
 {
-    /* 16 bytes = 128 bits = 21 full sextets + 2 bits in the 22nd, then "==". */
-    if (key.len != 24 || !key.ptr) return false;
-    for (size_t i = 0; i < 22; i++) {
-        if (ws_b64_value((unsigned char)key.ptr[i]) < 0) return false;
-    }
-    if (ws_b64_value((unsigned char)key.ptr[21]) & 0x0f) return false;
-    return key.ptr[22] == '=' && key.ptr[23] == '=';
+    /* A canonical base64 encoding of 16 bytes (RFC 6455 4.1); the strict decoder also
+     * refuses non-zero bits in the unused part of the last sextet. */
+    return key.ptr && key.len == 24 && base64_decoded_len(key.ptr, key.len) == 16;
 }
 
 /* ---- encoding ---- */
