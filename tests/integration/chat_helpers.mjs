@@ -1,36 +1,25 @@
 // Shared helpers for the chat integration suite: start/stop `parlor serve` on a fresh data
 // directory, sign JWTs in JS, connect authenticated socket.io clients, call the REST API, and
 // check documents against CONTRACT.md.
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { freePort, once, sleep, waitListening, withTimeout } from './helpers.mjs';
+import { HOST, freePort, onFreePort, once, sleep, spawnParlor, withTimeout } from './helpers.mjs';
 
 // The generic helpers live in helpers.mjs; the chat tests import them from here too.
-export { freePort, once, sleep, withTimeout };
+export { HOST, freePort, once, sleep, withTimeout };
 
-export const HOST = '127.0.0.1';
 export const BIN = path.resolve(process.env.PARLOR_BIN || 'build/parlor');
-const STOP_TIMEOUT_MS = Number(process.env.PARLOR_STOP_TIMEOUT_MS || 10000);
 
-// Every server started by this process: stderr is dumped when the file fails, and any still
-// running when the process ends is killed.
-const started = [];
+// Data directories made by mkDataDir: removed when the file passed (helpers.mjs reports and
+// kills the servers themselves).
 const dataDirs = [];
 process.on('exit', (code) => {
-    for (const s of started) {
-        if (!s.exited()) s.proc.kill('SIGKILL');
-    }
     const failed = code || process.exitCode;
-    if (failed || process.env.PARLOR_SHOW_STDERR) {
-        for (const s of started) {
-            process.stderr.write(`\n----- stderr of ${s.describe} -----\n${s.stderr()}\n-----\n`);
-        }
-    }
     if (!failed && !process.env.PARLOR_KEEP_DATA) {
         for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
     }
@@ -65,14 +54,7 @@ export const newUserId = () => randomBytes(12).toString('hex');
 export async function startServer(opts = {}) {
     const dataDir = opts.dataDir ?? mkDataDir();
     const secret = opts.secret === undefined ? newSecret() : opts.secret;
-    for (let attempt = 0; ; attempt++) {
-        const port = opts.port ?? (await freePort());
-        try {
-            return await spawnServer({ ...opts, dataDir, secret, port });
-        } catch (err) {
-            if (opts.port !== undefined || attempt >= 2 || !err.maybePortRace) throw err;
-        }
-    }
+    return onFreePort(opts.port, (port) => spawnServer({ ...opts, dataDir, secret, port }));
 }
 
 // Rate limits are lifted unless a test asks for them (opts.limits = true): most tests send
@@ -87,65 +69,7 @@ function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = fals
     if (secret !== null) argv.push('--jwt-secret', secret);
     if (!limits) argv.push(...NO_LIMITS);
     argv.push(...args);
-    const proc = spawn(BIN, argv, {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
-    });
-    proc.unref();
-    proc.stderr.unref();
-    proc.stdout.unref();
-    let err = '';
-    let exited = null;
-    const exitPromise = new Promise((resolve) => {
-        proc.on('exit', (code, signal) => {
-            exited = { code, signal };
-            resolve(exited);
-        });
-    });
-    const server = {
-        port,
-        dataDir,
-        secret,
-        url: `http://${HOST}:${port}`,
-        proc,
-        describe: `${BIN} ${argv.join(' ')}`,
-        stderr: () => err,
-        exited: () => exited,
-        // Graceful shutdown is part of the contract: SIGTERM must lead to exit code 0.
-        async stop() {
-            if (exited) assert.fail(`server exited early (${JSON.stringify(exited)})\n${err}`);
-            proc.kill('SIGTERM');
-            let res;
-            try {
-                res = await withTimeout(exitPromise, STOP_TIMEOUT_MS, 'server exit after SIGTERM');
-            } catch (e) {
-                proc.kill('SIGKILL');
-                throw new Error(`${e.message}\n--- server stderr ---\n${err.slice(-4000)}`);
-            }
-            assert.deepEqual(res, { code: 0, signal: null },
-                             `server did not exit cleanly on SIGTERM\n--- server stderr ---\n${err.slice(-4000)}`);
-        },
-        // kill -9: for crash tests and teardown after a failure. Never throws.
-        async crash() {
-            if (exited) return exited;
-            proc.kill('SIGKILL');
-            // The child is unref'd: keep the loop alive until its exit is seen.
-            const keep = setInterval(() => {}, 1000);
-            try {
-                return await exitPromise;
-            } finally {
-                clearInterval(keep);
-            }
-        },
-        assertAlive() {
-            assert.equal(exited, null, `server died: ${JSON.stringify(exited)}\n${err.slice(-4000)}`);
-        },
-    };
-    started.push(server);
-    proc.stdout.on('data', () => {});
-    return waitListening(proc, exitPromise, server, (chunk) => {
-        err += chunk;
-    });
+    return spawnParlor(argv, { port, dataDir, secret, url: `http://${HOST}:${port}` }, { env });
 }
 
 // Run the binary to completion: {code, signal, stdout, stderr}.

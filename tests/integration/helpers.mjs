@@ -11,18 +11,97 @@ const BIN = process.env.PARLOR_BIN || 'build/parlor';
 const START_TIMEOUT_MS = Number(process.env.PARLOR_START_TIMEOUT_MS || 15000);
 const STOP_TIMEOUT_MS = Number(process.env.PARLOR_STOP_TIMEOUT_MS || 10000);
 
-// Every server this process started: their stderr is dumped when a test failed, and any
-// still running when the test file ends (a test failed before stop()) is killed.
+// Every server this process started (echo or serve): their stderr is dumped when a test
+// failed (or PARLOR_SHOW_STDERR is set), and any still running when the test file ends (a
+// test failed before stop()) is killed.
 const started = [];
 process.on('exit', (code) => {
     for (const s of started) {
         if (!s.exited()) s.proc.kill('SIGKILL');
     }
-    if (!code && !process.exitCode) return;
+    if (!code && !process.exitCode && !process.env.PARLOR_SHOW_STDERR) return;
     for (const s of started) {
         process.stderr.write(`\n----- stderr of ${s.describe} -----\n${s.stderr()}\n-----\n`);
     }
 });
+
+// Starts `parlor <argv>` and resolves, once it prints "listening on", with a server object:
+// fields (port, url, ...) plus proc, describe, stderr(), exited(), stop() (SIGTERM, asserts
+// exit 0), crash() (kill -9, never throws) and assertAlive().
+export function spawnParlor(argv, fields, { env = {}, stdout = 'pipe' } = {}) {
+    const proc = spawn(path.resolve(BIN), argv, {
+        stdio: ['ignore', stdout, 'pipe'],
+        env: { ...process.env, ...env },
+    });
+    // A server left running by a failed test must not keep this test file alive.
+    proc.unref();
+    proc.stderr.unref();
+    if (proc.stdout) {
+        proc.stdout.unref();
+        proc.stdout.on('data', () => {});
+    }
+    let err = '';
+    let exited = null;
+    const tail = () => err.slice(-4000);
+    const exitPromise = new Promise((resolve) => {
+        proc.on('exit', (code, signal) => {
+            exited = { code, signal };
+            resolve(exited);
+        });
+    });
+    const server = {
+        ...fields,
+        proc,
+        describe: `${BIN} ${argv.join(' ')}`,
+        stderr: () => err,
+        exited: () => exited,
+        // Graceful shutdown is part of the contract: SIGTERM must lead to exit code 0.
+        async stop() {
+            if (exited) assert.fail(`server exited early (${JSON.stringify(exited)})\n${tail()}`);
+            proc.kill('SIGTERM');
+            let res;
+            try {
+                res = await withTimeout(exitPromise, STOP_TIMEOUT_MS, 'server exit after SIGTERM');
+            } catch (e) {
+                proc.kill('SIGKILL');
+                throw new Error(`${e.message}\n--- server stderr ---\n${tail()}`);
+            }
+            assert.deepEqual(res, { code: 0, signal: null },
+                             `server did not exit cleanly on SIGTERM\n--- server stderr ---\n${tail()}`);
+        },
+        // kill -9: for crash tests and teardown after a failure. Never throws.
+        async crash() {
+            if (exited) return exited;
+            proc.kill('SIGKILL');
+            // The child is unref'd: keep the loop alive until its exit is seen.
+            const keep = setInterval(() => {}, 1000);
+            try {
+                return await exitPromise;
+            } finally {
+                clearInterval(keep);
+            }
+        },
+        assertAlive() {
+            assert.equal(exited, null, `server died: ${JSON.stringify(exited)}\n${tail()}`);
+        },
+    };
+    started.push(server);
+    return waitListening(proc, exitPromise, server, (chunk) => {
+        err += chunk;
+    });
+}
+
+// Runs start(port) on `port`, or on a free port, retried when another process took the free
+// port between freePort() and bind() (the error says maybePortRace).
+export async function onFreePort(port, start) {
+    for (let attempt = 0; ; attempt++) {
+        try {
+            return await start(port ?? (await freePort()));
+        } catch (err) {
+            if (port !== undefined || attempt >= 2 || !err.maybePortRace) throw err;
+        }
+    }
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,71 +146,15 @@ export function freePort() {
 // Spawn `parlor echo` and wait until it prints "listening on". `opts.port` reuses a port
 // (restart tests); otherwise a free one is picked.
 export async function startEcho(extraArgs = [], opts = {}) {
-    for (let attempt = 0; ; attempt++) {
-        const port = opts.port ?? (await freePort());
-        try {
-            return await spawnEcho(port, extraArgs);
-        } catch (err) {
-            // Another process may have grabbed the port between freePort() and bind().
-            if (opts.port !== undefined || attempt >= 2 || !err.maybePortRace) throw err;
-        }
-    }
-}
-
-function spawnEcho(port, extraArgs) {
-    const args = ['echo', '--port', String(port), '--host', HOST, ...extraArgs];
-    const proc = spawn(path.resolve(BIN), args, { stdio: ['ignore', 'inherit', 'pipe'] });
-    // A server left running by a failed test must not keep this test file alive.
-    proc.unref();
-    proc.stderr.unref();
-    let err = '';
-    let exited = null;
-    const exitPromise = new Promise((resolve) => {
-        proc.on('exit', (code, signal) => {
-            exited = { code, signal };
-            resolve(exited);
-        });
-    });
-    const server = {
-        port,
-        url: `http://${HOST}:${port}`,
-        proc,
-        describe: `${BIN} ${args.join(' ')}`,
-        stderr: () => err,
-        exited: () => exited,
-        // Graceful shutdown is part of the contract: SIGTERM must lead to exit code 0.
-        async stop() {
-            if (exited) {
-                assert.fail(`server exited early (${JSON.stringify(exited)})\n${err}`);
-            }
-            proc.kill('SIGTERM');
-            let res;
-            try {
-                res = await withTimeout(exitPromise, STOP_TIMEOUT_MS, 'server exit after SIGTERM');
-            } catch (e) {
-                proc.kill('SIGKILL');
-                throw new Error(`${e.message}\n--- server stderr ---\n${err}`);
-            }
-            assert.deepEqual(res, { code: 0, signal: null },
-                             `server did not exit cleanly on SIGTERM\n--- stderr ---\n${err}`);
-        },
-        // For teardown paths after a failure: never throws, never leaves a process behind.
-        async kill() {
-            if (exited) return;
-            proc.kill('SIGKILL');
-            await exitPromise;
-        },
-    };
-    started.push(server);
-    return waitListening(proc, exitPromise, server, (chunk) => {
-        err += chunk;
-    });
+    return onFreePort(opts.port, (port) =>
+        spawnParlor(['echo', '--port', String(port), '--host', HOST, ...extraArgs],
+                    { port, url: `http://${HOST}:${port}` }, { stdout: 'inherit' }));
 }
 
 // Resolves with `value` once proc prints "listening on" on stderr; rejects, with the stderr so
 // far, when it exits first (maybePortRace tells a lost race for a free port) or takes longer
 // than START_TIMEOUT_MS. onStderr gets every chunk, for the caller's own log.
-export function waitListening(proc, exitPromise, value, onStderr) {
+function waitListening(proc, exitPromise, value, onStderr) {
     let err = '';
     return new Promise((resolve, reject) => {
         let done = false;

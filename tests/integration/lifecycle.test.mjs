@@ -42,7 +42,7 @@ test('SIGTERM: clients see "transport close" and the server exits 0', async () =
         assert.equal((await eioClosed)[0], 'transport close');
     } finally {
         for (const c of clients) c.disconnect();
-        await server.kill();
+        await server.crash();
     }
 });
 
