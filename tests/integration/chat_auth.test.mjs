@@ -1,27 +1,14 @@
 // Authentication of `parlor serve`: JWTs on the Socket.IO handshake and on REST, `parlor token`,
 // issuer/audience checks, and standalone accounts (register/login).
-import { describe, test, before, after, afterEach } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startServer, connectUser, connectRefused, api, assertApiError, signJwt, tokenFor, nowS,
-    newUserId, runParlor, emitAck, assertMessage, waitFor,
-    closeAll,
+    newUserId, runParlor, emitAck, assertMessage, waitFor, serverPerFile,
 } from './chat_helpers.mjs';
 
 let server;
-before(async () => {
-    server = await startServer();
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
-
-let open = [];
-afterEach(() => {
-    for (const s of open) s.disconnect();
-    open = [];
-});
+const open = serverPerFile({}, (s) => (server = s));
 async function connect(token, opts) {
     const s = await connectUser(server, token, opts);
     open.push(s);

@@ -1,26 +1,14 @@
 // One-to-one messages over Socket.IO and REST: the message document, delivery to every socket
 // but the sending one, both directions in one conversation, order, and idempotent sends.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    startServer, connectUser, emitAck, api, tokenFor, newUserId, assertMessage, waitFor, sleep,
-    closeAll,
+    connectUser, emitAck, api, tokenFor, newUserId, assertMessage, waitFor, sleep, serverPerFile,
 } from './chat_helpers.mjs';
 import { RawWs } from './helpers.mjs';
 
 let server;
-before(async () => {
-    server = await startServer();
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
-let open = [];
-afterEach(() => {
-    for (const s of open) s.disconnect();
-    open = [];
-});
+const open = serverPerFile({}, (s) => (server = s));
 async function user(n = 1) {
     const id = newUserId();
     const token = tokenFor(server, id);

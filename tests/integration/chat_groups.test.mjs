@@ -1,26 +1,14 @@
 // Group conversations: creation over REST, fan-out to every member, recipient null, and
 // refusals for non-members that agree across the socket and REST.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    startServer, connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
-    assertConversation, assertConversationExact, assertRefused, waitFor, sleep,
-    closeAll,
+    connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
+    assertConversation, assertConversationExact, assertRefused, waitFor, sleep, serverPerFile,
 } from './chat_helpers.mjs';
 
 let server;
-before(async () => {
-    server = await startServer();
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
-let open = [];
-afterEach(() => {
-    for (const s of open) s.disconnect();
-    open = [];
-});
+const open = serverPerFile({}, (s) => (server = s));
 async function user() {
     const id = newUserId();
     const token = tokenFor(server, id);

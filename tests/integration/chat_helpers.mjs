@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { after, afterEach, before } from 'node:test';
 import { io } from 'socket.io-client';
 import { HOST, freePort, onFreePort, once, sleep, spawnParlor, withTimeout } from './helpers.mjs';
 
@@ -337,6 +338,27 @@ export function assertConversationExact(c) {
 export async function closeAll(sockets = clients) {
     for (const s of sockets) s.disconnect();
     if (sockets.length) await sleep(200);
+}
+
+// The usual frame of a test file: one `parlor serve` (startServer(opts)) started before the
+// first test and handed to setServer, every client closed and the server stopped (SIGTERM,
+// exit 0) after the last. Returns an array whose sockets are disconnected after each test.
+export function serverPerFile(opts, setServer) {
+    let server;
+    const open = [];
+    before(async () => {
+        server = await startServer(opts);
+        setServer(server);
+    });
+    after(async () => {
+        await closeAll();
+        await server.stop();
+    });
+    afterEach(() => {
+        for (const s of open) s.disconnect();
+        open.length = 0;
+    });
+    return open;
 }
 
 // ---------------------------------------------------------------- live events (issue 4)

@@ -1,19 +1,13 @@
 // The recent-history cache: the newest page is answered from memory once read, and must stay
 // exactly what the store would answer: new messages, read receipts, paging, members only.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    startServer, connectUser, emitAck, api, assertApiError, tokenFor, newUserId, closeAll,
+    connectUser, emitAck, api, assertApiError, tokenFor, newUserId, serverPerFile,
 } from './chat_helpers.mjs';
 
 let server;
-before(async () => {
-    server = await startServer();
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
+serverPerFile({}, (s) => (server = s));
 
 async function user() {
     const id = newUserId();

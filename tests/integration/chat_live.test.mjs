@@ -3,11 +3,11 @@
 // typing (relayed to the other members, throttled, expiring, cleared by a send or the last
 // disconnect) and presence (several tabs, one offline after the grace period, nothing leaked to
 // strangers). Timings are shrunk by options so the file runs in seconds.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startServer, connectLogged, emitAck, api, assertApiError, assertRefused, tokenFor, newUserId,
-    newSecret, mkDataDir, assertIsoTime, assertMessage, waitFor, sleep, closeAll,
+    newSecret, mkDataDir, assertIsoTime, assertMessage, waitFor, sleep, serverPerFile,
 } from './chat_helpers.mjs';
 import { RawWs } from './helpers.mjs';
 
@@ -22,18 +22,7 @@ const TIMING_ARGS = [
 const QUIET_MS = 250;
 
 let server;
-before(async () => {
-    server = await startServer({ args: TIMING_ARGS });
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
-let open = [];
-afterEach(async () => {
-    for (const s of open) s.disconnect();
-    open = [];
-});
+const open = serverPerFile({ args: TIMING_ARGS }, (s) => (server = s));
 
 // A user with `n` logged sockets (tabs); n = 0 for a user who only uses REST for now.
 async function user(n = 1, srv = server) {
@@ -591,7 +580,7 @@ test('a reload within the grace period sends nothing to contacts', async () => {
     await tab(A);
     await nth(B.s, 'user_status', 1, statusOf(A.id), 3000, 'A online');
     A.s.disconnect();
-    open = open.filter((s) => s !== A.s);
+    open.splice(open.indexOf(A.s), 1);
     A.sockets = [];
     A.s = null;
     await sleep(Math.floor(GRACE_MS / 3));

@@ -6,26 +6,15 @@
 // To know that the client was disconnected while the messages were committed, its auth is a
 // function that holds the CONNECT packet of the reconnection until the test opens a gate: the
 // Engine.IO transport may come back by itself, but the Socket.IO session only after the sends.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startServer, connectLogged, emitAck, api, tokenFor, newUserId, newSecret, mkDataDir,
-    assertMessage, waitFor, sleep, once, closeAll,
+    assertMessage, waitFor, sleep, once, serverPerFile,
 } from './chat_helpers.mjs';
 
 let server;
-before(async () => {
-    server = await startServer();
-});
-after(async () => {
-    await closeAll();
-    await server.stop();
-});
-let open = [];
-afterEach(() => {
-    for (const s of open) s.disconnect();
-    open = [];
-});
+const open = serverPerFile({}, (s) => (server = s));
 
 function person(srv = server) {
     const id = newUserId();
