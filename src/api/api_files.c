@@ -40,7 +40,8 @@ typedef struct {
     http_conn_t *hc; /* NULL once the client is gone */
     chat_user_t user;
     files_upload_t *up;
-    bool in_file, have_file, in_work;
+    bool in_file, have_file;
+    bool pending;   /* a worker or a store request runs on u: it frees u when it is back */
     int err_status; /* set by a multipart callback that stopped the parser */
     const char *err_code, *err_message;
     /* worker results */
@@ -68,12 +69,13 @@ static void upload_fail(upload_t *u, int status, const char *code, const char *m
     upload_free(u);
 }
 
+/* The client went away. Whoever runs last frees u: here when nothing is outstanding,
+ * otherwise the worker's or the store's completion (docs/architecture.md, Lifetimes). */
 static void upload_aborted(http_conn_t *hc, void *arg)
 {
     upload_t *u = arg;
     u->hc = NULL;
-    /* A worker still runs on it: it cleans up when it is back. */
-    if (!u->in_work) upload_free(u);
+    if (!u->pending) upload_free(u);
 }
 
 static int part_begin(void *ud, str_t name, str_t filename, str_t content_type)
@@ -136,6 +138,7 @@ static int upload_body(http_conn_t *hc, const char *data, size_t len, void *arg)
 static void inserted(store_req_t *req)
 {
     upload_t *u = (upload_t *)req;
+    u->pending = false;
     if (req->status != STORE_OK) {
         files_remove(u->fa->dir, u->id); /* the row and the file exist together or not at all */
         if (req->status == STORE_E_QUOTA)
@@ -168,7 +171,7 @@ static void finish_work(uv_work_t *w)
 static void finish_after(uv_work_t *w, int status)
 {
     upload_t *u = w->data;
-    u->in_work = false;
+    u->pending = false;
     if (u->finish_rc == 0 && !u->hc) { /* the client left: keep nothing */
         files_remove(u->fa->dir, u->id);
         upload_free(u);
@@ -203,7 +206,9 @@ static void finish_after(uv_work_t *w, int status)
     if (store_submit(u->fa->store, &u->req) != 0) {
         files_remove(u->fa->dir, u->id);
         upload_fail(u, 503, "INTERNAL", "the server is shutting down");
+        return;
     }
+    u->pending = true;
 }
 
 static int upload_end(http_conn_t *hc, void *arg)
@@ -217,7 +222,7 @@ static int upload_end(http_conn_t *hc, void *arg)
         upload_fail(u, 400, "BAD_REQUEST", "a part named file is required");
         return HTTP_DONE;
     }
-    u->in_work = true;
+    u->pending = true;
     u->work.data = u;
     uv_queue_work(u->fa->loop, &u->work, finish_work, finish_after);
     return HTTP_DEFERRED;
@@ -271,7 +276,7 @@ typedef struct {
     files_api_t *fa;
     http_conn_t *hc;
     bool head_only;
-    bool reading;
+    bool pending; /* a store request or a file read runs on d: it frees d if the client left */
     int fd;
     uint64_t off, end; /* next byte to send, one past the last */
     uv_fs_t fs;
@@ -295,11 +300,13 @@ static void download_free(download_t *d)
     free(d);
 }
 
+/* The client went away: as for uploads, the last one out (this hook, the store's
+ * completion or a file read) frees d. */
 static void download_aborted(http_conn_t *hc, void *arg)
 {
     download_t *d = arg;
     d->hc = NULL;
-    if (!d->reading) download_free(d);
+    if (!d->pending) download_free(d);
 }
 
 static void pump(download_t *d);
@@ -309,7 +316,7 @@ static void on_read(uv_fs_t *req)
     download_t *d = req->data;
     ssize_t n = req->result;
     uv_fs_req_cleanup(req);
-    d->reading = false;
+    d->pending = false;
     if (!d->hc) {
         download_free(d);
         return;
@@ -347,9 +354,9 @@ static void pump(download_t *d)
     if (want > DOWNLOAD_CHUNK) want = DOWNLOAD_CHUNK;
     uv_buf_t b = uv_buf_init(d->chunk, (unsigned)want);
     d->fs.data = d;
-    d->reading = true;
+    d->pending = true;
     if (uv_fs_read(d->fa->loop, &d->fs, d->fd, &b, 1, (int64_t)d->off, on_read) < 0) {
-        d->reading = false;
+        d->pending = false;
         net_conn_close(http_conn_net(d->hc));
     }
 }
@@ -357,7 +364,7 @@ static void pump(download_t *d)
 static void on_drain(http_conn_t *hc, void *arg)
 {
     download_t *d = arg;
-    if (!d->reading) pump(d);
+    if (!d->pending) pump(d);
 }
 
 /* "attachment; filename="lease.pdf"; filename*=UTF-8''lease.pdf": ASCII fallback and the
@@ -389,6 +396,7 @@ static void file_found(store_req_t *req)
 {
     download_t *d = (download_t *)req;
     store_file_get_t *fg = &req->u.file_get;
+    d->pending = false;
     if (!d->hc) {
         download_free(d);
         return;
@@ -517,6 +525,7 @@ static int download_start(files_api_t *fa, http_conn_t *hc, const http_request_t
         download_free(d);
         return HTTP_DONE;
     }
+    d->pending = true;
     return HTTP_DEFERRED;
 }
 

@@ -108,6 +108,8 @@ static void on_conn_closed(uv_handle_t *h)
                 break;
             }
     }
+    /* Whatever a callback above did, nothing may reach c after this. */
+    timerq_remove(&c->timeout);
     c->all_prev->all_next = c->all_next;
     c->all_next->all_prev = c->all_prev;
     nl->num_conns--;
@@ -429,13 +431,19 @@ void net_conn_resume(net_conn_t *c)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* A closing connection (net_conn_close called, close callback pending) never joins a timer
+ * queue again: it is freed in its close callback, and an entry left queued would then be
+ * written through by its neighbours' removals. Layers above may still answer on it (a long
+ * poll answered from another connection's POST) before they learn it is gone. */
 void net_conn_arm_header_timeout(net_conn_t *c)
 {
+    if (c->flags & NET_CONN_CLOSING) return;
     if (c->nl->limits.header_timeout_ms) timerq_add(&c->nl->header_tq, &c->timeout);
 }
 
 void net_conn_arm_idle_timeout(net_conn_t *c)
 {
+    if (c->flags & NET_CONN_CLOSING) return;
     if (c->nl->limits.idle_timeout_ms)
         timerq_add(&c->nl->idle_tq, &c->timeout);
     else
