@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 PORT ?= 5000
 
-.PHONY: all deps web run test fuzz clean format bench
+.PHONY: all deps web run test fuzz chaos clean format bench
 
 all: $(BUILD)/parlor
 
@@ -34,6 +34,11 @@ test:
 
 fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# Every operation broken off at random points, against the sanitizer build (10 minutes).
+CHAOS_SECONDS ?= 600
+chaos:
+	@CHAOS_SECONDS=$(CHAOS_SECONDS) scripts/chaos.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

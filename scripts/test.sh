@@ -58,6 +58,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 stage "unit tests (ASan+UBSan)" unit build-asan
 stage "integration tests (ASan+UBSan)" integration build-asan/parlor
+stage "chaos (ASan+UBSan, ${CHAOS_SECONDS:-40}s)" scripts/chaos.sh
 stage "browser end-to-end (Chromium)" env PARLOR_BIN=build/parlor scripts/e2e.sh
 stage "benchmark smoke run (2 s)" bench/smoke.sh
 stage "fuzz (${FUZZ_SECONDS}s per target)" scripts/fuzz.sh
