@@ -14,4 +14,4 @@ if [ "$bin" = build-asan/parlor ]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-PARLOR_BIN=$bin node --test --test-concurrency=1 tests/chaos/
+PARLOR_BIN=$bin node --test --test-reporter=tap --test-concurrency=1 tests/chaos/

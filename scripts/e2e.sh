@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/e2e-deps.sh
 web/build.sh --if-stale
 rm -rf tests/e2e/artifacts  # what is left after the run is from this run
-exec node --test --test-concurrency=1 --test-timeout=200000 tests/e2e/
+exec node --test --test-reporter=tap --test-concurrency=1 --test-timeout=200000 tests/e2e/

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS (default 60) on a
-# scratch copy of its committed seed corpus. Exits non-zero on the first crash, leak or UB.
+# scratch copy of its committed seed corpus. Exits non-zero on any crash, leak or undefined
+# behaviour (UBSan does not recover in this build), or a target that counted no execution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
@@ -18,7 +19,13 @@ for src in fuzz/fuzz_*.c; do
             -artifact_prefix="$work/" "$work/$name" 2>&1); then
         execs=$(printf '%s\n' "$out" | grep -o 'stat::number_of_executed_units: *[0-9]*' | grep -o '[0-9]*$' || true)
         [ -n "$execs" ] || execs=$(printf '%s\n' "$out" | grep -oE '#[0-9]+' | tail -1 | tr -d '#')
-        echo "fuzz $name: ok, ${execs:-?} executions in ${secs}s"
+        if [ "${execs:-0}" -gt 0 ] 2>/dev/null; then
+            echo "fuzz $name: ok, $execs executions in ${secs}s"
+        else
+            echo "fuzz $name: FAILED (no executions counted)"
+            printf '%s\n' "$out" | tail -20
+            status=1
+        fi
     else
         echo "fuzz $name: FAILED"
         printf '%s\n' "$out" | tail -40

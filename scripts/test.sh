@@ -1,29 +1,69 @@
 #!/usr/bin/env bash
 # The whole suite, as CI runs it: dependencies, a -Werror build, unit tests (CTest),
-# integration tests with real socket.io clients, the same under ASan+UBSan, and short fuzz runs.
-# Ends with one line "N passed, N failed" over every stage.
+# integration tests with real socket.io clients, the same under ASan+UBSan, the chaos test,
+# browser tests, a benchmark smoke run and short fuzz runs.
+# Ends with one line "N passed, M failed" over every test of every stage. A test stage that
+# ran no test fails; when a build fails, the stages that would run its binaries do not run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 jobs=$(nproc)
-passed=0
-failed=0
+tests_passed=0
+tests_failed=0
+stages_failed=0
 failures=()
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/parlor-test.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
 
-stage() { # name, command...
-    local name=$1
-    shift
+# How many tests a stage's output reports passed and failed: "pass fail", or nothing when the
+# output is not a test run (setup, format, builds).
+count_tests() { # kind, log
+    local kind=$1 log=$2
+    case $kind in
+    ctest)
+        # "100% tests passed, 0 tests failed out of 18"
+        sed -n 's/.*tests passed, \([0-9]*\) tests\? failed out of \([0-9]*\).*/\2 \1/p' "$log" |
+            tail -1 | awk '{print $1 - $2, $2}'
+        ;;
+    node) # the TAP summary of node --test
+        local p f
+        p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+        f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+        [ -n "$p" ] && echo "$p ${f:-0}"
+        ;;
+    fuzz) echo "$(grep -c '^fuzz .*: ok' "$log") $(grep -c '^fuzz .*: FAILED' "$log")" ;;
+    smoke) grep -q '^smoke: ok' "$log" && echo "1 0" || echo "0 1" ;;
+    esac
+}
+
+stage() { # name, kind (ctest|node|fuzz|smoke|-), command...
+    local name=$1 kind=$2
+    shift 2
     echo
     echo "=== $name"
-    local t0=$SECONDS
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "=== $name: ok ($((SECONDS - t0))s)"
-    else
-        failed=$((failed + 1))
-        failures+=("$name")
-        echo "=== $name: FAILED ($((SECONDS - t0))s)"
+    local t0=$SECONDS log="$logdir/stage.log" rc=0 counts="" p=0 f=0
+    "$@" 2>&1 | tee "$log" || rc=$?
+    if [ "$kind" != - ]; then
+        counts=$(count_tests "$kind" "$log")
+        read -r p f <<<"${counts:-0 0}"
+        tests_passed=$((tests_passed + p))
+        tests_failed=$((tests_failed + f))
+        if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+            echo "=== $name: ran no test"
+            rc=1
+        fi
     fi
+    if [ $rc -eq 0 ]; then
+        echo "=== $name: ok${counts:+, $p tests} ($((SECONDS - t0))s)"
+        return 0
+    fi
+    # A failing command whose tests all passed (a crash after the last test, a sanitizer
+    # report at exit) still fails its stage, and counts as one failed test.
+    [ "$kind" != - ] && [ "$f" -eq 0 ] && tests_failed=$((tests_failed + 1))
+    stages_failed=$((stages_failed + 1))
+    failures+=("$name")
+    echo "=== $name: FAILED${counts:+ ($p passed, $f failed)} ($((SECONDS - t0))s)"
+    return 1
 }
 
 setup() {
@@ -39,31 +79,41 @@ build() { # dir, cmake args...
     cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j"$jobs" -- --no-print-directory -s
 }
 
-unit() { (cd "$1" && ctest --output-on-failure -j"$jobs"); }
+unit() { (cd "$1" && ctest --no-tests=error --output-on-failure -j"$jobs"); }
 
 integration() { # binary
-    PARLOR_BIN=$1 node --test --test-concurrency=1 tests/integration/
+    PARLOR_BIN=$1 timeout 1800 node --test --test-reporter=tap --test-concurrency=1 \
+        --test-timeout=300000 tests/integration/
 }
 
-stage "setup (packages, npm ci)" setup || true
-if [ $failed -ne 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
+finish() {
+    echo
+    [ $stages_failed -ne 0 ] && echo "failed stages: ${failures[*]}"
+    echo "$tests_passed passed, $tests_failed failed"
+    [ $stages_failed -eq 0 ] && [ $tests_failed -eq 0 ]
+    exit
+}
+
+stage "setup (packages, npm ci)" - setup || finish
 format_check() { git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; }
 
-stage "format (clang-format)" format_check
-stage "build (-Werror)" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON
-stage "unit tests" unit build
-stage "integration tests" integration build/parlor
-stage "build (ASan+UBSan)" build build-asan -DCMAKE_BUILD_TYPE=Debug -DPARLOR_WERROR=ON -DPARLOR_SANITIZE=ON
+stage "format (clang-format)" - format_check
+release_built=false
+if stage "build (-Werror)" - build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON; then
+    release_built=true
+    stage "unit tests" ctest unit build
+    stage "integration tests" node integration build/parlor
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-stage "unit tests (ASan+UBSan)" unit build-asan
-stage "integration tests (ASan+UBSan)" integration build-asan/parlor
-stage "chaos (ASan+UBSan, ${CHAOS_SECONDS:-40}s)" scripts/chaos.sh
-stage "browser end-to-end (Chromium)" env PARLOR_BIN=build/parlor scripts/e2e.sh
-stage "benchmark smoke run (2 s)" bench/smoke.sh
-stage "fuzz (${FUZZ_SECONDS}s per target)" scripts/fuzz.sh
-
-echo
-[ $failed -ne 0 ] && echo "failed stages: ${failures[*]}"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+if stage "build (ASan+UBSan)" - build build-asan -DCMAKE_BUILD_TYPE=Debug -DPARLOR_WERROR=ON -DPARLOR_SANITIZE=ON; then
+    stage "unit tests (ASan+UBSan)" ctest unit build-asan
+    stage "integration tests (ASan+UBSan)" node integration build-asan/parlor
+    stage "chaos (ASan+UBSan, ${CHAOS_SECONDS:-40}s)" node scripts/chaos.sh
+fi
+if $release_built; then
+    stage "browser end-to-end (Chromium)" node env PARLOR_BIN=build/parlor scripts/e2e.sh
+    stage "benchmark smoke run (2 s)" smoke bench/smoke.sh
+fi
+stage "fuzz (${FUZZ_SECONDS}s per target)" fuzz scripts/fuzz.sh
+finish
