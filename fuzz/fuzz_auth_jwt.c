@@ -1,5 +1,9 @@
 /* libFuzzer target: auth_jwt_verify on arbitrary tokens, on validly signed arbitrary JSON, and
- * the sign -> verify round trip, all against one HS256 verifier. */
+ * the sign -> verify round trip, all against one HS256 verifier. The property that matters is
+ * checked on every accepted token: it carries exactly the HMAC-SHA256 of its signing input
+ * under the configured secret, and its header names HS256 (alg:none, another algorithm or a
+ * forged MAC never verifies). */
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdint.h>
@@ -40,6 +44,57 @@ static size_t fuzz_b64url(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
+/* Decodes base64url without padding; unused trailing bits are ignored (lenient on purpose:
+ * the property is about the MAC bytes, not the verifier's strictness). -1 on a bad character. */
+static int fuzz_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *len)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+                : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '-'              ? 62
+                : ch == '_'              ? 63
+                                         : -1;
+        if (v < 0) return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap) return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *len = o;
+    return 0;
+}
+
+/* Called for every token the verifier accepted: abort unless it is genuinely ours. */
+static void fuzz_check_accepted(const char *tok, size_t n)
+{
+    const char *d1 = memchr(tok, '.', n);
+    if (!d1) abort();
+    const char *d2 = memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok));
+    if (!d2) abort();
+    unsigned char mac[32], got[64], hdr[4096];
+    unsigned int mlen = 0;
+    size_t glen = 0, hlen = 0;
+    HMAC(EVP_sha256(), fuzz_secret, (int)sizeof(fuzz_secret) - 1, (const unsigned char *)tok,
+         (size_t)(d2 - tok), mac, &mlen);
+    if (fuzz_b64url_decode(d2 + 1, n - (size_t)(d2 + 1 - tok), got, sizeof got, &glen) != 0 ||
+        glen != mlen || memcmp(got, mac, mlen) != 0)
+        abort(); /* accepted without our MAC */
+    if (fuzz_b64url_decode(tok, (size_t)(d1 - tok), hdr, sizeof hdr, &hlen) != 0) abort();
+    json_t *h = json_loadb((const char *)hdr, hlen, 0, NULL);
+    json_t *alg = h ? json_object_get(h, "alg") : NULL;
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0)
+        abort(); /* accepted under another algorithm */
+    json_decref(h);
+}
+
 /* data = header JSON '\n' payload JSON: encode and sign it so the claim checks get reached. */
 static void fuzz_signed(const uint8_t *data, size_t size)
 {
@@ -58,9 +113,10 @@ static void fuzz_signed(const uint8_t *data, size_t size)
          &mlen);
     tok[n++] = '.';
     n += fuzz_b64url(mac, mlen, tok + n);
-    if (auth_jwt_verify(fuzz_verifier(), str_make(tok, n), FUZZ_NOW, &c) == AUTH_OK &&
-        (c.sub[0] == '\0' || strlen(c.sub) > AUTH_SUB_MAX))
-        abort();
+    if (auth_jwt_verify(fuzz_verifier(), str_make(tok, n), FUZZ_NOW, &c) == AUTH_OK) {
+        if (c.sub[0] == '\0' || strlen(c.sub) > AUTH_SUB_MAX) abort();
+        fuzz_check_accepted(tok, n);
+    }
     free(tok);
 }
 
@@ -102,9 +158,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case '?':
         fuzz_round_trip(data + 1, size - 1);
         break;
-    default:
-        auth_jwt_verify(fuzz_verifier(), str_make((const char *)data, size), FUZZ_NOW, NULL);
+    default: {
+        auth_claims_t c;
+        if (auth_jwt_verify(fuzz_verifier(), str_make((const char *)data, size), FUZZ_NOW, &c) ==
+            AUTH_OK)
+            fuzz_check_accepted((const char *)data, size);
         break;
+    }
     }
     return 0;
 }
