@@ -2,9 +2,11 @@
 // directory, and every acknowledged (or delivered) message is there exactly once, seq 1..N.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import {
     startServer, connectUser, emitAck, api, tokenFor, newUserId, newSecret, mkDataDir, fetchHistory,
-    assertMessage, waitFor, sleep, closeAll,
+    assertMessage, waitFor, sleep, closeAll, runParlor, freePort, HOST,
 } from './chat_helpers.mjs';
 
 const TOTAL = 500;
@@ -217,19 +219,37 @@ test('SIGTERM right after acks: everything acked is there after a restart', asyn
     }
 });
 
-test('record: a second server on the same data directory', async (t) => {
+// Two servers on one database is the worst corruption case: the second must be refused before
+// it touches anything (issue 18, item 1).
+test('a second server on the same data directory is refused and writes nothing', async () => {
     const dataDir = mkDataDir();
     const secret = newSecret();
     const first = await startServer({ dataDir, secret });
-    let second = null;
-    try {
-        second = await startServer({ dataDir, secret });
-        t.diagnostic('RECORD: a second server started on the same data directory');
-    } catch (e) {
-        t.diagnostic(`RECORD: second server on the same data dir refused: ${e.message.split('\n').slice(0, 3).join(' | ')}`);
-    }
-    if (second) await second.stop();
+    const alice = newUserId();
+    const bob = newUserId();
+    const sent = await api(first, 'POST', '/api/chat/messages', {
+        token: tokenFor(first, alice), body: { recipientId: bob, content: 'before the second server' },
+    });
+    assert.equal(sent.status, 201, sent.text);
+    const files = () => Object.fromEntries(readdirSync(dataDir).map((f) => {
+        const st = statSync(path.join(dataDir, f));
+        return [f, `${st.size}/${st.mtimeMs}`];
+    }));
+    await sleep(300); // the first server's lazy writes (user records) are committed by now
+    const before = files();
+    const port = await freePort();
+    const second = await runParlor(['serve', '--port', String(port), '--host', HOST, '--data', dataDir,
+                                    '--jwt-secret', secret], { timeoutMs: 15000 });
+    assert.equal(second.signal, null, `second server: ${JSON.stringify(second)}`);
+    assert.equal(second.code, 1, `second server exit status (stderr: ${second.stderr})`);
+    assert.match(second.stderr, /data directory .* is in use by another parlor/);
+    assert.doesNotMatch(second.stderr, /listening on/);
+    assert.deepEqual(files(), before, 'the second server changed the data directory');
+    // The first one is untouched and still serves what it stored.
     first.assertAlive();
+    const hist = await api(first, 'GET', `/api/chat/messages/${sent.json.message.conversationId}`,
+                           { token: tokenFor(first, bob) });
+    assert.equal(hist.status, 200, hist.text);
+    assert.deepEqual(hist.json.messages.map((m) => m.content), ['before the second server']);
     await first.stop();
-    await waitFor(() => true, 1, '');
 });
