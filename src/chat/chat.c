@@ -1135,14 +1135,14 @@ void *chat_admit(void *arg, net_conn_t *conn, uint32_t *retry_after_s)
     /* The concurrency check first: a connection refused for it spends no rate token. */
     if (limiter_acquire(&c->ip_limit, peer) < 0) {
         *retry_after_s = 1;
-        log_info("connection from %s refused: too many concurrent connections", peer);
+        log_info_throttled("connection from %s refused: too many concurrent connections", peer);
         return NULL;
     }
     uint32_t wait = limiter_take(&c->ip_limit, peer, uv_now(c->loop));
     if (wait) {
         limiter_release(&c->ip_limit, peer);
         *retry_after_s = (wait + 999) / 1000;
-        log_info("connection from %s refused: too many new connections", peer);
+        log_info_throttled("connection from %s refused: too many new connections", peer);
         return NULL;
     }
     return strdup(peer);
@@ -1867,7 +1867,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     int rc = chat_authenticate(c, token, &user);
     if (rc != AUTH_OK) {
         json_decref(a);
-        log_debug("socket refused: %s", auth_error_code(rc));
+        log_debug_throttled("socket refused: %s", auth_error_code(rc));
         return refuse(err, "unauthorized", auth_error_code(rc),
                       rc == AUTH_ERR_MISSING   ? "a token is required (auth: { token })"
                       : rc == AUTH_ERR_EXPIRED ? "the token has expired"
@@ -1876,7 +1876,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     }
     if (limiter_acquire(&c->user_conns, user.id) < 0) {
         json_decref(a);
-        log_info("socket of %s refused: too many connections", user.id);
+        log_info_throttled("socket of %s refused: too many connections", user.id);
         return refuse(err, "rate_limited", "RATE_LIMITED", "too many connections for this user",
                       1000);
     }
