@@ -186,8 +186,8 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
     if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return -1;
     if (len == 0) return 0;
     if (c->out_bytes + len > c->nl->limits.max_outbound) {
-        log_info("conn %llu: outbound queue over %zu bytes (slow reader), closing",
-                 (unsigned long long)c->id, c->nl->limits.max_outbound);
+        log_info_throttled("conn %llu: outbound queue over %zu bytes (slow reader), closing",
+                           (unsigned long long)c->id, c->nl->limits.max_outbound);
         net_conn_close(c);
         return -1;
     }
@@ -378,8 +378,8 @@ static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratc
         buf_consume(&c->in, used);
     }
     if (c->in.len > c->nl->limits.max_inbound) {
-        log_info("conn %llu: more than %zu bytes of unprocessed input, closing",
-                 (unsigned long long)c->id, c->nl->limits.max_inbound);
+        log_info_throttled("conn %llu: more than %zu bytes of unprocessed input, closing",
+                           (unsigned long long)c->id, c->nl->limits.max_inbound);
         net_conn_close(c);
     }
 }
@@ -492,7 +492,7 @@ static void on_connection(uv_stream_t *server, int status)
     net_listener_t *l = server->data;
     net_loop_t *nl = l->nl;
     if (status < 0) {
-        log_warn("accept: %s", uv_strerror(status));
+        log_warn_throttled("accept: %s", uv_strerror(status));
         return;
     }
     net_conn_t *c = calloc(1, sizeof *c);
