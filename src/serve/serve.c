@@ -140,7 +140,7 @@ static const config_option_t serve_options[] = {
      "request bytes held at once by the whole server while requests arrive (Engine.IO polling "
      "POSTs, REST bodies, partial heads); a read past it is refused with 503 and its "
      "connection closed (0: no budget)"},
-    {"max-http-connections-per-ip", OPT_INT, OFF(max_http_connections_per_ip), "256", 0, 10000000,
+    {"max-http-connections-per-ip", OPT_INT, OFF(max_http_connections_per_ip), "500", 0, 10000000,
      "concurrent TCP connections speaking HTTP from one IP address (a WebSocket leaves this "
      "count when it upgrades); past it a new connection gets 503 and is closed (0: no limit)"},
     {"max-connections", OPT_INT, OFF(max_connections), "0", 0, 10000000,
