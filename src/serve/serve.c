@@ -417,11 +417,13 @@ static files_sweep_t *sweep_start(const char *dir, store_t *store)
     return w;
 }
 
-/* Raises the soft open-files limit to the hard one and returns the connection cap it allows:
- * each connection is one descriptor, and may hold a second (an upload or a download); the
- * store, the listener, logs and the refused connections still lingering need the rest. An
- * accept that fails with EMFILE only makes libuv accept-and-close (its reserve-fd trick):
- * the client gets nothing; a cap below the limit gets it a 503 instead. */
+/* Raises the soft open-files limit to the hard one and returns the connection cap it allows.
+ * An accept that fails with EMFILE only makes libuv accept-and-close (its reserve-fd trick):
+ * the client gets an empty reply; a cap below the limit gets it a 503 instead. Each connection
+ * is one descriptor; 64 are kept for the store, the listener and logs, and of the rest 1/8
+ * for refused connections still writing their 503 (at most cap/8 + 16, http_server.c), which
+ * leaves a little for uploads and downloads (a file each: past the limit those answer 500,
+ * the accept path stays bounded). */
 static size_t connection_cap(long long wanted)
 {
     struct rlimit rl;
@@ -439,8 +441,6 @@ static size_t connection_cap(long long wanted)
         }
     }
     rlim_t lim = rl.rlim_cur > 10000000 ? 10000000 : rl.rlim_cur;
-    /* 64 descriptors for the store, listener and logs; refused connections may linger
-     * max/16+16 beyond the cap (http_server.c), so the cap is 7/8 of the rest. */
     size_t cap = lim > 256 ? (size_t)(lim - 64) / 8 * 7 : (size_t)lim / 2;
     if (wanted > 0 && (size_t)wanted < cap) cap = (size_t)wanted;
     if (wanted > 0 && (size_t)wanted > cap)
