@@ -694,6 +694,7 @@ static size_t on_data_inner(net_conn_t *c, char *data, size_t len)
                 continue;
             }
             if (!hc->head_ok) {
+                hc->resp_headers[0] = '\0'; /* the last request's CORS lines are not this one's */
                 hc->body_limit = route ? route->max_body : s->cfg.max_body;
                 if ((req.chunked || req.content_length > 0) && route && route->on_head &&
                     head_check(hc, &req, route) < 0)
