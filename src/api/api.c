@@ -139,7 +139,8 @@ static bool store_failed(api_ctx_t *c)
 
 /* ---- request helpers ---- */
 
-static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user)
+/* Verifies the bearer token; answers 401 and returns -1 when it is missing or not valid. */
+static int check_token(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user)
 {
     str_t h = http_request_header(req, "authorization");
     str_t token = STR_NULL;
@@ -161,6 +162,12 @@ static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, ch
         json_decref(doc);
         return -1;
     }
+    return 0;
+}
+
+static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, chat_user_t *user)
+{
+    if (check_token(a, hc, req, user) < 0) return -1;
     chat_record_user(a->chat, user);
     uint32_t wait = chat_rest_limit(a->chat, user->id);
     if (wait) {
@@ -862,6 +869,37 @@ static bool auth_limited(api_t *a, http_conn_t *hc)
     chat_err_t e = {429, "RATE_LIMITED", "too many sign-in attempts; wait a little", wait};
     respond_refusal(hc, &e);
     return true;
+}
+
+/* Body limits per endpoint (docs/api.md, "Request bodies"). Register/login: a user name of at
+ * most 64 bytes and a password of at most 256, even if every byte came \u-escaped. A group:
+ * 255 ids of 64 bytes and a title. A message: max-message-length code points, each at most 12
+ * bytes as JSON (a \u-escaped surrogate pair), and its other fields. Anything else needs no
+ * body: a small one is read (and ignored). */
+#define API_AUTH_BODY_MAX   (8 * 1024)
+#define API_GROUP_BODY_MAX  (64 * 1024)
+#define API_MESSAGE_FRAMING (16 * 1024)
+
+long long api_head(http_conn_t *hc, const http_request_t *req, void *arg)
+{
+    api_t *a = arg;
+    if (api_cors(a, hc, req)) return -1;
+    str_t seg[5];
+    int n = segments(req->path, seg, 5);
+    if (n < 3 || !str_eq_cstr(seg[0], "api")) return API_SMALL_BODY_MAX;
+    if (str_eq_cstr(seg[1], "auth")) return API_AUTH_BODY_MAX;
+    if (!str_eq_cstr(seg[1], "chat")) return API_SMALL_BODY_MAX;
+    bool post_group = n == 3 && str_eq_cstr(seg[2], "conversations") && method(req, "POST");
+    bool post_message = n == 3 && str_eq_cstr(seg[2], "messages") && method(req, "POST");
+    bool put_read = n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read") &&
+                    method(req, "PUT");
+    if (!post_group && !post_message && !put_read) return API_SMALL_BODY_MAX; /* 404/405 later */
+    /* Authenticated endpoints: no byte of a body is kept for a client without a valid token. */
+    chat_user_t user;
+    if (check_token(a, hc, req, &user) < 0) return -1;
+    if (post_group) return API_GROUP_BODY_MAX;
+    if (post_message) return (long long)a->opts.max_message_length * 12 + API_MESSAGE_FRAMING;
+    return API_SMALL_BODY_MAX;
 }
 
 int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg)

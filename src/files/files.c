@@ -1,6 +1,7 @@
 /* Upload storage: name sanitizing, libmagic sniffing with OOXML/script fixes, temp-file writer. */
 #include "files/files.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/randid.h"
 
 /* ---- names ---- */
@@ -473,14 +475,16 @@ int files_init(const char *dir, char *err, size_t err_cap)
     DIR *d = opendir(path);
     if (d == NULL) goto fail;
     struct dirent *de;
+    size_t removed = 0;
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.') continue;
         /* Only what files_upload_begin makes: nothing else in tmp is ours to delete. */
         size_t nl = strlen(de->d_name);
         if (nl < 6 || strcmp(de->d_name + nl - 5, ".part") != 0) continue;
-        (void)unlinkat(dirfd(d), de->d_name, 0);
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0) removed++;
     }
     closedir(d);
+    if (removed) log_info("files: removed %zu unfinished upload(s) from %s", removed, path);
     return 0;
 fail:
     files_set_err(err, err_cap, "%s: %s", path, strerror(errno));
@@ -591,6 +595,43 @@ int files_remove(const char *dir, const char *id)
     char path[PATH_MAX];
     if (files_path(dir, id, path, sizeof(path)) < 0) return FILES_ERR_INVALID;
     return unlink(path) == 0 || errno == ENOENT ? 0 : FILES_ERR_IO;
+}
+
+int files_list(const char *dir, int (*fn)(const char *id, void *arg), void *arg)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) return errno == ENOENT ? 0 : FILES_ERR_IO;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *sub = de->d_name;
+        /* Only the two-hex-digit directories files_place makes (not tmp, not dot files). */
+        if (strlen(sub) != 2 || !isxdigit((unsigned char)sub[0]) ||
+            !isxdigit((unsigned char)sub[1]))
+            continue;
+        int fd = openat(dirfd(d), sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        DIR *sd = fdopendir(fd);
+        if (sd == NULL) {
+            close(fd);
+            continue;
+        }
+        struct dirent *fe;
+        while ((fe = readdir(sd)) != NULL) {
+            const char *id = fe->d_name;
+            /* A file that is where files_path puts its id, and nothing else. */
+            if (!id_valid(str_cstr(id)) || memcmp(id + ID_LEN - 2, sub, 2) != 0) continue;
+            count++;
+            if (fn(id, arg) != 0) {
+                closedir(sd);
+                closedir(d);
+                return count;
+            }
+        }
+        closedir(sd);
+    }
+    closedir(d);
+    return count;
 }
 
 /* Links the temporary file at its final name without ever replacing an existing file. */

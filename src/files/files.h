@@ -117,6 +117,13 @@ int files_path(const char *dir, const char *id, char *out, size_t cap);
 /* Removes a stored file (0, also when already gone; FILES_ERR_INVALID; FILES_ERR_IO). */
 int files_remove(const char *dir, const char *id);
 
+/* Calls fn with the id of every stored file under dir (dir/<2 hex>/<id>, as files_path names
+ * them; anything else is skipped), in no particular order, until fn returns non-zero. Returns
+ * how many ids were passed, or FILES_ERR_IO when dir cannot be read. Blocking. Used at start
+ * to find files whose metadata row never committed (a crash between the rename and the
+ * commit): at start no upload is in flight, so a file without a row is an orphan. */
+int files_list(const char *dir, int (*fn)(const char *id, void *arg), void *arg);
+
 /* Zip inspection behind files_sniff_*, exposed for tests and fuzzing. Pure.
  * files_zip_find_cd: tail is the last tail_len bytes of a file of file_size bytes (pass the
  * last min(file_size, FILES_ZIP_TAIL_MAX) bytes). Finds the end-of-central-directory record,

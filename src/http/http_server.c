@@ -1,4 +1,5 @@
 /* HTTP/1.1 server side on top of net: request framing, routing, responses. */
+#define _GNU_SOURCE /* strcasestr */
 #include "http/http_server.h"
 
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/strmap.h"
 
 #define HTTP_MAX_ROUTES 16
 
@@ -15,6 +17,8 @@ typedef struct {
     http_handler_fn fn;
     void *arg;
     bool streaming; /* the handler sees the head first and takes the body as a stream */
+    size_t max_body;
+    http_head_fn on_head;
 } http_route_t;
 
 struct http_server {
@@ -22,6 +26,8 @@ struct http_server {
     http_server_config_t cfg;
     http_route_t routes[HTTP_MAX_ROUTES];
     int num_routes;
+    strmap_t per_ip; /* IP -> HTTP connections from it (a count cast to a pointer) */
+    http_server_stats_t stats;
 };
 
 enum { HC_HEAD, HC_CHUNKED, HC_WAIT, HC_STREAM };
@@ -48,6 +54,13 @@ struct http_conn {
     void *drain_arg;
     char resp_headers[320]; /* added to every response of the current request (CORS) */
     bool body_unread;       /* a streamed body is not all read: an answer now must close */
+    /* The head of the request being buffered passed its route's on_head; body_limit is its
+     * body limit (checked again on every read: the head is parsed again until the body is
+     * complete). */
+    bool head_ok;
+    size_t body_limit;
+    size_t held; /* request bytes this connection holds, counted in srv->stats.buffered */
+    char ip[48]; /* the peer's address, counted in srv->per_ip ("" when not counted) */
 };
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
@@ -61,12 +74,23 @@ http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg)
     if (!s) return NULL;
     s->nl = nl;
     s->cfg = *cfg;
+    if (strmap_init(&s->per_ip) < 0) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
 void http_server_free(http_server_t *s)
 {
+    if (!s) return;
+    strmap_free(&s->per_ip, NULL);
     free(s);
+}
+
+void http_server_stats(const http_server_t *s, http_server_stats_t *out)
+{
+    *out = s->stats;
 }
 
 int http_server_route_streaming(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg)
@@ -91,16 +115,105 @@ int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, 
     r->len = n;
     r->fn = fn;
     r->arg = arg;
+    r->max_body = s->cfg.max_body;
+    r->on_head = NULL;
     return 0;
+}
+
+int http_server_route_limited(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg,
+                              size_t max_body, http_head_fn on_head)
+{
+    if (http_server_route(s, prefix, fn, arg) < 0) return -1;
+    s->routes[s->num_routes - 1].max_body = max_body;
+    s->routes[s->num_routes - 1].on_head = on_head;
+    return 0;
+}
+
+/* The peer's address without the port. */
+static void peer_ip(net_conn_t *c, char *out, size_t cap)
+{
+    char peer[80];
+    net_conn_peer_name(c, peer, sizeof peer);
+    char *colon = strrchr(peer, ':');
+    if (colon) *colon = '\0';
+    size_t n = strlen(peer);
+    if (n >= cap) n = cap - 1;
+    memcpy(out, peer, n);
+    out[n] = '\0';
+}
+
+static uintptr_t ip_count(http_server_t *s, const char *ip)
+{
+    return (uintptr_t)strmap_get(&s->per_ip, ip);
+}
+
+static void ip_release(http_server_t *s, const char *ip)
+{
+    if (!ip[0]) return;
+    uintptr_t n = ip_count(s, ip);
+    if (n <= 1)
+        strmap_remove(&s->per_ip, ip);
+    else
+        strmap_set(&s->per_ip, ip, (void *)(n - 1)); /* replaces: cannot fail */
+}
+
+/* A connection refused at accept: a short 503 and a graceful close while few refused ones
+ * linger; past that (a flood of new connections), an immediate close, so that refused
+ * connections never hold more than a few descriptors beyond the cap. */
+static void refuse_conn(http_server_t *s, net_conn_t *c, const char *why)
+{
+    static const char resp[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Retry-After: 1\r\nContent-Length: 65\r\nConnection: close\r\n\r\n"
+        "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"too many connections\"}}";
+    size_t slack = s->cfg.max_conns ? s->cfg.max_conns / 8 + 16 : 1024;
+    size_t cap = s->cfg.max_conns ? s->cfg.max_conns : (size_t)-1 / 2;
+    log_debug("conn %llu: refused (%s)", (unsigned long long)c->id, why);
+    if (c->nl->num_conns <= cap + slack && net_conn_write_copy(c, resp, sizeof resp - 1) == 0)
+        net_conn_close_after_write(c);
+    else
+        net_conn_close(c);
 }
 
 void http_server_accept(net_conn_t *c, void *arg)
 {
+    http_server_t *s = arg;
+    /* num_conns counts this connection already. */
+    if (s->cfg.max_conns && c->nl->num_conns > s->cfg.max_conns) {
+        if (s->stats.refused_fds++ % 1000 == 0)
+            log_warn("at the connection cap (%zu, from the open-files limit): refusing new "
+                     "connections (%llu so far)",
+                     s->cfg.max_conns, (unsigned long long)s->stats.refused_fds);
+        refuse_conn(s, c, "connection cap");
+        return;
+    }
+    char ip[48] = "";
+    if (s->cfg.max_conns_per_ip) {
+        peer_ip(c, ip, sizeof ip);
+        uintptr_t n = ip_count(s, ip);
+        if (n >= s->cfg.max_conns_per_ip) {
+            if (s->stats.refused_ip++ % 1000 == 0)
+                log_warn("%s has %zu HTTP connections (max-http-connections-per-ip): refusing "
+                         "(%llu refused so far)",
+                         ip, (size_t)n, (unsigned long long)s->stats.refused_ip);
+            refuse_conn(s, c, "per-IP cap");
+            return;
+        }
+        if (strmap_set(&s->per_ip, ip, (void *)(n + 1)) < 0) {
+            net_conn_close(c);
+            return;
+        }
+    }
     http_conn_t *hc = calloc(1, sizeof *hc);
     if (!hc) {
+        ip_release(s, ip);
         net_conn_close(c);
         return;
     }
+    memcpy(hc->ip, ip, sizeof ip);
+    s->stats.http_conns++;
     hc->conn = c;
     hc->srv = arg;
     hc->state = HC_HEAD;
@@ -123,6 +236,10 @@ void http_conn_set_abort(http_conn_t *hc, void (*on_abort)(http_conn_t *, void *
 
 static void hc_free(http_conn_t *hc)
 {
+    http_server_t *s = hc->srv;
+    s->stats.buffered -= hc->held;
+    s->stats.http_conns--;
+    ip_release(s, hc->ip);
     buf_free(&hc->head);
     buf_free(&hc->body);
     free(hc);
@@ -260,6 +377,16 @@ static void response_done(http_conn_t *hc)
     }
 }
 
+/* Every response says nosniff (a JSON error or an upload must never be sniffed into HTML by
+ * a browser), unless the caller's headers already do. */
+static const char *nosniff(const http_conn_t *hc, const char *extra_headers)
+{
+    static const char hdr[] = "X-Content-Type-Options: nosniff\r\n";
+    if (extra_headers && strcasestr(extra_headers, "X-Content-Type-Options:")) return "";
+    if (strcasestr(hc->resp_headers, "X-Content-Type-Options:")) return "";
+    return hdr;
+}
+
 void http_respond_start(http_conn_t *hc, int status, const char *content_type,
                         const char *extra_headers, uint64_t content_length)
 {
@@ -269,8 +396,8 @@ void http_respond_start(http_conn_t *hc, int status, const char *content_type,
     buf_init(&b);
     buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
     if (content_type) buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    buf_printf(&b, "Content-Length: %llu\r\n%s%s%s\r\n", (unsigned long long)content_length,
-               hc->resp_headers, extra_headers ? extra_headers : "",
+    buf_printf(&b, "Content-Length: %llu\r\n%s%s%s%s\r\n", (unsigned long long)content_length,
+               nosniff(hc, extra_headers), hc->resp_headers, extra_headers ? extra_headers : "",
                hc->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     net_conn_write_copy(hc->conn, b.data, b.len);
     buf_free(&b);
@@ -303,9 +430,14 @@ void http_respond(http_conn_t *hc, int status, const char *content_type, const c
     char head[512], clen[48] = "";
     /* 204 and 304 carry no Content-Length (RFC 9110 8.6): it would describe another answer. */
     if (status != 204 && status != 304) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%s%s", status,
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%s%s%s", status,
                      http_status_text(status), content_type ? "Content-Type: " : "",
-                     content_type ? content_type : "", content_type ? "\r\n" : "", clen);
+                     content_type ? content_type : "", content_type ? "\r\n" : "", clen,
+                     nosniff(hc, extra_headers));
+    if (n < 0 || (size_t)n >= sizeof head) {
+        net_conn_close(c); /* a content type longer than any we send */
+        return;
+    }
     size_t extra = extra_headers ? strlen(extra_headers) : 0;
     size_t common = strlen(hc->resp_headers);
     const char *conn_hdr =
@@ -336,8 +468,7 @@ void http_respond_error(http_conn_t *hc, int status, const char *code, const cha
     char body[512];
     int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
                      message);
-    http_respond(hc, status, "application/json", "X-Content-Type-Options: nosniff\r\n", body,
-                 (size_t)n);
+    http_respond(hc, status, "application/json", NULL, body, (size_t)n);
 }
 
 void http_respond_raw_and_close(http_conn_t *hc, const char *data, size_t len)
@@ -377,6 +508,7 @@ static const http_route_t *find_route(http_server_t *s, str_t path)
 static int dispatch(http_conn_t *hc, const http_request_t *req, str_t body)
 {
     hc->keep_alive = req->keep_alive;
+    hc->head_ok = false;
     net_conn_clear_timeout(hc->conn);
     hc->request_timer = false;
     hc->responded = false;
@@ -476,7 +608,66 @@ static size_t stream_feed(http_conn_t *hc, char *data, size_t len)
     return used;
 }
 
+/* A request with a body on a route that checks heads: runs the check before any byte of the
+ * body is kept. Returns -1 when it answered (the connection is then closing). */
+static int head_check(http_conn_t *hc, const http_request_t *req, const http_route_t *r)
+{
+    hc->keep_alive = req->keep_alive;
+    hc->responded = false;
+    hc->resp_headers[0] = '\0';
+    hc->body_unread = true; /* an answer now must close: the body will not be read */
+    long long limit = r->on_head(hc, req, r->arg);
+    hc->body_unread = false;
+    if (limit < 0 || hc->responded) {
+        hc->keep_alive = false;
+        if (!hc->responded) http_respond_error(hc, 500, "INTERNAL", "request refused");
+        net_conn_close_after_write(hc->conn);
+        return -1;
+    }
+    hc->body_limit = (size_t)limit;
+    return 0;
+}
+
+/* The buffer budget is spent and this connection's bytes went past it: refuse its request
+ * (503) and close it. The one whose read went over is shed: it is the one growing. */
+static void shed(http_conn_t *hc)
+{
+    http_server_t *s = hc->srv;
+    if (s->stats.shed++ % 1000 == 0)
+        log_warn("request buffers at %zu bytes (max-buffered-request-bytes %zu): shedding "
+                 "(%llu so far)",
+                 s->stats.buffered, s->cfg.max_buffered, (unsigned long long)s->stats.shed);
+    if (hc->state == HC_HEAD || hc->state == HC_CHUNKED) {
+        hc->keep_alive = false;
+        hc->resp_headers[0] = '\0';
+        static const char body[] =
+            "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"the server is busy; retry\"}}";
+        http_respond(hc, 503, "application/json", "Retry-After: 1\r\n", body, sizeof body - 1);
+    } else {
+        net_conn_close(hc->conn); /* an answer is pending or being streamed: no room for ours */
+    }
+}
+
+static size_t on_data_inner(net_conn_t *c, char *data, size_t len);
+
+/* Counts what this connection leaves in net's input buffer (len - consumed) plus a chunked
+ * body being decoded against the server's budget. */
 static size_t http_on_data(net_conn_t *c, char *data, size_t len)
+{
+    http_conn_t *hc = c->ud;
+    http_server_t *s = hc->srv;
+    size_t off = on_data_inner(c, data, len);
+    if (c->handler != &http_handler) return off; /* upgraded: hc is gone (and was uncounted) */
+    if (net_conn_closing(c)) return off;         /* held stays counted until hc is freed */
+    size_t held = (off < len ? len - off : 0) + hc->head.cap + hc->body.cap;
+    size_t old = hc->held;
+    s->stats.buffered = s->stats.buffered - old + held;
+    hc->held = held;
+    if (held > old && s->cfg.max_buffered && s->stats.buffered > s->cfg.max_buffered) shed(hc);
+    return off;
+}
+
+static size_t on_data_inner(net_conn_t *c, char *data, size_t len)
 {
     http_conn_t *hc = c->ud;
     http_server_t *s = hc->srv;
@@ -502,7 +693,16 @@ static size_t http_on_data(net_conn_t *c, char *data, size_t len)
                 if (stream_start(hc, &req) < 0) return len;
                 continue;
             }
+            if (!hc->head_ok) {
+                hc->resp_headers[0] = '\0'; /* the last request's CORS lines are not this one's */
+                hc->body_limit = route ? route->max_body : s->cfg.max_body;
+                if ((req.chunked || req.content_length > 0) && route && route->on_head &&
+                    head_check(hc, &req, route) < 0)
+                    return len;
+                hc->head_ok = true;
+            }
             if (req.chunked) {
+                hc->head_ok = false; /* the head is kept in hc->head and not parsed again */
                 if (buf_append(&hc->head, data + off, (size_t)n) < 0) {
                     net_conn_close(c);
                     return len;
@@ -513,7 +713,7 @@ static size_t http_on_data(net_conn_t *c, char *data, size_t len)
                 continue;
             }
             uint64_t cl = req.content_length > 0 ? (uint64_t)req.content_length : 0;
-            if (cl > s->cfg.max_body) {
+            if (cl > hc->body_limit) {
                 respond_parse_error(hc, 413, "request body too large");
                 return len;
             }
@@ -547,7 +747,7 @@ static size_t http_on_data(net_conn_t *c, char *data, size_t len)
             }
             hc->body.len += out_len;
             off += (size_t)used;
-            if (hc->body.len > s->cfg.max_body) {
+            if (hc->body.len > hc->body_limit) {
                 respond_parse_error(hc, 413, "request body too large");
                 return len;
             }

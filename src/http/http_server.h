@@ -21,16 +21,46 @@ enum {
 /* A request handler. req and body are valid only during the call. */
 typedef int (*http_handler_fn)(http_conn_t *hc, const http_request_t *req, str_t body, void *arg);
 
+/* Runs on the head of a request that has a body (Content-Length > 0 or chunked), before any
+ * byte of the body is buffered: returns the body limit for this request (>= 0; a larger
+ * Content-Length, or a chunked body growing past it, is refused with 413), or -1 after
+ * answering (a refusal, e.g. 401: the body is not read and the connection is closed after the
+ * answer). */
+typedef long long (*http_head_fn)(http_conn_t *hc, const http_request_t *req, void *arg);
+
 typedef struct {
     size_t max_head; /* request line + headers; over it -> 431 */
-    size_t max_body; /* over it -> 413 */
+    size_t max_body; /* body limit of routes added with http_server_route; over it -> 413 */
+    /* Request bytes held by the whole server while requests are incomplete (partial heads and
+     * bodies not yet complete, chunked bodies being decoded). A read that takes the total past
+     * it is refused with 503 and its connection closed. 0: no budget. */
+    size_t max_buffered;
+    /* TCP connections the server keeps at once (sized from RLIMIT_NOFILE by the caller);
+     * beyond it a new connection gets a 503 and is closed. 0: no cap. */
+    size_t max_conns;
+    /* Connections from one IP address while they speak HTTP (a WebSocket leaves this count
+     * after its upgrade; Engine.IO sessions have their own per-IP cap). 0: no cap. */
+    size_t max_conns_per_ip;
 } http_server_config_t;
+
+typedef struct {
+    size_t http_conns;    /* connections speaking HTTP */
+    size_t buffered;      /* request bytes held (see max_buffered) */
+    uint64_t shed;        /* requests refused because the buffer budget was spent */
+    uint64_t refused_fds; /* connections refused at max_conns */
+    uint64_t refused_ip;  /* connections refused at max_conns_per_ip */
+} http_server_stats_t;
+void http_server_stats(const http_server_t *s, http_server_stats_t *out);
 
 http_server_t *http_server_new(net_loop_t *nl, const http_server_config_t *cfg);
 void http_server_free(http_server_t *s);
 /* Routes requests whose path starts with prefix (e.g. "/socket.io/"); the longest match wins;
  * a prefix without a trailing '/' matches that exact path too. */
 int http_server_route(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg);
+/* The same with this route's own body limit and an optional check on the head (on_head may be
+ * NULL; its arg is the route's arg). */
+int http_server_route_limited(http_server_t *s, const char *prefix, http_handler_fn fn, void *arg,
+                              size_t max_body, http_head_fn on_head);
 /* Accept callback for net_listen (arg = the http_server_t). */
 void http_server_accept(net_conn_t *c, void *arg);
 

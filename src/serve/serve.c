@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -20,6 +21,7 @@
 #include "chat/chat.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "files/files.h"
 #include "http/http_static.h"
 
 typedef struct {
@@ -52,6 +54,9 @@ typedef struct {
     char *allowed_file_types;
     char *web_root;
     long long rate_auth_per_min;
+    long long max_buffered_request_bytes;
+    long long max_http_connections_per_ip;
+    long long max_connections;
 } serve_config_t;
 
 #define OFF(f) offsetof(serve_config_t, f)
@@ -130,6 +135,17 @@ static const config_option_t serve_options[] = {
      "register/login attempts per IP address per minute (0: no limit)"},
     {"web-root", OPT_STRING, OFF(web_root), "web/dist", 0, 0,
      "the built web client served at / (empty: serve no web client)"},
+    {"max-buffered-request-bytes", OPT_INT, OFF(max_buffered_request_bytes), "67108864", 0,
+     1LL << 40,
+     "request bytes held at once by the whole server while requests arrive (Engine.IO polling "
+     "POSTs, REST bodies, partial heads); a read past it is refused with 503 and its "
+     "connection closed (0: no budget)"},
+    {"max-http-connections-per-ip", OPT_INT, OFF(max_http_connections_per_ip), "500", 0, 10000000,
+     "concurrent TCP connections speaking HTTP from one IP address (a WebSocket leaves this "
+     "count when it upgrades); past it a new connection gets 503 and is closed (0: no limit)"},
+    {"max-connections", OPT_INT, OFF(max_connections), "0", 0, 10000000,
+     "concurrent TCP connections; past it a new connection gets 503 and is closed (0: from the "
+     "open-files limit, see docs/api.md; a larger value is lowered to that)"},
 };
 #define NOPTS (sizeof serve_options / sizeof serve_options[0])
 
@@ -145,6 +161,7 @@ typedef struct {
     api_t *api;
     files_api_t *files;
     http_static_t *web;
+    struct files_sweep *sweep;
     auth_jwt_t *jwt;
     uv_signal_t sigint, sigterm;
     uv_timer_t trim; /* gives freed heap back to the system (see on_trim) */
@@ -297,8 +314,19 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
     server_t *s = arg;
     store_stats_t st;
     store_stats(s->store, &st);
+    http_server_stats_t hs;
+    http_server_stats(s->http, &hs);
     buf_t b;
     buf_init(&b);
+    buf_printf(&b,
+               "# TYPE parlor_http_buffered_request_bytes gauge\n"
+               "parlor_http_buffered_request_bytes %zu\n"
+               "# TYPE parlor_http_shed_total counter\nparlor_http_shed_total %llu\n"
+               "# TYPE parlor_http_refused_connections_total counter\n"
+               "parlor_http_refused_connections_total{reason=\"cap\"} %llu\n"
+               "parlor_http_refused_connections_total{reason=\"per_ip\"} %llu\n",
+               hs.buffered, (unsigned long long)hs.shed, (unsigned long long)hs.refused_fds,
+               (unsigned long long)hs.refused_ip);
     buf_printf(&b,
                "# TYPE parlor_connections gauge\nparlor_connections %zu\n"
                "# TYPE parlor_engineio_sessions gauge\nparlor_engineio_sessions %zu\n"
@@ -312,6 +340,115 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
     http_respond(hc, 200, "text/plain; version=0.0.4", NULL, b.data, b.len);
     buf_free(&b);
     return HTTP_DONE;
+}
+
+/* ---- orphaned uploads ----
+ * An upload is placed under its id, then its row is committed: a crash in between leaves a
+ * file no row names, kept forever. At start, before listening, every stored file's id is
+ * listed; each is then looked up in the store, one at a time in the background, and removed
+ * when it has no row. A file listed before the first accept can never get its row later (no
+ * upload was in flight), so the lookups may run while new uploads are placed beside them. */
+typedef struct files_sweep {
+    store_req_t req;
+    char dir[4096];
+    store_t *store;
+    char (*ids)[ID_SIZE];
+    size_t n, cap, next, removed;
+    char arena[2048];
+} files_sweep_t;
+
+static int sweep_collect(const char *id, void *arg)
+{
+    files_sweep_t *w = arg;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        char(*ids)[ID_SIZE] = realloc(w->ids, cap * sizeof *ids);
+        if (!ids) return -1;
+        w->ids = ids;
+        w->cap = cap;
+    }
+    memcpy(w->ids[w->n++], id, ID_SIZE);
+    return 0;
+}
+
+static void sweep_next(files_sweep_t *w);
+
+static void sweep_checked(store_req_t *req)
+{
+    files_sweep_t *w = (files_sweep_t *)req;
+    const char *id = w->ids[w->next - 1];
+    if (req->status == STORE_E_NOT_FOUND) {
+        if (files_remove(w->dir, id) == 0) w->removed++;
+    } else if (req->status != STORE_OK) {
+        w->next = w->n; /* closing, or the store failed: stop, remove nothing more */
+    }
+    sweep_next(w);
+}
+
+static void sweep_next(files_sweep_t *w)
+{
+    while (w->next < w->n) {
+        memset(&w->req, 0, sizeof w->req);
+        w->req.op = STORE_OP_FILE_GET;
+        w->req.done = sweep_checked;
+        w->req.arena.ptr = w->arena;
+        w->req.arena.cap = sizeof w->arena;
+        w->req.u.file_get.id = str_make(w->ids[w->next], ID_LEN);
+        w->next++;
+        if (store_submit(w->store, &w->req) == 0) return;
+        w->next = w->n;
+    }
+    if (w->removed)
+        log_info("files: removed %zu stored file(s) without a row (of %zu)", w->removed, w->n);
+    free(w->ids);
+    w->ids = NULL;
+    w->n = w->next = 0;
+}
+
+/* Lists the stored files (call before listening) and starts the lookups. */
+static files_sweep_t *sweep_start(const char *dir, store_t *store)
+{
+    files_sweep_t *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    w->store = store;
+    if (files_list(dir, sweep_collect, w) < 0) log_warn("files: cannot list %s", dir);
+    sweep_next(w);
+    return w;
+}
+
+/* Raises the soft open-files limit to the hard one and returns the connection cap it allows.
+ * An accept that fails with EMFILE only makes libuv accept-and-close (its reserve-fd trick):
+ * the client gets an empty reply; a cap below the limit gets it a 503 instead. Each connection
+ * is one descriptor; 64 are kept for the store, the listener and logs, and of the rest 1/8
+ * for refused connections still writing their 503 (at most cap/8 + 16, http_server.c), which
+ * leaves a little for uploads and downloads (a file each: past the limit those answer 500,
+ * the accept path stays bounded). */
+static size_t connection_cap(long long wanted)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return wanted > 0 ? (size_t)wanted : 0;
+    rlim_t soft = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+        } else {
+            /* An unlimited hard limit is more than the kernel's nr_open: try a large value. */
+            up.rlim_cur = rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl.rlim_cur = up.rlim_cur;
+        }
+    }
+    rlim_t lim = rl.rlim_cur > 10000000 ? 10000000 : rl.rlim_cur;
+    size_t cap = lim > 256 ? (size_t)(lim - 64) / 8 * 7 : (size_t)lim / 2;
+    if (wanted > 0 && (size_t)wanted < cap) cap = (size_t)wanted;
+    if (wanted > 0 && (size_t)wanted > cap)
+        log_warn("max-connections %lld is more than the open-files limit allows: %zu", wanted, cap);
+    log_info("open files: limit %llu (was %llu, hard %llu); at most %zu connections",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)soft,
+             (unsigned long long)rl.rlim_max, cap);
+    return cap;
 }
 
 static void close_conn(net_conn_t *c, void *arg)
@@ -421,7 +558,13 @@ static int serve_run(server_t *sp)
         .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
     };
     net_loop_init(&s.nl, s.loop, &limits);
-    http_server_config_t hcfg = {.max_head = 16 * 1024, .max_body = (size_t)cfg->max_payload};
+    http_server_config_t hcfg = {
+        .max_head = 16 * 1024,
+        .max_body = (size_t)cfg->max_payload, /* Engine.IO polling POSTs */
+        .max_buffered = (size_t)cfg->max_buffered_request_bytes,
+        .max_conns = connection_cap(cfg->max_connections),
+        .max_conns_per_ip = (size_t)cfg->max_http_connections_per_ip,
+    };
     s.http = http_server_new(&s.nl, &hcfg);
     sio_config_t scfg = {
         .eio = {.ping_interval_ms = (uint32_t)cfg->ping_interval_ms,
@@ -450,7 +593,8 @@ static int serve_run(server_t *sp)
     api_options_t aopts = {.cors_origins = cfg->cors_origins,
                            .token_ttl_s = cfg->token_ttl_s,
                            .accounts_enabled = cfg->accounts && can_sign,
-                           .auth_per_min = (double)cfg->rate_auth_per_min};
+                           .auth_per_min = (double)cfg->rate_auth_per_min,
+                           .max_message_length = (size_t)cfg->max_message_length};
     s.api = api_new(s.loop, s.chat, &aopts);
     if (!s.http || !s.sio || !s.chat || !s.api) {
         log_error("out of memory at start");
@@ -470,20 +614,21 @@ static int serve_run(server_t *sp)
         log_error("cannot prepare %s: %s", files_dir, ferr);
         return 1;
     }
+    s.sweep = sweep_start(files_dir, s.store);
     eio_server_set_admission(sio_server_eio(s.sio), chat_admit, chat_release, s.chat);
     chat_start(s.chat);
     http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
-    http_server_route(s.http, "/api/", api_handle, s.api);
+    http_server_route_limited(s.http, "/api/", api_handle, s.api, API_SMALL_BODY_MAX, api_head);
     http_server_route_streaming(s.http, "/api/chat/files", files_api_handle, s.files);
-    http_server_route(s.http, "/healthz", api_handle, s.api);
-    http_server_route(s.http, "/metrics", handle_metrics, &s);
+    http_server_route_limited(s.http, "/healthz", api_handle, s.api, API_SMALL_BODY_MAX, api_head);
+    http_server_route_limited(s.http, "/metrics", handle_metrics, &s, API_SMALL_BODY_MAX, NULL);
     if (cfg->web_root[0]) {
         s.web = http_static_new(cfg->web_root);
         if (!s.web) {
             log_error("out of memory loading the web client");
             return 1;
         }
-        http_server_route(s.http, "/", http_static_handle, s.web);
+        http_server_route_limited(s.http, "/", http_static_handle, s.web, API_SMALL_BODY_MAX, NULL);
         log_info("web client: %zu files from %s", http_static_count(s.web), cfg->web_root);
     }
 
@@ -512,6 +657,8 @@ static int serve_run(server_t *sp)
     uv_run(s.loop, UV_RUN_DEFAULT);
 
     files_api_free(s.files);
+    if (s.sweep) free(s.sweep->ids);
+    free(s.sweep);
     http_static_free(s.web);
     api_free(s.api);
     chat_free(s.chat);

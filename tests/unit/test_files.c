@@ -762,6 +762,46 @@ static void test_paths(void)
     CHECK_EQ_INT(files_remove("/data", "x"), FILES_ERR_INVALID);
 }
 
+static int list_collect(const char *id, void *arg)
+{
+    char(*seen)[ID_SIZE] = arg;
+    for (int i = 0; i < 4; i++)
+        if (!seen[i][0]) {
+            memcpy(seen[i], id, ID_SIZE);
+            return 0;
+        }
+    return 1;
+}
+
+/* files_list names every stored file and nothing else (the start-up sweep of orphans). */
+static void test_list(void)
+{
+    char dir[160], p[256], err[256];
+    snprintf(dir, sizeof dir, "%s/listed", root);
+    CHECK_EQ_INT(files_init(dir, err, sizeof err), 0);
+    char seen[4][ID_SIZE];
+    memset(seen, 0, sizeof seen);
+    CHECK_EQ_INT(files_list(dir, list_collect, seen), 0);
+    files_upload_t *u = files_upload_begin(dir, 100, err, sizeof err);
+    char id[ID_SIZE];
+    CHECK_EQ_INT(files_upload_write(u, "hello\n", 6), 0);
+    CHECK_EQ_INT(files_upload_finish(u, NULL, id, NULL, NULL, NULL, 0), 0);
+    /* not ours: a bad name in a hex directory, an id in the wrong directory, tmp files */
+    snprintf(p, sizeof p, "%s/%.2s/notanid", dir, id + ID_LEN - 2);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    snprintf(p, sizeof p, "%s/zz", dir);
+    mkdir(p, 0700);
+    snprintf(p, sizeof p, "%s/zz/%s", dir, id);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    snprintf(p, sizeof p, "%s/tmp/%s", dir, id);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    CHECK_EQ_INT(files_list(dir, list_collect, seen), 1);
+    CHECK(strcmp(seen[0], id) == 0);
+    CHECK(seen[1][0] == '\0');
+    snprintf(p, sizeof p, "%s/nowhere", root);
+    CHECK_EQ_INT(files_list(p, list_collect, seen), 0);
+}
+
 /* Sniffing and uploading from several threads at once: one magic_t per thread. */
 static void *worker(void *arg)
 {
@@ -819,6 +859,7 @@ int main(void)
         fprintf(stderr, "files_init: %s\n", err);
         return 1;
     }
+    RUN(test_list);
     RUN(test_name_paths);
     RUN(test_name_controls);
     RUN(test_name_unicode);
