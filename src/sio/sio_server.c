@@ -62,10 +62,14 @@ struct sio_socket {
     void *data;
 };
 
-/* A BINARY_EVENT/BINARY_ACK waiting for its attachments. */
+/* A BINARY_EVENT/BINARY_ACK waiting for its attachments. Only a socket connected to the
+ * packet's namespace may start one, at most SIO_MAX_ATTACHMENTS attachments, and the packet
+ * (its text and every attachment) holds at most maxPayload bytes: a client cannot make the
+ * server keep more than that for it. */
 typedef struct {
     char *pending;
     size_t pending_len;
+    size_t bytes; /* pending_len + the attachments' bytes so far */
     sio_attachment_t *att;
     unsigned att_want, att_have;
 } sio_binary_t;
@@ -642,7 +646,15 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         dispatch_event(c, &p, NULL, 0);
         break;
     case SIO_BINARY_EVENT:
-    case SIO_BINARY_ACK:
+    case SIO_BINARY_ACK: {
+        /* Checked before anything is kept: a client that has not joined the namespace may
+         * send nothing but CONNECT (the reference closes on a packet for a namespace not
+         * joined), so it cannot park attachments here either. */
+        sio_socket_t *s = client_socket(c, p.nsp);
+        if (!s || !s->connected) {
+            client_protocol_error(c, "packet for a namespace that is not connected");
+            break;
+        }
         if (sio_check_placeholders(p.data, p.attachments) < 0) {
             client_protocol_error(c, "invalid placeholders");
             break;
@@ -663,8 +675,10 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         }
         memcpy(c->bin->pending, data, len);
         c->bin->pending_len = len;
+        c->bin->bytes = len;
         c->bin->att_want = p.attachments;
         break;
+    }
     default:
         client_protocol_error(c, "unexpected packet type");
         break;
@@ -678,6 +692,15 @@ static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
         client_protocol_error(c, "unexpected binary message");
         return;
     }
+    size_t max = c->srv->cfg.eio.max_payload;
+    if (b->bytes > max || len > max - b->bytes) {
+        log_debug("sio %s: attachments over maxPayload (%zu bytes) for one packet",
+                  eio_session_id(c->eio), max);
+        pending_clear(c);
+        client_protocol_error(c, "attachments over maxPayload");
+        return;
+    }
+    b->bytes += len;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) {
         client_protocol_error(c, "out of memory");

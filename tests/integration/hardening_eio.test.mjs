@@ -1,0 +1,288 @@
+// Hardening of the Engine.IO / Socket.IO layers (issue 11, findings 3, 5 and 11; issue 12's
+// two protocol items), with raw HTTP and WebSocket bytes so that each test controls what a
+// hostile client sends. Each test fails on the code before the fix:
+//  - a client ping ("2") over v4 closes the session instead of queueing a pong;
+//  - a polling session whose queue passes the cap is cut (RSS stays bounded);
+//  - a pong for a ping the client never read does not keep a session alive;
+//  - a binary packet for a namespace not joined closes the socket before any attachment is
+//    kept (RSS stays bounded), and a packet's attachments are bounded by maxPayload;
+//  - with --cors-origins set, a foreign Origin is refused with 403 on every Engine.IO request;
+//  - a client close packet releases a pending GET with a noop; a second WebSocket for an
+//    upgraded sid gets 101 and is closed, the session untouched.
+// Memory tests assert on the server's VmRSS with wide margins: the unfixed server grows by
+// hundreds of MB under the same attack, the fixed one by a few.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import {
+    startEcho, sleep, httpRequest, eioHandshake, eioGet, eioPost, RawWs, wsEncodeFrame,
+    withTimeout,
+} from './helpers.mjs';
+import { startServer } from './chat_helpers.mjs';
+
+const RS = '\x1e';
+const MB = 1024 * 1024;
+
+function rssBytes(server) {
+    const status = readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) * 1024;
+}
+
+// Socket.IO endpoint URLs of `parlor serve` (helpers' eioUrl is for /engine.io/).
+const sioUrl = (server, query = '') =>
+    `${server.url}/socket.io/?EIO=4&transport=polling${query ? '&' + query : ''}`;
+
+async function sioHandshake(server, headers = {}) {
+    const r = await httpRequest(sioUrl(server), { headers });
+    assert.equal(r.status, 200, r.text);
+    return JSON.parse(r.text.slice(1)).sid;
+}
+
+const sioPost = (server, sid, body) =>
+    httpRequest(sioUrl(server, `sid=${sid}`), { method: 'POST', body }, 15000);
+const sioGet = (server, sid) => httpRequest(sioUrl(server, `sid=${sid}`));
+
+// Resolves true once the server answers our WebSocket ping "fenc" (it has read everything
+// sent before it), false when the connection closes first.
+function pongOrClose(ws, timeoutMs) {
+    const pong = Buffer.from([0x8a, 0x04, ...Buffer.from('fenc')]);
+    let seen = Buffer.alloc(0);
+    return withTimeout(new Promise((resolve) => {
+        ws.sock.on('data', (d) => {
+            seen = Buffer.concat([seen.subarray(-8), d]);
+            if (seen.includes(pong)) resolve(true);
+        });
+        ws.closed.then(() => resolve(false));
+    }), timeoutMs, 'a pong or the close of the WebSocket');
+}
+
+function assertSessionGone(r, what) {
+    assert.equal(r.status, 400, `${what}: ${r.status} ${r.text}`);
+    assert.deepEqual(JSON.parse(r.text), { code: 1, message: 'Session ID unknown' }, what);
+}
+
+describe('parlor serve', () => {
+    let server;
+    before(async () => {
+        server = await startServer({
+            args: ['--max-outbound-bytes', '1048576', '--cors-origins', 'http://allowed.test'],
+            // Under ASan, freed memory waits in a quarantine (256 MB by default) and counts in
+            // RSS: keep it small so that the RSS checks see what the server holds.
+            env: { ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=16']
+                .filter(Boolean).join(':') },
+        });
+    });
+    after(async () => {
+        if (server) await server.stop();
+    });
+
+    // Finding 3: engine.io 6 closes a v4 session whose client pings ("invalid heartbeat
+    // direction"); Parlor answered each ping with a pong queued for a GET that never came.
+    test('a ping from the client closes the polling session', async () => {
+        const sid = await sioHandshake(server);
+        const post = await sioPost(server, sid, ['2', '2', '2'].join(RS));
+        assert.equal(post.status, 200);
+        assertSessionGone(await sioGet(server, sid), 'GET after the client pinged');
+    });
+
+    // Finding 3: a client that never reads makes the server queue (here: one CONNECT_ERROR per
+    // CONNECT to an unknown namespace) until the queue passes --max-outbound-bytes (1 MiB
+    // here), and is then cut as a slow reader. Unfixed: ~9 MB kept per 1 MB POST.
+    test('a polling session that never reads is cut at the queue cap; RSS stays bounded',
+         async () => {
+             const body = Array(110000).fill('40/nope,').join(RS); // ~990 KB, 110k packets
+             const rss0 = rssBytes(server);
+             const sids = [];
+             for (let i = 0; i < 24; i++) {
+                 const sid = await sioHandshake(server);
+                 sids.push(sid);
+                 for (let j = 0; j < 2; j++) {
+                     const r = await sioPost(server, sid, body);
+                     // fixed: the second POST finds the session gone (400)
+                     assert.ok(r.status === 200 || r.status === 400, `POST ${r.status} ${r.text}`);
+                 }
+             }
+             const grown = rssBytes(server) - rss0;
+             if (process.env.SHOW_RSS) console.error(`RSS growth ${(grown / MB).toFixed(1)} MB`);
+             server.assertAlive();
+             assert.ok(grown < 150 * MB, `RSS grew by ${(grown / MB).toFixed(0)} MB`);
+             for (const sid of sids) assertSessionGone(await sioGet(server, sid), 'cut session');
+         });
+
+    // Finding 5: attachments announced for a namespace the client never joined were kept
+    // until the connect timeout (9 x 990 KB per socket). Now the BINARY_EVENT itself closes
+    // the connection, before any attachment is read.
+    test('a binary packet before CONNECT closes the socket; RSS stays bounded', async () => {
+        const placeholders = Array.from({ length: 10 },
+                                         (_, i) => `{"_placeholder":true,"num":${i}}`);
+        const text = wsEncodeFrame(0x1, `4510-["send_message",${placeholders.join(',')}]`);
+        const attachment = wsEncodeFrame(0x2, Buffer.alloc(990 * 1000, 0x61));
+        const fence = wsEncodeFrame(0x9, 'fenc');
+        const rss0 = rssBytes(server);
+        const sockets = [];
+        const answered = [];
+        try {
+            for (let i = 0; i < 40; i++) {
+                const ws = await RawWs.connect(server.port,
+                                               '/socket.io/?EIO=4&transport=websocket');
+                sockets.push(ws);
+                assert.match(await ws.nextText(), /^0\{/, 'open packet');
+                ws.sock.on('error', () => {}); // writes after the server's close
+                const fenced = pongOrClose(ws, 20000);
+                ws.sock.write(text);
+                for (let k = 0; k < 9; k++) ws.sock.write(attachment);
+                ws.sock.write(fence);
+                answered.push(await fenced); // unfixed: the pong, all 9 attachments kept
+            }
+            const grown = rssBytes(server) - rss0;
+            if (process.env.SHOW_RSS) console.error(`RSS growth ${(grown / MB).toFixed(1)} MB`);
+            server.assertAlive();
+            assert.ok(grown < 150 * MB, `RSS grew by ${(grown / MB).toFixed(0)} MB`);
+            assert.ok(!answered.includes(true),
+                      'the server read 9 attachments for a namespace not joined');
+        } finally {
+            for (const ws of sockets) ws.destroy();
+        }
+    });
+
+    // Finding 11: browsers open cross-origin WebSockets freely (CORS does not cover them), so
+    // with --cors-origins set a foreign Origin is refused on every Engine.IO request.
+    test('with --cors-origins, a foreign Origin is refused with 403 code 4', async () => {
+        const forbidden = { code: 4, message: 'Forbidden' };
+        const ws = '/socket.io/?EIO=4&transport=websocket';
+        await assert.rejects(
+            RawWs.connect(server.port, ws, { headers: { Origin: 'http://evil.test' } }),
+            (e) => {
+                assert.equal(e.status, 403, e.message);
+                assert.deepEqual(JSON.parse(e.response.slice(e.response.indexOf('\r\n\r\n') + 4)),
+                                 forbidden);
+                return true;
+            });
+        const poll = await httpRequest(sioUrl(server), { headers: { Origin: 'http://evil.test' } });
+        assert.equal(poll.status, 403);
+        assert.deepEqual(JSON.parse(poll.text), forbidden);
+        const sid = await sioHandshake(server); // no Origin: a non-browser client
+        const post = await httpRequest(sioUrl(server, `sid=${sid}`), {
+            method: 'POST', body: '40', headers: { Origin: 'http://evil.test' },
+        });
+        assert.equal(post.status, 403);
+        // allowed: a listed origin, the server's own origin, no Origin at all
+        for (const origin of ['http://allowed.test', `http://127.0.0.1:${server.port}`, null]) {
+            const c = await RawWs.connect(server.port, ws,
+                                          { headers: origin ? { Origin: origin } : {} });
+            try {
+                assert.match(await c.nextText(), /^0\{/, `open packet for Origin ${origin}`);
+            } finally {
+                c.destroy();
+            }
+        }
+        await sioHandshake(server, { Origin: 'http://allowed.test' });
+        server.assertAlive();
+    });
+});
+
+describe('parlor echo', () => {
+    let server;
+    before(async () => {
+        server = await startEcho(['--max-outbound-bytes', '65536']);
+    });
+    after(async () => {
+        if (server) await server.stop();
+    });
+
+    // Finding 3, on the shared code: every message is echoed into the queue of a client that
+    // never GETs; past the cap (64 KiB here) the session is cut.
+    test('echoes queued for a client that never reads are capped', async () => {
+        const { sid } = await eioHandshake(server);
+        const r = await eioPost(server, sid, Array(200).fill('4' + 'x'.repeat(1000)).join(RS));
+        assert.equal(r.status, 200);
+        assertSessionGone(await eioGet(server, sid), 'GET after 200 KB of echoes');
+    });
+
+    // Finding 3: the heartbeat is the backstop for a client that never reads. A pong counts
+    // only for a ping a GET has carried; unfixed, blind pongs kept the session forever.
+    test('pongs for pings the client never read do not keep the session alive', async () => {
+        const { sid } = await eioHandshake(server);
+        const deadline = Date.now() + 8000;
+        let last;
+        while (Date.now() < deadline) {
+            last = await eioPost(server, sid, '3');
+            if (last.status !== 200) break;
+            await sleep(100);
+        }
+        assertSessionGone(last, 'POST of a blind pong after the ping timeout');
+    });
+
+    // Finding 5: one packet's attachments hold at most maxPayload bytes together.
+    test('attachments over maxPayload in total close the socket', async () => {
+        const ws = await RawWs.connect(server.port, '/socket.io/?EIO=4&transport=websocket');
+        try {
+            assert.match(await ws.nextText(), /^0\{/);
+            ws.sendText('40');
+            assert.match(await ws.nextText(), /^40\{/);
+            ws.sock.on('error', () => {});
+            const answered = pongOrClose(ws, 10000);
+            ws.sendText('452-["message",{"_placeholder":true,"num":0},' +
+                        '{"_placeholder":true,"num":1}]');
+            ws.sendBinary(Buffer.alloc(600000, 1));
+            ws.sendBinary(Buffer.alloc(600000, 2));
+            ws.sock.write(wsEncodeFrame(0x9, 'fenc'));
+            assert.equal(await answered, false, 'a packet of 1.2 MB of attachments was accepted');
+            assert.ok(!ws.messages.some((m) => m.data.includes('message-back')), 'echoed');
+        } finally {
+            ws.destroy();
+        }
+    });
+
+    // Guard (already so before the fix): an attachment nobody announced is a protocol error.
+    test('a binary frame with no packet waiting for attachments closes the socket', async () => {
+        const ws = await RawWs.connect(server.port, '/socket.io/?EIO=4&transport=websocket');
+        try {
+            assert.match(await ws.nextText(), /^0\{/);
+            ws.sendText('40');
+            assert.match(await ws.nextText(), /^40\{/);
+            ws.sendBinary(Buffer.from([1, 2, 3]));
+            await withTimeout(ws.closed, 5000, 'close after a stray attachment');
+        } finally {
+            ws.destroy();
+        }
+    });
+
+    // Issue 12: engine.io releases a pending long poll with a noop when the client closes,
+    // then forgets the session.
+    test('a client close packet answers the pending GET with a noop', async () => {
+        const { sid } = await eioHandshake(server);
+        const pending = eioGet(server, sid);
+        await sleep(30);
+        const post = await eioPost(server, sid, '1');
+        assert.equal(post.status, 200);
+        const p = await pending;
+        if (p.text !== '2') { // unless the first ping (at 300 ms) won the race
+            assert.equal(p.status, 200);
+            assert.equal(p.text, '6', 'the pending GET is released with a noop');
+        }
+        assertSessionGone(await eioGet(server, sid), 'GET after the close');
+    });
+
+    // Issue 12: a second WebSocket for an upgraded sid completes its handshake (101) and is
+    // closed; the upgraded session goes on.
+    test('a second WebSocket for an upgraded sid gets 101 and is closed', async () => {
+        const { sid } = await eioHandshake(server);
+        const path = `/engine.io/?EIO=4&transport=websocket&sid=${sid}`;
+        const ws = await RawWs.connect(server.port, path);
+        try {
+            ws.sendText('2probe');
+            assert.equal(await ws.nextText(), '3probe');
+            ws.sendText('5');
+            ws.sendText('4upgraded');
+            assert.equal(await ws.nextText(), '4upgraded');
+            const second = await RawWs.connect(server.port, path); // throws unless 101
+            await withTimeout(second.closed, 5000, 'close of the second WebSocket');
+            assert.ok(!second.messages.length, 'the second WebSocket got a message');
+            ws.sendText('4still there');
+            assert.equal(await ws.nextText(), '4still there');
+        } finally {
+            ws.destroy();
+        }
+    });
+});
