@@ -474,6 +474,7 @@ void eio_session_close(eio_session_t *s, const char *reason)
         return;
     }
     send_built(s, s->srv->close_pkt);
+    if (s->state != S_OPEN) return; /* the queue overflowed: the session is being reaped */
     s->state = S_CLOSING;
     timerq_add(&s->srv->pong_tq, &s->hb);
 }

@@ -12,6 +12,11 @@
 
 #define SIO_ID_LEN   20
 #define SIO_NAME_MAX 128
+/* Refused CONNECTs (unknown namespace, middleware refusal) one connection may make: each is
+ * answered with a CONNECT_ERROR, so without a bound a client that never reads could have the
+ * server queue answers up to the outbound cap without ever signing in. A real client retries a
+ * refused CONNECT a few times at most; past this the connection is closed (it may reconnect). */
+#define SIO_MAX_REFUSED_CONNECTS 16
 
 typedef struct sio_client sio_client_t;
 typedef struct sio_room sio_room_t;
@@ -82,6 +87,7 @@ struct sio_client {
     sio_socket_t *sockets;
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
+    uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;
     sio_socket_t first;
 };
@@ -507,8 +513,13 @@ static void client_protocol_error(sio_client_t *c, const char *why)
 static void handle_connect(sio_client_t *c, const sio_packet_t *p)
 {
     sio_server_t *srv = c->srv;
+    if (c->refused >= SIO_MAX_REFUSED_CONNECTS) {
+        client_protocol_error(c, "too many refused CONNECTs");
+        return;
+    }
     sio_nsp_t *nsp = find_nsp(srv, p->nsp);
     if (!nsp) {
+        c->refused++;
         buf_t b;
         buf_init(&b);
         char hdr[SIO_NAME_MAX + 64];
@@ -541,6 +552,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     buf_init(&err);
     if (nsp->h.authorize) {
         if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
+            c->refused++;
             rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
                                    err.len ? str_make(err.data, err.len)
                                            : STR_LIT("{\"message\":\"refused\"}"));

@@ -18,7 +18,7 @@ import {
     startEcho, sleep, httpRequest, eioHandshake, eioGet, eioPost, RawWs, wsEncodeFrame,
     withTimeout,
 } from './helpers.mjs';
-import { startServer } from './chat_helpers.mjs';
+import { startServer, tokenFor, newUserId } from './chat_helpers.mjs';
 
 const RS = '\x1e';
 const MB = 1024 * 1024;
@@ -85,10 +85,10 @@ describe('parlor serve', () => {
         assertSessionGone(await sioGet(server, sid), 'GET after the client pinged');
     });
 
-    // Finding 3: a client that never reads makes the server queue (here: one CONNECT_ERROR per
-    // CONNECT to an unknown namespace) until the queue passes --max-outbound-bytes (1 MiB
-    // here), and is then cut as a slow reader. Unfixed: ~9 MB kept per 1 MB POST.
-    test('a polling session that never reads is cut at the queue cap; RSS stays bounded',
+    // Finding 3, before signing in: each CONNECT to an unknown namespace is answered with a
+    // CONNECT_ERROR; unfixed, a client that never reads had ~9 MB queued per 1 MB POST. Now a
+    // connection gets 16 refused CONNECTs, then it is closed (and its queue is capped anyway).
+    test('refused CONNECTs are bounded for a client that never reads; RSS stays bounded',
          async () => {
              const body = Array(110000).fill('40/nope,').join(RS); // ~990 KB, 110k packets
              const rss0 = rssBytes(server);
@@ -99,6 +99,41 @@ describe('parlor serve', () => {
                  for (let j = 0; j < 2; j++) {
                      const r = await sioPost(server, sid, body);
                      // fixed: the second POST finds the session gone (400)
+                     assert.ok(r.status === 200 || r.status === 400, `POST ${r.status} ${r.text}`);
+                 }
+             }
+             const grown = rssBytes(server) - rss0;
+             if (process.env.SHOW_RSS) console.error(`RSS growth ${(grown / MB).toFixed(1)} MB`);
+             server.assertAlive();
+             assert.ok(grown < 150 * MB, `RSS grew by ${(grown / MB).toFixed(0)} MB`);
+             // The 17th CONNECT closed the session: the next GET carries the 16 refusals and
+             // the close packet, or finds the session gone (when its ping timed out).
+             for (const sid of sids) {
+                 const r = await sioGet(server, sid);
+                 if (r.status === 400) continue;
+                 const packets = r.text.split(RS);
+                 assert.equal(packets.at(-1), '1', 'close packet last');
+                 assert.ok(packets.length <= 17, `${packets.length} packets queued`);
+             }
+         });
+
+    // Finding 3, signed in: every event is answered (here an ack and a message_error for an
+    // unknown event); a client that never reads is cut once its queue passes
+    // --max-outbound-bytes (1 MiB here). Unfixed: ~25 MB queued per 1 MB POST.
+    test('a signed-in polling client that never reads is cut at the queue cap; RSS bounded',
+         async () => {
+             const body = Array(110000).fill('421["x"]').join(RS); // ~990 KB, 110k events
+             const rss0 = rssBytes(server);
+             const sids = [];
+             for (let i = 0; i < 6; i++) {
+                 const sid = await sioHandshake(server);
+                 sids.push(sid);
+                 const token = tokenFor(server, newUserId());
+                 assert.equal((await sioPost(server, sid, `40{"token":"${token}"}`)).status, 200);
+                 const connected = await sioGet(server, sid);
+                 assert.match(connected.text, /^40\{"sid"/, 'CONNECT answer');
+                 for (let j = 0; j < 2; j++) {
+                     const r = await sioPost(server, sid, body);
                      assert.ok(r.status === 200 || r.status === 400, `POST ${r.status} ${r.text}`);
                  }
              }
