@@ -61,8 +61,11 @@ struct eio_session {
     /* In ping_tq (waiting to ping), pong_tq (waiting for the pong, or, S_CLOSING, for the
      * client to fetch the close packet) or reap_tq (S_CLOSING: destroyed on the next turn). */
     tq_entry_t hb;
-    bool awaiting_pong;       /* a ping went out and no pong came back yet */
-    bool ping_unread;         /* polling: that ping still waits in the queue, no GET carried it */
+    bool awaiting_pong; /* a ping went out and no pong came back yet */
+    /* That ping may not have left the server: over polling no GET carried it yet; over
+     * WebSocket it ends at byte ping_end of the connection's output (see ping_read). */
+    bool ping_unread;
+    uint64_t ping_end;
     const char *close_reason; /* for a session in reap_tq */
     void *data;
     void *admit_handle; /* from eio_config_t.admit */
@@ -258,12 +261,23 @@ static void on_ping_due(timerq_t *q, tq_entry_t *e)
         return;
     }
     s->awaiting_pong = true;
-    /* Over polling the ping counts as seen only once a GET has carried it (the queue is
-     * flushed): a client that never reads cannot keep its session by answering blindly. */
-    s->ping_unread = s->transport == TRANSPORT_POLLING;
-    send_built(s, srv->ping_pkt);
+    /* The ping counts as seen only once it has left the server (see ping_read): a client that
+     * never reads cannot keep its session by answering blindly. */
+    s->ping_unread = true;
+    send_built(s, srv->ping_pkt);   /* a waiting GET takes it at once: ping_unread is cleared */
     if (s->state != S_OPEN) return; /* the queue overflowed: the session is being reaped */
+    if (s->ws) s->ping_end = ws_conn_queued(s->ws);
     timerq_add(&srv->pong_tq, &s->hb);
+}
+
+/* Whether the last ping can have reached the client: over polling a GET response carried it;
+ * over WebSocket the connection's queue has handed it to the kernel. A client that stops
+ * reading keeps the ping in the queue, once the kernel's buffers are full, for ever. */
+static bool ping_read(const eio_session_t *s)
+{
+    if (!s->ping_unread) return true;
+    if (s->transport != TRANSPORT_WEBSOCKET || !s->ws) return false;
+    return ws_conn_handed(s->ws) >= s->ping_end;
 }
 
 static void on_pong_missing(timerq_t *q, tq_entry_t *e)
@@ -449,7 +463,12 @@ static void session_destroy(eio_session_t *s, const char *reason)
     if (s->pl && s->pl->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
     if (s->ws) {
         ws_conn_set_handler(s->ws, NULL, NULL);
-        ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
+        /* A client that stopped reading would never get the close frame, and the connection
+         * would linger with its queue: drop it at once. */
+        if (s->awaiting_pong && !ping_read(s))
+            ws_conn_abort(s->ws);
+        else
+            ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
     }
     if (s->pl && s->pl->probe) {
         ws_conn_set_handler(s->pl->probe, NULL, NULL);
@@ -495,7 +514,7 @@ static void handle_packet(eio_session_t *s, const eio_packet_t *p)
         /* Only the answer to a ping the client can have read counts: an unsolicited pong, or
          * one sent while the ping still waits in an unread polling queue, is ignored, so a
          * client that never reads is dropped by the heartbeat however it answers. */
-        if (!s->awaiting_pong || s->ping_unread) {
+        if (!s->awaiting_pong || !ping_read(s)) {
             log_debug("eio %s: pong for no ping it has read, ignored", s->sid);
             break;
         }
@@ -588,7 +607,7 @@ static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data,
         if (pl->poll) answer_poll(s, "6");
         /* What was queued for polling now goes over the WebSocket, in order. */
         for (uint32_t i = 0; i < pl->outq_len; i++) ws_conn_send_frame(ws, pl->outq[i]);
-        s->ping_unread = false;
+        if (s->ping_unread) s->ping_end = ws_conn_queued(ws); /* it is on the WebSocket now */
         bool closing = s->state == S_CLOSING;
         polling_free(s);
         if (closing) session_destroy(s, "server close");

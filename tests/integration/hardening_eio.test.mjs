@@ -248,6 +248,30 @@ describe('parlor echo', () => {
         assertSessionGone(last, 'POST of a blind pong after the ping timeout');
     });
 
+    // Finding 3, over WebSocket: a client that stopped reading has the ping stuck in its
+    // connection's queue (behind ~28 MB of echoes the kernel would not take); its blind pongs
+    // do not count, and the heartbeat closes it. Unfixed, it lived as long as it ponged.
+    test('a WebSocket client that never reads is closed by the heartbeat despite blind pongs',
+         async () => {
+             const big = await startEcho(['--max-outbound-bytes', String(64 * MB)]);
+             const ws = await RawWs.connect(big.port, '/engine.io/?EIO=4&transport=websocket');
+             let timer;
+             try {
+                 assert.match(await ws.nextText(), /^0\{/);
+                 ws.sock.pause(); // read nothing more
+                 ws.sock.on('error', () => {});
+                 const msg = wsEncodeFrame(0x1, '4' + 'e'.repeat(100000));
+                 for (let i = 0; i < 320; i++) ws.sock.write(msg);
+                 const pong = wsEncodeFrame(0x1, '3');
+                 timer = setInterval(() => ws.sock.write(pong), 100);
+                 await withTimeout(ws.closed, 10000, 'the server closing a client that never reads');
+             } finally {
+                 clearInterval(timer);
+                 ws.destroy();
+                 await big.stop();
+             }
+         });
+
     // Finding 5: one packet's attachments hold at most maxPayload bytes together.
     test('attachments over maxPayload in total close the socket', async () => {
         const ws = await RawWs.connect(server.port, '/socket.io/?EIO=4&transport=websocket');
