@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
     startEcho, sleep, httpRequest, eioHandshake, eioGet, eioPost, RawWs, wsEncodeFrame,
-    withTimeout,
+    withTimeout, connectTcp, recorder, readHttpResponses, HOST,
 } from './helpers.mjs';
 import { startServer, tokenFor, newUserId } from './chat_helpers.mjs';
 
@@ -311,14 +311,24 @@ describe('parlor echo', () => {
     // then forgets the session.
     test('a client close packet answers the pending GET with a noop', async () => {
         const { sid } = await eioHandshake(server);
-        const pending = eioGet(server, sid);
-        await sleep(30);
-        const post = await eioPost(server, sid, '1');
-        assert.equal(post.status, 200);
-        const p = await pending;
-        if (p.text !== '2') { // unless the first ping (at 300 ms) won the race
-            assert.equal(p.status, 200);
-            assert.equal(p.text, '6', 'the pending GET is released with a noop');
+        const sock = await connectTcp(server.port);
+        const rec = recorder(sock);
+        try {
+            await new Promise((resolve) => sock.write(
+                `GET /engine.io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\n` +
+                `Host: ${HOST}\r\n\r\n`, resolve));
+            // Fence: a request sent after the GET's bytes is answered only once the server
+            // has read what came before it, so the GET is pending by then.
+            await eioHandshake(server);
+            const post = await eioPost(server, sid, '1');
+            assert.equal(post.status, 200);
+            const [p] = await readHttpResponses(rec, 1, 5000);
+            if (p.body.toString() !== '2') { // unless the first ping (at 300 ms) won the race
+                assert.equal(p.status, 200);
+                assert.equal(p.body.toString(), '6', 'the pending GET is released with a noop');
+            }
+        } finally {
+            sock.destroy();
         }
         assertSessionGone(await eioGet(server, sid), 'GET after the close');
     });
