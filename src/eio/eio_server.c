@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base64.h"
 #include "core/log.h"
@@ -29,6 +30,14 @@ static const char *const eio_error_messages[] = {
 
 #define SID_LEN 20
 
+/* What one packet waiting in a polling queue costs beyond its encoded bytes (the queue slot,
+ * the buffer's header and allocator overhead): counted in the queue's byte cap, so that cap
+ * also bounds the number of packets (at most cap / EIO_QUEUED_PACKET_COST). */
+#define EIO_QUEUED_PACKET_COST 64
+/* Room left under the connection's outbound cap for the head of the GET response that
+ * carries a full queue, so that the response itself is never cut as a slow reader. */
+#define EIO_RESPONSE_HEAD_ROOM 2048
+
 /* What only a long-polling session needs; a WebSocket session has none of it, and an upgraded
  * session releases it. */
 typedef struct {
@@ -37,7 +46,8 @@ typedef struct {
     ws_conn_t *probe;  /* a WebSocket being upgraded to */
     rbuf_t **outq;     /* packets waiting for a GET */
     uint32_t outq_len, outq_cap;
-    bool probe_ok; /* the probe WebSocket answered 2probe */
+    size_t outq_bytes; /* their encoded size + EIO_QUEUED_PACKET_COST each; see queue_cap */
+    bool probe_ok;     /* the probe WebSocket answered 2probe */
 } eio_polling_t;
 
 struct eio_session {
@@ -48,7 +58,15 @@ struct eio_session {
     eio_session_t *hash_next;
     ws_conn_t *ws;     /* the WebSocket transport */
     eio_polling_t *pl; /* the polling transport's state; NULL for WebSocket */
-    tq_entry_t hb;     /* in ping_tq (waiting to ping) or pong_tq (waiting for the pong) */
+    /* In ping_tq (waiting to ping), pong_tq (waiting for the pong, or, S_CLOSING, for the
+     * client to fetch the close packet) or reap_tq (S_CLOSING: destroyed on the next turn). */
+    tq_entry_t hb;
+    bool awaiting_pong; /* a ping went out and no pong came back yet */
+    /* That ping may not have left the server: over polling no GET carried it yet; over
+     * WebSocket it ends at byte ping_end of the connection's output (see ping_read). */
+    bool ping_unread;
+    uint64_t ping_end;
+    const char *close_reason; /* for a session in reap_tq */
     void *data;
     void *admit_handle; /* from eio_config_t.admit */
     void *extra[];      /* eio_config_t.session_extra bytes for the layer above */
@@ -61,7 +79,7 @@ struct eio_server {
     void *arg;
     eio_session_t **buckets;
     size_t nbuckets, count;
-    timerq_t ping_tq, pong_tq;
+    timerq_t ping_tq, pong_tq, reap_tq;
     rbuf_t *ping_pkt, *noop_pkt, *close_pkt;
     bool shutting_down;
     char cors_origins[512];
@@ -189,6 +207,31 @@ static void cors_headers(eio_server_t *srv, const http_request_t *req, char *out
     http_cors_headers(srv->cors_origins, srv->cfg.cors_credentials, req, out, cap);
 }
 
+/* Whether a request may use the endpoint, by its Origin header. Browsers let any page open a
+ * WebSocket to any site (CORS does not apply to WebSockets), so with --cors-origins set to a
+ * list, a request whose Origin is neither listed nor this server's own origin (scheme "http" or
+ * "https" and the request's Host) is refused (cross-site WebSocket hijacking). A request with
+ * no Origin (non-browser clients; browsers' same-origin GETs) passes, and so does every
+ * request when the list is empty (CORS off) or "*". */
+static bool origin_allowed(const eio_server_t *srv, const http_request_t *req)
+{
+    const char *list = srv->cors_origins;
+    if (!list[0] || strcmp(list, "*") == 0) return true;
+    str_t origin = http_request_header(req, "origin");
+    if (!origin.ptr) return true;
+    if (http_origin_listed(list, origin)) return true;
+    str_t host = http_request_header(req, "host");
+    if (!host.ptr || host.len == 0) return false;
+    size_t skip = 0;
+    if (origin.len > 7 && strncasecmp(origin.ptr, "http://", 7) == 0)
+        skip = 7;
+    else if (origin.len > 8 && strncasecmp(origin.ptr, "https://", 8) == 0)
+        skip = 8;
+    else
+        return false;
+    return origin.len - skip == host.len && strncasecmp(origin.ptr + skip, host.ptr, host.len) == 0;
+}
+
 static void respond_eio_error(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
                               int code)
 {
@@ -217,8 +260,24 @@ static void on_ping_due(timerq_t *q, tq_entry_t *e)
         session_destroy(s, "transport close");
         return;
     }
-    send_built(s, srv->ping_pkt);
+    s->awaiting_pong = true;
+    /* The ping counts as seen only once it has left the server (see ping_read): a client that
+     * never reads cannot keep its session by answering blindly. */
+    s->ping_unread = true;
+    send_built(s, srv->ping_pkt);   /* a waiting GET takes it at once: ping_unread is cleared */
+    if (s->state != S_OPEN) return; /* the queue overflowed: the session is being reaped */
+    if (s->ws) s->ping_end = ws_conn_queued(s->ws);
     timerq_add(&srv->pong_tq, &s->hb);
+}
+
+/* Whether the last ping can have reached the client: over polling a GET response carried it;
+ * over WebSocket the connection's queue has handed it to the kernel. A client that stops
+ * reading keeps the ping in the queue, once the kernel's buffers are full, for ever. */
+static bool ping_read(const eio_session_t *s)
+{
+    if (!s->ping_unread) return true;
+    if (s->transport != TRANSPORT_WEBSOCKET || !s->ws) return false;
+    return ws_conn_handed(s->ws) >= s->ping_end;
 }
 
 static void on_pong_missing(timerq_t *q, tq_entry_t *e)
@@ -228,7 +287,47 @@ static void on_pong_missing(timerq_t *q, tq_entry_t *e)
     session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
 }
 
+static void on_reap(timerq_t *q, tq_entry_t *e)
+{
+    eio_session_t *s = session_of_hb(e);
+    session_destroy(s, s->close_reason ? s->close_reason : "transport close");
+}
+
+/* Ends a session from inside a call that may come from anywhere (a send from the layer above,
+ * perhaps while it walks its own lists): the session stops at once (nothing more is sent or
+ * delivered: state S_CLOSING) and is destroyed on the next loop turn, as a WebSocket cut by
+ * the net layer is closed from the libuv close callback. */
+static void session_close_deferred(eio_session_t *s, const char *reason)
+{
+    if (s->state != S_OPEN) return;
+    s->state = S_CLOSING;
+    s->close_reason = reason;
+    timerq_add(&s->srv->reap_tq, &s->hb);
+}
+
+/* ---- polling queue cap ---- */
+
+/* The bytes a polling session may have queued: the connection's outbound cap
+ * (--max-outbound-bytes), less room for the response head, so that the GET answer carrying a
+ * full queue still fits under that cap. A client that keeps the server queueing without
+ * reading (no GET) is a slow reader and is cut like a WebSocket one. */
+static size_t queue_cap(const eio_server_t *srv)
+{
+    size_t out = srv->nl->limits.max_outbound;
+    return out > 2 * EIO_RESPONSE_HEAD_ROOM ? out - EIO_RESPONSE_HEAD_ROOM : out / 2;
+}
+
 /* ---- sending ---- */
+
+/* What a packet adds to a polling queue: its bytes in a GET response (binary as "b" + base64),
+ * the separator, and EIO_QUEUED_PACKET_COST. */
+static size_t queued_cost(const rbuf_t *r)
+{
+    size_t n = r->len - frame_payload_offset(r);
+    return (frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1 + EIO_QUEUED_PACKET_COST;
+}
+
+static void outq_clear(eio_polling_t *pl);
 
 static void send_built(eio_session_t *s, rbuf_t *pkt)
 {
@@ -237,14 +336,27 @@ static void send_built(eio_session_t *s, rbuf_t *pkt)
         return;
     }
     eio_polling_t *pl = s->pl;
+    size_t cost = queued_cost(pkt);
+    if (pl->outq_bytes + cost > queue_cap(s->srv)) {
+        log_info("eio %s: polling queue over %zu bytes (%u packets; slow reader), closing", s->sid,
+                 queue_cap(s->srv), pl->outq_len);
+        outq_clear(pl);
+        session_close_deferred(s, "transport error");
+        return;
+    }
     if (pl->outq_len == pl->outq_cap) {
         uint32_t cap = pl->outq_cap ? pl->outq_cap * 2 : 4;
         rbuf_t **q = realloc(pl->outq, cap * sizeof *q);
-        if (!q) return;
+        if (!q) {
+            outq_clear(pl);
+            session_close_deferred(s, "transport error");
+            return;
+        }
         pl->outq = q;
         pl->outq_cap = cap;
     }
     pl->outq[pl->outq_len++] = rbuf_ref(pkt);
+    pl->outq_bytes += cost;
     /* Answered at the end of this turn, so packets sent together share one response. */
     if (pl->poll) session_flush_poll(s);
 }
@@ -269,6 +381,7 @@ static void outq_clear(eio_polling_t *pl)
     free(pl->outq);
     pl->outq = NULL;
     pl->outq_len = pl->outq_cap = 0;
+    pl->outq_bytes = 0;
 }
 
 /* Releases the polling state (after an upgrade, or with the session). */
@@ -328,6 +441,7 @@ static void session_flush_poll(eio_session_t *s)
         }
     }
     outq_clear(pl);
+    s->ping_unread = false; /* a ping that was queued is on its way to the client now */
     http_conn_t *hc = take_poll(s);
     http_respond(hc, 200, "text/plain; charset=UTF-8", pl->poll_hdrs, body, p);
     free(body);
@@ -349,7 +463,12 @@ static void session_destroy(eio_session_t *s, const char *reason)
     if (s->pl && s->pl->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
     if (s->ws) {
         ws_conn_set_handler(s->ws, NULL, NULL);
-        ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
+        /* A client that stopped reading would never get the close frame, and the connection
+         * would linger with its queue: drop it at once. */
+        if (s->awaiting_pong && !ping_read(s))
+            ws_conn_abort(s->ws);
+        else
+            ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
     }
     if (s->pl && s->pl->probe) {
         ws_conn_set_handler(s->pl->probe, NULL, NULL);
@@ -374,6 +493,7 @@ void eio_session_close(eio_session_t *s, const char *reason)
         return;
     }
     send_built(s, s->srv->close_pkt);
+    if (s->state != S_OPEN) return; /* the queue overflowed: the session is being reaped */
     s->state = S_CLOSING;
     timerq_add(&s->srv->pong_tq, &s->hb);
 }
@@ -383,24 +503,35 @@ void eio_session_close(eio_session_t *s, const char *reason)
 static void handle_packet(eio_session_t *s, const eio_packet_t *p)
 {
     eio_server_t *srv = s->srv;
+    /* A closing session takes nothing more from its client (as the reference: "packet
+     * received with closed socket"), but its close packet still ends it at once. */
+    if (s->state != S_OPEN && p->type != EIO_CLOSE) return;
     switch (p->type) {
     case EIO_MESSAGE:
         if (srv->h.on_message) srv->h.on_message(s, srv->arg, p->binary, p->data, p->len);
         break;
     case EIO_PONG:
-        if (s->state == S_OPEN) timerq_add(&srv->ping_tq, &s->hb);
+        /* Only the answer to a ping the client can have read counts: an unsolicited pong, or
+         * one sent while the ping still waits in an unread polling queue, is ignored, so a
+         * client that never reads is dropped by the heartbeat however it answers. */
+        if (!s->awaiting_pong || !ping_read(s)) {
+            log_debug("eio %s: pong for no ping it has read, ignored", s->sid);
+            break;
+        }
+        s->awaiting_pong = false;
+        timerq_add(&srv->ping_tq, &s->hb);
         break;
     case EIO_PING:
-        /* v4 clients do not ping; answer anyway, it costs nothing. */
-        if (s->state == S_OPEN) {
-            rbuf_t *pong = packet_build(EIO_PONG, p->data, p->len);
-            if (pong) {
-                send_built(s, pong);
-                rbuf_unref(pong);
-            }
-        }
+        /* In Engine.IO v4 the server pings and the client answers; engine.io 6 closes a
+         * session whose client pings ("invalid heartbeat direction"). So does Parlor: a pong
+         * for each client ping would let a client make the server queue without bound.
+         * (The "2probe" of an upgrade travels on the probe WebSocket, see probe_on_message.) */
+        log_debug("eio %s: ping from the client (invalid heartbeat direction), closing", s->sid);
+        session_destroy(s, "transport error");
         break;
     case EIO_CLOSE:
+        /* The reference releases a pending long poll with a noop, then forgets the session. */
+        if (s->pl && s->pl->poll) answer_poll(s, "6");
         session_destroy(s, "transport close");
         break;
     case EIO_NOOP:
@@ -476,6 +607,7 @@ static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data,
         if (pl->poll) answer_poll(s, "6");
         /* What was queued for polling now goes over the WebSocket, in order. */
         for (uint32_t i = 0; i < pl->outq_len; i++) ws_conn_send_frame(ws, pl->outq[i]);
+        if (s->ping_unread) s->ping_end = ws_conn_queued(ws); /* it is on the WebSocket now */
         bool closing = s->state == S_CLOSING;
         polling_free(s);
         if (closing) session_destroy(s, "server close");
@@ -574,12 +706,16 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
             respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
             return HTTP_DONE;
         }
-        /* A sid upgrades once; reusing it for another WebSocket is refused. */
-        if (s->transport != TRANSPORT_POLLING || s->pl->probe || s->state != S_OPEN) {
-            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
-            return HTTP_DONE;
-        }
         if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
+        /* A sid upgrades once. Another WebSocket for a session already upgraded (or being
+         * upgraded, or closing) is accepted and closed at once, as the reference does, and the
+         * session is left untouched. */
+        if (s->transport != TRANSPORT_POLLING || s->pl->probe || s->state != S_OPEN) {
+            log_debug("eio %s: another WebSocket for an upgraded session, closing it", s->sid);
+            ws_conn_t *extra = ws_conn_accept(hc, req, srv->cfg.max_payload, NULL, NULL);
+            if (extra) ws_conn_close(extra, 0, NULL);
+            return HTTP_UPGRADED;
+        }
         s->pl->probe = ws_conn_accept(hc, req, srv->cfg.max_payload, &probe_handler, s);
         return HTTP_UPGRADED;
     }
@@ -618,6 +754,11 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
                  rh.ptr && rh.len < 400 ? (int)rh.len : 0, rh.ptr && rh.len < 400 ? rh.ptr : "",
                  rh.ptr && rh.len < 400 ? "\r\n" : "");
         http_respond(hc, 204, NULL, pre, NULL, 0);
+        return HTTP_DONE;
+    }
+    if (!origin_allowed(srv, req)) {
+        log_debug("eio: Origin not allowed, refused with 403");
+        respond_eio_error(srv, hc, req, EIO_ERR_FORBIDDEN);
         return HTTP_DONE;
     }
     int tl = http_query_param(req->query, "transport", transport, sizeof transport);
@@ -737,7 +878,8 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     srv->buckets = calloc(srv->nbuckets, sizeof *srv->buckets);
     timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
     timerq_init(nl->loop, &srv->pong_tq, cfg->ping_timeout_ms, on_pong_missing);
-    srv->ping_tq.data = srv->pong_tq.data = srv;
+    timerq_init(nl->loop, &srv->reap_tq, 0, on_reap);
+    srv->ping_tq.data = srv->pong_tq.data = srv->reap_tq.data = srv;
     srv->ping_pkt = packet_build(EIO_PING, NULL, 0);
     srv->noop_pkt = packet_build(EIO_NOOP, NULL, 0);
     srv->close_pkt = packet_build(EIO_CLOSE, NULL, 0);
@@ -777,6 +919,7 @@ void eio_server_close(eio_server_t *srv)
 {
     timerq_close(&srv->ping_tq);
     timerq_close(&srv->pong_tq);
+    timerq_close(&srv->reap_tq);
 }
 
 void eio_server_free(eio_server_t *srv)

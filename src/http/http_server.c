@@ -261,7 +261,7 @@ static void http_on_close(net_conn_t *c)
     hc_free(hc);
 }
 
-static bool origin_listed(const char *list, str_t origin)
+bool http_origin_listed(const char *list, str_t origin)
 {
     const char *p = list;
     while (*p) {
@@ -286,7 +286,7 @@ void http_cors_headers(const char *origins, bool credentials, const http_request
     size_t n = 0;
     if (any && !credentials) {
         n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
-    } else if (origin.ptr && origin.len < 256 && (any || origin_listed(origins, origin))) {
+    } else if (origin.ptr && origin.len < 256 && (any || http_origin_listed(origins, origin))) {
         n = (size_t)snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
                              (int)origin.len, origin.ptr,
                              credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");

@@ -105,6 +105,9 @@ const char *http_status_text(int status);
  * the allowed origins ("*" or a comma-separated list; empty: none). out is NUL-terminated. */
 void http_cors_headers(const char *origins, bool credentials, const http_request_t *req, char *out,
                        size_t cap);
+/* True when origin is one of the comma-separated origins in list (exact match, spaces around
+ * each entry ignored). */
+bool http_origin_listed(const char *list, str_t origin);
 /* Header lines added to every response of the current request (at most 319 bytes). */
 void http_conn_set_response_headers(http_conn_t *hc, const char *headers);
 /* Writes raw bytes and closes after them (for refusals on the way to a WebSocket upgrade). */

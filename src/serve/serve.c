@@ -93,9 +93,10 @@ static const config_option_t serve_options[] = {
     {"connect-timeout-ms", OPT_INT, OFF(connect_timeout_ms), "45000", 100, 3600000,
      "time a client has to join the namespace after the handshake"},
     {"max-payload", OPT_INT, OFF(max_payload), "1000000", 4096, 100000000,
-     "Engine.IO maxPayload and REST body limit, in bytes"},
+     "Engine.IO maxPayload (and the body limit of Engine.IO polling POSTs), in bytes"},
     {"max-outbound-bytes", OPT_INT, OFF(max_outbound), "8388608", 4096, 1LL << 32,
-     "unsent bytes per connection before it is cut as a slow reader"},
+     "unsent bytes per connection before it is cut as a slow reader (a polling session's "
+     "queue too)"},
     {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000", 0, 3600000,
      "time to send a complete HTTP request (0: none)"},
     {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "120000", 0, 3600000,

@@ -12,6 +12,11 @@
 
 #define SIO_ID_LEN   20
 #define SIO_NAME_MAX 128
+/* Refused CONNECTs (unknown namespace, middleware refusal) one connection may make: each is
+ * answered with a CONNECT_ERROR, so without a bound a client that never reads could have the
+ * server queue answers up to the outbound cap without ever signing in. A real client retries a
+ * refused CONNECT a few times at most; past this the connection is closed (it may reconnect). */
+#define SIO_MAX_REFUSED_CONNECTS 16
 
 typedef struct sio_client sio_client_t;
 typedef struct sio_room sio_room_t;
@@ -62,10 +67,14 @@ struct sio_socket {
     void *data;
 };
 
-/* A BINARY_EVENT/BINARY_ACK waiting for its attachments. */
+/* A BINARY_EVENT/BINARY_ACK waiting for its attachments. Only a socket connected to the
+ * packet's namespace may start one, at most SIO_MAX_ATTACHMENTS attachments, and the packet
+ * (its text and every attachment) holds at most maxPayload bytes: a client cannot make the
+ * server keep more than that for it. */
 typedef struct {
     char *pending;
     size_t pending_len;
+    size_t bytes; /* pending_len + the attachments' bytes so far */
     sio_attachment_t *att;
     unsigned att_want, att_have;
 } sio_binary_t;
@@ -78,6 +87,7 @@ struct sio_client {
     sio_socket_t *sockets;
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
+    uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;
     sio_socket_t first;
 };
@@ -503,8 +513,13 @@ static void client_protocol_error(sio_client_t *c, const char *why)
 static void handle_connect(sio_client_t *c, const sio_packet_t *p)
 {
     sio_server_t *srv = c->srv;
+    if (c->refused >= SIO_MAX_REFUSED_CONNECTS) {
+        client_protocol_error(c, "too many refused CONNECTs");
+        return;
+    }
     sio_nsp_t *nsp = find_nsp(srv, p->nsp);
     if (!nsp) {
+        c->refused++;
         buf_t b;
         buf_init(&b);
         char hdr[SIO_NAME_MAX + 64];
@@ -537,6 +552,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     buf_init(&err);
     if (nsp->h.authorize) {
         if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
+            c->refused++;
             rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
                                    err.len ? str_make(err.data, err.len)
                                            : STR_LIT("{\"message\":\"refused\"}"));
@@ -642,7 +658,15 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         dispatch_event(c, &p, NULL, 0);
         break;
     case SIO_BINARY_EVENT:
-    case SIO_BINARY_ACK:
+    case SIO_BINARY_ACK: {
+        /* Checked before anything is kept: a client that has not joined the namespace may
+         * send nothing but CONNECT (the reference closes on a packet for a namespace not
+         * joined), so it cannot park attachments here either. */
+        sio_socket_t *s = client_socket(c, p.nsp);
+        if (!s || !s->connected) {
+            client_protocol_error(c, "packet for a namespace that is not connected");
+            break;
+        }
         if (sio_check_placeholders(p.data, p.attachments) < 0) {
             client_protocol_error(c, "invalid placeholders");
             break;
@@ -663,8 +687,10 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         }
         memcpy(c->bin->pending, data, len);
         c->bin->pending_len = len;
+        c->bin->bytes = len;
         c->bin->att_want = p.attachments;
         break;
+    }
     default:
         client_protocol_error(c, "unexpected packet type");
         break;
@@ -678,6 +704,15 @@ static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
         client_protocol_error(c, "unexpected binary message");
         return;
     }
+    size_t max = c->srv->cfg.eio.max_payload;
+    if (b->bytes > max || len > max - b->bytes) {
+        log_debug("sio %s: attachments over maxPayload (%zu bytes) for one packet",
+                  eio_session_id(c->eio), max);
+        pending_clear(c);
+        client_protocol_error(c, "attachments over maxPayload");
+        return;
+    }
+    b->bytes += len;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) {
         client_protocol_error(c, "out of memory");

@@ -11,12 +11,15 @@ struct ws_conn {
     ws_parser_t parser;
     const ws_conn_handler_t *h;
     void *ud;
+    uint64_t queued; /* bytes queued on conn since the handshake; see ws_conn_queued */
     bool close_sent;
 };
 
 static size_t ws_on_data(net_conn_t *c, char *data, size_t len);
 static void ws_on_close(net_conn_t *c);
 static const net_handler_t ws_net_handler = {ws_on_data, ws_on_close, NULL};
+static int ws_write(ws_conn_t *ws, rbuf_t *frame);
+static int ws_write_copy(ws_conn_t *ws, const void *p, size_t len);
 
 int ws_handshake_check(http_conn_t *hc, const http_request_t *req)
 {
@@ -62,7 +65,7 @@ ws_conn_t *ws_conn_accept(http_conn_t *hc, const http_request_t *req, size_t max
     ws_parser_init(&ws->parser, max_message);
     c->handler = &ws_net_handler;
     c->ud = ws;
-    net_conn_write_copy(c, resp, (size_t)n);
+    ws_write_copy(ws, resp, (size_t)n);
     return ws;
 }
 
@@ -75,6 +78,34 @@ void ws_conn_set_handler(ws_conn_t *ws, const ws_conn_handler_t *h, void *ud)
 net_conn_t *ws_conn_net(ws_conn_t *ws)
 {
     return ws->conn;
+}
+
+uint64_t ws_conn_queued(const ws_conn_t *ws)
+{
+    return ws->queued;
+}
+
+uint64_t ws_conn_handed(const ws_conn_t *ws)
+{
+    /* Everything queued and not in the connection's queue any more went to the kernel (what
+     * the connection still held from before the handshake is not counted in queued). */
+    size_t unsent = ws->conn->out_bytes;
+    return unsent < ws->queued ? ws->queued - unsent : 0;
+}
+
+/* Every write of this connection goes through here, so that ws->queued counts it. */
+static int ws_write(ws_conn_t *ws, rbuf_t *frame)
+{
+    int rc = net_conn_write(ws->conn, frame, 0, frame->len);
+    if (rc == 0) ws->queued += frame->len;
+    return rc;
+}
+
+static int ws_write_copy(ws_conn_t *ws, const void *p, size_t len)
+{
+    int rc = net_conn_write_copy(ws->conn, p, len);
+    if (rc == 0) ws->queued += len;
+    return rc;
 }
 
 rbuf_t *ws_frame_build(int opcode, const void *data, size_t len)
@@ -91,7 +122,7 @@ rbuf_t *ws_frame_build(int opcode, const void *data, size_t len)
 int ws_conn_send_frame(ws_conn_t *ws, rbuf_t *frame)
 {
     if (ws->close_sent) return -1;
-    return net_conn_write(ws->conn, frame, 0, frame->len);
+    return ws_write(ws, frame);
 }
 
 int ws_conn_send(ws_conn_t *ws, int opcode, const void *data, size_t len)
@@ -102,7 +133,7 @@ int ws_conn_send(ws_conn_t *ws, int opcode, const void *data, size_t len)
         net_conn_close(ws->conn);
         return -1;
     }
-    int rc = net_conn_write(ws->conn, f, 0, f->len);
+    int rc = ws_write(ws, f);
     rbuf_unref(f);
     return rc;
 }
@@ -113,9 +144,15 @@ void ws_conn_close(ws_conn_t *ws, int code, const char *reason)
         ws->close_sent = true;
         uint8_t frame[127];
         size_t n = ws_close_frame(frame, code, str_cstr(reason ? reason : ""));
-        net_conn_write_copy(ws->conn, frame, n);
+        ws_write_copy(ws, frame, n);
     }
     net_conn_close_after_write(ws->conn);
+}
+
+void ws_conn_abort(ws_conn_t *ws)
+{
+    ws->close_sent = true;
+    net_conn_close(ws->conn);
 }
 
 static int on_msg(void *ud, int opcode, uint8_t *data, size_t len)

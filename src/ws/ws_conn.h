@@ -31,6 +31,15 @@ int ws_conn_send_frame(ws_conn_t *ws, rbuf_t *frame);
 int ws_conn_send(ws_conn_t *ws, int opcode, const void *data, size_t len);
 /* Sends a close frame with code (0: none) and closes once it is written. on_close follows. */
 void ws_conn_close(ws_conn_t *ws, int code, const char *reason);
+/* Closes at once, dropping whatever is still queued (for a peer that stopped reading, whose
+ * queue would never drain for a close frame to go out). on_close follows. */
+void ws_conn_abort(ws_conn_t *ws);
 net_conn_t *ws_conn_net(ws_conn_t *ws);
+/* Bytes queued on the connection since the handshake (its 101 included): the position just
+ * after the last frame queued. */
+uint64_t ws_conn_queued(const ws_conn_t *ws);
+/* Bytes of those handed to the kernel so far: a frame queued when ws_conn_queued read n has
+ * left the server once this reaches n. */
+uint64_t ws_conn_handed(const ws_conn_t *ws);
 
 #endif
