@@ -210,6 +210,7 @@ int echo_main(int argc, char **argv)
         .max_outbound = (size_t)cfg.max_outbound,
         .header_timeout_ms = (uint64_t)cfg.header_timeout_ms,
         .idle_timeout_ms = (uint64_t)cfg.idle_timeout_ms,
+        .send_timeout_ms = 60000,
     };
     net_loop_init(&e.nl, e.loop, &limits);
     http_server_config_t hcfg = {.max_head = 16 * 1024, .max_body = (size_t)cfg.max_payload};

@@ -42,6 +42,14 @@ static void on_timeout(timerq_t *q, tq_entry_t *e)
     net_conn_close(c);
 }
 
+static void on_send_timeout(timerq_t *q, tq_entry_t *e)
+{
+    net_conn_t *c = (net_conn_t *)((char *)e - offsetof(net_conn_t, send_timeout));
+    log_debug("conn %llu: the peer took none of our output for %llu ms, closing",
+              (unsigned long long)c->id, (unsigned long long)q->duration_ms);
+    net_conn_close(c);
+}
+
 int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
 {
     memset(nl, 0, offsetof(net_loop_t, scratch));
@@ -60,7 +68,9 @@ int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
     timerq_init(loop, &nl->header_tq, limits->header_timeout_ms, on_timeout);
     timerq_init(loop, &nl->idle_tq, limits->idle_timeout_ms, on_timeout);
     timerq_init(loop, &nl->linger_tq, 2000, on_timeout);
+    timerq_init(loop, &nl->send_tq, limits->send_timeout_ms, on_send_timeout);
     uv_unref((uv_handle_t *)&nl->linger_tq.timer);
+    uv_unref((uv_handle_t *)&nl->send_tq.timer);
     uv_unref((uv_handle_t *)&nl->header_tq.timer);
     uv_unref((uv_handle_t *)&nl->idle_tq.timer);
     return 0;
@@ -73,6 +83,7 @@ static void loop_close_handles(net_loop_t *nl)
     timerq_close(&nl->header_tq);
     timerq_close(&nl->idle_tq);
     timerq_close(&nl->linger_tq);
+    timerq_close(&nl->send_tq);
 }
 
 void net_loop_close(net_loop_t *nl)
@@ -88,6 +99,7 @@ void net_loop_close(net_loop_t *nl)
 
 static void conn_free_outq(net_conn_t *c)
 {
+    c->nl->out_bytes_total -= c->out_bytes;
     for (uint32_t i = 0; i < c->outq_len; i++) rbuf_unref(c->outq[i].buf);
     free(c->outq);
     c->outq = NULL;
@@ -110,6 +122,7 @@ static void on_conn_closed(uv_handle_t *h)
     }
     /* Whatever a callback above did, nothing may reach c after this. */
     timerq_remove(&c->timeout);
+    timerq_remove(&c->send_timeout);
     c->all_prev->all_next = c->all_next;
     c->all_next->all_prev = c->all_prev;
     nl->num_conns--;
@@ -127,6 +140,7 @@ void net_conn_close(net_conn_t *c)
     if (c->flags & NET_CONN_CLOSING) return;
     c->flags |= NET_CONN_CLOSING;
     timerq_remove(&c->timeout);
+    timerq_remove(&c->send_timeout);
     uv_read_stop((uv_stream_t *)&c->tcp);
     /* A write in flight still references its slices; they are released in its callback. */
     if (!(c->flags & NET_CONN_WRITING)) conn_free_outq(c);
@@ -191,6 +205,17 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
         net_conn_close(c);
         return -1;
     }
+    net_loop_t *nl = c->nl;
+    if (nl->limits.max_outbound_total &&
+        nl->out_bytes_total + len > nl->limits.max_outbound_total &&
+        c->out_bytes + len > NET_FAIR_OUTBOUND) {
+        nl->outbound_cuts++;
+        log_warn_throttled("conn %llu: all outbound queues over %zu bytes; cutting this slow "
+                           "reader (%zu bytes queued)",
+                           (unsigned long long)c->id, nl->limits.max_outbound_total, c->out_bytes);
+        net_conn_close(c);
+        return -1;
+    }
     if (c->outq_len == c->outq_cap) {
         uint32_t cap = c->outq_cap ? c->outq_cap * 2 : 4;
         net_slice_t *q = realloc(c->outq, cap * sizeof *q);
@@ -203,6 +228,7 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
     }
     c->outq[c->outq_len++] = (net_slice_t){rbuf_ref(buf), (uint32_t)off, (uint32_t)len};
     c->out_bytes += len;
+    nl->out_bytes_total += len;
     if (!(c->flags & NET_CONN_IN_FLUSH)) {
         c->flags |= NET_CONN_IN_FLUSH;
         c->flush_next = c->nl->flush_head;
@@ -229,6 +255,7 @@ static void outq_advance(net_conn_t *c, size_t n)
 {
     uint32_t i = 0;
     c->out_bytes -= n;
+    c->nl->out_bytes_total -= n;
     while (n > 0 && i < c->outq_len) {
         net_slice_t *s = &c->outq[i];
         if (n >= s->len) {
@@ -259,6 +286,7 @@ typedef struct {
 
 static void after_queue_drained(net_conn_t *c)
 {
+    timerq_remove(&c->send_timeout);
     if (c->flags & NET_CONN_CLOSE_AFTER_WRITE) {
         conn_linger(c);
         return;
@@ -337,6 +365,11 @@ static void conn_flush(net_conn_t *c)
         return;
     }
     c->flags |= NET_CONN_WRITING;
+    /* The kernel's buffer is full: the peer has send_timeout_ms to take this write (a write
+     * that completes and leaves more queued starts a new period). Without it, a peer that
+     * never reads would keep a download, a long poll's answer or a closing connection, with
+     * its queue and descriptor, for ever. */
+    if (c->nl->limits.send_timeout_ms) timerq_add(&c->nl->send_tq, &c->send_timeout);
 }
 
 static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratch);

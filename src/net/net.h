@@ -31,8 +31,10 @@ typedef struct {
 typedef struct {
     size_t max_inbound;         /* bytes kept for a partial request/frame; over it -> cut */
     size_t max_outbound;        /* unsent bytes queued on one connection; over it -> cut */
+    size_t max_outbound_total;  /* unsent bytes on all connections together; 0 = no limit */
     uint64_t header_timeout_ms; /* connection that sent no complete request head by then -> cut */
     uint64_t idle_timeout_ms;   /* keep-alive HTTP connection idle that long -> closed */
+    uint64_t send_timeout_ms;   /* queued output the peer takes none of for that long -> cut */
 } net_limits_t;
 
 typedef struct {
@@ -62,7 +64,8 @@ struct net_conn {
     uint32_t flags;
     net_conn_t *flush_next;
     net_conn_t *all_prev, *all_next; /* every live connection, for shutdown */
-    tq_entry_t timeout;              /* header or idle timeout */
+    tq_entry_t timeout;              /* header, idle or linger timeout */
+    tq_entry_t send_timeout;         /* armed while the kernel takes none of our output */
 };
 
 struct net_loop {
@@ -75,7 +78,9 @@ struct net_loop {
     size_t num_conns;
     bool close_when_empty; /* net_loop_close was called while connections lingered */
     uint64_t next_conn_id;
-    timerq_t header_tq, idle_tq, linger_tq;
+    size_t out_bytes_total; /* unsent bytes queued on every connection */
+    uint64_t outbound_cuts; /* connections cut by max_outbound_total */
+    timerq_t header_tq, idle_tq, linger_tq, send_tq;
     char scratch[64 * 1024];
 };
 
@@ -93,7 +98,10 @@ void net_listener_close(net_listener_t *l);
 int net_listener_port(net_listener_t *l);
 
 /* Queues len bytes of buf from off (takes a new reference to buf). Cuts the connection when
- * its queue passes max_outbound. Returns 0, or -1 when the connection is (now) closing. */
+ * its queue passes max_outbound, or when all queues together pass max_outbound_total and this
+ * one holds more than NET_FAIR_OUTBOUND of it (a peer that reads keeps its queue near empty:
+ * only stalled readers are cut). Returns 0, or -1 when the connection is (now) closing. */
+#define NET_FAIR_OUTBOUND (256 * 1024)
 int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len);
 /* Copies and queues bytes. */
 int net_conn_write_copy(net_conn_t *c, const void *p, size_t len);

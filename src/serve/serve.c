@@ -42,6 +42,8 @@ typedef struct {
     long long connect_timeout_ms;
     long long max_payload;
     long long max_outbound;
+    long long max_outbound_total;
+    long long send_timeout_ms;
     long long header_timeout_ms;
     long long idle_timeout_ms;
     int accounts;
@@ -136,6 +138,11 @@ static const config_option_t serve_options[] = {
      "register/login attempts per IP address per minute (0: no limit)"},
     {"web-root", OPT_STRING, OFF(web_root), "web/dist", 0, 0,
      "the built web client served at / (empty: serve no web client)"},
+    {"send-timeout-ms", OPT_INT, OFF(send_timeout_ms), "60000", 0, 3600000,
+     "a connection whose peer takes none of the queued output for this long is cut (0: never)"},
+    {"max-outbound-total-bytes", OPT_INT, OFF(max_outbound_total), "536870912", 0, 1LL << 40,
+     "unsent bytes queued on all connections together; past it, a connection holding more "
+     "than 256 KiB of them is cut when it queues more (0: no limit)"},
     {"max-buffered-request-bytes", OPT_INT, OFF(max_buffered_request_bytes), "67108864", 0,
      1LL << 40,
      "request bytes held at once by the whole server while requests arrive (Engine.IO polling "
@@ -325,9 +332,12 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
                "# TYPE parlor_http_shed_total counter\nparlor_http_shed_total %llu\n"
                "# TYPE parlor_http_refused_connections_total counter\n"
                "parlor_http_refused_connections_total{reason=\"cap\"} %llu\n"
-               "parlor_http_refused_connections_total{reason=\"per_ip\"} %llu\n",
+               "parlor_http_refused_connections_total{reason=\"per_ip\"} %llu\n"
+               "# TYPE parlor_outbound_bytes gauge\nparlor_outbound_bytes %zu\n"
+               "# TYPE parlor_outbound_cuts_total counter\nparlor_outbound_cuts_total %llu\n",
                hs.buffered, (unsigned long long)hs.shed, (unsigned long long)hs.refused_fds,
-               (unsigned long long)hs.refused_ip);
+               (unsigned long long)hs.refused_ip, s->nl.out_bytes_total,
+               (unsigned long long)s->nl.outbound_cuts);
     buf_printf(&b,
                "# TYPE parlor_connections gauge\nparlor_connections %zu\n"
                "# TYPE parlor_engineio_sessions gauge\nparlor_engineio_sessions %zu\n"
@@ -555,6 +565,8 @@ static int serve_run(server_t *sp)
     net_limits_t limits = {
         .max_inbound = (size_t)cfg->max_payload + 64 * 1024,
         .max_outbound = (size_t)cfg->max_outbound,
+        .max_outbound_total = (size_t)cfg->max_outbound_total,
+        .send_timeout_ms = (uint64_t)cfg->send_timeout_ms,
         .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
         .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
     };

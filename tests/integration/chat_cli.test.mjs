@@ -6,7 +6,7 @@ import { statSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import {
     startServer, runParlor, mkDataDir, connectUser, emitAck, tokenFor, newUserId, newSecret,
-    api, freePort, assertRefused, HOST, once, withTimeout, sleep, connectRefused, closeAll,
+    api, freePort, assertRefused, HOST, once, withTimeout, sleep, connectRefused, closeAll, BIN,
 } from './chat_helpers.mjs';
 
 test('`parlor serve --help` lists the options and exits 0', async () => {
@@ -191,4 +191,13 @@ test('SIGTERM right after "listening on" still exits 0 (handlers installed befor
         const server = await startServer();
         await server.stop();
     }
+});
+
+// docs/api.md's options table is the binary's --help: a new or changed option without its
+// documentation fails here (node scripts/docs-options.mjs regenerates the table).
+test('the options table of docs/api.md matches parlor serve --help', async () => {
+    const { optionsTable, withTable } = await import('../../scripts/docs-options.mjs');
+    const doc = readFileSync('docs/api.md', 'utf8');
+    const want = withTable(doc, optionsTable(BIN));
+    assert.ok(doc === want, 'docs/api.md options table is stale: run node scripts/docs-options.mjs');
 });

@@ -1,0 +1,103 @@
+// Output a peer never takes (issue 11: memory and lifetimes without bound): a connection whose
+// queued output the peer does not read is cut after --send-timeout-ms, and all queues together
+// are bounded by --max-outbound-total-bytes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import {
+    HOST, closeAll, connectUser, emitAck, newUserId, sleep, startServer, tokenFor,
+} from './chat_helpers.mjs';
+
+// One gauge or counter of /metrics, on a connection of its own that closes after the answer.
+function metric(server, name) {
+    return new Promise((resolve, reject) => {
+        const sock = net.connect(server.port, HOST);
+        let text = '';
+        sock.on('data', (d) => { text += d; });
+        sock.on('error', reject);
+        sock.on('close', () => {
+            const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+            resolve(m ? Number(m[1]) : NaN);
+        });
+        sock.write(`GET /metrics HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    });
+}
+
+async function waitMetric(server, name, pred, timeoutMs, what) {
+    const until = Date.now() + timeoutMs;
+    let v;
+    for (;;) {
+        v = await metric(server, name);
+        if (pred(v)) return v;
+        if (Date.now() > until) assert.fail(`${what}: ${name} is ${v} after ${timeoutMs} ms`);
+        await sleep(100);
+    }
+}
+
+// A raw connection that sends `req` and then never reads a byte.
+function stalledRequest(port, req) {
+    return new Promise((resolve, reject) => {
+        const s = net.connect(port, HOST, () => {
+            s.pause();
+            s.write(req);
+            resolve(s);
+        });
+        s.on('error', () => {});
+        s.once('error', reject);
+    });
+}
+
+test('a download the client never reads is cut after --send-timeout-ms', async () => {
+    const server = await startServer({ args: ['--send-timeout-ms', '1000', '--max-file-size', '33554432'] });
+    const token = tokenFor(server, newUserId());
+    // 24 MB: far more than the kernel's buffers on both sides of a loopback connection.
+    const fd = new FormData();
+    fd.append('file', new Blob(['a line of a long text file, read by nobody\n'.repeat(560000)],
+                               { type: 'text/plain' }), 'big.txt');
+    const up = await fetch(`${server.url}/api/chat/files`, { method: 'POST', body: fd, headers: { authorization: `Bearer ${token}` } });
+    const upText = await up.text();
+    assert.equal(up.status, 201, upText);
+    const { file } = JSON.parse(upText);
+    const before = await metric(server, 'parlor_connections');
+    const stalled = [];
+    for (let i = 0; i < 3; i++) {
+        stalled.push(await stalledRequest(server.port, `GET /api/chat/files/${file.id} HTTP/1.1\r\nHost: x\r\n` +
+                                                         `Authorization: Bearer ${token}\r\n\r\n`));
+    }
+    await waitMetric(server, 'parlor_connections', (v) => v >= before + 3, 5000, 'the downloads started');
+    // Cut within the send timeout (1 s) plus slack for a loaded machine; before, never.
+    await waitMetric(server, 'parlor_connections', (v) => v <= before, 15000, 'stalled downloads cut');
+    for (const s of stalled) s.destroy();
+    await server.stop();
+});
+
+test('all queues together stay under --max-outbound-total-bytes: the stalled readers are cut', async () => {
+    const budget = 4 * 1024 * 1024;
+    const server = await startServer({ args: ['--max-outbound-total-bytes', String(budget), '--max-message-length', '4000'] });
+    const alice = newUserId();
+    const bob = newUserId();
+    const a = await connectUser(server, tokenFor(server, alice));
+    const first = await emitAck(a, 'send_message', { recipientId: bob, content: 'x'.repeat(4000) });
+    assert.equal(first.ok, true);
+    const conv = first.message.conversationId;
+    for (let i = 0; i < 199; i++) {
+        const r = await emitAck(a, 'send_message', { conversationId: conv, content: `${i} ${'y'.repeat(3990)}` });
+        assert.equal(r.ok, true);
+    }
+    await closeAll([a]);
+    // Each connection pipelines 40 pages of ~800 KB (32 MB of answers) and reads none: alone,
+    // each would be cut at --max-outbound-bytes (8 MiB); together they pass the 4 MiB budget.
+    const page = `GET /api/chat/messages/${conv}?limit=200 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(server, alice)}\r\n\r\n`;
+    const stalled = [];
+    for (let i = 0; i < 4; i++) stalled.push(await stalledRequest(server.port, page.repeat(40)));
+    const cuts = await waitMetric(server, 'parlor_outbound_cuts_total', (v) => v >= 1, 20000, 'a stalled reader cut by the budget');
+    assert.ok(cuts >= 1);
+    const queued = await metric(server, 'parlor_outbound_bytes');
+    // What is queued is under the budget (a cut releases its queue at once).
+    assert.ok(queued <= budget, `${queued} bytes queued, budget ${budget}`);
+    // A reader that reads is not cut: a fresh client still gets its page.
+    const res = await fetch(`${server.url}/api/chat/messages/${conv}?limit=5`, { headers: { authorization: `Bearer ${tokenFor(server, bob)}` } });
+    assert.equal(res.status, 200);
+    for (const s of stalled) s.destroy();
+    await server.stop();
+});
