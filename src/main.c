@@ -12,7 +12,8 @@ static void usage(FILE *out)
                  "  serve    the chat server (port 5000, SQLite in ./data)\n"
                  "  token    print a token signed with the server's secret (development)\n"
                  "  echo     Engine.IO / Socket.IO echo server (protocol testbed)\n"
-                 "\n'parlor <command> --help' lists a command's options.\n");
+                 "\n'parlor <command> --help' lists a command's options; 'parlor --version' "
+                 "prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -20,6 +21,10 @@ int main(int argc, char **argv)
     if (argc < 2) {
         usage(stderr);
         return 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("parlor %s\n", PARLOR_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "serve")) return serve_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "token")) return token_main(argc - 2, argv + 2);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,138 +25,7 @@
 #include "files/files.h"
 #include "http/http_static.h"
 
-typedef struct {
-    long long port;
-    char *host;
-    char *data;
-    char *jwt_secret;
-    char *jwt_public_key;
-    char *jwt_issuer;
-    char *jwt_audience;
-    long long jwt_leeway_s;
-    long long token_ttl_s;
-    long long max_message_length;
-    char *cors_origins;
-    char *log_level;
-    long long ping_interval_ms;
-    long long ping_timeout_ms;
-    long long connect_timeout_ms;
-    long long max_payload;
-    long long max_outbound;
-    long long max_outbound_total;
-    long long send_timeout_ms;
-    long long header_timeout_ms;
-    long long idle_timeout_ms;
-    int accounts;
-    long long rate_messages_per_s, rate_messages_burst;
-    long long rate_rest_per_s, rate_rest_burst;
-    long long rate_connections_per_ip, rate_connections_window_s;
-    long long max_connections_per_ip, max_connections_per_user;
-    long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
-    long long max_file_size, max_storage_per_user, rate_uploads_per_min;
-    char *allowed_file_types;
-    char *web_root;
-    long long rate_auth_per_min;
-    long long max_buffered_request_bytes;
-    long long max_http_connections_per_ip;
-    long long max_connections;
-} serve_config_t;
-
-#define OFF(f) offsetof(serve_config_t, f)
-static const config_option_t serve_options[] = {
-    {"port", OPT_INT, OFF(port), "5000", 0, 65535, "TCP port to listen on (0: any free port)"},
-    {"host", OPT_STRING, OFF(host), "::", 0, 0, "address to listen on (:: = all, IPv6 and IPv4)"},
-    {"data", OPT_STRING, OFF(data), "./data", 0, 0,
-     "data directory (SQLite database, generated secret, uploads)"},
-    {"jwt-secret", OPT_STRING, OFF(jwt_secret), "", 0, 0,
-     "HS256 shared secret (>= 32 bytes); when neither this nor a public key is set, one is "
-     "generated into <data>/jwt-secret"},
-    {"jwt-public-key", OPT_STRING, OFF(jwt_public_key), "", 0, 0,
-     "PEM file with an RSA (RS256) or P-256 (ES256) public key: verify tokens your platform "
-     "issues"},
-    {"jwt-issuer", OPT_STRING, OFF(jwt_issuer), "", 0, 0,
-     "required iss claim (empty: not checked)"},
-    {"jwt-audience", OPT_STRING, OFF(jwt_audience), "", 0, 0,
-     "required aud claim (empty: not checked)"},
-    {"jwt-leeway-s", OPT_INT, OFF(jwt_leeway_s), "30", 0, 3600, "clock skew allowed on exp/nbf"},
-    {"token-ttl-s", OPT_INT, OFF(token_ttl_s), "604800", 60, 31536000,
-     "lifetime of tokens issued by /api/auth/register and /login"},
-    {"accounts", OPT_BOOL, OFF(accounts), "true", 0, 0,
-     "standalone accounts (/api/auth/register, /login); needs an HS256 secret"},
-    {"max-message-length", OPT_INT, OFF(max_message_length), "4000", 1, 60000,
-     "longest message content, in characters"},
-    {"cors-origins", OPT_STRING, OFF(cors_origins), "", 0, 0,
-     "origins allowed to use the Socket.IO endpoint from a browser: '*' or a comma-separated "
-     "list (empty: same origin only)"},
-    {"log-level", OPT_STRING, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
-    {"ping-interval-ms", OPT_INT, OFF(ping_interval_ms), "25000", 100, 3600000,
-     "Engine.IO pingInterval"},
-    {"ping-timeout-ms", OPT_INT, OFF(ping_timeout_ms), "20000", 100, 3600000,
-     "Engine.IO pingTimeout"},
-    {"connect-timeout-ms", OPT_INT, OFF(connect_timeout_ms), "45000", 100, 3600000,
-     "time a client has to join the namespace after the handshake"},
-    {"max-payload", OPT_INT, OFF(max_payload), "1000000", 4096, 100000000,
-     "Engine.IO maxPayload (and the body limit of Engine.IO polling POSTs), in bytes"},
-    {"max-outbound-bytes", OPT_INT, OFF(max_outbound), "8388608", 4096, 1LL << 32,
-     "unsent bytes per connection before it is cut as a slow reader (a polling session's "
-     "queue too)"},
-    {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000", 0, 3600000,
-     "time to send a complete HTTP request (0: none)"},
-    {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "120000", 0, 3600000,
-     "idle keep-alive HTTP connections are closed after this (0: never)"},
-    {"rate-messages-per-s", OPT_INT, OFF(rate_messages_per_s), "10", 0, 1000000,
-     "messages per user per second, socket and REST together (0: no limit)"},
-    {"rate-messages-burst", OPT_INT, OFF(rate_messages_burst), "30", 1, 1000000,
-     "messages a user may send at once before the per-second rate applies"},
-    {"rate-rest-per-s", OPT_INT, OFF(rate_rest_per_s), "20", 0, 1000000,
-     "REST requests per user per second (0: no limit)"},
-    {"rate-rest-burst", OPT_INT, OFF(rate_rest_burst), "60", 1, 1000000,
-     "REST requests a user may make at once"},
-    {"rate-connections-per-ip", OPT_INT, OFF(rate_connections_per_ip), "120", 0, 10000000,
-     "new Socket.IO connections per IP address per window (0: no limit)"},
-    {"rate-connections-window-s", OPT_INT, OFF(rate_connections_window_s), "60", 1, 86400,
-     "the window of rate-connections-per-ip, in seconds"},
-    {"max-connections-per-ip", OPT_INT, OFF(max_connections_per_ip), "500", 0, 10000000,
-     "concurrent Socket.IO connections per IP address (0: no limit)"},
-    {"max-connections-per-user", OPT_INT, OFF(max_connections_per_user), "20", 0, 10000000,
-     "concurrent sockets per user (0: no limit)"},
-    {"presence-grace-ms", OPT_INT, OFF(presence_grace_ms), "5000", 0, 3600000,
-     "a user goes offline only after the last socket has been gone this long"},
-    {"typing-throttle-ms", OPT_INT, OFF(typing_throttle_ms), "2000", 0, 60000,
-     "at most one isTyping:true relay per user and conversation in this time"},
-    {"typing-timeout-ms", OPT_INT, OFF(typing_timeout_ms), "6000", 100, 600000,
-     "a typing state without renewal expires (relayed as isTyping:false) after this"},
-    {"max-file-size", OPT_INT, OFF(max_file_size), "10485760", 1, 1LL << 34,
-     "largest upload in bytes (one more is refused with 413)"},
-    {"max-storage-per-user", OPT_INT, OFF(max_storage_per_user), "104857600", 0, 1LL << 40,
-     "bytes of uploads a user may keep (0: no quota)"},
-    {"rate-uploads-per-min", OPT_INT, OFF(rate_uploads_per_min), "30", 0, 100000,
-     "uploads per user per minute (0: no limit)"},
-    {"allowed-file-types", OPT_STRING, OFF(allowed_file_types), "", 0, 0,
-     "comma-separated MIME types accepted for uploads, decided from the content (empty: "
-     "JPEG, PNG, GIF, WebP, PDF, plain text, CSV and the common office formats)"},
-    {"rate-auth-per-min", OPT_INT, OFF(rate_auth_per_min), "30", 0, 100000,
-     "register/login attempts per IP address per minute (0: no limit)"},
-    {"web-root", OPT_STRING, OFF(web_root), "web/dist", 0, 0,
-     "the built web client served at / (empty: serve no web client)"},
-    {"send-timeout-ms", OPT_INT, OFF(send_timeout_ms), "60000", 0, 3600000,
-     "a connection whose peer takes none of the queued output for this long is cut (0: never)"},
-    {"max-outbound-total-bytes", OPT_INT, OFF(max_outbound_total), "536870912", 0, 1LL << 40,
-     "unsent bytes queued on all connections together; past it, a connection holding more "
-     "than 256 KiB of them is cut when it queues more (0: no limit)"},
-    {"max-buffered-request-bytes", OPT_INT, OFF(max_buffered_request_bytes), "67108864", 0,
-     1LL << 40,
-     "request bytes held at once by the whole server while requests arrive (Engine.IO polling "
-     "POSTs, REST bodies, partial heads); a read past it is refused with 503 and its "
-     "connection closed (0: no budget)"},
-    {"max-http-connections-per-ip", OPT_INT, OFF(max_http_connections_per_ip), "500", 0, 10000000,
-     "concurrent TCP connections speaking HTTP from one IP address (a WebSocket leaves this "
-     "count when it upgrades); past it a new connection gets 503 and is closed (0: no limit)"},
-    {"max-connections", OPT_INT, OFF(max_connections), "0", 0, 10000000,
-     "concurrent TCP connections; past it a new connection gets 503 and is closed (0: from the "
-     "open-files limit, see docs/api.md; a larger value is lowered to that)"},
-};
-#define NOPTS (sizeof serve_options / sizeof serve_options[0])
+#include "serve/serve_int.h"
 
 typedef struct {
     serve_config_t cfg;
@@ -175,145 +45,6 @@ typedef struct {
     uv_timer_t trim; /* gives freed heap back to the system (see on_trim) */
     bool stopping;
 } server_t;
-
-/* ---- secrets and keys ---- */
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-static int ensure_dir(const char *dir)
-{
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
-    return -1;
-}
-
-/* The HS256 secret: configured, or <data>/jwt-secret, generated (0600) when missing. */
-static char *load_or_create_secret(const char *data, bool *generated)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/jwt-secret", data);
-    size_t len;
-    char *s = read_file(path, &len);
-    *generated = false;
-    if (s) {
-        while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) s[--len] = '\0';
-        return s;
-    }
-    uint8_t rnd[32];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return NULL;
-    s = malloc(65);
-    for (int i = 0; i < 32; i++) snprintf(s + 2 * i, 3, "%02x", rnd[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) {
-        free(s);
-        return NULL;
-    }
-    bool ok = write(fd, s, 64) == 64 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    close(fd);
-    if (!ok) {
-        free(s);
-        return NULL;
-    }
-    *generated = true;
-    return s;
-}
-
-/* Builds the verifier from the options. */
-static int make_jwt(serve_config_t *cfg, auth_jwt_t **out, bool *can_sign)
-{
-    auth_jwt_config_t jc = {0};
-    char err[256] = "";
-    char *key = NULL;
-    size_t key_len = 0;
-    bool generated = false;
-    *can_sign = false;
-    jc.issuer = cfg->jwt_issuer;
-    jc.audience = cfg->jwt_audience;
-    jc.leeway_s = (int)cfg->jwt_leeway_s;
-    if (cfg->jwt_public_key[0]) {
-        key = read_file(cfg->jwt_public_key, &key_len);
-        if (!key) {
-            log_error("cannot read jwt-public-key %s: %s", cfg->jwt_public_key, strerror(errno));
-            return -1;
-        }
-        BIO *bio = BIO_new_mem_buf(key, (int)key_len);
-        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-        int type = pk ? EVP_PKEY_base_id(pk) : 0;
-        EVP_PKEY_free(pk);
-        BIO_free(bio);
-        jc.alg = type == EVP_PKEY_RSA ? "RS256" : type == EVP_PKEY_EC ? "ES256" : NULL;
-        if (!jc.alg) {
-            log_error("jwt-public-key %s: not an RSA or EC public key in PEM", cfg->jwt_public_key);
-            free(key);
-            return -1;
-        }
-    } else {
-        jc.alg = "HS256";
-        if (cfg->jwt_secret[0]) {
-            key = strdup(cfg->jwt_secret);
-        } else {
-            if (ensure_dir(cfg->data) < 0) {
-                log_error("cannot create data directory %s: %s", cfg->data, strerror(errno));
-                return -1;
-            }
-            key = load_or_create_secret(cfg->data, &generated);
-            if (!key) {
-                log_error("cannot read or create %s/jwt-secret: %s", cfg->data, strerror(errno));
-                return -1;
-            }
-        }
-        key_len = strlen(key);
-        *can_sign = true;
-    }
-    jc.key = (const unsigned char *)key;
-    jc.key_len = key_len;
-    int rc = auth_jwt_new(&jc, out, err, sizeof err);
-    free(key);
-    if (rc != AUTH_OK) {
-        log_error("JWT configuration: %s", err);
-        return -1;
-    }
-    if (generated) log_info("generated a JWT secret in %s/jwt-secret (mode 0600)", cfg->data);
-    log_info("tokens: %s%s%s", jc.alg, cfg->jwt_issuer[0] ? ", issuer checked" : "",
-             cfg->jwt_audience[0] ? ", audience checked" : "");
-    return 0;
-}
-
-static int load_config(int argc, char **argv, serve_config_t *cfg, char **pos, int maxpos,
-                       int *npos, const char *cmd)
-{
-    char err[512];
-    if (config_load(serve_options, NOPTS, cfg, argc, argv, pos, maxpos, npos, err, sizeof err) <
-        0) {
-        fprintf(stderr, "parlor %s: %s\n", cmd, err);
-        config_free(serve_options, NOPTS, cfg);
-        return -1;
-    }
-    int lvl = log_level_parse(cfg->log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "parlor %s: invalid log-level '%s' (debug, info, warn, error, off)\n", cmd,
-                cfg->log_level);
-        config_free(serve_options, NOPTS, cfg);
-        return -1;
-    }
-    log_level = lvl;
-    if (cfg->jwt_secret[0] && cfg->jwt_public_key[0]) {
-        fprintf(stderr, "parlor %s: give jwt-secret or jwt-public-key, not both\n", cmd);
-        config_free(serve_options, NOPTS, cfg);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- the server ---- */
 
@@ -481,12 +212,8 @@ static void on_trim(uv_timer_t *t)
     if (mi.fordblks >= TRIM_MIN_FREE) malloc_trim(0);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void server_stop(server_t *s)
 {
-    server_t *s = h->data;
-    if (s->stopping) return;
-    s->stopping = true;
-    log_info("signal %d: shutting down", signum);
     net_listener_close(s->listener);
     sio_server_shutdown(s->sio);
     chat_shutdown(s->chat);
@@ -501,6 +228,25 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->trim, NULL);
 }
 
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server_t *s = h->data;
+    if (s->stopping) return;
+    s->stopping = true;
+    log_info("signal %d: shutting down", signum);
+    server_stop(s);
+}
+
+/* The orderly stop of a server that could not start listening (no signal came). */
+static void on_listen_failed(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    if (s->stopping) return;
+    s->stopping = true;
+    server_stop(s);
+}
+
 static int serve_run(server_t *sp);
 
 int serve_main(int argc, char **argv)
@@ -509,17 +255,39 @@ int serve_main(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: parlor serve [options]\n\nEvery option is also an environment "
                    "variable.\n\n");
-            config_print_help(serve_options, NOPTS, stdout);
+            serve_config_usage();
             return 0;
         }
     server_t s;
     memset(&s, 0, sizeof s);
     char *pos[1];
     int npos;
-    if (load_config(argc, argv, &s.cfg, pos, 0, &npos, "serve") < 0) return 2;
+    if (serve_load_config(argc, argv, &s.cfg, pos, 0, &npos, "serve") < 0) return 2;
     int rc = serve_run(&s);
-    config_free(serve_options, NOPTS, &s.cfg);
+    serve_config_free(&s.cfg);
     return rc;
+}
+
+/* True when host:port cannot be bound because something listens there. Checked before anything
+ * is created, so that a server started twice by mistake says so and leaves no trace; the real
+ * listener is bound later, once everything behind it is ready. */
+static bool port_in_use(const char *host, int port)
+{
+    if (port == 0) return false;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
+                          : uv_ip4_addr(host, port, (struct sockaddr_in *)&ss))
+        return false; /* a bad address is reported by the real bind */
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* as libuv binds */
+    socklen_t len =
+        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    bool busy = bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
 }
 
 /* Runs the server until a signal; 0 after a clean stop, 1 when it could not start. */
@@ -528,8 +296,14 @@ static int serve_run(server_t *sp)
     server_t s = *sp;
     serve_config_t *cfg = &s.cfg;
     signal(SIGPIPE, SIG_IGN);
+    if (port_in_use(cfg->host, (int)cfg->port)) {
+        log_error("cannot listen on %s port %lld: the port is in use (another parlor? pick "
+                  "another with --port)",
+                  cfg->host, cfg->port);
+        return 1;
+    }
     log_info("parlor starting (data directory %s)", cfg->data);
-    if (ensure_dir(cfg->data) < 0) {
+    if (serve_ensure_dir(cfg->data) < 0) {
         log_error("cannot create data directory %s: %s", cfg->data, strerror(errno));
         return 1;
     }
@@ -545,7 +319,7 @@ static int serve_run(server_t *sp)
         return 1;
     }
     bool can_sign;
-    if (make_jwt(cfg, &s.jwt, &can_sign) < 0) {
+    if (serve_make_jwt(cfg, true, &s.jwt, &can_sign) < 0) {
         close(lock_fd);
         return 1;
     }
@@ -658,11 +432,16 @@ static int serve_run(server_t *sp)
     if (r < 0 && !strcmp(cfg->host, "::"))
         r = net_listen(&s.nl, "0.0.0.0", (int)cfg->port, http_server_accept, s.http, &s.listener);
     int status = 0;
+    uv_timer_t listen_failed;
     if (r < 0) {
-        log_error("cannot listen on %s port %lld: %s", cfg->host, cfg->port, uv_strerror(r));
+        log_error("cannot listen on %s port %lld: %s", cfg->host, cfg->port,
+                  r == UV_EADDRINUSE ? "the port is in use" : uv_strerror(r));
         s.listener = NULL;
         status = 1;
-        uv_kill(getpid(), SIGTERM); /* the same orderly stop as a signal */
+        /* The same orderly stop as a signal, from inside the loop. */
+        uv_timer_init(s.loop, &listen_failed);
+        listen_failed.data = &s;
+        uv_timer_start(&listen_failed, on_listen_failed, 0, 0);
     } else {
         log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
     }
@@ -682,100 +461,4 @@ static int serve_run(server_t *sp)
     close(lock_fd);
     if (status == 0) log_info("stopped");
     return status;
-}
-
-/* ---- parlor token ---- */
-
-/* "90", "90s", "15m", "1h", "7d" -> seconds; -1 when malformed. */
-static long long parse_ttl(const char *s)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v <= 0) return -1;
-    long long mult = !*end || !strcmp(end, "s") ? 1
-                     : !strcmp(end, "m")        ? 60
-                     : !strcmp(end, "h")        ? 3600
-                     : !strcmp(end, "d")        ? 86400
-                                                : -1;
-    if (mult < 0 || v > 10LL * 365 * 86400 / mult) return -1;
-    return v * mult;
-}
-
-static int token_run(serve_config_t *cfg, const char *user, const char *name, const char *role,
-                     const char *ttl);
-
-int token_main(int argc, char **argv)
-{
-    /* token's own flags come first; the rest are the server's options (data, jwt-*). */
-    const char *name = "", *role = "", *ttl = "1h";
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: parlor token <userId> [--name N] [--role R] [--ttl 1h] [serve "
-                   "options: --data, --jwt-secret, --jwt-issuer, --jwt-audience]\n");
-            free(rest);
-            return 0;
-        }
-        if ((!strcmp(argv[i], "--name") || !strcmp(argv[i], "--role") ||
-             !strcmp(argv[i], "--ttl")) &&
-            i + 1 < argc) {
-            if (argv[i][2] == 'n')
-                name = argv[i + 1];
-            else if (argv[i][2] == 'r')
-                role = argv[i + 1];
-            else
-                ttl = argv[i + 1];
-            i++;
-            continue;
-        }
-        rest[nrest++] = argv[i];
-    }
-    serve_config_t cfg;
-    char *pos[1];
-    int npos;
-    log_level = LOG_WARN;
-    int rc = load_config(nrest, rest, &cfg, pos, 1, &npos, "token");
-    free(rest);
-    if (rc < 0) return 2;
-    if (log_level < LOG_WARN) log_level = LOG_WARN; /* stdout is the token; stderr stays quiet */
-    int status = token_run(&cfg, npos == 1 ? pos[0] : NULL, name, role, ttl);
-    config_free(serve_options, NOPTS, &cfg);
-    return status;
-}
-
-static int token_run(serve_config_t *cfgp, const char *user, const char *name, const char *role,
-                     const char *ttl)
-{
-    serve_config_t cfg = *cfgp;
-    if (!user || !auth_sub_is_valid(user, strlen(user))) {
-        fprintf(stderr, "parlor token: give one user id (1-64 characters of A-Z a-z 0-9 _ -)\n");
-        return 2;
-    }
-    long long ttl_s = parse_ttl(ttl);
-    if (ttl_s < 0) {
-        fprintf(stderr, "parlor token: invalid --ttl '%s' (e.g. 90s, 15m, 1h, 7d)\n", ttl);
-        return 2;
-    }
-    if (cfg.jwt_public_key[0]) {
-        fprintf(stderr, "parlor token: tokens for a public-key setup come from your platform\n");
-        return 2;
-    }
-    if (strlen(name) > 128 || strlen(role) > 32) {
-        fprintf(stderr, "parlor token: --name is at most 128 bytes, --role at most 32\n");
-        return 2;
-    }
-    auth_jwt_t *jwt;
-    bool can_sign;
-    if (make_jwt(&cfg, &jwt, &can_sign) < 0) return 1;
-    char *token = NULL;
-    if (auth_jwt_sign(jwt, user, name, role, (int64_t)time(NULL), ttl_s, &token) != AUTH_OK) {
-        fprintf(stderr, "parlor token: signing failed\n");
-        auth_jwt_free(jwt);
-        return 1;
-    }
-    printf("%s\n", token);
-    free(token);
-    auth_jwt_free(jwt);
-    return 0;
 }

@@ -201,3 +201,57 @@ test('the options table of docs/api.md matches parlor serve --help', async () =>
     const want = withTable(doc, optionsTable(BIN));
     assert.ok(doc === want, 'docs/api.md options table is stale: run node scripts/docs-options.mjs');
 });
+
+// Issue 12, what a newcomer hit: `parlor token` from another directory used to create a new
+// ./data/jwt-secret there and print a token the server refuses.
+test('`parlor token` without the server\'s secret fails, says where it looked and creates nothing', async () => {
+    const dir = mkDataDir();
+    const missing = path.join(dir, 'not-the-data-dir');
+    const r = await runParlor(['token', newUserId(), '--data', missing]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /no secret in .*not-the-data-dir\/jwt-secret/);
+    assert.match(r.stderr, /--new-secret/);
+    assert.ok(!existsSync(missing), 'the token command created a data directory');
+    // Asked to, it generates one (and a server started on it accepts the token).
+    const made = await runParlor(['token', 'u1', '--data', dir, '--new-secret']);
+    assert.equal(made.code, 0, made.stderr);
+    assert.ok(existsSync(path.join(dir, 'jwt-secret')));
+    const server = await startServer({ dataDir: dir, secret: null });
+    const s = await connectUser(server, made.stdout.trim());
+    await closeAll([s]);
+    await server.stop();
+});
+
+test('`parlor token` leaves out the claims it was not given', async () => {
+    const r = await runParlor(['token', 'bob', '--jwt-secret', newSecret()]);
+    assert.equal(r.code, 0, r.stderr);
+    const claims = JSON.parse(Buffer.from(r.stdout.trim().split('.')[1], 'base64url').toString());
+    assert.deepEqual(Object.keys(claims).sort(), ['exp', 'iat', 'sub']);
+    const named = await runParlor(['token', 'bob', '--name', 'Bob', '--role', 'owner', '--jwt-secret', newSecret()]);
+    const c2 = JSON.parse(Buffer.from(named.stdout.trim().split('.')[1], 'base64url').toString());
+    assert.equal(c2.name, 'Bob');
+    assert.equal(c2.role, 'owner');
+    const help = await runParlor(['token', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--new-secret/);
+    assert.match(help.stdout, /--ttl/);
+});
+
+test('`parlor --version` prints the version', async () => {
+    const r = await runParlor(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^parlor \d+\.\d+\.\d+\n$/);
+});
+
+test('`parlor serve` on a port in use says so, exits 1 and creates nothing', async () => {
+    const server = await startServer();
+    const dir = path.join(mkDataDir(), 'fresh');
+    const r = await runParlor(['serve', '--port', String(server.port), '--host', HOST, '--data', dir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /port \d+: the port is in use/);
+    assert.doesNotMatch(r.stderr, /signal/);
+    assert.ok(!existsSync(dir), 'the data directory was created');
+    server.assertAlive();
+    await server.stop();
+});
