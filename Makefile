@@ -12,19 +12,24 @@ all: $(BUILD)/parlor
 deps:
 	@scripts/deps.sh build
 
-$(BUILD)/Makefile: CMakeLists.txt
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON >/dev/null
+# Configure only once the packages are there (order-only: deps runs first even with -j).
+$(BUILD)/Makefile: CMakeLists.txt | deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON \
+		-DCMAKE_RULE_MESSAGES=OFF -DCMAKE_TARGET_MESSAGES=OFF >/dev/null
 
+# Inside `make -jN` the build joins make's jobserver ('+'); alone it uses every core.
+# Quiet: warnings and errors only.
 $(BUILD)/parlor: deps $(BUILD)/Makefile FORCE
-	cmake --build $(BUILD) -j$(JOBS)
+	+@cmake --build $(BUILD) $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS)) -- --no-print-directory -s
 
 FORCE:
 
 web: deps
 	@web/build.sh --if-stale
 
+# The server prints the address to open once it listens.
 run: $(BUILD)/parlor web
-	$(BUILD)/parlor serve --port $(PORT)
+	@$(BUILD)/parlor serve --port $(PORT)
 
 bench: $(BUILD)/parlor
 	@bench/run.sh

@@ -443,7 +443,11 @@ static int serve_run(server_t *sp)
         listen_failed.data = &s;
         uv_timer_start(&listen_failed, on_listen_failed, 0, 0);
     } else {
-        log_info("parlor listening on %s port %d", cfg->host, net_listener_port(s.listener));
+        int port = net_listener_port(s.listener);
+        log_info("parlor listening on %s port %d", cfg->host, port);
+        /* What a person starting it wants to know next (make run). */
+        if (s.web && http_static_count(s.web))
+            log_info("open http://localhost:%d in a browser", port);
     }
 
     uv_run(s.loop, UV_RUN_DEFAULT);
