@@ -1,4 +1,4 @@
-/* The REST API of CONTRACT.md: accounts, conversations, messages, receipts, health. */
+/* The REST API of docs/api.md: accounts, conversations, messages, receipts, health. */
 #ifndef PARLOR_API_H
 #define PARLOR_API_H
 

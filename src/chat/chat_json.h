@@ -1,4 +1,4 @@
-/* The JSON documents of CONTRACT.md (message, conversation, user, error), built with jansson. */
+/* The JSON documents of docs/api.md (message, conversation, user, error), built with jansson. */
 #ifndef PARLOR_CHAT_JSON_H
 #define PARLOR_CHAT_JSON_H
 

@@ -10,7 +10,7 @@
 #include "core/id.h"
 #include "core/str.h"
 
-/* Errors are negative; each maps onto one code of CONTRACT.md. */
+/* Errors are negative; each maps onto one code of docs/api.md. */
 enum {
     STORE_OK = 0,
     STORE_E_INVALID = -1,   /* malformed input: BAD_REQUEST */
@@ -27,7 +27,7 @@ enum {
 const char *store_strerror(int code);
 
 /* Bounds the store enforces itself (the chat layer usually enforces tighter ones). */
-#define STORE_USER_ID_MAX       64 /* CONTRACT: 1-64 of [A-Za-z0-9_-] */
+#define STORE_USER_ID_MAX       64 /* docs/api.md: 1-64 of [A-Za-z0-9_-] */
 #define STORE_USERNAME_MAX      64
 #define STORE_NAME_MAX          256 /* user names, titles, file names */
 #define STORE_ROLE_MAX          32
