@@ -181,6 +181,48 @@ const attacks = {
         const got = Object.entries(answers).map(([k, v]) => `${v} x ${k}`).join(', ') || 'no answer';
         return `2,000 connections from one address, 960 KB each of a 1 MB body, no token: ${got}; /healthz meanwhile ${typeof h === 'number' ? `${h.toFixed(0)} ms` : h}`;
     },
+    // The worst case of one address: 500 connections (the per-IP cap) that ask for large answers
+    // and never read them. Each is bounded by --max-outbound-bytes (8 MiB), all of them
+    // together by --max-outbound-total-bytes (512 MiB).
+    async slow_readers_one_ip(server) {
+        const a = newUserId();
+        const sa = io(server.url, { transports: ['websocket'], auth: { token: tokenFor(server, a) }, reconnection: false, forceNew: true });
+        await new Promise((res) => sa.once('connect', res));
+        const first = await sa.emitWithAck('send_message', { recipientId: newUserId(), content: 'x'.repeat(4000) });
+        const conv = first.message.conversationId;
+        for (let i = 0; i < 199; i += 20) {
+            await Promise.all(Array.from({ length: 20 }, (_, k) => sa.timeout(30000).emitWithAck('send_message', { conversationId: conv, content: `${i + k} ${'y'.repeat(3990)}` })));
+        }
+        sa.disconnect();
+        const page = `GET /api/chat/messages/${conv}?limit=200 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(server, a)}\r\n\r\n`;
+        const socks = [];
+        for (let i = 0; i < 500; i++) {
+            const s = await connect(server.port).catch(() => null);
+            if (!s) continue;
+            s.on('error', () => {});
+            s.pause();
+            s.write(page.repeat(12)); // 12 pages of ~800 KB: 9.6 MB of answers each
+            socks.push(s);
+        }
+        await sleep(8000);
+        // From another address: this one is at its connection cap.
+        const other = (path) => new Promise((resolve) => {
+            const t0 = performance.now();
+            const s = net.connect({ port: server.port, host: HOST, localAddress: '127.0.0.2' });
+            let text = '';
+            s.on('data', (d) => { text += d; });
+            s.on('error', () => resolve({ text, ms: performance.now() - t0 }));
+            s.on('close', () => resolve({ text, ms: performance.now() - t0 }));
+            s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        });
+        const hz = await other('/healthz');
+        const h = hz.text.startsWith('HTTP/1.1 200') ? hz.ms : `failed (${hz.text.slice(0, 30)})`;
+        const m = (await other('/metrics')).text;
+        const cuts = /parlor_outbound_cuts_total (\d+)/.exec(m)?.[1] ?? 'n/a';
+        const queued = /parlor_outbound_bytes (\d+)/.exec(m)?.[1];
+        for (const s of socks) s.destroy();
+        return `500 connections x 12 pipelined 800 KB pages, never read: ${queued ? `${(queued / 1048576).toFixed(0)} MiB queued` : 'no gauge'}, ${cuts} cut by the total budget; /healthz ${typeof h === 'number' ? `${h.toFixed(0)} ms` : h}`;
+    },
     // 5: attachments on a socket that never joined a namespace.
     async attachments_before_connect(server) {
         const socks = [];
@@ -295,6 +337,7 @@ for (const [name, fn] of Object.entries(attacks)) {
     const extra = {
         recovery_replay: ['--rate-messages-per-s', '0'],
         poll_reset_race: ['--rate-connections-per-ip', '0'],
+        slow_readers_one_ip: ['--rate-rest-per-s', '0', '--rate-messages-per-s', '0'],
     }[name] || [];
     const server = await startServer({ limits: true, args: extra });
     const m = await measure(server, () => fn(server).catch((e) => `error: ${e.message}`));

@@ -59,9 +59,15 @@ struct http_conn {
      * complete). */
     bool head_ok;
     size_t body_limit;
-    size_t held; /* request bytes this connection holds, counted in srv->stats.buffered */
-    char ip[48]; /* the peer's address, counted in srv->per_ip ("" when not counted) */
+    size_t held;         /* request bytes this connection holds, counted in srv->stats.buffered */
+    char ip[48];         /* the peer's address, counted in srv->per_ip ("" when not counted) */
+    bool output_blocked; /* pipelined requests wait until the client reads our answers */
 };
+
+/* Backpressure on pipelining: a request is not parsed while this much of our output waits
+ * for the client. A client that sends requests but reads no answers would otherwise make the
+ * server render every one of them (each up to a page of history) into its queue. */
+#define HTTP_OUTPUT_HIGH_WATER (256 * 1024)
 
 static size_t http_on_data(net_conn_t *c, char *data, size_t len);
 static void http_on_close(net_conn_t *c);
@@ -354,6 +360,10 @@ const char *http_status_text(int status)
 static void http_on_drain(net_conn_t *c)
 {
     http_conn_t *hc = c->ud;
+    if (hc->output_blocked) {
+        hc->output_blocked = false;
+        net_conn_schedule_reprocess(c); /* the requests that waited behind our output */
+    }
     if (hc->on_drain) hc->on_drain(hc, hc->drain_arg);
 }
 
@@ -674,6 +684,10 @@ static size_t on_data_inner(net_conn_t *c, char *data, size_t len)
     size_t off = 0;
     while (off < len && !net_conn_closing(c)) {
         if (hc->state == HC_WAIT) break;
+        if (hc->state == HC_HEAD && c->out_bytes > HTTP_OUTPUT_HIGH_WATER) {
+            hc->output_blocked = true; /* http_on_drain goes on */
+            break;
+        }
         if (!hc->request_timer) {
             net_conn_arm_header_timeout(c);
             hc->request_timer = true;

@@ -85,11 +85,11 @@ test('all queues together stay under --max-outbound-total-bytes: the stalled rea
         assert.equal(r.ok, true);
     }
     await closeAll([a]);
-    // Each connection pipelines 40 pages of ~800 KB (32 MB of answers) and reads none: alone,
-    // each would be cut at --max-outbound-bytes (8 MiB); together they pass the 4 MiB budget.
+    // Each connection asks for pages of ~800 KB and reads none: each holds about one answer
+    // (pipelined requests wait behind it), 8 of them more than the 4 MiB budget.
     const page = `GET /api/chat/messages/${conv}?limit=200 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(server, alice)}\r\n\r\n`;
     const stalled = [];
-    for (let i = 0; i < 4; i++) stalled.push(await stalledRequest(server.port, page.repeat(40)));
+    for (let i = 0; i < 8; i++) stalled.push(await stalledRequest(server.port, page.repeat(4)));
     const cuts = await waitMetric(server, 'parlor_outbound_cuts_total', (v) => v >= 1, 20000, 'a stalled reader cut by the budget');
     assert.ok(cuts >= 1);
     const queued = await metric(server, 'parlor_outbound_bytes');
@@ -99,5 +99,32 @@ test('all queues together stay under --max-outbound-total-bytes: the stalled rea
     const res = await fetch(`${server.url}/api/chat/messages/${conv}?limit=5`, { headers: { authorization: `Bearer ${tokenFor(server, bob)}` } });
     assert.equal(res.status, 200);
     for (const s of stalled) s.destroy();
+    await server.stop();
+});
+
+test('pipelined requests wait while the client reads none of the answers', async () => {
+    // Outbound caps out of the way: what bounds the work is backpressure alone. The send
+    // timeout ends the stalled connection, which is the fence for counting.
+    const server = await startServer({ args: ['--max-outbound-bytes', String(256 * 1024 * 1024), '--send-timeout-ms', '2000'] });
+    const alice = newUserId();
+    const a = await connectUser(server, tokenFor(server, alice));
+    const first = await emitAck(a, 'send_message', { recipientId: newUserId(), content: 'x'.repeat(4000) });
+    const conv = first.message.conversationId;
+    for (let i = 0; i < 199; i++) {
+        const r = await emitAck(a, 'send_message', { conversationId: conv, content: `${i} ${'y'.repeat(3990)}` });
+        assert.equal(r.ok, true);
+    }
+    await closeAll([a]);
+    const reads0 = await metric(server, 'parlor_store_reads_total');
+    const before = await metric(server, 'parlor_connections');
+    // before=201: a page read on the store's reader threads, counted in reads_total.
+    const page = `GET /api/chat/messages/${conv}?limit=200&before=201 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenFor(server, alice)}\r\n\r\n`;
+    const s = await stalledRequest(server.port, page.repeat(80)); // 80 answers of ~850 KB
+    await waitMetric(server, 'parlor_connections', (v) => v >= before + 1, 5000, 'the client connected');
+    await waitMetric(server, 'parlor_connections', (v) => v <= before, 30000, 'the stalled client cut by the send timeout');
+    const pages = (await metric(server, 'parlor_store_reads_total')) - reads0;
+    // Only what the kernel's buffers took, plus one answer, was rendered (before: all 80).
+    assert.ok(pages >= 1 && pages <= 30, `${pages} of 80 pipelined pages were read from the store`);
+    s.destroy();
     await server.stop();
 });
