@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/chat_int.h"
 #include "chat/chat_json.h"
 #include "core/id.h"
 #include "core/json_scan.h"
@@ -17,81 +18,19 @@
 
 #define CACHE_MAX_ENTRIES 200000
 
-typedef struct chat_sock chat_sock_t;
 typedef struct send_ctx send_ctx_t;
 
-/* The members of one conversation, cached: conversations never change membership. */
 /* Recent history of a conversation: its newest messages as JSON text, ascending and
  * contiguous up to the newest, so the newest page of GET /messages needs no store read. */
 #define HISTORY_KEEP              50
 #define HISTORY_MAX_CONVERSATIONS 2000
-typedef struct {
+struct history {
     char *docs[HISTORY_KEEP]; /* ring: docs[(head + i) % KEEP] is the i-th oldest */
     size_t lens[HISTORY_KEEP];
     int64_t seqs[HISTORY_KEEP];
     unsigned head, n;
     bool has_older; /* messages before the oldest kept exist */
-} history_t;
-
-typedef struct members_entry {
-    char id[ID_SIZE];
-    struct members_entry *next;
-    uint32_t n;
-    char **users;
-    history_t *hist;
-} members_entry_t;
-
-typedef struct {
-    uint64_t id, value; /* id 0: a free slot */
-} recorded_t;
-
-/* A user with sockets here, or in the grace period after the last one left. The id is inline;
- * the user's live sockets hang off it (user-addressed events go through it, no room needed). */
-typedef struct presence {
-    struct presence *hnext;
-    chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
-    tq_entry_t grace;
-    int64_t last_seen; /* ms; when the user went offline, or came online */
-    size_t hash;
-    unsigned sockets;
-    bool online; /* as last announced */
-    char user[];
-} presence_t;
-
-struct chat {
-    uv_loop_t *loop;
-    sio_server_t *sio;
-    sio_nsp_t *nsp;
-    store_t *store;
-    const auth_jwt_t *jwt;
-    chat_options_t opts;
-    members_entry_t **buckets;
-    size_t nbuckets, nentries;
-    size_t nhist; /* conversations with a recent history in memory */
-    /* Users already recorded in the store by this process: hash of the id -> hash of name and
-     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
-    recorded_t *recorded;
-    size_t nrecorded, recorded_cap;
-    limiter_t msg_limit, rest_limit, ip_limit, user_conns;
-    /* Users with sockets or in their grace period: a chained hash of presence_t. */
-    presence_t **pbuckets;
-    size_t npbuckets, npresence;
-    strmap_t typing; /* "user\nconversation" -> typing_t */
-    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
-    timerq_t grace_tq, typing_tq;
-    uv_timer_t sweep; /* drops idle limiter entries */
-    int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
 };
-
-/* The positions of the last messages a socket sent itself (it has them from the ack, so a
- * recovery must not replay them to it). Kept a while after the socket is gone. */
-#define ACKED_KEEP      64
-#define ACKED_LINGER_MS (10 * 60 * 1000)
-typedef struct {
-    int64_t pos[ACKED_KEEP];
-    unsigned n;          /* positions written so far (ring) */
-    uint64_t expires_ms; /* 0 while a socket uses it */
-} acked_t;
 
 typedef struct {
     tq_entry_t expiry;
@@ -100,34 +39,6 @@ typedef struct {
     char user[STORE_USER_ID_MAX + 1];
     char conv[ID_SIZE];
 } typing_t;
-
-/* Per connected socket. Requests in flight hold a reference, so a reply can find out that
- * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
-struct chat_sock {
-    chat_t *chat;
-    sio_socket_t *socket;   /* NULL once disconnected */
-    presence_t *pres;       /* the user (its id), while socket is set */
-    chat_sock_t *live_next; /* in pres->live once live */
-    unsigned refs;
-    bool live;
-    char pid_rnd[9];      /* this session's private id (connection state recovery) is */
-    int64_t pid_pos;      /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
-    int64_t recover_from; /* >= 0: replay messages after this position on connect */
-};
-
-/* The user of a connected socket (valid while cs->socket is set). */
-#define CS_UID(cs) ((const char *)(cs)->pres->user)
-
-static chat_sock_t *cs_ref(chat_sock_t *cs)
-{
-    if (cs) cs->refs++;
-    return cs;
-}
-
-static void cs_unref(chat_sock_t *cs)
-{
-    if (cs && --cs->refs == 0) free(cs);
-}
 
 struct send_ctx {
     store_req_t req;
@@ -164,7 +75,7 @@ static size_t id_hash(const char *id)
     return h;
 }
 
-static members_entry_t *cache_find(chat_t *c, const char *conv)
+members_entry_t *chat_cache_find(chat_t *c, const char *conv)
 {
     members_entry_t *e = c->buckets[id_hash(conv) & (c->nbuckets - 1)];
     for (; e; e = e->next)
@@ -201,7 +112,7 @@ static void cache_clear(chat_t *c)
 
 static void cache_put(chat_t *c, const char *conv, const str_t *users, size_t n)
 {
-    if (cache_find(c, conv)) return;
+    if (chat_cache_find(c, conv)) return;
     /* A bound, not an LRU: past it start over; the store answers the misses. */
     if (c->nentries >= CACHE_MAX_ENTRIES) cache_clear(c);
     members_entry_t *e = calloc(1, sizeof *e);
@@ -240,7 +151,7 @@ static bool entry_has(const members_entry_t *e, const char *user)
  * newest contiguous run any more, and it is dropped. */
 static void history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !e->hist) return;
     history_t *h = e->hist;
     if (h->n && h->seqs[(h->head + h->n - 1) % HISTORY_KEEP] + 1 != seq) {
@@ -268,13 +179,13 @@ static void history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
 
 void chat_history_drop(chat_t *c, const char *conv)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (e) history_free(c, e);
 }
 
 void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || e->hist || p->count > HISTORY_KEEP || c->nhist >= HISTORY_MAX_CONVERSATIONS) return;
     history_t *h = calloc(1, sizeof *h);
     if (!h) return;
@@ -297,7 +208,7 @@ void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t 
 
 bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !e->hist || !entry_has(e, user)) return false;
     history_t *h = e->hist;
     if (limit > h->n && h->has_older) return false; /* older ones are only in the store */
@@ -591,7 +502,7 @@ static void deliver(send_ctx_t *s, str_t doc)
     if (sio_build_event_parts(c->nsp, parts, 5, &b) == 0) {
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
-        members_entry_t *e = cache_find(c, m->conversation_id);
+        members_entry_t *e = chat_cache_find(c, m->conversation_id);
         if (e) {
             for (uint32_t i = 0; i < e->n; i++) send_built_to_user(c, e->users[i], except, &b);
         } else {
@@ -618,7 +529,7 @@ static void insert_done(store_req_t *req)
     store_message_insert_t *in = &req->u.message_insert;
     if (in->msg.pos > s->chat->last_pos) s->chat->last_pos = in->msg.pos;
     if (!in->duplicate) typing_stop(s->chat, s->user.id, in->msg.conversation_id);
-    if (!cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
+    if (!chat_cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         cache_put(s->chat, in->msg.conversation_id, users, 2);
     }
@@ -780,7 +691,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     s->origin = cs_ref(origin);
     if (given(cid)) {
         const char *conv = s->in.conversation_id.s.ptr; /* NUL-terminated copy */
-        members_entry_t *e = cache_find(c, conv);
+        members_entry_t *e = chat_cache_find(c, conv);
         if (!e) {
             /* First send to this conversation since start: learn its members first, so that
              * delivery right after the commit needs no store read. */
@@ -892,14 +803,13 @@ typedef struct {
 
 /* The key of a session's acknowledged positions: its user and the parts of its pid that tell
  * the user's sessions apart. */
-#define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
-static const char *acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
+const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
 {
     snprintf(out, ACKED_KEY_SIZE, "%s|%lld-%s", CS_UID(cs), (long long)cs->pid_pos, cs->pid_rnd);
     return out;
 }
 
-static acked_t *acked_of(chat_t *c, const char *pid, bool create)
+acked_t *chat_acked_of(chat_t *c, const char *pid, bool create)
 {
     acked_t *a = strmap_get(&c->acked, pid);
     if (a || !create) return a;
@@ -914,11 +824,11 @@ static acked_t *acked_of(chat_t *c, const char *pid, bool create)
 static void acked_add(chat_sock_t *cs, int64_t pos)
 {
     char key[ACKED_KEY_SIZE];
-    acked_t *a = acked_of(cs->chat, acked_key(cs, key), true);
+    acked_t *a = chat_acked_of(cs->chat, chat_acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
 }
 
-static bool acked_has(const acked_t *a, int64_t pos)
+bool chat_acked_has(const acked_t *a, int64_t pos)
 {
     unsigned n = a->n < ACKED_KEEP ? a->n : ACKED_KEEP;
     for (unsigned i = 0; i < n; i++)
@@ -1000,7 +910,7 @@ static void read_lookup_done(store_req_t *req)
 {
     read_lookup_t *x = (read_lookup_t *)req;
     if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
-    members_entry_t *e = cache_find(x->chat, x->conv);
+    members_entry_t *e = chat_cache_find(x->chat, x->conv);
     if (e)
         emit_to_members(x->chat, e, "messages_read", x->doc);
     else
@@ -1019,7 +929,7 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
                   "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
     /* read/readAt of cached documents changed: the store answers the next page. */
     chat_history_drop(c, mr->conv_id);
-    members_entry_t *e = cache_find(c, mr->conv_id);
+    members_entry_t *e = chat_cache_find(c, mr->conv_id);
     if (e) {
         emit_to_members(c, e, "messages_read", doc);
         json_decref(doc);
@@ -1473,7 +1383,7 @@ static void typing_key(const char *user, const char *conv, char *out, size_t cap
 /* {conversationId, userId, isTyping} to the other members' sockets. */
 static void typing_relay(chat_t *c, const char *user, const char *conv, bool is_typing)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e) return;
     json_t *doc =
         json_pack("{s:s, s:s, s:b}", "conversationId", conv, "userId", user, "isTyping", is_typing);
@@ -1524,7 +1434,7 @@ static void typing_clear_user(chat_t *c, const char *user)
 static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
                          int64_t ack_id)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !entry_has(e, CS_UID(cs))) {
         if (cs->socket) reply_error(cs, ack_id, NULL, "NOT_FOUND", "no such conversation");
         return;
@@ -1591,7 +1501,7 @@ static void on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id)
         return;
     }
     const char *cid = json_string_value(conv);
-    if (cache_find(cs->chat, cid)) {
+    if (chat_cache_find(cs->chat, cid)) {
         typing_apply(cs->chat, cs, cid, json_is_true(is), ack_id);
         return;
     }
@@ -1671,127 +1581,13 @@ static void pid_of(const char *user, char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-typedef struct {
-    store_req_t req;
-    chat_sock_t *cs;
-    int64_t after;
-    char user[STORE_USER_ID_MAX + 1];
-    char arena[];
-} replay_ctx_t;
-
-#define REPLAY_ARENA (1 << 20)
-
-static void socket_go_live(chat_sock_t *cs)
+void chat_sock_go_live(chat_sock_t *cs)
 {
     if (cs->live) return;
     /* From now on user-addressed events reach it. */
     cs->live = true;
     cs->live_next = cs->pres->live;
     cs->pres->live = cs;
-}
-
-static void replay_submit(replay_ctx_t *x);
-
-static void replay_done(store_req_t *req)
-{
-    replay_ctx_t *x = (replay_ctx_t *)req;
-    chat_sock_t *cs = x->cs;
-    store_messages_since_t *ms = &req->u.messages_since;
-    if (!cs->socket) goto out;
-    if (req->status != STORE_OK) {
-        log_warn("recovery for %s failed: %s", CS_UID(cs), store_strerror(req->status));
-        socket_go_live(cs);
-        goto out;
-    }
-    char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(cs->chat, acked_key(cs, key), false);
-    for (size_t i = 0; i < ms->count; i++) {
-        const store_message_t *m = &ms->msgs[i];
-        x->after = m->pos;
-        if (own && acked_has(own, m->pos)) continue; /* this socket has it from its ack */
-        json_t *doc = chat_message_json(m);
-        char offset[32];
-        snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
-        json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
-        size_t len;
-        char *text = chat_dumps(arr, &len);
-        if (text) sio_socket_emit(cs->socket, str_make(text, len), NULL, 0);
-        free(text);
-        json_decref(arr);
-        json_decref(doc);
-    }
-    if (ms->has_more) {
-        replay_submit(x);
-        return;
-    }
-    /* This read ran in order with the writes: everything committed before it was replayed,
-     * everything after it is delivered live from now on. */
-    socket_go_live(cs);
-out:
-    cs_unref(cs);
-    free(x);
-}
-
-static void replay_submit(replay_ctx_t *x)
-{
-    memset(&x->req.u, 0, sizeof x->req.u);
-    x->req.op = STORE_OP_MESSAGES_SINCE;
-    x->req.ordered = true;
-    x->req.done = replay_done;
-    x->req.arena.ptr = x->arena;
-    x->req.arena.cap = REPLAY_ARENA;
-    x->req.u.messages_since.user = str_cstr(x->user);
-    x->req.u.messages_since.after_pos = x->after;
-    x->req.u.messages_since.limit = STORE_PAGE_MAX;
-    if (store_submit(x->cs->chat->store, &x->req) != 0) {
-        if (x->cs->socket) socket_go_live(x->cs);
-        cs_unref(x->cs);
-        free(x);
-    }
-}
-
-static void start_replay(chat_sock_t *cs, int64_t after)
-{
-    replay_ctx_t *x = malloc(sizeof *x + REPLAY_ARENA);
-    if (!x) {
-        socket_go_live(cs);
-        return;
-    }
-    memset(x, 0, sizeof *x);
-    x->cs = cs_ref(cs);
-    x->after = after;
-    snprintf(x->user, sizeof x->user, "%s", CS_UID(cs));
-    replay_submit(x);
-}
-
-typedef struct {
-    store_req_t req;
-    chat_t *chat;
-    char arena[4096];
-} start_ctx_t;
-
-static void start_done(store_req_t *req)
-{
-    start_ctx_t *x = (start_ctx_t *)req;
-    if (req->status == STORE_OK && req->u.messages_since.last_pos > x->chat->last_pos)
-        x->chat->last_pos = req->u.messages_since.last_pos;
-    free(x);
-}
-
-void chat_start(chat_t *c)
-{
-    start_ctx_t *x = calloc(1, sizeof *x);
-    if (!x) return;
-    x->chat = c;
-    x->req.op = STORE_OP_MESSAGES_SINCE;
-    x->req.ordered = true;
-    x->req.done = start_done;
-    x->req.arena.ptr = x->arena;
-    x->req.arena.cap = sizeof x->arena;
-    x->req.u.messages_since.user = STR_LIT("_");
-    x->req.u.messages_since.after_pos = INT64_MAX;
-    x->req.u.messages_since.limit = 1;
-    if (store_submit(c->store, &x->req) != 0) free(x);
 }
 
 /* ---- Socket.IO handlers ---- */
@@ -1912,7 +1708,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
         cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
     json_decref(a);
     char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(c, acked_key(cs, key), false);
+    acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = 0; /* in use again */
     buf_printf(err, "\"pid\":\"%s-%lld-%s\"", hash, (long long)cs->pid_pos, cs->pid_rnd);
     sio_socket_set_data(s, cs);
@@ -1925,9 +1721,9 @@ static void on_connection(sio_socket_t *s, void *arg)
     chat_t *c = cs->chat;
     presence_connect(c, cs);
     if (cs->recover_from >= 0) {
-        start_replay(cs, cs->recover_from);
+        chat_recovery_start(cs, cs->recover_from);
     } else {
-        socket_go_live(cs);
+        chat_sock_go_live(cs);
     }
 }
 
@@ -1939,7 +1735,7 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     sio_socket_set_data(s, NULL);
     cs->socket = NULL;
     char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(c, acked_key(cs, key), false);
+    acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
     limiter_release(&c->user_conns, CS_UID(cs));
     presence_disconnect(c, cs);

@@ -1,0 +1,119 @@
+/* The chat layer's shared insides: the types every chat_*.c file works on (the chat, its
+ * sockets, presence and membership cache) and the few functions they call across files.
+ * Loop thread only, like everything in src/chat/. Not for use outside src/chat/. */
+#ifndef PARLOR_CHAT_INT_H
+#define PARLOR_CHAT_INT_H
+
+#include <stdlib.h>
+
+#include "chat/chat.h"
+#include "chat/limits.h"
+#include "core/id.h"
+#include "core/strmap.h"
+
+typedef struct chat_sock chat_sock_t;
+typedef struct history history_t;
+
+/* The members of one conversation, cached: conversations never change membership. */
+typedef struct members_entry {
+    char id[ID_SIZE];
+    struct members_entry *next;
+    uint32_t n;
+    char **users;
+    history_t *hist;
+} members_entry_t;
+
+typedef struct {
+    uint64_t id, value; /* id 0: a free slot */
+} recorded_t;
+
+/* A user with sockets here, or in the grace period after the last one left. The id is inline;
+ * the user's live sockets hang off it (user-addressed events go through it, no room needed). */
+typedef struct presence {
+    struct presence *hnext;
+    chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
+    tq_entry_t grace;
+    int64_t last_seen; /* ms; when the user went offline, or came online */
+    size_t hash;
+    unsigned sockets;
+    bool online; /* as last announced */
+    char user[];
+} presence_t;
+
+struct chat {
+    uv_loop_t *loop;
+    sio_server_t *sio;
+    sio_nsp_t *nsp;
+    store_t *store;
+    const auth_jwt_t *jwt;
+    chat_options_t opts;
+    members_entry_t **buckets;
+    size_t nbuckets, nentries;
+    size_t nhist; /* conversations with a recent history in memory */
+    /* Users already recorded in the store by this process: hash of the id -> hash of name and
+     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
+    recorded_t *recorded;
+    size_t nrecorded, recorded_cap;
+    limiter_t msg_limit, rest_limit, ip_limit, user_conns;
+    /* Users with sockets or in their grace period: a chained hash of presence_t. */
+    presence_t **pbuckets;
+    size_t npbuckets, npresence;
+    strmap_t typing; /* "user\nconversation" -> typing_t */
+    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+    timerq_t grace_tq, typing_tq;
+    uv_timer_t sweep; /* drops idle limiter entries */
+    int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
+};
+
+/* The positions of the last messages a socket sent itself (it has them from the ack, so a
+ * recovery must not replay them to it). Kept a while after the socket is gone. */
+#define ACKED_KEEP      64
+#define ACKED_LINGER_MS (10 * 60 * 1000)
+typedef struct {
+    int64_t pos[ACKED_KEEP];
+    unsigned n;          /* positions written so far (ring) */
+    uint64_t expires_ms; /* 0 while a socket uses it */
+} acked_t;
+
+/* Per connected socket. Requests in flight hold a reference, so a reply can find out that
+ * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
+struct chat_sock {
+    chat_t *chat;
+    sio_socket_t *socket;   /* NULL once disconnected */
+    presence_t *pres;       /* the user (its id), while socket is set */
+    chat_sock_t *live_next; /* in pres->live once live */
+    unsigned refs;
+    bool live;
+    char pid_rnd[9];      /* this session's private id (connection state recovery) is */
+    int64_t pid_pos;      /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
+    int64_t recover_from; /* >= 0: replay messages after this position on connect */
+};
+
+/* The user of a connected socket (valid while cs->socket is set). */
+#define CS_UID(cs) ((const char *)(cs)->pres->user)
+
+static inline chat_sock_t *cs_ref(chat_sock_t *cs)
+{
+    if (cs) cs->refs++;
+    return cs;
+}
+
+static inline void cs_unref(chat_sock_t *cs)
+{
+    if (cs && --cs->refs == 0) free(cs);
+}
+
+members_entry_t *chat_cache_find(chat_t *c, const char *conv);
+/* From now on user-addressed events reach the socket. */
+void chat_sock_go_live(chat_sock_t *cs);
+
+/* A session's acknowledged positions (see acked_t). */
+#define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
+const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE]);
+acked_t *chat_acked_of(chat_t *c, const char *pid, bool create);
+bool chat_acked_has(const acked_t *a, int64_t pos);
+
+/* chat_recovery.c: replays what a recovered session missed, then makes it live. */
+void chat_recovery_start(chat_sock_t *cs, int64_t after);
+
+#endif
