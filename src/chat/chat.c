@@ -322,12 +322,15 @@ static bool user_reachable(const chat_t *c, const char *user, const sio_socket_t
 }
 
 /* Queues built packets on every live socket of user except `except`. */
+/* pos > 0: b is the receive_message of the message at that commit position (a socket that
+ * is replaying holds it until its replay is over). */
 static void send_built_to_user(chat_t *c, const char *user, const sio_socket_t *except,
-                               const sio_built_t *b)
+                               const sio_built_t *b, int64_t pos)
 {
     presence_t *p = presence_find(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next)
-        if (cs->socket != except) sio_socket_send_built(cs->socket, b);
+        if (cs->socket != except && !(pos > 0 && chat_recovery_hold(cs, pos, b)))
+            sio_socket_send_built(cs->socket, b);
 }
 
 void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, const char *event,
@@ -341,7 +344,7 @@ void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, 
     if (!text) return;
     sio_built_t b;
     if (sio_build_event(c->nsp, str_make(text, len), NULL, 0, &b) == 0) {
-        send_built_to_user(c, user, except, &b);
+        send_built_to_user(c, user, except, &b, 0);
         sio_built_free(&b);
     }
     free(text);
@@ -504,15 +507,16 @@ static void deliver(send_ctx_t *s, str_t doc)
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
         members_entry_t *e = chat_cache_find(c, m->conversation_id);
         if (e) {
-            for (uint32_t i = 0; i < e->n; i++) send_built_to_user(c, e->users[i], except, &b);
+            for (uint32_t i = 0; i < e->n; i++)
+                send_built_to_user(c, e->users[i], except, &b, m->pos);
         } else {
             /* A direct conversation whose members are on the message itself. */
-            send_built_to_user(c, s->user.id, except, &b);
+            send_built_to_user(c, s->user.id, except, &b, m->pos);
             if (m->recipient.ptr && m->recipient.len < STORE_USER_ID_MAX + 1) {
                 char r[STORE_USER_ID_MAX + 1];
                 memcpy(r, m->recipient.ptr, m->recipient.len);
                 r[m->recipient.len] = '\0';
-                send_built_to_user(c, r, except, &b);
+                send_built_to_user(c, r, except, &b, m->pos);
             }
         }
         sio_built_free(&b);
@@ -1706,6 +1710,13 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     const char *off = json_string_value(json_object_get(a, "offset"));
     if (pid_parse(json_string_value(json_object_get(a, "pid")), hash, &cs->pid_pos, cs->pid_rnd))
         cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
+    if (cs->recover_from >= 0 && !chat_recovery_admit(c, cs->recover_from)) {
+        /* Too much to replay: a new session (recovered false); the client catches up over
+         * REST (docs/api.md). */
+        cs->recover_from = -1;
+        randid_generate(cs->pid_rnd, 8);
+        cs->pid_pos = c->last_pos;
+    }
     json_decref(a);
     char key[ACKED_KEY_SIZE];
     acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
@@ -1738,6 +1749,7 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
     limiter_release(&c->user_conns, CS_UID(cs));
+    chat_recovery_cancel(cs);
     presence_disconnect(c, cs);
     cs_unref(cs);
 }
@@ -1779,6 +1791,7 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     c->sweep.data = c;
     uv_timer_start(&c->sweep, on_sweep, 60000, 60000);
     uv_unref((uv_handle_t *)&c->sweep);
+    chat_recovery_init(c);
     c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
     return c;
 }
@@ -1799,6 +1812,7 @@ void chat_close(chat_t *c)
     timerq_close(&c->grace_tq);
     timerq_close(&c->typing_tq);
     uv_close((uv_handle_t *)&c->sweep, NULL);
+    chat_recovery_close(c);
 }
 
 void chat_free(chat_t *c)

@@ -13,6 +13,7 @@
 
 typedef struct chat_sock chat_sock_t;
 typedef struct history history_t;
+typedef struct chat_replay chat_replay_t;
 
 /* The members of one conversation, cached: conversations never change membership. */
 typedef struct members_entry {
@@ -61,8 +62,15 @@ struct chat {
     strmap_t typing; /* "user\nconversation" -> typing_t */
     strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
-    uv_timer_t sweep; /* drops idle limiter entries */
-    int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
+    uv_timer_t sweep;    /* drops idle limiter entries */
+    int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
+    bool last_pos_known; /* chat_start's answer came: recovery may be granted */
+    /* Recovery replays: running ones (at most opts.recovery_max_concurrent), then the FIFO of
+     * those waiting for a slot. */
+    unsigned replays_running;
+    chat_replay_t *replay_wait_head, *replay_wait_tail;
+    chat_replay_t *replay_paused; /* waiting for their sockets' readers to catch up */
+    uv_timer_t replay_timer;      /* checks the paused ones */
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -84,9 +92,10 @@ struct chat_sock {
     chat_sock_t *live_next; /* in pres->live once live */
     unsigned refs;
     bool live;
-    char pid_rnd[9];      /* this session's private id (connection state recovery) is */
-    int64_t pid_pos;      /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
-    int64_t recover_from; /* >= 0: replay messages after this position on connect */
+    char pid_rnd[9];       /* this session's private id (connection state recovery) is */
+    int64_t pid_pos;       /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
+    int64_t recover_from;  /* >= 0: replay messages after this position on connect */
+    chat_replay_t *replay; /* while replaying: its receive_message deliveries are held */
 };
 
 /* The user of a connected socket (valid while cs->socket is set). */
@@ -113,7 +122,19 @@ const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE]);
 acked_t *chat_acked_of(chat_t *c, const char *pid, bool create);
 bool chat_acked_has(const acked_t *a, int64_t pos);
 
-/* chat_recovery.c: replays what a recovered session missed, then makes it live. */
+/* chat_recovery.c. Whether a session whose last event was at `offset` may be recovered
+ * (few enough messages since; see --recovery-max-messages). */
+bool chat_recovery_admit(chat_t *c, int64_t offset);
+/* Replays what a recovered session missed after `after`, then resumes its live stream. The
+ * socket is live at once, with its receive_message deliveries held meanwhile. */
 void chat_recovery_start(chat_sock_t *cs, int64_t after);
+/* A receive_message (commit position pos) for cs: true when it was held or dropped for the
+ * replay, false when cs is not replaying (send it). */
+bool chat_recovery_hold(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
+/* The socket is gone (on_disconnect): its replay stops. */
+void chat_recovery_cancel(chat_sock_t *cs);
+/* The replay timer: init in chat_new, close in chat_close. */
+void chat_recovery_init(chat_t *c);
+void chat_recovery_close(chat_t *c);
 
 #endif

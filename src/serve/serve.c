@@ -48,6 +48,8 @@ typedef struct {
     long long rate_connections_per_ip, rate_connections_window_s;
     long long max_connections_per_ip, max_connections_per_user;
     long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
+    long long rate_events_per_s, rate_events_burst, events_flood_disconnect;
+    long long recovery_max_messages, recovery_max_concurrent;
     long long max_file_size, max_storage_per_user, rate_uploads_per_min;
     char *allowed_file_types;
     char *web_root;
@@ -117,6 +119,17 @@ static const config_option_t serve_options[] = {
      "at most one isTyping:true relay per user and conversation in this time"},
     {"typing-timeout-ms", OPT_INT, OFF(typing_timeout_ms), "6000", 100, 600000,
      "a typing state without renewal expires (relayed as isTyping:false) after this"},
+    {"rate-events-per-s", OPT_INT, OFF(rate_events_per_s), "100", 0, 1000000,
+     "Socket.IO events a socket may send per second, of any name (0: no limit)"},
+    {"rate-events-burst", OPT_INT, OFF(rate_events_burst), "200", 1, 1000000,
+     "events a socket may send at once before the per-second rate applies"},
+    {"events-flood-disconnect", OPT_INT, OFF(events_flood_disconnect), "1000", 0, 100000000,
+     "a socket whose events are refused this many times in a row is disconnected (0: never)"},
+    {"recovery-max-messages", OPT_INT, OFF(recovery_max_messages), "10000", 0, 1000000000,
+     "a reconnecting session is recovered only if at most this many messages were committed "
+     "server-wide since its offset; else it starts afresh (recovered false; 0: never recover)"},
+    {"recovery-max-concurrent", OPT_INT, OFF(recovery_max_concurrent), "4", 1, 10000,
+     "recovery replays running at once; later ones wait their turn"},
     {"max-file-size", OPT_INT, OFF(max_file_size), "10485760", 1, 1LL << 34,
      "largest upload in bytes (one more is refused with 413)"},
     {"max-storage-per-user", OPT_INT, OFF(max_storage_per_user), "104857600", 0, 1LL << 40,
@@ -445,6 +458,11 @@ static int serve_run(server_t *sp)
         .presence_grace_ms = (uint32_t)cfg->presence_grace_ms,
         .typing_throttle_ms = (uint32_t)cfg->typing_throttle_ms,
         .typing_timeout_ms = (uint32_t)cfg->typing_timeout_ms,
+        .rate_events_per_s = (double)cfg->rate_events_per_s,
+        .rate_events_burst = (double)cfg->rate_events_burst,
+        .events_flood_disconnect = (uint32_t)cfg->events_flood_disconnect,
+        .recovery_max_messages = (uint64_t)cfg->recovery_max_messages,
+        .recovery_max_concurrent = (uint32_t)cfg->recovery_max_concurrent,
     };
     s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
     api_options_t aopts = {.cors_origins = cfg->cors_origins,
