@@ -108,6 +108,7 @@ static void cache_clear(chat_t *c)
         c->buckets[i] = NULL;
     }
     c->nentries = 0;
+    chat_marks_forget(c);
 }
 
 static void cache_put(chat_t *c, const char *conv, const str_t *users, size_t n)
@@ -537,6 +538,8 @@ static void insert_done(store_req_t *req)
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         cache_put(s->chat, in->msg.conversation_id, users, 2);
     }
+    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
+    if (me && !in->duplicate && in->msg.seq > me->last_seq) me->last_seq = in->msg.seq;
     /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
     buf_t doc;
     buf_init(&doc);
@@ -797,6 +800,17 @@ static void reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields)
     json_decref(obj);
 }
 
+void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
+                      uint32_t retry_after_ms)
+{
+    reply_error_ex(cs, ack_id, NULL, code, message, retry_after_ms);
+}
+
+void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields)
+{
+    reply_ok(cs, ack_id, fields);
+}
+
 typedef struct {
     chat_sock_t *cs; /* a reference */
     int64_t ack_id;
@@ -933,6 +947,7 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
                   "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
     /* read/readAt of cached documents changed: the store answers the next page. */
     chat_history_drop(c, mr->conv_id);
+    chat_mark_read_learn(c, NULL, reader, message_id, mr);
     members_entry_t *e = chat_cache_find(c, mr->conv_id);
     if (e) {
         emit_to_members(c, e, "messages_read", doc);
@@ -983,6 +998,7 @@ static void mark_read_done(store_req_t *req)
             message = "no such message in a conversation of yours";
         if (here) reply_error(r->cs, r->ack_id, NULL, code, message);
     } else {
+        chat_mark_read_learn(r->chat, r->cs, r->user, r->msg, mr);
         if (mr->moved) chat_publish_read(r->chat, r->user, r->msg, mr);
         if (here) {
             json_t *f = json_pack("{s:s, s:I, s:I}", "conversationId", mr->conv_id, "seq",
@@ -1009,6 +1025,9 @@ static void on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id)
                     "mark_read needs messageId (and conversationId): 24-character hex ids");
         return;
     }
+    if (chat_mark_read_known(cs, json_string_value(msg),
+                             json_id(conv) ? json_string_value(conv) : NULL, ack_id))
+        return; /* it cannot move the watermark: the store is not asked */
     read_ctx_t *r = calloc(1, sizeof *r);
     if (!r) return;
     r->chat = cs->chat;
@@ -1600,6 +1619,7 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
 {
     chat_sock_t *cs = sio_socket_data(s);
     if (!cs) return;
+    if (!chat_budget_admit(cs, ev->ack_id)) return;
     /* The hot event is read in place; the same lone-surrogate refusal as jansson's below. */
     if (str_eq_cstr(ev->name, "send_message") &&
         !json_has_lone_surrogate(ev->data.ptr, ev->data.len)) {
@@ -1779,7 +1799,7 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->typing) || strmap_init(&c->acked)) {
+        strmap_init(&c->typing) || strmap_init(&c->acked) || strmap_init(&c->marks)) {
         chat_free(c);
         return NULL;
     }
@@ -1792,6 +1812,9 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     uv_timer_start(&c->sweep, on_sweep, 60000, 60000);
     uv_unref((uv_handle_t *)&c->sweep);
     chat_recovery_init(c);
+    uv_timer_init(loop, &c->kick_timer);
+    c->kick_timer.data = c;
+    uv_unref((uv_handle_t *)&c->kick_timer);
     c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
     return c;
 }
@@ -1813,6 +1836,12 @@ void chat_close(chat_t *c)
     timerq_close(&c->typing_tq);
     uv_close((uv_handle_t *)&c->sweep, NULL);
     chat_recovery_close(c);
+    while (c->kick) { /* their sockets are gone by now */
+        chat_sock_t *cs = c->kick;
+        c->kick = cs->kick_next;
+        cs_unref(cs);
+    }
+    uv_close((uv_handle_t *)&c->kick_timer, NULL);
 }
 
 void chat_free(chat_t *c)
@@ -1833,6 +1862,7 @@ void chat_free(chat_t *c)
     free(c->pbuckets);
     strmap_free(&c->typing, free);
     strmap_free(&c->acked, free);
+    strmap_free(&c->marks, free);
     free(c);
 }
 

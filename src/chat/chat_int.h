@@ -14,6 +14,7 @@
 typedef struct chat_sock chat_sock_t;
 typedef struct history history_t;
 typedef struct chat_replay chat_replay_t;
+typedef struct chat_marks chat_marks_t;
 
 /* The members of one conversation, cached: conversations never change membership. */
 typedef struct members_entry {
@@ -22,6 +23,7 @@ typedef struct members_entry {
     uint32_t n;
     char **users;
     history_t *hist;
+    int64_t last_seq; /* seq of the last message delivered here since cached (0: none yet) */
 } members_entry_t;
 
 typedef struct {
@@ -71,6 +73,9 @@ struct chat {
     chat_replay_t *replay_wait_head, *replay_wait_tail;
     chat_replay_t *replay_paused; /* waiting for their sockets' readers to catch up */
     uv_timer_t replay_timer;      /* checks the paused ones */
+    strmap_t marks;               /* "user\nconversation" -> watermark (chat_budget.c) */
+    chat_sock_t *kick;            /* flooding sockets to disconnect (a reference each) */
+    uv_timer_t kick_timer;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -96,6 +101,11 @@ struct chat_sock {
     int64_t pid_pos;       /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
     int64_t recover_from;  /* >= 0: replay messages after this position on connect */
     chat_replay_t *replay; /* while replaying: its receive_message deliveries are held */
+    bucket_t events;       /* the event budget (chat_budget.c) */
+    uint32_t refused_run;  /* events refused in a row */
+    bool flooded;          /* to be disconnected; its events are ignored */
+    chat_sock_t *kick_next;
+    chat_marks_t *marks; /* the last messages it marked read, with their seq (lazily) */
 };
 
 /* The user of a connected socket (valid while cs->socket is set). */
@@ -109,7 +119,10 @@ static inline chat_sock_t *cs_ref(chat_sock_t *cs)
 
 static inline void cs_unref(chat_sock_t *cs)
 {
-    if (cs && --cs->refs == 0) free(cs);
+    if (cs && --cs->refs == 0) {
+        free(cs->marks);
+        free(cs);
+    }
 }
 
 members_entry_t *chat_cache_find(chat_t *c, const char *conv);
@@ -121,6 +134,26 @@ void chat_sock_go_live(chat_sock_t *cs);
 const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE]);
 acked_t *chat_acked_of(chat_t *c, const char *pid, bool create);
 bool chat_acked_has(const acked_t *a, int64_t pos);
+
+/* Answers on a socket (chat.c): an error (ack and message_error; retry_after_ms 0: none), or
+ * {ok:true, ...fields} when an ack was asked for. */
+void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
+                      uint32_t retry_after_ms);
+void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields);
+
+/* chat_budget.c. Spends one event of the socket's budget: true to go on; false when the event
+ * was refused (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
+bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
+void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
+/* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
+ * watermark; false: ask the store. */
+#define CHAT_MARKS_KEEP 4
+bool chat_mark_read_known(chat_sock_t *cs, const char *msg, const char *conv_or_null,
+                          int64_t ack_id);
+/* The store's answer to a mark_read of msg by user (through cs, or NULL for REST). */
+void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const char *msg,
+                          const store_mark_read_t *mr);
+void chat_marks_forget(chat_t *c);
 
 /* chat_recovery.c. Whether a session whose last event was at `offset` may be recovered
  * (few enough messages since; see --recovery-max-messages). */

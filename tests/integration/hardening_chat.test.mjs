@@ -171,3 +171,96 @@ test('past --recovery-max-messages a session is not recovered: a new pid, nothin
         await srv.stop();
     }
 });
+
+// ---------------------------------------------------------------- finding 8: events
+
+async function storeWrites(srv) {
+    const r = await api(srv, 'GET', '/metrics');
+    return Number(/parlor_store_writes_total (\d+)/.exec(r.text)[1]);
+}
+
+test('every event of a socket, of any name, spends its budget: refused RATE_LIMITED exactly past the burst', async () => {
+    // 20 at once, then 1 per second: of 30 events sent at once, 10 are refused (9 if the
+    // sending took more than a second).
+    const srv = await start({ PARLOR_RATE_EVENTS_PER_S: '1', PARLOR_RATE_EVENTS_BURST: '20', PARLOR_EVENTS_FLOOD_DISCONNECT: '0' });
+    try {
+        const A = person(srv);
+        const kinds = [['get_status', { userIds: [A.id] }], ['typing', { conversationId: '0'.repeat(24), isTyping: true }],
+                       ['no_such_event', {}], ['mark_read', { messageId: '0'.repeat(24) }],
+                       ['send_message', { recipientId: 'nobody-here', content: '' }]];
+        for (const [event, arg] of kinds) {
+            const a = await connectLogged(srv, A.token); // a fresh budget for each kind
+            const acks = await Promise.all(Array.from({ length: 30 }, () => a.timeout(10000).emitWithAck(event, arg)));
+            const limited = acks.filter((x) => x.ok === false && x.error.code === 'RATE_LIMITED');
+            assert.ok(limited.length >= 9 && limited.length <= 10,
+                      `${event}: ${limited.length} of 30 refused RATE_LIMITED (want 10, or 9 after a refill): ${JSON.stringify(acks.slice(-1))}`);
+            for (const x of limited) assert.ok(Number.isInteger(x.error.retryAfterMs) && x.error.retryAfterMs > 0, JSON.stringify(x));
+            await waitFor(() => a.errors.filter((e) => e.code === 'RATE_LIMITED').length >= limited.length, 3000, 'message_error RATE_LIMITED');
+            a.disconnect();
+        }
+    } finally {
+        await srv.stop();
+    }
+});
+
+test('a socket that keeps flooding past its budget is disconnected; one that slows down is not', async () => {
+    const srv = await start({ PARLOR_RATE_EVENTS_PER_S: '5', PARLOR_RATE_EVENTS_BURST: '10', PARLOR_EVENTS_FLOOD_DISCONNECT: '100' });
+    try {
+        const A = person(srv);
+        const a = await connectLogged(srv, A.token);
+        let gone = false;
+        a.on('disconnect', () => { gone = true; });
+        for (let i = 0; i < 500; i++) a.emit('typing', { conversationId: '0'.repeat(24), isTyping: true });
+        await waitFor(() => gone, 5000, 'the flooding socket was not disconnected');
+        // A socket refused a few times that then waits is served again.
+        const b = await connectLogged(srv, A.token);
+        const acks = await Promise.all(Array.from({ length: 20 }, () => b.timeout(5000).emitWithAck('get_status', { userIds: [] })));
+        assert.ok(acks.some((x) => x.ok === false));
+        await sleep(1200);
+        const again = await b.timeout(5000).emitWithAck('get_status', { userIds: [] });
+        assert.equal(again.ok, true, JSON.stringify(again));
+        assert.equal(b.connected, true);
+        b.disconnect();
+    } finally {
+        await srv.stop();
+    }
+});
+
+test('a mark_read that cannot move the watermark never reaches the store', async () => {
+    const srv = await start();
+    try {
+        const A = person(srv);
+        const B = person(srv);
+        const a = await connectLogged(srv, A.token);
+        const b = await connectLogged(srv, B.token);
+        const m1 = await sendAck(b, { recipientId: A.id, content: 'one' });
+        const m2 = await sendAck(b, { recipientId: A.id, content: 'two' });
+        const first = await emitAck(a, 'mark_read', { messageId: m2._id });
+        assert.equal(first.ok, true, JSON.stringify(first));
+        assert.equal(first.seq, 2);
+        await emitAck(a, 'mark_read', { messageId: m1._id }); // learns m1's seq (does not move)
+        const w0 = await storeWrites(srv);
+        // 2,000 repeats of both, then a fence with an ack.
+        for (let i = 0; i < 1000; i++) {
+            a.emit('mark_read', { messageId: m2._id });
+            a.emit('mark_read', { messageId: m1._id, conversationId: m1.conversationId });
+        }
+        const fence = await emitAck(a, 'mark_read', { messageId: m2._id });
+        assert.deepEqual(fence, { ok: true, conversationId: m2.conversationId, seq: 2, unreadCount: 0 });
+        const writes = (await storeWrites(srv)) - w0;
+        assert.ok(writes <= 2, `${writes} store writes for 2,001 mark_read that moved nothing`);
+        // A new message: the watermark can move again, and it does.
+        const m3 = await sendAck(b, { recipientId: A.id, content: 'three' });
+        const stale = await emitAck(a, 'mark_read', { messageId: m2._id });
+        assert.deepEqual(stale, { ok: true, conversationId: m2.conversationId, seq: 2, unreadCount: 1 });
+        const moved = await emitAck(a, 'mark_read', { messageId: m3._id });
+        assert.deepEqual(moved, { ok: true, conversationId: m3.conversationId, seq: 3, unreadCount: 0 });
+        // A wrong conversationId for a known message still gets the store's NOT_FOUND.
+        const wrong = await emitAck(a, 'mark_read', { messageId: m2._id, conversationId: 'f'.repeat(24) });
+        assert.equal(wrong.ok, false);
+        assert.equal(wrong.error.code, 'NOT_FOUND');
+        await closeAll([a, b]);
+    } finally {
+        await srv.stop();
+    }
+});
