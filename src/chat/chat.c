@@ -1124,8 +1124,8 @@ typedef struct {
 
 static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *except, bool small);
 
-/* user_status to everyone who shares a conversation with the user, and to the user's own
- * sockets; the contacts come from the store. */
+/* user_status to everyone in a conversation the user has sent a message in (those it chose to
+ * talk to), and to the user's own sockets; the contacts come from the store. */
 static void status_contacts_done(store_req_t *req)
 {
     contacts_ctx_t *x = (contacts_ctx_t *)req;
@@ -1179,6 +1179,7 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = cap;
     x->req.u.contacts.user = str_cstr(x->user);
+    x->req.u.contacts.mode = STORE_CONTACTS_AUDIENCE; /* only those it has written to */
     x->req.u.contacts.limit = small ? CONTACTS_FIRST : CONTACTS_LIMIT;
     if (store_submit(c->store, &x->req) != 0) {
         cs_unref(x->except);
@@ -1271,8 +1272,9 @@ static void presence_disconnect(chat_t *c, chat_sock_t *cs)
     }
 }
 
-/* get_status / GET status: only users who share a conversation with the requester (and the
- * requester) are shown as they are; everyone else looks offline with no lastSeen. */
+/* get_status / GET status: only users who have sent a message in a conversation of the
+ * requester (and the requester) are shown as they are; everyone else looks offline with no
+ * lastSeen. Sharing a conversation is not enough: anyone may open one with anyone. */
 typedef struct {
     store_req_t req;
     chat_t *chat;
@@ -1389,6 +1391,7 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = CONTACTS_ARENA;
     x->req.u.contacts.user = str_cstr(x->requester);
+    x->req.u.contacts.mode = STORE_CONTACTS_VISIBLE; /* only those who wrote to the requester */
     x->req.u.contacts.limit = CONTACTS_LIMIT;
     if (!x->ids || store_submit(c->store, &x->req) != 0) {
         x->n = 0;

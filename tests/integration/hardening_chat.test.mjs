@@ -264,3 +264,50 @@ test('a mark_read that cannot move the watermark never reaches the store', async
         await srv.stop();
     }
 });
+
+// ---------------------------------------------------------------- finding 9: presence
+
+test('presence is shown only to those a user has written to: a stranger who opens a conversation sees nothing', async () => {
+    const srv = await start({}, ['--presence-grace-ms', '0']);
+    try {
+        const S = person(srv); // the stranger
+        const V = person(srv); // the victim
+        const G = person(srv); // a friend of S (has written to S): a fence for user_status
+        const s = await connectLogged(srv, S.token);
+        const g0 = await connectLogged(srv, G.token);
+        await sendAck(g0, { recipientId: S.id, content: 'hi S' });
+        g0.disconnect();
+        const conv = await api(srv, 'POST', '/api/chat/conversations', { token: S.token, body: { participantIds: [V.id] } });
+        assert.ok([200, 201].includes(conv.status), conv.text);
+        const v = await connectLogged(srv, V.token);
+        const g = await connectLogged(srv, G.token);
+        await waitFor(() => s.events('user_status').some((e) => e.userId === G.id && e.status === 'online'), 5000, 'the fence (G online)');
+        await sleep(200);
+        const hidden = { userId: V.id, status: 'offline', lastSeen: null };
+        assert.deepEqual(s.events('user_status').filter((e) => e.userId === V.id), [], 'the stranger was told the victim came online');
+        const st = await emitAck(s, 'get_status', { userIds: [V.id, S.id] });
+        assert.equal(st.ok, true);
+        assert.deepEqual(st.statuses[0], hidden, 'get_status showed the victim to a stranger');
+        assert.equal(st.statuses[1].status, 'online', 'a user sees their own status');
+        const rest = await api(srv, 'GET', `/api/chat/users/${V.id}/status`, { token: S.token });
+        assert.equal(rest.status, 200, rest.text);
+        assert.deepEqual(rest.json, hidden, 'REST status showed the victim to a stranger');
+        // The victim sees the stranger no more than the other way round.
+        const vs = await emitAck(v, 'get_status', { userIds: [S.id] });
+        assert.deepEqual(vs.statuses[0], { userId: S.id, status: 'offline', lastSeen: null });
+        // Once the victim writes to the stranger, the stranger may see the victim (not the reverse).
+        await sendAck(v, { conversationId: conv.json._id, content: 'who are you?' });
+        const now = await emitAck(s, 'get_status', { userIds: [V.id] });
+        assert.equal(now.statuses[0].status, 'online', JSON.stringify(now));
+        const rest2 = await api(srv, 'GET', `/api/chat/users/${V.id}/status`, { token: S.token });
+        assert.equal(rest2.json.status, 'online');
+        const vs2 = await emitAck(v, 'get_status', { userIds: [S.id] });
+        assert.equal(vs2.statuses[0].status, 'offline', 'the victim sees a stranger who never wrote');
+        // ... and is told when the victim goes.
+        v.disconnect();
+        await waitFor(() => s.events('user_status').some((e) => e.userId === V.id && e.status === 'offline'), 5000, 'user_status offline of V');
+        await closeAll([s, g]);
+    } finally {
+        await srv.stop();
+    }
+});
