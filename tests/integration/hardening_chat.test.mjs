@@ -311,3 +311,24 @@ test('presence is shown only to those a user has written to: a stranger who open
         await srv.stop();
     }
 });
+
+// ---------------------------------------------------------------- finding 12: log lines
+
+test('refused handshakes are logged once per interval with a count, not once each', async () => {
+    const srv = await startServer({ limits: true, args: ['--rate-connections-per-ip', '3', '--rate-connections-window-s', '600'] });
+    try {
+        const statuses = [];
+        for (let i = 0; i < 300; i += 30) {
+            const batch = await Promise.all(Array.from({ length: 30 }, () =>
+                fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(10000) })
+                    .then(async (r) => { await r.arrayBuffer(); return r.status; })));
+            statuses.push(...batch);
+        }
+        const refused = statuses.filter((x) => x === 429).length;
+        assert.ok(refused >= 290, `only ${refused} of 300 handshakes were refused`);
+        const lines = srv.stderr().split('\n').filter((l) => /refused/.test(l));
+        assert.ok(lines.length <= 2, `${lines.length} log lines for ${refused} refusals:\n${lines.slice(0, 5).join('\n')}`);
+    } finally {
+        await srv.stop();
+    }
+});
