@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/chat_int.h"
 #include "chat/chat_json.h"
 #include "core/id.h"
 #include "core/json_scan.h"
@@ -17,81 +18,19 @@
 
 #define CACHE_MAX_ENTRIES 200000
 
-typedef struct chat_sock chat_sock_t;
 typedef struct send_ctx send_ctx_t;
 
-/* The members of one conversation, cached: conversations never change membership. */
 /* Recent history of a conversation: its newest messages as JSON text, ascending and
  * contiguous up to the newest, so the newest page of GET /messages needs no store read. */
 #define HISTORY_KEEP              50
 #define HISTORY_MAX_CONVERSATIONS 2000
-typedef struct {
+struct history {
     char *docs[HISTORY_KEEP]; /* ring: docs[(head + i) % KEEP] is the i-th oldest */
     size_t lens[HISTORY_KEEP];
     int64_t seqs[HISTORY_KEEP];
     unsigned head, n;
     bool has_older; /* messages before the oldest kept exist */
-} history_t;
-
-typedef struct members_entry {
-    char id[ID_SIZE];
-    struct members_entry *next;
-    uint32_t n;
-    char **users;
-    history_t *hist;
-} members_entry_t;
-
-typedef struct {
-    uint64_t id, value; /* id 0: a free slot */
-} recorded_t;
-
-/* A user with sockets here, or in the grace period after the last one left. The id is inline;
- * the user's live sockets hang off it (user-addressed events go through it, no room needed). */
-typedef struct presence {
-    struct presence *hnext;
-    chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
-    tq_entry_t grace;
-    int64_t last_seen; /* ms; when the user went offline, or came online */
-    size_t hash;
-    unsigned sockets;
-    bool online; /* as last announced */
-    char user[];
-} presence_t;
-
-struct chat {
-    uv_loop_t *loop;
-    sio_server_t *sio;
-    sio_nsp_t *nsp;
-    store_t *store;
-    const auth_jwt_t *jwt;
-    chat_options_t opts;
-    members_entry_t **buckets;
-    size_t nbuckets, nentries;
-    size_t nhist; /* conversations with a recent history in memory */
-    /* Users already recorded in the store by this process: hash of the id -> hash of name and
-     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
-    recorded_t *recorded;
-    size_t nrecorded, recorded_cap;
-    limiter_t msg_limit, rest_limit, ip_limit, user_conns;
-    /* Users with sockets or in their grace period: a chained hash of presence_t. */
-    presence_t **pbuckets;
-    size_t npbuckets, npresence;
-    strmap_t typing; /* "user\nconversation" -> typing_t */
-    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
-    timerq_t grace_tq, typing_tq;
-    uv_timer_t sweep; /* drops idle limiter entries */
-    int64_t last_pos; /* newest message position known to the loop (recovery offsets) */
 };
-
-/* The positions of the last messages a socket sent itself (it has them from the ack, so a
- * recovery must not replay them to it). Kept a while after the socket is gone. */
-#define ACKED_KEEP      64
-#define ACKED_LINGER_MS (10 * 60 * 1000)
-typedef struct {
-    int64_t pos[ACKED_KEEP];
-    unsigned n;          /* positions written so far (ring) */
-    uint64_t expires_ms; /* 0 while a socket uses it */
-} acked_t;
 
 typedef struct {
     tq_entry_t expiry;
@@ -100,34 +39,6 @@ typedef struct {
     char user[STORE_USER_ID_MAX + 1];
     char conv[ID_SIZE];
 } typing_t;
-
-/* Per connected socket. Requests in flight hold a reference, so a reply can find out that
- * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
-struct chat_sock {
-    chat_t *chat;
-    sio_socket_t *socket;   /* NULL once disconnected */
-    presence_t *pres;       /* the user (its id), while socket is set */
-    chat_sock_t *live_next; /* in pres->live once live */
-    unsigned refs;
-    bool live;
-    char pid_rnd[9];      /* this session's private id (connection state recovery) is */
-    int64_t pid_pos;      /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
-    int64_t recover_from; /* >= 0: replay messages after this position on connect */
-};
-
-/* The user of a connected socket (valid while cs->socket is set). */
-#define CS_UID(cs) ((const char *)(cs)->pres->user)
-
-static chat_sock_t *cs_ref(chat_sock_t *cs)
-{
-    if (cs) cs->refs++;
-    return cs;
-}
-
-static void cs_unref(chat_sock_t *cs)
-{
-    if (cs && --cs->refs == 0) free(cs);
-}
 
 struct send_ctx {
     store_req_t req;
@@ -164,7 +75,7 @@ static size_t id_hash(const char *id)
     return h;
 }
 
-static members_entry_t *cache_find(chat_t *c, const char *conv)
+members_entry_t *chat_cache_find(chat_t *c, const char *conv)
 {
     members_entry_t *e = c->buckets[id_hash(conv) & (c->nbuckets - 1)];
     for (; e; e = e->next)
@@ -197,11 +108,12 @@ static void cache_clear(chat_t *c)
         c->buckets[i] = NULL;
     }
     c->nentries = 0;
+    chat_marks_forget(c);
 }
 
 static void cache_put(chat_t *c, const char *conv, const str_t *users, size_t n)
 {
-    if (cache_find(c, conv)) return;
+    if (chat_cache_find(c, conv)) return;
     /* A bound, not an LRU: past it start over; the store answers the misses. */
     if (c->nentries >= CACHE_MAX_ENTRIES) cache_clear(c);
     members_entry_t *e = calloc(1, sizeof *e);
@@ -240,7 +152,7 @@ static bool entry_has(const members_entry_t *e, const char *user)
  * newest contiguous run any more, and it is dropped. */
 static void history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !e->hist) return;
     history_t *h = e->hist;
     if (h->n && h->seqs[(h->head + h->n - 1) % HISTORY_KEEP] + 1 != seq) {
@@ -268,13 +180,13 @@ static void history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
 
 void chat_history_drop(chat_t *c, const char *conv)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (e) history_free(c, e);
 }
 
 void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || e->hist || p->count > HISTORY_KEEP || c->nhist >= HISTORY_MAX_CONVERSATIONS) return;
     history_t *h = calloc(1, sizeof *h);
     if (!h) return;
@@ -297,7 +209,7 @@ void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t 
 
 bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !e->hist || !entry_has(e, user)) return false;
     history_t *h = e->hist;
     if (limit > h->n && h->has_older) return false; /* older ones are only in the store */
@@ -411,12 +323,15 @@ static bool user_reachable(const chat_t *c, const char *user, const sio_socket_t
 }
 
 /* Queues built packets on every live socket of user except `except`. */
+/* pos > 0: b is the receive_message of the message at that commit position (a socket that
+ * is replaying holds it until its replay is over). */
 static void send_built_to_user(chat_t *c, const char *user, const sio_socket_t *except,
-                               const sio_built_t *b)
+                               const sio_built_t *b, int64_t pos)
 {
     presence_t *p = presence_find(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next)
-        if (cs->socket != except) sio_socket_send_built(cs->socket, b);
+        if (cs->socket != except && !(pos > 0 && chat_recovery_hold(cs, pos, b)))
+            sio_socket_send_built(cs->socket, b);
 }
 
 void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, const char *event,
@@ -430,7 +345,7 @@ void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, 
     if (!text) return;
     sio_built_t b;
     if (sio_build_event(c->nsp, str_make(text, len), NULL, 0, &b) == 0) {
-        send_built_to_user(c, user, except, &b);
+        send_built_to_user(c, user, except, &b, 0);
         sio_built_free(&b);
     }
     free(text);
@@ -591,17 +506,18 @@ static void deliver(send_ctx_t *s, str_t doc)
     if (sio_build_event_parts(c->nsp, parts, 5, &b) == 0) {
         /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
-        members_entry_t *e = cache_find(c, m->conversation_id);
+        members_entry_t *e = chat_cache_find(c, m->conversation_id);
         if (e) {
-            for (uint32_t i = 0; i < e->n; i++) send_built_to_user(c, e->users[i], except, &b);
+            for (uint32_t i = 0; i < e->n; i++)
+                send_built_to_user(c, e->users[i], except, &b, m->pos);
         } else {
             /* A direct conversation whose members are on the message itself. */
-            send_built_to_user(c, s->user.id, except, &b);
+            send_built_to_user(c, s->user.id, except, &b, m->pos);
             if (m->recipient.ptr && m->recipient.len < STORE_USER_ID_MAX + 1) {
                 char r[STORE_USER_ID_MAX + 1];
                 memcpy(r, m->recipient.ptr, m->recipient.len);
                 r[m->recipient.len] = '\0';
-                send_built_to_user(c, r, except, &b);
+                send_built_to_user(c, r, except, &b, m->pos);
             }
         }
         sio_built_free(&b);
@@ -618,10 +534,12 @@ static void insert_done(store_req_t *req)
     store_message_insert_t *in = &req->u.message_insert;
     if (in->msg.pos > s->chat->last_pos) s->chat->last_pos = in->msg.pos;
     if (!in->duplicate) typing_stop(s->chat, s->user.id, in->msg.conversation_id);
-    if (!cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
+    if (!chat_cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         cache_put(s->chat, in->msg.conversation_id, users, 2);
     }
+    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
+    if (me && !in->duplicate && in->msg.seq > me->last_seq) me->last_seq = in->msg.seq;
     /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
     buf_t doc;
     buf_init(&doc);
@@ -780,7 +698,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     s->origin = cs_ref(origin);
     if (given(cid)) {
         const char *conv = s->in.conversation_id.s.ptr; /* NUL-terminated copy */
-        members_entry_t *e = cache_find(c, conv);
+        members_entry_t *e = chat_cache_find(c, conv);
         if (!e) {
             /* First send to this conversation since start: learn its members first, so that
              * delivery right after the commit needs no store read. */
@@ -882,6 +800,17 @@ static void reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields)
     json_decref(obj);
 }
 
+void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
+                      uint32_t retry_after_ms)
+{
+    reply_error_ex(cs, ack_id, NULL, code, message, retry_after_ms);
+}
+
+void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields)
+{
+    reply_ok(cs, ack_id, fields);
+}
+
 typedef struct {
     chat_sock_t *cs; /* a reference */
     int64_t ack_id;
@@ -892,14 +821,13 @@ typedef struct {
 
 /* The key of a session's acknowledged positions: its user and the parts of its pid that tell
  * the user's sessions apart. */
-#define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
-static const char *acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
+const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
 {
     snprintf(out, ACKED_KEY_SIZE, "%s|%lld-%s", CS_UID(cs), (long long)cs->pid_pos, cs->pid_rnd);
     return out;
 }
 
-static acked_t *acked_of(chat_t *c, const char *pid, bool create)
+acked_t *chat_acked_of(chat_t *c, const char *pid, bool create)
 {
     acked_t *a = strmap_get(&c->acked, pid);
     if (a || !create) return a;
@@ -914,11 +842,11 @@ static acked_t *acked_of(chat_t *c, const char *pid, bool create)
 static void acked_add(chat_sock_t *cs, int64_t pos)
 {
     char key[ACKED_KEY_SIZE];
-    acked_t *a = acked_of(cs->chat, acked_key(cs, key), true);
+    acked_t *a = chat_acked_of(cs->chat, chat_acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
 }
 
-static bool acked_has(const acked_t *a, int64_t pos)
+bool chat_acked_has(const acked_t *a, int64_t pos)
 {
     unsigned n = a->n < ACKED_KEEP ? a->n : ACKED_KEEP;
     for (unsigned i = 0; i < n; i++)
@@ -1000,7 +928,7 @@ static void read_lookup_done(store_req_t *req)
 {
     read_lookup_t *x = (read_lookup_t *)req;
     if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
-    members_entry_t *e = cache_find(x->chat, x->conv);
+    members_entry_t *e = chat_cache_find(x->chat, x->conv);
     if (e)
         emit_to_members(x->chat, e, "messages_read", x->doc);
     else
@@ -1019,7 +947,8 @@ void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
                   "seq", (json_int_t)mr->seq, "messageId", message_id, "readAt", at);
     /* read/readAt of cached documents changed: the store answers the next page. */
     chat_history_drop(c, mr->conv_id);
-    members_entry_t *e = cache_find(c, mr->conv_id);
+    chat_mark_read_learn(c, NULL, reader, message_id, mr);
+    members_entry_t *e = chat_cache_find(c, mr->conv_id);
     if (e) {
         emit_to_members(c, e, "messages_read", doc);
         json_decref(doc);
@@ -1069,6 +998,7 @@ static void mark_read_done(store_req_t *req)
             message = "no such message in a conversation of yours";
         if (here) reply_error(r->cs, r->ack_id, NULL, code, message);
     } else {
+        chat_mark_read_learn(r->chat, r->cs, r->user, r->msg, mr);
         if (mr->moved) chat_publish_read(r->chat, r->user, r->msg, mr);
         if (here) {
             json_t *f = json_pack("{s:s, s:I, s:I}", "conversationId", mr->conv_id, "seq",
@@ -1095,6 +1025,9 @@ static void on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id)
                     "mark_read needs messageId (and conversationId): 24-character hex ids");
         return;
     }
+    if (chat_mark_read_known(cs, json_string_value(msg),
+                             json_id(conv) ? json_string_value(conv) : NULL, ack_id))
+        return; /* it cannot move the watermark: the store is not asked */
     read_ctx_t *r = calloc(1, sizeof *r);
     if (!r) return;
     r->chat = cs->chat;
@@ -1191,8 +1124,8 @@ typedef struct {
 
 static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *except, bool small);
 
-/* user_status to everyone who shares a conversation with the user, and to the user's own
- * sockets; the contacts come from the store. */
+/* user_status to everyone in a conversation the user has sent a message in (those it chose to
+ * talk to), and to the user's own sockets; the contacts come from the store. */
 static void status_contacts_done(store_req_t *req)
 {
     contacts_ctx_t *x = (contacts_ctx_t *)req;
@@ -1246,6 +1179,7 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, chat_sock_t *
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = cap;
     x->req.u.contacts.user = str_cstr(x->user);
+    x->req.u.contacts.mode = STORE_CONTACTS_AUDIENCE; /* only those it has written to */
     x->req.u.contacts.limit = small ? CONTACTS_FIRST : CONTACTS_LIMIT;
     if (store_submit(c->store, &x->req) != 0) {
         cs_unref(x->except);
@@ -1338,8 +1272,9 @@ static void presence_disconnect(chat_t *c, chat_sock_t *cs)
     }
 }
 
-/* get_status / GET status: only users who share a conversation with the requester (and the
- * requester) are shown as they are; everyone else looks offline with no lastSeen. */
+/* get_status / GET status: only users who have sent a message in a conversation of the
+ * requester (and the requester) are shown as they are; everyone else looks offline with no
+ * lastSeen. Sharing a conversation is not enough: anyone may open one with anyone. */
 typedef struct {
     store_req_t req;
     chat_t *chat;
@@ -1456,6 +1391,7 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
     x->req.arena.ptr = x->arena;
     x->req.arena.cap = CONTACTS_ARENA;
     x->req.u.contacts.user = str_cstr(x->requester);
+    x->req.u.contacts.mode = STORE_CONTACTS_VISIBLE; /* only those who wrote to the requester */
     x->req.u.contacts.limit = CONTACTS_LIMIT;
     if (!x->ids || store_submit(c->store, &x->req) != 0) {
         x->n = 0;
@@ -1473,7 +1409,7 @@ static void typing_key(const char *user, const char *conv, char *out, size_t cap
 /* {conversationId, userId, isTyping} to the other members' sockets. */
 static void typing_relay(chat_t *c, const char *user, const char *conv, bool is_typing)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e) return;
     json_t *doc =
         json_pack("{s:s, s:s, s:b}", "conversationId", conv, "userId", user, "isTyping", is_typing);
@@ -1524,7 +1460,7 @@ static void typing_clear_user(chat_t *c, const char *user)
 static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
                          int64_t ack_id)
 {
-    members_entry_t *e = cache_find(c, conv);
+    members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !entry_has(e, CS_UID(cs))) {
         if (cs->socket) reply_error(cs, ack_id, NULL, "NOT_FOUND", "no such conversation");
         return;
@@ -1591,7 +1527,7 @@ static void on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id)
         return;
     }
     const char *cid = json_string_value(conv);
-    if (cache_find(cs->chat, cid)) {
+    if (chat_cache_find(cs->chat, cid)) {
         typing_apply(cs->chat, cs, cid, json_is_true(is), ack_id);
         return;
     }
@@ -1671,17 +1607,7 @@ static void pid_of(const char *user, char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-typedef struct {
-    store_req_t req;
-    chat_sock_t *cs;
-    int64_t after;
-    char user[STORE_USER_ID_MAX + 1];
-    char arena[];
-} replay_ctx_t;
-
-#define REPLAY_ARENA (1 << 20)
-
-static void socket_go_live(chat_sock_t *cs)
+void chat_sock_go_live(chat_sock_t *cs)
 {
     if (cs->live) return;
     /* From now on user-addressed events reach it. */
@@ -1690,116 +1616,13 @@ static void socket_go_live(chat_sock_t *cs)
     cs->pres->live = cs;
 }
 
-static void replay_submit(replay_ctx_t *x);
-
-static void replay_done(store_req_t *req)
-{
-    replay_ctx_t *x = (replay_ctx_t *)req;
-    chat_sock_t *cs = x->cs;
-    store_messages_since_t *ms = &req->u.messages_since;
-    if (!cs->socket) goto out;
-    if (req->status != STORE_OK) {
-        log_warn("recovery for %s failed: %s", CS_UID(cs), store_strerror(req->status));
-        socket_go_live(cs);
-        goto out;
-    }
-    char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(cs->chat, acked_key(cs, key), false);
-    for (size_t i = 0; i < ms->count; i++) {
-        const store_message_t *m = &ms->msgs[i];
-        x->after = m->pos;
-        if (own && acked_has(own, m->pos)) continue; /* this socket has it from its ack */
-        json_t *doc = chat_message_json(m);
-        char offset[32];
-        snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
-        json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
-        size_t len;
-        char *text = chat_dumps(arr, &len);
-        if (text) sio_socket_emit(cs->socket, str_make(text, len), NULL, 0);
-        free(text);
-        json_decref(arr);
-        json_decref(doc);
-    }
-    if (ms->has_more) {
-        replay_submit(x);
-        return;
-    }
-    /* This read ran in order with the writes: everything committed before it was replayed,
-     * everything after it is delivered live from now on. */
-    socket_go_live(cs);
-out:
-    cs_unref(cs);
-    free(x);
-}
-
-static void replay_submit(replay_ctx_t *x)
-{
-    memset(&x->req.u, 0, sizeof x->req.u);
-    x->req.op = STORE_OP_MESSAGES_SINCE;
-    x->req.ordered = true;
-    x->req.done = replay_done;
-    x->req.arena.ptr = x->arena;
-    x->req.arena.cap = REPLAY_ARENA;
-    x->req.u.messages_since.user = str_cstr(x->user);
-    x->req.u.messages_since.after_pos = x->after;
-    x->req.u.messages_since.limit = STORE_PAGE_MAX;
-    if (store_submit(x->cs->chat->store, &x->req) != 0) {
-        if (x->cs->socket) socket_go_live(x->cs);
-        cs_unref(x->cs);
-        free(x);
-    }
-}
-
-static void start_replay(chat_sock_t *cs, int64_t after)
-{
-    replay_ctx_t *x = malloc(sizeof *x + REPLAY_ARENA);
-    if (!x) {
-        socket_go_live(cs);
-        return;
-    }
-    memset(x, 0, sizeof *x);
-    x->cs = cs_ref(cs);
-    x->after = after;
-    snprintf(x->user, sizeof x->user, "%s", CS_UID(cs));
-    replay_submit(x);
-}
-
-typedef struct {
-    store_req_t req;
-    chat_t *chat;
-    char arena[4096];
-} start_ctx_t;
-
-static void start_done(store_req_t *req)
-{
-    start_ctx_t *x = (start_ctx_t *)req;
-    if (req->status == STORE_OK && req->u.messages_since.last_pos > x->chat->last_pos)
-        x->chat->last_pos = req->u.messages_since.last_pos;
-    free(x);
-}
-
-void chat_start(chat_t *c)
-{
-    start_ctx_t *x = calloc(1, sizeof *x);
-    if (!x) return;
-    x->chat = c;
-    x->req.op = STORE_OP_MESSAGES_SINCE;
-    x->req.ordered = true;
-    x->req.done = start_done;
-    x->req.arena.ptr = x->arena;
-    x->req.arena.cap = sizeof x->arena;
-    x->req.u.messages_since.user = STR_LIT("_");
-    x->req.u.messages_since.after_pos = INT64_MAX;
-    x->req.u.messages_since.limit = 1;
-    if (store_submit(c->store, &x->req) != 0) free(x);
-}
-
 /* ---- Socket.IO handlers ---- */
 
 static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
 {
     chat_sock_t *cs = sio_socket_data(s);
     if (!cs) return;
+    if (!chat_budget_admit(cs, ev->ack_id)) return;
     /* The hot event is read in place; the same lone-surrogate refusal as jansson's below. */
     if (str_eq_cstr(ev->name, "send_message") &&
         !json_has_lone_surrogate(ev->data.ptr, ev->data.len)) {
@@ -1910,9 +1733,16 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     const char *off = json_string_value(json_object_get(a, "offset"));
     if (pid_parse(json_string_value(json_object_get(a, "pid")), hash, &cs->pid_pos, cs->pid_rnd))
         cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
+    if (cs->recover_from >= 0 && !chat_recovery_admit(c, cs->recover_from)) {
+        /* Too much to replay: a new session (recovered false); the client catches up over
+         * REST (docs/api.md). */
+        cs->recover_from = -1;
+        randid_generate(cs->pid_rnd, 8);
+        cs->pid_pos = c->last_pos;
+    }
     json_decref(a);
     char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(c, acked_key(cs, key), false);
+    acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = 0; /* in use again */
     buf_printf(err, "\"pid\":\"%s-%lld-%s\"", hash, (long long)cs->pid_pos, cs->pid_rnd);
     sio_socket_set_data(s, cs);
@@ -1925,9 +1755,9 @@ static void on_connection(sio_socket_t *s, void *arg)
     chat_t *c = cs->chat;
     presence_connect(c, cs);
     if (cs->recover_from >= 0) {
-        start_replay(cs, cs->recover_from);
+        chat_recovery_start(cs, cs->recover_from);
     } else {
-        socket_go_live(cs);
+        chat_sock_go_live(cs);
     }
 }
 
@@ -1939,9 +1769,10 @@ static void on_disconnect(sio_socket_t *s, void *arg, const char *reason)
     sio_socket_set_data(s, NULL);
     cs->socket = NULL;
     char key[ACKED_KEY_SIZE];
-    acked_t *own = acked_of(c, acked_key(cs, key), false);
+    acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = uv_now(c->loop) + ACKED_LINGER_MS;
     limiter_release(&c->user_conns, CS_UID(cs));
+    chat_recovery_cancel(cs);
     presence_disconnect(c, cs);
     cs_unref(cs);
 }
@@ -1971,7 +1802,7 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->typing) || strmap_init(&c->acked)) {
+        strmap_init(&c->typing) || strmap_init(&c->acked) || strmap_init(&c->marks)) {
         chat_free(c);
         return NULL;
     }
@@ -1983,6 +1814,10 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     c->sweep.data = c;
     uv_timer_start(&c->sweep, on_sweep, 60000, 60000);
     uv_unref((uv_handle_t *)&c->sweep);
+    chat_recovery_init(c);
+    uv_timer_init(loop, &c->kick_timer);
+    c->kick_timer.data = c;
+    uv_unref((uv_handle_t *)&c->kick_timer);
     c->nsp = sio_server_add_nsp(sio, "/", &chat_nsp, c);
     return c;
 }
@@ -2003,6 +1838,13 @@ void chat_close(chat_t *c)
     timerq_close(&c->grace_tq);
     timerq_close(&c->typing_tq);
     uv_close((uv_handle_t *)&c->sweep, NULL);
+    chat_recovery_close(c);
+    while (c->kick) { /* their sockets are gone by now */
+        chat_sock_t *cs = c->kick;
+        c->kick = cs->kick_next;
+        cs_unref(cs);
+    }
+    uv_close((uv_handle_t *)&c->kick_timer, NULL);
 }
 
 void chat_free(chat_t *c)
@@ -2023,6 +1865,7 @@ void chat_free(chat_t *c)
     free(c->pbuckets);
     strmap_free(&c->typing, free);
     strmap_free(&c->acked, free);
+    strmap_free(&c->marks, free);
     free(c);
 }
 

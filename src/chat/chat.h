@@ -31,6 +31,14 @@ typedef struct {
     uint32_t presence_grace_ms; /* offline only after the last socket is gone this long */
     uint32_t typing_throttle_ms;
     uint32_t typing_timeout_ms;
+    /* Per-socket budget of client events of any name (rate 0: none), and the refusals in a
+     * row after which the socket is disconnected (0: never). */
+    double rate_events_per_s, rate_events_burst;
+    uint32_t events_flood_disconnect;
+    /* Connection state recovery: a session is recovered only when at most this many messages
+     * were committed (server-wide) since its offset (0: never); replays running at once. */
+    uint64_t recovery_max_messages;
+    uint32_t recovery_max_concurrent;
 } chat_options_t;
 
 /* A refusal: HTTP status, contract code, message, and for RATE_LIMITED the wait. */

@@ -956,3 +956,11 @@ bool eio_session_is_websocket(const eio_session_t *s)
 {
     return s->transport == TRANSPORT_WEBSOCKET;
 }
+
+size_t eio_session_queued_bytes(const eio_session_t *s)
+{
+    if (s->transport == TRANSPORT_WEBSOCKET) return s->ws ? ws_conn_net(s->ws)->out_bytes : 0;
+    size_t n = 0;
+    for (uint32_t i = 0; s->pl && i < s->pl->outq_len; i++) n += s->pl->outq[i]->len;
+    return n;
+}

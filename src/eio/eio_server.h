@@ -68,5 +68,8 @@ void *eio_session_data(const eio_session_t *s);
 /* The session_extra bytes of the session (pointer-aligned); valid until on_close returns. */
 void *eio_session_extra(eio_session_t *s);
 bool eio_session_is_websocket(const eio_session_t *s);
+/* Bytes queued on the session and not yet handed to the kernel (WebSocket) or not yet taken
+ * by a GET (polling): lets a producer pace itself to the reader. */
+size_t eio_session_queued_bytes(const eio_session_t *s);
 
 #endif

@@ -375,6 +375,11 @@ static int serve_run(server_t *sp)
         .presence_grace_ms = (uint32_t)cfg->presence_grace_ms,
         .typing_throttle_ms = (uint32_t)cfg->typing_throttle_ms,
         .typing_timeout_ms = (uint32_t)cfg->typing_timeout_ms,
+        .rate_events_per_s = (double)cfg->rate_events_per_s,
+        .rate_events_burst = (double)cfg->rate_events_burst,
+        .events_flood_disconnect = (uint32_t)cfg->events_flood_disconnect,
+        .recovery_max_messages = (uint64_t)cfg->recovery_max_messages,
+        .recovery_max_concurrent = (uint32_t)cfg->recovery_max_concurrent,
     };
     s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
     api_options_t aopts = {.cors_origins = cfg->cors_origins,

@@ -41,7 +41,7 @@ const char *store_strerror(int code);
 #define STORE_CONTACTS_MAX      5000
 #define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -255,8 +255,18 @@ typedef struct { /* read */
     bool allowed;      /* out: requester owns it or shares a conversation that carries it */
 } store_file_get_t;
 
-typedef struct { /* read: everyone who shares a conversation with user (presence fan-out) */
+/* Which contacts: everyone who shares a conversation with the user; those who may see the
+ * user's presence (members of a conversation the user has sent a message in); or those whose
+ * presence the user may see (who have sent a message in a conversation of the user). */
+typedef enum {
+    STORE_CONTACTS_ALL = 0,
+    STORE_CONTACTS_AUDIENCE,
+    STORE_CONTACTS_VISIBLE
+} store_contacts_mode_t;
+
+typedef struct { /* read: the user's contacts of the given mode (presence fan-out) */
     str_t user;
+    store_contacts_mode_t mode;
     size_t limit;          /* 0 = STORE_CONTACTS_MAX; larger limits are clamped */
     const str_t *user_ids; /* out, sorted bytewise */
     size_t count;          /* out */

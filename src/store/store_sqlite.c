@@ -111,11 +111,17 @@ static const char store_migration_3[] =
     "ALTER TABLE messages_v3 RENAME TO messages;"
     "CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;";
 
+/* Version 4: a member remembers having sent a message in the conversation. Presence is shown
+ * only to those a user has written to (issue 11, finding 9), and this flag answers "who has
+ * written to whom" from the members' index instead of a scan of the messages. */
+static const char store_migration_4[] =
+    "ALTER TABLE conversation_members ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE conversation_members SET sent = 1 WHERE EXISTS (SELECT 1 FROM messages x"
+    " WHERE x.conversation_id = conversation_members.conversation_id"
+    " AND x.sender = conversation_members.user_id);";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
-    NULL,
-    store_migration_1,
-    store_migration_2,
-    store_migration_3,
+    NULL, store_migration_1, store_migration_2, store_migration_3, store_migration_4,
 };
 
 /* ---- Statements ------------------------------------------------------------------------ */
@@ -153,6 +159,7 @@ enum {
     S_MEMBERS,
     S_MEMBER_GET,
     S_MEMBER_READ,
+    S_MEMBER_SENT,
     S_UNREAD,
     S_SEND_CTX,
     S_MSG_INSERT,
@@ -168,6 +175,8 @@ enum {
     S_FILE_GET,
     S_FILE_SHARED,
     S_CONTACTS,
+    S_CONTACTS_AUDIENCE,
+    S_CONTACTS_VISIBLE,
     S_COUNT_
 };
 
@@ -212,10 +221,12 @@ static const char *const store_sql[S_COUNT_] = {
     [S_MEMBER_COUNT] = "SELECT count(*) FROM conversation_members WHERE conversation_id = ?1",
     [S_MEMBERS] = "SELECT user_id, read_seq, read_at, joined_at FROM conversation_members"
                   " WHERE conversation_id = ?1 ORDER BY joined_at, user_id",
-    [S_MEMBER_GET] = "SELECT read_seq, read_at FROM conversation_members"
+    [S_MEMBER_GET] = "SELECT read_seq, read_at, sent FROM conversation_members"
                      " WHERE conversation_id = ?1 AND user_id = ?2",
     [S_MEMBER_READ] = "UPDATE conversation_members SET read_seq = ?3, read_at = ?4"
                       " WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
+    [S_MEMBER_SENT] = "UPDATE conversation_members SET sent = 1"
+                      " WHERE conversation_id = ?1 AND user_id = ?2 AND sent = 0",
     [S_UNREAD] = "SELECT count(*) FROM messages"
                  " WHERE conversation_id = ?1 AND seq > ?2 AND sender <> ?3",
     /* Everything a send needs in one lookup: the conversation, that the sender is in it, and
@@ -255,6 +266,16 @@ static const char *const store_sql[S_COUNT_] = {
     [S_CONTACTS] = "SELECT DISTINCT o.user_id FROM conversation_members m"
                    " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
                    " WHERE m.user_id = ?1 AND o.user_id <> ?1 ORDER BY o.user_id LIMIT ?2",
+    /* Who may see the user's presence: the members of the conversations it has written in. */
+    [S_CONTACTS_AUDIENCE] = "SELECT DISTINCT o.user_id FROM conversation_members m"
+                            " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
+                            " WHERE m.user_id = ?1 AND m.sent = 1 AND o.user_id <> ?1"
+                            " ORDER BY o.user_id LIMIT ?2",
+    /* Whose presence the user may see: those who have written in a conversation of the user. */
+    [S_CONTACTS_VISIBLE] = "SELECT DISTINCT o.user_id FROM conversation_members m"
+                           " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
+                           " WHERE m.user_id = ?1 AND o.sent = 1 AND o.user_id <> ?1"
+                           " ORDER BY o.user_id LIMIT ?2",
 };
 
 /* The writer's conversation cache. Inside the writer's batch transaction a send to a
@@ -269,6 +290,7 @@ typedef struct send_conv {
     bool direct;
     char id[ID_SIZE];
     char a[STORE_USER_ID_MAX + 1], b[STORE_USER_ID_MAX + 1]; /* direct: its two members */
+    bool a_sent, b_sent; /* direct: their members rows say sent = 1 (this transaction) */
 } send_conv_t;
 
 /* Past this many conversations the cache is emptied at the next COMMIT (and refilled by use). */
@@ -1444,6 +1466,16 @@ static bool cached_member(const send_conv_t *c, str_t user)
  * be its member, without a file: one INSERT, which SQLite makes atomic on its own, so no
  * savepoint. STORE_E_AGAIN_ when the long way has to decide. */
 #define STORE_E_AGAIN_ (-1000)
+/* The sender's membership row says it has written here (see migration 4). */
+static int member_mark_sent(store_sqlite_t *db, const char *conv, str_t sender)
+{
+    sqlite3_stmt *st = stmt_get(db, S_MEMBER_SENT);
+    if (!st) return STORE_E_IO;
+    bind_cstr(st, 1, conv);
+    bind_str(st, 2, sender);
+    return stmt_run(st);
+}
+
 static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a,
                                  int64_t now)
 {
@@ -1451,15 +1483,20 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
     send_conv_t *c = send_cache_find(db, op);
     if (!c) return STORE_E_AGAIN_;
     str_t recipient = STR_NULL;
+    bool *sent_flag = NULL, sent = false;
     if (c->direct) {
         if (!cached_member(c, op->sender)) return STORE_E_AGAIN_;
-        recipient = str_cstr(str_eq(op->sender, str_cstr(c->a)) ? c->b : c->a);
+        bool is_a = str_eq(op->sender, str_cstr(c->a));
+        recipient = str_cstr(is_a ? c->b : c->a);
+        sent_flag = is_a ? &c->a_sent : &c->b_sent;
+        sent = *sent_flag;
     } else {
         sqlite3_stmt *st = stmt_get(db, S_MEMBER_GET);
         if (!st) return STORE_E_IO;
         bind_cstr(st, 1, c->id);
         bind_str(st, 2, op->sender);
         int rc = stmt_row(st);
+        if (rc == STORE_OK) sent = col_i64(st, 2) != 0;
         sqlite3_reset(st);
         if (rc == STORE_E_NOT_FOUND) return STORE_E_AGAIN_;
         if (rc != STORE_OK) return rc;
@@ -1486,6 +1523,10 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
         return rc == STORE_E_NOT_FOUND ? STORE_E_IO : rc;
     }
     op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    if (!sent) {
+        if ((rc = member_mark_sent(db, c->id, op->sender)) != STORE_OK) return rc;
+        if (sent_flag) *sent_flag = true;
+    }
     c->last_seq++;
     if (c->bump_at == 0) {
         c->next_dirty = db->dirty;
@@ -1596,6 +1637,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     sqlite3_bind_int64(st, 10, now);
     if ((rc = stmt_run(st)) != STORE_OK) goto out;
     op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    if ((rc = member_mark_sent(db, conv, op->sender)) != STORE_OK) goto out;
     if (!(st = stmt_get(db, S_CONV_BUMP))) goto io;
     bind_cstr(st, 1, conv);
     sqlite3_bind_int64(st, 2, last_seq + 1);
@@ -1906,7 +1948,9 @@ int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_
     if (!valid_user_id(op->user)) return STORE_E_INVALID;
     size_t limit =
         op->limit == 0 || op->limit > STORE_CONTACTS_MAX ? STORE_CONTACTS_MAX : op->limit;
-    sqlite3_stmt *st = stmt_get(db, S_CONTACTS);
+    sqlite3_stmt *st = stmt_get(db, op->mode == STORE_CONTACTS_AUDIENCE  ? S_CONTACTS_AUDIENCE
+                                    : op->mode == STORE_CONTACTS_VISIBLE ? S_CONTACTS_VISIBLE
+                                                                         : S_CONTACTS);
     if (!st) return STORE_E_IO;
     bind_str(st, 1, op->user);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit + 1);

@@ -63,6 +63,7 @@ export async function startServer(opts = {}) {
 export const NO_LIMITS = [
     '--rate-messages-per-s', '0', '--rate-rest-per-s', '0', '--rate-connections-per-ip', '0',
     '--max-connections-per-ip', '0', '--max-connections-per-user', '0', '--rate-auth-per-min', '0',
+    '--rate-events-per-s', '0',
 ];
 
 function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = false }) {

@@ -70,6 +70,9 @@ static int64_t send(store_sqlite_t *db, const char *conv, const char *sender, co
     return rc == STORE_OK ? op.msg.seq : -1;
 }
 
+static const char *contacts_of(store_sqlite_t *db, const char *user, store_contacts_mode_t mode,
+                               char *out, size_t cap);
+
 static sqlite3 *raw_open(const char *path)
 {
     sqlite3 *raw = NULL;
@@ -200,6 +203,10 @@ static void test_migrate_from_v1(void)
     CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
     if (!db) return;
     CHECK_EQ_INT(store_sqlite_schema_version(db), STORE_SCHEMA_VERSION);
+    /* Version 4's backfill: alice wrote to bob, bob never wrote. */
+    char who[128];
+    CHECK(strcmp(contacts_of(db, "bob", STORE_CONTACTS_VISIBLE, who, sizeof who), "alice") == 0);
+    CHECK(strcmp(contacts_of(db, "alice", STORE_CONTACTS_VISIBLE, who, sizeof who), "") == 0);
 
     /* The backfill: bob's watermark (2, at 5000) marks alice's first two messages read. */
     store_arena_t ar = arena();
@@ -1595,6 +1602,58 @@ static void test_contacts(void)
     store_sqlite_close(db);
 }
 
+/* The contacts of `user` in `mode`, joined with commas, into out. */
+static const char *contacts_of(store_sqlite_t *db, const char *user, store_contacts_mode_t mode,
+                               char *out, size_t cap)
+{
+    store_arena_t ar = arena();
+    store_contacts_t c = {.user = str_cstr(user), .mode = mode};
+    out[0] = '\0';
+    CHECK_EQ_INT(store_sqlite_contacts(db, &c, &ar), STORE_OK);
+    size_t n = 0;
+    for (size_t i = 0; i < c.count && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s", i ? "," : "", (int)c.user_ids[i].len,
+                              c.user_ids[i].ptr);
+    return out;
+}
+
+/* Presence is for those a user has written to: AUDIENCE = members of the conversations the
+ * user sent in, VISIBLE = those who sent in a conversation of the user. */
+static void test_contacts_presence(void)
+{
+    char path[128], dz[ID_SIZE], db_[ID_SIZE], grp[ID_SIZE], buf[256];
+    store_sqlite_t *db = open_fresh(path, sizeof path);
+    if (!db) return;
+    store_arena_t ar = arena();
+    direct(db, "me", "zoe", dz);
+    direct(db, "me", "bob", db_);
+    str_t parts[] = {STR_LIT("bob"), STR_LIT("amy")};
+    store_group_create_t g = {.creator = STR_LIT("me"), .participants = parts, .count = 2};
+    CHECK_EQ_INT(store_sqlite_group_create(db, &g, &ar, 1), STORE_OK);
+    memcpy(grp, g.conv.id, ID_SIZE);
+    /* Nobody wrote yet: nobody sees anybody (a conversation alone is not enough). */
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_AUDIENCE, buf, sizeof buf), "") == 0);
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_VISIBLE, buf, sizeof buf), "") == 0);
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_ALL, buf, sizeof buf), "amy,bob,zoe") == 0);
+    send(db, dz, "zoe", "hi me");
+    send(db, grp, "me", "hi all");
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_AUDIENCE, buf, sizeof buf), "amy,bob") == 0);
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_VISIBLE, buf, sizeof buf), "zoe") == 0);
+    CHECK(strcmp(contacts_of(db, "bob", STORE_CONTACTS_VISIBLE, buf, sizeof buf), "me") == 0);
+    CHECK(strcmp(contacts_of(db, "bob", STORE_CONTACTS_AUDIENCE, buf, sizeof buf), "") == 0);
+    CHECK(strcmp(contacts_of(db, "zoe", STORE_CONTACTS_AUDIENCE, buf, sizeof buf), "me") == 0);
+    CHECK(strcmp(contacts_of(db, "zoe", STORE_CONTACTS_VISIBLE, buf, sizeof buf), "") == 0);
+    /* In one batch (the writer's cached path after the first send): bob writes too. */
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    send(db, db_, "me", "first, uncached");
+    send(db, db_, "bob", "second, cached");
+    send(db, db_, "bob", "third, cached, already marked");
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    CHECK(strcmp(contacts_of(db, "me", STORE_CONTACTS_VISIBLE, buf, sizeof buf), "bob,zoe") == 0);
+    CHECK(strcmp(contacts_of(db, "bob", STORE_CONTACTS_AUDIENCE, buf, sizeof buf), "me") == 0);
+    store_sqlite_close(db);
+}
+
 static void cleanup_tmpdir(void)
 {
     char cmd[128];
@@ -1630,6 +1689,7 @@ int main(void)
     RUN(test_batch_cached_sends);
     RUN(test_exec_all_ops);
     RUN(test_contacts);
+    RUN(test_contacts_presence);
     cleanup_tmpdir();
     return UNIT_DONE();
 }

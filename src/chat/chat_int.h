@@ -1,0 +1,173 @@
+/* The chat layer's shared insides: the types every chat_*.c file works on (the chat, its
+ * sockets, presence and membership cache) and the few functions they call across files.
+ * Loop thread only, like everything in src/chat/. Not for use outside src/chat/. */
+#ifndef PARLOR_CHAT_INT_H
+#define PARLOR_CHAT_INT_H
+
+#include <stdlib.h>
+
+#include "chat/chat.h"
+#include "chat/limits.h"
+#include "core/id.h"
+#include "core/strmap.h"
+
+typedef struct chat_sock chat_sock_t;
+typedef struct history history_t;
+typedef struct chat_replay chat_replay_t;
+typedef struct chat_marks chat_marks_t;
+
+/* The members of one conversation, cached: conversations never change membership. */
+typedef struct members_entry {
+    char id[ID_SIZE];
+    struct members_entry *next;
+    uint32_t n;
+    char **users;
+    history_t *hist;
+    int64_t last_seq; /* seq of the last message delivered here since cached (0: none yet) */
+} members_entry_t;
+
+typedef struct {
+    uint64_t id, value; /* id 0: a free slot */
+} recorded_t;
+
+/* A user with sockets here, or in the grace period after the last one left. The id is inline;
+ * the user's live sockets hang off it (user-addressed events go through it, no room needed). */
+typedef struct presence {
+    struct presence *hnext;
+    chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
+    tq_entry_t grace;
+    int64_t last_seen; /* ms; when the user went offline, or came online */
+    size_t hash;
+    unsigned sockets;
+    bool online; /* as last announced */
+    char user[];
+} presence_t;
+
+struct chat {
+    uv_loop_t *loop;
+    sio_server_t *sio;
+    sio_nsp_t *nsp;
+    store_t *store;
+    const auth_jwt_t *jwt;
+    chat_options_t opts;
+    members_entry_t **buckets;
+    size_t nbuckets, nentries;
+    size_t nhist; /* conversations with a recent history in memory */
+    /* Users already recorded in the store by this process: hash of the id -> hash of name and
+     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
+    recorded_t *recorded;
+    size_t nrecorded, recorded_cap;
+    limiter_t msg_limit, rest_limit, ip_limit, user_conns;
+    /* Users with sockets or in their grace period: a chained hash of presence_t. */
+    presence_t **pbuckets;
+    size_t npbuckets, npresence;
+    strmap_t typing; /* "user\nconversation" -> typing_t */
+    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+    timerq_t grace_tq, typing_tq;
+    uv_timer_t sweep;    /* drops idle limiter entries */
+    int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
+    bool last_pos_known; /* chat_start's answer came: recovery may be granted */
+    /* Recovery replays: running ones (at most opts.recovery_max_concurrent), then the FIFO of
+     * those waiting for a slot. */
+    unsigned replays_running;
+    chat_replay_t *replay_wait_head, *replay_wait_tail;
+    chat_replay_t *replay_paused; /* waiting for their sockets' readers to catch up */
+    uv_timer_t replay_timer;      /* checks the paused ones */
+    strmap_t marks;               /* "user\nconversation" -> watermark (chat_budget.c) */
+    chat_sock_t *kick;            /* flooding sockets to disconnect (a reference each) */
+    uv_timer_t kick_timer;
+};
+
+/* The positions of the last messages a socket sent itself (it has them from the ack, so a
+ * recovery must not replay them to it). Kept a while after the socket is gone. */
+#define ACKED_KEEP      64
+#define ACKED_LINGER_MS (10 * 60 * 1000)
+typedef struct {
+    int64_t pos[ACKED_KEEP];
+    unsigned n;          /* positions written so far (ring) */
+    uint64_t expires_ms; /* 0 while a socket uses it */
+} acked_t;
+
+/* Per connected socket. Requests in flight hold a reference, so a reply can find out that
+ * its socket disconnected meanwhile (socket == NULL) instead of touching freed memory. */
+struct chat_sock {
+    chat_t *chat;
+    sio_socket_t *socket;   /* NULL once disconnected */
+    presence_t *pres;       /* the user (its id), while socket is set */
+    chat_sock_t *live_next; /* in pres->live once live */
+    unsigned refs;
+    bool live;
+    char pid_rnd[9];       /* this session's private id (connection state recovery) is */
+    int64_t pid_pos;       /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
+    int64_t recover_from;  /* >= 0: replay messages after this position on connect */
+    chat_replay_t *replay; /* while replaying: its receive_message deliveries are held */
+    bucket_t events;       /* the event budget (chat_budget.c) */
+    uint32_t refused_run;  /* events refused in a row */
+    bool flooded;          /* to be disconnected; its events are ignored */
+    chat_sock_t *kick_next;
+    chat_marks_t *marks; /* the last messages it marked read, with their seq (lazily) */
+};
+
+/* The user of a connected socket (valid while cs->socket is set). */
+#define CS_UID(cs) ((const char *)(cs)->pres->user)
+
+static inline chat_sock_t *cs_ref(chat_sock_t *cs)
+{
+    if (cs) cs->refs++;
+    return cs;
+}
+
+static inline void cs_unref(chat_sock_t *cs)
+{
+    if (cs && --cs->refs == 0) {
+        free(cs->marks);
+        free(cs);
+    }
+}
+
+members_entry_t *chat_cache_find(chat_t *c, const char *conv);
+/* From now on user-addressed events reach the socket. */
+void chat_sock_go_live(chat_sock_t *cs);
+
+/* A session's acknowledged positions (see acked_t). */
+#define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
+const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE]);
+acked_t *chat_acked_of(chat_t *c, const char *pid, bool create);
+bool chat_acked_has(const acked_t *a, int64_t pos);
+
+/* Answers on a socket (chat.c): an error (ack and message_error; retry_after_ms 0: none), or
+ * {ok:true, ...fields} when an ack was asked for. */
+void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
+                      uint32_t retry_after_ms);
+void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields);
+
+/* chat_budget.c. Spends one event of the socket's budget: true to go on; false when the event
+ * was refused (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
+bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
+void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
+/* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
+ * watermark; false: ask the store. */
+#define CHAT_MARKS_KEEP 4
+bool chat_mark_read_known(chat_sock_t *cs, const char *msg, const char *conv_or_null,
+                          int64_t ack_id);
+/* The store's answer to a mark_read of msg by user (through cs, or NULL for REST). */
+void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const char *msg,
+                          const store_mark_read_t *mr);
+void chat_marks_forget(chat_t *c);
+
+/* chat_recovery.c. Whether a session whose last event was at `offset` may be recovered
+ * (few enough messages since; see --recovery-max-messages). */
+bool chat_recovery_admit(chat_t *c, int64_t offset);
+/* Replays what a recovered session missed after `after`, then resumes its live stream. The
+ * socket is live at once, with its receive_message deliveries held meanwhile. */
+void chat_recovery_start(chat_sock_t *cs, int64_t after);
+/* A receive_message (commit position pos) for cs: true when it was held or dropped for the
+ * replay, false when cs is not replaying (send it). */
+bool chat_recovery_hold(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
+/* The socket is gone (on_disconnect): its replay stops. */
+void chat_recovery_cancel(chat_sock_t *cs);
+/* The replay timer: init in chat_new, close in chat_close. */
+void chat_recovery_init(chat_t *c);
+void chat_recovery_close(chat_t *c);
+
+#endif
