@@ -504,7 +504,7 @@ static void deliver(send_ctx_t *s, str_t doc)
                            str_make(p, (size_t)(pos + sizeof pos - p)), STR_LIT("\"]")};
     sio_built_t b;
     if (sio_build_event_parts(c->nsp, parts, 5, &b) == 0) {
-        /* The origin socket learns of its message from the ack (CONTRACT.md), not twice. */
+        /* The origin socket learns of its message from the ack (docs/api.md), not twice. */
         const sio_socket_t *except = s->origin ? s->origin->socket : NULL;
         members_entry_t *e = chat_cache_find(c, m->conversation_id);
         if (e) {

@@ -1,4 +1,4 @@
-/* The chat domain of CONTRACT.md on Socket.IO: authentication of sockets, send_message with
+/* The chat domain of docs/api.md on Socket.IO: authentication of sockets, send_message with
  * its validation, durable-before-visible delivery to every member's sockets, mark_read, and the
  * membership cache that keeps the store off the hot path. */
 #ifndef PARLOR_CHAT_H
