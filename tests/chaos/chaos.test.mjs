@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import {
     HOST, api, closeAll, connectUser, emitAck, newUserId, sleep, startServer, tokenFor, waitFor,
 } from '../integration/chat_helpers.mjs';
-import { wsEncodeFrame } from '../integration/helpers.mjs';
+import { metric, wsEncodeFrame } from '../integration/helpers.mjs';
 
 const SECONDS = Number(process.env.CHAOS_SECONDS || 40);
 const WORKERS = Number(process.env.CHAOS_WORKERS || 24);
@@ -297,22 +297,6 @@ function operations(ctx) {
 }
 
 // ---------------------------------------------------------------- the run
-
-// One gauge of /metrics, asked on a connection of its own that closes after the answer (a
-// pooled keep-alive connection would count itself).
-function metric(server, name) {
-    return new Promise((resolve, reject) => {
-        const sock = net.connect(server.port, HOST);
-        let text = '';
-        sock.on('data', (d) => { text += d; });
-        sock.on('error', reject);
-        sock.on('close', () => {
-            const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-            resolve(m ? Number(m[1]) : NaN);
-        });
-        sock.write(`GET /metrics HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
-    });
-}
 
 test(`chaos: every operation broken off at random points (${SECONDS} s, seed ${SEED})`, { timeout: (SECONDS + 180) * 1000 }, async () => {
     const server = await startServer({

@@ -7,21 +7,7 @@ import net from 'node:net';
 import {
     HOST, closeAll, connectUser, emitAck, newUserId, sleep, startServer, tokenFor,
 } from './chat_helpers.mjs';
-
-// One gauge or counter of /metrics, on a connection of its own that closes after the answer.
-function metric(server, name) {
-    return new Promise((resolve, reject) => {
-        const sock = net.connect(server.port, HOST);
-        let text = '';
-        sock.on('data', (d) => { text += d; });
-        sock.on('error', reject);
-        sock.on('close', () => {
-            const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-            resolve(m ? Number(m[1]) : NaN);
-        });
-        sock.write(`GET /metrics HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
-    });
-}
+import { metric } from './helpers.mjs';
 
 async function waitMetric(server, name, pred, timeoutMs, what) {
     const until = Date.now() + timeoutMs;

@@ -567,3 +567,19 @@ export function summarize(v) {
     }
     return v;
 }
+
+// One gauge or counter of the server's /metrics, asked on a connection of its own that closes
+// after the answer (a pooled keep-alive connection would count itself in parlor_connections).
+export function metric(server, name) {
+    return new Promise((resolve, reject) => {
+        const sock = net.connect(server.port, HOST);
+        let text = '';
+        sock.on('data', (d) => { text += d; });
+        sock.on('error', reject);
+        sock.on('close', () => {
+            const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+            resolve(m ? Number(m[1]) : NaN);
+        });
+        sock.write(`GET /metrics HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    });
+}
