@@ -232,8 +232,9 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
             await page.locator('#file-input').setInputFiles({
                 name: 'huge.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(MAX_FILE_SIZE + 1024, 0x25),
             });
-            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” is too large' }).waitFor({ timeout: T });
-            await message(page, 'too large').first().getByRole('button', { name: 'Dismiss' }).click();
+            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” (513 KB) is larger than this server accepts.' })
+                .waitFor({ timeout: T });
+            await message(page, 'larger than').first().getByRole('button', { name: 'Dismiss' }).click();
         }
         assert.equal(await message(page, 'cannot be sent').count(), 0);
         assert.equal(await message(owner.page, 'photo.png').count(), 0, 'nothing reached the owner');

@@ -6,7 +6,8 @@ import { io } from 'socket.io-client';
 import { ApiError, describeError, socketPath } from './api.js';
 import { ConvListMethods } from './convlist.js';
 import { FileMethods } from './files.js';
-import { initials, lastSeen, randomId } from './format.js';
+import { setChildren } from './dom.js';
+import { dayKey, initials, lastSeen, randomId } from './format.js';
 import { GroupMethods } from './groups.js';
 import { LayoutMethods } from './layout.js';
 import { MessageMethods } from './messages.js';
@@ -43,7 +44,8 @@ export class ChatApp {
         this.connectedOnce = false;
         this.stickToBottom = true;
         this.stopped = false;
-        this.clock = setInterval(() => this.renderHeader(), 30000);
+        this.today = dayKey(new Date().toISOString());
+        this.clock = setInterval(() => this.tick(), 30000);
     }
 
     // ---- lifecycle ----
@@ -74,6 +76,16 @@ export class ChatApp {
         }
         for (const p of this.blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
         for (const o of this.outbox) clearTimeout(o.timer);
+    }
+
+    // Every 30 s: "last seen" texts age, and after midnight "Today" becomes "Yesterday".
+    tick() {
+        this.renderHeader();
+        const today = dayKey(new Date().toISOString());
+        if (today !== this.today) {
+            this.today = today;
+            this.renderMessages();
+        }
     }
 
     signOut(notice) {
@@ -181,7 +193,7 @@ export class ChatApp {
             const seen = new Set();
             for (const c of res.conversations || []) {
                 seen.add(c._id);
-                this.upsertConv(c);
+                this.upsertConv(c, true);
             }
             this.convCursor = res.nextCursor || null;
             this.el.listError.textContent = '';
@@ -194,9 +206,18 @@ export class ChatApp {
         this.renderHeader();
     }
 
-    upsertConv(c) {
+    // fromServer: c is from GET api/chat/conversations, whose unreadCount counts every message up
+    // to its lastMessage. Messages that arrived live after that (liveUnread, by seq) are added,
+    // and live messages it already counted are not counted again (countLive): the same count
+    // whichever of the list and the events (live or replayed after a reconnect) comes first.
+    upsertConv(c, fromServer = false) {
         const old = this.convs.get(c._id);
         const conv = { ...old, ...c };
+        if (fromServer) {
+            conv.countedSeq = c.lastMessage?.seq || 0;
+            conv.liveUnread = new Set([...(old?.liveUnread || [])].filter((seq) => seq > conv.countedSeq));
+            conv.unreadCount = (c.unreadCount || 0) + conv.liveUnread.size;
+        }
         if (old?.lastMessage && c.lastMessage && old.lastMessage.seq > c.lastMessage.seq) conv.lastMessage = old.lastMessage;
         conv.peerReadSeq = Math.max(old?.peerReadSeq || 0, conv.peerReadSeq || 0);
         if (c.lastMessage && c.lastMessage.sender === this.me.id && c.lastMessage.read) {
@@ -361,7 +382,6 @@ export class ChatApp {
         if (!conv) {
             // A conversation we do not know yet (someone wrote first, or a group we were added to).
             conv = this.upsertConv({ _id: m.conversationId, participants: [m.sender, this.me.id].filter((v, i, a) => a.indexOf(v) === i), lastMessage: m, unreadCount: 0 });
-            conv._partial = true;
             clearTimeout(this.convReload);
             this.convReload = setTimeout(() => this.loadConversations(), 100);
         }
@@ -374,13 +394,29 @@ export class ChatApp {
         if (m.sender !== this.me.id) {
             this.clearTyping(m.conversationId, m.sender);
             if (this.isReading(m.conversationId)) this.markRead();
-            else if (!conv._partial || conv.unreadCount === 0) conv.unreadCount = (conv.unreadCount || 0) + 1;
+            else this.countLive(conv, m);
         }
         this.renderList();
         if (this.activeId === m.conversationId) {
             this.renderMessages();
             if (m.sender === this.me.id) this.scrollToBottom();
         }
+    }
+
+    // One more unread message, unless the conversation list already counted it (its seq is not
+    // above the list's lastMessage) or it was counted before (a replay after a reconnect).
+    countLive(conv, m) {
+        const seq = m.seq || 0;
+        if (seq && (seq <= (conv.countedSeq || 0) || conv.liveUnread?.has(seq))) return;
+        if (!conv.liveUnread) conv.liveUnread = new Set();
+        if (seq) conv.liveUnread.add(seq);
+        conv.unreadCount = (conv.unreadCount || 0) + 1;
+    }
+
+    // Our own read watermark moved: what is at or below it is no longer unread.
+    readUpTo(conv, seq) {
+        conv.myReadSeq = Math.max(conv.myReadSeq || 0, seq || 0);
+        if (conv.liveUnread) for (const s of conv.liveUnread) if (s <= conv.myReadSeq) conv.liveUnread.delete(s);
     }
 
     onRead(r) {
@@ -395,7 +431,7 @@ export class ChatApp {
             } else if (conv.lastMessage && r.seq >= conv.lastMessage.seq) {
                 conv.unreadCount = 0;
             }
-            conv.myReadSeq = Math.max(conv.myReadSeq || 0, r.seq);
+            this.readUpTo(conv, r.seq);
         } else {
             conv.peerReadSeq = Math.max(conv.peerReadSeq || 0, r.seq || 0);
         }
@@ -457,7 +493,7 @@ export class ChatApp {
         conv.unreadCount = 0;
         this.renderList();
         const done = (ack) => {
-            conv.myReadSeq = Math.max(conv.myReadSeq || 0, ack?.seq || last.seq);
+            this.readUpTo(conv, ack?.seq || last.seq);
             if (typeof ack?.unreadCount === 'number') conv.unreadCount = ack.unreadCount;
             this.renderList();
         };
@@ -637,6 +673,7 @@ export class ChatApp {
             if (location.hash !== hash) history.pushState(null, '', hash);
         }
         this.root.classList.toggle('thread-open', !!id);
+        this.uploadError(null); // it was about the conversation being left
         this.msgEls.clear();
         this.el.messages.replaceChildren();
         this.stickToBottom = true;
@@ -698,16 +735,22 @@ export class ChatApp {
         this.el.title.textContent = name;
         this.el.avatar.textContent = initials(name);
         const peer = this.peerOf(conv);
-        let presence = '';
+        const role = peer ? this.people.role(peer) : '';
+        this.el.peerRole.hidden = !role;
+        this.el.peerRole.textContent = role;
+        this.el.peerRole.title = role ? `${name} is ${/^[aeiou]/i.test(role) ? 'an' : 'a'} ${role}` : '';
         if (peer) {
             const s = this.people.status.get(peer);
-            presence = s?.status === 'online' ? 'online' : s ? lastSeen(s.lastSeen) : '';
+            this.el.presence.textContent = s?.status === 'online' ? 'online' : s ? lastSeen(s.lastSeen) : '';
         } else {
-            presence = `${(conv.participants || []).length} members`;
+            // A group: who is in it opens from here.
+            const n = (conv.participants || []).length;
+            this.el.members.textContent = `${n} member${n === 1 ? '' : 's'}`;
+            if (this.el.members.parentNode !== this.el.presence) setChildren(this.el.presence, this.el.members);
         }
-        this.el.presence.textContent = presence;
         this.el.presence.dataset.status = peer ? (this.people.online(peer) ? 'online' : 'offline') : 'group';
         this.el.thread.classList.toggle('is-draft', !conv._id);
+        this.renderMembers();
     }
 
     renderTyping() {

@@ -3,7 +3,22 @@
 // Methods of ChatApp (chat.js), kept in their own file and mixed into its prototype.
 import { describeError } from './api.js';
 import { h, setChildren } from './dom.js';
-import { randomId } from './format.js';
+import { fileSize, randomId } from './format.js';
+
+// An upload refusal in plain words. A 413 is either the size limit ("the file is larger than
+// max-file-size") or the storage quota ("your storage quota is used up"); the server does not
+// say how large its limit is, so the text gives the file's own size, or the limit when the
+// answer carries one (error.maxBytes, which Parlor does not send today).
+export function uploadErrorText(err, file) {
+    const name = `“${file.name}”`;
+    if (err.status === 413 || err.code === 'PAYLOAD_TOO_LARGE') {
+        if (/quota/i.test(err.message || '')) return `${name} cannot be sent: your storage space on the server is used up.`;
+        const limit = Number(err.maxBytes);
+        if (Number.isSafeInteger(limit) && limit > 0) return `${name} is larger than ${fileSize(limit)}, the most this server accepts.`;
+        return `${name} (${fileSize(file.size)}) is larger than this server accepts.`;
+    }
+    return describeError(err, name);
+}
 
 export class FileMethods {
     async uploadFiles(files) {
@@ -45,9 +60,11 @@ export class FileMethods {
         } catch (err) {
             m._pending = false;
             m._progress = undefined;
-            m._failed = describeError(err, `“${file.name}”`);
+            m._failed = uploadErrorText(err, file);
             m._uploadFailed = true;
-            this.uploadError(m._failed);
+            // Said under the message box only while its conversation is open; the failed
+            // bubble in the conversation keeps saying it.
+            if (this.activeId === threadId) this.uploadError(m._failed);
             this.renderMessages();
             return;
         }
@@ -97,10 +114,11 @@ export class FileMethods {
         }
     }
 
+    // Shows text under the message box for 10 s; null clears it.
     uploadError(text) {
-        this.el.uploadError.textContent = text;
+        this.el.uploadError.textContent = text || '';
         clearTimeout(this.uploadErrTimer);
-        this.uploadErrTimer = setTimeout(() => {
+        if (text) this.uploadErrTimer = setTimeout(() => {
             this.el.uploadError.textContent = '';
         }, 10000);
     }

@@ -34,6 +34,8 @@ export class LayoutMethods {
         el.avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
         el.title = h('h2', { class: 'thread-title', id: 'thread-title' });
         el.presence = h('p', { class: 'presence', 'aria-live': 'polite' });
+        el.peerRole = h('span', { class: 'role peer-role', hidden: true });
+        el.members = h('button', { type: 'button', class: 'members', 'aria-haspopup': 'dialog', onclick: () => this.openMembers() });
         el.older = h('button', { type: 'button', class: 'older', onclick: () => { const t = this.threads.get(this.activeId); if (t) this.loadOlder(t); } }, 'Load earlier messages');
         el.messages = h('ol', { class: 'messages', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-labelledby': 'thread-title' });
         el.scroller = h('div', { class: 'scroller', tabindex: '0', 'aria-label': 'Messages' }, el.older, el.messages);
@@ -78,7 +80,7 @@ export class LayoutMethods {
             h('p', {}, 'Pick a conversation, or find someone by username to start one.'));
         el.drop = h('div', { class: 'drop-overlay', hidden: true, 'aria-hidden': 'true' }, 'Drop files to send them');
         el.threadBody = h('div', { class: 'thread-body' },
-            h('header', { class: 'thread-head' }, el.back, el.avatar, h('div', { class: 'thread-who' }, el.title, el.presence)),
+            h('header', { class: 'thread-head' }, el.back, el.avatar, h('div', { class: 'thread-who' }, h('div', { class: 'thread-name' }, el.title, el.peerRole), el.presence)),
             el.scroller, el.typing, el.uploadError, el.composer, el.drop);
         el.thread = h('section', { class: 'thread', 'aria-labelledby': 'thread-title' }, el.placeholder, el.threadBody);
         this.setupDrop(el.thread);
@@ -94,6 +96,10 @@ export class LayoutMethods {
             if (e.target === el.lightbox) el.lightbox.close();
         });
         el.groupDialog = h('dialog', { class: 'group-dialog', 'aria-labelledby': 'group-dialog-title' });
+        el.membersDialog = h('dialog', { class: 'members-dialog', 'aria-labelledby': 'members-title' });
+        el.membersDialog.addEventListener('click', (e) => {
+            if (e.target === el.membersDialog) el.membersDialog.close();
+        });
 
         const who = this.me.name || this.me.username || this.me.id;
         el.me = h('span', { class: 'me' },
@@ -116,7 +122,7 @@ export class LayoutMethods {
                         h('button', { type: 'button', class: 'new-group', onclick: () => this.openGroupDialog() }, 'New group')),
                     el.listError, el.empty, el.convList),
                 el.thread),
-            el.toast, el.lightbox, el.groupDialog);
+            el.toast, el.lightbox, el.groupDialog, el.membersDialog);
         this.root.classList.add('chat');
     }
 

@@ -1,8 +1,9 @@
-// The open conversation's message list: keyed <li> rows updated in place, ticks, photos and
-// file buttons, the "load earlier" button.
+// The open conversation's message list: keyed <li> rows updated in place, a heading row for each
+// day (Today, Yesterday, a date), links, ticks, photos and file buttons, "load earlier".
 // Methods of ChatApp (chat.js), kept in their own file and mixed into its prototype.
 import { h, icon, setChildren } from './dom.js';
-import { fileSize, fullTime, shortTime } from './format.js';
+import { dayKey, dayLabel, fileSize, fullTime, shortTime } from './format.js';
+import { linkify } from './links.js';
 import { keyOf } from './thread.js';
 
 export class MessageMethods {
@@ -41,23 +42,36 @@ export class MessageMethods {
         const group = !this.peerOf(conv);
         const seen = new Set();
         let cursor = list.firstChild;
-        let prev = null;
-        for (const m of t.sorted()) {
-            const key = keyOf(m, this.me.id);
+        // Puts the row of key at the cursor (creating or refilling it when its sig changed).
+        const place = (key, sig, fill) => {
             seen.add(key);
             let entry = this.msgEls.get(key);
-            const showSender = group && m.sender !== this.me.id && (!prev || prev.sender !== m.sender);
-            const sig = this.msgSig(m, conv, showSender);
             if (!entry) {
                 entry = { el: h('li', { dataset: { key } }), sig: null };
                 this.msgEls.set(key, entry);
             }
             if (entry.sig !== sig) {
                 entry.sig = sig;
-                this.fillMessage(entry.el, m, conv, showSender, key);
+                fill(entry.el);
             }
             if (entry.el !== cursor) list.insertBefore(entry.el, cursor);
             else cursor = cursor.nextSibling;
+        };
+        let prev = null;
+        let prevDay = '';
+        for (const m of t.sorted()) {
+            // A day heading above the first message of each day, wherever that message came
+            // from (the first page, an older page loaded later, a live message after midnight).
+            const day = dayKey(m.createdAt) || prevDay;
+            const newDay = day !== prevDay;
+            if (newDay) {
+                const label = dayLabel(m.createdAt);
+                place(`day:${day}`, label, (li) => this.fillDay(li, label, day));
+            }
+            prevDay = day;
+            const key = keyOf(m, this.me.id);
+            const showSender = group && m.sender !== this.me.id && (!prev || prev.sender !== m.sender || newDay);
+            place(key, this.msgSig(m, conv, showSender), (li) => this.fillMessage(li, m, conv, showSender, key));
             prev = m;
         }
         for (const [key, entry] of this.msgEls) {
@@ -67,6 +81,11 @@ export class MessageMethods {
             }
         }
         if (wasAtBottom) this.scrollToBottom();
+    }
+
+    fillDay(li, label, day) {
+        li.className = 'day';
+        setChildren(li, h('h3', { class: 'day-label' }, h('time', { datetime: day }, label)));
     }
 
     tickState(m, conv) {
@@ -98,17 +117,19 @@ export class MessageMethods {
         const body = [];
         if (m.type === 'image' && m.file) body.push(this.imageNode(m));
         else if (m.type === 'file' && m.file) body.push(this.fileNode(m));
-        if (m.content) body.push(h('p', { class: 'text' }, m.content));
+        if (m.content) body.push(h('p', { class: 'text' }, linkify(m.content)));
         if (m._progress !== undefined && m._pending) {
             body.push(h('progress', { max: 1, value: m._progress, 'aria-label': `Uploading ${m.file?.name || 'file'}` }, `${Math.round(m._progress * 100)}%`));
         }
         const meta = [h('time', { datetime: m.createdAt || '', title: fullTime(m.createdAt) }, shortTime(m.createdAt))];
         if (mine) {
             const state = this.tickState(m, conv);
+            // Sent: one grey check. Read: two checks in the read colour. Named for screen readers
+            // and on hover.
             const label = { pending: 'Sending', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
-            const glyph = { pending: '◷', sent: '✓', read: '✓✓', failed: '!' }[state];
-            meta.push(h('span', { class: 'tick', dataset: { state }, title: label },
-                h('span', { 'aria-hidden': 'true' }, glyph), h('span', { class: 'visually-hidden' }, label)));
+            const mark = state === 'sent' ? icon('check', 'tick-icon') : state === 'read' ? icon('checks', 'tick-icon')
+                : h('span', { 'aria-hidden': 'true' }, state === 'pending' ? '◷' : '!');
+            meta.push(h('span', { class: 'tick', dataset: { state }, role: 'img', 'aria-label': label, title: label }, mark));
         }
         const failed = m._failed ? h('div', { class: 'failed-note' },
             h('span', {}, m._failed),

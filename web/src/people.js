@@ -11,6 +11,7 @@ export class People {
         this.status = new Map(); // id -> { status, lastSeen }
         this.lookupSupported = true;
         this.pending = new Set();
+        this.asked = new Set(); // ids looked up for a missing role (asked once)
         this.timer = null;
         try {
             for (const u of JSON.parse(localStorage.getItem(KEY)) || []) this.users.set(u.id, u);
@@ -50,6 +51,17 @@ export class People {
         if (u && (u.name || u.username)) return u.name || u.username;
         if (!u) this.want(id);
         return `User ${String(id).slice(-6)}`;
+    }
+
+    // 'tenant', 'owner', ... or '' when unknown (then asks the server once).
+    role(id) {
+        const u = this.users.get(id);
+        if (u?.role) return u.role;
+        if (!this.asked.has(id)) {
+            this.asked.add(id);
+            this.want(id);
+        }
+        return '';
     }
 
     // Asks the server for users it has not named yet, batched (GET api/chat/users?ids=a,b).
