@@ -86,6 +86,9 @@ export class People {
             for (const id of ids) if (!this.users.has(id)) this.users.set(id, { id });
         }
         for (const id of ids) this.pending.delete(id);
+        // More than one batch was wanted (a large group's member list): ask for the rest.
+        if (this.pending.size && this.lookupSupported) this.timer = setTimeout(() => this.flush(), 0);
+        else this.pending.clear();
     }
 
     setStatus(s) {
