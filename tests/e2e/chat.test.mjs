@@ -6,11 +6,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-    ARTIFACTS, MAX_FILE_SIZE, ROOT, launchBrowser, makePng, openPerson, registerRest, rest, serverSupports,
+    ARTIFACTS, MAX_FILE_SIZE, ROOT, allowErrors, launchBrowser, makePng, openPerson, registerRest, rest, serverSupports,
     startServer, uniqueName, withScreenshots,
 } from './helpers.mjs';
 import {
-    T, assertNoCsp, findAndOpen, message, openConversation, registerUi, send, session, texts,
+    T, assertNoCsp, assertNoErrors, findAndOpen, message, openConversation, registerUi, send, session, texts,
     waitMessage, waitTick,
 } from './ui.mjs';
 
@@ -218,6 +218,8 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
 
     step('upload errors are shown plainly', ['find each other and exchange messages both ways'], async () => {
         const page = tenant.page;
+        // The browser logs the refused uploads (and nothing else may show up).
+        allowErrors(tenant, /^Failed to load resource: the server responded with a status of 41[35] \(.*\) @ http:\/\/[^/]+\/api\/chat\/files$/);
         // A shell script dressed up as a photo: refused by content type.
         await page.locator('#file-input').setInputFiles({
             name: 'photo.png', mimeType: 'image/png', buffer: Buffer.from('#!/bin/sh\necho not a picture\n'),
@@ -230,8 +232,9 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
             await page.locator('#file-input').setInputFiles({
                 name: 'huge.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(MAX_FILE_SIZE + 1024, 0x25),
             });
-            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” is too large' }).waitFor({ timeout: T });
-            await message(page, 'too large').first().getByRole('button', { name: 'Dismiss' }).click();
+            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” (513 KB) is larger than this server accepts.' })
+                .waitFor({ timeout: T });
+            await message(page, 'larger than').first().getByRole('button', { name: 'Dismiss' }).click();
         }
         assert.equal(await message(page, 'cannot be sent').count(), 0);
         assert.equal(await message(owner.page, 'photo.png').count(), 0, 'nothing reached the owner');
@@ -293,6 +296,13 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
 
     step('a server restart is survived and missed messages are shown', ['find each other and exchange messages both ways'], async () => {
         await openConversation(tenant.page, ownerUser.name);
+        // While the server is down the browser logs the refused connections; only those.
+        const at = server.url.replace(/[.?]/g, '\\$&'); // http://127\.0\.0\.1:PORT/
+        const ws = at.replace(/^http/, 'ws');
+        for (const p of [tenant, owner]) {
+            allowErrors(p, new RegExp(`^Failed to load resource: net::ERR_CONNECTION_REFUSED @ ${at}(socket\\.io|api)/`),
+                        new RegExp(`^WebSocket connection to '${ws}socket\\.io/\\?EIO=4&transport=websocket[^']*' failed`));
+        }
         await server.stop();
         await tenant.page.locator('.banner').waitFor({ state: 'visible', timeout: T });
         server = await startServer({ port: server.port, data: server.data, removeData: true });
@@ -311,7 +321,7 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
         // Both directions work again.
         await send(tenant.page, 'Back online.');
         await waitMessage(owner.page, 'Back online.', 20000);
-        await waitTick(tenant.page, 'Back online.', 'read', 20000).catch(() => {});
+        await waitTick(tenant.page, 'Back online.', 'read', 20000);
     });
 
     step('no Content-Security-Policy violations', ['register'], async () => {
@@ -325,5 +335,11 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
         await tenant.page.locator('.presence[data-status="offline"]').filter({ hasText: /last seen|offline/ })
             .waitFor({ timeout: 20000 });
         await tenant.page.locator('.conv .dot:not(.online)').first().waitFor({ timeout: T });
+    });
+
+    // Last, so that it covers every step before it (the owner's page is closed by then; what it
+    // logged is kept).
+    step('no console errors or uncaught exceptions in either page', ['register'], async () => {
+        assertNoErrors(tenant, owner);
     });
 });

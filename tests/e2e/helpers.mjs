@@ -168,20 +168,34 @@ export async function launchBrowser() {
     });
 }
 
-// A person: one browser context (own storage) with one page, recording console errors and
-// CSP violations so a test can assert there were none.
+// A person: one browser context (own storage) with one page, recording console errors, uncaught
+// page exceptions and CSP violations so a test can assert there were none (ui.mjs:
+// assertNoErrors, assertNoCsp). Errors a test provokes on purpose are allowed one pattern at a
+// time with allowErrors(), as narrowly as the browser's wording permits.
 export async function openPerson(browser, label, baseUrl, viewport = { width: 1000, height: 700 }) {
     const context = await browser.newContext({ viewport, acceptDownloads: true });
     const page = await context.newPage();
-    const person = { label, context, page, errors: [], cspViolations: [] };
+    const person = { label, context, page, errors: [], allowed: [], cspViolations: [] };
     page.on('console', (msg) => {
         const text = msg.text();
         if (/Content Security Policy|Refused to/.test(text)) person.cspViolations.push(text);
-        if (msg.type() === 'error') person.errors.push(text);
+        // "Failed to load resource" does not name the resource; its location does.
+        const where = msg.location()?.url;
+        if (msg.type() === 'error') person.errors.push(where ? `${text} @ ${where}` : text);
     });
-    page.on('pageerror', (err) => person.errors.push(String(err)));
+    page.on('pageerror', (err) => person.errors.push(`uncaught: ${err.stack || err}`));
     await page.goto(baseUrl);
     return person;
+}
+
+// From now on, console errors of this person that match one of the patterns are expected.
+export function allowErrors(person, ...patterns) {
+    person.allowed.push(...patterns);
+}
+
+// The console errors and page exceptions no allowErrors() pattern expected.
+export function unexpectedErrors(person) {
+    return person.errors.filter((e) => !person.allowed.some((re) => re.test(e)));
 }
 
 // Runs fn; on failure saves a screenshot of every page that is still open, then rethrows.

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { HOST, freePort, launchBrowser, openPerson, registerRest, startServer, uniqueName, withScreenshots } from './helpers.mjs';
-import { T, assertNoCsp, findAndOpen, registerUi, send, waitMessage, waitTick } from './ui.mjs';
+import { T, assertNoCsp, assertNoErrors, findAndOpen, registerUi, send, waitMessage, waitTick } from './ui.mjs';
 
 const PREFIX = '/chat';
 
@@ -95,6 +95,7 @@ describe('web client behind a reverse proxy on /chat/', { timeout: 90000 }, () =
         assert.ok(proxy.seen.some((s) => s.method === 'UPGRADE' && s.url.startsWith(`${PREFIX}/socket.io/`)),
                   'WebSocket upgrade under the prefix');
         assertNoCsp(person);
+        assertNoErrors(person);
     });
 
     it('a deep link under the prefix still loads the app', async () => {
@@ -103,5 +104,6 @@ describe('web client behind a reverse proxy on /chat/', { timeout: 90000 }, () =
         await page.locator('.topbar .me-name').filter({ hasText: 'Pia Proxy' }).waitFor({ timeout: T });
         await waitMessage(page, 'Hello through the proxy');
         assert.ok(page.url().startsWith(`http://${HOST}:${proxy.port}${PREFIX}/#/c/`), page.url());
+        assertNoErrors(person);
     });
 });

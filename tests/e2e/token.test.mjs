@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 
-import { BIN, SECRET, launchBrowser, openPerson, startServer, withScreenshots } from './helpers.mjs';
-import { T } from './ui.mjs';
+import { BIN, SECRET, allowErrors, launchBrowser, openPerson, startServer, withScreenshots } from './helpers.mjs';
+import { T, assertNoErrors } from './ui.mjs';
 
 describe('platform tokens', { timeout: 60000 }, () => {
     let server;
@@ -38,6 +38,7 @@ describe('platform tokens', { timeout: 60000 }, () => {
             await page.getByRole('tab', { name: 'Sign in' }).waitFor({ timeout: T });
             assert.equal(await page.evaluate(() => localStorage.getItem('parlor.session')), null);
         });
+        assertNoErrors(p);
     });
 
     it('garbage, expired and wrongly signed tokens are refused with a message', async () => {
@@ -57,11 +58,13 @@ describe('platform tokens', { timeout: 60000 }, () => {
 
             // Well-formed and unexpired but not signed with the server's key: the server refuses
             // the connection, and the client goes back to the sign-in screen saying why.
+            allowErrors(p, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\) @ http:\/\/[^/]+\/api\/chat\//);
             const forged = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'mallory', name: 'Mallory', exp: Math.floor(Date.now() / 1000) + 3600 })}.c2ln`;
             await page.getByRole('textbox', { name: 'Token' }).fill(forged);
             await page.getByRole('button', { name: 'Continue' }).click();
             await page.getByRole('alert').filter({ hasText: /no longer valid|expired/ }).waitFor({ timeout: T });
             assert.equal(await page.evaluate(() => localStorage.getItem('parlor.session')), null);
         });
+        assertNoErrors(p);
     });
 });

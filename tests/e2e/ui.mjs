@@ -2,6 +2,8 @@
 // screen reader) finds things: by role, label and visible text.
 import assert from 'node:assert/strict';
 
+import { unexpectedErrors } from './helpers.mjs';
+
 export const T = 15000; // default wait for something to appear
 
 export async function registerUi(page, { name, username, password, role }) {
@@ -74,4 +76,10 @@ export async function texts(page) {
 
 export function assertNoCsp(...people) {
     for (const p of people) assert.deepEqual(p.cspViolations, [], `${p.label}: CSP violations`);
+}
+
+// No console error and no uncaught exception in any page, apart from those a test announced
+// with allowErrors() before provoking them.
+export function assertNoErrors(...people) {
+    for (const p of people) assert.deepEqual(unexpectedErrors(p), [], `${p.label}: console errors or page exceptions`);
 }

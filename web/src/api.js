@@ -96,7 +96,7 @@ export class Api {
                 }
                 if (xhr.status >= 200 && xhr.status < 300 && body) return resolve(body);
                 const e = body && body.error ? body.error : {};
-                reject(new ApiError(xhr.status, e.code, e.message || xhr.statusText || 'Upload failed'));
+                reject(new ApiError(xhr.status, e.code, e.message || xhr.statusText || 'Upload failed', { maxBytes: e.maxBytes }));
             };
             xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'The upload was interrupted'));
             xhr.onabort = () => reject(new ApiError(0, 'ABORTED', 'Upload cancelled'));

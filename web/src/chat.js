@@ -4,59 +4,22 @@
 import { io } from 'socket.io-client';
 
 import { ApiError, describeError, socketPath } from './api.js';
-import { h, icon, setChildren } from './dom.js';
-import { fileSize, fullTime, initials, lastSeen, randomId, shortTime } from './format.js';
+import { ConvListMethods } from './convlist.js';
+import { FileMethods } from './files.js';
+import { setChildren } from './dom.js';
+import { dayKey, initials, lastSeen, randomId } from './format.js';
+import { GroupMethods } from './groups.js';
+import { LayoutMethods } from './layout.js';
+import { MessageMethods } from './messages.js';
 import { People } from './people.js';
+import { SearchMethods } from './search.js';
+import { Thread, keyOf } from './thread.js';
 
 const PAGE = 50;
 const TYPING_RENEW_MS = 2000; // resend isTyping:true at most this often while typing
 const TYPING_IDLE_MS = 3000; // no keystroke for this long: isTyping:false
 const TYPING_SHOW_MS = 8000; // a remote "typing" without renewal fades after this
 const ACK_TIMEOUT_MS = 10000;
-
-// A message's identity in the client: our own messages by clientMsgId (so the pending copy and
-// the stored one are the same entry), everyone else's by _id.
-function keyOf(m, me) {
-    return m.clientMsgId && m.sender === me ? `c:${m.clientMsgId}` : `m:${m._id}`;
-}
-
-function timeOf(c) {
-    return Date.parse(c.lastMessage?.createdAt || c.updatedAt || c.createdAt || 0) || 0;
-}
-
-class Thread {
-    constructor(id) {
-        this.id = id; // conversation id, or "draft:<userId>"
-        this.msgs = new Map(); // key -> message
-        this.nextCursor = null;
-        this.hasOlder = false;
-        this.loaded = false;
-        this.loading = false;
-        this.loadingOlder = false;
-        this.error = null;
-    }
-
-    sorted() {
-        return [...this.msgs.values()].sort((a, b) => {
-            const sa = a.seq ?? Infinity;
-            const sb = b.seq ?? Infinity;
-            if (sa !== sb) return sa - sb;
-            return (a._local ?? 0) - (b._local ?? 0);
-        });
-    }
-
-    maxSeq() {
-        let m = 0;
-        for (const x of this.msgs.values()) if (x.seq > m) m = x.seq;
-        return m;
-    }
-
-    minSeq() {
-        let m = Infinity;
-        for (const x of this.msgs.values()) if (x.seq && x.seq < m) m = x.seq;
-        return m;
-    }
-}
 
 export class ChatApp {
     constructor(root, session, api, { onSignOut }) {
@@ -81,7 +44,8 @@ export class ChatApp {
         this.connectedOnce = false;
         this.stickToBottom = true;
         this.stopped = false;
-        this.clock = setInterval(() => this.renderHeader(), 30000);
+        this.today = dayKey(new Date().toISOString());
+        this.clock = setInterval(() => this.tick(), 30000);
     }
 
     // ---- lifecycle ----
@@ -112,6 +76,16 @@ export class ChatApp {
         }
         for (const p of this.blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
         for (const o of this.outbox) clearTimeout(o.timer);
+    }
+
+    // Every 30 s: "last seen" texts age, and after midnight "Today" becomes "Yesterday".
+    tick() {
+        this.renderHeader();
+        const today = dayKey(new Date().toISOString());
+        if (today !== this.today) {
+            this.today = today;
+            this.renderMessages();
+        }
     }
 
     signOut(notice) {
@@ -219,7 +193,7 @@ export class ChatApp {
             const seen = new Set();
             for (const c of res.conversations || []) {
                 seen.add(c._id);
-                this.upsertConv(c);
+                this.upsertConv(c, true);
             }
             this.convCursor = res.nextCursor || null;
             this.el.listError.textContent = '';
@@ -232,9 +206,18 @@ export class ChatApp {
         this.renderHeader();
     }
 
-    upsertConv(c) {
+    // fromServer: c is from GET api/chat/conversations, whose unreadCount counts every message up
+    // to its lastMessage. Messages that arrived live after that (liveUnread, by seq) are added,
+    // and live messages it already counted are not counted again (countLive): the same count
+    // whichever of the list and the events (live or replayed after a reconnect) comes first.
+    upsertConv(c, fromServer = false) {
         const old = this.convs.get(c._id);
         const conv = { ...old, ...c };
+        if (fromServer) {
+            conv.countedSeq = c.lastMessage?.seq || 0;
+            conv.liveUnread = new Set([...(old?.liveUnread || [])].filter((seq) => seq > conv.countedSeq));
+            conv.unreadCount = (c.unreadCount || 0) + conv.liveUnread.size;
+        }
         if (old?.lastMessage && c.lastMessage && old.lastMessage.seq > c.lastMessage.seq) conv.lastMessage = old.lastMessage;
         conv.peerReadSeq = Math.max(old?.peerReadSeq || 0, conv.peerReadSeq || 0);
         if (c.lastMessage && c.lastMessage.sender === this.me.id && c.lastMessage.read) {
@@ -399,7 +382,6 @@ export class ChatApp {
         if (!conv) {
             // A conversation we do not know yet (someone wrote first, or a group we were added to).
             conv = this.upsertConv({ _id: m.conversationId, participants: [m.sender, this.me.id].filter((v, i, a) => a.indexOf(v) === i), lastMessage: m, unreadCount: 0 });
-            conv._partial = true;
             clearTimeout(this.convReload);
             this.convReload = setTimeout(() => this.loadConversations(), 100);
         }
@@ -412,13 +394,29 @@ export class ChatApp {
         if (m.sender !== this.me.id) {
             this.clearTyping(m.conversationId, m.sender);
             if (this.isReading(m.conversationId)) this.markRead();
-            else if (!conv._partial || conv.unreadCount === 0) conv.unreadCount = (conv.unreadCount || 0) + 1;
+            else this.countLive(conv, m);
         }
         this.renderList();
         if (this.activeId === m.conversationId) {
             this.renderMessages();
             if (m.sender === this.me.id) this.scrollToBottom();
         }
+    }
+
+    // One more unread message, unless the conversation list already counted it (its seq is not
+    // above the list's lastMessage) or it was counted before (a replay after a reconnect).
+    countLive(conv, m) {
+        const seq = m.seq || 0;
+        if (seq && (seq <= (conv.countedSeq || 0) || conv.liveUnread?.has(seq))) return;
+        if (!conv.liveUnread) conv.liveUnread = new Set();
+        if (seq) conv.liveUnread.add(seq);
+        conv.unreadCount = (conv.unreadCount || 0) + 1;
+    }
+
+    // Our own read watermark moved: what is at or below it is no longer unread.
+    readUpTo(conv, seq) {
+        conv.myReadSeq = Math.max(conv.myReadSeq || 0, seq || 0);
+        if (conv.liveUnread) for (const s of conv.liveUnread) if (s <= conv.myReadSeq) conv.liveUnread.delete(s);
     }
 
     onRead(r) {
@@ -433,7 +431,7 @@ export class ChatApp {
             } else if (conv.lastMessage && r.seq >= conv.lastMessage.seq) {
                 conv.unreadCount = 0;
             }
-            conv.myReadSeq = Math.max(conv.myReadSeq || 0, r.seq);
+            this.readUpTo(conv, r.seq);
         } else {
             conv.peerReadSeq = Math.max(conv.peerReadSeq || 0, r.seq || 0);
         }
@@ -495,7 +493,7 @@ export class ChatApp {
         conv.unreadCount = 0;
         this.renderList();
         const done = (ack) => {
-            conv.myReadSeq = Math.max(conv.myReadSeq || 0, ack?.seq || last.seq);
+            this.readUpTo(conv, ack?.seq || last.seq);
             if (typeof ack?.unreadCount === 'number') conv.unreadCount = ack.unreadCount;
             this.renderList();
         };
@@ -645,107 +643,6 @@ export class ChatApp {
         out.sentAt = 0;
     }
 
-    // ---- files ----
-
-    async uploadFiles(files) {
-        const conv = this.activeConv();
-        if (!conv) return;
-        for (const file of files) this.uploadOne(conv, file);
-    }
-
-    async uploadOne(conv, file) {
-        const threadId = conv._id || conv.id;
-        const t = this.thread(threadId);
-        const clientMsgId = randomId();
-        const key = `c:${clientMsgId}`;
-        const isImage = /^image\//.test(file.type);
-        const previewUrl = isImage ? URL.createObjectURL(file) : undefined;
-        const m = {
-            clientMsgId,
-            sender: this.me.id,
-            type: isImage ? 'image' : 'file',
-            content: '',
-            file: { name: file.name, size: file.size, mime: file.type },
-            createdAt: new Date().toISOString(),
-            _pending: true,
-            _progress: 0,
-            _local: performance.now(),
-            _previewUrl: previewUrl,
-        };
-        t.msgs.set(key, m);
-        this.renderMessages();
-        this.scrollToBottom();
-        const up = this.api.upload('api/chat/files', file, (p) => {
-            m._progress = p;
-            this.updateProgress(key, p);
-        });
-        let doc;
-        try {
-            const res = await up.promise;
-            doc = res.file || res;
-        } catch (err) {
-            m._pending = false;
-            m._progress = undefined;
-            m._failed = describeError(err, `“${file.name}”`);
-            m._uploadFailed = true;
-            this.uploadError(m._failed);
-            this.renderMessages();
-            return;
-        }
-        const type = /^image\//.test(doc.mime || '') ? 'image' : 'file';
-        if (previewUrl && doc.id) this.blobs.set(doc.id, Promise.resolve(previewUrl));
-        // The draft this started in may have become a real conversation meanwhile.
-        const target = conv._id ? (this.convs.get(conv._id) || conv)
-            : (this.drafts.get(conv.id) || [...this.convs.values()].find((c) => this.peerOf(c) === conv.peer) || conv);
-        this.queueSend(target, { type, content: '', fileId: doc.id, file: doc, previewUrl, existingKey: key });
-    }
-
-    fileBlobUrl(file) {
-        if (!file?.id) return Promise.reject(new Error('no file'));
-        let p = this.blobs.get(file.id);
-        if (!p) {
-            // Not file.url: that is absolute ("/api/..."), and the page may live under a prefix.
-            p = this.api.blob(`api/chat/files/${encodeURIComponent(file.id)}`).then((b) => URL.createObjectURL(b));
-            p.catch(() => this.blobs.delete(file.id));
-            this.blobs.set(file.id, p);
-        }
-        return p;
-    }
-
-    async download(file) {
-        try {
-            const url = await this.fileBlobUrl(file);
-            const a = h('a', { href: url, download: file.name || 'file', hidden: true });
-            document.body.appendChild(a);
-            a.click();
-            a.remove();
-        } catch (err) {
-            this.toast(describeError(err, 'The file'));
-        }
-    }
-
-    async openImage(m) {
-        const d = this.el.lightbox;
-        const img = h('img', { alt: m.file?.name || 'Photo', class: 'lightbox-img' });
-        setChildren(d.body, img);
-        this.el.lightboxTitle.textContent = m.file?.name || 'Photo';
-        this.el.lightboxDownload.onclick = () => this.download(m.file);
-        d.showModal();
-        try {
-            img.src = m._previewUrl || await this.fileBlobUrl(m.file);
-        } catch (err) {
-            setChildren(d.body, h('p', {}, describeError(err, 'The photo')));
-        }
-    }
-
-    uploadError(text) {
-        this.el.uploadError.textContent = text;
-        clearTimeout(this.uploadErrTimer);
-        this.uploadErrTimer = setTimeout(() => {
-            this.el.uploadError.textContent = '';
-        }, 10000);
-    }
-
     toast(text) {
         this.el.toast.textContent = text;
         this.el.toast.hidden = false;
@@ -776,6 +673,7 @@ export class ChatApp {
             if (location.hash !== hash) history.pushState(null, '', hash);
         }
         this.root.classList.toggle('thread-open', !!id);
+        this.uploadError(null); // it was about the conversation being left
         this.msgEls.clear();
         this.el.messages.replaceChildren();
         this.stickToBottom = true;
@@ -802,268 +700,6 @@ export class ChatApp {
         this.open(id);
     }
 
-    // ---- people search ----
-
-    async search(q) {
-        const seq = (this.searchSeq = (this.searchSeq || 0) + 1);
-        const list = this.el.results;
-        q = q.trim().replace(/^@/, '');
-        if (!q) {
-            list.replaceChildren();
-            this.el.searchStatus.textContent = '';
-            return;
-        }
-        if (!/^[A-Za-z0-9_-]{1,64}$/.test(q)) {
-            list.replaceChildren();
-            this.el.searchStatus.textContent = 'Usernames have only letters, digits, _ and -.';
-            return;
-        }
-        try {
-            const res = await this.api.get(`api/chat/users?q=${encodeURIComponent(q)}&limit=10`);
-            if (seq !== this.searchSeq) return;
-            const users = (res.users || []).filter((u) => u.id !== this.me.id);
-            for (const u of users) this.people.learn(u);
-            this.el.searchStatus.textContent = users.length ? `${users.length} found` : 'Nobody with that username.';
-            setChildren(list, users.map((u) => h('li', {},
-                h('button', { type: 'button', class: 'person', onclick: () => this.startWith(u) },
-                    h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(u.name || u.username)),
-                    h('span', { class: 'person-text' },
-                        h('span', { class: 'person-name' }, u.name || u.username),
-                        h('span', { class: 'person-sub' }, `@${u.username}${u.role ? ` · ${u.role}` : ''}`))))));
-        } catch (err) {
-            if (seq !== this.searchSeq) return;
-            list.replaceChildren();
-            this.el.searchStatus.textContent = err.status === 404 ? 'Search is not available on this server.' : describeError(err);
-        }
-    }
-
-    clearSearch() {
-        this.el.search.value = '';
-        this.el.results.replaceChildren();
-        this.el.searchStatus.textContent = '';
-    }
-
-    // ---- groups ----
-
-    openGroupDialog() {
-        const d = this.el.groupDialog;
-        const picked = new Map();
-        const title = h('input', { id: 'group-title', required: true, maxlength: 100, autocomplete: 'off' });
-        const q = h('input', { id: 'group-search', type: 'search', autocomplete: 'off', placeholder: 'username' });
-        const results = h('ul', { class: 'results', 'aria-label': 'People found' });
-        const chips = h('ul', { class: 'chips', 'aria-label': 'Members' });
-        const err = h('p', { class: 'form-error', role: 'alert' });
-        const renderChips = () => setChildren(chips, [...picked.values()].map((u) => h('li', { class: 'chip' },
-            u.name || u.username,
-            h('button', { type: 'button', 'aria-label': `Remove ${u.name || u.username}`, onclick: () => { picked.delete(u.id); renderChips(); } }, '×'))));
-        let timer;
-        q.addEventListener('input', () => {
-            clearTimeout(timer);
-            timer = setTimeout(async () => {
-                const v = q.value.trim().replace(/^@/, '');
-                if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) return results.replaceChildren();
-                try {
-                    const res = await this.api.get(`api/chat/users?q=${encodeURIComponent(v)}&limit=10`);
-                    setChildren(results, (res.users || []).filter((u) => u.id !== this.me.id).map((u) => h('li', {},
-                        h('button', { type: 'button', class: 'person', onclick: () => { this.people.learn(u); picked.set(u.id, u); renderChips(); q.value = ''; results.replaceChildren(); q.focus(); } },
-                            h('span', { class: 'person-name' }, u.name || u.username),
-                            h('span', { class: 'person-sub' }, ` @${u.username}`)))));
-                } catch (e) {
-                    err.textContent = describeError(e);
-                }
-            }, 200);
-        });
-        const form = h('form', { method: 'dialog', class: 'group-form' },
-            h('h2', { id: 'group-dialog-title' }, 'New group'),
-            h('div', { class: 'field' }, h('label', { for: 'group-title' }, 'Group name'), title),
-            h('div', { class: 'field' }, h('label', { for: 'group-search' }, 'Add people by username'), q),
-            results, chips, err,
-            h('div', { class: 'dialog-actions' },
-                h('button', { type: 'button', onclick: () => d.close() }, 'Cancel'),
-                h('button', { type: 'submit', class: 'primary' }, 'Create group')));
-        form.addEventListener('submit', async (e) => {
-            e.preventDefault();
-            if (!picked.size) {
-                err.textContent = 'Add at least one person.';
-                return;
-            }
-            try {
-                const res = await this.api.post('api/chat/conversations', { participantIds: [...picked.keys()], title: title.value.trim() });
-                const conv = this.upsertConv(res.conversation || res);
-                d.close();
-                this.renderList();
-                this.open(conv._id);
-            } catch (e2) {
-                err.textContent = describeError(e2);
-            }
-        });
-        setChildren(d, form);
-        d.showModal();
-        title.focus();
-    }
-
-    // ---- DOM ----
-
-    buildDom() {
-        const el = {};
-        this.el = el;
-        el.banner = h('div', { class: 'banner', role: 'status', hidden: true });
-        el.toast = h('div', { class: 'toast', role: 'alert', hidden: true });
-        el.search = h('input', { id: 'people-search', type: 'search', autocomplete: 'off', placeholder: 'Find people by username', 'aria-describedby': 'search-status' });
-        el.searchStatus = h('p', { id: 'search-status', class: 'search-status', 'aria-live': 'polite' });
-        el.results = h('ul', { class: 'results', 'aria-label': 'People found' });
-        el.convList = h('ul', { class: 'conv-list', 'aria-label': 'Conversations' });
-        el.listError = h('p', { class: 'form-error', role: 'alert' });
-        el.empty = h('p', { class: 'empty' }, 'No conversations yet. Find someone by username to start one.');
-        let searchTimer;
-        el.search.addEventListener('input', () => {
-            clearTimeout(searchTimer);
-            searchTimer = setTimeout(() => this.search(el.search.value), 200);
-        });
-        el.search.addEventListener('keydown', (e) => {
-            if (e.key === 'Escape') this.clearSearch();
-            if (e.key === 'ArrowDown') {
-                e.preventDefault();
-                el.results.querySelector('button')?.focus();
-            }
-        });
-        el.results.addEventListener('keydown', (e) => this.arrowNav(e, el.results));
-        el.convList.addEventListener('keydown', (e) => this.arrowNav(e, el.convList));
-
-        el.back = h('button', { type: 'button', class: 'back', 'aria-label': 'Back to conversations', onclick: () => this.open(null) }, icon('back'));
-        el.avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
-        el.title = h('h2', { class: 'thread-title', id: 'thread-title' });
-        el.presence = h('p', { class: 'presence', 'aria-live': 'polite' });
-        el.older = h('button', { type: 'button', class: 'older', onclick: () => { const t = this.threads.get(this.activeId); if (t) this.loadOlder(t); } }, 'Load earlier messages');
-        el.messages = h('ol', { class: 'messages', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-labelledby': 'thread-title' });
-        el.scroller = h('div', { class: 'scroller', tabindex: '0', 'aria-label': 'Messages' }, el.older, el.messages);
-        el.scroller.addEventListener('scroll', () => {
-            const s = el.scroller;
-            this.stickToBottom = s.scrollHeight - s.scrollTop - s.clientHeight < 60;
-            const t = this.threads.get(this.activeId);
-            if (t && s.scrollTop < 400) this.loadOlder(t);
-        });
-        el.typing = h('p', { class: 'typing', 'aria-live': 'polite' });
-        el.uploadError = h('p', { class: 'upload-error', role: 'alert' });
-        el.file = h('input', { type: 'file', id: 'file-input', class: 'visually-hidden', multiple: true, tabindex: '-1', 'aria-hidden': 'true' });
-        el.file.addEventListener('change', () => {
-            const files = [...el.file.files];
-            el.file.value = '';
-            this.uploadFiles(files);
-        });
-        el.attach = h('button', { type: 'button', class: 'attach', 'aria-label': 'Attach a photo or file', title: 'Attach a photo or file', onclick: () => el.file.click() }, icon('clip'));
-        el.input = h('textarea', { id: 'composer-input', rows: 1, maxlength: 4000, placeholder: 'Write a message', 'aria-label': 'Message', enterkeyhint: 'send' });
-        el.input.addEventListener('input', () => {
-            this.autosize();
-            this.onComposerInput();
-        });
-        el.input.addEventListener('keydown', (e) => {
-            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-                e.preventDefault();
-                el.composer.requestSubmit();
-            }
-        });
-        el.input.addEventListener('blur', () => this.stopTyping());
-        el.send = h('button', { type: 'submit', class: 'send primary', 'aria-label': 'Send message' }, 'Send');
-        el.composer = h('form', { class: 'composer', 'aria-label': 'Write a message' }, el.attach, el.file, el.input, el.send);
-        el.composer.addEventListener('submit', (e) => {
-            e.preventDefault();
-            const text = el.input.value;
-            if (!text.trim()) return;
-            el.input.value = '';
-            this.autosize();
-            this.sendText(text);
-        });
-        el.placeholder = h('div', { class: 'placeholder' },
-            h('p', {}, 'Pick a conversation, or find someone by username to start one.'));
-        el.drop = h('div', { class: 'drop-overlay', hidden: true, 'aria-hidden': 'true' }, 'Drop files to send them');
-        el.threadBody = h('div', { class: 'thread-body' },
-            h('header', { class: 'thread-head' }, el.back, el.avatar, h('div', { class: 'thread-who' }, el.title, el.presence)),
-            el.scroller, el.typing, el.uploadError, el.composer, el.drop);
-        el.thread = h('section', { class: 'thread', 'aria-labelledby': 'thread-title' }, el.placeholder, el.threadBody);
-        this.setupDrop(el.thread);
-
-        el.lightboxTitle = h('h2', { class: 'lightbox-title' });
-        el.lightboxDownload = h('button', { type: 'button' }, 'Download');
-        el.lightbox = h('dialog', { class: 'lightbox', 'aria-label': 'Photo' },
-            h('div', { class: 'lightbox-bar' }, el.lightboxTitle, el.lightboxDownload,
-                h('button', { type: 'button', class: 'primary', onclick: () => el.lightbox.close(), autofocus: true }, 'Close')));
-        el.lightbox.body = h('div', { class: 'lightbox-body' });
-        el.lightbox.appendChild(el.lightbox.body);
-        el.lightbox.addEventListener('click', (e) => {
-            if (e.target === el.lightbox) el.lightbox.close();
-        });
-        el.groupDialog = h('dialog', { class: 'group-dialog', 'aria-labelledby': 'group-dialog-title' });
-
-        const who = this.me.name || this.me.username || this.me.id;
-        el.me = h('span', { class: 'me' },
-            h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(who)),
-            h('span', { class: 'me-name' }, who),
-            this.me.role ? h('span', { class: 'role' }, this.me.role) : null);
-        setChildren(this.root,
-            h('a', { class: 'skip', href: '#composer-input' }, 'Skip to message box'),
-            h('header', { class: 'topbar' },
-                h('h1', { class: 'brand' }, 'Parlor'), el.me,
-                h('button', { type: 'button', class: 'signout', onclick: () => this.signOut() }, 'Sign out')),
-            el.banner,
-            h('div', { class: 'layout' },
-                h('nav', { class: 'sidebar', 'aria-label': 'Conversations' },
-                    h('div', { class: 'search' },
-                        h('label', { for: 'people-search', class: 'visually-hidden' }, 'Find people by username'),
-                        el.search, el.searchStatus, el.results),
-                    h('div', { class: 'list-head' },
-                        h('h2', {}, 'Conversations'),
-                        h('button', { type: 'button', class: 'new-group', onclick: () => this.openGroupDialog() }, 'New group')),
-                    el.listError, el.empty, el.convList),
-                el.thread),
-            el.toast, el.lightbox, el.groupDialog);
-        this.root.classList.add('chat');
-    }
-
-    arrowNav(e, list) {
-        if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
-        const buttons = [...list.querySelectorAll(':scope > li > button')];
-        const i = buttons.indexOf(document.activeElement);
-        if (i < 0) return;
-        e.preventDefault();
-        const next = buttons[i + (e.key === 'ArrowDown' ? 1 : -1)];
-        if (next) next.focus();
-        else if (e.key === 'ArrowUp' && list === this.el.results) this.el.search.focus();
-    }
-
-    setupDrop(target) {
-        let depth = 0;
-        const has = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
-        target.addEventListener('dragenter', (e) => {
-            if (!has(e) || !this.activeId) return;
-            e.preventDefault();
-            depth++;
-            this.el.drop.hidden = false;
-        });
-        target.addEventListener('dragover', (e) => {
-            if (has(e) && this.activeId) e.preventDefault();
-        });
-        target.addEventListener('dragleave', () => {
-            if (--depth <= 0) {
-                depth = 0;
-                this.el.drop.hidden = true;
-            }
-        });
-        target.addEventListener('drop', (e) => {
-            if (!has(e) || !this.activeId) return;
-            e.preventDefault();
-            depth = 0;
-            this.el.drop.hidden = true;
-            this.uploadFiles([...e.dataTransfer.files]);
-        });
-    }
-
-    autosize() {
-        const t = this.el.input;
-        t.style.height = 'auto';
-        t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
-    }
-
     scrollToBottom() {
         const s = this.el.scroller;
         s.scrollTop = s.scrollHeight;
@@ -1076,65 +712,6 @@ export class ChatApp {
         if (this.stopped) return;
         this.renderList();
         this.renderThread(scroll);
-    }
-
-    renderList() {
-        if (this.stopped) return;
-        const convs = [...this.convs.values()].sort((a, b) => timeOf(b) - timeOf(a));
-        this.el.empty.hidden = convs.length > 0;
-        const list = this.el.convList;
-        const seen = new Set();
-        let cursor = list.firstChild;
-        for (const c of convs) {
-            seen.add(c._id);
-            let li = this.convEls.get(c._id);
-            if (!li) {
-                li = h('li', { dataset: { id: c._id } }, h('button', { type: 'button', class: 'conv', onclick: () => this.open(c._id) }));
-                this.convEls.set(c._id, li);
-            }
-            this.fillConv(li.firstChild, c);
-            if (li !== cursor) list.insertBefore(li, cursor);
-            else cursor = cursor.nextSibling;
-        }
-        for (const [id, li] of this.convEls) {
-            if (!seen.has(id)) {
-                li.remove();
-                this.convEls.delete(id);
-            }
-        }
-    }
-
-    preview(m) {
-        if (!m) return '';
-        const mine = m.sender === this.me.id ? 'You: ' : '';
-        if (m.type === 'image') return `${mine}Photo${m.file?.name ? `: ${m.file.name}` : ''}`;
-        if (m.type === 'file') return `${mine}File: ${m.file?.name || 'file'}`;
-        return mine + (m.content || '').replace(/\s+/g, ' ').slice(0, 120);
-    }
-
-    fillConv(btn, c) {
-        const name = this.convName(c);
-        const peer = this.peerOf(c);
-        const online = peer && this.people.online(peer);
-        const unread = c._id === this.activeId && document.visibilityState === 'visible' ? 0 : (c.unreadCount || 0);
-        const typers = this.typingNames(c._id);
-        const last = typers.length ? `${typers.length > 1 ? 'Several people are' : `${typers[0]} is`} typing…` : this.preview(c.lastMessage);
-        const sig = JSON.stringify([name, online, unread, last, c.lastMessage?.createdAt, c._id === this.activeId]);
-        if (btn.dataset.sig === sig) return;
-        btn.dataset.sig = sig;
-        if (c._id === this.activeId) btn.setAttribute('aria-current', 'true');
-        else btn.removeAttribute('aria-current');
-        btn.setAttribute('aria-label', [name, online ? 'online' : null, unread ? `${unread} unread` : null, last].filter(Boolean).join(', '));
-        setChildren(btn,
-            h('span', { class: 'avatar-wrap', 'aria-hidden': 'true' },
-                h('span', { class: 'avatar' }, initials(name)),
-                peer ? h('span', { class: `dot${online ? ' online' : ''}` }) : null),
-            h('span', { class: 'conv-main' },
-                h('span', { class: 'conv-name' }, name),
-                h('span', { class: `conv-last${typers.length ? ' is-typing' : ''}` }, last)),
-            h('span', { class: 'conv-side' },
-                h('span', { class: 'conv-time' }, shortTime(c.lastMessage?.createdAt || c.updatedAt)),
-                unread ? h('span', { class: 'badge' }, unread > 99 ? '99+' : String(unread)) : null));
     }
 
     renderThread(scrollToEnd = false) {
@@ -1158,16 +735,22 @@ export class ChatApp {
         this.el.title.textContent = name;
         this.el.avatar.textContent = initials(name);
         const peer = this.peerOf(conv);
-        let presence = '';
+        const role = peer ? this.people.role(peer) : '';
+        this.el.peerRole.hidden = !role;
+        this.el.peerRole.textContent = role;
+        this.el.peerRole.title = role ? `${name} is ${/^[aeiou]/i.test(role) ? 'an' : 'a'} ${role}` : '';
         if (peer) {
             const s = this.people.status.get(peer);
-            presence = s?.status === 'online' ? 'online' : s ? lastSeen(s.lastSeen) : '';
+            this.el.presence.textContent = s?.status === 'online' ? 'online' : s ? lastSeen(s.lastSeen) : '';
         } else {
-            presence = `${(conv.participants || []).length} members`;
+            // A group: who is in it opens from here.
+            const n = (conv.participants || []).length;
+            this.el.members.textContent = `${n} member${n === 1 ? '' : 's'}`;
+            if (this.el.members.parentNode !== this.el.presence) setChildren(this.el.presence, this.el.members);
         }
-        this.el.presence.textContent = presence;
         this.el.presence.dataset.status = peer ? (this.people.online(peer) ? 'online' : 'offline') : 'group';
         this.el.thread.classList.toggle('is-draft', !conv._id);
+        this.renderMembers();
     }
 
     renderTyping() {
@@ -1177,148 +760,12 @@ export class ChatApp {
                 : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing…`;
     }
 
-    renderOlder() {
-        const t = this.threads.get(this.activeId);
-        const b = this.el.older;
-        if (!t || !this.activeConv()?._id) {
-            b.hidden = true;
-            return;
-        }
-        b.hidden = false;
-        if (t.error && !t.loading && !t.loadingOlder) {
-            b.disabled = false;
-            b.textContent = `${t.error} Try again`;
-            b.onclick = () => (t.loaded ? this.loadOlder(t) : this.loadThread(t));
-            return;
-        }
-        b.onclick = () => this.loadOlder(t);
-        b.disabled = t.loading || t.loadingOlder || !t.hasOlder;
-        b.textContent = t.loading || t.loadingOlder ? 'Loading…'
-            : t.hasOlder ? 'Load earlier messages' : t.loaded ? 'This is the beginning of the conversation' : '';
-        b.classList.toggle('at-start', t.loaded && !t.hasOlder);
-    }
+}
 
-    renderMessages() {
-        if (this.stopped) return;
-        const conv = this.activeConv();
-        const t = conv && this.threads.get(conv._id || conv.id);
-        const list = this.el.messages;
-        const wasAtBottom = this.stickToBottom;
-        if (!t) {
-            list.replaceChildren();
-            this.msgEls.clear();
-            return;
-        }
-        const group = !this.peerOf(conv);
-        const seen = new Set();
-        let cursor = list.firstChild;
-        let prev = null;
-        for (const m of t.sorted()) {
-            const key = keyOf(m, this.me.id);
-            seen.add(key);
-            let entry = this.msgEls.get(key);
-            const showSender = group && m.sender !== this.me.id && (!prev || prev.sender !== m.sender);
-            const sig = this.msgSig(m, conv, showSender);
-            if (!entry) {
-                entry = { el: h('li', { dataset: { key } }), sig: null };
-                this.msgEls.set(key, entry);
-            }
-            if (entry.sig !== sig) {
-                entry.sig = sig;
-                this.fillMessage(entry.el, m, conv, showSender, key);
-            }
-            if (entry.el !== cursor) list.insertBefore(entry.el, cursor);
-            else cursor = cursor.nextSibling;
-            prev = m;
-        }
-        for (const [key, entry] of this.msgEls) {
-            if (!seen.has(key)) {
-                entry.el.remove();
-                this.msgEls.delete(key);
-            }
-        }
-        if (wasAtBottom) this.scrollToBottom();
-    }
-
-    tickState(m, conv) {
-        if (m._failed) return 'failed';
-        if (m._pending || !m.seq) return 'pending';
-        if (m.read || (conv.peerReadSeq || 0) >= m.seq) return 'read';
-        return 'sent';
-    }
-
-    msgSig(m, conv, showSender) {
-        const mine = m.sender === this.me.id;
-        return JSON.stringify([m._id, m.seq, m.content, m.type, m.file?.id, m.file?.name, mine ? this.tickState(m, conv) : 0,
-            m._failed, m._progress === undefined ? -1 : 0, showSender, showSender ? this.people.name(m.sender) : '']);
-    }
-
-    updateProgress(key, p) {
-        const entry = this.msgEls.get(key);
-        const bar = entry?.el.querySelector('progress');
-        if (bar) {
-            bar.value = p;
-            bar.textContent = `${Math.round(p * 100)}%`;
-        }
-    }
-
-    fillMessage(li, m, conv, showSender, key) {
-        const mine = m.sender === this.me.id;
-        li.className = `msg ${mine ? 'mine' : 'theirs'}${m._failed ? ' failed' : ''}${m._pending ? ' pending' : ''}`;
-        if (m.seq) li.dataset.seq = String(m.seq);
-        const body = [];
-        if (m.type === 'image' && m.file) body.push(this.imageNode(m));
-        else if (m.type === 'file' && m.file) body.push(this.fileNode(m));
-        if (m.content) body.push(h('p', { class: 'text' }, m.content));
-        if (m._progress !== undefined && m._pending) {
-            body.push(h('progress', { max: 1, value: m._progress, 'aria-label': `Uploading ${m.file?.name || 'file'}` }, `${Math.round(m._progress * 100)}%`));
-        }
-        const meta = [h('time', { datetime: m.createdAt || '', title: fullTime(m.createdAt) }, shortTime(m.createdAt))];
-        if (mine) {
-            const state = this.tickState(m, conv);
-            const label = { pending: 'Sending', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
-            const glyph = { pending: '◷', sent: '✓', read: '✓✓', failed: '!' }[state];
-            meta.push(h('span', { class: 'tick', dataset: { state }, title: label },
-                h('span', { 'aria-hidden': 'true' }, glyph), h('span', { class: 'visually-hidden' }, label)));
-        }
-        const failed = m._failed ? h('div', { class: 'failed-note' },
-            h('span', {}, m._failed),
-            !m._uploadFailed && m._retry ? h('button', { type: 'button', onclick: () => this.retry(key) }, 'Retry') : null,
-            h('button', { type: 'button', onclick: () => this.discard(key) }, 'Dismiss')) : null;
-        setChildren(li,
-            showSender ? h('div', { class: 'sender' }, this.people.name(m.sender)) : null,
-            h('div', { class: 'bubble' }, body, h('div', { class: 'meta' }, meta)),
-            failed);
-    }
-
-    imageNode(m) {
-        const name = m.file.name || 'Photo';
-        const img = h('img', { alt: name, class: 'thumb-img', decoding: 'async' });
-        const btn = h('button', { type: 'button', class: 'thumb', 'aria-label': `Open photo ${name} full size`, onclick: () => this.openImage(m) }, img);
-        const onLoad = () => {
-            if (this.stickToBottom) this.scrollToBottom();
-        };
-        img.addEventListener('load', onLoad);
-        if (m._previewUrl) img.src = m._previewUrl;
-        else if (m.file.id) {
-            this.fileBlobUrl(m.file).then((u) => {
-                img.src = u;
-            }, () => {
-                btn.replaceWith(h('p', { class: 'file-missing' }, `Photo “${name}” is not available`));
-            });
-        }
-        return btn;
-    }
-
-    fileNode(m) {
-        const f = m.file;
-        return h('button', {
-            type: 'button', class: 'file-link', disabled: !f.id,
-            'aria-label': `Download ${f.name || 'file'}, ${fileSize(f.size)}`, onclick: () => this.download(f),
-        },
-        icon('file', 'icon file-icon'),
-        h('span', { class: 'file-text' },
-            h('span', { class: 'file-name' }, f.name || 'file'),
-            h('span', { class: 'file-size' }, [fileSize(f.size), f.mime].filter(Boolean).join(' · '))));
+// ChatApp's methods live in several files (one concern each); they are copied onto its prototype
+// here, so they all share `this` exactly as if they were written in the class.
+for (const part of [ConvListMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
+    for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
+        if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }
 }

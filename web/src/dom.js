@@ -46,6 +46,8 @@ const ICONS = {
     photo: 'M4 5h16v14H4zM4 16l5-5 4 4 3-3 4 4M15.5 9.5h.01',
     back: 'M15 18l-6-6 6-6',
     send: 'M4 12l16-8-6 16-2.5-6.5z',
+    check: 'M5 12.5l4.5 4.5L19 7.5',
+    checks: 'M1.5 12.5L6 17l9.5-9.5M10.5 16l1 1 10-9.5',
 };
 export function icon(name, cls = 'icon') {
     const ns = 'http://www.w3.org/2000/svg';

@@ -21,6 +21,28 @@ export function shortTime(iso) {
     return `${d.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })} ${hm}`;
 }
 
+// The local calendar day of a time, "2026-12-04"; '' for no time.
+export function dayKey(iso) {
+    const d = new Date(iso);
+    if (!iso || Number.isNaN(d.getTime())) return '';
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// The heading of a day in a conversation: "Today", "Yesterday", "Monday 30 November" (with the
+// year when it is not this year's).
+export function dayLabel(iso) {
+    const d = new Date(iso);
+    if (!iso || Number.isNaN(d.getTime())) return '';
+    const now = new Date();
+    if (sameDay(d, now)) return 'Today';
+    const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (sameDay(d, yesterday)) return 'Yesterday';
+    return d.toLocaleDateString(undefined, {
+        weekday: 'long', day: 'numeric', month: 'long',
+        ...(d.getFullYear() !== now.getFullYear() ? { year: 'numeric' } : {}),
+    });
+}
+
 export function fullTime(iso) {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? '' : d.toLocaleString();

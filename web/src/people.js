@@ -11,6 +11,7 @@ export class People {
         this.status = new Map(); // id -> { status, lastSeen }
         this.lookupSupported = true;
         this.pending = new Set();
+        this.asked = new Set(); // ids looked up for a missing role (asked once)
         this.timer = null;
         try {
             for (const u of JSON.parse(localStorage.getItem(KEY)) || []) this.users.set(u.id, u);
@@ -52,6 +53,17 @@ export class People {
         return `User ${String(id).slice(-6)}`;
     }
 
+    // 'tenant', 'owner', ... or '' when unknown (then asks the server once).
+    role(id) {
+        const u = this.users.get(id);
+        if (u?.role) return u.role;
+        if (!this.asked.has(id)) {
+            this.asked.add(id);
+            this.want(id);
+        }
+        return '';
+    }
+
     // Asks the server for users it has not named yet, batched (GET api/chat/users?ids=a,b).
     // Servers without that lookup answer 400/404 once and are not asked again.
     want(id) {
@@ -74,6 +86,9 @@ export class People {
             for (const id of ids) if (!this.users.has(id)) this.users.set(id, { id });
         }
         for (const id of ids) this.pending.delete(id);
+        // More than one batch was wanted (a large group's member list): ask for the rest.
+        if (this.pending.size && this.lookupSupported) this.timer = setTimeout(() => this.flush(), 0);
+        else this.pending.clear();
     }
 
     setStatus(s) {
