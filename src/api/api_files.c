@@ -34,6 +34,8 @@ struct files_api {
 
 /* ---- uploads ---- */
 
+static const char msg_too_large[] = "the file is larger than max-file-size";
+
 typedef struct {
     store_req_t req; /* first: the store's done() gets this pointer */
     files_api_t *fa;
@@ -63,9 +65,25 @@ static void upload_free(upload_t *u)
     free(u);
 }
 
+/* 413 for a file over --max-file-size, with the limit as maxBytes so that a client can say
+ * "larger than 10 MB" instead of naming an option. */
+static void respond_too_large(http_conn_t *hc, uint64_t max)
+{
+    json_t *e = chat_error_json("PAYLOAD_TOO_LARGE", "the file is larger than max-file-size");
+    json_object_set_new(e, "maxBytes", json_integer((json_int_t)max));
+    json_t *doc = json_pack("{s:o}", "error", e);
+    api_respond_json(hc, 413, doc);
+    json_decref(doc);
+}
+
 static void upload_fail(upload_t *u, int status, const char *code, const char *message)
 {
-    if (u->hc) api_respond_error(u->hc, status, code, message);
+    if (u->hc) {
+        if (status == 413 && message == msg_too_large)
+            respond_too_large(u->hc, u->fa->opts.max_file_size);
+        else
+            api_respond_error(u->hc, status, code, message);
+    }
     upload_free(u);
 }
 
@@ -106,7 +124,7 @@ static int part_data(void *ud, const char *data, size_t len)
     if (rc == FILES_ERR_TOO_LARGE) {
         u->err_status = 413;
         u->err_code = "PAYLOAD_TOO_LARGE";
-        u->err_message = "the file is larger than max-file-size";
+        u->err_message = msg_too_large;
     } else {
         u->err_status = 500;
         u->err_code = "INTERNAL";
@@ -184,7 +202,7 @@ static void finish_after(uv_work_t *w, int status)
         return;
     }
     if (u->finish_rc == FILES_ERR_TOO_LARGE) {
-        upload_fail(u, 413, "PAYLOAD_TOO_LARGE", "the file is larger than max-file-size");
+        upload_fail(u, 413, "PAYLOAD_TOO_LARGE", msg_too_large);
         return;
     }
     if (u->finish_rc != 0 || status != 0) {
@@ -240,7 +258,7 @@ static int upload_start(files_api_t *fa, http_conn_t *hc, const http_request_t *
     /* Multipart framing adds well under 16 KiB; a larger declared body cannot fit the limit. */
     if (req->content_length > 0 &&
         (uint64_t)req->content_length > fa->opts.max_file_size + 16 * 1024) {
-        api_respond_error(hc, 413, "PAYLOAD_TOO_LARGE", "the file is larger than max-file-size");
+        respond_too_large(hc, fa->opts.max_file_size);
         return HTTP_DONE;
     }
     chat_user_t user;

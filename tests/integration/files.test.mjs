@@ -812,7 +812,8 @@ test('--max-file-size 2048: exactly 2048 bytes accepted, 2049 refused with 413 a
     for (const [what, bytes] of [['PNG of 2049', makePng({ seed: 12, padTo: 2049 })], ['text of 2049', makeText(2049)],
         ['PDF of 3000', makePdf({ padTo: 3000 })], ['PDF of 100000', makePdf({ padTo: 100000 })]]) {
         const before0 = disk(srv);
-        assertApiError(await upload(srv, A.token, bytes, 'over.png'), 413, 'PAYLOAD_TOO_LARGE', what);
+        const r = assertApiError(await upload(srv, A.token, bytes, 'over.png'), 413, 'PAYLOAD_TOO_LARGE', what);
+        assert.equal(r.json.error.maxBytes, 2048, `${what}: the limit is said as maxBytes`);
         assertNothingKept(srv, before0, what);
     }
     // still serving, and the limit is per file: another 2048 passes
@@ -853,6 +854,7 @@ test('--max-file-size 2048: refused while streaming (or on a declared length) be
         });
         assert.equal(r.status, 413, `${mode}: ${r.statusLine} ${r.body}`);
         assert.equal(JSON.parse(r.body.toString()).error.code, 'PAYLOAD_TOO_LARGE', mode);
+        assert.equal(JSON.parse(r.body.toString()).error.maxBytes, 2048, mode);
         assertNothingKept(srv, before0, `${mode}: refused while streaming`);
         // send the rest of the body, then a real request on the same connection
         const rest = Buffer.concat([sent ? Buffer.alloc(0) : head, data.subarray(sent), tail]);
