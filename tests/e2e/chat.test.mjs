@@ -232,7 +232,7 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
             await page.locator('#file-input').setInputFiles({
                 name: 'huge.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(MAX_FILE_SIZE + 1024, 0x25),
             });
-            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” (513 KB) is larger than this server accepts.' })
+            await page.locator('.upload-error').filter({ hasText: '“huge.pdf” is larger than 512 KB, the most this server accepts.' })
                 .waitFor({ timeout: T });
             await message(page, 'larger than').first().getByRole('button', { name: 'Dismiss' }).click();
         }

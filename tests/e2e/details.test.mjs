@@ -222,16 +222,17 @@ describe('web client: details a person noticed', { timeout: 170000 }, () => {
         if (serverSupports('--max-file-size')) {
             await page.locator('#file-input').setInputFiles({ name: 'big.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(MAX_FILE_SIZE + 1024, 0x25) });
             await errorText.filter({ hasText: /\S/ }).waitFor({ timeout: T });
-            assert.equal(await errorText.textContent(), '“big.pdf” (513 KB) is larger than this server accepts.');
+            // The server says its limit (maxBytes): the client words it.
+            assert.equal(await errorText.textContent(), '“big.pdf” is larger than 512 KB, the most this server accepts.');
         }
-        // Were the server to say its limit, the client words it.
+        // A server that does not say its limit: the client does not guess it.
         await page.route('**/api/chat/files', (route) => route.fulfill({
             status: 413, contentType: 'application/json',
-            body: JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'the file is larger than max-file-size', maxBytes: 10 * 1024 * 1024 } }),
+            body: JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'the file is larger than max-file-size' } }),
         }));
         await page.locator('#file-input').setInputFiles({ name: 'plan.png', mimeType: 'image/png', buffer: Buffer.from('x') });
         await errorText.filter({ hasText: 'plan.png' }).waitFor({ timeout: T });
-        assert.equal(await errorText.textContent(), '“plan.png” is larger than 10 MB, the most this server accepts.');
+        assert.equal(await errorText.textContent(), '“plan.png” (1 B) is larger than this server accepts.');
         await page.unroute('**/api/chat/files');
         // Another conversation (a new one with Gary): the error was about this one.
         await findAndOpen(page, gary.user.username, 'Gary Groundfloor');
@@ -239,7 +240,7 @@ describe('web client: details a person noticed', { timeout: 170000 }, () => {
         await openConversation(page, ownerUser.name);
         assert.equal(await errorText.textContent(), '');
         // The failed bubbles keep saying it, and can be dismissed.
-        await message(page, 'plan.png').filter({ hasText: 'larger than 10 MB' }).getByRole('button', { name: 'Dismiss' }).click();
+        await message(page, 'plan.png').filter({ hasText: 'is larger than this server accepts' }).getByRole('button', { name: 'Dismiss' }).click();
         assert.equal(await page.locator('.messages').getByText('max-file-size').count(), 0);
     });
 

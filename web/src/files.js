@@ -6,9 +6,9 @@ import { h, setChildren } from './dom.js';
 import { fileSize, randomId } from './format.js';
 
 // An upload refusal in plain words. A 413 is either the size limit ("the file is larger than
-// max-file-size") or the storage quota ("your storage quota is used up"); the server does not
-// say how large its limit is, so the text gives the file's own size, or the limit when the
-// answer carries one (error.maxBytes, which Parlor does not send today).
+// max-file-size") or the storage quota ("your storage quota is used up"). Parlor's answer
+// carries the limit as error.maxBytes, and the text says it; without it (another server) the
+// text gives the file's own size and does not guess the limit.
 export function uploadErrorText(err, file) {
     const name = `“${file.name}”`;
     if (err.status === 413 || err.code === 'PAYLOAD_TOO_LARGE') {
