@@ -181,16 +181,30 @@ test('bad group creation requests -> 400 BAD_REQUEST', async () => {
         const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body });
         assertApiError(r, 400, 'BAD_REQUEST', what);
     }
+    const self = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body: { participantIds: [A.id, A.id] } });
+    assertApiError(self, 400, 'BAD_REQUEST', 'only yourself');
+    assert.equal(self.json.error.message, 'participantIds must name someone besides you');
     const l = await api(server, 'GET', '/api/chat/conversations', { token: A.token });
     assert.deepEqual(l.json.conversations, [], 'a refused creation left a conversation behind');
 });
 
-test('record: a "group" of the creator and one other user', async (t) => {
+// docs/api.md: a group has 2-256 members, and "a group of two is not the pair's one-to-one
+// conversation".
+test('a group of the creator and one other user is a group, not their one-to-one conversation', async () => {
     const [A, B] = [await user(), await user()];
+    const direct = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'direct', type: 'text' });
+    assert.equal(direct.ok, true, JSON.stringify(direct));
     const r = await createGroup(A, [B], 'pair');
-    t.diagnostic(`RECORD: POST /api/chat/conversations with one participant -> ${r.status} ${r.text.slice(0, 200)}`);
-    assert.ok([200, 201, 400].includes(r.status), r.text);
-    server.assertAlive();
+    assert.equal(r.status, 201, r.text);
+    assertConversation(r.json, { participants: [A.id, B.id], title: 'pair', lastMessage: null, unreadCount: 0 });
+    assert.notEqual(r.json._id, direct.message.conversationId);
+    const ack = await emitAck(A.s, 'send_message', { conversationId: r.json._id, content: 'in the pair group', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    assertMessage(ack.message, { conversationId: r.json._id, seq: 1, sender: A.id, recipient: null, content: 'in the pair group' });
+    assert.deepEqual(await gets(B.s, ack.message._id, 'B'), ack.message);
+    const again = await createGroup(A, [B], 'pair');
+    assert.equal(again.status, 201, again.text);
+    assert.notEqual(again.json._id, r.json._id, 'each call creates a new group');
 });
 
 test('three members sending at once into a group: one seq order, no gaps, same for everyone', async () => {
