@@ -3,6 +3,7 @@
  * is detached (hc = NULL) and the answer is dropped. */
 #include "api/api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,13 +197,14 @@ static json_t *parse_body(http_conn_t *hc, str_t body)
     return j;
 }
 
-/* limit= : absent -> def; clamped to max; garbage -> -1. */
+/* limit= : absent -> def; clamped to max; garbage (an empty value too: docs/api.md says a
+ * positive integer) -> -1. */
 static long query_limit(const http_request_t *req, long def, long max)
 {
     char v[32];
     int n = http_query_param(req->query, "limit", v, sizeof v);
-    if (n == -1 || n == 0) return def;
-    if (n < 0) return -1;
+    if (n == -1) return def;
+    if (n <= 0) return -1;
     char *end;
     long x = strtol(v, &end, 10);
     if (*end || x < 1) return -1;
@@ -437,7 +439,7 @@ static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *r
     long limit = query_limit(req, 20, 100);
     char before[STORE_CURSOR_LEN + 8];
     int bl = http_query_param(req->query, "before", before, sizeof before);
-    if (limit < 0 || bl == -2 || (bl > 0 && bl != STORE_CURSOR_LEN)) {
+    if (limit < 0 || bl == -2 || (bl >= 0 && bl != STORE_CURSOR_LEN)) {
         respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
         return HTTP_DONE;
     }
@@ -549,10 +551,12 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     char before[32];
     int bl = http_query_param(req->query, "before", before, sizeof before);
     long long before_seq = 0;
+    if (bl == 0) bl = -2; /* before= with no value is not a positive integer */
     if (bl > 0) {
         char *end;
+        errno = 0;
         before_seq = strtoll(before, &end, 10);
-        if (*end || before_seq < 1) bl = -2;
+        if (*end || before_seq < 1 || errno == ERANGE) bl = -2; /* past int64: not a seq */
     }
     if (limit < 0 || bl == -2) {
         respond_error(hc, 400, "BAD_REQUEST", "limit and before must be positive integers");
@@ -799,7 +803,11 @@ static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, co
     char q[STORE_USERNAME_MAX + 1];
     int n = http_query_param(req->query, "q", q, sizeof q);
     long limit = query_limit(req, 10, 20);
-    if (n < 1 || limit < 0 || !auth_sub_is_valid(q, (size_t)n)) {
+    if (limit < 0) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer");
+        return HTTP_DONE;
+    }
+    if (n < 1 || !auth_sub_is_valid(q, (size_t)n)) {
         respond_error(hc, 400, "BAD_REQUEST",
                       "q must be the start of a username (A-Z a-z 0-9 _ -, up to 64 characters)");
         return HTTP_DONE;
