@@ -702,7 +702,8 @@ static void search_done(store_req_t *req)
     if (c->hc && !store_failed(c)) {
         store_users_search_t *us = &req->u.users_search;
         json_t *arr = json_array();
-        for (size_t i = 0; i < us->count; i++) {
+        /* One more than the page was read in case the caller is among them: never answer it. */
+        for (size_t i = 0; i < us->count && json_array_size(arr) + 1 < us->limit; i++) {
             /* Accounts are public only as far as a chat needs: id, username, name, role. */
             if (str_eq_cstr(us->users[i].id, c->user.id)) continue;
             json_array_append_new(arr, chat_user_json(&us->users[i]));

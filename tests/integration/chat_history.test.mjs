@@ -235,6 +235,35 @@ test('conversations: newest activity first, lastMessage, unreadCount per caller,
     assertApiError(bad, 400, 'BAD_REQUEST', 'bad conversations cursor');
 });
 
+// docs/api.md: conversations "limit defaults to 20 and is clamped to 100"; bad values are 400.
+test('conversations: default page 20, clamped to 100, bad limit and cursor 400', async () => {
+    const X = { id: newUserId() };
+    X.token = tokenFor(server, X.id);
+    const order = []; // conversation ids, oldest activity first
+    for (let i = 0; i < 105; i++) {
+        const r = await api(server, 'POST', '/api/chat/messages',
+                            { token: X.token, body: { recipientId: newUserId(), content: `c${i}`, type: 'text' } });
+        assert.equal(r.status, 201, r.text);
+        order.push(r.json.message.conversationId);
+    }
+    const newest = [...order].reverse();
+    const list = (q) => api(server, 'GET', `/api/chat/conversations${q}`, { token: X.token });
+    const d = await list('');
+    assert.equal(d.status, 200, d.text);
+    assert.deepEqual(d.json.conversations.map((c) => c._id), newest.slice(0, 20));
+    assert.equal(typeof d.json.nextCursor, 'string');
+    for (const limit of [100, 101, 100000]) {
+        const r = await list(`?limit=${limit}`);
+        assert.deepEqual(r.json.conversations.map((c) => c._id), newest.slice(0, 100), `limit=${limit}`);
+        const rest = await list(`?limit=${limit}&before=${r.json.nextCursor}`);
+        assert.deepEqual(rest.json.conversations.map((c) => c._id), newest.slice(100), `after limit=${limit}`);
+        assert.equal(rest.json.nextCursor, null);
+    }
+    for (const q of ['limit=0', 'limit=', 'limit=-1', 'limit=2x', 'before=', 'before=0', `before=${d.json.nextCursor}0`]) {
+        assertApiError(await list(`?${q}`), 400, 'BAD_REQUEST', q);
+    }
+});
+
 test('a conversation with new activity moves to the top', async () => {
     const A = await user();
     const [B, C] = [await user(), await user()];
