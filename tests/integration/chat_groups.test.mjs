@@ -181,6 +181,12 @@ test('bad group creation requests -> 400 BAD_REQUEST', async () => {
         const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body });
         assertApiError(r, 400, 'BAD_REQUEST', what);
     }
+    // docs/api.md: the 255 counts entries as given, before duplicates are removed.
+    const ids = Array.from({ length: 200 }, () => newUserId());
+    const dup = await api(server, 'POST', '/api/chat/conversations',
+                          { token: A.token, body: { participantIds: [...ids, ...ids.slice(0, 56)] } });
+    assertApiError(dup, 400, 'BAD_REQUEST', '256 entries, 200 distinct');
+    assert.equal(dup.json.error.message, 'participantIds must be a non-empty array of user ids (at most 255)');
     const self = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body: { participantIds: [A.id, A.id] } });
     assertApiError(self, 400, 'BAD_REQUEST', 'only yourself');
     assert.equal(self.json.error.message, 'participantIds must name someone besides you');

@@ -182,7 +182,8 @@ test('unreadCount over REST follows the watermark; PUT /read delivers messages_r
         assertReadEvent(ev, { conversationId: cid, readerId: B.id, seq: 2, messageId: m2._id });
     }
     assert.equal(await unreadOf(B, cid), 1, 'B unread after reading up to 2');
-    // B replies twice: A now has 2 unread, B's count does not include its own messages
+    // B replies twice: A now has 2 unread, B's count does not include its own messages, and
+    // sending did not move B's watermark (docs/api.md, read receipts): m3 stays unread for B
     const b1 = await sendTo(B, A, 'reply 1');
     const b2 = await restSend(B, { conversationId: cid, content: 'reply 2' });
     assert.equal(await unreadOf(A, cid), 2, 'A unread after two replies');

@@ -181,6 +181,17 @@ test('clientMsgId not a string', async () => {
     const ack = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'x', type: 'text', clientMsgId: 5 });
     await assertRefused(A.s, ack, 'BAD_REQUEST', undefined, 'clientMsgId number');
 });
+// docs/api.md: clientMsgId follows the content rule: tab, LF and CR are kept, DEL and other
+// controls are refused.
+test('clientMsgId: tab, LF and CR kept; DEL and C0 controls refused', async () => {
+    const ack = await accepted({ content: 'keyed', clientMsgId: 'k\tey\r\n1' }, 'clientMsgId with tab/CR/LF');
+    assert.equal(ack.message.clientMsgId, 'k\tey\r\n1');
+    for (const k of ['k\u007fey', 'k\u0001ey', 'k\u0000ey']) {
+        const r = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'x', type: 'text', clientMsgId: k });
+        await assertRefused(A.s, r, 'BAD_REQUEST', k, `clientMsgId ${JSON.stringify(k)}`);
+        assert.equal(r.error.message, 'clientMsgId must not contain control characters');
+    }
+});
 test('clientMsgId too long (1000 chars)', async () => {
     const ack = await emitAck(A.s, 'send_message',
                               { recipientId: B.id, content: 'x', type: 'text', clientMsgId: 'k'.repeat(1000) });
@@ -300,6 +311,14 @@ test('wrong method -> 405 with error JSON and Allow', async (t) => {
         const got = (r.headers.get('allow') || '').split(',').map((s) => s.trim());
         for (const m of allow) assert.ok(got.includes(m), `${method} ${path}: Allow "${r.headers.get('allow')}" lacks ${m}`);
     }
+    // docs/api.md: without --cors-origins an OPTIONS preflight is a wrong method too, with no
+    // CORS headers.
+    const o = await api(server, 'OPTIONS', '/api/chat/conversations', {
+        headers: { origin: 'http://elsewhere.example', 'access-control-request-method': 'GET' },
+    });
+    assertApiError(o, 405, 'METHOD_NOT_ALLOWED', 'OPTIONS');
+    assert.equal(o.headers.get('allow'), 'GET, POST');
+    assert.equal(o.headers.get('access-control-allow-origin'), null);
 });
 
 test('malformed JSON body -> 400 BAD_REQUEST', async () => {
