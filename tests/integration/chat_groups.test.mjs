@@ -50,8 +50,8 @@ test('POST /api/chat/conversations -> 201 the group, fan-out to every member, re
                          { token: B.token, body: { conversationId: g._id, content: 'rest', type: 'text' } });
     assert.equal(rr.status, 201, rr.text);
     assertMessage(rr.json.message, { seq: 3, sender: B.id, recipient: null, conversationId: g._id, content: 'rest' });
+    // rr came after ack and reply on every socket's single ordered path: a fence, no quiet time.
     for (const [u, n] of [[A, 'A'], [B, 'B'], [C, 'C']]) await gets(u.s, rr.json.message._id, n);
-    await sleep(100);
     assert.ok(!A.s.received.some((m) => m._id === ack.message._id), 'sending socket got its own group message');
     assert.ok(!C.s.received.some((m) => m._id === reply.message._id), 'sending socket got its own group message');
     // the group in each member's list, with unreadCount for that member
@@ -152,8 +152,10 @@ test('non-member: send refused (ack + message_error), REST refused, nothing deli
     const after = await emitAck(A.s, 'send_message', { conversationId: g._id, content: 'still private', type: 'text' });
     assert.equal(after.message.seq, 2, 'a refused send used up a seq');
     await gets(B.s, after.message._id, 'B');
-    await sleep(100);
-    assert.deepEqual(D.s.received, [], 'non-member received group messages');
+    // A fence on D's own path: a direct message to D arrives after anything sent to D before.
+    const fence = await emitAck(A.s, 'send_message', { recipientId: D.id, content: 'fence', type: 'text' });
+    await gets(D.s, fence.message._id, 'D fence');
+    assert.deepEqual(D.s.received.map((m) => m._id), [fence.message._id], 'non-member received group messages');
     // a member of a direct conversation is not a member of someone else's direct conversation
     const ab = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'dm', type: 'text' });
     const dm = await api(server, 'GET', `/api/chat/messages/${ab.message.conversationId}`, { token: C.token });
