@@ -244,3 +244,45 @@ test('three members sending at once into a group: one seq order, no gaps, same f
     const h = await api(server, 'GET', `/api/chat/messages/${g._id}?limit=200`, { token: C.token });
     assert.deepEqual(h.json.messages.map((m) => m.seq), Array.from({ length: 3 * N }, (_, i) => i + 1));
 });
+
+// docs/api.md: a group has at most 256 members (participantIds 1-255 besides you). At the
+// boundary, sends, receipts and typing reach every connected member, and one more is refused.
+test('a group of 256 members: sends, receipts and typing reach every connected member; 257 is refused', async () => {
+    const [A, B, C, D, E] = [await user(), await user(), await user(), await user(), await user()];
+    const log = new Map(); // socket -> events
+    for (const u of [A, B, C, D, E]) {
+        log.set(u, []);
+        u.s.onAny((event, arg) => log.get(u).push({ event, arg }));
+    }
+    const offline = Array.from({ length: 251 }, () => newUserId());
+    const ids = [B.id, C.id, D.id, E.id, ...offline];
+    const tooMany = await api(server, 'POST', '/api/chat/conversations',
+                              { token: A.token, body: { participantIds: [...ids, newUserId()] } });
+    assertApiError(tooMany, 400, 'BAD_REQUEST', '256 participantIds');
+    const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body: { participantIds: ids } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.participants.length, 256);
+    const g = r.json._id;
+    const ack = await emitAck(A.s, 'send_message', { conversationId: g, content: 'to 255 others', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    for (const [u, n] of [[B, 'B'], [C, 'C'], [D, 'D'], [E, 'E']]) assert.deepEqual(await gets(u.s, ack.message._id, n), ack.message);
+    const read = await emitAck(B.s, 'mark_read', { conversationId: g, messageId: ack.message._id });
+    assert.deepEqual(read, { ok: true, conversationId: g, seq: 1, unreadCount: 0 });
+    const receipt = (u) => log.get(u).find((e) => e.event === 'messages_read');
+    for (const u of [A, B, C, D, E]) {
+        await waitFor(() => receipt(u), 3000, 'messages_read to every member');
+        assert.equal(receipt(u).arg.readerId, B.id);
+    }
+    assert.deepEqual(await emitAck(C.s, 'typing', { conversationId: g, isTyping: true }), { ok: true });
+    const typing = (u) => log.get(u).filter((e) => e.event === 'typing');
+    for (const u of [A, B, D, E]) {
+        await waitFor(() => typing(u).length === 1, 3000, 'typing to the other members');
+        assert.deepEqual(typing(u)[0].arg, { conversationId: g, userId: C.id, isTyping: true });
+    }
+    // C's own sockets never get its typing: a fence on C's path (a message of D) comes first.
+    const f = await emitAck(D.s, 'send_message', { conversationId: g, content: 'fence', type: 'text' });
+    await gets(C.s, f.message._id, 'C fence');
+    assert.deepEqual(typing(C), []);
+    const h = await api(server, 'GET', `/api/chat/messages/${g}`, { token: E.token });
+    assert.deepEqual(h.json.messages.map((m) => [m.seq, m.read]), [[1, true], [2, false]]);
+});

@@ -681,3 +681,44 @@ test('a client that goes silent is dropped by the heartbeat (ping options), then
         await srv.stop();
     }
 });
+
+// Racing mark_read from two tabs, and against a new message: the watermark ends at the highest
+// mark, never moves back, and each member sees the receipts in increasing seq order.
+test('mark_read racing from two tabs and against a new message: the highest wins, receipts only go up', async () => {
+    const A = await user();
+    const B = await user(2);
+    const sent = [];
+    for (let i = 0; i < 10; i++) sent.push(await sendTo(A, B, `r${i}`));
+    const cid = sent[0].conversationId;
+    for (let round = 0; round < 5; round++) {
+        const [lo, hi] = [sent[2 * round], sent[2 * round + 1]];
+        const [a1, a2] = await Promise.all([
+            emitAck(B.sockets[0], 'mark_read', { conversationId: cid, messageId: hi._id }),
+            emitAck(B.sockets[1], 'mark_read', { conversationId: cid, messageId: lo._id }),
+        ]);
+        assert.equal(a1.ok && a2.ok, true, JSON.stringify([a1, a2]));
+        assert.equal(a1.seq, hi.seq, 'the higher mark reports its own seq');
+        assert.ok(a2.seq === lo.seq || a2.seq === hi.seq, `the lower mark: ${JSON.stringify(a2)}`);
+    }
+    // against a new message: B reads the 10th while A sends the 11th
+    const [mark, m11] = await Promise.all([
+        emitAck(B.sockets[0], 'mark_read', { conversationId: cid, messageId: sent[9]._id }),
+        sendTo(A, B, 'r10'),
+    ]);
+    assert.equal(mark.seq, 10);
+    assert.ok(mark.unreadCount === 0 || mark.unreadCount === 1, JSON.stringify(mark));
+    await gets(B.sockets[1], m11._id, 'B2');
+    assert.equal(await unreadOf(B, cid), 1, 'the new message is unread, the rest read');
+    // Every socket's receipts for B only go up, and end at 10 (fence: A's own later mark).
+    const done = await emitAck(A.s, 'mark_read', { conversationId: cid, messageId: m11._id });
+    assert.equal(done.ok, true);
+    for (const s of [A.s, ...B.sockets]) {
+        await waitFor(() => s.events('messages_read').some((e) => e.readerId === A.id), 3000, 'A\'s receipt');
+        const seqs = s.events('messages_read').filter((e) => e.readerId === B.id).map((e) => e.seq);
+        assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `receipts went back: ${seqs}`);
+        assert.equal(new Set(seqs).size, seqs.length, `a receipt repeated: ${seqs}`);
+        assert.equal(seqs[seqs.length - 1], 10);
+    }
+    const h = await history(B, cid);
+    assert.deepEqual(h.map((m) => m.read), [...Array(10).fill(true), false]);
+});
