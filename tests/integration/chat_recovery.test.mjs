@@ -415,14 +415,14 @@ test('any pid of the issued form for the same user resumes the stream', async ()
 
 // ---------------------------------------------------------------- across a restart
 
-async function restartScenario(how) {
+async function restartScenario(how, clientOpts = {}) {
     const dataDir = mkDataDir();
     const secret = newSecret();
     let srv = await startServer({ dataDir, secret });
     const port = srv.port;
     const A = person(srv);
     const B = person(srv);
-    const a = await recoverable(srv, A.token);
+    const a = await recoverable(srv, A.token, clientOpts);
     const first = await restSend(srv, B, { recipientId: A.id, content: 'before the restart' });
     await gets(a, first._id, 'A before the restart');
     const base = a.received.length;
@@ -455,6 +455,10 @@ test('recovery across a server restart (SIGTERM) on the same data directory and 
 
 test('recovery across a server crash (kill -9) on the same data directory and port', async () => {
     await restartScenario('SIGKILL');
+});
+
+test('a polling-only client across a server crash (kill -9) and restart: recovered, nothing lost', async () => {
+    await restartScenario('SIGKILL', { transports: ['polling'] });
 });
 
 test('a client that cannot be recovered catches up with the REST history after its last seq', async () => {
