@@ -6,7 +6,10 @@
  *   synchronous=NORMAL a WAL commit does not sync at all, and a power cut loses it);
  * - through the store thread, no completion (the ack) runs before the sync of its commit has
  *   returned: each WAL sync is made slow, so an ack sent before the commit finished would be
- *   seen with the sync still under way. */
+ *   seen with the sync still under way;
+ * - storage that fails while running (disk full on a WAL write, an I/O error on the fsync)
+ *   fails the requests of that commit, stores none of them, and the store goes on once the
+ *   storage is back. */
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@ typedef struct {
 static sqlite3_vfs *real_vfs;
 static atomic_int wal_syncs_started, wal_syncs_done;
 static atomic_int sync_delay_ms;
+static atomic_int fail_wal_write, fail_wal_sync; /* an SQLite error code to return, or 0 */
 
 #define REAL(f) (((shim_file_t *)(f))->real)
 
@@ -47,6 +51,8 @@ static int shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
 }
 static int shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
 {
+    int fail = atomic_load(&fail_wal_write);
+    if (((shim_file_t *)f)->is_wal && fail) return fail;
     return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
 }
 static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
@@ -56,6 +62,8 @@ static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
 static int shim_sync(sqlite3_file *f, int flags)
 {
     shim_file_t *sf = (shim_file_t *)f;
+    int fail = atomic_load(&fail_wal_sync);
+    if (sf->is_wal && fail) return fail;
     if (sf->is_wal) atomic_fetch_add(&wal_syncs_started, 1);
     int delay = atomic_load(&sync_delay_ms);
     if (sf->is_wal && delay > 0) usleep((useconds_t)delay * 1000);
@@ -271,6 +279,112 @@ static void test_no_ack_before_the_sync(void)
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* Storage failing while running: the requests of the failed commit complete with an error
+ * (the server answers INTERNAL and delivers nothing), none of them is stored, no seq is used
+ * up, and once the storage is back the next write succeeds. */
+static int fault_status[8], fault_done;
+static store_req_t fault_reqs[8];
+static char fault_arenas[8][1024];
+
+static void fault_cb(store_req_t *r)
+{
+    fault_status[r - fault_reqs] = r->status;
+    fault_done++;
+}
+
+static void submit_insert(uv_loop_t *loop, store_t *s, int i, const char *conv, const char *text)
+{
+    store_req_t *r = &fault_reqs[i];
+    memset(r, 0, sizeof *r);
+    r->op = STORE_OP_MESSAGE_INSERT;
+    r->done = fault_cb;
+    r->arena = (store_arena_t){fault_arenas[i], sizeof fault_arenas[i], 0, 0};
+    r->u.message_insert.sender = STR_LIT("alice");
+    r->u.message_insert.conversation_id = str_make(conv, ID_LEN);
+    r->u.message_insert.content = str_make(text, strlen(text));
+    CHECK_EQ_INT(store_submit(s, r), STORE_OK);
+    (void)loop;
+}
+
+static void test_storage_failures(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char path[128], err[256] = "";
+    make_path(path, sizeof path, "faults");
+    store_t *s = NULL;
+    store_options_t opts = {.batch_max = 8, .readers = 1};
+    CHECK_EQ_INT(store_open_with(&loop, path, &opts, &s, err, sizeof err), STORE_OK);
+    if (!s) return;
+    static char big[8192];
+    store_req_t open;
+    memset(&open, 0, sizeof open);
+    open.op = STORE_OP_DIRECT_OPEN;
+    open.done = open_done;
+    open.arena = (store_arena_t){big, sizeof big, 0, 0};
+    open.u.direct_open.user = STR_LIT("alice");
+    open.u.direct_open.other = STR_LIT("bob");
+    CHECK_EQ_INT(store_submit(s, &open), STORE_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(open.status, STORE_OK);
+    const char *conv = open.u.direct_open.conv.id;
+
+    submit_insert(&loop, s, 0, conv, "kept 1");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(fault_status[0], STORE_OK);
+    CHECK_EQ_INT(fault_reqs[0].u.message_insert.msg.seq, 1);
+
+    /* Disk full on the WAL, then an I/O error on its fsync: every request of those commits
+     * fails. */
+    const int faults[][2] = {{SQLITE_FULL, 0}, {SQLITE_IOERR_WRITE, 0}, {0, SQLITE_IOERR_FSYNC}};
+    int n = 1;
+    for (int f = 0; f < 3; f++) {
+        atomic_store(&fail_wal_write, faults[f][0]);
+        atomic_store(&fail_wal_sync, faults[f][1]);
+        fault_done = 0;
+        submit_insert(&loop, s, n, conv, "lost a");
+        submit_insert(&loop, s, n + 1, conv, "lost b");
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK_EQ_INT(fault_done, 2);
+        CHECK(fault_status[n] != STORE_OK);
+        CHECK(fault_status[n + 1] != STORE_OK);
+        n += 2;
+        atomic_store(&fail_wal_write, 0);
+        atomic_store(&fail_wal_sync, 0);
+        /* Storage back: the next message is stored, right after the last one that was. */
+        char text[16];
+        snprintf(text, sizeof text, "kept %d", f + 2);
+        submit_insert(&loop, s, n, conv, text);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK_EQ_INT(fault_status[n], STORE_OK);
+        CHECK_EQ_INT(fault_reqs[n].u.message_insert.msg.seq, f + 2);
+        n = 1;
+    }
+    store_close(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+
+    /* What is stored: exactly the four kept messages, nothing of the failed commits. */
+    store_sqlite_t *db = NULL;
+    CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
+    if (!db) return;
+    static char buf[1 << 16];
+    store_arena_t a = {buf, sizeof buf, 0, 0};
+    store_messages_after_t op = {.conversation_id = str_make(conv, ID_LEN), .limit = 100};
+    char convcopy[ID_SIZE];
+    memcpy(convcopy, conv, ID_SIZE);
+    op.conversation_id = str_make(convcopy, ID_LEN);
+    CHECK_EQ_INT(store_sqlite_messages_after(db, &op, &a), STORE_OK);
+    CHECK_EQ_INT(op.count, 4);
+    for (size_t i = 0; i < op.count && i < 4; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "kept %d", (int)i + 1);
+        CHECK(str_eq(op.msgs[i].content, str_make(want, strlen(want))));
+        CHECK_EQ_INT(op.msgs[i].seq, (int64_t)i + 1);
+    }
+    store_sqlite_close(db);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/parlor_fsync_XXXXXX");
@@ -281,6 +395,7 @@ int main(void)
     shim_install();
     RUN(test_commit_syncs_the_wal);
     RUN(test_no_ack_before_the_sync);
+    RUN(test_storage_failures);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
