@@ -84,6 +84,23 @@ static void on_abort(http_conn_t *hc, void *arg)
     ((api_ctx_t *)arg)->hc = NULL;
 }
 
+/* Arena room for one record that carries a message (a history entry, a conversation with its
+ * lastMessage and up to 256 participants): a page is cut short when its records do not all fit,
+ * but a single record that does not fit fails the request (STORE_E_NOSPACE, a 500). Content is
+ * at most --max-message-length characters of up to 4 bytes, and at most STORE_CONTENT_MAX. */
+static size_t record_room(const api_t *a)
+{
+    size_t content = a->opts.max_message_length * 4;
+    if (content > STORE_CONTENT_MAX) content = STORE_CONTENT_MAX;
+    return content + 32 * 1024;
+}
+
+static size_t page_arena(const api_t *a, size_t base, size_t limit, size_t per_record)
+{
+    size_t many = limit * per_record, one = record_room(a);
+    return base + (many > one ? many : one);
+}
+
 static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
 {
     api_ctx_t *c = calloc(1, sizeof *c);
@@ -443,7 +460,7 @@ static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *r
         respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 64 * 1024 + (size_t)limit * 12 * 1024);
+    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 64 * 1024, (size_t)limit, 12 * 1024));
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;
@@ -576,7 +593,7 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
         }
         buf_free(&out);
     }
-    api_ctx_t *c = ctx_new(a, hc, 32 * 1024 + (size_t)limit * 20 * 1024);
+    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 32 * 1024, (size_t)limit, 20 * 1024));
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;

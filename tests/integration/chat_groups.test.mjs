@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
     connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
     assertConversation, assertConversationExact, assertRefused, waitFor, sleep, serverPerFile,
+    startServer, fetchHistory, closeAll,
 } from './chat_helpers.mjs';
 
 let server;
@@ -285,4 +286,58 @@ test('a group of 256 members: sends, receipts and typing reach every connected m
     assert.deepEqual(typing(C), []);
     const h = await api(server, 'GET', `/api/chat/messages/${g}`, { token: E.token });
     assert.deepEqual(h.json.messages.map((m) => [m.seq, m.read]), [[1, true], [2, false]]);
+});
+
+// A member whose client stops reading (its WebSocket's TCP socket paused) while the others chat:
+// the senders' acks and the other members' deliveries go on, the stalled member's connection
+// is cut once --max-outbound-bytes of unsent bytes wait for it (nothing else grows), and it
+// catches up over REST afterwards with nothing lost.
+test('a member who stops reading is cut at --max-outbound-bytes; the others are unaffected, nothing is lost', async () => {
+    const srv = await startServer({ args: ['--max-outbound-bytes', '65536', '--max-message-length', '60000'] });
+    const sessions = async () => {
+        const m = await (await fetch(`${srv.url}/metrics`)).text();
+        return Number(/^parlor_engineio_sessions (\d+)$/m.exec(m)[1]);
+    };
+    const mk = async () => {
+        const id = newUserId();
+        const token = tokenFor(srv, id);
+        return { id, token, s: await connectUser(srv, token) };
+    };
+    const [A, B, S] = [await mk(), await mk(), await mk()];
+    try {
+        const g = (await api(srv, 'POST', '/api/chat/conversations',
+                             { token: A.token, body: { participantIds: [B.id, S.id] } })).json;
+        assert.equal(await sessions(), 3);
+        const raw = S.s.io.engine.transport.ws._socket;
+        raw.pause();
+        const N = 80; // 80 x 60,000 bytes: far more than the kernel buffers and the 64 KiB queue
+        const acks = [];
+        for (let i = 0; i < N; i++) {
+            const ack = await A.s.timeout(20000).emitWithAck('send_message',
+                { conversationId: g._id, content: `${i} ${'z'.repeat(59990)}`, type: 'text' });
+            assert.equal(ack.ok, true, JSON.stringify(ack).slice(0, 200));
+            acks.push(ack.message);
+        }
+        await waitFor(() => B.s.received.length === N, 20000, () => `B got ${B.s.received.length} of ${N}`);
+        assert.deepEqual(B.s.received.map((m) => m.seq), acks.map((m) => m.seq));
+        for (let t = 0; (await sessions()) !== 2; t++) {
+            assert.ok(t < 200, 'the stalled member was not cut');
+            await sleep(50);
+        }
+        assert.match(srv.stderr(), /outbound queue over 65536 bytes \(slow reader\), closing/);
+        raw.resume();
+        await waitFor(() => !S.s.connected, 10000, 'the stalled client did not see the cut');
+        assert.ok(S.s.received.length < N, `the stalled member got all ${N} messages before the cut`);
+        // It catches up over REST: every message, in order (one per page: a page is queued
+        // whole, and a bigger one than --max-outbound-bytes would be cut too).
+        const h = await fetchHistory(srv, S.token, g._id, 1);
+        assert.deepEqual(h.messages.map((m) => m._id), acks.map((m) => m._id));
+        // and the others still chat
+        const after = await emitAck(B.s, 'send_message', { conversationId: g._id, content: 'still here', type: 'text' });
+        assert.equal(after.message.seq, N + 1);
+        await waitFor(() => A.s.received.some((m) => m._id === after.message._id), 3000, 'A after the cut');
+    } finally {
+        await closeAll([A.s, B.s, S.s]);
+        await srv.stop();
+    }
 });

@@ -278,3 +278,39 @@ test('a conversation with new activity moves to the top', async () => {
     assert.equal(l.json.conversations[0]._id, ab.message.conversationId);
     assert.equal(l.json.conversations[0].lastMessage.content, '3');
 });
+
+// --max-message-length goes up to 60000 characters: a message near the store's 64 KiB of
+// content must come back in every page and list, even alone (limit=1), not as a 500.
+// (Content over 65536 bytes of UTF-8 is refused by the store: see the issue 18 report.)
+test('with --max-message-length 60000 the longest messages page and list like any other', async () => {
+    const srv = await startServer({ args: ['--max-message-length', '60000'] });
+    try {
+        const A = { id: newUserId() };
+        A.token = tokenFor(srv, A.id);
+        const B = { id: newUserId() };
+        B.token = tokenFor(srv, B.id);
+        const sent = [];
+        for (const content of ['😀'.repeat(16000), '€'.repeat(21000), 'x'.repeat(60000)]) {
+            const r = await api(srv, 'POST', '/api/chat/messages',
+                                { token: A.token, body: { recipientId: B.id, content, type: 'text' } });
+            assert.equal(r.status, 201, r.text.slice(0, 200));
+            sent.push(r.json.message);
+        }
+        const cid = sent[0].conversationId;
+        for (const q of ['limit=1', 'limit=1&before=3', 'limit=1&before=2', 'limit=200', '']) {
+            const r = await api(srv, 'GET', `/api/chat/messages/${cid}?${q}`, { token: B.token });
+            assert.equal(r.status, 200, `${q}: ${r.text.slice(0, 200)}`);
+        }
+        const { messages } = await fetchHistory(srv, B.token, cid, 1);
+        assert.deepEqual(messages, sent);
+        const all = await api(srv, 'GET', `/api/chat/messages/${cid}?limit=200`, { token: B.token });
+        assert.deepEqual(all.json, { messages: sent, nextCursor: null });
+        for (const who of [A, B]) {
+            const l = await api(srv, 'GET', '/api/chat/conversations?limit=1', { token: who.token });
+            assert.equal(l.status, 200, l.text.slice(0, 200));
+            assert.deepEqual(l.json.conversations[0].lastMessage, sent[2]);
+        }
+    } finally {
+        await srv.stop();
+    }
+});
