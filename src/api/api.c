@@ -3,6 +3,7 @@
  * is detached (hc = NULL) and the answer is dropped. */
 #include "api/api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,23 @@ static void respond_refusal(http_conn_t *hc, const chat_err_t *err)
 static void on_abort(http_conn_t *hc, void *arg)
 {
     ((api_ctx_t *)arg)->hc = NULL;
+}
+
+/* Arena room for one record that carries a message (a history entry, a conversation with its
+ * lastMessage and up to 256 participants): a page is cut short when its records do not all fit,
+ * but a single record that does not fit fails the request (STORE_E_NOSPACE, a 500). Content is
+ * at most --max-message-length characters of up to 4 bytes, and at most STORE_CONTENT_MAX. */
+static size_t record_room(const api_t *a)
+{
+    size_t content = a->opts.max_message_length * 4;
+    if (content > STORE_CONTENT_MAX) content = STORE_CONTENT_MAX;
+    return content + 32 * 1024;
+}
+
+static size_t page_arena(const api_t *a, size_t base, size_t limit, size_t per_record)
+{
+    size_t many = limit * per_record, one = record_room(a);
+    return base + (many > one ? many : one);
 }
 
 static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
@@ -196,13 +214,14 @@ static json_t *parse_body(http_conn_t *hc, str_t body)
     return j;
 }
 
-/* limit= : absent -> def; clamped to max; garbage -> -1. */
+/* limit= : absent -> def; clamped to max; garbage (an empty value too: docs/api.md says a
+ * positive integer) -> -1. */
 static long query_limit(const http_request_t *req, long def, long max)
 {
     char v[32];
     int n = http_query_param(req->query, "limit", v, sizeof v);
-    if (n == -1 || n == 0) return def;
-    if (n < 0) return -1;
+    if (n == -1) return def;
+    if (n <= 0) return -1;
     char *end;
     long x = strtol(v, &end, 10);
     if (*end || x < 1) return -1;
@@ -437,11 +456,11 @@ static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *r
     long limit = query_limit(req, 20, 100);
     char before[STORE_CURSOR_LEN + 8];
     int bl = http_query_param(req->query, "before", before, sizeof before);
-    if (limit < 0 || bl == -2 || (bl > 0 && bl != STORE_CURSOR_LEN)) {
+    if (limit < 0 || bl == -2 || (bl >= 0 && bl != STORE_CURSOR_LEN)) {
         respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 64 * 1024 + (size_t)limit * 12 * 1024);
+    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 64 * 1024, (size_t)limit, 12 * 1024));
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;
@@ -549,10 +568,12 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
     char before[32];
     int bl = http_query_param(req->query, "before", before, sizeof before);
     long long before_seq = 0;
+    if (bl == 0) bl = -2; /* before= with no value is not a positive integer */
     if (bl > 0) {
         char *end;
+        errno = 0;
         before_seq = strtoll(before, &end, 10);
-        if (*end || before_seq < 1) bl = -2;
+        if (*end || before_seq < 1 || errno == ERANGE) bl = -2; /* past int64: not a seq */
     }
     if (limit < 0 || bl == -2) {
         respond_error(hc, 400, "BAD_REQUEST", "limit and before must be positive integers");
@@ -572,7 +593,7 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
         }
         buf_free(&out);
     }
-    api_ctx_t *c = ctx_new(a, hc, 32 * 1024 + (size_t)limit * 20 * 1024);
+    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 32 * 1024, (size_t)limit, 20 * 1024));
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;
@@ -698,7 +719,8 @@ static void search_done(store_req_t *req)
     if (c->hc && !store_failed(c)) {
         store_users_search_t *us = &req->u.users_search;
         json_t *arr = json_array();
-        for (size_t i = 0; i < us->count; i++) {
+        /* One more than the page was read in case the caller is among them: never answer it. */
+        for (size_t i = 0; i < us->count && json_array_size(arr) + 1 < us->limit; i++) {
             /* Accounts are public only as far as a chat needs: id, username, name, role. */
             if (str_eq_cstr(us->users[i].id, c->user.id)) continue;
             json_array_append_new(arr, chat_user_json(&us->users[i]));
@@ -799,7 +821,11 @@ static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, co
     char q[STORE_USERNAME_MAX + 1];
     int n = http_query_param(req->query, "q", q, sizeof q);
     long limit = query_limit(req, 10, 20);
-    if (n < 1 || limit < 0 || !auth_sub_is_valid(q, (size_t)n)) {
+    if (limit < 0) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer");
+        return HTTP_DONE;
+    }
+    if (n < 1 || !auth_sub_is_valid(q, (size_t)n)) {
         respond_error(hc, 400, "BAD_REQUEST",
                       "q must be the start of a username (A-Z a-z 0-9 _ -, up to 64 characters)");
         return HTTP_DONE;

@@ -277,5 +277,12 @@ int serve_load_config(int argc, char **argv, serve_config_t *cfg, char **pos, in
         config_free(serve_options, NOPTS, cfg);
         return -1;
     }
+    /* An invalid value like any other (exit status 2, before the data directory is touched). */
+    if (cfg->jwt_secret[0] && strlen(cfg->jwt_secret) < AUTH_JWT_MIN_SECRET_LEN) {
+        fprintf(stderr, "parlor %s: invalid value for jwt-secret: expected at least %d bytes\n",
+                cmd, AUTH_JWT_MIN_SECRET_LEN);
+        config_free(serve_options, NOPTS, cfg);
+        return -1;
+    }
     return 0;
 }

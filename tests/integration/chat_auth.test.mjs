@@ -278,3 +278,75 @@ describe('issuer and audience', () => {
                        'UNAUTHORIZED', 'REST bad aud');
     });
 });
+
+// docs/api.md: "limit defaults to 10, at most 20", and "You are left out of the results".
+describe('user search pages', () => {
+    const prefix = `pg${Date.now().toString(36)}`;
+    const names = Array.from({ length: 22 }, (_, i) => `${prefix}_${String(i).padStart(2, '0')}`);
+    const accounts = [];
+    before(async () => {
+        for (const username of names) {
+            const r = await api(server, 'POST', '/api/auth/register', { body: { username, password: 'a long password' } });
+            assert.equal(r.status, 201, r.text);
+            accounts.push(r.json);
+        }
+    });
+    const search = (token, q) => api(server, 'GET', `/api/chat/users?q=${q}`, { token });
+    test('default 10, clamped to 20, by username', async () => {
+        const tok = tokenFor(server, newUserId());
+        const d = await search(tok, prefix);
+        assert.equal(d.status, 200, d.text);
+        assert.deepEqual(d.json.users.map((u) => u.username), names.slice(0, 10));
+        for (const limit of [20, 21, 1000]) {
+            const r = await search(tok, `${prefix}&limit=${limit}`);
+            assert.deepEqual(r.json.users.map((u) => u.username), names.slice(0, 20), `limit=${limit}`);
+        }
+        const three = await search(tok, `${prefix.toUpperCase()}&limit=3`);
+        assert.deepEqual(three.json.users.map((u) => u.username), names.slice(0, 3), 'case-insensitive prefix');
+    });
+    test('the caller is left out, and the page keeps its size', async () => {
+        const first = accounts[0];
+        const r = await search(first.token, prefix);
+        assert.deepEqual(r.json.users.map((u) => u.username), names.slice(1, 11));
+        const mid = accounts[5];
+        const m = await search(mid.token, `${prefix}&limit=20`);
+        assert.deepEqual(m.json.users.map((u) => u.username), names.filter((n, i) => i !== 5).slice(0, 20));
+    });
+    test('a bad limit is reported as a limit error', async () => {
+        const tok = tokenFor(server, newUserId());
+        for (const q of ['limit=0', 'limit=', 'limit=-3', 'limit=x']) {
+            const r = await search(tok, `${prefix}&${q}`);
+            assertApiError(r, 400, 'BAD_REQUEST', q);
+            assert.equal(r.json.error.message, 'limit must be a positive integer', q);
+        }
+    });
+});
+
+// docs/api.md: register/login attempts are limited per IP address: a burst of at most 10, then
+// --rate-auth-per-min; every attempt counts, a malformed one too. 12/min (one every 5 s) so that
+// no token comes back while the burst is spent, even under ASan.
+describe('sign-in attempt limit', () => {
+    let limited;
+    before(async () => {
+        limited = await startServer({ args: ['--rate-auth-per-min', '12'] });
+    });
+    after(async () => {
+        await limited.stop();
+    });
+    test('a burst of 10 attempts, then 429 with Retry-After, for login and register alike', async () => {
+        const bad = { rawBody: '{', headers: { 'content-type': 'application/json' } };
+        const statuses = [];
+        for (let i = 0; i < 10; i++) statuses.push((await api(limited, 'POST', '/api/auth/login', bad)).status);
+        assert.deepEqual(statuses, Array(10).fill(400));
+        for (const path of ['/api/auth/login', '/api/auth/register']) {
+            const r = await api(limited, 'POST', path, { body: { username: 'someone', password: 'a long password' } });
+            assertApiError(r, 429, 'RATE_LIMITED', path);
+            assert.equal(r.json.error.message, 'too many sign-in attempts; wait a little');
+            assert.ok(r.json.error.retryAfterMs > 0 && r.json.error.retryAfterMs <= 5000, r.text);
+            assert.ok(Number(r.headers.get('retry-after')) >= 1, `Retry-After ${r.headers.get('retry-after')}`);
+        }
+        // Chat endpoints are not counted against it.
+        const c = await api(limited, 'GET', '/api/chat/conversations', { token: tokenFor(limited, newUserId()) });
+        assert.equal(c.status, 200, c.text);
+    });
+});

@@ -51,14 +51,22 @@ test('invalid option via environment (PARLOR_PORT=70000) -> non-zero exit', asyn
     assert.match(r.stderr, /port/i);
 });
 
-test('a JWT secret shorter than 32 bytes is refused at start', async () => {
-    const dir = mkDataDir();
+// docs/api.md: an invalid value exits with status 2, before anything is written.
+test('a JWT secret shorter than 32 bytes is an invalid value: exit status 2, nothing written', async () => {
+    const dir = path.join(mkDataDir(), 'not-yet');
     const port = await freePort();
-    const r = await runParlor(['serve', '--host', HOST, '--port', String(port), '--data', dir,
-                               '--jwt-secret', 'short'], { timeoutMs: 5000 });
-    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
-    assert.notEqual(r.code, 0, 'a 5-byte HS256 secret was accepted');
-    assert.match(r.stderr, /secret/i);
+    for (const [args, env] of [[['--jwt-secret', 'short'], {}], [['--jwt-secret', 'x'.repeat(31)], {}],
+                               [[], { PARLOR_JWT_SECRET: 'short' }]]) {
+        const r = await runParlor(['serve', '--host', HOST, '--port', String(port), '--data', dir, ...args],
+                                  { timeoutMs: 5000, env });
+        assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+        assert.equal(r.code, 2, `a short HS256 secret: exit ${r.code} (${r.stderr})`);
+        assert.match(r.stderr, /invalid value for jwt-secret: expected at least 32 bytes/);
+        assert.equal(existsSync(dir), false, 'the data directory was created');
+    }
+    const t = await runParlor(['token', 'alice', '--jwt-secret', 'short'], { timeoutMs: 5000 });
+    assert.equal(t.code, 2, t.stderr);
+    assert.equal(t.stdout, '');
 });
 
 test('without --jwt-secret a secret is generated into DIR/jwt-secret (0600), kept across restarts, used by `parlor token --data`', async () => {

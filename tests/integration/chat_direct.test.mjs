@@ -206,7 +206,11 @@ test('a burst of 200 messages arrives in seq order with no gaps (and acks match)
         A.s.timeout(20000).emitWithAck('send_message', { recipientId: B.id, content: `m${i}`, type: 'text' })));
     assert.ok(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
     await waitFor(() => B.s.received.length >= N, 15000, () => `B got ${B.s.received.length}/${N}`);
-    await sleep(100);
+    // A fence instead of a quiet time: a later message through the same path comes after
+    // anything extra the server might still send.
+    const fence = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'fence', type: 'text' });
+    await gets(B.s, fence.message._id, 'B fence');
+    B.s.received.pop();
     const seqs = B.s.received.map((m) => m.seq);
     assert.equal(seqs.length, N, 'B got extra messages');
     assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i + 1), 'B received out of seq order or with gaps');

@@ -99,7 +99,8 @@ test('kill -9 during a burst: every acked message survives exactly once, seqs co
             delivered.push(...B.received);
             cid ??= [...r.acked.values()][0].conversationId;
             t.diagnostic(`round ${round}: sent ${r.sent}, acked ${r.acked.size}, B got ${B.received.length}`);
-            assert.ok(r.acked.size >= 100);
+            assert.ok(r.acked.size >= 100, `round ${round}: only ${r.acked.size} acked before the kill`);
+            assert.ok(r.lastIndex < TOTAL, `round ${round}: every message was sent before the kill`);
             from = r.lastIndex;
 
             server = await startServer({ dataDir, secret });
@@ -176,11 +177,17 @@ test('kill -9 during concurrent REST sends: every 201 survives exactly once', as
         const exit = await server.crash();
         assert.equal(exit.signal, 'SIGKILL');
         t.diagnostic(`REST: sent ${next}, got 201 for ${acked.size}`);
+        // The kill came in the middle of the run: at least 100 sends were answered 201 (so the
+        // check below covers them) and the rest of the run was never sent.
+        assert.equal(killed, true, 'every send finished before the kill: nothing was tested');
+        assert.ok(acked.size >= 100, `only ${acked.size} sends answered 201 before the kill`);
+        assert.ok(next < TOTAL, `every message was sent before the kill (sent ${next})`);
         server = await startServer({ dataDir, secret });
         const cid = [...acked.values()][0].conversationId;
         const { messages } = await fetchHistory(server, tokenFor(server, bId), cid, 200);
         checkHistory(messages, acked, [], cid, 'REST after crash');
-        assert.ok(messages.length <= next);
+        assert.ok(messages.length >= acked.size && messages.length <= next,
+                  `${messages.length} stored for ${acked.size} answered 201 and ${next} sent`);
         await server.stop();
     } finally {
         await server.crash();

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
     connectUser, emitAck, api, assertApiError, tokenFor, newUserId, assertMessage,
     assertConversation, assertConversationExact, assertRefused, waitFor, sleep, serverPerFile,
+    startServer, fetchHistory, closeAll,
 } from './chat_helpers.mjs';
 
 let server;
@@ -50,8 +51,8 @@ test('POST /api/chat/conversations -> 201 the group, fan-out to every member, re
                          { token: B.token, body: { conversationId: g._id, content: 'rest', type: 'text' } });
     assert.equal(rr.status, 201, rr.text);
     assertMessage(rr.json.message, { seq: 3, sender: B.id, recipient: null, conversationId: g._id, content: 'rest' });
+    // rr came after ack and reply on every socket's single ordered path: a fence, no quiet time.
     for (const [u, n] of [[A, 'A'], [B, 'B'], [C, 'C']]) await gets(u.s, rr.json.message._id, n);
-    await sleep(100);
     assert.ok(!A.s.received.some((m) => m._id === ack.message._id), 'sending socket got its own group message');
     assert.ok(!C.s.received.some((m) => m._id === reply.message._id), 'sending socket got its own group message');
     // the group in each member's list, with unreadCount for that member
@@ -152,8 +153,10 @@ test('non-member: send refused (ack + message_error), REST refused, nothing deli
     const after = await emitAck(A.s, 'send_message', { conversationId: g._id, content: 'still private', type: 'text' });
     assert.equal(after.message.seq, 2, 'a refused send used up a seq');
     await gets(B.s, after.message._id, 'B');
-    await sleep(100);
-    assert.deepEqual(D.s.received, [], 'non-member received group messages');
+    // A fence on D's own path: a direct message to D arrives after anything sent to D before.
+    const fence = await emitAck(A.s, 'send_message', { recipientId: D.id, content: 'fence', type: 'text' });
+    await gets(D.s, fence.message._id, 'D fence');
+    assert.deepEqual(D.s.received.map((m) => m._id), [fence.message._id], 'non-member received group messages');
     // a member of a direct conversation is not a member of someone else's direct conversation
     const ab = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'dm', type: 'text' });
     const dm = await api(server, 'GET', `/api/chat/messages/${ab.message.conversationId}`, { token: C.token });
@@ -181,16 +184,36 @@ test('bad group creation requests -> 400 BAD_REQUEST', async () => {
         const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body });
         assertApiError(r, 400, 'BAD_REQUEST', what);
     }
+    // docs/api.md: the 255 counts entries as given, before duplicates are removed.
+    const ids = Array.from({ length: 200 }, () => newUserId());
+    const dup = await api(server, 'POST', '/api/chat/conversations',
+                          { token: A.token, body: { participantIds: [...ids, ...ids.slice(0, 56)] } });
+    assertApiError(dup, 400, 'BAD_REQUEST', '256 entries, 200 distinct');
+    assert.equal(dup.json.error.message, 'participantIds must be a non-empty array of user ids (at most 255)');
+    const self = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body: { participantIds: [A.id, A.id] } });
+    assertApiError(self, 400, 'BAD_REQUEST', 'only yourself');
+    assert.equal(self.json.error.message, 'participantIds must name someone besides you');
     const l = await api(server, 'GET', '/api/chat/conversations', { token: A.token });
     assert.deepEqual(l.json.conversations, [], 'a refused creation left a conversation behind');
 });
 
-test('record: a "group" of the creator and one other user', async (t) => {
+// docs/api.md: a group has 2-256 members, and "a group of two is not the pair's one-to-one
+// conversation".
+test('a group of the creator and one other user is a group, not their one-to-one conversation', async () => {
     const [A, B] = [await user(), await user()];
+    const direct = await emitAck(A.s, 'send_message', { recipientId: B.id, content: 'direct', type: 'text' });
+    assert.equal(direct.ok, true, JSON.stringify(direct));
     const r = await createGroup(A, [B], 'pair');
-    t.diagnostic(`RECORD: POST /api/chat/conversations with one participant -> ${r.status} ${r.text.slice(0, 200)}`);
-    assert.ok([200, 201, 400].includes(r.status), r.text);
-    server.assertAlive();
+    assert.equal(r.status, 201, r.text);
+    assertConversation(r.json, { participants: [A.id, B.id], title: 'pair', lastMessage: null, unreadCount: 0 });
+    assert.notEqual(r.json._id, direct.message.conversationId);
+    const ack = await emitAck(A.s, 'send_message', { conversationId: r.json._id, content: 'in the pair group', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    assertMessage(ack.message, { conversationId: r.json._id, seq: 1, sender: A.id, recipient: null, content: 'in the pair group' });
+    assert.deepEqual(await gets(B.s, ack.message._id, 'B'), ack.message);
+    const again = await createGroup(A, [B], 'pair');
+    assert.equal(again.status, 201, again.text);
+    assert.notEqual(again.json._id, r.json._id, 'each call creates a new group');
 });
 
 test('three members sending at once into a group: one seq order, no gaps, same for everyone', async () => {
@@ -221,4 +244,100 @@ test('three members sending at once into a group: one seq order, no gaps, same f
     }
     const h = await api(server, 'GET', `/api/chat/messages/${g._id}?limit=200`, { token: C.token });
     assert.deepEqual(h.json.messages.map((m) => m.seq), Array.from({ length: 3 * N }, (_, i) => i + 1));
+});
+
+// docs/api.md: a group has at most 256 members (participantIds 1-255 besides you). At the
+// boundary, sends, receipts and typing reach every connected member, and one more is refused.
+test('a group of 256 members: sends, receipts and typing reach every connected member; 257 is refused', async () => {
+    const [A, B, C, D, E] = [await user(), await user(), await user(), await user(), await user()];
+    const log = new Map(); // socket -> events
+    for (const u of [A, B, C, D, E]) {
+        log.set(u, []);
+        u.s.onAny((event, arg) => log.get(u).push({ event, arg }));
+    }
+    const offline = Array.from({ length: 251 }, () => newUserId());
+    const ids = [B.id, C.id, D.id, E.id, ...offline];
+    const tooMany = await api(server, 'POST', '/api/chat/conversations',
+                              { token: A.token, body: { participantIds: [...ids, newUserId()] } });
+    assertApiError(tooMany, 400, 'BAD_REQUEST', '256 participantIds');
+    const r = await api(server, 'POST', '/api/chat/conversations', { token: A.token, body: { participantIds: ids } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.participants.length, 256);
+    const g = r.json._id;
+    const ack = await emitAck(A.s, 'send_message', { conversationId: g, content: 'to 255 others', type: 'text' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    for (const [u, n] of [[B, 'B'], [C, 'C'], [D, 'D'], [E, 'E']]) assert.deepEqual(await gets(u.s, ack.message._id, n), ack.message);
+    const read = await emitAck(B.s, 'mark_read', { conversationId: g, messageId: ack.message._id });
+    assert.deepEqual(read, { ok: true, conversationId: g, seq: 1, unreadCount: 0 });
+    const receipt = (u) => log.get(u).find((e) => e.event === 'messages_read');
+    for (const u of [A, B, C, D, E]) {
+        await waitFor(() => receipt(u), 3000, 'messages_read to every member');
+        assert.equal(receipt(u).arg.readerId, B.id);
+    }
+    assert.deepEqual(await emitAck(C.s, 'typing', { conversationId: g, isTyping: true }), { ok: true });
+    const typing = (u) => log.get(u).filter((e) => e.event === 'typing');
+    for (const u of [A, B, D, E]) {
+        await waitFor(() => typing(u).length === 1, 3000, 'typing to the other members');
+        assert.deepEqual(typing(u)[0].arg, { conversationId: g, userId: C.id, isTyping: true });
+    }
+    // C's own sockets never get its typing: a fence on C's path (a message of D) comes first.
+    const f = await emitAck(D.s, 'send_message', { conversationId: g, content: 'fence', type: 'text' });
+    await gets(C.s, f.message._id, 'C fence');
+    assert.deepEqual(typing(C), []);
+    const h = await api(server, 'GET', `/api/chat/messages/${g}`, { token: E.token });
+    assert.deepEqual(h.json.messages.map((m) => [m.seq, m.read]), [[1, true], [2, false]]);
+});
+
+// A member whose client stops reading (its WebSocket's TCP socket paused) while the others chat:
+// the senders' acks and the other members' deliveries go on, the stalled member's connection
+// is cut once --max-outbound-bytes of unsent bytes wait for it (nothing else grows), and it
+// catches up over REST afterwards with nothing lost.
+test('a member who stops reading is cut at --max-outbound-bytes; the others are unaffected, nothing is lost', async () => {
+    const srv = await startServer({ args: ['--max-outbound-bytes', '65536', '--max-message-length', '60000'] });
+    const sessions = async () => {
+        const m = await (await fetch(`${srv.url}/metrics`)).text();
+        return Number(/^parlor_engineio_sessions (\d+)$/m.exec(m)[1]);
+    };
+    const mk = async () => {
+        const id = newUserId();
+        const token = tokenFor(srv, id);
+        return { id, token, s: await connectUser(srv, token) };
+    };
+    const [A, B, S] = [await mk(), await mk(), await mk()];
+    try {
+        const g = (await api(srv, 'POST', '/api/chat/conversations',
+                             { token: A.token, body: { participantIds: [B.id, S.id] } })).json;
+        assert.equal(await sessions(), 3);
+        const raw = S.s.io.engine.transport.ws._socket;
+        raw.pause();
+        const N = 80; // 80 x 60,000 bytes: far more than the kernel buffers and the 64 KiB queue
+        const acks = [];
+        for (let i = 0; i < N; i++) {
+            const ack = await A.s.timeout(20000).emitWithAck('send_message',
+                { conversationId: g._id, content: `${i} ${'z'.repeat(59990)}`, type: 'text' });
+            assert.equal(ack.ok, true, JSON.stringify(ack).slice(0, 200));
+            acks.push(ack.message);
+        }
+        await waitFor(() => B.s.received.length === N, 20000, () => `B got ${B.s.received.length} of ${N}`);
+        assert.deepEqual(B.s.received.map((m) => m.seq), acks.map((m) => m.seq));
+        for (let t = 0; (await sessions()) !== 2; t++) {
+            assert.ok(t < 200, 'the stalled member was not cut');
+            await sleep(50);
+        }
+        assert.match(srv.stderr(), /outbound queue over 65536 bytes \(slow reader\), closing/);
+        raw.resume();
+        await waitFor(() => !S.s.connected, 10000, 'the stalled client did not see the cut');
+        assert.ok(S.s.received.length < N, `the stalled member got all ${N} messages before the cut`);
+        // It catches up over REST: every message, in order (one per page: a page is queued
+        // whole, and a bigger one than --max-outbound-bytes would be cut too).
+        const h = await fetchHistory(srv, S.token, g._id, 1);
+        assert.deepEqual(h.messages.map((m) => m._id), acks.map((m) => m._id));
+        // and the others still chat
+        const after = await emitAck(B.s, 'send_message', { conversationId: g._id, content: 'still here', type: 'text' });
+        assert.equal(after.message.seq, N + 1);
+        await waitFor(() => A.s.received.some((m) => m._id === after.message._id), 3000, 'A after the cut');
+    } finally {
+        await closeAll([A.s, B.s, S.s]);
+        await srv.stop();
+    }
 });

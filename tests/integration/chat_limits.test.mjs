@@ -129,7 +129,9 @@ test('messages per user with the defaults (10/s, burst 30), and 0 lifts the limi
 });
 
 test('REST requests per user: 429 with Retry-After past the burst, per user, and back after the window', async () => {
-    const RATE = 2;
+    // One token a second: the burst of 5 requests has a whole second (not 400 ms) before a
+    // token comes back, which holds under ASan on 2 cores too.
+    const RATE = 1;
     const BURST = 3;
     const srv = await serve(['--rate-rest-per-s', String(RATE), '--rate-rest-burst', String(BURST)]);
     const [A, B] = [person(srv), person(srv)];
@@ -164,8 +166,9 @@ test('REST requests per user: 429 with Retry-After past the burst, per user, and
 });
 
 test('new connections per IP per window: refused at the handshake (connect_error, HTTP 429), back after the window', async () => {
+    // One connection back every 2 s: three connections have well over a second, not 500 ms.
     const PER_WINDOW = 3;
-    const WINDOW_S = 2;
+    const WINDOW_S = 6;
     const srv = await serve(['--rate-connections-per-ip', String(PER_WINDOW), '--rate-connections-window-s', String(WINDOW_S)]);
     const t0 = Date.now();
     const socks = [];

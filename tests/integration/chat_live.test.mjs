@@ -11,14 +11,18 @@ import {
 } from './chat_helpers.mjs';
 import { RawWs } from './helpers.mjs';
 
-const GRACE_MS = 500;
-const TYPING_TIMEOUT_MS = 800;
-const TYPING_THROTTLE_MS = 300;
+// Shrunk from the defaults, but not below a second where a test needs a step to finish inside
+// the window (a burst within the throttle, a reload within the grace period, a clear before the
+// expiry): those must hold under ASan on two busy cores too.
+const GRACE_MS = 1200;
+const TYPING_TIMEOUT_MS = 2000;
+const TYPING_THROTTLE_MS = 1000;
 const TIMING_ARGS = [
     '--presence-grace-ms', String(GRACE_MS), '--typing-timeout-ms', String(TYPING_TIMEOUT_MS),
     '--typing-throttle-ms', String(TYPING_THROTTLE_MS),
 ];
-// Time for anything still in flight to arrive before we conclude that nothing was sent.
+// Time for anything still in flight to arrive before we conclude that nothing was sent, where
+// a timer (typing expiry, presence grace) decides it; everything else uses fence().
 const QUIET_MS = 250;
 
 let server;
@@ -39,6 +43,20 @@ async function tab(u) {
     u.sockets.push(s);
     if (!u.s) u.s = s;
     return s;
+}
+
+// A fence instead of a quiet time: a fresh (REST-only) user sends each of `users` a message and
+// we wait until every socket of theirs has it. Events that an earlier action sent to those
+// sockets went out before it, so anything that did not arrive by then was never sent.
+async function fence(...users) {
+    for (const u of users) {
+        const f = { id: newUserId(), srv: u.srv };
+        f.token = tokenFor(u.srv, f.id);
+        const m = await restSend(f, { recipientId: u.id, content: 'fence' });
+        for (const s of u.sockets) {
+            await waitFor(() => s.received.some((x) => x._id === m._id), 3000, `fence to ${u.id}`);
+        }
+    }
 }
 
 async function sendTo(from, to, content) {
@@ -113,7 +131,7 @@ test('mark_read: ack, messages_read to the sender and every socket of the reader
     }
     assert.deepEqual(evs[1], evs[0], 'the reader got a different messages_read');
     assert.deepEqual(evs[2], evs[0], 'the reader\'s other tab got a different messages_read');
-    await sleep(QUIET_MS);
+    await fence(A, B, S);
     for (const [sock, who] of [[A.s, 'A'], [B.sockets[0], 'B1'], [B.sockets[1], 'B2']]) {
         assert.equal(count(sock, 'messages_read'), 1, `${who} got messages_read more than once: ${JSON.stringify(sock.events('messages_read'))}`);
     }
@@ -148,7 +166,7 @@ test('the watermark never moves back (socket and REST), and a no-op mark sends n
     // the same message again
     ack = await emitAck(B.s, 'mark_read', { conversationId: cid, messageId: m[2]._id });
     assert.deepEqual(ack, { ok: true, conversationId: cid, seq: 3, unreadCount: 1 }, 'mark_read repeated');
-    await sleep(QUIET_MS);
+    await fence(A, B);
     assert.equal(count(A.s, 'messages_read'), 1, `a backward/repeated mark sent a receipt: ${JSON.stringify(A.s.events('messages_read'))}`);
     assert.equal(count(B.s, 'messages_read'), 1, `a backward/repeated mark sent a receipt: ${JSON.stringify(B.s.events('messages_read'))}`);
     assert.equal(await unreadOf(B, cid), 1, 'unreadCount after backward marks');
@@ -182,7 +200,8 @@ test('unreadCount over REST follows the watermark; PUT /read delivers messages_r
         assertReadEvent(ev, { conversationId: cid, readerId: B.id, seq: 2, messageId: m2._id });
     }
     assert.equal(await unreadOf(B, cid), 1, 'B unread after reading up to 2');
-    // B replies twice: A now has 2 unread, B's count does not include its own messages
+    // B replies twice: A now has 2 unread, B's count does not include its own messages, and
+    // sending did not move B's watermark (docs/api.md, read receipts): m3 stays unread for B
     const b1 = await sendTo(B, A, 'reply 1');
     const b2 = await restSend(B, { conversationId: cid, content: 'reply 2' });
     assert.equal(await unreadOf(A, cid), 2, 'A unread after two replies');
@@ -217,7 +236,7 @@ test('group receipts: every member gets messages_read; the sender\'s message is 
         const ev = await nth(u.s, 'messages_read', 1, () => true, 3000, who);
         assertReadEvent(ev, { conversationId: g._id, readerId: C.id, seq: 2, messageId: m2._id });
     }
-    await sleep(QUIET_MS);
+    await fence(S);
     assert.equal(count(S.s, 'messages_read'), 0, 'a stranger got a group receipt');
     assert.equal(await unreadOf(A, g._id), 1, 'C reading changed A\'s unreadCount');
     assert.equal(await unreadOf(B, g._id), 1, 'C reading changed B\'s unreadCount');
@@ -251,7 +270,7 @@ test('mark_read refusals: not a member, wrong conversation, unknown or malformed
         await assertRefused(B.s, ack, 'BAD_REQUEST', undefined, what);
     }
     assertApiError(await api(server, 'PUT', '/api/chat/messages/xyz/read', { token: B.token }), 400, 'BAD_REQUEST', 'PUT bad id');
-    await sleep(QUIET_MS);
+    await fence(A);
     assert.equal(count(A.s, 'messages_read'), 0, `refused marks sent receipts: ${JSON.stringify(A.s.events('messages_read'))}`);
     assert.equal(await unreadOf(B, cid), 1, 'a refused mark moved B\'s watermark');
     assert.equal((await history(A, cid))[0].read, false, 'a refused mark marked the message read');
@@ -359,7 +378,7 @@ test('typing is relayed to the other members only, as {conversationId, userId, i
         const ev = await nth(u.s, 'typing', 2, () => true, 3000, who);
         assert.deepEqual(ev, { conversationId: g._id, userId: A.id, isTyping: false }, `typing stop seen by ${who}`);
     }
-    await sleep(QUIET_MS);
+    await fence(A, B, S);
     assert.equal(typingEv(A.sockets[0]).length, 0, 'the typing socket got its own typing');
     assert.equal(typingEv(A.sockets[1]).length, 0, 'the typist\'s other tab got its own typing');
     assert.equal(typingEv(S.s).length, 0, 'a stranger got typing');
@@ -367,7 +386,7 @@ test('typing is relayed to the other members only, as {conversationId, userId, i
     // a stop without a start relays nothing
     ack = await emitAck(B.s, 'typing', { conversationId: g._id, isTyping: false });
     assert.deepEqual(ack, { ok: true });
-    await sleep(QUIET_MS);
+    await fence(A);
     assert.equal(typingEv(A.s).length, 0, 'a stop without a start was relayed');
     // typing is never stored
     assert.equal((await history(A, g._id)).length, 0, 'typing left something in the history');
@@ -393,7 +412,7 @@ test('typing refusals: non-members and unknown conversations get NOT_FOUND, bad 
     // without an ack the refusal still arrives as message_error
     S.s.emit('typing', { conversationId: cid, isTyping: true });
     await waitFor(() => S.s.errors.some((e) => e.code === 'NOT_FOUND'), 3000, 'message_error without ack');
-    await sleep(QUIET_MS);
+    await fence(A, B);
     assert.equal(typingEv(A.s).length + typingEv(B.s).length, 0,
                  `refused typing was relayed: ${JSON.stringify([typingEv(A.s), typingEv(B.s)])}`);
 });
@@ -679,4 +698,45 @@ test('a client that goes silent is dropped by the heartbeat (ping options), then
         await sleep(100);
         await srv.stop();
     }
+});
+
+// Racing mark_read from two tabs, and against a new message: the watermark ends at the highest
+// mark, never moves back, and each member sees the receipts in increasing seq order.
+test('mark_read racing from two tabs and against a new message: the highest wins, receipts only go up', async () => {
+    const A = await user();
+    const B = await user(2);
+    const sent = [];
+    for (let i = 0; i < 10; i++) sent.push(await sendTo(A, B, `r${i}`));
+    const cid = sent[0].conversationId;
+    for (let round = 0; round < 5; round++) {
+        const [lo, hi] = [sent[2 * round], sent[2 * round + 1]];
+        const [a1, a2] = await Promise.all([
+            emitAck(B.sockets[0], 'mark_read', { conversationId: cid, messageId: hi._id }),
+            emitAck(B.sockets[1], 'mark_read', { conversationId: cid, messageId: lo._id }),
+        ]);
+        assert.equal(a1.ok && a2.ok, true, JSON.stringify([a1, a2]));
+        assert.equal(a1.seq, hi.seq, 'the higher mark reports its own seq');
+        assert.ok(a2.seq === lo.seq || a2.seq === hi.seq, `the lower mark: ${JSON.stringify(a2)}`);
+    }
+    // against a new message: B reads the 10th while A sends the 11th
+    const [mark, m11] = await Promise.all([
+        emitAck(B.sockets[0], 'mark_read', { conversationId: cid, messageId: sent[9]._id }),
+        sendTo(A, B, 'r10'),
+    ]);
+    assert.equal(mark.seq, 10);
+    assert.ok(mark.unreadCount === 0 || mark.unreadCount === 1, JSON.stringify(mark));
+    await gets(B.sockets[1], m11._id, 'B2');
+    assert.equal(await unreadOf(B, cid), 1, 'the new message is unread, the rest read');
+    // Every socket's receipts for B only go up, and end at 10 (fence: A's own later mark).
+    const done = await emitAck(A.s, 'mark_read', { conversationId: cid, messageId: m11._id });
+    assert.equal(done.ok, true);
+    for (const s of [A.s, ...B.sockets]) {
+        await waitFor(() => s.events('messages_read').some((e) => e.readerId === A.id), 3000, 'A\'s receipt');
+        const seqs = s.events('messages_read').filter((e) => e.readerId === B.id).map((e) => e.seq);
+        assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `receipts went back: ${seqs}`);
+        assert.equal(new Set(seqs).size, seqs.length, `a receipt repeated: ${seqs}`);
+        assert.equal(seqs[seqs.length - 1], 10);
+    }
+    const h = await history(B, cid);
+    assert.deepEqual(h.map((m) => m.read), [...Array(10).fill(true), false]);
 });

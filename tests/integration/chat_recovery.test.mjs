@@ -8,6 +8,7 @@
 // Engine.IO transport may come back by itself, but the Socket.IO session only after the sends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import {
     startServer, connectLogged, emitAck, api, tokenFor, newUserId, newSecret, mkDataDir,
     assertMessage, waitFor, sleep, once, serverPerFile,
@@ -53,6 +54,8 @@ async function recoverable(srv, token, extra = {}) {
         ...extra,
     });
     open.push(sock);
+    sock.srv = srv;
+    sock.userId = JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
     sock.gate = gate;
     sock.connects = 1;
     sock.on('connect', () => sock.connects++);
@@ -82,15 +85,24 @@ async function gets(sock, id, what) {
 }
 const ids = (list) => list.map((m) => m._id);
 
+// A fence instead of a quiet time: a message from a fresh user to the socket's user, sent now,
+// arrives after anything the server still had for the socket (replay comes before live
+// delivery). It is taken out of sock.received again.
+async function fence(sock, srv = sock.srv) {
+    const m = await restSend(srv, person(srv), { recipientId: sock.userId, content: 'fence' });
+    await gets(sock, m._id, 'the fence');
+    sock.received.splice(sock.received.findIndex((x) => x._id === m._id), 1);
+}
+
 // Wait for the reconnection (through the gate) and for `expected` to have arrived; then check
 // that the client got exactly `expected` after `before` entries, in order, each once.
-async function expectRecovered(sock, beforeCount, expected, what) {
+async function expectRecovered(sock, beforeCount, expected, what, srv = sock.srv) {
     sock.gate.open();
     await waitFor(() => sock.connected, 5000, `${what}: the client did not reconnect`);
     assert.equal(sock.recovered, true, `${what}: socket.recovered is ${sock.recovered} after the reconnection`);
     await waitFor(() => sock.received.length >= beforeCount + expected.length, 3000,
                   () => `${what}: missed messages not replayed: wanted ${JSON.stringify(ids(expected))}, got ${JSON.stringify(ids(sock.received.slice(beforeCount)))}`);
-    await sleep(200); // anything extra (duplicates) would arrive now
+    await fence(sock, srv); // anything extra (duplicates) has arrived by now
     const got = sock.received.slice(beforeCount);
     assert.deepEqual(ids(got), ids(expected), `${what}: replayed messages (order, no duplicates, nothing else)`);
     for (let i = 0; i < got.length; i++) {
@@ -158,7 +170,7 @@ test('a client whose transport drops while messages are sent gets all of them on
     // live delivery goes on, once
     const live = await sendAck(b, { recipientId: A.id, content: 'live again' });
     await gets(a, live._id, 'A after recovery');
-    await sleep(150);
+    await fence(a);
     assert.equal(a.received.filter((m) => m._id === live._id).length, 1, 'a live message after recovery arrived twice');
     // and a second drop recovers from the newer offset, not from the start
     const base2 = a.received.length;
@@ -297,27 +309,59 @@ test('the sending socket is not sent its own acknowledged messages again on reco
               'the socket that sent (and got the ack for) a message received it again as receive_message');
 });
 
-test('a pid is only honoured for its own user, and a fresh client is not "recovered"', async () => {
+// A pid as the server issues it: "<32 hex>-<position>-<8 random>". The random part's alphabet
+// contains '-', so it is the rest after the second dash, not a split on '-'.
+function parsePid(pid) {
+    const m = /^([0-9a-f]{32})-(0|[1-9][0-9]{0,17})-([A-Za-z0-9_-]{8})$/.exec(pid);
+    assert.ok(m, `pid ${JSON.stringify(pid)} is not in the documented form`);
+    return { hash: m[1], pos: m[2], rnd: m[3] };
+}
+// 8 random characters of the pid alphabet, other than `not`.
+function otherRnd(not) {
+    for (;;) {
+        const r = randomBytes(6).toString('base64url');
+        if (r !== not) return r;
+    }
+}
+
+// Connect `who` with auth {pid, offset: '0'} and return the socket once a fence message sent
+// after the CONNECT has arrived: a replay comes before live delivery, so anything received
+// before the fence was replayed. socket.io-client sets `recovered` only when the answer repeats
+// the socket's own earlier pid, never on a first connection: the answer's pid (sock._pid) is what
+// tells whether the server resumed the session.
+async function connectWithPid(who, pid, sender) {
+    const c = await connectLogged(server, who.token, { auth: { token: who.token, pid, offset: '0' } });
+    open.push(c);
+    const fence = await restSend(server, sender, { recipientId: who.id, content: 'fence' });
+    await gets(c, fence._id, 'the fence');
+    c.replayed = c.received.slice(0, c.received.findIndex((m) => m._id === fence._id));
+    return c;
+}
+
+test('a pid is only honoured for its own user; a socket without one starts a new session', async () => {
     const A = person();
     const B = person();
     const E = person(); // eavesdropper
     const a = await connectLogged(server, A.token);
     open.push(a);
     const pid = a._pid;
+    const issued = parsePid(pid);
     const m = await restSend(server, B, { recipientId: A.id, content: 'secret' });
     await gets(a, m._id, 'A');
-    // E presents A's pid and an offset before A's message
-    const e = await connectLogged(server, E.token, { auth: { token: E.token, pid, offset: '0' } });
-    open.push(e);
-    await sleep(300);
-    assert.equal(e.received.length, 0, `another user's pid replayed ${e.received.length} messages: ${JSON.stringify(ids(e.received))}`);
-    assert.notEqual(e._pid, pid, 'the server confirmed another user\'s pid');
-    // A fresh socket of A without a pid: nothing replayed
+    // E presents A's pid and an offset before A's message: a fresh session of E's own.
+    const e = await connectWithPid(E, pid, B);
+    assert.deepEqual(ids(e.replayed), [], 'another user\'s pid replayed messages');
+    assert.notEqual(parsePid(e._pid).hash, issued.hash, 'the server confirmed another user\'s pid');
+    // A fresh socket of A without a pid: a new session (same user hash, new random part), no replay.
     const a2 = await connectLogged(server, A.token);
     open.push(a2);
-    await sleep(300);
-    assert.equal(a2.received.length, 0, 'a fresh socket got a replay');
+    const fresh = parsePid(a2._pid);
+    assert.equal(fresh.hash, issued.hash, 'the first part names the user');
+    assert.notEqual(fresh.rnd, issued.rnd, 'a fresh session reused another session\'s random part');
     assert.equal(a2.recovered, false);
+    const fence = await restSend(server, B, { recipientId: A.id, content: 'fence 2' });
+    await gets(a2, fence._id, 'A fresh');
+    assert.deepEqual(ids(a2.received), [fence._id], 'a fresh socket got a replay');
 });
 
 test('a pid is honoured only in the form it was issued in', async () => {
@@ -326,37 +370,59 @@ test('a pid is honoured only in the form it was issued in', async () => {
     const a = await connectLogged(server, A.token);
     open.push(a);
     const pid = a._pid;
-    const [hash, pos, rnd] = pid.split('-');
-    assert.match(pid, /^[0-9a-f]{32}-(0|[1-9][0-9]*)-[A-Za-z0-9_-]{8}$/);
+    const { hash, pos, rnd } = parsePid(pid);
     const m = await restSend(server, B, { recipientId: A.id, content: 'for the issued pid only' });
     await gets(a, m._id, 'A');
-    // The same position spelled with a leading zero, or a different random part, is a
-    // different pid: the answer is a new session and nothing is replayed.
-    for (const bad of [`${hash}-0${pos}-${rnd}`, `${hash}-${pos}-${rnd}x`, `${hash}-${pos}-${rnd.slice(1)}`]) {
-        const c = await connectLogged(server, A.token, { auth: { token: A.token, pid: bad, offset: '0' } });
-        open.push(c);
-        await sleep(200);
-        assert.equal(c.recovered, false, `pid ${bad} was recovered`);
-        assert.notEqual(c._pid, bad);
-        assert.equal(c.received.length, 0, `pid ${bad} replayed ${c.received.length} messages`);
+    // Forms the server never issues, each breaking one rule and keeping the rest: a leading
+    // zero, a sign, a random part of 9 or 7, uppercase hex, a position over 18 digits, no
+    // position, a character outside the alphabet (same length as the real pid).
+    const bad = [`${hash}-0${pos}-${rnd}`, `${hash}-+${pos}-${rnd}`, `${hash}-${pos}-${rnd}x`,
+                 `${hash}-${pos}-${rnd.slice(1)}`, `${hash.toUpperCase()}-${pos}-${rnd}`,
+                 `${hash}-${'9'.repeat(19)}-${rnd}`, `${hash}--${rnd}`, `${hash}-${pos}-${rnd.slice(0, 7)}!`];
+    for (const b of bad) {
+        const c = await connectWithPid(A, b, B);
+        assert.notEqual(c._pid, b, `pid ${b} was resumed`);
+        assert.deepEqual(ids(c.replayed), [], `pid ${b} replayed messages`);
+        assert.equal(parsePid(c._pid).hash, hash);
     }
     // The issued pid itself is honoured (a second tab of the same session, replaying after 0).
-    const again = await connectLogged(server, A.token, { auth: { token: A.token, pid, offset: '0' } });
-    open.push(again);
-    await gets(again, m._id, 'A again');
+    const again = await connectWithPid(A, pid, B);
     assert.equal(again._pid, pid);
+    assert.deepEqual(ids(again.replayed).slice(0, 1), [m._id]);
+});
+
+// docs/api.md: "Any valid token of the same user may resume a pid": the pid is not a secret, and
+// a pid of the right form for the user, whatever its random part, resumes from the offset.
+test('any pid of the issued form for the same user resumes the stream', async () => {
+    const A = person();
+    const B = person();
+    const a = await connectLogged(server, A.token);
+    open.push(a);
+    const { hash, pos, rnd } = parsePid(a._pid);
+    const m = await restSend(server, B, { recipientId: A.id, content: 'replayed for any pid of A' });
+    await gets(a, m._id, 'A');
+    const forged = `${hash}-${pos}-${otherRnd(rnd)}`;
+    assert.equal(forged.length, a._pid.length);
+    const c = await connectWithPid(A, forged, B);
+    assert.equal(c._pid, forged, 'a same-form pid of the same user was not resumed');
+    assert.deepEqual(ids(c.replayed), [m._id]);
+    // With a token of the same user that is another token (other iat/exp) it is the same.
+    const other = { id: A.id, token: tokenFor(server, A.id, { exp: Math.floor(Date.now() / 1000) + 600 }) };
+    const d = await connectWithPid(other, a._pid, B);
+    assert.equal(d._pid, a._pid);
+    assert.equal(ids(d.replayed)[0], m._id);
 });
 
 // ---------------------------------------------------------------- across a restart
 
-async function restartScenario(how) {
+async function restartScenario(how, clientOpts = {}) {
     const dataDir = mkDataDir();
     const secret = newSecret();
     let srv = await startServer({ dataDir, secret });
     const port = srv.port;
     const A = person(srv);
     const B = person(srv);
-    const a = await recoverable(srv, A.token);
+    const a = await recoverable(srv, A.token, clientOpts);
     const first = await restSend(srv, B, { recipientId: A.id, content: 'before the restart' });
     await gets(a, first._id, 'A before the restart');
     const base = a.received.length;
@@ -373,7 +439,7 @@ async function restartScenario(how) {
     missed.push(await sendAck(b, { conversationId: first.conversationId, content: 'over a socket' }));
     assert.equal(a.connected, false, 'reconnected before the gate opened');
     await waitFor(() => a.gate.waiting, 5000, 'the client did not get its transport back to the restarted server');
-    await expectRecovered(a, base, missed, `across a ${how} restart`);
+    await expectRecovered(a, base, missed, `across a ${how} restart`, srv);
     const live = await sendAck(b, { recipientId: A.id, content: 'live after the restart' });
     await gets(a, live._id, 'A live after the restart');
     for (const m of missed) assertMessage(m, { sender: B.id, recipient: A.id, conversationId: first.conversationId, content: m.content });
@@ -389,6 +455,10 @@ test('recovery across a server restart (SIGTERM) on the same data directory and 
 
 test('recovery across a server crash (kill -9) on the same data directory and port', async () => {
     await restartScenario('SIGKILL');
+});
+
+test('a polling-only client across a server crash (kill -9) and restart: recovered, nothing lost', async () => {
+    await restartScenario('SIGKILL', { transports: ['polling'] });
 });
 
 test('a client that cannot be recovered catches up with the REST history after its last seq', async () => {

@@ -92,12 +92,18 @@ export function spawnParlor(argv, fields, { env = {}, stdout = 'pipe' } = {}) {
 }
 
 // Runs start(port) on `port`, or on a free port, retried when another process took the free
-// port between freePort() and bind() (the error says maybePortRace).
+// port between freePort() and bind() (the error says maybePortRace). A given port (a restart on
+// the port clients reconnect to) is retried for up to 5 s while it is in use: the old server's
+// port is in the ephemeral range, so a reconnecting client's own socket may hold it for a moment.
 export async function onFreePort(port, start) {
     for (let attempt = 0; ; attempt++) {
         try {
             return await start(port ?? (await freePort()));
         } catch (err) {
+            if (port !== undefined && err.addressInUse && attempt < 20) {
+                await sleep(250);
+                continue;
+            }
             if (port !== undefined || attempt >= 2 || !err.maybePortRace) throw err;
         }
     }
@@ -183,6 +189,7 @@ function waitListening(proc, exitPromise, value, onStderr) {
         exitPromise.then(({ code, signal }) => {
             const e = new Error(`server exited before listening (code ${code}, signal ${signal})`);
             e.maybePortRace = /in use|EADDRINUSE/i.test(err);
+            e.addressInUse = /address already in use|EADDRINUSE/i.test(err);
             finish(e);
         });
     });

@@ -127,11 +127,10 @@ describe('header timeout (--header-timeout-ms 300)', () => {
             await busy;
             assert.ok(rec.closedAt !== null, 'connection still open after 2 s');
             const ms = rec.closedAt - t0;
-            assert.ok(ms >= HEADER_TIMEOUT - 50 && ms <= 1000, `closed after ${ms} ms`);
-            // Closing silently or with a 408 are both fine; anything else is not.
-            const { responses } = parseHttpResponses(rec.data);
-            assert.ok(responses.every((r) => r.status === 408),
-                      `unexpected response ${rec.text().slice(0, 200)}`);
+            // Well before the 2 s race above and the 10 s default: the option is in force.
+            assert.ok(ms >= HEADER_TIMEOUT - 50 && ms <= 1900, `closed after ${ms} ms`);
+            // docs/api.md: the connection is closed without an answer (no 408).
+            assert.equal(rec.text(), '', `unexpected response ${rec.text().slice(0, 200)}`);
         } finally {
             sock.destroy();
         }

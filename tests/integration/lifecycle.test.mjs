@@ -61,7 +61,7 @@ for (const [name, transports] of [['default transports', undefined],
             const firstAuth = once(socket, 'auth', 3000);
             assert.deepEqual((await firstAuth)[0], auth);
             const firstId = socket.id;
-            assert.equal(await socket.emitWithAck('message-with-ack', 1), 1);
+            assert.equal(await socket.timeout(5000).emitWithAck('message-with-ack', 1), 1);
 
             const disc = once(socket, 'disconnect', 5000);
             await server.stop();
@@ -75,7 +75,7 @@ for (const [name, transports] of [['default transports', undefined],
             assert.deepEqual((await authAgain)[0], auth);
             assert.equal(socket.connected, true);
             assert.notEqual(socket.id, firstId, 'a new server knows nothing of the old session');
-            assert.equal(await socket.emitWithAck('message-with-ack', 2), 2);
+            assert.equal(await socket.timeout(5000).emitWithAck('message-with-ack', 2), 2);
             const back = once(socket, 'message-back');
             socket.emit('message', 'after restart', Buffer.from([1, 2]));
             const [text, bin] = await back;

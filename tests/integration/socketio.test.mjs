@@ -112,7 +112,7 @@ for (const mode of MODES) {
 
         test('message-with-ack is acknowledged with the same arguments', async () => {
             const { socket } = await conn('/');
-            assert.deepStrictEqual(await socket.emitWithAck('message-with-ack', { a: [1, 'b'] }),
+            assert.deepStrictEqual(await socket.timeout(5000).emitWithAck('message-with-ack', { a: [1, 'b'] }),
                                    { a: [1, 'b'] });
             const all = await withTimeout(new Promise((resolve) => {
                 socket.emit('message-with-ack', ...TEXT_ARGS, (...res) => resolve(res));
@@ -120,7 +120,7 @@ for (const mode of MODES) {
             assert.deepStrictEqual(all, viaJson(TEXT_ARGS));
             // acks are matched by id: interleaved requests each get their own answer
             const many = await Promise.all([...Array(20).keys()].map(
-                (i) => socket.emitWithAck('message-with-ack', `n${i}`)));
+                (i) => socket.timeout(5000).emitWithAck('message-with-ack', `n${i}`)));
             assert.deepEqual(many, [...Array(20).keys()].map((i) => `n${i}`));
         });
 
@@ -137,7 +137,7 @@ for (const mode of MODES) {
                 socket.emit('message-with-ack', ...BIN_ARGS, (...r) => resolve(r));
             }), 3000, 'binary ack');
             assert.deepStrictEqual(normalizeBinary(res), normalizeBinary(BIN_ARGS));
-            const one = await socket.emitWithAck('message-with-ack', Buffer.from([7, 7]));
+            const one = await socket.timeout(5000).emitWithAck('message-with-ack', Buffer.from([7, 7]));
             assert.deepStrictEqual(normalizeBinary(one), Buffer.from([7, 7]));
         });
 
@@ -149,7 +149,7 @@ for (const mode of MODES) {
             const ms = Date.now() - t0;
             assert.ok(ms >= 290 && ms < 1000, `rejected after ${ms} ms`);
             assert.equal(socket.connected, true);
-            assert.equal(await socket.emitWithAck('message-with-ack', 'alive'), 'alive');
+            assert.equal(await socket.timeout(5000).emitWithAck('message-with-ack', 'alive'), 'alive');
         });
 
         test('namespace /custom gets its own auth and echoes', async () => {
@@ -159,7 +159,7 @@ for (const mode of MODES) {
             socket.emit('message', 'in custom', Buffer.from([1]));
             assert.deepStrictEqual(normalizeBinary(await back),
                                    ['in custom', Buffer.from([1])]);
-            assert.equal(await socket.emitWithAck('message-with-ack', 'c'), 'c');
+            assert.equal(await socket.timeout(5000).emitWithAck('message-with-ack', 'c'), 'c');
         });
 
         test('an unknown namespace is refused with connect_error "Invalid namespace"',
@@ -181,7 +181,7 @@ for (const mode of MODES) {
             const authAgain = nextEvent(socket, 'auth');
             socket.connect();
             assert.deepEqual((await authAgain)[0], { v: 1 });
-            assert.equal(await socket.emitWithAck('message-with-ack', 'again'), 'again');
+            assert.equal(await socket.timeout(5000).emitWithAck('message-with-ack', 'again'), 'again');
         });
     });
 }
@@ -227,8 +227,8 @@ describe('multiplexing', () => {
         assert.equal((await badErr)[0].message, 'Invalid namespace');
         assert.equal(root.io, custom.io);
 
-        const [a, b] = await Promise.all([root.emitWithAck('message-with-ack', 'r'),
-                                          custom.emitWithAck('message-with-ack', 'c')]);
+        const [a, b] = await Promise.all([root.timeout(5000).emitWithAck('message-with-ack', 'r'),
+                                          custom.timeout(5000).emitWithAck('message-with-ack', 'c')]);
         assert.deepEqual([a, b], ['r', 'c']);
         // an event on one namespace is not delivered on the other
         let leaked = false;
@@ -242,13 +242,13 @@ describe('multiplexing', () => {
         const disc = once(custom, 'disconnect');
         custom.disconnect();
         assert.equal((await disc)[0], 'io client disconnect');
-        assert.equal(await root.emitWithAck('message-with-ack', 'still'), 'still');
+        assert.equal(await root.timeout(5000).emitWithAck('message-with-ack', 'still'), 'still');
         assert.equal(leaked, false);
 
         const again = once(custom, 'auth');
         custom.connect();
         assert.deepEqual((await again)[0], { who: 'custom' });
-        assert.equal(await custom.emitWithAck('message-with-ack', 'back'), 'back');
+        assert.equal(await custom.timeout(5000).emitWithAck('message-with-ack', 'back'), 'back');
         m.engine.close();
     });
 });

@@ -533,8 +533,15 @@ static struct {
     int fd;
     char conv[ID_SIZE];
     test_req_t reqs[64];
+    char content[64][32]; /* each message says which it is: "must survive <k>" */
+    int64_t next_k;
     int n;
 } child;
+
+/* What the child tells the parent for each ack: the seq it got and the message it was. */
+typedef struct {
+    int64_t seq, k;
+} ack_rec_t;
 
 static void child_submit(test_req_t *t);
 
@@ -543,17 +550,21 @@ static void child_done(store_req_t *r)
     test_req_t *t = container_of(r, test_req_t, req);
     if (r->status != STORE_OK) _exit(3);
     /* The ack: only now may anyone learn that the message exists. */
-    int64_t seq = r->u.message_insert.msg.seq;
-    if (write(child.fd, &seq, sizeof seq) != sizeof seq) _exit(4);
+    ack_rec_t rec = {r->u.message_insert.msg.seq, t->index};
+    if (write(child.fd, &rec, sizeof rec) != sizeof rec) _exit(4);
     child_submit(t);
 }
 
 static void child_submit(test_req_t *t)
 {
+    int slot = (int)(t - child.reqs);
     req_init(t, STORE_OP_MESSAGE_INSERT, child_done);
+    t->index = (int)child.next_k++;
+    int len =
+        snprintf(child.content[slot], sizeof child.content[slot], "must survive %d", t->index);
     t->req.u.message_insert.sender = STR_LIT("alice");
     t->req.u.message_insert.conversation_id = str_make(child.conv, ID_LEN);
-    t->req.u.message_insert.content = STR_LIT("must survive");
+    t->req.u.message_insert.content = str_make(child.content[slot], (size_t)len);
     if (store_submit(child.store, &t->req) != STORE_OK) _exit(5);
 }
 
@@ -589,19 +600,31 @@ static void test_kill9_durability(void)
     close(fds[1]);
     CHECK(pid > 0);
     if (pid <= 0) return;
-    int64_t seq, max_acked = 0, acks = 0;
-    while (acks < 3000 && read(fds[0], &seq, sizeof seq) == sizeof seq) {
-        if (seq > max_acked) max_acked = seq;
+    /* acked_k[seq] = which message the ack for seq said it was (-1: no ack seen). Writes of
+     * one record are atomic on a pipe, so reads of one record get whole records. */
+    enum { MAX_SEQ = 8192 };
+    static int64_t acked_k[MAX_SEQ];
+    for (int i = 0; i < MAX_SEQ; i++) acked_k[i] = -1;
+    ack_rec_t rec;
+    int64_t max_acked = 0, acks = 0;
+    bool killed = false;
+    for (;;) {
+        if (!killed && acks >= 3000) {
+            kill(pid, SIGKILL);
+            killed = true;
+        }
+        /* After the kill: acks that were already in the pipe count too. */
+        if (read(fds[0], &rec, sizeof rec) != sizeof rec) break;
+        CHECK(rec.seq >= 1 && rec.seq < MAX_SEQ);
+        if (rec.seq < 1 || rec.seq >= MAX_SEQ) break;
+        CHECK(acked_k[rec.seq] == -1); /* one ack per seq */
+        acked_k[rec.seq] = rec.k;
+        if (rec.seq > max_acked) max_acked = rec.seq;
         acks++;
     }
-    kill(pid, SIGKILL);
+    if (!killed) kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
-    /* Acks that were already in the pipe count too. */
-    while (read(fds[0], &seq, sizeof seq) == sizeof seq) {
-        if (seq > max_acked) max_acked = seq;
-        acks++;
-    }
     close(fds[0]);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     CHECK(acks >= 3000);
@@ -620,17 +643,31 @@ static void test_kill9_durability(void)
         /* No gap anywhere below the last acknowledged seq. */
         char conv[ID_SIZE];
         memcpy(conv, l.convs[0].id, ID_SIZE);
-        int64_t after = 0, n = 0;
+        int64_t after = 0, n = 0, checked = 0;
         for (;;) {
             store_arena_t pa = {buf, sizeof buf, 0, 0};
             store_messages_after_t op = {.conversation_id = str_make(conv, ID_LEN),
                                          .after_seq = after,
                                          .limit = STORE_PAGE_MAX};
             if (store_sqlite_messages_after(db, &op, &pa) != STORE_OK || op.count == 0) break;
-            for (size_t i = 0; i < op.count; i++) n += op.msgs[i].seq == after + 1 + (int64_t)i;
+            for (size_t i = 0; i < op.count; i++) {
+                const store_message_t *m = &op.msgs[i];
+                n += m->seq == after + 1 + (int64_t)i;
+                /* Every acknowledged message is stored under the seq its ack gave, with its own
+                 * content (not another message's), and no message is stored twice. */
+                if (m->seq < MAX_SEQ && acked_k[m->seq] >= 0) {
+                    char want[32];
+                    int len = snprintf(want, sizeof want, "must survive %lld",
+                                       (long long)acked_k[m->seq]);
+                    CHECK(str_eq(m->content, str_make(want, (size_t)len)));
+                    acked_k[m->seq] = -2; /* found */
+                    checked++;
+                }
+            }
             after = op.msgs[op.count - 1].seq;
         }
         CHECK_EQ_INT(n, last);
+        CHECK_EQ_INT(checked, acks);
         fprintf(stderr, "  killed after %lld acks; %lld acknowledged, %lld stored\n",
                 (long long)acks, (long long)max_acked, (long long)last);
     }
