@@ -33,7 +33,7 @@ const char *store_strerror(int code);
 #define STORE_ROLE_MAX          32
 #define STORE_SECRET_MAX        512 /* password hashes */
 #define STORE_CLIENT_MSG_ID_MAX 128
-#define STORE_CONTENT_MAX       65536
+#define STORE_CONTENT_MAX       240000 /* --max-message-length at most 60,000 code points of 4 bytes */
 #define STORE_GROUP_MAX         256 /* members of a group, creator included */
 #define STORE_PAGE_DEFAULT      50  /* limit 0 means this */
 #define STORE_PAGE_MAX          200 /* larger limits are clamped */
