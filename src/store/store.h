@@ -26,14 +26,15 @@ enum {
 
 const char *store_strerror(int code);
 
-/* Bounds the store enforces itself (the chat layer usually enforces tighter ones). */
+/* Bounds the store enforces itself (the chat layer usually enforces tighter ones). Content:
+ * --max-message-length allows 60,000 code points of up to 4 bytes each. */
 #define STORE_USER_ID_MAX       64 /* docs/api.md: 1-64 of [A-Za-z0-9_-] */
 #define STORE_USERNAME_MAX      64
 #define STORE_NAME_MAX          256 /* user names, titles, file names */
 #define STORE_ROLE_MAX          32
 #define STORE_SECRET_MAX        512 /* password hashes */
 #define STORE_CLIENT_MSG_ID_MAX 128
-#define STORE_CONTENT_MAX       240000 /* --max-message-length at most 60,000 code points of 4 bytes */
+#define STORE_CONTENT_MAX       240000
 #define STORE_GROUP_MAX         256 /* members of a group, creator included */
 #define STORE_PAGE_DEFAULT      50  /* limit 0 means this */
 #define STORE_PAGE_MAX          200 /* larger limits are clamped */
