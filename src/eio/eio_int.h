@@ -50,6 +50,7 @@ struct eio_session {
     char sid[SID_LEN + 1];
     uint8_t transport;
     uint8_t state;
+    uint8_t protocol; /* 4, or 3 (EIO=3, with allow_eio3) */
     eio_server_t *srv;
     eio_session_t *hash_next;
     ws_conn_t *ws;     /* the WebSocket transport */
@@ -76,7 +77,10 @@ struct eio_server {
     eio_session_t **buckets;
     size_t nbuckets, count;
     timerq_t ping_tq, pong_tq, reap_tq;
-    rbuf_t *ping_pkt, *noop_pkt, *close_pkt;
+    /* v3 sessions: the client pings; a session whose client has not pinged for pingInterval +
+     * pingTimeout is closed (as engine.io does for EIO=3). */
+    timerq_t v3_tq;
+    rbuf_t *ping_pkt, *noop_pkt, *close_pkt, *pong_pkt;
     bool shutting_down;
     char cors_origins[512];
 };

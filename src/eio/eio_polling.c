@@ -1,5 +1,6 @@
 /* Engine.IO long-polling transport: the per-session output queue (bounded, see queue_cap),
  * GET responses that carry it, and POST bodies decoded into packets. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@ static size_t queue_cap(const eio_server_t *srv)
 static size_t queued_cost(const rbuf_t *r)
 {
     size_t n = r->len - eio_frame_payload_offset(r);
+    /* v3: "b4" and a "<length>:" prefix of at most 20 digits instead of "b" and 0x1e; the
+     * 64-byte overhead covers the difference, so the cap holds for both. */
     return (eio_frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1 + EIO_QUEUED_PACKET_COST;
 }
 
@@ -89,9 +92,23 @@ static http_conn_t *take_poll(eio_session_t *s)
 void eio_polling_answer(eio_session_t *s, const char *body)
 {
     http_conn_t *hc = take_poll(s);
+    char framed[32];
+    if (s->protocol == 3) { /* v3: one length-prefixed packet */
+        snprintf(framed, sizeof framed, "%zu:%s", strlen(body), body);
+        body = framed;
+    }
     http_respond(hc, 200, "text/plain; charset=UTF-8", s->pl->poll_hdrs, body, strlen(body));
     free(s->pl->poll_hdrs);
     s->pl->poll_hdrs = NULL;
+}
+
+/* The packet a built frame holds: a text frame "<type><data>", a binary one message bytes. */
+static eio_packet_t v3_packet_of(const rbuf_t *r)
+{
+    size_t off = eio_frame_payload_offset(r), n = r->len - off;
+    if (eio_frame_is_binary(r))
+        return (eio_packet_t){EIO_MESSAGE, true, (const uint8_t *)r->data + off, n};
+    return (eio_packet_t){r->data[off] - '0', false, (const uint8_t *)r->data + off + 1, n - 1};
 }
 
 /* Answers the pending GET with every queued packet, joined by 0x1e. */
@@ -100,9 +117,15 @@ void eio_polling_flush(eio_session_t *s)
     eio_polling_t *pl = s->pl;
     if (!pl || !pl->poll || pl->outq_len == 0) return;
     size_t total = 0;
+    bool v3 = s->protocol == 3;
     for (uint32_t i = 0; i < pl->outq_len; i++) {
         rbuf_t *r = pl->outq[i];
         size_t off = eio_frame_payload_offset(r), n = r->len - off;
+        if (v3) {
+            eio_packet_t pk = v3_packet_of(r);
+            total += eio3_packet_encoded_len_polling(&pk);
+            continue;
+        }
         total += (eio_frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1;
     }
     char *body = malloc(total);
@@ -112,6 +135,12 @@ void eio_polling_flush(eio_session_t *s)
     for (uint32_t i = 0; i < pl->outq_len; i++) {
         rbuf_t *r = pl->outq[i];
         size_t off = eio_frame_payload_offset(r), n = r->len - off;
+        if (v3) {
+            eio_packet_t pk = v3_packet_of(r);
+            p += eio3_packet_encode_polling(&pk, body + p);
+            if (!pk.binary && n == 1 && pk.type == EIO_CLOSE) closing = true;
+            continue;
+        }
         if (i) body[p++] = 0x1e;
         if (eio_frame_is_binary(r)) {
             body[p++] = 'b';
@@ -193,7 +222,8 @@ int eio_polling_request(eio_server_t *srv, eio_session_t *s, http_conn_t *hc,
         char *copy = malloc(body.len ? body.len : 1);
         if (!copy) return HTTP_DONE;
         memcpy(copy, body.ptr, body.len);
-        int rc = eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
+        int rc = s->protocol == 3 ? eio3_payload_decode(copy, body.len, on_payload_packet, &ctx)
+                                  : eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
         free(copy);
         if (rc < 0 && eio_table_find(srv, str_make(ctx.sid, SID_LEN)) == s) {
             log_debug("eio %s: malformed payload, closing", s->sid);

@@ -210,6 +210,14 @@ static void on_pong_missing(timerq_t *q, tq_entry_t *e)
     eio_session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
 }
 
+/* A v3 client sent no ping for pingInterval + pingTimeout. */
+static void on_v3_ping_missing(timerq_t *q, tq_entry_t *e)
+{
+    eio_session_t *s = session_of_hb(e);
+    log_debug("eio %s: no ping from the v3 client, closing", s->sid);
+    eio_session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
+}
+
 static void on_reap(timerq_t *q, tq_entry_t *e)
 {
     eio_session_t *s = session_of_hb(e);
@@ -228,10 +236,31 @@ void eio_session_close_deferred(eio_session_t *s, const char *reason)
     timerq_add(&s->srv->reap_tq, &s->hb);
 }
 
+/* A v3 binary WebSocket frame carries the packet type first: 0x04 then the bytes. The shared
+ * (v4) frame is copied for this session. */
+static void ws_send_v3_binary(ws_conn_t *ws, const rbuf_t *pkt)
+{
+    size_t off = eio_frame_payload_offset(pkt), n = pkt->len - off;
+    uint8_t hdr[10];
+    size_t hl = ws_frame_header(hdr, true, WS_OP_BINARY, n + 1);
+    rbuf_t *r = rbuf_new(hl + 1 + n);
+    if (!r) return;
+    memcpy(r->data, hdr, hl);
+    r->data[hl] = EIO_MESSAGE;
+    if (n) memcpy(r->data + hl + 1, pkt->data + off, n);
+    ws_conn_send_frame(ws, r);
+    rbuf_unref(r);
+}
+
 static void send_built(eio_session_t *s, rbuf_t *pkt)
 {
     if (s->transport == TRANSPORT_WEBSOCKET) {
-        if (s->ws) ws_conn_send_frame(s->ws, pkt);
+        if (!s->ws) return;
+        if (s->protocol == 3 && eio_frame_is_binary(pkt)) {
+            ws_send_v3_binary(s->ws, pkt);
+            return;
+        }
+        ws_conn_send_frame(s->ws, pkt);
         return;
     }
     eio_polling_send(s, pkt);
@@ -324,6 +353,14 @@ void eio_handle_packet(eio_session_t *s, const eio_packet_t *p)
         timerq_add(&srv->ping_tq, &s->hb);
         break;
     case EIO_PING:
+        if (s->protocol == 3) {
+            /* v3: the client pings and the server answers (the pong is queued output like any
+             * other: a client that pings without reading hits the polling queue cap or, over
+             * WebSocket, the outbound cap). The heartbeat timer restarts. */
+            timerq_add(&srv->v3_tq, &s->hb);
+            send_built(s, srv->pong_pkt);
+            break;
+        }
         /* In Engine.IO v4 the server pings and the client answers; engine.io 6 closes a
          * session whose client pings ("invalid heartbeat direction"). So does Parlor: a pong
          * for each client ping would let a client make the server queue without bound.
@@ -351,7 +388,15 @@ static void ws_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data, si
 {
     eio_session_t *s = ud;
     eio_packet_t p;
-    if (opcode == WS_OP_BINARY) {
+    if (opcode == WS_OP_BINARY && s->protocol == 3) {
+        /* v3: the first byte is the packet type; only a message can be binary. */
+        if (len == 0 || data[0] != EIO_MESSAGE) {
+            log_debug("eio %s: invalid v3 binary packet, closing", s->sid);
+            eio_session_destroy(s, "parse error");
+            return;
+        }
+        p = (eio_packet_t){EIO_MESSAGE, true, data + 1, len - 1};
+    } else if (opcode == WS_OP_BINARY) {
         p = (eio_packet_t){EIO_MESSAGE, true, data, len};
     } else if (eio_packet_decode_text((const char *)data, len, &p) < 0) {
         log_debug("eio %s: invalid packet, closing", s->sid);
@@ -421,7 +466,7 @@ static const ws_conn_handler_t probe_handler = {probe_on_message, probe_on_close
 
 /* Admission, then a new session; on refusal answers 429 (or 503) itself and returns NULL. */
 static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
-                                  int transport)
+                                  int transport, int protocol)
 {
     void *handle = NULL;
     if (srv->cfg.admit) {
@@ -457,6 +502,7 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
     while (eio_table_find(srv, str_make(s->sid, SID_LEN)));
     s->srv = srv;
     s->transport = (uint8_t)transport;
+    s->protocol = (uint8_t)protocol;
     s->state = S_OPEN;
     if (table_insert(srv, s) < 0) {
         if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
@@ -466,6 +512,13 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         return NULL;
     }
     return s;
+}
+
+/* v4: the server pings after pingInterval; v3: the client must ping within pingInterval +
+ * pingTimeout. */
+static void heartbeat_start(eio_session_t *s)
+{
+    timerq_add(s->protocol == 3 ? &s->srv->v3_tq : &s->srv->ping_tq, &s->hb);
 }
 
 static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char *out, size_t cap)
@@ -478,7 +531,7 @@ static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char 
 }
 
 static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
-                            str_t sid)
+                            str_t sid, int protocol)
 {
     if (sid.len) {
         eio_session_t *s = eio_table_find(srv, sid);
@@ -500,7 +553,7 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
         return HTTP_UPGRADED;
     }
     if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
-    eio_session_t *s = session_new(srv, hc, req, TRANSPORT_WEBSOCKET);
+    eio_session_t *s = session_new(srv, hc, req, TRANSPORT_WEBSOCKET, protocol);
     if (!s) return HTTP_DONE;
     s->ws = ws_conn_accept(hc, req, srv->cfg.max_payload, &ws_handler, s);
     if (!s->ws) {
@@ -510,7 +563,7 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
     char open[256];
     int n = open_packet(srv, s, false, open, sizeof open);
     ws_conn_send(s->ws, WS_OP_TEXT, open, (size_t)n);
-    timerq_add(&srv->ping_tq, &s->hb);
+    heartbeat_start(s);
     if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) eio_session_destroy(s, "refused");
     return HTTP_UPGRADED;
 }
@@ -554,14 +607,23 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
         eio_respond_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
         return HTTP_DONE;
     }
+    int protocol = 4;
     if (!sid.len) {
         int el = http_query_param(req->query, "EIO", eio, sizeof eio);
         if (!str_eq_cstr(req->method, "GET")) {
             eio_respond_error(srv, hc, req, EIO_ERR_BAD_HANDSHAKE_METHOD);
             return HTTP_DONE;
         }
-        if (el < 0 || strcmp(eio, "4") != 0) {
+        if (el >= 0 && srv->cfg.allow_eio3 && strcmp(eio, "3") == 0) {
+            protocol = 3;
+        } else if (el < 0 || strcmp(eio, "4") != 0) {
             eio_respond_error(srv, hc, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+            return HTTP_DONE;
+        }
+        /* JSONP polling (v3 "j" parameter) is not offered. */
+        char j[8];
+        if (protocol == 3 && !is_ws && http_query_param(req->query, "j", j, sizeof j) != -1) {
+            eio_respond_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             return HTTP_DONE;
         }
     }
@@ -570,16 +632,23 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
             eio_respond_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             return HTTP_DONE;
         }
-        return handle_websocket(srv, hc, req, sid);
+        return handle_websocket(srv, hc, req, sid, protocol);
     }
     cors_headers(srv, req, hdrs, sizeof hdrs);
     if (!sid.len) {
-        eio_session_t *s = session_new(srv, hc, req, TRANSPORT_POLLING);
+        eio_session_t *s = session_new(srv, hc, req, TRANSPORT_POLLING, protocol);
         if (!s) return HTTP_DONE;
         char open[256];
         int n = open_packet(srv, s, true, open, sizeof open);
-        http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
-        timerq_add(&srv->ping_tq, &s->hb);
+        if (protocol == 3) {
+            /* One length-prefixed packet (the open packet is ASCII: its length in bytes). */
+            char framed[280];
+            int m = snprintf(framed, sizeof framed, "%d:%s", n, open);
+            http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, framed, (size_t)m);
+        } else {
+            http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
+        }
+        heartbeat_start(s);
         if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0)
             eio_session_destroy(s, "refused");
         return HTTP_DONE;
@@ -615,11 +684,15 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
     timerq_init(nl->loop, &srv->pong_tq, cfg->ping_timeout_ms, on_pong_missing);
     timerq_init(nl->loop, &srv->reap_tq, 0, on_reap);
-    srv->ping_tq.data = srv->pong_tq.data = srv->reap_tq.data = srv;
+    timerq_init(nl->loop, &srv->v3_tq, (uint64_t)cfg->ping_interval_ms + cfg->ping_timeout_ms,
+                on_v3_ping_missing);
+    srv->ping_tq.data = srv->pong_tq.data = srv->reap_tq.data = srv->v3_tq.data = srv;
     srv->ping_pkt = packet_build(EIO_PING, NULL, 0);
     srv->noop_pkt = packet_build(EIO_NOOP, NULL, 0);
     srv->close_pkt = packet_build(EIO_CLOSE, NULL, 0);
-    if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt) abort();
+    srv->pong_pkt = packet_build(EIO_PONG, NULL, 0);
+    if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt || !srv->pong_pkt)
+        abort();
     return srv;
 }
 
@@ -656,6 +729,7 @@ void eio_server_close(eio_server_t *srv)
     timerq_close(&srv->ping_tq);
     timerq_close(&srv->pong_tq);
     timerq_close(&srv->reap_tq);
+    timerq_close(&srv->v3_tq);
 }
 
 void eio_server_free(eio_server_t *srv)
@@ -664,6 +738,7 @@ void eio_server_free(eio_server_t *srv)
     rbuf_unref(srv->ping_pkt);
     rbuf_unref(srv->noop_pkt);
     rbuf_unref(srv->close_pkt);
+    rbuf_unref(srv->pong_pkt);
     free(srv->buckets);
     free(srv);
 }
@@ -686,6 +761,11 @@ void *eio_session_data(const eio_session_t *s)
 void *eio_session_extra(eio_session_t *s)
 {
     return s->extra;
+}
+
+int eio_session_protocol(const eio_session_t *s)
+{
+    return s->protocol;
 }
 
 bool eio_session_is_websocket(const eio_session_t *s)

@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/json_scan.h"
 #include "core/log.h"
 #include "core/randid.h"
+#include "http/http_parse.h"
 #include "sio/sio_packet.h"
 
 #define SIO_ID_LEN   20
@@ -88,6 +91,9 @@ struct sio_client {
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
+    /* The Engine.IO handshake request, set only while a v3 client's implicit CONNECT to "/"
+     * runs (from the open callback): see sio_socket_handshake_query. */
+    const http_request_t *open_req;
     bool first_used;
     sio_socket_t first;
 };
@@ -101,6 +107,7 @@ struct sio_server {
 };
 
 static void socket_close(sio_socket_t *s, const char *reason);
+static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3);
 
 /* ---- encoding ---- */
 
@@ -510,7 +517,80 @@ static void client_protocol_error(sio_client_t *c, const char *why)
     eio_session_close(c->eio, "parse error");
 }
 
-static void handle_connect(sio_client_t *c, const sio_packet_t *p)
+/* A v3 (socket.io-client 2.x) CONNECT carries its query in the namespace, "/nsp?a=1&b=2";
+ * socket.io 4 hands that query to the middleware as the auth payload. Writes the query as a
+ * JSON object of strings (decoded; a parameter that is not valid UTF-8 or is malformed is
+ * left out) and returns the namespace without it. */
+static str_t v3_nsp_query(str_t nsp, buf_t *auth)
+{
+    const char *q = memchr(nsp.ptr, '?', nsp.len);
+    json_t *o = json_object();
+    if (q && o) {
+        const char *p = q + 1, *end = nsp.ptr + nsp.len;
+        while (p < end) {
+            const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+            const char *eq = memchr(p, '=', (size_t)(e - p));
+            char k[SIO_NSP_MAX + 1], v[SIO_NSP_MAX + 1];
+            int kl =
+                http_percent_decode(str_make(p, (size_t)((eq ? eq : e) - p)), true, k, sizeof k);
+            int vl =
+                eq ? http_percent_decode(str_make(eq + 1, (size_t)(e - eq - 1)), true, v, sizeof v)
+                   : 0;
+            if (kl > 0 && vl >= 0) {
+                k[kl] = v[vl] = '\0';
+                json_t *js = json_stringn(v, (size_t)vl);
+                if (js && strlen(k) == (size_t)kl)
+                    json_object_set_new(o, k, js);
+                else
+                    json_decref(js);
+            }
+            p = e + (amp ? 1 : 0);
+        }
+    }
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    buf_append_str(auth, text ? text : "{}");
+    free(text);
+    json_decref(o);
+    return q ? str_make(nsp.ptr, (size_t)(q - nsp.ptr)) : nsp;
+}
+
+/* The CONNECT_ERROR payload for a v3 client: socket.io 4 sends it err.data, or else
+ * err.message (a v2 client emits it as an 'error' event). err is {"message":..,"data":..}. */
+static void v3_connect_error(str_t err, buf_t *out)
+{
+    json_t *o = json_loadb(err.ptr, err.len, 0, NULL);
+    json_t *v = json_object_get(o, "data");
+    if (!v) v = json_object_get(o, "message");
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    buf_append_str(out, text ? text : "\"refused\"");
+    free(text);
+    json_decref(o);
+}
+
+static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
+{
+    bool v3 = eio_session_protocol(c->eio) == 3;
+    sio_packet_t v3p;
+    const sio_packet_t *p = p_in;
+    buf_t v3auth;
+    buf_init(&v3auth);
+    if (v3) {
+        v3p = *p_in;
+        v3p.nsp = v3_nsp_query(p_in->nsp, &v3auth);
+        v3p.data = str_make(v3auth.data, v3auth.len);
+        p = &v3p;
+        sio_socket_t *have = client_socket(c, p->nsp);
+        if (have && have->connected) {
+            /* A v3 client is connected to "/" implicitly; a CONNECT again is ignored. */
+            buf_free(&v3auth);
+            return;
+        }
+    }
+    handle_connect_packet(c, p, v3);
+    buf_free(&v3auth);
+}
+
+static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3)
 {
     sio_server_t *srv = c->srv;
     if (c->refused >= SIO_MAX_REFUSED_CONNECTS) {
@@ -527,7 +607,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
         size_t hl =
             sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0, -1, true);
         buf_append(&b, hdr, hl);
-        buf_append_str(&b, "{\"message\":\"Invalid namespace\"}");
+        buf_append_str(&b, v3 ? "\"Invalid namespace\"" : "{\"message\":\"Invalid namespace\"}");
         eio_session_send(c->eio, false, b.data, b.len);
         buf_free(&b);
         return;
@@ -553,9 +633,15 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     if (nsp->h.authorize) {
         if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
             c->refused++;
-            rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
-                                   err.len ? str_make(err.data, err.len)
-                                           : STR_LIT("{\"message\":\"refused\"}"));
+            str_t e = err.len ? str_make(err.data, err.len) : STR_LIT("{\"message\":\"refused\"}");
+            buf_t e3;
+            buf_init(&e3);
+            if (v3) {
+                v3_connect_error(e, &e3);
+                e = str_make(e3.data, e3.len);
+            }
+            rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1, e);
+            buf_free(&e3);
             if (r) {
                 eio_session_send_built(c->eio, r);
                 rbuf_unref(r);
@@ -575,8 +661,10 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     buf_init(&body);
     char id[SIO_ID_LEN + 1];
     randid_generate(id, SIO_ID_LEN);
-    buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", id, err.len ? "," : "", (int)err.len,
-               err.data ? err.data : "");
+    /* A v3 client gets a bare CONNECT (no sid, no pid: no connection state recovery). */
+    if (!v3)
+        buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", id, err.len ? "," : "", (int)err.len,
+                   err.data ? err.data : "");
     buf_free(&err);
     rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body.data, body.len));
     buf_free(&body);
@@ -752,6 +840,15 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
     c->srv = srv;
     eio_session_set_data(e, c);
     timerq_add(&srv->connect_tq, &c->connect_timer);
+    if (eio_session_protocol(e) == 3) {
+        /* socket.io-client 2.x sends no CONNECT for "/": socket.io 4 connects it at once, with
+         * an empty auth payload (the client's query is in the handshake request). */
+        sio_packet_t p = {
+            .type = SIO_CONNECT, .nsp = STR_LIT("/"), .ack_id = -1, .data = STR_LIT("{}")};
+        c->open_req = req;
+        handle_connect_packet(c, &p, true);
+        if (eio_session_data(e) == c) c->open_req = NULL;
+    }
     return 0;
 }
 
@@ -795,6 +892,12 @@ sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
     }
     timerq_init(nl->loop, &srv->connect_tq, cfg->connect_timeout_ms, on_connect_timeout);
     return srv;
+}
+
+str_t sio_socket_handshake_query(const sio_socket_t *s)
+{
+    const http_request_t *req = s->client->open_req;
+    return req ? req->query : STR_NULL;
 }
 
 eio_server_t *sio_server_eio(sio_server_t *srv)
