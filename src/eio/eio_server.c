@@ -342,6 +342,14 @@ void eio_handle_packet(eio_session_t *s, const eio_packet_t *p)
         if (srv->h.on_message) srv->h.on_message(s, srv->arg, p->binary, p->data, p->len);
         break;
     case EIO_PONG:
+        if (s->protocol == 3) {
+            /* v3: the server never pings, so a pong is the wrong heartbeat direction; engine.io
+             * closes the session for it, and so does Parlor. */
+            log_debug("eio %s: pong from a v3 client (invalid heartbeat direction), closing",
+                      s->sid);
+            eio_session_destroy(s, "transport error");
+            break;
+        }
         /* Only the answer to a ping the client can have read counts: an unsolicited pong, or
          * one sent while the ping still waits in an unread polling queue, is ignored, so a
          * client that never reads is dropped by the heartbeat however it answers. */

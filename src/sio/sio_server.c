@@ -579,12 +579,6 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
         v3p.nsp = v3_nsp_query(p_in->nsp, &v3auth);
         v3p.data = str_make(v3auth.data, v3auth.len);
         p = &v3p;
-        sio_socket_t *have = client_socket(c, p->nsp);
-        if (have && have->connected) {
-            /* A v3 client is connected to "/" implicitly; a CONNECT again is ignored. */
-            buf_free(&v3auth);
-            return;
-        }
     }
     handle_connect_packet(c, p, v3);
     buf_free(&v3auth);
@@ -607,7 +601,7 @@ static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v
         size_t hl =
             sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0, -1, true);
         buf_append(&b, hdr, hl);
-        buf_append_str(&b, v3 ? "\"Invalid namespace\"" : "{\"message\":\"Invalid namespace\"}");
+        buf_append_str(&b, "{\"message\":\"Invalid namespace\"}");
         eio_session_send(c->eio, false, b.data, b.len);
         buf_free(&b);
         return;
