@@ -56,11 +56,13 @@ struct eio_session {
     ws_conn_t *ws;     /* the WebSocket transport */
     eio_polling_t *pl; /* the polling transport's state; NULL for WebSocket */
     /* In ping_tq (waiting to ping), pong_tq (waiting for the pong, or, S_CLOSING, for the
-     * client to fetch the close packet) or reap_tq (S_CLOSING: destroyed on the next turn). */
+     * client to fetch the close packet), reap_tq (S_CLOSING: destroyed on the next turn) or,
+     * for a v3 session, v3_tq (waiting for the client's ping). */
     tq_entry_t hb;
     bool awaiting_pong; /* a ping went out and no pong came back yet */
-    /* That ping may not have left the server: over polling no GET carried it yet; over
-     * WebSocket it ends at byte ping_end of the connection's output (see ping_read). */
+    /* That ping (v3: the last pong) may not have left the server: over polling no GET
+     * carried it yet; over WebSocket it ends at byte ping_end of the connection's output
+     * (see ping_read). */
     bool ping_unread;
     uint64_t ping_end;
     const char *close_reason; /* for a session in reap_tq */

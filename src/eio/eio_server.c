@@ -296,7 +296,7 @@ void eio_session_destroy(eio_session_t *s, const char *reason)
         ws_conn_set_handler(s->ws, NULL, NULL);
         /* A client that stopped reading would never get the close frame, and the connection
          * would linger with its queue: drop it at once. */
-        if (s->awaiting_pong && !ping_read(s))
+        if ((s->awaiting_pong || s->protocol == 3) && !ping_read(s))
             ws_conn_abort(s->ws);
         else
             ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
@@ -362,11 +362,19 @@ void eio_handle_packet(eio_session_t *s, const eio_packet_t *p)
         break;
     case EIO_PING:
         if (s->protocol == 3) {
-            /* v3: the client pings and the server answers (the pong is queued output like any
-             * other: a client that pings without reading hits the polling queue cap or, over
-             * WebSocket, the outbound cap). The heartbeat timer restarts. */
+            /* v3: the client pings and the server answers. Like a v4 pong, a ping counts only
+             * once the client can have read the previous pong (it left the server: a GET
+             * took it, or the WebSocket's queue handed it to the kernel); until then pings
+             * are ignored. So at most one pong per session waits in the server, however fast
+             * a client pings, and a client that stops reading is dropped by the heartbeat. */
+            if (!ping_read(s)) {
+                log_debug("eio %s: v3 ping while the last pong is unread, ignored", s->sid);
+                break;
+            }
             timerq_add(&srv->v3_tq, &s->hb);
-            send_built(s, srv->pong_pkt);
+            s->ping_unread = true;
+            send_built(s, srv->pong_pkt); /* a waiting GET takes it: ping_unread is cleared */
+            if (s->state == S_OPEN && s->ws) s->ping_end = ws_conn_queued(s->ws);
             break;
         }
         /* In Engine.IO v4 the server pings and the client answers; engine.io 6 closes a
