@@ -102,6 +102,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = eio3_payload_decode(buf, size, fuzz_check_packet_v3, &ctx);
     if (r != 0 && r != -1) abort();
 
+    /* And as a v3 binary (XHR2) payload, which decodes without modifying its input. */
+    r = eio3_payload_decode_binary(data, size, fuzz_check_packet_v3,
+                                   &(fuzz_ctx_t){(const char *)data, size});
+    if (r != 0 && r != -1) abort();
+
     eio_packet_t p;
     if (eio_packet_decode_text((const char *)data, size, &p) == 0 && p.len != size - 1) abort();
     free(buf);

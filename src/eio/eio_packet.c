@@ -183,6 +183,49 @@ int eio3_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud)
     return 0;
 }
 
+/* One packet of a binary payload at pos: fills *p (unless NULL) and returns the offset after
+ * it, or -1. */
+static int64_t eio3_binary_packet(const uint8_t *buf, size_t len, size_t pos, eio_packet_t *p)
+{
+    if (pos >= len || buf[pos] > 1) return -1;
+    bool binary = buf[pos++] == 1;
+    size_t n = 0, digits = 0;
+    while (pos < len && buf[pos] != 0xff) {
+        if (buf[pos] > 9 || ++digits > 10) return -1;
+        n = n * 10 + buf[pos++];
+    }
+    if (digits == 0 || pos >= len || n == 0 || len - pos - 1 < n) return -1;
+    pos++; /* 0xff */
+    const uint8_t *pkt = buf + pos;
+    eio_packet_t out;
+    if (binary) {
+        if (pkt[0] != EIO_MESSAGE) return -1;
+        out = (eio_packet_t){EIO_MESSAGE, true, pkt + 1, n - 1};
+    } else {
+        if (utf8_take_units((const char *)buf, pos + n, pos,
+                            eio3_utf16_len((const char *)pkt, n)) != (int64_t)(pos + n) ||
+            eio_packet_decode_text((const char *)pkt, n, &out) < 0)
+            return -1;
+    }
+    if (p) *p = out;
+    return (int64_t)(pos + n);
+}
+
+int eio3_payload_decode_binary(const uint8_t *buf, size_t len, eio_payload_cb cb, void *ud)
+{
+    int64_t end;
+    if (len == 0) return -1;
+    for (size_t pos = 0; pos < len; pos = (size_t)end)
+        if ((end = eio3_binary_packet(buf, len, pos, NULL)) < 0) return -1;
+    for (size_t pos = 0; pos < len; pos = (size_t)end) {
+        eio_packet_t p;
+        end = eio3_binary_packet(buf, len, pos, &p);
+        int r = cb(ud, &p);
+        if (r != 0) return r;
+    }
+    return 0;
+}
+
 static size_t eio3_packet_units(const eio_packet_t *p)
 {
     return p->binary ? 2 + base64_encoded_len(p->len)

@@ -56,6 +56,13 @@ size_t eio3_utf16_len(const char *s, size_t n);
  * 0 or cb's first non-zero value. */
 int eio3_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud);
 
+/* Decodes a v3 polling POST body in the binary (XHR2, application/octet-stream) form: each
+ * packet is a kind byte (0: text, 1: binary), its length in bytes as digits of value 0-9 (at
+ * most 10), 0xff, then the packet: text "<type><data>" in UTF-8, or binary "<type byte 4>
+ * <bytes>". Validated whole first (strict UTF-8, known types, only messages binary), then as
+ * eio3_payload_decode; nothing is modified. */
+int eio3_payload_decode_binary(const uint8_t *buf, size_t len, eio_payload_cb cb, void *ud);
+
 /* One packet with its "<length>:" prefix as it goes into a v3 polling response. */
 size_t eio3_packet_encoded_len_polling(const eio_packet_t *p);
 size_t eio3_packet_encode_polling(const eio_packet_t *p, char *out);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base64.h"
 #include "core/log.h"
@@ -183,6 +184,14 @@ static void poll_aborted(http_conn_t *hc, void *arg)
     eio_session_destroy(s, "transport close");
 }
 
+/* A v3 client that supports binary (XHR2) POSTs payloads with binary packets in the binary
+ * form, marked by its content type (as engine.io decides). */
+static bool v3_binary_body(const http_request_t *req)
+{
+    str_t ct = http_request_header(req, "content-type");
+    return ct.ptr && ct.len >= 24 && strncasecmp(ct.ptr, "application/octet-stream", 24) == 0;
+}
+
 int eio_polling_request(eio_server_t *srv, eio_session_t *s, http_conn_t *hc,
                         const http_request_t *req, str_t body, const char *hdrs)
 {
@@ -222,8 +231,14 @@ int eio_polling_request(eio_server_t *srv, eio_session_t *s, http_conn_t *hc,
         char *copy = malloc(body.len ? body.len : 1);
         if (!copy) return HTTP_DONE;
         memcpy(copy, body.ptr, body.len);
-        int rc = s->protocol == 3 ? eio3_payload_decode(copy, body.len, on_payload_packet, &ctx)
-                                  : eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
+        int rc;
+        if (s->protocol != 3)
+            rc = eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
+        else if (v3_binary_body(req))
+            rc = eio3_payload_decode_binary((const uint8_t *)copy, body.len, on_payload_packet,
+                                            &ctx);
+        else
+            rc = eio3_payload_decode(copy, body.len, on_payload_packet, &ctx);
         free(copy);
         if (rc < 0 && eio_table_find(srv, str_make(ctx.sid, SID_LEN)) == s) {
             log_debug("eio %s: malformed payload, closing", s->sid);

@@ -198,6 +198,31 @@ describe('parlor echo --allow-eio3, socket.io-client 2.5', () => {
         assert.equal(r.status, 400);
     });
 
+    test('a binary (XHR2) v3 POST, as a browser socket.io-client 2 sends binary over polling', async () => {
+        const c = await rawV3(server, '');
+        await c.get();
+        // kind byte (0 text, 1 binary), the length as digit bytes, 0xff, the packet.
+        const digits = (n) => Buffer.from(String(n).split('').map(Number));
+        const text = Buffer.from('451-["message","é",{"_placeholder":true,"num":0}]');
+        const bin = Buffer.from([4, 1, 2, 3]);
+        const body = Buffer.concat([Buffer.from([0]), digits(text.length), Buffer.from([255]), text,
+                                    Buffer.from([1]), digits(bin.length), Buffer.from([255]), bin]);
+        const r = await httpRequest(v3Url(server, `sid=${c.sid}`), {
+            method: 'POST', body, headers: { 'content-type': 'application/octet-stream' },
+        });
+        assert.equal(r.text, 'ok');
+        // The answer is in the text form (b4), which every v3 client decodes.
+        assert.equal((await c.get()).text,
+                     frame('451-["message-back","é",{"_placeholder":true,"num":0}]', 'b4AQID'));
+        // A malformed one closes the session.
+        const bad = await httpRequest(v3Url(server, `sid=${c.sid}`), {
+            method: 'POST', body: Buffer.from([0, 9, 255, 0x34]),
+            headers: { 'content-type': 'application/octet-stream' },
+        });
+        assert.equal(bad.text, 'ok');
+        assert.equal((await c.get()).status, 400);
+    });
+
     test('handshake refusals: JSONP is off; EIO=2 is still code 5', async () => {
         let r = await httpRequest(v3Url(server, 'j=0'));
         assert.equal(r.status, 400);

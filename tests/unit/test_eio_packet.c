@@ -387,6 +387,80 @@ static void test_v3_encode(void)
     CHECK_MEM(c.copies[0], c.pkts[0].len, "123456789");
 }
 
+static int decode3_bin(const char *lit, size_t n, collect_t *c)
+{
+    memset(c, 0, sizeof *c);
+    return eio3_payload_decode_binary((const uint8_t *)lit, n, collect_cb, c);
+}
+#define DECODE3_BIN(lit, c) decode3_bin((lit), sizeof(lit) - 1, (c))
+
+static void test_v3_binary_payload(void)
+{
+    collect_t c;
+    /* Text "42[1]" (5 bytes), then binary message 01 02 03 (type byte 4 first). */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x05\xff"
+                             "42[1]"
+                             "\x01\x04\xff\x04\x01\x02\x03",
+                             &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_MESSAGE);
+    CHECK(!c.pkts[0].binary);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "2[1]");
+    CHECK(c.pkts[1].binary);
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "\x01\x02\x03");
+    /* Lengths are bytes here; a two-digit one. */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\x00\xff"
+                             "4123456789",
+                             &c),
+                 0);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "123456789");
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x03\xff"
+                             "4\xc3\xa9",
+                             &c),
+                 0);
+
+    CHECK_EQ_INT(decode3_bin("", 0, &c), -1);
+    CHECK_EQ_INT(DECODE3_BIN("\x02\x01\xff"
+                             "2",
+                             &c),
+                 -1); /* unknown kind */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\xff"
+                             "2",
+                             &c),
+                 -1);                                  /* no digits */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x00\xff", &c), -1); /* empty packet */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x0a\xff"
+                             "2",
+                             &c),
+                 -1); /* not a digit */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x05\xff"
+                             "2",
+                             &c),
+                 -1); /* short */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x02\xff"
+                             "4\xc3",
+                             &c),
+                 -1); /* cut UTF-8 */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\xff"
+                             "9",
+                             &c),
+                 -1);                                          /* unknown type */
+    CHECK_EQ_INT(DECODE3_BIN("\x01\x02\xff\x02\x01", &c), -1); /* binary non-message */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\xff"
+                             "2",
+                             &c),
+                 -1);
+    /* Nothing delivered when a later packet is bad. */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\xff"
+                             "2"
+                             "\x00\x01\xff"
+                             "9",
+                             &c),
+                 -1);
+    CHECK_EQ_INT(c.count, 0);
+}
+
 int main(void)
 {
     RUN(test_decode_text);
@@ -400,5 +474,6 @@ int main(void)
     RUN(test_v3_payload_decode);
     RUN(test_v3_payload_errors);
     RUN(test_v3_encode);
+    RUN(test_v3_binary_payload);
     return UNIT_DONE();
 }
