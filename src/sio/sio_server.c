@@ -5,13 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "core/json_scan.h"
 #include "core/log.h"
 #include "core/randid.h"
-#include "http/http_parse.h"
 #include "sio/sio_packet.h"
+#include "sio/sio_v3.h"
 
 #define SIO_ID_LEN   20
 #define SIO_NAME_MAX 128
@@ -517,56 +515,6 @@ static void client_protocol_error(sio_client_t *c, const char *why)
     eio_session_close(c->eio, "parse error");
 }
 
-/* A v3 (socket.io-client 2.x) CONNECT carries its query in the namespace, "/nsp?a=1&b=2";
- * socket.io 4 hands that query to the middleware as the auth payload. Writes the query as a
- * JSON object of strings (decoded; a parameter that is not valid UTF-8 or is malformed is
- * left out) and returns the namespace without it. */
-static str_t v3_nsp_query(str_t nsp, buf_t *auth)
-{
-    const char *q = memchr(nsp.ptr, '?', nsp.len);
-    json_t *o = json_object();
-    if (q && o) {
-        const char *p = q + 1, *end = nsp.ptr + nsp.len;
-        while (p < end) {
-            const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
-            const char *eq = memchr(p, '=', (size_t)(e - p));
-            char k[SIO_NSP_MAX + 1], v[SIO_NSP_MAX + 1];
-            int kl =
-                http_percent_decode(str_make(p, (size_t)((eq ? eq : e) - p)), true, k, sizeof k);
-            int vl =
-                eq ? http_percent_decode(str_make(eq + 1, (size_t)(e - eq - 1)), true, v, sizeof v)
-                   : 0;
-            if (kl > 0 && vl >= 0) {
-                k[kl] = v[vl] = '\0';
-                json_t *js = json_stringn(v, (size_t)vl);
-                if (js && strlen(k) == (size_t)kl)
-                    json_object_set_new(o, k, js);
-                else
-                    json_decref(js);
-            }
-            p = e + (amp ? 1 : 0);
-        }
-    }
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    buf_append_str(auth, text ? text : "{}");
-    free(text);
-    json_decref(o);
-    return q ? str_make(nsp.ptr, (size_t)(q - nsp.ptr)) : nsp;
-}
-
-/* The CONNECT_ERROR payload for a v3 client: socket.io 4 sends it err.data, or else
- * err.message (a v2 client emits it as an 'error' event). err is {"message":..,"data":..}. */
-static void v3_connect_error(str_t err, buf_t *out)
-{
-    json_t *o = json_loadb(err.ptr, err.len, 0, NULL);
-    json_t *v = json_object_get(o, "data");
-    if (!v) v = json_object_get(o, "message");
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    buf_append_str(out, text ? text : "\"refused\"");
-    free(text);
-    json_decref(o);
-}
-
 static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
 {
     bool v3 = eio_session_protocol(c->eio) == 3;
@@ -576,7 +524,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
     buf_init(&v3auth);
     if (v3) {
         v3p = *p_in;
-        v3p.nsp = v3_nsp_query(p_in->nsp, &v3auth);
+        v3p.nsp = sio_v3_nsp_query(p_in->nsp, &v3auth);
         v3p.data = str_make(v3auth.data, v3auth.len);
         p = &v3p;
     }
@@ -631,7 +579,7 @@ static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v
             buf_t e3;
             buf_init(&e3);
             if (v3) {
-                v3_connect_error(e, &e3);
+                sio_v3_connect_error(e, &e3);
                 e = str_make(e3.data, e3.len);
             }
             rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1, e);
