@@ -515,7 +515,9 @@ static void client_protocol_error(sio_client_t *c, const char *why)
     eio_session_close(c->eio, "parse error");
 }
 
-static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
+/* v3: the auth payload is the query the client put in the namespace (v3query, without the
+ * '?'; STR_NULL: none), as socket.io 4 reads it. */
+static void handle_connect(sio_client_t *c, const sio_packet_t *p_in, str_t v3query)
 {
     bool v3 = eio_session_protocol(c->eio) == 3;
     sio_packet_t v3p;
@@ -524,7 +526,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p_in)
     buf_init(&v3auth);
     if (v3) {
         v3p = *p_in;
-        v3p.nsp = sio_v3_nsp_query(p_in->nsp, &v3auth);
+        sio_v3_query_auth(v3query, &v3auth);
         v3p.data = str_make(v3auth.data, v3auth.len);
         p = &v3p;
     }
@@ -666,15 +668,36 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         client_protocol_error(c, "text packet while attachments were expected");
         return;
     }
+    /* A v3 CONNECT "0/nsp?query,..." carries the client's query (a token, say) in the
+     * namespace, longer than a namespace may be: it is taken out before decoding. */
+    str_t v3query = STR_NULL;
+    char *v3text = NULL;
+    if (len >= 2 && data[0] == '0' + SIO_CONNECT && data[1] == '/' &&
+        eio_session_protocol(c->eio) == 3) {
+        const char *comma = memchr(data, ',', len);
+        size_t nsp_end = comma ? (size_t)(comma - data) : len;
+        const char *q = memchr(data, '?', nsp_end);
+        if (q && (v3text = malloc(len))) {
+            size_t head = (size_t)(q - data);
+            v3query = str_make(q + 1, nsp_end - head - 1);
+            memcpy(v3text, data, head);
+            memcpy(v3text + head, data + nsp_end, len - nsp_end);
+            data = v3text;
+            len = head + (len - nsp_end);
+        }
+    }
     sio_packet_t p;
     if (sio_packet_decode(data, len, &p) < 0) {
+        free(v3text);
         client_protocol_error(c, "invalid packet");
         return;
     }
+    if (v3text && p.type != SIO_CONNECT) abort(); /* unreachable: the type byte is kept */
     switch (p.type) {
     case SIO_CONNECT:
-        handle_connect(c, &p);
-        break;
+        handle_connect(c, &p, v3query);
+        free(v3text);
+        return;
     case SIO_DISCONNECT: {
         sio_socket_t *s = client_socket(c, p.nsp);
         if (s)

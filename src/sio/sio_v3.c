@@ -8,34 +8,27 @@
 #include <string.h>
 
 #include "http/http_parse.h"
-#include "sio/sio_packet.h"
 
-/* A v3 (socket.io-client 2.x) CONNECT carries its query in the namespace, "/nsp?a=1&b=2";
- * socket.io 4 hands that query to the middleware as the auth payload. Writes the query as a
- * JSON object of strings (decoded; a parameter that is not valid UTF-8 or is malformed is
- * left out) and returns the namespace without it. */
-str_t sio_v3_nsp_query(str_t nsp, buf_t *auth)
+/* socket.io 4 hands the query of a v3 CONNECT's namespace to the middleware as the auth
+ * payload (url.parse(nsp, true).query). */
+void sio_v3_query_auth(str_t query, buf_t *auth)
 {
-    const char *q = memchr(nsp.ptr, '?', nsp.len);
     json_t *o = json_object();
-    if (q && o) {
-        const char *p = q + 1, *end = nsp.ptr + nsp.len;
+    char *k = malloc(query.len + 1), *v = malloc(query.len + 1);
+    if (o && k && v) {
+        const char *p = query.ptr, *end = query.ptr + query.len;
         while (p < end) {
             const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
             const char *eq = memchr(p, '=', (size_t)(e - p));
-            char k[SIO_NSP_MAX + 1], v[SIO_NSP_MAX + 1];
-            int kl =
-                http_percent_decode(str_make(p, (size_t)((eq ? eq : e) - p)), true, k, sizeof k);
-            int vl =
-                eq ? http_percent_decode(str_make(eq + 1, (size_t)(e - eq - 1)), true, v, sizeof v)
-                   : 0;
+            int kl = http_percent_decode(str_make(p, (size_t)((eq ? eq : e) - p)), true, k,
+                                         query.len + 1);
+            int vl = eq ? http_percent_decode(str_make(eq + 1, (size_t)(e - eq - 1)), true, v,
+                                              query.len + 1)
+                        : 0;
             if (kl > 0 && vl >= 0) {
-                k[kl] = v[vl] = '\0';
+                v[vl] = '\0';
                 json_t *js = json_stringn(v, (size_t)vl);
-                if (js && strlen(k) == (size_t)kl)
-                    json_object_set_new(o, k, js);
-                else
-                    json_decref(js);
+                if (js) json_object_set_new(o, k, js); /* NUL-free: percent_decode refuses NUL */
             }
             p = e + (amp ? 1 : 0);
         }
@@ -43,8 +36,9 @@ str_t sio_v3_nsp_query(str_t nsp, buf_t *auth)
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     buf_append_str(auth, text ? text : "{}");
     free(text);
+    free(k);
+    free(v);
     json_decref(o);
-    return q ? str_make(nsp.ptr, (size_t)(q - nsp.ptr)) : nsp;
 }
 
 /* The CONNECT_ERROR payload for a v3 client: socket.io 4 sends it err.data, or else

@@ -388,6 +388,19 @@ describe('parlor serve --allow-eio3: a chat with socket.io-client 2.5', () => {
         }
     });
 
+    test('refused at the handshake, a v3 client may CONNECT again with the token in the namespace query (auth)', async () => {
+        const c = await rawV3(server);
+        let r = await c.get();
+        assert.match(unframe(r.text)[0], /^44\{"code":"AUTH_MISSING"/);
+        // Before signing in: a ping is answered; anything but CONNECT would close.
+        await c.post(frame('2'));
+        assert.equal((await c.get()).text, '1:3');
+        await c.post(frame(`40/?token=${tokenFor(server, newUserId())},`));
+        r = await c.get();
+        assert.equal(unframe(r.text)[0], '40');
+        await c.post(frame('1'));
+    });
+
     test('no connection state recovery for a v2 client: the CONNECT answer has no pid', async () => {
         const c = await rawV3(server, `b64=1&token=${tokenFor(server, newUserId())}`);
         const r = await c.get();
