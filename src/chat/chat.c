@@ -14,6 +14,7 @@
 #include "chat/limits.h"
 #include "core/randid.h"
 #include "core/strmap.h"
+#include "http/http_parse.h"
 #include <openssl/sha.h>
 
 #define CACHE_MAX_ENTRIES 200000
@@ -1686,6 +1687,12 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     json_t *a = auth.len ? json_loadb(auth.ptr, auth.len, 0, NULL) : NULL;
     json_t *t = json_object_get(a, "token");
     if (json_is_string(t)) token = str_make(json_string_value(t), json_string_length(t));
+    /* An Engine.IO v3 client (socket.io-client 2.x) sends it in the handshake query. */
+    char qtoken[4096];
+    int ql = token.ptr
+                 ? -1
+                 : http_query_param(sio_socket_handshake_query(s), "token", qtoken, sizeof qtoken);
+    if (ql > 0) token = str_make(qtoken, (size_t)ql);
     chat_user_t user;
     int rc = chat_authenticate(c, token, &user);
     if (rc != AUTH_OK) {

@@ -21,6 +21,7 @@ typedef struct {
     long long connect_timeout_ms;
     long long max_payload;
     char *log_level;
+    int allow_eio3;
 } echo_config_t;
 
 #define OFF(f) offsetof(echo_config_t, f)
@@ -41,6 +42,8 @@ static const config_option_t echo_options[] = {
     {"max-payload", OPT_INT, OFF(max_payload), "1000000", 1024, 100000000,
      "Engine.IO maxPayload in bytes"},
     {"log-level", OPT_STRING, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
+    {"allow-eio3", OPT_BOOL, OFF(allow_eio3), "false", 0, 0,
+     "also accept Engine.IO v3 clients (socket.io-client 2.x) on both endpoints"},
 };
 #define NOPTS (sizeof echo_options / sizeof echo_options[0])
 
@@ -219,7 +222,8 @@ int echo_main(int argc, char **argv)
         .eio = {.ping_interval_ms = (uint32_t)cfg.ping_interval_ms,
                 .ping_timeout_ms = (uint32_t)cfg.ping_timeout_ms,
                 .max_payload = (size_t)cfg.max_payload,
-                .cors_origins = "*"},
+                .cors_origins = "*",
+                .allow_eio3 = cfg.allow_eio3 != 0},
         .connect_timeout_ms = (uint32_t)cfg.connect_timeout_ms,
     };
     e.raw = eio_server_new(&e.nl, &scfg.eio, &raw_handler, &e);

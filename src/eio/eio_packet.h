@@ -41,4 +41,30 @@ int eio_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud);
 size_t eio_packet_encoded_len_polling(const eio_packet_t *p);
 size_t eio_packet_encode_polling(const eio_packet_t *p, char *out);
 
+/* ---- Engine.IO v3 (socket.io-client 2.x; served with --allow-eio3) ----
+ * A v3 polling payload is a run of "<length>:<packet>", the length in decimal counting the
+ * packet's UTF-16 code units (JavaScript string length), with no separator; a binary MESSAGE
+ * is "b4<base64>". Over WebSocket a v3 binary frame starts with the type byte (4). */
+
+/* The UTF-16 length of UTF-8 text (no validation: our own output). */
+size_t eio3_utf16_len(const char *s, size_t n);
+
+/* Decodes a v3 polling POST body (the string form; the XHR2 binary form is not accepted).
+ * As eio_payload_decode: the whole body is validated first (lengths, strict UTF-8, known
+ * types, base64; an empty body or empty packet is malformed) and -1 returned without any
+ * callback; 'b4' packets are decoded in place. Otherwise cb for each packet in order; returns
+ * 0 or cb's first non-zero value. */
+int eio3_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud);
+
+/* Decodes a v3 polling POST body in the binary (XHR2, application/octet-stream) form: each
+ * packet is a kind byte (0: text, 1: binary), its length in bytes as digits of value 0-9 (at
+ * most 10), 0xff, then the packet: text "<type><data>" in UTF-8, or binary "<type byte 4>
+ * <bytes>". Validated whole first (strict UTF-8, known types, only messages binary), then as
+ * eio3_payload_decode; nothing is modified. */
+int eio3_payload_decode_binary(const uint8_t *buf, size_t len, eio_payload_cb cb, void *ud);
+
+/* One packet with its "<length>:" prefix as it goes into a v3 polling response. */
+size_t eio3_packet_encoded_len_polling(const eio_packet_t *p);
+size_t eio3_packet_encode_polling(const eio_packet_t *p, char *out);
+
 #endif

@@ -9,84 +9,8 @@
 #include "core/base64.h"
 #include "core/log.h"
 #include "core/randid.h"
+#include "eio/eio_int.h"
 #include "eio/eio_packet.h"
-
-enum { TRANSPORT_POLLING, TRANSPORT_WEBSOCKET };
-enum { S_OPEN, S_CLOSING };
-
-/* The reference server's error codes (engine.io Server.errors). */
-enum {
-    EIO_ERR_UNKNOWN_TRANSPORT = 0,
-    EIO_ERR_UNKNOWN_SID = 1,
-    EIO_ERR_BAD_HANDSHAKE_METHOD = 2,
-    EIO_ERR_BAD_REQUEST = 3,
-    EIO_ERR_FORBIDDEN = 4,
-    EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION = 5,
-};
-static const char *const eio_error_messages[] = {
-    "Transport unknown", "Session ID unknown", "Bad handshake method",
-    "Bad request",       "Forbidden",          "Unsupported protocol version",
-};
-
-#define SID_LEN 20
-
-/* What one packet waiting in a polling queue costs beyond its encoded bytes (the queue slot,
- * the buffer's header and allocator overhead): counted in the queue's byte cap, so that cap
- * also bounds the number of packets (at most cap / EIO_QUEUED_PACKET_COST). */
-#define EIO_QUEUED_PACKET_COST 64
-/* Room left under the connection's outbound cap for the head of the GET response that
- * carries a full queue, so that the response itself is never cut as a slow reader. */
-#define EIO_RESPONSE_HEAD_ROOM 2048
-
-/* What only a long-polling session needs; a WebSocket session has none of it, and an upgraded
- * session releases it. */
-typedef struct {
-    http_conn_t *poll; /* a pending long-poll GET */
-    char *poll_hdrs;   /* its CORS headers, when there are any */
-    ws_conn_t *probe;  /* a WebSocket being upgraded to */
-    rbuf_t **outq;     /* packets waiting for a GET */
-    uint32_t outq_len, outq_cap;
-    size_t outq_bytes; /* their encoded size + EIO_QUEUED_PACKET_COST each; see queue_cap */
-    bool probe_ok;     /* the probe WebSocket answered 2probe */
-} eio_polling_t;
-
-struct eio_session {
-    char sid[SID_LEN + 1];
-    uint8_t transport;
-    uint8_t state;
-    eio_server_t *srv;
-    eio_session_t *hash_next;
-    ws_conn_t *ws;     /* the WebSocket transport */
-    eio_polling_t *pl; /* the polling transport's state; NULL for WebSocket */
-    /* In ping_tq (waiting to ping), pong_tq (waiting for the pong, or, S_CLOSING, for the
-     * client to fetch the close packet) or reap_tq (S_CLOSING: destroyed on the next turn). */
-    tq_entry_t hb;
-    bool awaiting_pong; /* a ping went out and no pong came back yet */
-    /* That ping may not have left the server: over polling no GET carried it yet; over
-     * WebSocket it ends at byte ping_end of the connection's output (see ping_read). */
-    bool ping_unread;
-    uint64_t ping_end;
-    const char *close_reason; /* for a session in reap_tq */
-    void *data;
-    void *admit_handle; /* from eio_config_t.admit */
-    void *extra[];      /* eio_config_t.session_extra bytes for the layer above */
-};
-
-struct eio_server {
-    net_loop_t *nl;
-    eio_config_t cfg;
-    eio_handler_t h;
-    void *arg;
-    eio_session_t **buckets;
-    size_t nbuckets, count;
-    timerq_t ping_tq, pong_tq, reap_tq;
-    rbuf_t *ping_pkt, *noop_pkt, *close_pkt;
-    bool shutting_down;
-    char cors_origins[512];
-};
-
-static void session_destroy(eio_session_t *s, const char *reason);
-static void session_flush_poll(eio_session_t *s);
 
 /* ---- session table: chained hash on the sid ---- */
 
@@ -97,7 +21,7 @@ static size_t sid_hash(const char *sid, size_t len)
     return h;
 }
 
-static eio_session_t *table_find(eio_server_t *srv, str_t sid)
+eio_session_t *eio_table_find(eio_server_t *srv, str_t sid)
 {
     if (sid.len != SID_LEN) return NULL;
     eio_session_t *s = srv->buckets[sid_hash(sid.ptr, sid.len) & (srv->nbuckets - 1)];
@@ -188,13 +112,13 @@ rbuf_t *eio_message_build(bool binary, const void *data, size_t len)
 }
 
 /* Where the payload of a built frame starts, and whether it is binary. */
-static size_t frame_payload_offset(const rbuf_t *r)
+size_t eio_frame_payload_offset(const rbuf_t *r)
 {
     uint8_t l = (uint8_t)r->data[1] & 0x7f;
     return l == 126 ? 4 : l == 127 ? 10 : 2;
 }
 
-static bool frame_is_binary(const rbuf_t *r)
+bool eio_frame_is_binary(const rbuf_t *r)
 {
     return ((uint8_t)r->data[0] & 0x0f) == WS_OP_BINARY;
 }
@@ -232,8 +156,7 @@ static bool origin_allowed(const eio_server_t *srv, const http_request_t *req)
     return origin.len - skip == host.len && strncasecmp(origin.ptr + skip, host.ptr, host.len) == 0;
 }
 
-static void respond_eio_error(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
-                              int code)
+void eio_respond_error(eio_server_t *srv, http_conn_t *hc, const http_request_t *req, int code)
 {
     char body[96], hdrs[512];
     int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code,
@@ -257,7 +180,7 @@ static void on_ping_due(timerq_t *q, tq_entry_t *e)
     eio_session_t *s = session_of_hb(e);
     eio_server_t *srv = q->data;
     if (s->state != S_OPEN) {
-        session_destroy(s, "transport close");
+        eio_session_destroy(s, "transport close");
         return;
     }
     s->awaiting_pong = true;
@@ -284,20 +207,28 @@ static void on_pong_missing(timerq_t *q, tq_entry_t *e)
 {
     eio_session_t *s = session_of_hb(e);
     log_debug("eio %s: ping timeout", s->sid);
-    session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
+    eio_session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
+}
+
+/* A v3 client sent no ping for pingInterval + pingTimeout. */
+static void on_v3_ping_missing(timerq_t *q, tq_entry_t *e)
+{
+    eio_session_t *s = session_of_hb(e);
+    log_debug("eio %s: no ping from the v3 client, closing", s->sid);
+    eio_session_destroy(s, s->state == S_OPEN ? "ping timeout" : "transport close");
 }
 
 static void on_reap(timerq_t *q, tq_entry_t *e)
 {
     eio_session_t *s = session_of_hb(e);
-    session_destroy(s, s->close_reason ? s->close_reason : "transport close");
+    eio_session_destroy(s, s->close_reason ? s->close_reason : "transport close");
 }
 
 /* Ends a session from inside a call that may come from anywhere (a send from the layer above,
  * perhaps while it walks its own lists): the session stops at once (nothing more is sent or
  * delivered: state S_CLOSING) and is destroyed on the next loop turn, as a WebSocket cut by
  * the net layer is closed from the libuv close callback. */
-static void session_close_deferred(eio_session_t *s, const char *reason)
+void eio_session_close_deferred(eio_session_t *s, const char *reason)
 {
     if (s->state != S_OPEN) return;
     s->state = S_CLOSING;
@@ -305,60 +236,34 @@ static void session_close_deferred(eio_session_t *s, const char *reason)
     timerq_add(&s->srv->reap_tq, &s->hb);
 }
 
-/* ---- polling queue cap ---- */
-
-/* The bytes a polling session may have queued: the connection's outbound cap
- * (--max-outbound-bytes), less room for the response head, so that the GET answer carrying a
- * full queue still fits under that cap. A client that keeps the server queueing without
- * reading (no GET) is a slow reader and is cut like a WebSocket one. */
-static size_t queue_cap(const eio_server_t *srv)
+/* A v3 binary WebSocket frame carries the packet type first: 0x04 then the bytes. The shared
+ * (v4) frame is copied for this session. */
+static void ws_send_v3_binary(ws_conn_t *ws, const rbuf_t *pkt)
 {
-    size_t out = srv->nl->limits.max_outbound;
-    return out > 2 * EIO_RESPONSE_HEAD_ROOM ? out - EIO_RESPONSE_HEAD_ROOM : out / 2;
+    size_t off = eio_frame_payload_offset(pkt), n = pkt->len - off;
+    uint8_t hdr[10];
+    size_t hl = ws_frame_header(hdr, true, WS_OP_BINARY, n + 1);
+    rbuf_t *r = rbuf_new(hl + 1 + n);
+    if (!r) return;
+    memcpy(r->data, hdr, hl);
+    r->data[hl] = EIO_MESSAGE;
+    if (n) memcpy(r->data + hl + 1, pkt->data + off, n);
+    ws_conn_send_frame(ws, r);
+    rbuf_unref(r);
 }
-
-/* ---- sending ---- */
-
-/* What a packet adds to a polling queue: its bytes in a GET response (binary as "b" + base64),
- * the separator, and EIO_QUEUED_PACKET_COST. */
-static size_t queued_cost(const rbuf_t *r)
-{
-    size_t n = r->len - frame_payload_offset(r);
-    return (frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1 + EIO_QUEUED_PACKET_COST;
-}
-
-static void outq_clear(eio_polling_t *pl);
 
 static void send_built(eio_session_t *s, rbuf_t *pkt)
 {
     if (s->transport == TRANSPORT_WEBSOCKET) {
-        if (s->ws) ws_conn_send_frame(s->ws, pkt);
-        return;
-    }
-    eio_polling_t *pl = s->pl;
-    size_t cost = queued_cost(pkt);
-    if (pl->outq_bytes + cost > queue_cap(s->srv)) {
-        log_info("eio %s: polling queue over %zu bytes (%u packets; slow reader), closing", s->sid,
-                 queue_cap(s->srv), pl->outq_len);
-        outq_clear(pl);
-        session_close_deferred(s, "transport error");
-        return;
-    }
-    if (pl->outq_len == pl->outq_cap) {
-        uint32_t cap = pl->outq_cap ? pl->outq_cap * 2 : 4;
-        rbuf_t **q = realloc(pl->outq, cap * sizeof *q);
-        if (!q) {
-            outq_clear(pl);
-            session_close_deferred(s, "transport error");
+        if (!s->ws) return;
+        if (s->protocol == 3 && eio_frame_is_binary(pkt)) {
+            ws_send_v3_binary(s->ws, pkt);
             return;
         }
-        pl->outq = q;
-        pl->outq_cap = cap;
+        ws_conn_send_frame(s->ws, pkt);
+        return;
     }
-    pl->outq[pl->outq_len++] = rbuf_ref(pkt);
-    pl->outq_bytes += cost;
-    /* Answered at the end of this turn, so packets sent together share one response. */
-    if (pl->poll) session_flush_poll(s);
+    eio_polling_send(s, pkt);
 }
 
 void eio_session_send_built(eio_session_t *s, rbuf_t *packet)
@@ -375,84 +280,9 @@ void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t le
     rbuf_unref(p);
 }
 
-static void outq_clear(eio_polling_t *pl)
-{
-    for (uint32_t i = 0; i < pl->outq_len; i++) rbuf_unref(pl->outq[i]);
-    free(pl->outq);
-    pl->outq = NULL;
-    pl->outq_len = pl->outq_cap = 0;
-    pl->outq_bytes = 0;
-}
-
-/* Releases the polling state (after an upgrade, or with the session). */
-static void polling_free(eio_session_t *s)
-{
-    eio_polling_t *pl = s->pl;
-    if (!pl) return;
-    outq_clear(pl);
-    free(pl->poll_hdrs);
-    free(pl);
-    s->pl = NULL;
-}
-
-static http_conn_t *take_poll(eio_session_t *s)
-{
-    http_conn_t *hc = s->pl->poll;
-    s->pl->poll = NULL;
-    http_conn_set_abort(hc, NULL, NULL);
-    return hc;
-}
-
-/* Answers the pending GET with a fixed body (noop on upgrade, close on close). */
-static void answer_poll(eio_session_t *s, const char *body)
-{
-    http_conn_t *hc = take_poll(s);
-    http_respond(hc, 200, "text/plain; charset=UTF-8", s->pl->poll_hdrs, body, strlen(body));
-    free(s->pl->poll_hdrs);
-    s->pl->poll_hdrs = NULL;
-}
-
-/* Answers the pending GET with every queued packet, joined by 0x1e. */
-static void session_flush_poll(eio_session_t *s)
-{
-    eio_polling_t *pl = s->pl;
-    if (!pl || !pl->poll || pl->outq_len == 0) return;
-    size_t total = 0;
-    for (uint32_t i = 0; i < pl->outq_len; i++) {
-        rbuf_t *r = pl->outq[i];
-        size_t off = frame_payload_offset(r), n = r->len - off;
-        total += (frame_is_binary(r) ? 1 + base64_encoded_len(n) : n) + 1;
-    }
-    char *body = malloc(total);
-    if (!body) return;
-    size_t p = 0;
-    bool closing = false;
-    for (uint32_t i = 0; i < pl->outq_len; i++) {
-        rbuf_t *r = pl->outq[i];
-        size_t off = frame_payload_offset(r), n = r->len - off;
-        if (i) body[p++] = 0x1e;
-        if (frame_is_binary(r)) {
-            body[p++] = 'b';
-            p += base64_encode((const uint8_t *)r->data + off, n, body + p);
-        } else {
-            memcpy(body + p, r->data + off, n);
-            if (n == 1 && r->data[off] == '0' + EIO_CLOSE) closing = true;
-            p += n;
-        }
-    }
-    outq_clear(pl);
-    s->ping_unread = false; /* a ping that was queued is on its way to the client now */
-    http_conn_t *hc = take_poll(s);
-    http_respond(hc, 200, "text/plain; charset=UTF-8", pl->poll_hdrs, body, p);
-    free(body);
-    free(pl->poll_hdrs);
-    pl->poll_hdrs = NULL;
-    if (closing) session_destroy(s, "server close");
-}
-
 /* ---- closing ---- */
 
-static void session_destroy(eio_session_t *s, const char *reason)
+void eio_session_destroy(eio_session_t *s, const char *reason)
 {
     eio_server_t *srv = s->srv;
     timerq_remove(&s->hb);
@@ -460,12 +290,13 @@ static void session_destroy(eio_session_t *s, const char *reason)
     s->sid[0] = '\0';
     s->state = S_CLOSING;
     if (srv->h.on_close) srv->h.on_close(s, srv->arg, reason);
-    if (s->pl && s->pl->poll) answer_poll(s, "1"); /* a pending long poll learns of the close */
+    if (s->pl && s->pl->poll)
+        eio_polling_answer(s, "1"); /* a pending long poll learns of the close */
     if (s->ws) {
         ws_conn_set_handler(s->ws, NULL, NULL);
         /* A client that stopped reading would never get the close frame, and the connection
          * would linger with its queue: drop it at once. */
-        if (s->awaiting_pong && !ping_read(s))
+        if ((s->awaiting_pong || s->protocol == 3) && !ping_read(s))
             ws_conn_abort(s->ws);
         else
             ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
@@ -474,7 +305,7 @@ static void session_destroy(eio_session_t *s, const char *reason)
         ws_conn_set_handler(s->pl->probe, NULL, NULL);
         ws_conn_close(s->pl->probe, WS_CLOSE_NORMAL, NULL);
     }
-    polling_free(s);
+    eio_polling_free(s);
     if (s->admit_handle && srv->cfg.release) srv->cfg.release(srv->cfg.admit_arg, s->admit_handle);
     free(s);
 }
@@ -483,7 +314,7 @@ void eio_session_close(eio_session_t *s, const char *reason)
 {
     if (s->state != S_OPEN) return;
     if (s->transport == TRANSPORT_WEBSOCKET) {
-        session_destroy(s, reason);
+        eio_session_destroy(s, reason);
         return;
     }
     /* Polling: the close packet goes out with whatever is queued, on the next GET; a client
@@ -500,7 +331,7 @@ void eio_session_close(eio_session_t *s, const char *reason)
 
 /* ---- incoming packets ---- */
 
-static void handle_packet(eio_session_t *s, const eio_packet_t *p)
+void eio_handle_packet(eio_session_t *s, const eio_packet_t *p)
 {
     eio_server_t *srv = s->srv;
     /* A closing session takes nothing more from its client (as the reference: "packet
@@ -511,6 +342,14 @@ static void handle_packet(eio_session_t *s, const eio_packet_t *p)
         if (srv->h.on_message) srv->h.on_message(s, srv->arg, p->binary, p->data, p->len);
         break;
     case EIO_PONG:
+        if (s->protocol == 3) {
+            /* v3: the server never pings, so a pong is the wrong heartbeat direction; engine.io
+             * closes the session for it, and so does Parlor. */
+            log_debug("eio %s: pong from a v3 client (invalid heartbeat direction), closing",
+                      s->sid);
+            eio_session_destroy(s, "transport error");
+            break;
+        }
         /* Only the answer to a ping the client can have read counts: an unsolicited pong, or
          * one sent while the ping still waits in an unread polling queue, is ignored, so a
          * client that never reads is dropped by the heartbeat however it answers. */
@@ -522,39 +361,41 @@ static void handle_packet(eio_session_t *s, const eio_packet_t *p)
         timerq_add(&srv->ping_tq, &s->hb);
         break;
     case EIO_PING:
+        if (s->protocol == 3) {
+            /* v3: the client pings and the server answers. Like a v4 pong, a ping counts only
+             * once the client can have read the previous pong (it left the server: a GET
+             * took it, or the WebSocket's queue handed it to the kernel); until then pings
+             * are ignored. So at most one pong per session waits in the server, however fast
+             * a client pings, and a client that stops reading is dropped by the heartbeat. */
+            if (!ping_read(s)) {
+                log_debug("eio %s: v3 ping while the last pong is unread, ignored", s->sid);
+                break;
+            }
+            timerq_add(&srv->v3_tq, &s->hb);
+            s->ping_unread = true;
+            send_built(s, srv->pong_pkt); /* a waiting GET takes it: ping_unread is cleared */
+            if (s->state == S_OPEN && s->ws) s->ping_end = ws_conn_queued(s->ws);
+            break;
+        }
         /* In Engine.IO v4 the server pings and the client answers; engine.io 6 closes a
          * session whose client pings ("invalid heartbeat direction"). So does Parlor: a pong
          * for each client ping would let a client make the server queue without bound.
          * (The "2probe" of an upgrade travels on the probe WebSocket, see probe_on_message.) */
         log_debug("eio %s: ping from the client (invalid heartbeat direction), closing", s->sid);
-        session_destroy(s, "transport error");
+        eio_session_destroy(s, "transport error");
         break;
     case EIO_CLOSE:
         /* The reference releases a pending long poll with a noop, then forgets the session. */
-        if (s->pl && s->pl->poll) answer_poll(s, "6");
-        session_destroy(s, "transport close");
+        if (s->pl && s->pl->poll) eio_polling_answer(s, "6");
+        eio_session_destroy(s, "transport close");
         break;
     case EIO_NOOP:
         break;
     default: /* open or upgrade outside an upgrade: a broken client */
         log_debug("eio %s: unexpected packet type %d, closing", s->sid, p->type);
-        session_destroy(s, "parse error");
+        eio_session_destroy(s, "parse error");
         break;
     }
-}
-
-typedef struct {
-    eio_server_t *srv;
-    eio_session_t *s;
-    char sid[SID_LEN + 1];
-} payload_ctx_t;
-
-static int on_payload_packet(void *ud, const eio_packet_t *p)
-{
-    payload_ctx_t *ctx = ud;
-    handle_packet(ctx->s, p);
-    /* Stop when the session went away under us (it may be freed: compare, never touch). */
-    return table_find(ctx->srv, str_make(ctx->sid, SID_LEN)) == ctx->s ? 0 : 1;
 }
 
 /* ---- WebSocket transport ---- */
@@ -563,21 +404,29 @@ static void ws_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data, si
 {
     eio_session_t *s = ud;
     eio_packet_t p;
-    if (opcode == WS_OP_BINARY) {
+    if (opcode == WS_OP_BINARY && s->protocol == 3) {
+        /* v3: the first byte is the packet type; only a message can be binary. */
+        if (len == 0 || data[0] != EIO_MESSAGE) {
+            log_debug("eio %s: invalid v3 binary packet, closing", s->sid);
+            eio_session_destroy(s, "parse error");
+            return;
+        }
+        p = (eio_packet_t){EIO_MESSAGE, true, data + 1, len - 1};
+    } else if (opcode == WS_OP_BINARY) {
         p = (eio_packet_t){EIO_MESSAGE, true, data, len};
     } else if (eio_packet_decode_text((const char *)data, len, &p) < 0) {
         log_debug("eio %s: invalid packet, closing", s->sid);
-        session_destroy(s, "parse error");
+        eio_session_destroy(s, "parse error");
         return;
     }
-    handle_packet(s, &p);
+    eio_handle_packet(s, &p);
 }
 
 static void ws_on_close(ws_conn_t *ws, void *ud)
 {
     eio_session_t *s = ud;
     s->ws = NULL;
-    session_destroy(s, "transport close");
+    eio_session_destroy(s, "transport close");
 }
 
 static const ws_conn_handler_t ws_handler = {ws_on_message, ws_on_close};
@@ -604,13 +453,13 @@ static void probe_on_message(ws_conn_t *ws, void *ud, int opcode, uint8_t *data,
         s->ws = ws;
         s->transport = TRANSPORT_WEBSOCKET;
         ws_conn_set_handler(ws, &ws_handler, s);
-        if (pl->poll) answer_poll(s, "6");
+        if (pl->poll) eio_polling_answer(s, "6");
         /* What was queued for polling now goes over the WebSocket, in order. */
         for (uint32_t i = 0; i < pl->outq_len; i++) ws_conn_send_frame(ws, pl->outq[i]);
         if (s->ping_unread) s->ping_end = ws_conn_queued(ws); /* it is on the WebSocket now */
         bool closing = s->state == S_CLOSING;
-        polling_free(s);
-        if (closing) session_destroy(s, "server close");
+        eio_polling_free(s);
+        if (closing) eio_session_destroy(s, "server close");
         return;
     }
     log_debug("eio %s: invalid upgrade packet, closing the probe", s->sid);
@@ -631,17 +480,9 @@ static const ws_conn_handler_t probe_handler = {probe_on_message, probe_on_close
 
 /* ---- HTTP entry ---- */
 
-static void poll_aborted(http_conn_t *hc, void *arg)
-{
-    eio_session_t *s = arg;
-    if (s->pl && s->pl->poll == hc) s->pl->poll = NULL;
-    /* The reference server treats a vanished poll as a closed transport. */
-    session_destroy(s, "transport close");
-}
-
 /* Admission, then a new session; on refusal answers 429 (or 503) itself and returns NULL. */
 static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
-                                  int transport)
+                                  int transport, int protocol)
 {
     void *handle = NULL;
     if (srv->cfg.admit) {
@@ -674,9 +515,10 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
     }
     s->admit_handle = handle;
     do sid_generate(s->sid);
-    while (table_find(srv, str_make(s->sid, SID_LEN)));
+    while (eio_table_find(srv, str_make(s->sid, SID_LEN)));
     s->srv = srv;
     s->transport = (uint8_t)transport;
+    s->protocol = (uint8_t)protocol;
     s->state = S_OPEN;
     if (table_insert(srv, s) < 0) {
         if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
@@ -686,6 +528,13 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         return NULL;
     }
     return s;
+}
+
+/* v4: the server pings after pingInterval; v3: the client must ping within pingInterval +
+ * pingTimeout. */
+static void heartbeat_start(eio_session_t *s)
+{
+    timerq_add(s->protocol == 3 ? &s->srv->v3_tq : &s->srv->ping_tq, &s->hb);
 }
 
 static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char *out, size_t cap)
@@ -698,12 +547,12 @@ static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char 
 }
 
 static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
-                            str_t sid)
+                            str_t sid, int protocol)
 {
     if (sid.len) {
-        eio_session_t *s = table_find(srv, sid);
+        eio_session_t *s = eio_table_find(srv, sid);
         if (!s) {
-            respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+            eio_respond_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
             return HTTP_DONE;
         }
         if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
@@ -720,18 +569,18 @@ static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_reque
         return HTTP_UPGRADED;
     }
     if (ws_handshake_check(hc, req) < 0) return HTTP_DONE;
-    eio_session_t *s = session_new(srv, hc, req, TRANSPORT_WEBSOCKET);
+    eio_session_t *s = session_new(srv, hc, req, TRANSPORT_WEBSOCKET, protocol);
     if (!s) return HTTP_DONE;
     s->ws = ws_conn_accept(hc, req, srv->cfg.max_payload, &ws_handler, s);
     if (!s->ws) {
-        session_destroy(s, "transport error");
+        eio_session_destroy(s, "transport error");
         return HTTP_UPGRADED;
     }
     char open[256];
     int n = open_packet(srv, s, false, open, sizeof open);
     ws_conn_send(s->ws, WS_OP_TEXT, open, (size_t)n);
-    timerq_add(&srv->ping_tq, &s->hb);
-    if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) session_destroy(s, "refused");
+    heartbeat_start(s);
+    if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) eio_session_destroy(s, "refused");
     return HTTP_UPGRADED;
 }
 
@@ -758,12 +607,12 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
     }
     if (!origin_allowed(srv, req)) {
         log_debug("eio: Origin not allowed, refused with 403");
-        respond_eio_error(srv, hc, req, EIO_ERR_FORBIDDEN);
+        eio_respond_error(srv, hc, req, EIO_ERR_FORBIDDEN);
         return HTTP_DONE;
     }
     int tl = http_query_param(req->query, "transport", transport, sizeof transport);
     if (tl < 0 || (strcmp(transport, "polling") != 0 && strcmp(transport, "websocket") != 0)) {
-        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_TRANSPORT);
+        eio_respond_error(srv, hc, req, EIO_ERR_UNKNOWN_TRANSPORT);
         return HTTP_DONE;
     }
     int sl = http_query_param(req->query, "sid", sid_buf, sizeof sid_buf);
@@ -771,93 +620,65 @@ int eio_server_handle(http_conn_t *hc, const http_request_t *req, str_t body, vo
     bool is_ws = transport[0] == 'w';
     if (sl < 0 || sl == 0) sid.len = 0;
     if (sl == -2) {
-        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+        eio_respond_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
         return HTTP_DONE;
     }
+    int protocol = 4;
     if (!sid.len) {
         int el = http_query_param(req->query, "EIO", eio, sizeof eio);
         if (!str_eq_cstr(req->method, "GET")) {
-            respond_eio_error(srv, hc, req, EIO_ERR_BAD_HANDSHAKE_METHOD);
+            eio_respond_error(srv, hc, req, EIO_ERR_BAD_HANDSHAKE_METHOD);
             return HTTP_DONE;
         }
-        if (el < 0 || strcmp(eio, "4") != 0) {
-            respond_eio_error(srv, hc, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        if (el >= 0 && srv->cfg.allow_eio3 && strcmp(eio, "3") == 0) {
+            protocol = 3;
+        } else if (el < 0 || strcmp(eio, "4") != 0) {
+            eio_respond_error(srv, hc, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+            return HTTP_DONE;
+        }
+        /* JSONP polling (v3 "j" parameter) is not offered. */
+        char j[8];
+        if (protocol == 3 && !is_ws && http_query_param(req->query, "j", j, sizeof j) != -1) {
+            eio_respond_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             return HTTP_DONE;
         }
     }
     if (is_ws) {
         if (!req->upgrade_websocket) {
-            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+            eio_respond_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
             return HTTP_DONE;
         }
-        return handle_websocket(srv, hc, req, sid);
+        return handle_websocket(srv, hc, req, sid, protocol);
     }
     cors_headers(srv, req, hdrs, sizeof hdrs);
     if (!sid.len) {
-        eio_session_t *s = session_new(srv, hc, req, TRANSPORT_POLLING);
+        eio_session_t *s = session_new(srv, hc, req, TRANSPORT_POLLING, protocol);
         if (!s) return HTTP_DONE;
         char open[256];
         int n = open_packet(srv, s, true, open, sizeof open);
-        http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
-        timerq_add(&srv->ping_tq, &s->hb);
-        if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0) session_destroy(s, "refused");
+        if (protocol == 3) {
+            /* One length-prefixed packet (the open packet is ASCII: its length in bytes). */
+            char framed[280];
+            int m = snprintf(framed, sizeof framed, "%d:%s", n, open);
+            http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, framed, (size_t)m);
+        } else {
+            http_respond(hc, 200, "text/plain; charset=UTF-8", hdrs, open, (size_t)n);
+        }
+        heartbeat_start(s);
+        if (srv->h.on_open && srv->h.on_open(s, srv->arg, req) < 0)
+            eio_session_destroy(s, "refused");
         return HTTP_DONE;
     }
-    eio_session_t *s = table_find(srv, sid);
+    eio_session_t *s = eio_table_find(srv, sid);
     if (!s) {
-        respond_eio_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
+        eio_respond_error(srv, hc, req, EIO_ERR_UNKNOWN_SID);
         return HTTP_DONE;
     }
     if (s->transport != TRANSPORT_POLLING) {
-        respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
+        eio_respond_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
         return HTTP_DONE;
     }
-    if (str_eq_cstr(req->method, "GET")) {
-        eio_polling_t *pl = s->pl;
-        if (pl->poll) {
-            /* Two concurrent long polls: the reference server treats it as an error and closes. */
-            log_debug("eio %s: overlapping GET, closing", s->sid);
-            respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
-            session_destroy(s, "transport error");
-            return HTTP_DONE;
-        }
-        pl->poll = hc;
-        if (hdrs[0]) pl->poll_hdrs = strdup(hdrs);
-        if (pl->outq_len) {
-            session_flush_poll(s);
-            return HTTP_DONE;
-        }
-        if (pl->probe_ok) {
-            /* Upgrading: the client waits for this poll to end before it sends "5". */
-            answer_poll(s, "6");
-            return HTTP_DONE;
-        }
-        http_conn_set_abort(hc, poll_aborted, s);
-        return HTTP_DEFERRED;
-    }
-    if (str_eq_cstr(req->method, "POST")) {
-        if (body.len > srv->cfg.max_payload) {
-            http_respond_error(hc, 413, "PAYLOAD_TOO_LARGE", "payload over maxPayload");
-            session_destroy(s, "transport error");
-            return HTTP_DONE;
-        }
-        /* Answer first: handlers below may close the session (and its pending GET). */
-        http_respond(hc, 200, "text/html", hdrs, "ok", 2);
-        payload_ctx_t ctx = {srv, s, {0}};
-        memcpy(ctx.sid, s->sid, sizeof ctx.sid);
-        char *copy = malloc(body.len ? body.len : 1);
-        if (!copy) return HTTP_DONE;
-        memcpy(copy, body.ptr, body.len);
-        int rc = eio_payload_decode(copy, body.len, on_payload_packet, &ctx);
-        free(copy);
-        if (rc < 0 && table_find(srv, sid) == s) {
-            log_debug("eio %s: malformed payload, closing", s->sid);
-            session_destroy(s, "parse error");
-        }
-        return HTTP_DONE;
-    }
-    respond_eio_error(srv, hc, req, EIO_ERR_BAD_REQUEST);
-    return HTTP_DONE;
+    return eio_polling_request(srv, s, hc, req, body, hdrs);
 }
 
 /* ---- server ---- */
@@ -879,11 +700,15 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
     timerq_init(nl->loop, &srv->pong_tq, cfg->ping_timeout_ms, on_pong_missing);
     timerq_init(nl->loop, &srv->reap_tq, 0, on_reap);
-    srv->ping_tq.data = srv->pong_tq.data = srv->reap_tq.data = srv;
+    timerq_init(nl->loop, &srv->v3_tq, (uint64_t)cfg->ping_interval_ms + cfg->ping_timeout_ms,
+                on_v3_ping_missing);
+    srv->ping_tq.data = srv->pong_tq.data = srv->reap_tq.data = srv->v3_tq.data = srv;
     srv->ping_pkt = packet_build(EIO_PING, NULL, 0);
     srv->noop_pkt = packet_build(EIO_NOOP, NULL, 0);
     srv->close_pkt = packet_build(EIO_CLOSE, NULL, 0);
-    if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt) abort();
+    srv->pong_pkt = packet_build(EIO_PONG, NULL, 0);
+    if (!srv->buckets || !srv->ping_pkt || !srv->noop_pkt || !srv->close_pkt || !srv->pong_pkt)
+        abort();
     return srv;
 }
 
@@ -909,9 +734,9 @@ void eio_server_shutdown(eio_server_t *srv)
             if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->pl->outq_len) {
                 /* Deliver what is queued with the close if a poll is waiting. */
                 send_built(s, srv->close_pkt);
-                if (table_find(srv, str_make(s->sid, SID_LEN)) != s) continue;
+                if (eio_table_find(srv, str_make(s->sid, SID_LEN)) != s) continue;
             }
-            session_destroy(s, "server shutting down");
+            eio_session_destroy(s, "server shutting down");
         }
 }
 
@@ -920,6 +745,7 @@ void eio_server_close(eio_server_t *srv)
     timerq_close(&srv->ping_tq);
     timerq_close(&srv->pong_tq);
     timerq_close(&srv->reap_tq);
+    timerq_close(&srv->v3_tq);
 }
 
 void eio_server_free(eio_server_t *srv)
@@ -928,6 +754,7 @@ void eio_server_free(eio_server_t *srv)
     rbuf_unref(srv->ping_pkt);
     rbuf_unref(srv->noop_pkt);
     rbuf_unref(srv->close_pkt);
+    rbuf_unref(srv->pong_pkt);
     free(srv->buckets);
     free(srv);
 }
@@ -950,6 +777,11 @@ void *eio_session_data(const eio_session_t *s)
 void *eio_session_extra(eio_session_t *s)
 {
     return s->extra;
+}
+
+int eio_session_protocol(const eio_session_t *s)
+{
+    return s->protocol;
 }
 
 bool eio_session_is_websocket(const eio_session_t *s)

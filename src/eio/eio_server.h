@@ -24,6 +24,9 @@ typedef struct {
     /* Bytes reserved, zeroed, in each session's own allocation for the layer above (see
      * eio_session_extra), so that a connection costs one allocation less. */
     size_t session_extra;
+    /* Also accept Engine.IO v3 clients (EIO=3: socket.io-client 2.x): client-sent pings
+     * answered with pongs, length-prefixed polling payloads, 'b4' base64 binary; no JSONP. */
+    bool allow_eio3;
 } eio_config_t;
 
 typedef struct {
@@ -68,6 +71,8 @@ void *eio_session_data(const eio_session_t *s);
 /* The session_extra bytes of the session (pointer-aligned); valid until on_close returns. */
 void *eio_session_extra(eio_session_t *s);
 bool eio_session_is_websocket(const eio_session_t *s);
+/* The Engine.IO protocol revision the client speaks: 4, or 3 (only with allow_eio3). */
+int eio_session_protocol(const eio_session_t *s);
 /* Bytes queued on the session and not yet handed to the kernel (WebSocket) or not yet taken
  * by a GET (polling): lets a producer pace itself to the reader. */
 size_t eio_session_queued_bytes(const eio_session_t *s);

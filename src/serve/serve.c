@@ -358,7 +358,8 @@ static int serve_run(server_t *sp)
                 .ping_timeout_ms = (uint32_t)cfg->ping_timeout_ms,
                 .max_payload = (size_t)cfg->max_payload,
                 .cors_origins = cfg->cors_origins,
-                .cors_credentials = strcmp(cfg->cors_origins, "*") != 0},
+                .cors_credentials = strcmp(cfg->cors_origins, "*") != 0,
+                .allow_eio3 = cfg->allow_eio3 != 0},
         .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
     };
     s.sio = sio_server_new(&s.nl, &scfg);

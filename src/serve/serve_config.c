@@ -48,6 +48,8 @@ static const config_option_t serve_options[] = {
      "Engine.IO pingTimeout"},
     {"connect-timeout-ms", OPT_INT, OFF(connect_timeout_ms), "45000", 100, 3600000,
      "time a client has to join the namespace after the handshake"},
+    {"allow-eio3", OPT_BOOL, OFF(allow_eio3), "false", 0, 0,
+     "also accept Engine.IO v3 clients (socket.io-client 2.x; token in the query)"},
     {"max-payload", OPT_INT, OFF(max_payload), "1000000", 4096, 100000000,
      "Engine.IO maxPayload (and the body limit of Engine.IO polling POSTs), in bytes"},
     {"max-outbound-bytes", OPT_INT, OFF(max_outbound), "8388608", 4096, 1LL << 32,

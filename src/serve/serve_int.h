@@ -30,6 +30,7 @@ typedef struct {
     long long header_timeout_ms;
     long long idle_timeout_ms;
     int accounts;
+    int allow_eio3;
     long long rate_messages_per_s, rate_messages_burst;
     long long rate_rest_per_s, rate_rest_burst;
     long long rate_connections_per_ip, rate_connections_window_s;

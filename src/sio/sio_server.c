@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/randid.h"
 #include "sio/sio_packet.h"
+#include "sio/sio_v3.h"
 
 #define SIO_ID_LEN   20
 #define SIO_NAME_MAX 128
@@ -88,6 +89,9 @@ struct sio_client {
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
+    /* The Engine.IO handshake request, set only while a v3 client's implicit CONNECT to "/"
+     * runs (from the open callback): see sio_socket_handshake_query. */
+    const http_request_t *open_req;
     bool first_used;
     sio_socket_t first;
 };
@@ -101,6 +105,7 @@ struct sio_server {
 };
 
 static void socket_close(sio_socket_t *s, const char *reason);
+static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3);
 
 /* ---- encoding ---- */
 
@@ -510,7 +515,26 @@ static void client_protocol_error(sio_client_t *c, const char *why)
     eio_session_close(c->eio, "parse error");
 }
 
-static void handle_connect(sio_client_t *c, const sio_packet_t *p)
+/* v3: the auth payload is the query the client put in the namespace (v3query, without the
+ * '?'; STR_NULL: none), as socket.io 4 reads it. */
+static void handle_connect(sio_client_t *c, const sio_packet_t *p_in, str_t v3query)
+{
+    bool v3 = eio_session_protocol(c->eio) == 3;
+    sio_packet_t v3p;
+    const sio_packet_t *p = p_in;
+    buf_t v3auth;
+    buf_init(&v3auth);
+    if (v3) {
+        v3p = *p_in;
+        sio_v3_query_auth(v3query, &v3auth);
+        v3p.data = str_make(v3auth.data, v3auth.len);
+        p = &v3p;
+    }
+    handle_connect_packet(c, p, v3);
+    buf_free(&v3auth);
+}
+
+static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3)
 {
     sio_server_t *srv = c->srv;
     if (c->refused >= SIO_MAX_REFUSED_CONNECTS) {
@@ -553,9 +577,15 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     if (nsp->h.authorize) {
         if (nsp->h.authorize(s, nsp->arg, p->data, &err) < 0) {
             c->refused++;
-            rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1,
-                                   err.len ? str_make(err.data, err.len)
-                                           : STR_LIT("{\"message\":\"refused\"}"));
+            str_t e = err.len ? str_make(err.data, err.len) : STR_LIT("{\"message\":\"refused\"}");
+            buf_t e3;
+            buf_init(&e3);
+            if (v3) {
+                sio_v3_connect_error(e, &e3);
+                e = str_make(e3.data, e3.len);
+            }
+            rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1, e);
+            buf_free(&e3);
             if (r) {
                 eio_session_send_built(c->eio, r);
                 rbuf_unref(r);
@@ -575,8 +605,10 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p)
     buf_init(&body);
     char id[SIO_ID_LEN + 1];
     randid_generate(id, SIO_ID_LEN);
-    buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", id, err.len ? "," : "", (int)err.len,
-               err.data ? err.data : "");
+    /* A v3 client gets a bare CONNECT (no sid, no pid: no connection state recovery). */
+    if (!v3)
+        buf_printf(&body, "{\"sid\":\"%s\"%s%.*s}", id, err.len ? "," : "", (int)err.len,
+                   err.data ? err.data : "");
     buf_free(&err);
     rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body.data, body.len));
     buf_free(&body);
@@ -636,15 +668,36 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
         client_protocol_error(c, "text packet while attachments were expected");
         return;
     }
+    /* A v3 CONNECT "0/nsp?query,..." carries the client's query (a token, say) in the
+     * namespace, longer than a namespace may be: it is taken out before decoding. */
+    str_t v3query = STR_NULL;
+    char *v3text = NULL;
+    if (len >= 2 && data[0] == '0' + SIO_CONNECT && data[1] == '/' &&
+        eio_session_protocol(c->eio) == 3) {
+        const char *comma = memchr(data, ',', len);
+        size_t nsp_end = comma ? (size_t)(comma - data) : len;
+        const char *q = memchr(data, '?', nsp_end);
+        if (q && (v3text = malloc(len))) {
+            size_t head = (size_t)(q - data);
+            v3query = str_make(q + 1, nsp_end - head - 1);
+            memcpy(v3text, data, head);
+            memcpy(v3text + head, data + nsp_end, len - nsp_end);
+            data = v3text;
+            len = head + (len - nsp_end);
+        }
+    }
     sio_packet_t p;
     if (sio_packet_decode(data, len, &p) < 0) {
+        free(v3text);
         client_protocol_error(c, "invalid packet");
         return;
     }
+    if (v3text && p.type != SIO_CONNECT) abort(); /* unreachable: the type byte is kept */
     switch (p.type) {
     case SIO_CONNECT:
-        handle_connect(c, &p);
-        break;
+        handle_connect(c, &p, v3query);
+        free(v3text);
+        return;
     case SIO_DISCONNECT: {
         sio_socket_t *s = client_socket(c, p.nsp);
         if (s)
@@ -752,6 +805,15 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
     c->srv = srv;
     eio_session_set_data(e, c);
     timerq_add(&srv->connect_tq, &c->connect_timer);
+    if (eio_session_protocol(e) == 3) {
+        /* socket.io-client 2.x sends no CONNECT for "/": socket.io 4 connects it at once, with
+         * an empty auth payload (the client's query is in the handshake request). */
+        sio_packet_t p = {
+            .type = SIO_CONNECT, .nsp = STR_LIT("/"), .ack_id = -1, .data = STR_LIT("{}")};
+        c->open_req = req;
+        handle_connect_packet(c, &p, true);
+        if (eio_session_data(e) == c) c->open_req = NULL;
+    }
     return 0;
 }
 
@@ -795,6 +857,12 @@ sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
     }
     timerq_init(nl->loop, &srv->connect_tq, cfg->connect_timeout_ms, on_connect_timeout);
     return srv;
+}
+
+str_t sio_socket_handshake_query(const sio_socket_t *s)
+{
+    const http_request_t *req = s->client->open_req;
+    return req ? req->query : STR_NULL;
 }
 
 eio_server_t *sio_server_eio(sio_server_t *srv)

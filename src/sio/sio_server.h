@@ -59,6 +59,11 @@ sio_nsp_t *sio_socket_nsp(const sio_socket_t *s);
 eio_session_t *sio_socket_eio(const sio_socket_t *s);
 void sio_socket_set_data(sio_socket_t *s, void *data);
 void *sio_socket_data(const sio_socket_t *s);
+/* The query string of the Engine.IO handshake ("a=1&b=2"), available to the authorize
+ * middleware only during the implicit CONNECT to "/" of an Engine.IO v3 client
+ * (socket.io-client 2.x sends its credentials there: io(url, {query: {token}})); STR_NULL
+ * otherwise. */
+str_t sio_socket_handshake_query(const sio_socket_t *s);
 
 /* Emits data, a JSON array ["event",arg...] whose placeholders number the attachments. */
 int sio_socket_emit(sio_socket_t *s, str_t data, const sio_attachment_t *att, unsigned natt);

@@ -292,6 +292,175 @@ static void test_message_build_parts(void)
     free(text);
 }
 
+/* Decodes a literal v3 payload in a writable copy. */
+static int decode3(const char *lit, size_t n, collect_t *c)
+{
+    char *buf = malloc(n ? n : 1);
+    memcpy(buf, lit, n);
+    memset(c, 0, sizeof *c);
+    int r = eio3_payload_decode(buf, n, collect_cb, c);
+    free(buf);
+    return r;
+}
+#define DECODE3(lit, c) decode3((lit), sizeof(lit) - 1, (c))
+
+static void test_v3_payload_decode(void)
+{
+    collect_t c;
+    CHECK_EQ_INT(DECODE3("1:2", &c), 0);
+    CHECK_EQ_INT(c.count, 1);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_PING);
+    CHECK_EQ_INT(DECODE3("6:4hello2:40", &c), 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "hello");
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "0");
+    /* Lengths count UTF-16 code units: é is 1 (2 bytes), U+1F600 is 2 (4 bytes). */
+    CHECK_EQ_INT(DECODE3("3:4\xc3\xa9x", &c), 0);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "\xc3\xa9x");
+    CHECK_EQ_INT(DECODE3("3:4\xf0\x9f\x98\x80"
+                         "1:6",
+                         &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_EQ_INT(c.pkts[0].len, 4);
+    CHECK_EQ_INT(c.pkts[1].type, EIO_NOOP);
+    /* b4 + base64 is a binary message. */
+    CHECK_EQ_INT(DECODE3("6:b4AQID", &c), 0);
+    CHECK(c.pkts[0].binary);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_MESSAGE);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "\x01\x02\x03");
+}
+
+static void test_v3_payload_errors(void)
+{
+    collect_t c;
+    CHECK_EQ_INT(decode3("", 0, &c), -1);
+    CHECK_EQ_INT(DECODE3("0:", &c), -1);                  /* empty packet */
+    CHECK_EQ_INT(DECODE3(":4a", &c), -1);                 /* no length */
+    CHECK_EQ_INT(DECODE3("2:4", &c), -1);                 /* short */
+    CHECK_EQ_INT(DECODE3("1:4x", &c), -1);                /* trailing garbage: "x" has no prefix */
+    CHECK_EQ_INT(DECODE3("2:9x", &c), -1);                /* unknown type */
+    CHECK_EQ_INT(DECODE3("3:b2AA", &c), -1);              /* binary must be a message */
+    CHECK_EQ_INT(DECODE3("5:b4A!==", &c), -1);            /* bad base64 */
+    CHECK_EQ_INT(DECODE3("2:4\xf0\x9f\x98\x80", &c), -1); /* length cuts a surrogate pair */
+    CHECK_EQ_INT(DECODE3("2:4\xc3", &c), -1);             /* truncated UTF-8 */
+    CHECK_EQ_INT(DECODE3("2:4\xc0\x80", &c), -1);         /* overlong */
+    CHECK_EQ_INT(DECODE3("2:4\xed\xa0\x80", &c), -1);     /* a surrogate in UTF-8 */
+    CHECK_EQ_INT(DECODE3("99999999999:4", &c), -1);       /* over 10 digits */
+    CHECK_EQ_INT(DECODE3("1:2x:1", &c), -1);
+    /* Nothing delivered when a later packet is bad. */
+    CHECK_EQ_INT(DECODE3("1:21:9", &c), -1);
+    CHECK_EQ_INT(c.count, 0);
+    /* A callback's value stops the walk. */
+    memset(&c, 0, sizeof c);
+    c.stop_at = 1;
+    char buf[] = "1:21:3";
+    CHECK_EQ_INT(eio3_payload_decode(buf, 6, collect_cb, &c), 7);
+    CHECK_EQ_INT(c.count, 1);
+}
+
+static void test_v3_encode(void)
+{
+    char out[64];
+    eio_packet_t p = {EIO_MESSAGE, false, (const uint8_t *)"40", 2};
+    size_t n = eio3_packet_encoded_len_polling(&p);
+    CHECK_EQ_INT(eio3_packet_encode_polling(&p, out), n);
+    CHECK_MEM(out, n, "3:440");
+    p = (eio_packet_t){EIO_PONG, false, NULL, 0};
+    n = eio3_packet_encode_polling(&p, out);
+    CHECK_MEM(out, n, "1:3");
+    p = (eio_packet_t){EIO_MESSAGE, false, (const uint8_t *)"\xf0\x9f\x98\x80\xc3\xa9", 6};
+    n = eio3_packet_encode_polling(&p, out);
+    CHECK_EQ_INT(n, eio3_packet_encoded_len_polling(&p));
+    CHECK_MEM(out, n, "4:4\xf0\x9f\x98\x80\xc3\xa9");
+    p = (eio_packet_t){EIO_MESSAGE, true, (const uint8_t *)"\x01\x02\x03", 3};
+    n = eio3_packet_encode_polling(&p, out);
+    CHECK_EQ_INT(n, eio3_packet_encoded_len_polling(&p));
+    CHECK_MEM(out, n, "6:b4AQID");
+    /* A ten-unit packet has a two-digit length. */
+    p = (eio_packet_t){EIO_MESSAGE, false, (const uint8_t *)"123456789", 9};
+    n = eio3_packet_encode_polling(&p, out);
+    CHECK_MEM(out, n, "10:4123456789");
+    /* What is encoded decodes back. */
+    collect_t c;
+    CHECK_EQ_INT(decode3(out, n, &c), 0);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "123456789");
+}
+
+static int decode3_bin(const char *lit, size_t n, collect_t *c)
+{
+    memset(c, 0, sizeof *c);
+    return eio3_payload_decode_binary((const uint8_t *)lit, n, collect_cb, c);
+}
+#define DECODE3_BIN(lit, c) decode3_bin((lit), sizeof(lit) - 1, (c))
+
+static void test_v3_binary_payload(void)
+{
+    collect_t c;
+    /* Text "42[1]" (5 bytes), then binary message 01 02 03 (type byte 4 first). */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x05\xff"
+                             "42[1]"
+                             "\x01\x04\xff\x04\x01\x02\x03",
+                             &c),
+                 0);
+    CHECK_EQ_INT(c.count, 2);
+    CHECK_EQ_INT(c.pkts[0].type, EIO_MESSAGE);
+    CHECK(!c.pkts[0].binary);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "2[1]");
+    CHECK(c.pkts[1].binary);
+    CHECK_MEM(c.copies[1], c.pkts[1].len, "\x01\x02\x03");
+    /* Lengths are bytes here; a two-digit one. */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\x00\xff"
+                             "4123456789",
+                             &c),
+                 0);
+    CHECK_MEM(c.copies[0], c.pkts[0].len, "123456789");
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x03\xff"
+                             "4\xc3\xa9",
+                             &c),
+                 0);
+
+    CHECK_EQ_INT(decode3_bin("", 0, &c), -1);
+    CHECK_EQ_INT(DECODE3_BIN("\x02\x01\xff"
+                             "2",
+                             &c),
+                 -1); /* unknown kind */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\xff"
+                             "2",
+                             &c),
+                 -1);                                  /* no digits */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x00\xff", &c), -1); /* empty packet */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x0a\xff"
+                             "2",
+                             &c),
+                 -1); /* not a digit */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x05\xff"
+                             "2",
+                             &c),
+                 -1); /* short */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x02\xff"
+                             "4\xc3",
+                             &c),
+                 -1); /* cut UTF-8 */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\xff"
+                             "9",
+                             &c),
+                 -1);                                          /* unknown type */
+    CHECK_EQ_INT(DECODE3_BIN("\x01\x02\xff\x02\x01", &c), -1); /* binary non-message */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\xff"
+                             "2",
+                             &c),
+                 -1);
+    /* Nothing delivered when a later packet is bad. */
+    CHECK_EQ_INT(DECODE3_BIN("\x00\x01\xff"
+                             "2"
+                             "\x00\x01\xff"
+                             "9",
+                             &c),
+                 -1);
+    CHECK_EQ_INT(c.count, 0);
+}
+
 int main(void)
 {
     RUN(test_decode_text);
@@ -302,5 +471,9 @@ int main(void)
     RUN(test_encode_polling);
     RUN(test_encode_decode_round_trip);
     RUN(test_message_build_parts);
+    RUN(test_v3_payload_decode);
+    RUN(test_v3_payload_errors);
+    RUN(test_v3_encode);
+    RUN(test_v3_binary_payload);
     return UNIT_DONE();
 }
