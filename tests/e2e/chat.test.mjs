@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 
 import {
     ARTIFACTS, MAX_FILE_SIZE, ROOT, allowErrors, launchBrowser, makePng, openPerson, registerRest, rest, serverSupports,
-    startServer, uniqueName, withScreenshots,
+    startServer, uniqueName, storySteps,
 } from './helpers.mjs';
 import {
     T, assertNoCsp, assertNoErrors, findAndOpen, message, openConversation, registerUi, send, session, texts,
@@ -21,20 +21,10 @@ describe('web client: tenant and owner', { timeout: 170000 }, () => {
     let browser;
     let tenant;
     let owner;
-    const done = new Set(); // steps that passed; later steps say which they need
     const tenantUser = { name: 'Tina Tenant', username: uniqueName('tina'), role: 'tenant' };
     const ownerUser = { name: 'Oscar Owner', username: uniqueName('oscar'), role: 'owner' };
 
-    // A step of the story: skipped when a step it builds on failed, screenshots when it fails.
-    function step(name, needs, fn, timeout = 45000) {
-        it(name, { timeout }, async () => {
-            const missing = needs.filter((n) => !done.has(n));
-            // A step whose groundwork failed fails too (it is never reported as skipped).
-            if (missing.length) assert.fail(`not run: an earlier step it needs failed: ${missing.join(', ')}`);
-            await withScreenshots(name, [tenant, owner], fn);
-            done.add(name);
-        });
-    }
+    const { step, done } = storySteps(() => [tenant, owner]);
 
     before(async () => {
         server = await startServer();

@@ -3,11 +3,11 @@
 // the unread badge after a server restart. Each step fails on the client as it was before.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 
 import {
     MAX_FILE_SIZE, SECRET, allowErrors, launchBrowser, openPerson, registerRest, rest, serverSupports, sleep, startServer,
-    uniqueName, withScreenshots,
+    uniqueName, storySteps,
 } from './helpers.mjs';
 import {
     T, assertNoErrors, findAndOpen, message, openConversation, registerUi, send, session, waitMessage, waitTick,
@@ -34,18 +34,10 @@ describe('web client: details a person noticed', { timeout: 170000 }, () => {
     let tenant;
     let owner;
     let gary;
-    const done = new Set();
     const tenantUser = { name: 'Tina Tenant', username: uniqueName('tina'), role: 'tenant' };
     const ownerUser = { name: 'Oscar Owner', username: uniqueName('oscar'), role: 'owner' };
 
-    function step(name, needs, fn, timeout = 45000) {
-        it(name, { timeout }, async () => {
-            const missing = needs.filter((n) => !done.has(n));
-            if (missing.length) assert.fail(`not run: an earlier step it needs failed: ${missing.join(', ')}`);
-            await withScreenshots(name, [tenant, owner], fn);
-            done.add(name);
-        });
-    }
+    const { step, done } = storySteps(() => [tenant, owner]);
 
     // The conversation of `who` with the other person, as the server has it (unreadCount).
     async function serverConv(who, title) {

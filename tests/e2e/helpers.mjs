@@ -9,6 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -196,6 +198,22 @@ export function allowErrors(person, ...patterns) {
 // The console errors and page exceptions no allowErrors() pattern expected.
 export function unexpectedErrors(person) {
     return person.errors.filter((e) => !person.allowed.some((re) => re.test(e)));
+}
+
+// The steps of a story (a describe block whose tests build on each other): step(name, needs,
+// fn) is a test that fails at once when a step it needs failed (never reported as skipped),
+// and saves screenshots of people() when it fails. Returns {step, done}.
+export function storySteps(people) {
+    const done = new Set();
+    function step(name, needs, fn, timeout = 45000) {
+        it(name, { timeout }, async () => {
+            const missing = needs.filter((n) => !done.has(n));
+            if (missing.length) assert.fail(`not run: an earlier step it needs failed: ${missing.join(', ')}`);
+            await withScreenshots(name, people(), fn);
+            done.add(name);
+        });
+    }
+    return { step, done };
 }
 
 // Runs fn; on failure saves a screenshot of every page that is still open, then rethrows.
