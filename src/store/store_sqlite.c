@@ -1,5 +1,6 @@
 /* The SQLite engine: schema and migrations, cached statements, one function per operation. */
 #include "store/store_sqlite.h"
+#include "store/store_common.h"
 #include "core/log.h"
 #include "core/strmap.h"
 
@@ -305,140 +306,6 @@ struct store_sqlite {
     send_conv_t *dirty;           /* conversations whose row is behind */
 };
 
-const char *store_strerror(int code)
-{
-    switch (code) {
-    case STORE_OK:
-        return "ok";
-    case STORE_E_INVALID:
-        return "invalid input";
-    case STORE_E_NOT_FOUND:
-        return "not found";
-    case STORE_E_FORBIDDEN:
-        return "forbidden";
-    case STORE_E_CONFLICT:
-        return "conflict";
-    case STORE_E_NOSPACE:
-        return "result does not fit the request's arena";
-    case STORE_E_BUSY:
-        return "database busy";
-    case STORE_E_IO:
-        return "database error";
-    case STORE_E_QUOTA:
-        return "storage quota exceeded";
-    case STORE_E_CANCELLED:
-        return "store closing";
-    default:
-        return "unknown store error";
-    }
-}
-
-static int64_t store_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- Arena ----------------------------------------------------------------------------- */
-
-static void arena_reset(store_arena_t *a)
-{
-    if (!a->ptr) a->cap = 0;
-    a->front = 0;
-    a->back = a->cap;
-}
-
-typedef struct {
-    size_t front, back;
-} arena_mark_t;
-
-static arena_mark_t arena_mark(const store_arena_t *a)
-{
-    return (arena_mark_t){a->front, a->back};
-}
-
-static void arena_restore(store_arena_t *a, arena_mark_t m)
-{
-    a->front = m.front;
-    a->back = m.back;
-}
-
-/* Front allocations are the elements of the one result array: successive pushes of the same
- * type are contiguous because sizeof is a multiple of the alignment. */
-static void *arena_push(store_arena_t *a, size_t size, size_t align)
-{
-    uintptr_t base = (uintptr_t)a->ptr;
-    uintptr_t start = (base + a->front + align - 1) & ~(uintptr_t)(align - 1);
-    size_t off = start - base;
-    if (!a->ptr || off > a->back || a->back - off < size) return NULL;
-    a->front = off + size;
-    return a->ptr + off;
-}
-
-static void *arena_back(store_arena_t *a, size_t size, size_t align)
-{
-    uintptr_t base = (uintptr_t)a->ptr;
-    if (!a->ptr || a->back - a->front < size) return NULL;
-    uintptr_t start = (base + a->back - size) & ~(uintptr_t)(align - 1);
-    if (start < base + a->front) return NULL;
-    a->back = start - base;
-    return a->ptr + a->back;
-}
-
-#define ARENA_PUSH(a, T)    ((T *)arena_push((a), sizeof(T), _Alignof(T)))
-#define ARENA_BACK(a, T, n) ((T *)arena_back((a), sizeof(T) * (n), _Alignof(T)))
-
-static int arena_str(store_arena_t *a, const void *p, size_t n, str_t *out)
-{
-    char *d = arena_back(a, n + 1, 1);
-    if (!d) return STORE_E_NOSPACE;
-    if (n) memcpy(d, p, n);
-    d[n] = '\0';
-    *out = str_make(d, n);
-    return STORE_OK;
-}
-
-/* An absent input stays absent in the output. */
-static int arena_copy(store_arena_t *a, str_t s, str_t *out)
-{
-    if (!s.ptr) {
-        *out = STR_NULL;
-        return STORE_OK;
-    }
-    return arena_str(a, s.ptr, s.len, out);
-}
-
-/* ---- Input validation ------------------------------------------------------------------ */
-
-static bool valid_user_id(str_t s)
-{
-    if (!s.ptr || s.len == 0 || s.len > STORE_USER_ID_MAX) return false;
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool present(str_t s)
-{
-    return s.ptr && s.len > 0;
-}
-
-/* Optional text: absent, or at most max bytes. */
-static bool valid_opt(str_t s, size_t max)
-{
-    return !present(s) || s.len <= max;
-}
-
-static bool valid_req(str_t s, size_t max)
-{
-    return present(s) && s.len <= max;
-}
-
 /* ---- Statement helpers ----------------------------------------------------------------- */
 
 static int map_rc(int rc)
@@ -483,7 +350,7 @@ static void bind_str(sqlite3_stmt *st, int i, str_t s)
 /* Empty optional text is stored as NULL. */
 static void bind_opt(sqlite3_stmt *st, int i, str_t s)
 {
-    bind_str(st, i, present(s) ? s : STR_NULL);
+    bind_str(st, i, store_present(s) ? s : STR_NULL);
 }
 
 static void bind_cstr(sqlite3_stmt *st, int i, const char *s)
@@ -523,7 +390,7 @@ static int col_str(sqlite3_stmt *st, int i, store_arena_t *a, str_t *out)
     const unsigned char *t = sqlite3_column_text(st, i);
     int n = sqlite3_column_bytes(st, i);
     if (!t) return STORE_E_IO; /* out of memory converting the value */
-    return arena_str(a, t, (size_t)n, out);
+    return store_arena_str(a, t, (size_t)n, out);
 }
 
 static void col_id(sqlite3_stmt *st, int i, char out[ID_SIZE])
@@ -576,26 +443,6 @@ static int send_cache_flush(store_sqlite_t *db)
     return STORE_OK;
 }
 
-/* The sorted "a|b" key of the direct conversation between two users. */
-static void direct_key(str_t a, str_t b, char key[2 * STORE_USER_ID_MAX + 2])
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int cmp = memcmp(a.ptr, b.ptr, n);
-    if (cmp > 0 || (cmp == 0 && a.len > b.len)) {
-        str_t t = a;
-        a = b;
-        b = t;
-    }
-    if (a.len > STORE_USER_ID_MAX || b.len > STORE_USER_ID_MAX) { /* callers validated them */
-        key[0] = '\0';
-        return;
-    }
-    memcpy(key, a.ptr, a.len);
-    key[a.len] = '|';
-    memcpy(key + a.len + 1, b.ptr, b.len);
-    key[a.len + 1 + b.len] = '\0';
-}
-
 /* Remembers a conversation's state after a send that went the long way (or forgets it when
  * memory runs out: the cache is only a shortcut). */
 static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, str_t sender,
@@ -607,12 +454,12 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
     if (!c) {
         if (!(c = calloc(1, sizeof *c))) return;
         memcpy(c->id, conv, ID_SIZE);
-        c->direct = present(recipient);
+        c->direct = store_present(recipient);
         if (c->direct) {
-            char key[2 * STORE_USER_ID_MAX + 2];
+            char key[STORE_DIRECT_KEY_SIZE];
             memcpy(c->a, sender.ptr, sender.len);
             memcpy(c->b, recipient.ptr, recipient.len);
-            direct_key(sender, recipient, key);
+            store_direct_key(sender, recipient, key);
             if (strmap_set(&db->directs, key, c) != 0) {
                 free(c);
                 return;
@@ -620,8 +467,8 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
         }
         if (strmap_set(&db->convs, conv, c) != 0) {
             if (c->direct) {
-                char key[2 * STORE_USER_ID_MAX + 2];
-                direct_key(sender, recipient, key);
+                char key[STORE_DIRECT_KEY_SIZE];
+                store_direct_key(sender, recipient, key);
                 strmap_remove(&db->directs, key);
             }
             free(c);
@@ -885,18 +732,6 @@ static int file_from_row(sqlite3_stmt *st, int first, store_file_t *f, store_are
     return STORE_OK;
 }
 
-static store_msg_type_t msg_type_parse(const unsigned char *t)
-{
-    if (t && strcmp((const char *)t, "image") == 0) return STORE_MSG_IMAGE;
-    if (t && strcmp((const char *)t, "file") == 0) return STORE_MSG_FILE;
-    return STORE_MSG_TEXT;
-}
-
-static const char *msg_type_name(store_msg_type_t t)
-{
-    return t == STORE_MSG_IMAGE ? "image" : t == STORE_MSG_FILE ? "file" : "text";
-}
-
 /* Columns: MSG_COLS. */
 static int msg_from_row(sqlite3_stmt *st, store_message_t *m, store_arena_t *a)
 {
@@ -910,7 +745,7 @@ static int msg_from_row(sqlite3_stmt *st, store_message_t *m, store_arena_t *a)
         (rc = col_str(st, 6, a, &m->content)) || (rc = col_str(st, 8, a, &m->client_msg_id)))
         return rc;
     if (!m->content.ptr) m->content = STR_LIT("");
-    m->type = msg_type_parse(sqlite3_column_text(st, 7));
+    m->type = store_msg_type_parse((const char *)sqlite3_column_text(st, 7));
     m->read_at = col_i64(st, 9);
     m->created_at = col_i64(st, 10);
     m->updated_at = col_i64(st, 11);
@@ -973,7 +808,7 @@ static int not_member(store_sqlite_t *db, str_t conv)
 /* Requires that requester (when given) is a member of conv, or that conv exists. */
 static int check_access(store_sqlite_t *db, str_t conv, str_t requester)
 {
-    if (!present(requester)) {
+    if (!store_present(requester)) {
         int rc = not_member(db, conv);
         return rc == STORE_E_FORBIDDEN ? STORE_OK : rc;
     }
@@ -1025,7 +860,7 @@ static int conv_load(store_sqlite_t *db, str_t id, str_t requester, store_conver
         m->read_seq = col_i64(st, 1);
         m->read_at = col_i64(st, 2);
         m->joined_at = col_i64(st, 3);
-        if (present(requester) && str_eq(m->user_id, requester)) {
+        if (store_present(requester) && str_eq(m->user_id, requester)) {
             is_member = true;
             c->read_seq = m->read_seq;
         }
@@ -1034,7 +869,7 @@ static int conv_load(store_sqlite_t *db, str_t id, str_t requester, store_conver
     if (rc != STORE_OK && rc != STORE_E_NOT_FOUND) return rc;
     c->members = members;
     c->member_count = i;
-    if (present(requester) && !is_member) return STORE_E_FORBIDDEN;
+    if (store_present(requester) && !is_member) return STORE_E_FORBIDDEN;
 
     if (c->last_seq > 0) {
         rc = msg_load_seq(db, c->id, c->last_seq, &c->last_message, a);
@@ -1086,8 +921,8 @@ static int member_insert(store_sqlite_t *db, const char *conv, str_t user, int64
 static int direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now,
                                  char id[ID_SIZE], bool *created)
 {
-    char key[2 * STORE_USER_ID_MAX + 2];
-    direct_key(a, b, key);
+    char key[STORE_DIRECT_KEY_SIZE];
+    store_direct_key(a, b, key);
 
     *created = false;
     sqlite3_stmt *st = stmt_get(db, S_CONV_BY_KEY);
@@ -1111,8 +946,8 @@ static int direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t n
 
 int store_sqlite_user_upsert(store_sqlite_t *db, const store_user_upsert_t *op, int64_t now)
 {
-    if (!valid_user_id(op->id) || !valid_opt(op->name, STORE_NAME_MAX) ||
-        !valid_opt(op->role, STORE_ROLE_MAX))
+    if (!store_valid_user_id(op->id) || !store_valid_opt(op->name, STORE_NAME_MAX) ||
+        !store_valid_opt(op->role, STORE_ROLE_MAX))
         return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_USER_UPSERT);
     if (!st) return STORE_E_IO;
@@ -1127,7 +962,7 @@ int store_sqlite_user_upsert(store_sqlite_t *db, const store_user_upsert_t *op, 
 
 int store_sqlite_user_seen(store_sqlite_t *db, const store_user_seen_t *op)
 {
-    if (!valid_user_id(op->id) || op->last_seen < 0) return STORE_E_INVALID;
+    if (!store_valid_user_id(op->id) || op->last_seen < 0) return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_USER_SEEN);
     if (!st) return STORE_E_IO;
     int rc = op_begin(db);
@@ -1140,9 +975,9 @@ int store_sqlite_user_seen(store_sqlite_t *db, const store_user_seen_t *op)
 int store_sqlite_account_create(store_sqlite_t *db, store_account_create_t *op, int64_t now)
 {
     op->id[0] = '\0';
-    if (!valid_req(op->username, STORE_USERNAME_MAX) ||
-        !valid_req(op->password_hash, STORE_SECRET_MAX) || !valid_opt(op->name, STORE_NAME_MAX) ||
-        !valid_opt(op->role, STORE_ROLE_MAX))
+    if (!store_valid_req(op->username, STORE_USERNAME_MAX) ||
+        !store_valid_req(op->password_hash, STORE_SECRET_MAX) ||
+        !store_valid_opt(op->name, STORE_NAME_MAX) || !store_valid_opt(op->role, STORE_ROLE_MAX))
         return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_ACCOUNT_CREATE);
     if (!st) return STORE_E_IO;
@@ -1163,9 +998,9 @@ int store_sqlite_account_create(store_sqlite_t *db, store_account_create_t *op, 
 
 int store_sqlite_account_get(store_sqlite_t *db, store_account_get_t *op, store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     memset(&op->user, 0, sizeof op->user);
-    if (!valid_req(op->username, STORE_USERNAME_MAX)) return STORE_E_INVALID;
+    if (!store_valid_req(op->username, STORE_USERNAME_MAX)) return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_ACCOUNT_GET);
     if (!st) return STORE_E_IO;
     bind_str(st, 1, op->username);
@@ -1177,12 +1012,12 @@ int store_sqlite_account_get(store_sqlite_t *db, store_account_get_t *op, store_
 
 int store_sqlite_users_get(store_sqlite_t *db, store_users_get_t *op, store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     op->users = NULL;
     op->found = 0;
     if (op->count > STORE_IDS_MAX || (op->count && !op->ids)) return STORE_E_INVALID;
     for (size_t i = 0; i < op->count; i++)
-        if (!valid_user_id(op->ids[i])) return STORE_E_INVALID;
+        if (!store_valid_user_id(op->ids[i])) return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_USER_GET);
     if (!st) return STORE_E_IO;
     int rc = op_begin(db);
@@ -1209,10 +1044,10 @@ int store_sqlite_users_get(store_sqlite_t *db, store_users_get_t *op, store_aren
 int store_sqlite_users_search(store_sqlite_t *db, store_users_search_t *op, store_arena_t *a)
 {
     unsigned char lo[STORE_USERNAME_MAX], hi[STORE_USERNAME_MAX];
-    arena_reset(a);
+    store_arena_reset(a);
     op->users = NULL;
     op->count = 0;
-    if (!valid_req(op->prefix, STORE_USERNAME_MAX)) return STORE_E_INVALID;
+    if (!store_valid_req(op->prefix, STORE_USERNAME_MAX)) return STORE_E_INVALID;
     size_t limit = op->limit == 0               ? STORE_PAGE_DEFAULT
                    : op->limit > STORE_PAGE_MAX ? STORE_PAGE_MAX
                                                 : op->limit;
@@ -1238,10 +1073,10 @@ int store_sqlite_users_search(store_sqlite_t *db, store_users_search_t *op, stor
     int rc;
     store_user_t *users = NULL;
     while ((rc = stmt_row(st)) == STORE_OK) {
-        arena_mark_t mark = arena_mark(a);
+        store_arena_mark_t mark = store_arena_mark(a);
         store_user_t *u = ARENA_PUSH(a, store_user_t);
         if (!u || user_from_row(st, u, a) != STORE_OK) {
-            arena_restore(a, mark);
+            store_arena_restore(a, mark);
             rc = op->count ? STORE_E_NOT_FOUND : STORE_E_NOSPACE;
             break;
         }
@@ -1263,10 +1098,11 @@ int store_sqlite_direct_open(store_sqlite_t *db, store_direct_open_t *op, store_
                              int64_t now)
 {
     char id[ID_SIZE];
-    arena_reset(a);
+    store_arena_reset(a);
     op->created = false;
     memset(&op->conv, 0, sizeof op->conv);
-    if (!valid_user_id(op->user) || !valid_user_id(op->other) || str_eq(op->user, op->other))
+    if (!store_valid_user_id(op->user) || !store_valid_user_id(op->other) ||
+        str_eq(op->user, op->other))
         return STORE_E_INVALID;
     int rc = op_begin(db);
     if (rc != STORE_OK) return rc;
@@ -1280,15 +1116,15 @@ int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, stor
                               int64_t now)
 {
     char id[ID_SIZE];
-    arena_reset(a);
+    store_arena_reset(a);
     memset(&op->conv, 0, sizeof op->conv);
-    if (!valid_user_id(op->creator) || !valid_opt(op->title, STORE_NAME_MAX) ||
+    if (!store_valid_user_id(op->creator) || !store_valid_opt(op->title, STORE_NAME_MAX) ||
         (op->count && !op->participants) || op->count > STORE_GROUP_MAX)
         return STORE_E_INVALID;
     size_t members = 1;
     for (size_t i = 0; i < op->count; i++) {
         str_t p = op->participants[i];
-        if (!valid_user_id(p)) return STORE_E_INVALID;
+        if (!store_valid_user_id(p)) return STORE_E_INVALID;
         bool dup = str_eq(p, op->creator);
         for (size_t j = 0; j < i && !dup; j++) dup = str_eq(p, op->participants[j]);
         members += !dup;
@@ -1309,9 +1145,9 @@ int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, stor
 int store_sqlite_conversation_get(store_sqlite_t *db, store_conversation_get_t *op,
                                   store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     memset(&op->conv, 0, sizeof op->conv);
-    if (!id_valid(op->id) || (present(op->requester) && !valid_user_id(op->requester)))
+    if (!id_valid(op->id) || (store_present(op->requester) && !store_valid_user_id(op->requester)))
         return STORE_E_INVALID;
     int rc = op_begin(db);
     if (rc != STORE_OK) return rc;
@@ -1320,41 +1156,18 @@ int store_sqlite_conversation_get(store_sqlite_t *db, store_conversation_get_t *
     return op_end(db, rc);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* The cursor is the (updated_at, id) of the last conversation of the previous page: 16 hex
- * digits of the time, then the id. Opaque to clients; validated strictly. */
-static int cursor_parse(str_t c, int64_t *updated_at, str_t *id)
-{
-    uint64_t t = 0;
-    if (c.len != STORE_CURSOR_LEN) return STORE_E_INVALID;
-    for (int i = 0; i < 16; i++) {
-        int v = hex_val(c.ptr[i]);
-        if (v < 0) return STORE_E_INVALID;
-        t = t << 4 | (uint64_t)v;
-    }
-    if (t > INT64_MAX || !id_valid(str_make(c.ptr + 16, ID_LEN))) return STORE_E_INVALID;
-    *updated_at = (int64_t)t;
-    *id = str_make(c.ptr + 16, ID_LEN);
-    return STORE_OK;
-}
-
 int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list_t *op,
                                     store_arena_t *a)
 {
     int64_t before_t = INT64_MAX;
     str_t before_id = STR_LIT("~"); /* sorts after every hex id */
-    arena_reset(a);
+    store_arena_reset(a);
     op->convs = NULL;
     op->count = 0;
     op->next_cursor[0] = '\0';
-    if (!valid_user_id(op->user)) return STORE_E_INVALID;
-    if (present(op->cursor) && cursor_parse(op->cursor, &before_t, &before_id) != STORE_OK)
+    if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
+    if (store_present(op->cursor) &&
+        store_cursor_parse(op->cursor, &before_t, &before_id) != STORE_OK)
         return STORE_E_INVALID;
     size_t limit = op->limit == 0               ? STORE_PAGE_DEFAULT
                    : op->limit > STORE_PAGE_MAX ? STORE_PAGE_MAX
@@ -1376,11 +1189,11 @@ int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list
         }
         char id[ID_SIZE];
         col_id(st, 0, id);
-        arena_mark_t mark = arena_mark(a);
+        store_arena_mark_t mark = store_arena_mark(a);
         store_conversation_t *c = ARENA_PUSH(a, store_conversation_t);
         rc = c ? conv_load(db, str_make(id, ID_LEN), op->user, c, a) : STORE_E_NOSPACE;
         if (rc == STORE_E_NOSPACE && op->count > 0) {
-            arena_restore(a, mark);
+            store_arena_restore(a, mark);
             more = true;
             rc = STORE_OK;
             break;
@@ -1398,8 +1211,7 @@ int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list
     op->convs = convs;
     if (more && op->count > 0) {
         const store_conversation_t *last = &convs[op->count - 1];
-        snprintf(op->next_cursor, sizeof op->next_cursor, "%016llx%s",
-                 (unsigned long long)last->updated_at, last->id);
+        store_cursor_format(op->next_cursor, last->updated_at, last->id);
     }
     return op_end(db, STORE_OK);
 }
@@ -1420,10 +1232,11 @@ static void msg_fill(store_message_insert_t *op, const char *id, const char *con
 static int msg_fill_copies(store_message_insert_t *op, store_arena_t *a)
 {
     int rc;
-    if ((rc = arena_copy(a, op->sender, &op->msg.sender)) != STORE_OK ||
-        (rc = arena_str(a, op->content.ptr, op->content.len, &op->msg.content)) != STORE_OK)
+    if ((rc = store_arena_copy(a, op->sender, &op->msg.sender)) != STORE_OK ||
+        (rc = store_arena_str(a, op->content.ptr, op->content.len, &op->msg.content)) != STORE_OK)
         return rc;
-    if (present(op->client_msg_id)) rc = arena_copy(a, op->client_msg_id, &op->msg.client_msg_id);
+    if (store_present(op->client_msg_id))
+        rc = store_arena_copy(a, op->client_msg_id, &op->msg.client_msg_id);
     return rc;
 }
 
@@ -1446,14 +1259,14 @@ static int msg_by_client_id(store_sqlite_t *db, store_message_insert_t *op, stor
 static send_conv_t *send_cache_find(store_sqlite_t *db, const store_message_insert_t *op)
 {
     if (!db->convs.buckets || !db->directs.buckets) return NULL;
-    if (present(op->conversation_id)) {
+    if (store_present(op->conversation_id)) {
         char conv[ID_SIZE];
         memcpy(conv, op->conversation_id.ptr, ID_LEN);
         conv[ID_LEN] = '\0';
         return strmap_get(&db->convs, conv);
     }
-    char key[2 * STORE_USER_ID_MAX + 2];
-    direct_key(op->sender, op->recipient, key);
+    char key[STORE_DIRECT_KEY_SIZE];
+    store_direct_key(op->sender, op->recipient, key);
     return strmap_get(&db->directs, key);
 }
 
@@ -1479,7 +1292,7 @@ static int member_mark_sent(store_sqlite_t *db, const char *conv, str_t sender)
 static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op, store_arena_t *a,
                                  int64_t now)
 {
-    if (present(op->file_id) || sqlite3_get_autocommit(db->db)) return STORE_E_AGAIN_;
+    if (store_present(op->file_id) || sqlite3_get_autocommit(db->db)) return STORE_E_AGAIN_;
     send_conv_t *c = send_cache_find(db, op);
     if (!c) return STORE_E_AGAIN_;
     str_t recipient = STR_NULL;
@@ -1512,7 +1325,7 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
     bind_str(st, 4, op->sender);
     bind_str(st, 5, recipient);
     bind_str(st, 6, op->content);
-    bind_cstr(st, 7, msg_type_name(op->type));
+    bind_cstr(st, 7, store_msg_type_name(op->type));
     bind_opt(st, 8, STR_NULL);
     bind_opt(st, 9, op->client_msg_id);
     sqlite3_bind_int64(st, 10, now);
@@ -1534,7 +1347,8 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
     }
     if (now > c->bump_at) c->bump_at = now;
     /* recipient points into the cache, which a later COMMIT may empty: copy it */
-    if (present(recipient) && (rc = arena_copy(a, recipient, &recipient)) != STORE_OK) return rc;
+    if (store_present(recipient) && (rc = store_arena_copy(a, recipient, &recipient)) != STORE_OK)
+        return rc;
     msg_fill(op, id, c->id, c->last_seq, recipient, now);
     return msg_fill_copies(op, a);
 }
@@ -1545,17 +1359,18 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     char conv[ID_SIZE], id[ID_SIZE];
     int rc;
     sqlite3_stmt *st;
-    arena_reset(a);
+    store_arena_reset(a);
     memset(&op->msg, 0, sizeof op->msg);
     op->duplicate = false;
     op->conversation_created = false;
-    bool by_conv = present(op->conversation_id);
-    if (!valid_user_id(op->sender) || by_conv == present(op->recipient) ||
+    bool by_conv = store_present(op->conversation_id);
+    if (!store_valid_user_id(op->sender) || by_conv == store_present(op->recipient) ||
         (by_conv && !id_valid(op->conversation_id)) ||
-        (!by_conv && (!valid_user_id(op->recipient) || str_eq(op->recipient, op->sender))) ||
+        (!by_conv && (!store_valid_user_id(op->recipient) || str_eq(op->recipient, op->sender))) ||
         !op->content.ptr || op->content.len > STORE_CONTENT_MAX ||
-        (unsigned)op->type > STORE_MSG_FILE || (present(op->file_id) && !id_valid(op->file_id)) ||
-        !valid_opt(op->client_msg_id, STORE_CLIENT_MSG_ID_MAX))
+        (unsigned)op->type > STORE_MSG_FILE ||
+        (store_present(op->file_id) && !id_valid(op->file_id)) ||
+        !store_valid_opt(op->client_msg_id, STORE_CLIENT_MSG_ID_MAX))
         return STORE_E_INVALID;
     rc = message_insert_cached(db, op, a, now);
     if (rc != STORE_E_AGAIN_) {
@@ -1565,12 +1380,12 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
         }
         return rc;
     }
-    arena_reset(a);
+    store_arena_reset(a);
     if ((rc = op_begin(db)) != STORE_OK) return rc;
 
     /* A repeated clientMsgId answers with what was stored the first time, whatever else the
      * repeat says: the client is retrying a send whose ack it lost. */
-    if (present(op->client_msg_id)) {
+    if (store_present(op->client_msg_id)) {
         rc = msg_by_client_id(db, op, a);
         if (rc != STORE_E_NOT_FOUND) goto out;
     }
@@ -1599,7 +1414,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     if (rc == STORE_E_NOT_FOUND) rc = not_member(db, str_make(conv, ID_LEN));
     if (rc != STORE_OK) goto out;
 
-    if (present(op->file_id)) {
+    if (store_present(op->file_id)) {
         store_file_t *f = ARENA_BACK(a, store_file_t, 1);
         if (!f) {
             rc = STORE_E_NOSPACE;
@@ -1631,7 +1446,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     bind_str(st, 4, op->sender);
     bind_str(st, 5, recipient);
     bind_str(st, 6, op->content);
-    bind_cstr(st, 7, msg_type_name(op->type));
+    bind_cstr(st, 7, store_msg_type_name(op->type));
     bind_opt(st, 8, op->file_id);
     bind_opt(st, 9, op->client_msg_id);
     sqlite3_bind_int64(st, 10, now);
@@ -1675,11 +1490,11 @@ static int msg_list(sqlite3_stmt *st, size_t limit, store_arena_t *a, const stor
             *more = true;
             break;
         }
-        arena_mark_t mark = arena_mark(a);
+        store_arena_mark_t mark = store_arena_mark(a);
         store_message_t *m = ARENA_PUSH(a, store_message_t);
         rc = m ? msg_from_row(st, m, a) : STORE_E_NOSPACE;
         if (rc == STORE_E_NOSPACE && *count > 0) {
-            arena_restore(a, mark);
+            store_arena_restore(a, mark);
             *more = true;
             rc = STORE_OK;
             break;
@@ -1695,24 +1510,20 @@ static int msg_list(sqlite3_stmt *st, size_t limit, store_arena_t *a, const stor
     return rc;
 }
 
-static size_t page_limit(size_t limit)
-{
-    return limit == 0 ? STORE_PAGE_DEFAULT : limit > STORE_PAGE_MAX ? STORE_PAGE_MAX : limit;
-}
-
 /* Messages of one conversation from statement sid (?1 conversation, ?2 the seq bound, ?3 the
  * limit + 1), once the requester (when given) is known to be a member. */
 static int conversation_messages(store_sqlite_t *db, int sid, str_t conv, str_t requester,
                                  int64_t bound, size_t limit_in, store_arena_t *a,
                                  const store_message_t **msgs, size_t *count, bool *has_more)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     *msgs = NULL;
     *count = 0;
     *has_more = false;
-    if (!id_valid(conv) || bound < 0 || (present(requester) && !valid_user_id(requester)))
+    if (!id_valid(conv) || bound < 0 ||
+        (store_present(requester) && !store_valid_user_id(requester)))
         return STORE_E_INVALID;
-    size_t limit = page_limit(limit_in);
+    size_t limit = store_page_limit(limit_in);
     sqlite3_stmt *st = stmt_get(db, sid);
     if (!st) return STORE_E_IO;
     int rc = op_begin(db);
@@ -1728,7 +1539,7 @@ static int conversation_messages(store_sqlite_t *db, int sid, str_t conv, str_t 
 int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, store_arena_t *a)
 {
     if (op->before_seq < 0) {
-        arena_reset(a);
+        store_arena_reset(a);
         op->msgs = NULL;
         op->count = 0;
         op->has_more = false;
@@ -1757,13 +1568,13 @@ int store_sqlite_messages_after(store_sqlite_t *db, store_messages_after_t *op, 
 
 int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     op->msgs = NULL;
     op->count = 0;
     op->has_more = false;
     op->last_pos = 0;
-    if (!valid_user_id(op->user) || op->after_pos < 0) return STORE_E_INVALID;
-    size_t limit = page_limit(op->limit);
+    if (!store_valid_user_id(op->user) || op->after_pos < 0) return STORE_E_INVALID;
+    size_t limit = store_page_limit(op->limit);
     sqlite3_stmt *st = stmt_get(db, S_MSG_SINCE);
     if (!st) return STORE_E_IO;
     int rc = op_begin(db);
@@ -1794,8 +1605,8 @@ int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t no
     op->conv_id[0] = '\0';
     op->message_seq = op->seq = op->read_at = op->unread_count = 0;
     op->moved = false;
-    if (!valid_user_id(op->user) || !id_valid(op->message_id) ||
-        (present(op->conversation_id) && !id_valid(op->conversation_id)))
+    if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
+        (store_present(op->conversation_id) && !id_valid(op->conversation_id)))
         return STORE_E_INVALID;
     if ((rc = op_begin(db)) != STORE_OK) return rc;
 
@@ -1803,7 +1614,7 @@ int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t no
     bind_str(st, 1, op->message_id);
     rc = stmt_row(st);
     if (rc == STORE_OK) {
-        if (present(op->conversation_id) && !col_eq(st, 0, op->conversation_id))
+        if (store_present(op->conversation_id) && !col_eq(st, 0, op->conversation_id))
             rc = STORE_E_NOT_FOUND;
         col_id(st, 0, op->conv_id);
         op->message_seq = col_i64(st, 1);
@@ -1862,9 +1673,9 @@ int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_
     store_file_t *f = &op->file;
     bool preset = f->id[0] != '\0';
     if ((preset && !id_valid(str_make(f->id, strnlen(f->id, ID_SIZE)))) ||
-        !valid_user_id(f->owner) || !valid_req(f->name, STORE_NAME_MAX) ||
-        !valid_req(f->mime, STORE_NAME_MAX) || !valid_req(f->path, 4096) ||
-        !valid_req(f->sha256, 128) || f->size < 0)
+        !store_valid_user_id(f->owner) || !store_valid_req(f->name, STORE_NAME_MAX) ||
+        !store_valid_req(f->mime, STORE_NAME_MAX) || !store_valid_req(f->path, 4096) ||
+        !store_valid_req(f->sha256, 128) || f->size < 0)
         return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_FILE_INSERT);
     if (!st) return STORE_E_IO;
@@ -1907,10 +1718,10 @@ int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_
 
 int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     memset(&op->file, 0, sizeof op->file);
     op->allowed = false;
-    if (!id_valid(op->id) || (present(op->requester) && !valid_user_id(op->requester)))
+    if (!id_valid(op->id) || (store_present(op->requester) && !store_valid_user_id(op->requester)))
         return STORE_E_INVALID;
     sqlite3_stmt *st = stmt_get(db, S_FILE_GET);
     if (!st) return STORE_E_IO;
@@ -1920,7 +1731,7 @@ int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_
     rc = stmt_row(st);
     if (rc == STORE_OK) rc = file_from_row(st, 0, &op->file, a);
     sqlite3_reset(st);
-    if (rc == STORE_OK && present(op->requester)) {
+    if (rc == STORE_OK && store_present(op->requester)) {
         op->allowed = str_eq(op->file.owner, op->requester);
         if (!op->allowed) {
             if (!(st = stmt_get(db, S_FILE_SHARED))) return op_end(db, STORE_E_IO);
@@ -1941,11 +1752,11 @@ int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_
 
 int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_t *a)
 {
-    arena_reset(a);
+    store_arena_reset(a);
     op->user_ids = NULL;
     op->count = 0;
     op->has_more = false;
-    if (!valid_user_id(op->user)) return STORE_E_INVALID;
+    if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
     size_t limit =
         op->limit == 0 || op->limit > STORE_CONTACTS_MAX ? STORE_CONTACTS_MAX : op->limit;
     sqlite3_stmt *st = stmt_get(db, op->mode == STORE_CONTACTS_AUDIENCE  ? S_CONTACTS_AUDIENCE
@@ -1961,11 +1772,11 @@ int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_
             op->has_more = true;
             break;
         }
-        arena_mark_t mark = arena_mark(a);
+        store_arena_mark_t mark = store_arena_mark(a);
         str_t *id = ARENA_PUSH(a, str_t);
         rc = id ? col_str(st, 0, a, id) : STORE_E_NOSPACE;
         if (rc == STORE_E_NOSPACE && op->count > 0) {
-            arena_restore(a, mark);
+            store_arena_restore(a, mark);
             op->has_more = true;
             rc = STORE_OK;
             break;
