@@ -1796,6 +1796,59 @@ int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_
     return STORE_OK;
 }
 
+/* ---- The engine ---------------------------------------------------------------------- */
+
+static int engine_open(const char *path, bool readonly, void **conn, char *err, size_t errcap)
+{
+    store_sqlite_t *db;
+    int rc = store_sqlite_open(path, readonly ? STORE_SQLITE_READONLY : 0, &db, err, errcap);
+    *conn = db;
+    return rc;
+}
+static void engine_close(void *c)
+{
+    store_sqlite_close(c);
+}
+static int engine_begin(void *c)
+{
+    return store_sqlite_begin(c);
+}
+static int engine_commit(void *c)
+{
+    return store_sqlite_commit(c);
+}
+static void engine_rollback(void *c)
+{
+    store_sqlite_rollback(c);
+}
+static bool engine_in_transaction(void *c)
+{
+    return store_sqlite_in_transaction(c);
+}
+static int engine_exec(void *c, store_req_t *req)
+{
+    return store_sqlite_exec(c, req);
+}
+static const char *engine_errmsg(void *c)
+{
+    return store_sqlite_errmsg(c);
+}
+
+/* One file, one writer connection (WAL allows one writer at a time; Parlor keeps the file to
+ * one process), readers on WAL snapshots. */
+const store_engine_t store_engine_sqlite = {
+    .name = "sqlite",
+    .caps = STORE_ENGINE_SINGLE_WRITER | STORE_ENGINE_READERS,
+    .open = engine_open,
+    .close = engine_close,
+    .begin = engine_begin,
+    .commit = engine_commit,
+    .rollback = engine_rollback,
+    .in_transaction = engine_in_transaction,
+    .exec = engine_exec,
+    .errmsg = engine_errmsg,
+};
+
 /* ---- Dispatch -------------------------------------------------------------------------- */
 
 int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
