@@ -1,5 +1,79 @@
 /* The store's one interface: documents, operations as caller-owned requests, and the
- * asynchronous front (store_open/store_submit/store_close) that runs them off the loop. */
+ * asynchronous front (store_open/store_submit/store_close) that runs them off the loop.
+ * Engines (store_engine.h) sit behind it; chat and api see only this file.
+ *
+ * ---- Guarantees: what every engine keeps -------------------------------------------------
+ *
+ * Words: "committed" means made durable by the engine's commit (SQLite: COMMIT with
+ * synchronous=FULL, the WAL fsynced) and visible to every later reader. "Submission order" is
+ * the order of store_submit calls on one store_t (they all happen on its loop thread). A
+ * "position" is a message's pos, or a MESSAGES_SINCE last_pos.
+ *
+ * 1. Visibility after commit. A write's done() runs only after its transaction committed, so
+ *    nothing is acknowledged, delivered or answered before it is durable; and a read
+ *    submitted after that done() ran sees the write. A write that did not commit left nothing
+ *    behind: a refused request is undone alone (the rest of its batch commits); a failed
+ *    commit fails every request of the batch with a STORE_E_* and none of it is visible.
+ *    Outputs are meaningful only when status is STORE_OK. Each read sees one consistent
+ *    snapshot (a conversation's members, last message and unread count agree).
+ *
+ * 2. Order of writes. On one store_t, writes take effect in submission order (a lazy write
+ *    too, see `lazy` below) and their done() run in that order. Plain reads may overtake
+ *    writes and each other; an `ordered` read may not (see below).
+ *
+ * 3. seq, and the order of a user's deliveries. The store assigns seq: within a conversation
+ *    the committed messages have seq 1, 2, 3, ... with no gap and no repeat, and seq order is
+ *    the order in which they committed (whoever wrote them, however many writers). On one
+ *    store_t, inserts into one conversation get increasing seq in submission order, and with
+ *    (2) their done() come back in seq order: the chat layer delivers each conversation's
+ *    messages to a user in seq order by delivering in done() order, and a client can close
+ *    any gap it sees with MESSAGES_AFTER(seq). No promise spans conversations except the
+ *    positions below.
+ *
+ * 4. Recovery positions (pos). pos is > 0 and unique per message; positions may have gaps
+ *    and their differences are not message counts (callers may use a difference only as an
+ *    upper bound). The promise is prefix stability: once the store has handed out position
+ *    P (in a done(): a message's pos, or last_pos), every message with pos <= P has already
+ *    committed and is visible, and no message commits later with a position <= P. Hence
+ *    MESSAGES_SINCE(after_pos = P), which returns the user's messages with pos > P in
+ *    ascending pos, never skips a committed message: whatever committed after P was seen
+ *    has a position above P, and whatever is at or below P was already there to be read when
+ *    P was seen (delivered live, or returned by an earlier replay). last_pos is such a P for
+ *    the whole store at the read's snapshot. Single writer (SQLite): pos is
+ *    taken at insert time in commit order (the rowid), so the newest committed pos is P.
+ *    Several writers must not hand out a value taken at insert time as P (a later commit may
+ *    carry a smaller one); they must cap what they hand out below the oldest transaction
+ *    still in progress, or use a position assigned in commit order.
+ *
+ * 5. Idempotency. (sender, client_msg_id) is unique in the whole store, across every writer
+ *    and process. A MESSAGE_INSERT that repeats a committed pair writes nothing and answers
+ *    with the first stored message and duplicate = true, whatever else it says (a retry of a
+ *    send whose ack was lost); two inserts of one new pair racing each other store one
+ *    message, and the other answers duplicate. An insert whose transaction failed stored
+ *    nothing, so its retry is a first insert.
+ *
+ * 6. `ordered` and `lazy` (store_req_t) are about what a request observes, not about threads:
+ *    an `ordered` read observes exactly the writes submitted before it on this store_t and
+ *    none submitted after, as if it ran between them in submission order; its done() runs
+ *    only after those writes committed (and it fails with them if their commit fails). A
+ *    `lazy` write may be held up to STORE_LAZY_MS before it runs, to share a commit, but it
+ *    still takes effect before any write or ordered read submitted after it; only its commit
+ *    and its done() may come later. Use it for writes nobody waits for (user records,
+ *    lastSeen).
+ *
+ * 7. Shutdown. store_close carries out every accepted request and runs its done(); nothing
+ *    accepted is cancelled.
+ *
+ * ---- What is SQLite's, not the contract's -------------------------------------------------
+ *
+ * - One writer (STORE_ENGINE_SINGLE_WRITER): the writer connection is the only writer of the
+ *   file, so commit order is its execution order: pos is the rowid of the insert, and the
+ *   writer may cache each conversation's last seq across a batch (the send shortcut).
+ * - The thread model of store_thread.c: one writer thread with group commit of up to
+ *   batch_max writes per transaction, `readers` reader threads with read-only connections,
+ *   ordered reads run on the writer thread in its queue (store_options_t, store_stats_t).
+ * - STORE_E_BUSY: a SQLite lock held (by another process) beyond busy_timeout.
+ * - Durability by synchronous=FULL in WAL mode (docs/store.md). */
 #ifndef PARLOR_STORE_STORE_H
 #define PARLOR_STORE_STORE_H
 
@@ -18,7 +92,7 @@ enum {
     STORE_E_FORBIDDEN = -3, /* not a member / not the owner: FORBIDDEN */
     STORE_E_CONFLICT = -4,  /* duplicate username: CONFLICT */
     STORE_E_NOSPACE = -5,   /* the request's arena cannot hold even one result: INTERNAL */
-    STORE_E_BUSY = -6,      /* locked beyond busy_timeout: INTERNAL (retryable) */
+    STORE_E_BUSY = -6,      /* SQLite: locked beyond busy_timeout: INTERNAL (retryable) */
     STORE_E_IO = -7,        /* any other database failure: INTERNAL */
     STORE_E_CANCELLED = -8, /* the store is closing */
     STORE_E_QUOTA = -9,     /* the owner's files would pass the quota: PAYLOAD_TOO_LARGE */
@@ -89,8 +163,8 @@ typedef struct {
 typedef struct {
     char id[ID_SIZE];
     char conversation_id[ID_SIZE];
-    int64_t seq; /* 1, 2, 3, ... within the conversation */
-    int64_t pos; /* position in the store's global commit order (reconnect recovery) */
+    int64_t seq; /* 1, 2, 3, ... within the conversation, in commit order (guarantee 3) */
+    int64_t pos; /* its recovery position (guarantee 4); not a count */
     str_t sender;
     str_t recipient; /* the other member of a direct conversation; absent in a group */
     str_t content;
@@ -190,7 +264,8 @@ typedef struct { /* read: newest activity first */
     char next_cursor[STORE_CURSOR_LEN + 1]; /* out: "" when this is the last page */
 } store_conversations_list_t;
 
-typedef struct { /* write: the store assigns seq = last_seq + 1 in the same transaction */
+typedef struct { /* write: the store assigns seq = last_seq + 1 in the same transaction;
+                    idempotent by (sender, client_msg_id) (guarantees 3, 5) */
     str_t sender;
     str_t conversation_id; /* either this ... */
     str_t recipient;       /* ... or this: the direct conversation, created if need be */
@@ -223,14 +298,16 @@ typedef struct { /* read: messages with seq > after_seq, ascending (reconnect re
     bool has_more; /* out: newer messages exist */
 } store_messages_after_t;
 
-typedef struct { /* read: messages of all the user's conversations with pos > after_pos */
+typedef struct { /* read: messages of all the user's conversations with pos > after_pos; it
+                    never skips a committed message (guarantee 4) */
     str_t user;
     int64_t after_pos;
     size_t limit;
-    const store_message_t *msgs; /* out, ascending pos (commit order) */
+    const store_message_t *msgs; /* out, ascending pos */
     size_t count;
     bool has_more;
-    int64_t last_pos; /* out: the newest pos in the whole store */
+    int64_t last_pos; /* out: a position for the whole store at this read (guarantee 4): every
+                         message at or below it was committed and visible here */
 } store_messages_since_t;
 
 typedef struct { /* write: moves the user's watermark forward to the message, never back */
@@ -311,11 +388,13 @@ struct store_req {
     void (*done)(store_req_t *req); /* runs on the loop thread, exactly once per accepted req */
     void *data;                     /* the caller's */
     int64_t now_ms;                 /* 0: the store's clock at execution */
-    bool ordered; /* a read that runs on the writer, in order with the writes submitted around
-                     it: it sees every earlier write and none of the later ones */
+    bool ordered; /* a read in order with the writes submitted around it: it sees every
+                     earlier write and none of the later ones, and completes only once those
+                     earlier writes committed (guarantee 6; SQLite runs it on the writer) */
     bool lazy;    /* a write that may wait up to STORE_LAZY_MS to share a commit (user records,
-                     lastSeen); it still runs before any write or ordered read submitted after
-                     it, so the writer's order is the submission order either way */
+                     lastSeen); it still takes effect before any write or ordered read
+                     submitted after it, so the order of writes is the submission order either
+                     way (guarantee 6) */
     store_arena_t arena; /* outputs; may be empty for ops that return no strings */
     union {
         store_user_upsert_t user_upsert;
@@ -347,9 +426,11 @@ struct store_req {
 typedef struct uv_loop_s uv_loop_t;
 typedef struct store store_t;
 
+/* Tuning of store_thread.c's thread model (SQLite's today; not part of the guarantees). */
 typedef struct {
-    unsigned batch_max; /* writes per transaction; 0 = 256 */
-    unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
+    unsigned batch_max; /* writes per transaction; 0 = STORE_BATCH_DEFAULT (4,096) */
+    unsigned readers;   /* reader threads, each with its own connection; 0 = 2; ignored by an
+                           engine without reader connections */
 } store_options_t;
 
 typedef struct {
@@ -360,17 +441,18 @@ typedef struct {
     uint64_t failed_commits;
 } store_stats_t;
 
-/* Opens (creating and migrating as needed) the database at path and starts the writer and
- * reader threads. Call on the loop thread. On failure returns a STORE_E_* and writes a
- * message into err. */
+/* Opens (creating and migrating as needed) the database at path with the "sqlite" engine and
+ * starts the writer and reader threads. Call on the loop thread. On failure returns a
+ * STORE_E_* and writes a message into err. */
 int store_open(uv_loop_t *loop, const char *path, store_t **out, char *err, size_t errcap);
 int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *opts, store_t **out,
                     char *err, size_t errcap);
 
 /* Queues req; loop thread only. Returns 0 and later calls req->done on the loop thread, or
  * returns STORE_E_INVALID (bad op, no done) / STORE_E_CANCELLED (closing) and never calls it.
- * Writes complete in submission order; reads may overtake writes and each other. A write is
- * done only after its transaction committed (synchronous=FULL): durable before visible. */
+ * Writes complete in submission order; plain reads may overtake writes and each other. A
+ * write is done only after its transaction committed: durable before visible (guarantees
+ * 1, 2). */
 int store_submit(store_t *s, store_req_t *req);
 
 /* Loop thread only. Refuses new requests, lets the threads finish every queued request,

@@ -4,6 +4,10 @@
 #define PARLOR_STORE_STORE_SQLITE_H
 
 #include "store/store.h"
+#include "store/store_engine.h"
+
+/* The engine struct (store_engine.h), registered as "sqlite". */
+extern const store_engine_t store_engine_sqlite;
 
 typedef struct store_sqlite store_sqlite_t;
 

@@ -1,5 +1,6 @@
 /* The asynchronous store: a writer thread with group commit, reader threads, and completions
- * delivered on the libuv loop through a uv_async_t. */
+ * delivered on the libuv loop through a uv_async_t. It reaches its engine only through the
+ * engine's struct (store_engine.h). */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "store/store_thread.h"
 
@@ -11,68 +12,7 @@
 #include <uv.h>
 
 #include "core/log.h"
-#include "store/store_sqlite.h"
-
-/* What the threads need from an engine; a PostgreSQL engine will fill in the same table. */
-typedef struct {
-    const char *name;
-    int (*open)(const char *path, bool readonly, void **conn, char *err, size_t errcap);
-    void (*close)(void *conn);
-    int (*begin)(void *conn);
-    int (*commit)(void *conn);
-    void (*rollback)(void *conn);
-    bool (*in_transaction)(void *conn);
-    int (*exec)(void *conn, store_req_t *req);
-    const char *(*errmsg)(void *conn);
-} store_engine_t;
-
-static int sqlite_open(const char *path, bool readonly, void **conn, char *err, size_t errcap)
-{
-    store_sqlite_t *db;
-    int rc = store_sqlite_open(path, readonly ? STORE_SQLITE_READONLY : 0, &db, err, errcap);
-    *conn = db;
-    return rc;
-}
-static void sqlite_close(void *c)
-{
-    store_sqlite_close(c);
-}
-static int sqlite_begin(void *c)
-{
-    return store_sqlite_begin(c);
-}
-static int sqlite_commit(void *c)
-{
-    return store_sqlite_commit(c);
-}
-static void sqlite_rollback(void *c)
-{
-    store_sqlite_rollback(c);
-}
-static bool sqlite_in_transaction(void *c)
-{
-    return store_sqlite_in_transaction(c);
-}
-static int sqlite_exec(void *c, store_req_t *req)
-{
-    return store_sqlite_exec(c, req);
-}
-static const char *sqlite_errmsg(void *c)
-{
-    return store_sqlite_errmsg(c);
-}
-
-static const store_engine_t store_engine_sqlite = {
-    .name = "sqlite",
-    .open = sqlite_open,
-    .close = sqlite_close,
-    .begin = sqlite_begin,
-    .commit = sqlite_commit,
-    .rollback = sqlite_rollback,
-    .in_transaction = sqlite_in_transaction,
-    .exec = sqlite_exec,
-    .errmsg = sqlite_errmsg,
-};
+#include "store/store_engine.h"
 
 /* An intrusive FIFO through req->next_. */
 typedef struct {
@@ -343,10 +283,17 @@ int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *op
         return STORE_E_IO;
     }
     s->loop = loop;
-    s->engine = &store_engine_sqlite;
+    s->engine = store_engine_find("sqlite");
+    if (!s->engine) {
+        snprintf(err, errcap, "no store engine \"sqlite\" in this build");
+        free(s);
+        return STORE_E_INVALID;
+    }
     s->batch_max = opts && opts->batch_max ? opts->batch_max : STORE_BATCH_DEFAULT;
     s->readers = opts && opts->readers ? opts->readers : STORE_READERS_DEFAULT;
     if (s->readers > STORE_READERS_MAX) s->readers = STORE_READERS_MAX;
+    /* An engine without reader connections runs every request on the writer. */
+    if (!(s->engine->caps & STORE_ENGINE_READERS)) s->readers = 0;
     uv_mutex_init(&s->mu);
     uv_mutex_init(&s->cmu);
     uv_cond_init(&s->writer_cond);
@@ -408,7 +355,7 @@ int store_submit(store_t *s, store_req_t *req)
         return STORE_OK;
     }
     uv_mutex_lock(&s->mu);
-    if (store_op_is_write(req->op) || req->ordered) {
+    if (store_op_is_write(req->op) || req->ordered || s->readers == 0) {
         lazy_hand_over_locked(s);
         queue_push(&s->writes, req);
         uv_cond_signal(&s->writer_cond);

@@ -1,0 +1,20 @@
+/* The registry of store engines: each engine defines one const store_engine_t and is listed
+ * here once (curl's vtls.c keeps its backends the same way). */
+#include "store/store_engine.h"
+
+#include <string.h>
+
+#include "store/store_sqlite.h"
+
+const store_engine_t *const store_engines[] = {
+    &store_engine_sqlite, /* the default: embedded, one file */
+    NULL,
+};
+
+const store_engine_t *store_engine_find(const char *name)
+{
+    if (!name) return NULL;
+    for (size_t i = 0; store_engines[i]; i++)
+        if (strcmp(store_engines[i]->name, name) == 0) return store_engines[i];
+    return NULL;
+}

@@ -1,0 +1,201 @@
+/* Inside the SQLite engine: what its files share. The connection (struct store_sqlite) with
+ * its statement cache and the writer's send cache, the statement ids, and the helpers the
+ * operation files call. Nothing outside src/store/store_sqlite*.c includes this.
+ *
+ * Files: store_sqlite.c (statements, helpers, savepoints, the engine struct and dispatch),
+ * store_sqlite_schema.c (migrations, open/close, batch transactions), store_sqlite_users.c,
+ * store_sqlite_conversations.c (and read watermarks), store_sqlite_messages.c (and the
+ * writer's send cache), store_sqlite_files.c. */
+#ifndef PARLOR_STORE_STORE_SQLITE_INT_H
+#define PARLOR_STORE_STORE_SQLITE_INT_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/id.h"
+#include "core/strmap.h"
+#include "store/store_common.h"
+#include "store/store_sqlite.h"
+
+/* Statement ids: the SQL is store_sql[] in store_sqlite.c. */
+enum {
+    S_SP_BEGIN,
+    S_SP_RELEASE,
+    S_SP_ROLLBACK,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_USER_UPSERT,
+    S_USER_STUB,
+    S_USER_SEEN,
+    S_USER_GET,
+    S_ACCOUNT_CREATE,
+    S_ACCOUNT_GET,
+    S_USERS_SEARCH,
+    S_CONV_BY_KEY,
+    S_CONV_INSERT,
+    S_CONV_GET,
+    S_CONV_EXISTS,
+    S_CONV_BUMP,
+    S_CONV_LIST,
+    S_MEMBER_INSERT,
+    S_MEMBER_COUNT,
+    S_MEMBERS,
+    S_MEMBER_GET,
+    S_MEMBER_READ,
+    S_MEMBER_SENT,
+    S_UNREAD,
+    S_SEND_CTX,
+    S_MSG_INSERT,
+    S_MSG_INSERT_ONCE,
+    S_MSG_BY_SEQ,
+    S_MSG_BY_CLIENT_ID,
+    S_MSG_LOCATE,
+    S_MSG_PAGE,
+    S_MSG_AFTER,
+    S_MSG_SINCE,
+    S_MSG_MARK_READ,
+    S_FILE_INSERT,
+    S_FILE_GET,
+    S_FILE_SHARED,
+    S_CONTACTS,
+    S_CONTACTS_AUDIENCE,
+    S_CONTACTS_VISIBLE,
+    S_COUNT_
+};
+
+/* The writer's conversation cache. Inside the writer's batch transaction a send to a
+ * conversation seen before is one INSERT: the conversation's type, last seq and (direct) two
+ * members are kept here, and the row's last_seq/updated_at are written once per batch (before
+ * the next operation of another kind, or the COMMIT) instead of once per message. A ROLLBACK
+ * forgets everything, since the kept seqs may be ahead of what the database then holds. */
+typedef struct send_conv {
+    struct send_conv *next_dirty;
+    int64_t last_seq;
+    int64_t bump_at; /* updated_at still to be written; 0: the row is up to date */
+    bool direct;
+    char id[ID_SIZE];
+    char a[STORE_USER_ID_MAX + 1], b[STORE_USER_ID_MAX + 1]; /* direct: its two members */
+    bool a_sent, b_sent; /* direct: their members rows say sent = 1 (this transaction) */
+} send_conv_t;
+
+/* Past this many conversations the cache is emptied at the next COMMIT (and refilled by use). */
+#define SEND_CACHE_MAX 16384
+
+struct store_sqlite {
+    sqlite3 *db;
+    unsigned flags;
+    sqlite3_stmt *stmt[S_COUNT_]; /* prepared on first use, kept until close */
+    strmap_t convs;               /* conversation id -> send_conv_t (owned) */
+    strmap_t directs;             /* "a|b" direct key -> send_conv_t (in convs) */
+    send_conv_t *dirty;           /* conversations whose row is behind */
+};
+
+/* ---- Statements (store_sqlite.c) --------------------------------------------------------- */
+
+/* A SQLite result code as a STORE_E_*. */
+int sq_map_rc(int rc);
+/* The statement of that id, prepared on first use and cached until close; NULL on failure. */
+sqlite3_stmt *sq_stmt_get(store_sqlite_t *db, int id);
+/* Prepares (once), steps and resets a statement without parameters or rows. */
+int sq_run_simple(store_sqlite_t *db, int id);
+/* Column i as a string copied into the arena; SQL NULL reads as absent. */
+int sq_col_str(sqlite3_stmt *st, int i, store_arena_t *a, str_t *out);
+/* Every operation is one savepoint (see store_sqlite.c): op_begin opens it after bringing the
+ * send cache's conversation rows up to date; op_end(rc) releases it when rc is STORE_OK and
+ * rolls it back otherwise, and returns the final status. */
+int sq_op_begin(store_sqlite_t *db);
+int sq_op_end(store_sqlite_t *db, int rc);
+
+static inline void sq_bind_str(sqlite3_stmt *st, int i, str_t s)
+{
+    if (s.ptr)
+        sqlite3_bind_text(st, i, s.ptr, (int)s.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Empty optional text is stored as NULL. */
+static inline void sq_bind_opt(sqlite3_stmt *st, int i, str_t s)
+{
+    sq_bind_str(st, i, store_present(s) ? s : STR_NULL);
+}
+
+static inline void sq_bind_cstr(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static inline int sq_stmt_run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : sq_map_rc(rc);
+}
+
+/* Steps once: STORE_OK with a row, STORE_E_NOT_FOUND without; the caller resets. */
+static inline int sq_stmt_row(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return STORE_OK;
+    if (rc == SQLITE_DONE) return STORE_E_NOT_FOUND;
+    return sq_map_rc(rc);
+}
+
+static inline void sq_col_id(sqlite3_stmt *st, int i, char out[ID_SIZE])
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    if (!t || n != ID_LEN) n = 0;
+    if (n) memcpy(out, t, ID_LEN);
+    out[n] = '\0';
+}
+
+static inline bool sq_col_eq(sqlite3_stmt *st, int i, str_t s)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t && (size_t)sqlite3_column_bytes(st, i) == s.len && memcmp(t, s.ptr, s.len) == 0;
+}
+
+static inline int64_t sq_col_i64(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_int64(st, i); /* NULL reads as 0: "absent" */
+}
+
+/* ---- Row readers ------------------------------------------------------------------------- */
+
+/* Columns: id, name, role, username, last_seen, created_at, password_hash (users.c). */
+int sq_user_from_row(sqlite3_stmt *st, store_user_t *u, store_arena_t *a);
+/* Columns from `first`: id, owner, name, size, mime, path, sha256, created_at (files.c). */
+int sq_file_from_row(sqlite3_stmt *st, int first, store_file_t *f, store_arena_t *a);
+/* Columns: MSG_COLS (messages.c). */
+int sq_msg_from_row(sqlite3_stmt *st, store_message_t *m, store_arena_t *a);
+
+/* ---- Conversations and members (store_sqlite_conversations.c) ----------------------------- */
+
+/* Messages of conv with seq > read_seq sent by someone other than user. */
+int sq_unread_count(store_sqlite_t *db, str_t conv, int64_t read_seq, str_t user, int64_t *out);
+/* For a user who is not a member of conv: NOT_FOUND when conv does not exist, else FORBIDDEN. */
+int sq_not_member(store_sqlite_t *db, str_t conv);
+/* Requires that requester (when given) is a member of conv, or that conv exists. */
+int sq_check_access(store_sqlite_t *db, str_t conv, str_t requester);
+/* Fills c (members, last message, the requester's watermark and unread count) into a. */
+int sq_conv_load(store_sqlite_t *db, str_t id, str_t requester, store_conversation_t *c,
+                 store_arena_t *a);
+/* Makes sure a users row exists for id (members and file owners may never have logged in). */
+int sq_user_stub(store_sqlite_t *db, str_t id, int64_t now);
+/* The one direct conversation of a and b (store_direct_key), created when missing. */
+int sq_direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
+                             bool *created);
+
+/* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
+
+/* Forgets every cached conversation (after a ROLLBACK, at close, or when it grows too big). */
+void sq_send_cache_clear(store_sqlite_t *db);
+/* Writes the conversation rows that the cached sends of this transaction are ahead of. */
+int sq_send_cache_flush(store_sqlite_t *db);
+
+#endif
