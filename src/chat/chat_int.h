@@ -101,6 +101,7 @@ struct chat_sock {
     int64_t pid_pos;       /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
     int64_t recover_from;  /* >= 0: replay messages after this position on connect */
     chat_replay_t *replay; /* while replaying: its receive_message deliveries are held */
+    int64_t replayed_to;   /* the last position its replay sent (live ones up to it are not) */
     bucket_t events;       /* the event budget (chat_budget.c) */
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */

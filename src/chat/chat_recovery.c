@@ -79,7 +79,9 @@ bool chat_recovery_admit(chat_t *c, int64_t offset)
 bool chat_recovery_hold(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
 {
     chat_replay_t *r = cs->replay;
-    if (!r) return false;
+    /* After the replay, too: a reader may see a commit before the writer's completion of it
+     * reaches the loop, so a message the replay sent can still arrive here as live. */
+    if (!r) return pos <= cs->replayed_to;
     if (pos <= r->after) return true; /* already replayed */
     if (r->nhold == REPLAY_HOLD_MAX || r->hold_bytes + b->text->len > REPLAY_HOLD_MAX_BYTES ||
         b->natt) {
@@ -112,7 +114,10 @@ static void replay_finish(chat_replay_t *r)
                 sio_socket_send_built(cs->socket, &b);
             }
     }
-    if (cs->replay == r) cs->replay = NULL;
+    if (cs->replay == r) {
+        cs->replay = NULL;
+        cs->replayed_to = r->after;
+    }
     if (r->state == R_RUNNING) {
         c->replays_running--;
         replay_next_waiting(c);
