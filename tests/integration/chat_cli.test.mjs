@@ -2,11 +2,12 @@
 // variables, the generated JWT secret, and --max-message-length.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync, readFileSync, existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { statSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
     startServer, runParlor, mkDataDir, connectUser, emitAck, tokenFor, newUserId, newSecret,
-    api, freePort, assertRefused, HOST, once, withTimeout, sleep, connectRefused, closeAll, BIN,
+    api, freePort, assertRefused, HOST, once, withTimeout, sleep, connectRefused, closeAll, BIN, waitFor,
 } from './chat_helpers.mjs';
 
 test('`parlor serve --help` lists the options and exits 0', async () => {
@@ -261,5 +262,26 @@ test('`parlor serve` on a port in use says so, exits 1 and creates nothing', asy
     assert.doesNotMatch(r.stderr, /signal/);
     assert.ok(!existsSync(dir), 'the data directory was created');
     server.assertAlive();
+    await server.stop();
+});
+
+// What `make run` shows a newcomer (issue 12): the build is quiet under make -j2 (no jobserver
+// warning), and the server says where to point the browser once it listens.
+test('make -j2 is quiet: no jobserver warning, no build noise', async () => {
+    const out = await new Promise((resolve) => {
+        execFile('make', ['-j2', 'all'], { timeout: 600000 }, (error, stdout, stderr) => {
+            resolve({ code: error ? error.code : 0, text: stdout + stderr });
+        });
+    });
+    assert.equal(out.code, 0, out.text);
+    assert.doesNotMatch(out.text, /jobserver|warning|Building|Linking|Built target/i, out.text);
+});
+
+test('serving the web client, the server logs the address to open', async () => {
+    const web = mkDataDir();
+    writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>x</title>');
+    const server = await startServer({ args: ['--web-root', web] });
+    const line = new RegExp(`open http://localhost:${server.port} in a browser`);
+    await waitFor(() => line.test(server.stderr()), 5000, () => server.stderr());
     await server.stop();
 });
