@@ -14,8 +14,7 @@ deps:
 
 # Configure only once the packages are there (order-only: deps runs first even with -j).
 $(BUILD)/Makefile: CMakeLists.txt | deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON \
-		-DCMAKE_RULE_MESSAGES=OFF -DCMAKE_TARGET_MESSAGES=OFF >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON >/dev/null
 
 # Inside `make -jN` the build joins make's jobserver ('+'); alone it uses every core.
 # Quiet: warnings and errors only.
