@@ -6,9 +6,8 @@
 // session on `parlor serve` between a v2 client (token in the query) and a v4 one.
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import ioV2 from 'socket.io-client-v2';
-import { startEcho, sleep, once, withTimeout, httpRequest } from './helpers.mjs';
+import { startEcho, sleep, once, withTimeout, httpRequest, procKiB } from './helpers.mjs';
 import {
     startServer, tokenFor, newUserId, connectUser, emitAck, closeAll, waitFor,
 } from './chat_helpers.mjs';
@@ -302,10 +301,7 @@ describe('parlor echo --allow-eio3, socket.io-client 2.5', () => {
     });
 });
 
-function rssKb(server) {
-    const status = readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
-}
+const rssKb = (server) => procKiB(server);
 
 describe('parlor echo without --allow-eio3', () => {
     test('EIO=3 is answered 400 code 5, as by default in socket.io 4', async () => {

@@ -12,7 +12,7 @@ import {
     startServer, connectLogged, emitAck, api, tokenFor, newUserId, waitFor, sleep, closeAll,
     NO_LIMITS, HOST,
 } from './chat_helpers.mjs';
-import { connectTcp, wsEncodeFrame } from './helpers.mjs';
+import { connectTcp, procKiB, wsEncodeFrame } from './helpers.mjs';
 import { randomBytes } from 'node:crypto';
 
 // The limits lifted with flags every build knows; the new ones go through the environment.
@@ -44,10 +44,7 @@ async function flood(sock, to, n, tag = 'm', pad = '') {
     return last;
 }
 
-function rssKb(srv, field = 'VmRSS') {
-    const st = readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8');
-    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(st)[1]);
-}
+const rssKb = (srv, field = 'VmRSS') => procKiB(srv, field);
 
 // An ASan build (its quarantine keeps freed memory resident, so RSS bounds do not apply).
 const sanitized = (srv) => readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8').includes('libasan');

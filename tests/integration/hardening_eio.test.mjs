@@ -13,20 +13,17 @@
 // hundreds of MB under the same attack, the fixed one by a few.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import {
     startEcho, sleep, httpRequest, eioHandshake, eioGet, eioPost, RawWs, wsEncodeFrame,
     withTimeout, connectTcp, recorder, readHttpResponses, HOST,
+    procKiB,
 } from './helpers.mjs';
 import { startServer, tokenFor, newUserId } from './chat_helpers.mjs';
 
 const RS = '\x1e';
 const MB = 1024 * 1024;
 
-function rssBytes(server) {
-    const status = readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) * 1024;
-}
+const rssBytes = (server) => procKiB(server) * 1024;
 
 // Socket.IO endpoint URLs of `parlor serve` (helpers' eioUrl is for /engine.io/).
 const sioUrl = (server, query = '') =>

@@ -7,13 +7,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
     BIN, HOST, startServer, tokenFor, newUserId, newSecret, mkDataDir, api, freePort, sleep,
     waitFor, withTimeout,
 } from './chat_helpers.mjs';
-import { connectTcp, recorder, readHttpResponses, parseHttpResponses } from './helpers.mjs';
+import { connectTcp, recorder, readHttpResponses, parseHttpResponses, watchRss } from './helpers.mjs';
 
 let main;
 before(async () => {
@@ -32,9 +32,6 @@ async function waitForAsync(cond, timeoutMs, what) {
         await sleep(50);
     }
 }
-
-const rssKiB = (pid) =>
-    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 // One raw request on a fresh connection; resolves {rec, sock}.
 async function rawRequest(port, head, body) {
@@ -162,13 +159,9 @@ async function bodyFlood(port, n, head, declared, sent) {
 const recorderClosed = (rec) => rec.closed;
 
 test('300 connections sending 900 KB of a 1 MB body without a token do not grow memory', async () => {
-    const pid = main.proc.pid;
-    const before0 = rssKiB(pid);
-    let peak = before0;
-    const sampler = setInterval(() => {
-        peak = Math.max(peak, rssKiB(pid));
-    }, 50);
+    const rss = watchRss(main);
     let flood;
+    let grown;
     try {
         flood = await bodyFlood(main.port, 300,
                                 'POST /api/chat/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n',
@@ -179,13 +172,11 @@ test('300 connections sending 900 KB of a 1 MB body without a token do not grow 
         assert.equal(h.status, 200);
         process.stderr.write(`healthz during the flood: ${Date.now() - t0} ms\n`);
         await sleep(500);
-        peak = Math.max(peak, rssKiB(pid));
     } finally {
-        clearInterval(sampler);
+        grown = rss.stop();
         for (const s of flood?.socks ?? []) s.destroy();
     }
-    const grown = (peak - before0) / 1024;
-    process.stderr.write(`RSS ${before0 >> 10} MB -> peak ${peak >> 10} MB (+${grown.toFixed(1)} MB)\n`);
+    process.stderr.write(`RSS peak +${grown.toFixed(1)} MB\n`);
     // Before the fix each connection kept its 900 KB: +270 MB.
     assert.ok(grown < 60, `RSS grew by ${grown.toFixed(1)} MB`);
     const answered = flood.recs.filter((r) => parseHttpResponses(r.data).responses[0]?.status === 401).length;
@@ -196,20 +187,16 @@ test('300 connections sending 900 KB of a 1 MB body without a token do not grow 
 test('buffered Engine.IO bodies share --max-buffered-request-bytes: past it, 503 and close', async () => {
     const srv = await startServer({ args: ['--max-buffered-request-bytes', String(8 << 20)] });
     try {
-        const pid = srv.proc.pid;
-        const before0 = rssKiB(pid);
-        let peak = before0;
-        const sampler = setInterval(() => {
-            peak = Math.max(peak, rssKiB(pid));
-        }, 50);
+        const rss = watchRss(srv);
         let flood;
+        let grown;
         try {
             // Any sid: the body is buffered before the handler sees it. 200 x 900 KB = 180 MB.
             flood = await bodyFlood(srv.port, 200,
                                     'POST /socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n',
                                     1000000, 900 * 1024);
             await sleep(500);
-            peak = Math.max(peak, rssKiB(pid));
+            rss.sample();
             const h = await api(srv, 'GET', '/healthz');
             assert.equal(h.status, 200);
             const m = await api(srv, 'GET', '/metrics');
@@ -219,13 +206,12 @@ test('buffered Engine.IO bodies share --max-buffered-request-bytes: past it, 503
             assert.ok(shed > 0, 'nothing was shed');
             assert.ok(buffered <= 8 << 20, `buffered ${buffered} bytes`);
         } finally {
-            clearInterval(sampler);
+            grown = rss.stop();
             for (const s of flood?.socks ?? []) s.destroy();
         }
         const got503 = flood.recs.filter((r) => parseHttpResponses(r.data).responses[0]?.status === 503).length;
         assert.ok(got503 > 0, 'no connection was refused with 503');
-        const grown = (peak - before0) / 1024;
-        process.stderr.write(`RSS ${before0 >> 10} MB -> peak ${peak >> 10} MB (+${grown.toFixed(1)} MB), ${got503} x 503\n`);
+        process.stderr.write(`RSS peak +${grown.toFixed(1)} MB, ${got503} x 503\n`);
         // 8 MiB of budget (+ one read per connection; ASan's quarantine about doubles it);
         // before the fix: +180 MB.
         assert.ok(grown < 90, `RSS grew by ${grown.toFixed(1)} MB`);
@@ -308,19 +294,18 @@ async function holdConnections(port, n, sources = 1, batch = 25) {
 
 const hardNofile = () => Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim()) || 0;
 
-test('the soft open-files limit is raised to the hard one: 1,100 clients under a soft 1,024', async (t) => {
+// The soft limit is set below what the test opens, the hard one is the machine's (any Linux
+// default leaves far more than the 300 clients need): no skip, whatever the machine.
+test('the soft open-files limit is raised to the hard one: 300 clients under a soft 256', async () => {
     const hard = hardNofile();
-    if (hard < 1400) {
-        t.skip(`hard open-files limit ${hard}`);
-        return;
-    }
-    const srv = await startLimited(`1024:${hard}`);
+    assert.ok(hard >= 512, `the hard open-files limit (${hard}) leaves no room for this test`);
+    const srv = await startLimited(`256:${hard}`);
     let held;
     try {
-            held = await holdConnections(srv.port, 1100, 4); // 275 per address: under the per-IP cap
+        held = await holdConnections(srv.port, 300, 4); // 75 per address: under the per-IP cap
         const bad = held.statuses.filter((s) => s !== 200).length;
-        assert.equal(bad, 0, `${bad} of 1100 clients got no answer or a refusal`);
-        assert.match(srv.stderr(), new RegExp(`open files: limit ${hard} \\(was 1024`));
+        assert.equal(bad, 0, `${bad} of 300 clients got no answer or a refusal`);
+        assert.match(srv.stderr(), new RegExp(`open files: limit ${hard} \\(was 256`));
     } finally {
         for (const s of held?.socks ?? []) s.destroy();
         await srv.stop();

@@ -1,6 +1,7 @@
 // Shared helpers for the integration suite: start/stop `parlor echo`, raw HTTP and WebSocket
 // clients over node:net (so tests control every byte), and small async utilities.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -589,4 +590,28 @@ export function metric(server, name) {
         });
         sock.write(`GET /metrics HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
     });
+}
+
+// A field of a server's /proc/<pid>/status in KiB (VmRSS, or VmHWM for the peak).
+export function procKiB(server, field = 'VmRSS') {
+    const st = readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
+    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(st)[1]);
+}
+
+// Samples a server's RSS every 50 ms from now on; stop() returns the largest growth in MiB.
+export function watchRss(server) {
+    const base = procKiB(server);
+    let peak = base;
+    const sample = () => {
+        peak = Math.max(peak, procKiB(server));
+    };
+    const timer = setInterval(sample, 50);
+    return {
+        sample,
+        stop() {
+            clearInterval(timer);
+            sample();
+            return (peak - base) / 1024;
+        },
+    };
 }
