@@ -12,16 +12,21 @@ typedef struct {
     size_t len;
 } fuzz_ctx_t;
 
-/* Every packet must lie inside the buffer and survive encode -> decode unchanged. */
-static int fuzz_check_packet(void *ud, const eio_packet_t *p)
+/* What every decoded packet must be, v4 or v3: a known type, binary only as a message, its
+ * data inside the decoded buffer. */
+static void fuzz_check_bounds(const fuzz_ctx_t *ctx, const eio_packet_t *p)
 {
-    const fuzz_ctx_t *ctx = ud;
-
     if (p->type < EIO_OPEN || p->type > EIO_NOOP) abort();
     if (p->binary && p->type != EIO_MESSAGE) abort();
     if (p->len &&
         ((const char *)p->data < ctx->buf || (const char *)p->data + p->len > ctx->buf + ctx->len))
         abort();
+}
+
+/* Every packet must lie inside the buffer and survive encode -> decode unchanged. */
+static int fuzz_check_packet(void *ud, const eio_packet_t *p)
+{
+    fuzz_check_bounds(ud, p);
 
     size_t need = eio_packet_encoded_len_polling(p);
     char *enc = malloc(need);
@@ -54,13 +59,7 @@ static int fuzz_same_packet(void *ud, const eio_packet_t *p)
 /* v3: every packet lies inside the buffer, and its encoding decodes back to the same packet. */
 static int fuzz_check_packet_v3(void *ud, const eio_packet_t *p)
 {
-    const fuzz_ctx_t *ctx = ud;
-
-    if (p->type < EIO_OPEN || p->type > EIO_NOOP) abort();
-    if (p->binary && p->type != EIO_MESSAGE) abort();
-    if (p->len &&
-        ((const char *)p->data < ctx->buf || (const char *)p->data + p->len > ctx->buf + ctx->len))
-        abort();
+    fuzz_check_bounds(ud, p);
     size_t need = eio3_packet_encoded_len_polling(p);
     char *enc = malloc(need);
     if (eio3_packet_encode_polling(p, enc) != need) abort();
