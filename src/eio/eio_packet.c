@@ -16,6 +16,21 @@ int eio_packet_decode_text(const char *buf, size_t len, eio_packet_t *out)
     return 0;
 }
 
+/* One record of a polling payload, already validated: text, or 'b' (v3: 'b4') and base64
+ * decoded in place. prefix is the length of that binary marker. */
+static int decode_record(char *rec, size_t n, size_t prefix, eio_packet_t *p)
+{
+    if (rec[0] != 'b') return eio_packet_decode_text(rec, n, p) < 0 ? -1 : 0;
+    uint8_t *bytes = (uint8_t *)rec + prefix;
+    int64_t len = base64_decode(rec + prefix, n - prefix, bytes);
+    if (len < 0) return -1;
+    p->type = EIO_MESSAGE;
+    p->binary = true;
+    p->data = bytes;
+    p->len = (size_t)len;
+    return 0;
+}
+
 /* Validates one payload element seg[0..n). */
 static bool eio_payload_packet_ok(const char *seg, size_t n)
 {
@@ -41,17 +56,7 @@ int eio_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud)
         const char *sep = memchr(buf + start, EIO_RECORD_SEPARATOR, len - start);
         eio_packet_t p;
         end = sep ? (size_t)(sep - buf) : len;
-        if (buf[start] == 'b') {
-            uint8_t *bytes = (uint8_t *)buf + start + 1;
-            int64_t n = base64_decode(buf + start + 1, end - start - 1, bytes);
-            if (n < 0) return -1; /* unreachable: validated above */
-            p.type = EIO_MESSAGE;
-            p.binary = true;
-            p.data = bytes;
-            p.len = (size_t)n;
-        } else {
-            eio_packet_decode_text(buf + start, end - start, &p);
-        }
+        if (decode_record(buf + start, end - start, 1, &p) < 0) return -1; /* validated above */
         int r = cb(ud, &p);
         if (r != 0) return r;
     }
@@ -166,17 +171,8 @@ int eio3_payload_decode(char *buf, size_t len, eio_payload_cb cb, void *ud)
         eio_packet_t p;
         start = eio3_length_prefix(buf, len, pos, &units);
         end = utf8_take_units(buf, len, (size_t)start, units);
-        if (buf[start] == 'b') {
-            uint8_t *bytes = (uint8_t *)buf + start + 2;
-            int64_t n = base64_decode(buf + start + 2, (size_t)(end - start - 2), bytes);
-            if (n < 0) return -1; /* unreachable: validated above */
-            p.type = EIO_MESSAGE;
-            p.binary = true;
-            p.data = bytes;
-            p.len = (size_t)n;
-        } else {
-            eio_packet_decode_text(buf + start, (size_t)(end - start), &p);
-        }
+        if (decode_record(buf + start, (size_t)(end - start), 2, &p) < 0)
+            return -1; /* validated above */
         int r = cb(ud, &p);
         if (r != 0) return r;
     }
