@@ -231,17 +231,26 @@ static void open_done(store_req_t *r)
     (void)r;
 }
 
+/* A loop and an asynchronous store on a fresh database named after the test (its path into
+ * path[128]); NULL (and a failed check) when it does not open. */
+static store_t *open_async(uv_loop_t *loop, const char *name, unsigned batch_max, char *path)
+{
+    uv_loop_init(loop);
+    char err[256] = "";
+    make_path(path, 128, name);
+    store_t *s = NULL;
+    store_options_t opts = {.batch_max = batch_max, .readers = 1};
+    CHECK_EQ_INT(store_open_with(loop, path, &opts, &s, err, sizeof err), STORE_OK);
+    if (!s) fprintf(stderr, "store_open: %s\n", err);
+    return s;
+}
+
 static void test_no_ack_before_the_sync(void)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    char path[128], err[256] = "";
-    make_path(path, sizeof path, "thread");
-    store_t *s = NULL;
-    store_options_t opts = {.batch_max = 4, .readers = 1};
-    CHECK_EQ_INT(store_open_with(&loop, path, &opts, &s, err, sizeof err), STORE_OK);
+    char path[128];
+    store_t *s = open_async(&loop, "thread", 4, path);
     if (!s) {
-        fprintf(stderr, "store_open: %s\n", err);
         return;
     }
     static char big[8192];
@@ -309,12 +318,8 @@ static void submit_insert(uv_loop_t *loop, store_t *s, int i, const char *conv, 
 static void test_storage_failures(void)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     char path[128], err[256] = "";
-    make_path(path, sizeof path, "faults");
-    store_t *s = NULL;
-    store_options_t opts = {.batch_max = 8, .readers = 1};
-    CHECK_EQ_INT(store_open_with(&loop, path, &opts, &s, err, sizeof err), STORE_OK);
+    store_t *s = open_async(&loop, "faults", 8, path);
     if (!s) return;
     static char big[8192];
     store_req_t open;
