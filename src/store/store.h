@@ -87,15 +87,18 @@
 /* Errors are negative; each maps onto one code of docs/api.md. */
 enum {
     STORE_OK = 0,
-    STORE_E_INVALID = -1,   /* malformed input: BAD_REQUEST */
-    STORE_E_NOT_FOUND = -2, /* NOT_FOUND */
-    STORE_E_FORBIDDEN = -3, /* not a member / not the owner: FORBIDDEN */
-    STORE_E_CONFLICT = -4,  /* duplicate username: CONFLICT */
-    STORE_E_NOSPACE = -5,   /* the request's arena cannot hold even one result: INTERNAL */
-    STORE_E_BUSY = -6,      /* SQLite: locked beyond busy_timeout: INTERNAL (retryable) */
-    STORE_E_IO = -7,        /* any other database failure: INTERNAL */
-    STORE_E_CANCELLED = -8, /* the store is closing */
-    STORE_E_QUOTA = -9,     /* the owner's files would pass the quota: PAYLOAD_TOO_LARGE */
+    STORE_E_INVALID = -1,      /* malformed input: BAD_REQUEST */
+    STORE_E_NOT_FOUND = -2,    /* NOT_FOUND */
+    STORE_E_FORBIDDEN = -3,    /* not a member / not the owner: FORBIDDEN */
+    STORE_E_CONFLICT = -4,     /* duplicate username: CONFLICT */
+    STORE_E_NOSPACE = -5,      /* the request's arena cannot hold even one result: INTERNAL */
+    STORE_E_BUSY = -6,         /* SQLite: locked beyond busy_timeout: INTERNAL (retryable) */
+    STORE_E_IO = -7,           /* any other database failure: INTERNAL */
+    STORE_E_CANCELLED = -8,    /* the store is closing */
+    STORE_E_QUOTA = -9,        /* the owner's files would pass the quota: PAYLOAD_TOO_LARGE */
+    STORE_E_UNAVAILABLE = -10, /* the database cannot be reached (connection lost, server
+                                  down); nothing of the request took effect and the engine
+                                  reconnects by itself: STORE_UNAVAILABLE, retryable */
 };
 
 const char *store_strerror(int code);
@@ -441,12 +444,19 @@ typedef struct {
     uint64_t failed_commits;
 } store_stats_t;
 
-/* Opens (creating and migrating as needed) the database at path with the "sqlite" engine and
- * starts the writer and reader threads. Call on the loop thread. On failure returns a
- * STORE_E_* and writes a message into err. */
-int store_open(uv_loop_t *loop, const char *path, store_t **out, char *err, size_t errcap);
-int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *opts, store_t **out,
+/* Opens (creating and migrating as needed) the store named by target and starts the writer
+ * and reader threads. target is a store URL: "sqlite:PATH" or a plain file path (the "sqlite"
+ * engine), or "postgres://..." / "postgresql://..." (libpq's URI, the "postgres" engine).
+ * Call on the loop thread. On failure returns a STORE_E_* and writes a message into err
+ * (never a password). */
+int store_open(uv_loop_t *loop, const char *target, store_t **out, char *err, size_t errcap);
+int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *opts, store_t **out,
                     char *err, size_t errcap);
+
+/* The engine a store URL names and what is passed to its open (the path for "sqlite:PATH",
+ * the whole URL for postgres). Returns the engine's name, or NULL when the scheme is unknown
+ * ("mysql://..."); the engine itself may still be missing from this build. */
+const char *store_target_engine(const char *target, const char **engine_target);
 
 /* Queues req; loop thread only. Returns 0 and later calls req->done on the loop thread, or
  * returns STORE_E_INVALID (bad op, no done) / STORE_E_CANCELLED (closing) and never calls it.

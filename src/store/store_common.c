@@ -29,6 +29,8 @@ const char *store_strerror(int code)
         return "storage quota exceeded";
     case STORE_E_CANCELLED:
         return "store closing";
+    case STORE_E_UNAVAILABLE:
+        return "database unavailable";
     default:
         return "unknown store error";
     }

@@ -18,3 +18,19 @@ const store_engine_t *store_engine_find(const char *name)
         if (strcmp(store_engines[i]->name, name) == 0) return store_engines[i];
     return NULL;
 }
+
+const char *store_target_engine(const char *target, const char **engine_target)
+{
+    *engine_target = target;
+    if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0)
+        return "postgres";
+    if (strncmp(target, "sqlite:", 7) == 0) {
+        *engine_target = target + 7;
+        return "sqlite";
+    }
+    /* Anything else with a scheme is an engine this build does not know; a plain path (no
+     * "scheme:" before the first '/') is a SQLite file. */
+    const char *colon = strchr(target, ':'), *slash = strchr(target, '/');
+    if (colon && (!slash || colon < slash) && colon > target) return NULL;
+    return "sqlite";
+}

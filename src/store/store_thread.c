@@ -267,25 +267,31 @@ static void store_stop_threads(store_t *s)
     memset(s->reader_conn, 0, sizeof s->reader_conn);
 }
 
-int store_open(uv_loop_t *loop, const char *path, store_t **out, char *err, size_t errcap)
+int store_open(uv_loop_t *loop, const char *target, store_t **out, char *err, size_t errcap)
 {
-    return store_open_with(loop, path, NULL, out, err, errcap);
+    return store_open_with(loop, target, NULL, out, err, errcap);
 }
 
-int store_open_with(uv_loop_t *loop, const char *path, const store_options_t *opts, store_t **out,
+int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *opts, store_t **out,
                     char *err, size_t errcap)
 {
     int rc;
     *out = NULL;
+    const char *path;
+    const char *engine_name = store_target_engine(target, &path);
+    if (!engine_name) {
+        snprintf(err, errcap, "unknown store URL scheme (use sqlite:PATH or postgres://...)");
+        return STORE_E_INVALID;
+    }
     store_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errcap, "out of memory");
         return STORE_E_IO;
     }
     s->loop = loop;
-    s->engine = store_engine_find("sqlite");
+    s->engine = store_engine_find(engine_name);
     if (!s->engine) {
-        snprintf(err, errcap, "no store engine \"sqlite\" in this build");
+        snprintf(err, errcap, "no store engine \"%s\" in this build", engine_name);
         free(s);
         return STORE_E_INVALID;
     }
