@@ -325,16 +325,20 @@ static int serve_run(server_t *sp)
     }
 
     s.loop = uv_default_loop();
-    char path[4096], err[256] = "";
-    snprintf(path, sizeof path, "%s/parlor.db", cfg->data);
+    char path[4096], shown[512], err[256] = "";
+    if (cfg->store[0])
+        snprintf(path, sizeof path, "%s", cfg->store);
+    else
+        snprintf(path, sizeof path, "sqlite:%s/parlor.db", cfg->data);
+    store_target_redact(path, shown, sizeof shown);
     if (store_open(s.loop, path, &s.store, err, sizeof err) != STORE_OK) {
-        log_error("cannot open the store %s: %s", path, err);
+        log_error("cannot open the store %s: %s", shown, err);
         auth_jwt_free(s.jwt);
         uv_loop_close(s.loop);
         close(lock_fd);
         return 1;
     }
-    log_info("store opened: %s (SQLite, WAL)", path);
+    log_info("store opened: %s", shown);
 
     net_limits_t limits = {
         .max_inbound = (size_t)cfg->max_payload + 64 * 1024,
@@ -394,7 +398,10 @@ static int serve_run(server_t *sp)
         return 1;
     }
     char files_dir[4096], ferr[256] = "";
-    snprintf(files_dir, sizeof files_dir, "%s/files", cfg->data);
+    if (cfg->files_dir[0])
+        snprintf(files_dir, sizeof files_dir, "%s", cfg->files_dir);
+    else
+        snprintf(files_dir, sizeof files_dir, "%s/files", cfg->data);
     files_api_options_t fopts = {
         .dir = files_dir,
         .max_file_size = (uint64_t)cfg->max_file_size,

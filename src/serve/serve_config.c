@@ -21,6 +21,12 @@ static const config_option_t serve_options[] = {
     {"host", OPT_STRING, OFF(host), "::", 0, 0, "address to listen on (:: = all, IPv6 and IPv4)"},
     {"data", OPT_STRING, OFF(data), "./data", 0, 0,
      "data directory (SQLite database, generated secret, uploads)"},
+    {"store", OPT_STRING, OFF(store), "", 0, 0,
+     "where messages live: sqlite:PATH or postgres://user:pass@host:port/db (libpq URI; "
+     "empty: sqlite:<data>/parlor.db)"},
+    {"files-dir", OPT_STRING, OFF(files_dir), "", 0, 0,
+     "where uploaded files are kept (empty: <data>/files); with a postgres store, a directory "
+     "every node shares"},
     {"jwt-secret", OPT_STRING, OFF(jwt_secret), "", 0, 0,
      "HS256 shared secret (>= 32 bytes); when neither this nor a public key is set, one is "
      "generated into <data>/jwt-secret"},

@@ -11,6 +11,8 @@ typedef struct {
     long long port;
     char *host;
     char *data;
+    char *store;     /* a store URL; empty: sqlite:<data>/parlor.db */
+    char *files_dir; /* empty: <data>/files */
     char *jwt_secret;
     char *jwt_public_key;
     char *jwt_issuer;

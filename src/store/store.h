@@ -458,6 +458,10 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
  * ("mysql://..."); the engine itself may still be missing from this build. */
 const char *store_target_engine(const char *target, const char **engine_target);
 
+/* Copies target into out (always NUL-terminated) with any password in a URL's user info
+ * replaced by "***", for logs and errors. */
+void store_target_redact(const char *target, char *out, size_t cap);
+
 /* Queues req; loop thread only. Returns 0 and later calls req->done on the loop thread, or
  * returns STORE_E_INVALID (bad op, no done) / STORE_E_CANCELLED (closing) and never calls it.
  * Writes complete in submission order; plain reads may overtake writes and each other. A

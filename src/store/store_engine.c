@@ -2,6 +2,7 @@
  * here once (curl's vtls.c keeps its backends the same way). */
 #include "store/store_engine.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store_sqlite.h"
@@ -33,4 +34,24 @@ const char *store_target_engine(const char *target, const char **engine_target)
     const char *colon = strchr(target, ':'), *slash = strchr(target, '/');
     if (colon && (!slash || colon < slash) && colon > target) return NULL;
     return "sqlite";
+}
+
+void store_target_redact(const char *target, char *out, size_t cap)
+{
+    /* scheme://user:password@host...: the password is between the first ':' after "//" and
+     * the last '@' before the path. */
+    const char *auth = strstr(target, "://");
+    const char *at = NULL, *colon = NULL;
+    if (auth) {
+        auth += 3;
+        const char *end = auth + strcspn(auth, "/?#");
+        for (const char *p = auth; p < end; p++)
+            if (*p == '@') at = p;
+        if (at) colon = memchr(auth, ':', (size_t)(at - auth));
+    }
+    if (!colon) {
+        snprintf(out, cap, "%s", target);
+        return;
+    }
+    snprintf(out, cap, "%.*s:***%s", (int)(colon - target), target, at);
 }
