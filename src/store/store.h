@@ -374,6 +374,7 @@ typedef enum {
     STORE_OP_MESSAGES_SINCE,
     STORE_OP_FILE_GET,
     STORE_OP_CONTACTS,
+    STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
 

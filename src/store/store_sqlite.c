@@ -301,6 +301,9 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
     case STORE_OP_CONTACTS:
         rc = store_sqlite_contacts(db, &req->u.contacts, a);
         break;
+    case STORE_OP_PING:
+        rc = store_sqlite_ping(db);
+        break;
     default:
         rc = STORE_E_INVALID;
         break;

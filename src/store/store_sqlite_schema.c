@@ -317,3 +317,9 @@ bool store_sqlite_in_transaction(store_sqlite_t *db)
 {
     return !sqlite3_get_autocommit(db->db);
 }
+
+int store_sqlite_ping(store_sqlite_t *db)
+{
+    int v;
+    return pragma_int(db->db, "PRAGMA user_version", &v);
+}
