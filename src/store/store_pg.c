@@ -189,6 +189,8 @@ static int session_setup(store_pg_t *db)
     PQsetNoticeProcessor(db->conn, notice_ignore, NULL);
     db->prepared = 0;
     db->in_tx = db->tx_failed = false;
+    int rc = pg_exec_simple(db, "SET bytea_output = 'hex'");
+    if (rc != STORE_OK) return rc;
     if (db->readonly) return pg_exec_simple(db, "SET default_transaction_read_only = on");
     if (!url_sets_sync_commit(db->conn)) return pg_exec_simple(db, "SET synchronous_commit = on");
     /* The operator chose: say what it costs when it is off. */
@@ -287,6 +289,33 @@ int pg_col_str(const PGresult *r, int row, int col, store_arena_t *a, str_t *out
         return STORE_OK;
     }
     return store_arena_str(a, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), out);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int pg_col_bytes(const PGresult *r, int row, int col, store_arena_t *a, str_t *out)
+{
+    if (PQgetisnull(r, row, col)) {
+        *out = STR_NULL;
+        return STORE_OK;
+    }
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = (size_t)PQgetlength(r, row, col);
+    if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2) return STORE_E_IO; /* bytea_output=hex */
+    n = (n - 2) / 2;
+    char *d = store_arena_back(a, n + 1, 1);
+    if (!d) return STORE_E_NOSPACE;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(v[2 + 2 * i]), lo = hexval(v[3 + 2 * i]);
+        if (hi < 0 || lo < 0) return STORE_E_IO;
+        d[i] = (char)(hi << 4 | lo);
+    }
+    d[n] = '\0';
+    *out = str_make(d, n);
+    return STORE_OK;
 }
 
 char *pg_id_array(const str_t *ids, size_t n, const str_t *also)
@@ -465,9 +494,25 @@ static int exec_one(store_pg_t *db, store_req_t *req)
         const char *sql;
         PGresult *res;
         if ((rc = pg_pipe_params(req, now, &p, &s, &stmt, &sql)) != STORE_OK) return rc;
-        if ((rc = pg_query(db, stmt, sql, &p, &res)) != STORE_OK) return rc;
-        rc = pg_pipe_finish(db, req, res);
-        PQclear(res);
+        /* A send whose outputs might not fit is undone alone when they do not. */
+        bool guard = req->op == STORE_OP_MESSAGE_INSERT &&
+                     !pg_message_fits(&req->u.message_insert, &req->arena);
+        if (guard && (rc = pg_exec_simple(db, db->in_tx ? "SAVEPOINT op" : "BEGIN")) != STORE_OK)
+            return rc;
+        if ((rc = pg_query(db, stmt, sql, &p, &res)) == STORE_OK) {
+            rc = pg_pipe_finish(db, req, res);
+            PQclear(res);
+        }
+        if (guard && !db->tx_failed && PQstatus(db->conn) == CONNECTION_OK) {
+            int e = STORE_OK;
+            if (rc == STORE_OK)
+                e = pg_exec_simple(db, db->in_tx ? "RELEASE op" : "COMMIT");
+            else if (db->in_tx && (e = pg_exec_simple(db, "ROLLBACK TO op")) == STORE_OK)
+                e = pg_exec_simple(db, "RELEASE op");
+            else if (!db->in_tx)
+                e = pg_exec_simple(db, "ROLLBACK");
+            if (e != STORE_OK) rc = e;
+        }
         return rc;
     }
     switch (req->op) {
@@ -585,6 +630,12 @@ static int pipe_collect(store_pg_t *db, int lead, store_req_t **sent, int nsent,
     return rc;
 }
 
+static bool pipelined(const store_req_t *r)
+{
+    return pg_pipelinable(r->op) &&
+           (r->op != STORE_OP_MESSAGE_INSERT || pg_message_fits(&r->u.message_insert, &r->arena));
+}
+
 /* One attempt at the batch: BEGIN, the insert lock when it sends messages, every request in
  * order, COMMIT. Consecutive pipelinable requests go out in one pipeline segment (one round
  * trip, with BEGIN before the first and COMMIT after the last); other requests run
@@ -608,7 +659,7 @@ static int batch_once(store_pg_t *db, store_req_t *head)
     db->tx_failed = false;
     store_req_t *r = head;
     while (r || db->in_tx) {
-        if (r && begun && !pg_pipelinable(r->op)) {
+        if (r && begun && !pipelined(r)) {
             int e = exec_one(db, r);
             r->status = e;
             if (db->tx_failed || db->broken)
@@ -630,7 +681,7 @@ static int batch_once(store_pg_t *db, store_req_t *head)
             lead = inserts ? 2 : 1;
             begun = true;
         }
-        while (rc == STORE_OK && r && pg_pipelinable(r->op) && nsent < PG_PIPE_MAX_OPS &&
+        while (rc == STORE_OK && r && pipelined(r) && nsent < PG_PIPE_MAX_OPS &&
                bytes < PG_PIPE_MAX_BYTES) {
             int64_t now = r->now_ms ? r->now_ms : store_clock_ms();
             pg_params_t p;

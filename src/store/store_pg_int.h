@@ -105,6 +105,15 @@ static inline void pg_p_str(pg_params_t *p, str_t s)
     if (s.ptr && !pg_text_ok(s.ptr, s.len)) p->bad = true;
 }
 
+/* Bytes for a bytea column (binary format: the bytes themselves). */
+static inline void pg_p_bytes(pg_params_t *p, str_t s)
+{
+    int i = p->n++;
+    p->v[i] = s.len ? s.ptr : "";
+    p->len[i] = (int)s.len;
+    p->fmt[i] = 1;
+}
+
 /* Empty optional text is stored as NULL (as the SQLite engine does). */
 static inline void pg_p_opt(pg_params_t *p, str_t s)
 {
@@ -191,6 +200,10 @@ static inline bool pg_col_eq(const PGresult *r, int row, int col, str_t s)
 /* Column as a string copied into the arena; NULL reads as absent. */
 int pg_col_str(const PGresult *r, int row, int col, store_arena_t *a, str_t *out);
 
+/* A bytea column (text form: \x and hex digits) decoded into the arena; NULL reads as
+ * absent. */
+int pg_col_bytes(const PGresult *r, int row, int col, store_arena_t *a, str_t *out);
+
 /* Row readers. Users: id, name, role, username, last_seen, created_at, password_hash.
  * Files from `first`: id, owner, name, size, mime, path, sha256, created_at. Messages from
  * `first`: PG_MSG_COLS (PG_MSG_NCOLS columns). */
@@ -227,6 +240,10 @@ static inline bool pg_pipelinable(store_op_t op)
 {
     return op == STORE_OP_MESSAGE_INSERT || op == STORE_OP_MARK_READ || op == STORE_OP_USER_SEEN;
 }
+
+/* Whether a new message's outputs surely fit req's arena. When they might not, the send runs
+ * unpipelined inside a savepoint, so that a STORE_E_NOSPACE stores nothing. */
+bool pg_message_fits(const store_message_insert_t *op, const store_arena_t *a);
 
 typedef struct {
     char id[ID_SIZE], conv[ID_SIZE];

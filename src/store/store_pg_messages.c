@@ -17,7 +17,7 @@ int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, s
     m->pos = pg_i64(r, row, first + 3);
     if ((rc = pg_col_str(r, row, first + 4, a, &m->sender)) ||
         (rc = pg_col_str(r, row, first + 5, a, &m->recipient)) ||
-        (rc = pg_col_str(r, row, first + 6, a, &m->content)) ||
+        (rc = pg_col_bytes(r, row, first + 6, a, &m->content)) ||
         (rc = pg_col_str(r, row, first + 8, a, &m->client_msg_id)))
         return rc;
     if (!m->content.ptr) m->content = STR_LIT("");
@@ -58,7 +58,7 @@ int pg_message_params(store_message_insert_t *op, int64_t now, pg_params_t *p, p
     pg_p_opt(p, by_conv ? op->conversation_id : STR_NULL);
     pg_p_opt(p, by_conv ? STR_NULL : op->recipient);
     pg_p_cstr(p, by_conv ? NULL : s->key);
-    pg_p_str(p, op->content);
+    pg_p_bytes(p, op->content);
     pg_p_cstr(p, store_msg_type_name(op->type));
     pg_p_opt(p, op->file_id);
     pg_p_opt(p, op->client_msg_id);
@@ -66,6 +66,15 @@ int pg_message_params(store_message_insert_t *op, int64_t now, pg_params_t *p, p
     pg_p_cstr(p, s->id);
     pg_p_cstr(p, s->conv);
     return p->bad ? STORE_E_INVALID : STORE_OK;
+}
+
+bool pg_message_fits(const store_message_insert_t *op, const store_arena_t *a)
+{
+    size_t need = op->sender.len + op->content.len + op->client_msg_id.len + 3 + STORE_USER_ID_MAX +
+                  1 /* recipient */;
+    if (store_present(op->file_id)) /* the file record, its strings at their largest */
+        need += sizeof(store_file_t) + 8 + STORE_USER_ID_MAX + 2 * STORE_NAME_MAX + 4096 + 128 + 5;
+    return a->ptr && a->cap >= need;
 }
 
 int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresult *res)
