@@ -407,7 +407,10 @@ static int engine_begin(void *p)
 
 static void tx_abandon(store_pg_t *db)
 {
-    if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+    /* A broken connection is replaced before its next use; the server rolls back. */
+    if (!db->broken && PQstatus(db->conn) == CONNECTION_OK &&
+        PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF &&
+        PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         pg_exec_simple(db, "ROLLBACK");
     db->in_tx = db->tx_failed = false;
 }
