@@ -7,7 +7,11 @@
  *   build/store_bench URL [MESSAGES] [WINDOW] [CONVERSATIONS]
  *
  * e.g. build/store_bench sqlite:/tmp/b.db 100000 512 500
- *      PG_DATA=/tmp/pg-h1/data build/store_bench postgres://parlor@127.0.0.1:55410/parlor */
+ *      PG_DATA=/tmp/pg-h1/data build/store_bench postgres://parlor@127.0.0.1:55410/parlor
+ *
+ * BENCH_RETRY=1: every send carries a clientMsgId and a failed one is sent again (after 20 ms)
+ * until it is acknowledged, as a client does; at the end the conversations must hold exactly
+ * MESSAGES messages (stop and start the database meanwhile to see nothing lost or doubled). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +27,19 @@
 typedef struct {
     store_req_t req;
     int i;
+    char cmid[24];
     char arena[512];
 } bench_req_t;
 
 static store_t *store;
 static uv_loop_t loop;
-static int total, next, done, failed, nconv;
+static int total, next, done, failed, retried, nconv;
+static bool retry;
+static uv_timer_t retry_timer;
+static bench_req_t **retry_list;
+static size_t nretry;
 static char (*convs)[ID_SIZE];
-static char (*senders)[16];
+static char (*senders)[32];
 
 static double now_s(void)
 {
@@ -89,9 +98,25 @@ static double cpu_pg(void)
 
 static void submit_one(bench_req_t *r);
 
+static void retry_cb(uv_timer_t *t)
+{
+    (void)t;
+    size_t n = nretry;
+    nretry = 0;
+    for (size_t i = 0; i < n; i++)
+        if (store_submit(store, &retry_list[i]->req) != STORE_OK) abort();
+}
+
 static void send_done(store_req_t *req)
 {
     bench_req_t *r = (bench_req_t *)req;
+    if (req->status != STORE_OK && retry) {
+        retried++;
+        retry_list[nretry++] = r; /* the same request again: same clientMsgId */
+        if (!uv_is_active((uv_handle_t *)&retry_timer))
+            uv_timer_start(&retry_timer, retry_cb, 20, 0);
+        return;
+    }
     if (req->status != STORE_OK && failed++ < 5)
         fprintf(stderr, "send failed: %s\n", store_strerror(req->status));
     done++;
@@ -111,6 +136,10 @@ static void submit_one(bench_req_t *r)
     m->conversation_id = str_cstr(convs[c]);
     m->content = STR_LIT("0123456789012345678901234567890123456789012345678901234567890123");
     m->type = STORE_MSG_TEXT;
+    if (retry) {
+        snprintf(r->cmid, sizeof r->cmid, "m%d", i);
+        m->client_msg_id = str_cstr(r->cmid);
+    }
     if (store_submit(store, &r->req) != STORE_OK) abort();
 }
 
@@ -146,12 +175,12 @@ int main(int argc, char **argv)
         return 1;
     }
     convs = calloc((size_t)nconv, ID_SIZE);
-    senders = calloc((size_t)nconv * 2, 16);
+    senders = calloc((size_t)nconv * 2, 32);
     static char arena[8192];
     unsigned tag = (unsigned)time(NULL) % 100000;
     for (int c = 0; c < nconv; c++) {
-        snprintf(senders[2 * c], 16, "b%u_%da", tag, c);
-        snprintf(senders[2 * c + 1], 16, "b%u_%db", tag, c);
+        snprintf(senders[2 * c], 32, "b%u_%da", tag, c);
+        snprintf(senders[2 * c + 1], 32, "b%u_%db", tag, c);
         store_req_t r = {.op = STORE_OP_DIRECT_OPEN};
         r.arena = (store_arena_t){arena, sizeof arena, 0, 0};
         r.u.direct_open.user = str_cstr(senders[2 * c]);
@@ -165,6 +194,9 @@ int main(int argc, char **argv)
     store_stats_t s0, s1;
     store_stats(store, &s0);
     bench_req_t *reqs = calloc((size_t)window, sizeof *reqs);
+    retry = getenv("BENCH_RETRY") && atoi(getenv("BENCH_RETRY")) > 0;
+    retry_list = calloc((size_t)window, sizeof *retry_list);
+    uv_timer_init(&loop, &retry_timer);
     double t0 = now_s(), c0 = cpu_self(), p0 = cpu_pg();
     for (int w = 0; w < window && next < total; w++) submit_one(&reqs[w]);
     while (done < total) uv_run(&loop, UV_RUN_ONCE);
@@ -180,6 +212,26 @@ int main(int argc, char **argv)
     printf("  CPU per message: this process %.1f us", (c1 - c0) * 1e6 / total);
     if (p0 >= 0) printf(", PostgreSQL %.1f us", (p1 - p0) * 1e6 / total);
     printf("\n");
+    if (retry) {
+        int64_t stored = 0;
+        for (int c = 0; c < nconv; c++) {
+            store_req_t r = {.op = STORE_OP_CONVERSATION_GET};
+            r.arena = (store_arena_t){arena, sizeof arena, 0, 0};
+            r.u.conversation_get.id = str_make(convs[c], ID_LEN);
+            for (int k = 0; k < 5 && run(&r) == STORE_E_UNAVAILABLE; k++)
+                usleep(100000); /* a reader's connection lost with the restart */
+            if (r.status != STORE_OK) {
+                fprintf(stderr, "conversation_get: %s\n", store_strerror(r.status));
+                failed++;
+                break;
+            }
+            stored += r.u.conversation_get.conv.last_seq;
+        }
+        printf("  retried %d sends; %lld messages stored for %d sent%s\n", retried,
+               (long long)stored, total, stored == total ? "" : ": MISMATCH");
+        if (stored != total) failed++;
+    }
+    uv_close((uv_handle_t *)&retry_timer, NULL);
     store_close(store);
     uv_run(&loop, UV_RUN_DEFAULT);
     free(reqs);
