@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startServer, connectLogged, emitAck, api, tokenFor, newUserId, newSecret, fetchHistory,
-    assertMessage, waitFor, closeAll,
+    assertMessage, waitFor, closeAll, once,
 } from './chat_helpers.mjs';
 import { PG_URL, pgFreshStore } from './helpers.mjs';
 
@@ -56,9 +56,9 @@ if (!PG_URL) {
             return r.json.message;
         }
         // Sends `n` messages from each sender (a socket, and the bodies it sends) with at most
-        // `window` in flight per socket, all senders at once; returns every ack's message.
-        async function burst(senders, n, window = 8) {
-            const acked = [];
+        // `window` in flight per socket, all senders at once; returns every ack's message (also
+        // pushed into `acked` as they come).
+        async function burst(senders, n, window = 8, acked = []) {
             await Promise.all(senders.map(({ sock, body, tag }) => {
                 let next = 0;
                 const worker = async () => {
@@ -193,46 +193,94 @@ if (!PG_URL) {
             nodes.push(C);
             const dave = person();
             const alice = person();
-            const bob = person();
-            const d = await connectLogged(C, dave.token);
+            // dave's client reconnects by itself, as socket.io-client does (with its pid and the
+            // offset of the last message it got), but its CONNECT waits for the gate.
+            let release = () => {};
+            let held = Promise.resolve();
+            let waiting = false;
+            const d = await connectLogged(C, dave.token, {
+                reconnection: true,
+                reconnectionDelay: 50,
+                reconnectionDelayMax: 200,
+                randomizationFactor: 0,
+                auth: (cb) => {
+                    waiting = true;
+                    held.then(() => cb({ token: dave.token }));
+                },
+            });
+            sockets.push(d);
             const pid = d._pid;
             assert.equal(typeof pid, 'string', 'no pid: recovery is off');
             const seen = await restSend(C, alice, { recipientId: dave.id, content: 'seen on C' });
             await waitFor(() => d.received.some((m) => m._id === seen._id), 3000, 'dave did not get the first message');
-            const offset = d.offsets[d.offsets.length - 1];
-            assert.equal(typeof offset, 'string');
-            d.disconnect();
+            const base = d.received.length;
+            async function drop() { // a network drop, no goodbye; the gate holds the reconnection
+                held = new Promise((r) => {
+                    release = r;
+                });
+                waiting = false;
+                const gone = once(d, 'disconnect', 5000);
+                d.io.engine.transport.ws.terminate();
+                await gone;
+            }
+            async function comeBack(what) {
+                assert.equal(d.connected, false, `${what}: reconnected before the gate opened`);
+                await waitFor(() => waiting, 5000, `${what}: the client did not get its transport back`);
+                release();
+                await waitFor(() => d.connected, 5000, `${what}: the client did not reconnect`);
+                assert.equal(d.recovered, true, `${what}: dave's session was not recovered`);
+                assert.equal(d._pid, pid);
+            }
+            await drop();
 
-            // While dave is away: alice on A and bob on B write to him, directly and in a group.
-            const aliceA = await connect(A, alice);
-            const bobB = await connect(B, bob);
-            const g = await api(A, 'POST', '/api/chat/conversations',
-                                { token: alice.token, body: { participantIds: [bob.id, dave.id], title: 'away' } });
+            // While dave is away, four users write to him on A and B: directly (conversations
+            // that do not wait for each other's locks) and in a group. He comes back while they
+            // write, a few times (replays racing commits on both nodes: positions must not let
+            // one skip anything) and drops again, then once after.
+            const writers = [];
+            for (const [node, tag] of [[A, 'A1'], [B, 'B1'], [A, 'A2'], [B, 'B2']]) {
+                const who = person();
+                writers.push({ who, tag, sock: await connect(node, who) });
+            }
+            const g = await api(A, 'POST', '/api/chat/conversations', {
+                token: writers[0].who.token,
+                body: { participantIds: [writers[1].who.id, dave.id], title: 'away' },
+            });
             assert.equal(g.status, 201, g.text);
-            const missed = await burst([
-                { sock: aliceA, tag: 'toDaveA', body: (i) => (i % 2 ? { recipientId: dave.id } : { conversationId: g.json._id }) },
-                { sock: bobB, tag: 'toDaveB', body: (i) => (i % 2 ? { conversationId: g.json._id } : { recipientId: dave.id }) },
-            ], 80);
-
-            // dave comes back to C with his pid and offset, as socket.io-client does.
-            const back = await connectLogged(C, dave.token, { auth: { token: dave.token, pid, offset } });
-            sockets.push(back);
-            assert.equal(back.recovered, true, 'dave\'s session was not recovered');
-            assert.equal(back._pid, pid);
+            const missed = [];
+            let done = false;
+            const writing = burst(writers.map(({ sock, tag }, k) => ({
+                sock, tag: `toDave${tag}`,
+                body: (i) => (k < 2 && i % 5 === 0 ? { conversationId: g.json._id } : { recipientId: dave.id }),
+            })), 150, 8, missed).finally(() => {
+                done = true;
+            });
+            let cycles = 0;
+            for (; cycles < 4 && !done; cycles++) {
+                await waitFor(() => missed.length >= 50 * (cycles + 1) || done, 20000, 'the burst stalled');
+                if (done) break;
+                const had = d.received.length;
+                await comeBack(`during the burst (${cycles})`);
+                await waitFor(() => d.received.length > had, 5000, 'nothing replayed during the burst');
+                await drop();
+            }
+            const during = d.received.length - base;
+            await writing;
+            await comeBack('after the burst');
             // A fence sent on C now arrives after the whole replay.
             const fence = await restSend(C, person(), { recipientId: dave.id, content: 'fence' });
-            await waitFor(() => back.received.some((m) => m._id === fence._id), 10000,
-                          () => `the fence did not arrive; got ${back.received.length} messages`);
-            const fenceAt = back.received.findIndex((m) => m._id === fence._id);
-            const replayed = back.received.slice(0, fenceAt);
-            const offsets = back.offsets.slice(0, fenceAt);
+            await waitFor(() => d.received.some((m) => m._id === fence._id), 10000,
+                          () => `the fence did not arrive; got ${d.received.length} messages`);
+            const fenceAt = d.received.findIndex((m) => m._id === fence._id);
+            const replayed = d.received.slice(base, fenceAt);
+            const offsets = d.offsets.slice(base, fenceAt);
             const want = new Map(missed.map((m) => [m._id, m]));
             const counts = new Map();
             for (const m of replayed) counts.set(m._id, (counts.get(m._id) ?? 0) + 1);
             const twice = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
             const lost = missed.filter((m) => !counts.has(m._id)).map((m) => `${m.clientMsgId} (seq ${m.seq})`);
             const extra = replayed.filter((m) => !want.has(m._id)).map((m) => m.content);
-            assert.deepEqual(lost, [], `missed messages not replayed (${lost.length} of ${missed.length})`);
+            assert.deepEqual(lost, [], `missed messages not replayed (${lost.length} of ${missed.length}; ${during} came in ${cycles} reconnections during the burst)`);
             assert.deepEqual(twice, [], 'messages replayed twice');
             assert.deepEqual(extra, [], 'replayed messages that were not missed');
             // In commit order: offsets grow, and so does seq within each conversation.
@@ -245,7 +293,7 @@ if (!PG_URL) {
                 lastSeq.set(m.conversationId, m.seq);
                 assert.deepEqual(m, want.get(m._id), 'a replayed document differs from its ack');
             }
-            await closeAll([aliceA, bobB, back]);
+            await closeAll([...writers.map((w) => w.sock), d]);
         });
     });
 }
