@@ -125,6 +125,8 @@ static void set_err(store_pg_t *db, const char *msg)
     snprintf(db->err, sizeof db->err, "%s", msg && *msg ? msg : "unknown error");
     size_t n = strlen(db->err);
     while (n > 0 && (db->err[n - 1] == '\n' || db->err[n - 1] == ' ')) db->err[--n] = '\0';
+    for (char *p = db->err; *p; p++) /* one log line */
+        if (*p == '\n' || *p == '\t') *p = ' ';
 }
 
 int pg_result_rc(store_pg_t *db, const PGresult *res)
@@ -151,6 +153,46 @@ int pg_result_rc(store_pg_t *db, const PGresult *res)
 }
 
 /* ---- Connections --------------------------------------------------------------------------- */
+
+static int hexval(char c);
+
+static void mask_all(char *s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (char *p = n ? strstr(s, needle) : NULL; p; p = strstr(p + n, needle)) memset(p, '*', n);
+}
+
+/* Masks the URL's password (as written and percent-decoded) wherever it occurs in s: libpq's
+ * messages about a malformed URL may quote parts of it. */
+static void scrub(char *s, const char *url)
+{
+    const char *auth = strstr(url, "://"), *at = NULL;
+    if (!auth) return;
+    auth += 3;
+    const char *end = auth + strcspn(auth, "/?#");
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon || colon + 1 >= at) return;
+    char raw[256], dec[256];
+    size_t n = (size_t)(at - colon - 1), k = 0;
+    if (n >= sizeof raw) n = sizeof raw - 1;
+    memcpy(raw, colon + 1, n);
+    raw[n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int hi = i + 2 < n + 1 && raw[i] == '%' ? hexval(raw[i + 1] | 0x20) : -1;
+        int lo = hi >= 0 ? hexval(raw[i + 2] | 0x20) : -1;
+        if (lo >= 0) {
+            dec[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            dec[k++] = raw[i];
+        }
+    }
+    dec[k] = '\0';
+    mask_all(s, raw);
+    mask_all(s, dec);
+}
 
 static void notice_ignore(void *arg, const char *message)
 {
@@ -241,6 +283,7 @@ static int pg_ready(store_pg_t *db, const char *url)
     db->conn = connect_url(url);
     if (PQstatus(db->conn) != CONNECTION_OK || session_setup(db) != STORE_OK) {
         set_err(db, PQerrorMessage(db->conn));
+        scrub(db->err, url);
         db->broken = true;
         db->retry_at = now + PG_RECONNECT_MS;
         return STORE_E_UNAVAILABLE;
@@ -294,7 +337,8 @@ int pg_op_end(store_pg_t *db, int rc)
         rc = pg_exec_simple(db, "COMMIT");
         if (rc == STORE_OK) return STORE_OK;
     }
-    if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+    if (!db->broken && PQstatus(db->conn) == CONNECTION_OK &&
+        PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         pg_exec_simple(db, "ROLLBACK");
     return rc;
 }
@@ -397,6 +441,7 @@ static int engine_open(const char *target, bool readonly, void **out, char *err,
     *out = c;
     return STORE_OK;
 fail:
+    scrub(err, target);
     PQfinish(db->conn);
     free(c->url);
     free(c);
