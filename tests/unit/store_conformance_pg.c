@@ -385,7 +385,66 @@ static void test_connection_lost(sc_t *t)
     CHECK_EQ_INT(sc_last_seq(t, conv, NULL), 3);
 }
 
+/* ---- The engine's own batch calls (begin, exec, commit), which the store does not use when
+ * the engine has exec_batch: they keep the contract of store_engine.h all the same. -------- */
+
+static void test_engine_calls(sc_t *t)
+{
+    if (!is_pg(t)) return;
+    char conv[ID_SIZE], err[256] = "";
+    sc_upsert(t, "alice", "Alice");
+    sc_direct(t, "alice", "bob", conv);
+    const store_engine_t *e = store_engine_find("postgres");
+    const char *url;
+    store_target_engine(t->target, &url);
+    void *c = NULL;
+    CHECK_EQ_INT(e->open(url, false, &c, err, sizeof err), STORE_OK);
+    if (!c) return;
+    static char arena[4096];
+    store_req_t r = {.op = STORE_OP_MESSAGE_INSERT, .now_ms = 5000};
+    r.arena = (store_arena_t){arena, sizeof arena, 0, 0};
+    r.u.message_insert = (store_message_insert_t){.sender = STR_LIT("alice"),
+                                                  .conversation_id = str_cstr(conv),
+                                                  .content = STR_LIT("one"),
+                                                  .client_msg_id = STR_LIT("k1"),
+                                                  .type = STORE_MSG_TEXT};
+    /* A batch: a send, a refused send (not a member), a repeat of the first: the refusal is
+     * undone alone and the batch commits. */
+    CHECK_EQ_INT(e->begin(c), STORE_OK);
+    CHECK_EQ_INT(e->exec(c, &r), STORE_OK);
+    CHECK_EQ_INT(r.u.message_insert.msg.seq, 1);
+    store_req_t bad = r;
+    bad.u.message_insert.sender = STR_LIT("mallory");
+    bad.u.message_insert.client_msg_id = STR_NULL;
+    CHECK_EQ_INT(e->exec(c, &bad), STORE_E_FORBIDDEN);
+    CHECK(e->in_transaction(c));
+    store_req_t again = r;
+    CHECK_EQ_INT(e->exec(c, &again), STORE_OK);
+    CHECK(again.u.message_insert.duplicate);
+    CHECK_EQ_INT(e->commit(c), STORE_OK);
+    CHECK_EQ_INT(sc_last_seq(t, conv, NULL), 1);
+    /* A batch rolled back leaves nothing. */
+    CHECK_EQ_INT(e->begin(c), STORE_OK);
+    r.u.message_insert.client_msg_id = STR_LIT("k2");
+    CHECK_EQ_INT(e->exec(c, &r), STORE_OK);
+    CHECK_EQ_INT(r.u.message_insert.msg.seq, 2);
+    e->rollback(c);
+    CHECK(!e->in_transaction(c));
+    CHECK_EQ_INT(sc_last_seq(t, conv, NULL), 1);
+    /* Outside a batch a write is its own transaction. */
+    CHECK_EQ_INT(e->exec(c, &r), STORE_OK);
+    CHECK_EQ_INT(r.u.message_insert.msg.seq, 2);
+    CHECK_EQ_INT(sc_last_seq(t, conv, NULL), 2);
+    /* A reader connection refuses writes. */
+    void *ro = NULL;
+    CHECK_EQ_INT(e->open(url, true, &ro, err, sizeof err), STORE_OK);
+    if (ro) CHECK_EQ_INT(e->exec(ro, &r), STORE_E_INVALID);
+    e->close(ro);
+    e->close(c);
+}
+
 const sc_case_t sc_cases_pg[] = {
+    {"pg_engine_calls", test_engine_calls},
     {"pg_nodes_replay", test_nodes_replay},
     {"pg_connection_lost", test_connection_lost},
     {NULL, NULL},
