@@ -68,10 +68,14 @@
 /* While the server is down, a reconnect is attempted at most this often (ms); requests in
  * between fail at once with STORE_E_UNAVAILABLE. */
 #define PG_RECONNECT_MS 500
-/* A pipeline segment ends (one round trip) after this many statements or parameter bytes,
- * so that neither side's socket buffer can fill while the other waits for it. */
+/* A pipeline segment (one round trip) is written whole, then its results are read. libpq
+ * never deadlocks on it (when its write would block it reads, and buffers, what the server
+ * sends meanwhile), but what it buffers so is memory: a segment ends after this many
+ * statements or parameter bytes, and a statement larger than PG_PIPE_BIG starts a segment of
+ * its own, so that the answers buffered behind a large write stay few. */
 #define PG_PIPE_MAX_OPS   256
 #define PG_PIPE_MAX_BYTES (64 * 1024)
+#define PG_PIPE_BIG       (16 * 1024)
 
 int64_t pg_mono_ms(void)
 {
@@ -756,10 +760,16 @@ static int batch_once(store_pg_t *db, store_req_t *head)
             int e = pg_pipe_params(r, now, &p, &s, &stmt, &sql);
             if (e != STORE_OK) {
                 r->status = e; /* refused before sending */
-            } else if ((rc = pipe_send(db, stmt, &p)) == STORE_OK) {
-                sent[nsent++] = r;
-                for (int i = 0; i < p.n; i++) bytes += p.v[i] ? (size_t)p.len[i] + 8 : 0;
+                r = r->next_;
+                continue;
             }
+            size_t size = 0;
+            for (int i = 0; i < p.n; i++) size += p.v[i] ? (size_t)p.len[i] + 8 : 0;
+            /* A large statement goes first in a segment of its own (see PG_PIPE_BIG). */
+            if (nsent > 0 && size > PG_PIPE_BIG) break;
+            if ((rc = pipe_send(db, stmt, &p)) != STORE_OK) break;
+            sent[nsent++] = r;
+            bytes += size;
             r = r->next_;
         }
         bool commit = rc == STORE_OK && !r;

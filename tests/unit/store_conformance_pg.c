@@ -443,7 +443,52 @@ static void test_engine_calls(sc_t *t)
     e->close(c);
 }
 
+/* ---- A pipeline whose results are much larger than its statements ----------------------- */
+
+/* Retries of a large message's clientMsgId (tiny requests answered with the large stored
+ * message) followed, in the same batch, by a new large send: the server has megabytes of
+ * answers to write while the engine still writes the large send; every answer is right. */
+static void test_pipeline_large(sc_t *t)
+{
+    if (!is_pg(t)) return;
+    enum { RETRIES = 100, BIG = 200000 };
+    char conv[ID_SIZE];
+    sc_upsert(t, "alice", "Alice");
+    sc_direct(t, "alice", "bob", conv);
+    static char big[BIG];
+    memset(big, 'x', sizeof big);
+    store_message_insert_t op = {.sender = STR_LIT("alice"),
+                                 .conversation_id = str_cstr(conv),
+                                 .content = str_make(big, sizeof big),
+                                 .client_msg_id = STR_LIT("big"),
+                                 .type = STORE_MSG_TEXT};
+    store_arena_t ar = sc_arena();
+    CHECK_EQ_INT(sc_message_insert(t, &op, &ar, 1000), STORE_OK);
+    static store_req_t reqs[RETRIES + 1];
+    static store_req_t *ptrs[RETRIES + 1];
+    static char arenas[RETRIES + 1][BIG + 4096];
+    for (int i = 0; i <= RETRIES; i++) {
+        memset(&reqs[i], 0, sizeof reqs[i]);
+        reqs[i].op = STORE_OP_MESSAGE_INSERT;
+        reqs[i].arena = (store_arena_t){arenas[i], sizeof arenas[i], 0, 0};
+        reqs[i].u.message_insert = op;
+        reqs[i].u.message_insert.content = STR_LIT("retry");
+        ptrs[i] = &reqs[i];
+    }
+    reqs[RETRIES].u.message_insert.content = str_make(big, sizeof big);
+    reqs[RETRIES].u.message_insert.client_msg_id = STR_LIT("big2");
+    sc_run_batch(t, t->s, ptrs, RETRIES + 1);
+    int dups = 0;
+    for (int i = 0; i < RETRIES; i++)
+        dups += reqs[i].status == STORE_OK && reqs[i].u.message_insert.duplicate &&
+                reqs[i].u.message_insert.msg.content.len == BIG;
+    CHECK_EQ_INT(dups, RETRIES);
+    CHECK_EQ_INT(reqs[RETRIES].status, STORE_OK);
+    CHECK_EQ_INT(reqs[RETRIES].u.message_insert.msg.seq, 2);
+}
+
 const sc_case_t sc_cases_pg[] = {
+    {"pg_pipeline_large", test_pipeline_large},
     {"pg_engine_calls", test_engine_calls},
     {"pg_nodes_replay", test_nodes_replay},
     {"pg_connection_lost", test_connection_lost},
