@@ -487,10 +487,90 @@ static void test_pipeline_large(sc_t *t)
     CHECK_EQ_INT(reqs[RETRIES].u.message_insert.msg.seq, 2);
 }
 
+/* ---- Migrations ------------------------------------------------------------------------ */
+
+/* The case's URL with the search_path of another, new schema (created here). */
+static bool other_schema(sc_t *t, const char *suffix, char *url, size_t cap, char name[96])
+{
+    const char *sp = strstr(t->target, "search_path%3D");
+    if (!sp) return false;
+    snprintf(name, 96, "%s_%s", sp + strlen("search_path%3D"), suffix);
+    PGconn *c = PQconnectdb(t->target);
+    char sql[160];
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(c);
+    snprintf(url, cap, "%.*s%s", (int)(sp + strlen("search_path%3D") - t->target), t->target, name);
+    return ok;
+}
+
+typedef struct {
+    const char *url;
+    int rc;
+    char err[256];
+} opener_t;
+
+static void opener_main(void *arg)
+{
+    opener_t *o = arg;
+    uv_loop_t loop;
+    store_t *s = NULL;
+    uv_loop_init(&loop);
+    o->rc = store_open(&loop, o->url, &s, o->err, sizeof o->err);
+    if (s) store_close(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+}
+
+/* Nodes starting together on an empty schema migrate it once; a schema newer than the build
+ * is refused, by the writer and by a reader alike. */
+static void test_migrations(sc_t *t)
+{
+    if (!is_pg(t)) return;
+    char url[1200], name[96];
+    CHECK(other_schema(t, "m", url, sizeof url, name));
+    enum { N = 4 };
+    opener_t o[N];
+    uv_thread_t th[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = (opener_t){.url = url};
+        uv_thread_create(&th[i], opener_main, &o[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        uv_thread_join(&th[i]);
+        CHECK_EQ_INT(o[i].rc, STORE_OK);
+        if (o[i].rc != STORE_OK) fprintf(stderr, "  node %d: %s\n", i, o[i].err);
+    }
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "SELECT count(*), max(version) FROM parlor_schema");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0 &&
+          strcmp(PQgetvalue(r, 0, 1), "1") == 0);
+    PQclear(r);
+    r = PQexec(c, "UPDATE parlor_schema SET version = 99");
+    PQclear(r);
+    PQfinish(c);
+    opener_t newer = {.url = url};
+    opener_main(&newer);
+    CHECK_EQ_INT(newer.rc, STORE_E_INVALID);
+    CHECK(strstr(newer.err, "newer than this build") != NULL);
+    const char *engine_url;
+    store_target_engine(url, &engine_url);
+    void *ro = NULL;
+    char err[256] = "";
+    CHECK_EQ_INT(store_engine_find("postgres")->open(engine_url, true, &ro, err, sizeof err),
+                 STORE_E_INVALID);
+    CHECK(ro == NULL);
+    c = PQconnectdb(t->target); /* the harness drops only the schemas it made */
+    char sql[160];
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", name);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+}
+
 const sc_case_t sc_cases_pg[] = {
-    {"pg_pipeline_large", test_pipeline_large},
-    {"pg_engine_calls", test_engine_calls},
-    {"pg_nodes_replay", test_nodes_replay},
-    {"pg_connection_lost", test_connection_lost},
-    {NULL, NULL},
+    {"pg_migrations", test_migrations},           {"pg_pipeline_large", test_pipeline_large},
+    {"pg_engine_calls", test_engine_calls},       {"pg_nodes_replay", test_nodes_replay},
+    {"pg_connection_lost", test_connection_lost}, {NULL, NULL},
 };
