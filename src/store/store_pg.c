@@ -143,6 +143,7 @@ int pg_result_rc(store_pg_t *db, const PGresult *res)
         return STORE_E_UNAVAILABLE;
     }
     if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) return PG_E_RETRY;
+    if (strcmp(state, "55P03") == 0) return STORE_E_BUSY; /* lock_timeout */
     if (strcmp(state, "23505") == 0) return STORE_E_CONFLICT;
     if ((state[0] == '2' && state[1] == '3') || (state[0] == '2' && state[1] == '2'))
         return STORE_E_INVALID; /* constraint violation, data exception */
@@ -192,6 +193,12 @@ static int session_setup(store_pg_t *db)
     int rc = pg_exec_simple(db, "SET bytea_output = 'hex'");
     if (rc != STORE_OK) return rc;
     if (db->readonly) return pg_exec_simple(db, "SET default_transaction_read_only = on");
+    /* A lock (the insert lock of another node, a row) not granted within 10 s fails the batch
+     * (STORE_E_BUSY) instead of blocking the store; and should this process die inside a
+     * transaction, the server ends its session, and frees its locks, after 60 s. */
+    if ((rc = pg_exec_simple(db, "SET lock_timeout = '10s'")) != STORE_OK ||
+        (rc = pg_exec_simple(db, "SET idle_in_transaction_session_timeout = '60s'")) != STORE_OK)
+        return rc;
     if (!url_sets_sync_commit(db->conn)) return pg_exec_simple(db, "SET synchronous_commit = on");
     /* The operator chose: say what it costs when it is off. */
     PGresult *r = exec_raw(db, "SHOW synchronous_commit");
@@ -205,10 +212,20 @@ static int session_setup(store_pg_t *db)
 
 static PGconn *connect_url(const char *url)
 {
-    /* Later keywords override earlier ones: the URL may set its own connect_timeout and
-     * application_name, never the encoding. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", NULL};
-    const char *vals[] = {"5", "parlor", url, "UTF8", NULL};
+    /* Later keywords override earlier ones: the URL may set its own connect_timeout,
+     * application_name and TCP settings, never the encoding. A server that stops answering
+     * mid-request (a network partition) is given up after 30 s of unacknowledged data
+     * (tcp_user_timeout) or about 25 s of silence (keepalives), not the kernel's hours. */
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          "client_encoding",
+                          NULL};
+    const char *vals[] = {"5", "parlor", "10", "5", "3", "30000", url, "UTF8", NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -407,7 +424,10 @@ static int engine_begin(void *p)
 
 static void tx_abandon(store_pg_t *db)
 {
-    if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+    /* A broken connection is replaced before its next use; the server rolls back. */
+    if (!db->broken && PQstatus(db->conn) == CONNECTION_OK &&
+        PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF &&
+        PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         pg_exec_simple(db, "ROLLBACK");
     db->in_tx = db->tx_failed = false;
 }

@@ -75,6 +75,9 @@ struct store {
     bool closing;
 
     _Atomic uint64_t commits, writes_done, reads_done, max_batch, failed_commits;
+    /* The writer thread's: while the database is down every batch fails at once, so its
+     * failures are logged once per interval with a count (core/log.h). */
+    log_throttle_t unavailable_log;
 };
 
 /* ---- Threads --------------------------------------------------------------------------- */
@@ -104,7 +107,11 @@ static void store_run_batch(store_t *s, store_req_t *head, uint64_t n)
     int rc;
     if (e->exec_batch) {
         rc = e->exec_batch(conn, head);
-        if (rc != STORE_OK) log_error("store: batch failed: %s", e->errmsg(conn));
+        if (rc == STORE_E_UNAVAILABLE)
+            log_write_throttled(&s->unavailable_log, LOG_ERROR, "store: batch failed: %s",
+                                e->errmsg(conn));
+        else if (rc != STORE_OK)
+            log_error("store: batch failed: %s", e->errmsg(conn));
     } else {
         rc = e->begin(conn);
         if (rc != STORE_OK) {

@@ -48,6 +48,7 @@ extern const sc_case_t sc_cases_messages[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
+extern const sc_case_t sc_cases_pg[]; /* PostgreSQL only (store_conformance_pg.c) */
 
 /* The loop's thread (every done() must run on it). */
 extern uv_thread_t sc_loop_thread;
