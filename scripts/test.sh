@@ -133,8 +133,10 @@ pg_start() {
 
 pg_conformance() { build/test_store_conformance --engine postgres; }
 
+# --foreground: node stays in the foreground process group, so Ctrl-C stops it at once and the
+# trap stops the PostgreSQL server (in its own group, timeout would run the tests to the end).
 pg_integration() {
-    PARLOR_BIN=build/parlor PARLOR_TEST_PG_STAGE=1 timeout 1200 node --test --test-reporter=tap \
+    PARLOR_BIN=build/parlor PARLOR_TEST_PG_STAGE=1 timeout --foreground 1200 node --test --test-reporter=tap \
         --test-concurrency=1 --test-timeout=300000 "${PG_INTEGRATION[@]}"
 }
 
