@@ -181,21 +181,32 @@ int pg_users_get(store_pg_t *db, store_users_get_t *op, store_arena_t *a)
     return rc;
 }
 
-/* A prefix of username_key: ^@ (starts_with) uses the unique index's range under "C". */
-static const char sql_users_search[] = "SELECT " USER_COLS ", NULL FROM users"
-                                       " WHERE username_key ^@ $1 ORDER BY username_key LIMIT $2";
+/* A prefix of username_key, as a range of the unique index (bytewise under "C") that a
+ * prepared statement's generic plan can use too: [$1, $2), $2 the prefix with its last byte
+ * incremented, or followed by U+10FFFF when that byte is not ASCII (incrementing it could make
+ * invalid UTF-8); ^@ (starts_with) keeps the result exact. */
+static const char sql_users_search[] =
+    "SELECT " USER_COLS ", NULL FROM users WHERE username_key >= $1 AND username_key < $2"
+    " AND username_key ^@ $1 ORDER BY username_key LIMIT $3";
 
 int pg_users_search(store_pg_t *db, store_users_search_t *op, store_arena_t *a)
 {
-    char lo[STORE_USERNAME_MAX];
+    char lo[STORE_USERNAME_MAX], hi[STORE_USERNAME_MAX + 4];
     store_arena_reset(a);
     op->users = NULL;
     op->count = 0;
     if (!store_valid_req(op->prefix, STORE_USERNAME_MAX)) return STORE_E_INVALID;
     size_t limit = store_page_limit(op->limit);
     fold(op->prefix, lo);
+    size_t n = op->prefix.len, hn = n;
+    memcpy(hi, lo, n);
+    if ((unsigned char)hi[n - 1] < 0x7f)
+        hi[n - 1]++;
+    else
+        memcpy(hi + hn, "\xf4\x8f\xbf\xbf", 4), hn += 4;
     pg_params_t p = {0};
-    pg_p_str(&p, str_make(lo, op->prefix.len));
+    pg_p_str(&p, str_make(lo, n));
+    pg_p_str(&p, str_make(hi, hn));
     pg_p_i64(&p, (int64_t)limit);
     if (p.bad) return STORE_OK; /* no stored username starts so */
     PGresult *r;
