@@ -11,7 +11,9 @@
 #   BENCH_IDLE [10000]     BENCH_HOLD [5]          idle connections, and how long they are held
 #   BENCH_IDLE_WARMUP [2000]  handshakes made and closed before the measured idle round
 #   BENCH_SIZE [64]        bytes of message content
-#   BENCH_SERVERS ["parlor node"]
+#   BENCH_SERVERS ["parlor parlor-pg node"]  parlor-pg: Parlor with its store in a private
+#                          PostgreSQL server (scripts/pg.sh, stopped at the end; skipped with
+#                          a note when PostgreSQL is not installed and cannot be)
 #   BENCH_SERVER_CPU [0]   BENCH_LOADGEN_CPU [1]   cores for taskset
 #   BENCH_NICE [-10]       niceness of the server and the load generator (when allowed), so
 #                          that other processes on a shared machine disturb the figures less
@@ -31,7 +33,7 @@ idle=${BENCH_IDLE:-10000}
 hold=${BENCH_HOLD:-5}
 idle_warm=${BENCH_IDLE_WARMUP:-2000}
 size=${BENCH_SIZE:-64}
-servers=${BENCH_SERVERS:-parlor node}
+servers=${BENCH_SERVERS:-parlor parlor-pg node}
 server_cpu=${BENCH_SERVER_CPU:-0}
 loadgen_cpu=${BENCH_LOADGEN_CPU:-1}
 bench_nice=${BENCH_NICE:--10}
@@ -74,8 +76,10 @@ pin_exec() {
 secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 work=$(mktemp -d "${TMPDIR:-/tmp}/parlor-bench.XXXXXX")
 server_pid=
+pg_dir=
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -n "$pg_dir" ] && "$root/scripts/pg.sh" stop "$pg_dir"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -106,6 +110,16 @@ start_server() { # name -> sets server_pid, port
             mkdir -p "$data"
             pin_exec "$server_cpu" "$parlor_bin" serve --port "$port" --host 127.0.0.1 \
                 --data "$data" --jwt-secret "$secret" --log-level warn "${lift[@]}" \
+                >"$work/$name.$port.log" 2>&1 &
+            ;;
+        parlor-pg)
+            # a fresh schema per server on the private PostgreSQL server
+            local data=$work/parlor-data.$port schema=bench_$port
+            mkdir -p "$data"
+            psql "$pg_url" -qc "CREATE SCHEMA IF NOT EXISTS $schema" >/dev/null
+            pin_exec "$server_cpu" "$parlor_bin" serve --port "$port" --host 127.0.0.1 \
+                --data "$data" --jwt-secret "$secret" --log-level warn "${lift[@]}" \
+                --store "$pg_url?options=-csearch_path%3D$schema" \
                 >"$work/$name.$port.log" 2>&1 &
             ;;
         node)
@@ -168,6 +182,20 @@ run_scenario() { # server scenario loadgen-args...
         R[$name.$scen.verified]=FAILED
     fi
 }
+
+# parlor-pg: a private PostgreSQL server (fsync and synchronous_commit on), unpinned: its
+# CPU shows as "other processes" in the load generator's figures.
+pg_url=
+if [[ " $servers " == *" parlor-pg "* ]]; then
+    pg_dir=/tmp/parlor-bench-pg-$$
+    if pg_url=$("$root/scripts/pg.sh" start "$pg_dir" "$(free_port)"); then
+        log "PostgreSQL for parlor-pg: $pg_url"
+    else
+        log "parlor-pg skipped: no PostgreSQL server could be started"
+        pg_url=
+        servers=${servers//parlor-pg/}
+    fi
+fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for s in $servers; do
@@ -250,6 +278,36 @@ sio_version=$(node -p "require('$root/bench/reference/node_modules/socket.io/pac
     printf '| verified (idle, pairs, rate) | %s %s %s | %s %s %s |\n' \
         "$(get parlor.idle.verified)" "$(get parlor.pairs.verified)" "$(get parlor.rate.verified)" \
         "$(get node.idle.verified)" "$(get node.pairs.verified)" "$(get node.rate.verified)"
+    if [ -n "$pg_url" ]; then
+        # PostgreSQL's CPU is what the load generator counts as other processes' (the
+        # machine's other load included: compare with the SQLite run's figure).
+        per_msg() { awk -v c="$1" -v m="$2" 'BEGIN { if (c == "n/a" || m == "n/a" || m + 0 == 0)
+            print "n/a"; else printf "%.1f", c * 10000 / m }'; }
+        pr() { printf '| %s | %s | %s | %s |\n' "$1" "$(fmt "$2")" "$(fmt "$3")" "$4"; }
+        echo
+        echo "Parlor on PostgreSQL $(psql "$pg_url" -Atc 'SHOW server_version' 2>/dev/null || true) (a private server on this machine, fsync and"
+        echo "synchronous_commit on, every message committed before it is acknowledged), beside SQLite:"
+        echo
+        echo "| | SQLite | PostgreSQL | target |"
+        echo "|---|---:|---:|---|"
+        pr "messages/s (P=$pairs, W=$window)" "$(get parlor.pairs.msgs_per_s)" \
+            "$(get parlor-pg.pairs.msgs_per_s)" ""
+        pr "Parlor CPU µs per message" "$(get parlor.pairs.server_cpu_us_per_msg)" \
+            "$(get parlor-pg.pairs.server_cpu_us_per_msg)" \
+            "PostgreSQL ≤ 1.5× SQLite ($(ratio "$(get parlor-pg.pairs.server_cpu_us_per_msg)" \
+            "$(get parlor.pairs.server_cpu_us_per_msg)"))"
+        pr "other processes' (PostgreSQL's) CPU µs per message" \
+            "$(per_msg "$(get parlor.pairs.others_cpu_pct)" "$(get parlor.pairs.msgs_per_s)")" \
+            "$(per_msg "$(get parlor-pg.pairs.others_cpu_pct)" "$(get parlor-pg.pairs.msgs_per_s)")" ""
+        pr "p50 latency µs at $(fmt "$rate") msgs/s" "$(get parlor.rate.lat_p50_us)" \
+            "$(get parlor-pg.rate.lat_p50_us)" ""
+        pr "p99 latency µs at $(fmt "$rate") msgs/s" "$(get parlor.rate.lat_p99_us)" \
+            "$(get parlor-pg.rate.lat_p99_us)" ""
+        printf '| verified (idle, pairs, rate) | %s %s %s | %s %s %s | |\n' \
+            "$(get parlor.idle.verified)" "$(get parlor.pairs.verified)" \
+            "$(get parlor.rate.verified)" "$(get parlor-pg.idle.verified)" \
+            "$(get parlor-pg.pairs.verified)" "$(get parlor-pg.rate.verified)"
+    fi
 } >"$out"
 
 echo
