@@ -62,21 +62,10 @@
 
 #include "core/log.h"
 
-/* Internal: a deadlock or serialization failure; the batch is retried from the start. */
-#define PG_E_RETRY     (-1001)
 #define PG_BATCH_TRIES 5
 /* While the server is down, a reconnect is attempted at most this often (ms); requests in
  * between fail at once with STORE_E_UNAVAILABLE. */
 #define PG_RECONNECT_MS 500
-/* A pipeline segment (one round trip) is written whole, then its results are read. libpq
- * never deadlocks on it (when its write would block it reads, and buffers, what the server
- * sends meanwhile), but what it buffers so is memory: a segment ends after this many
- * statements or parameter bytes, and a statement larger than PG_PIPE_BIG starts a segment of
- * its own, so that the answers buffered behind a large write stay few. */
-#define PG_PIPE_MAX_OPS   256
-#define PG_PIPE_MAX_BYTES (64 * 1024)
-#define PG_PIPE_BIG       (16 * 1024)
-
 int64_t pg_mono_ms(void)
 {
     struct timespec ts;
@@ -124,7 +113,7 @@ bool pg_text_ok(const char *s, size_t n)
 
 /* ---- Errors ------------------------------------------------------------------------------ */
 
-static void set_err(store_pg_t *db, const char *msg)
+void pg_set_err(store_pg_t *db, const char *msg)
 {
     snprintf(db->err, sizeof db->err, "%s", msg && *msg ? msg : "unknown error");
     size_t n = strlen(db->err);
@@ -136,8 +125,8 @@ static void set_err(store_pg_t *db, const char *msg)
 int pg_result_rc(store_pg_t *db, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    set_err(db, res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
-                                                  : PQerrorMessage(db->conn));
+    pg_set_err(db, res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                     : PQerrorMessage(db->conn));
     if (db->in_tx) db->tx_failed = true; /* any error aborts a PostgreSQL transaction */
     if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return STORE_E_IO;
     if (PQstatus(db->conn) != CONNECTION_OK || !state ||
@@ -286,7 +275,7 @@ static int pg_ready(store_pg_t *db, const char *url)
     PQfinish(db->conn);
     db->conn = connect_url(url);
     if (PQstatus(db->conn) != CONNECTION_OK || session_setup(db) != STORE_OK) {
-        set_err(db, PQerrorMessage(db->conn));
+        pg_set_err(db, PQerrorMessage(db->conn));
         scrub(db->err, url);
         db->broken = true;
         db->retry_at = now + PG_RECONNECT_MS;
@@ -428,7 +417,7 @@ static int engine_open(const char *target, bool readonly, void **out, char *err,
     db->conn = connect_url(target);
     int rc = STORE_E_UNAVAILABLE;
     if (PQstatus(db->conn) != CONNECTION_OK) {
-        set_err(db, PQerrorMessage(db->conn));
+        pg_set_err(db, PQerrorMessage(db->conn));
         snprintf(err, errcap, "%s: %s", shown, db->err);
         goto fail;
     }
@@ -507,50 +496,9 @@ static const char *engine_errmsg(void *p)
     return ((pg_conn_t *)p)->db.err;
 }
 
-int pg_pipe_params(store_req_t *req, int64_t now, pg_params_t *p, pg_scratch_t *s, int *stmt,
-                   const char **sql)
-{
-    memset(p, 0, offsetof(pg_params_t, num));
-    switch (req->op) {
-    case STORE_OP_MESSAGE_INSERT:
-        *stmt = P_SEND;
-        *sql = pg_sql_send;
-        return pg_message_params(&req->u.message_insert, now, p, s);
-    case STORE_OP_MARK_READ:
-        *stmt = P_MARK_READ;
-        *sql = pg_sql_mark_read;
-        return pg_mark_read_params(&req->u.mark_read, now, p);
-    case STORE_OP_USER_SEEN:
-        *stmt = P_USER_SEEN;
-        *sql = pg_sql_user_seen;
-        return pg_user_seen_params(&req->u.user_seen, p);
-    default:
-        return STORE_E_INVALID;
-    }
-}
-
-int pg_pipe_finish(store_pg_t *db, store_req_t *req, const PGresult *res)
-{
-    (void)db;
-    int rc;
-    switch (req->op) {
-    case STORE_OP_MESSAGE_INSERT:
-        rc = pg_message_finish(&req->u.message_insert, &req->arena, res);
-        break;
-    case STORE_OP_MARK_READ:
-        rc = pg_mark_read_finish(&req->u.mark_read, res);
-        break;
-    default:
-        rc = STORE_OK; /* USER_SEEN: nothing to read */
-        break;
-    }
-    req->status = rc;
-    return rc;
-}
-
 /* One request on the connection, inside the batch's transaction or (outside a batch) as its
  * own transaction. */
-static int exec_one(store_pg_t *db, store_req_t *req)
+int pg_exec_one(store_pg_t *db, store_req_t *req)
 {
     int64_t now = req->now_ms ? req->now_ms : store_clock_ms();
     store_arena_t *a = &req->arena;
@@ -569,7 +517,7 @@ static int exec_one(store_pg_t *db, store_req_t *req)
         if (guard && (rc = pg_exec_simple(db, db->in_tx ? "SAVEPOINT op" : "BEGIN")) != STORE_OK)
             return rc;
         if ((rc = pg_query(db, stmt, sql, &p, &res)) == STORE_OK) {
-            rc = pg_pipe_finish(db, req, res);
+            rc = pg_pipe_finish(db, req, res, -1);
             PQclear(res);
         }
         if (guard && !db->tx_failed && PQstatus(db->conn) == CONNECTION_OK) {
@@ -630,164 +578,10 @@ static int engine_exec(void *p, store_req_t *req)
 {
     pg_conn_t *c = p;
     int rc = pg_ready(&c->db, c->url);
-    if (rc == STORE_OK) rc = exec_one(&c->db, req);
+    if (rc == STORE_OK) rc = pg_exec_one(&c->db, req);
     if (rc == PG_E_RETRY) rc = STORE_E_BUSY; /* a deadlock outside a batch: retryable */
     req->status = rc;
     return rc;
-}
-
-/* ---- The pipelined batch ------------------------------------------------------------------ */
-
-/* The result of the next statement of the pipeline (to PQclear), consuming the NULL that ends
- * it. NULL when the connection broke. */
-static PGresult *pipe_next(store_pg_t *db)
-{
-    PGresult *r = PQgetResult(db->conn);
-    if (!r) return NULL;
-    if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) return r;
-    PGresult *end;
-    while ((end = PQgetResult(db->conn)) != NULL) PQclear(end); /* none expected */
-    return r;
-}
-
-static int pipe_send(store_pg_t *db, int id, const pg_params_t *p)
-{
-    char name[16];
-    snprintf(name, sizeof name, "p%d", id);
-    if (!PQsendQueryPrepared(db->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 0)) {
-        set_err(db, PQerrorMessage(db->conn));
-        if (PQstatus(db->conn) != CONNECTION_OK) db->broken = true;
-        return db->broken ? STORE_E_UNAVAILABLE : STORE_E_IO;
-    }
-    return STORE_OK;
-}
-
-/* Reads a segment's results in order: the lead statements (BEGIN, the lock), one per sent
- * request, the COMMIT if sent, then the sync. Returns the first failure. */
-static int pipe_collect(store_pg_t *db, int lead, store_req_t **sent, int nsent, bool commit)
-{
-    int rc = STORE_OK;
-    int total = lead + nsent + (commit ? 1 : 0);
-    for (int i = 0; i < total; i++) {
-        PGresult *r = pipe_next(db);
-        if (!r) {
-            set_err(db, PQerrorMessage(db->conn));
-            db->broken = true;
-            return STORE_E_UNAVAILABLE;
-        }
-        ExecStatusType st = PQresultStatus(r);
-        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-            int e = pg_result_rc(db, r);
-            /* keep the first real error, not the "aborted" of the statements after it */
-            if (rc == STORE_OK || (rc == STORE_E_IO && st != PGRES_PIPELINE_ABORTED)) rc = e;
-        } else if (rc == STORE_OK && i >= lead && i < lead + nsent) {
-            pg_pipe_finish(db, sent[i - lead], r);
-        }
-        PQclear(r);
-        if (db->broken) return STORE_E_UNAVAILABLE;
-    }
-    PGresult *r = PQgetResult(db->conn);
-    bool synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-    PQclear(r);
-    if (!synced) {
-        set_err(db, PQerrorMessage(db->conn));
-        db->broken = true;
-        return STORE_E_UNAVAILABLE;
-    }
-    if (commit && rc == STORE_OK) db->in_tx = false;
-    return rc;
-}
-
-static bool pipelined(const store_req_t *r)
-{
-    return pg_pipelinable(r->op) &&
-           (r->op != STORE_OP_MESSAGE_INSERT || pg_message_fits(&r->u.message_insert, &r->arena));
-}
-
-/* One attempt at the batch: BEGIN, the insert lock when it sends messages, every request in
- * order, COMMIT. Consecutive pipelinable requests go out in one pipeline segment (one round
- * trip, with BEGIN before the first and COMMIT after the last); other requests run
- * unpipelined between segments. */
-static int batch_once(store_pg_t *db, store_req_t *head)
-{
-    bool inserts = false;
-    for (store_req_t *r = head; r; r = r->next_) inserts |= r->op == STORE_OP_MESSAGE_INSERT;
-    int rc;
-    if ((rc = pg_prepare(db, P_BEGIN, "BEGIN")) != STORE_OK ||
-        (rc = pg_prepare(db, P_COMMIT, "COMMIT")) != STORE_OK ||
-        (rc = pg_prepare(db, P_INSERT_LOCK,
-                         "SELECT pg_advisory_xact_lock(" PG_STR(
-                             PG_LOCK_INSERT) ", hashtext(current_schema()))")) != STORE_OK ||
-        (rc = pg_prepare(db, P_SEND, pg_sql_send)) != STORE_OK ||
-        (rc = pg_prepare(db, P_MARK_READ, pg_sql_mark_read)) != STORE_OK ||
-        (rc = pg_prepare(db, P_USER_SEEN, pg_sql_user_seen)) != STORE_OK)
-        return rc;
-    bool begun = false;
-    db->in_tx = true;
-    db->tx_failed = false;
-    store_req_t *r = head;
-    while (r || db->in_tx) {
-        if (r && begun && !pipelined(r)) {
-            int e = exec_one(db, r);
-            r->status = e;
-            if (db->tx_failed || db->broken)
-                return db->broken ? STORE_E_UNAVAILABLE : e == PG_E_RETRY ? PG_E_RETRY : STORE_E_IO;
-            r = r->next_;
-            continue;
-        }
-        /* A segment: [BEGIN, lock] pipelinable requests... [COMMIT] */
-        store_req_t *sent[PG_PIPE_MAX_OPS];
-        int nsent = 0, lead = 0;
-        size_t bytes = 0;
-        if (!PQenterPipelineMode(db->conn)) {
-            set_err(db, PQerrorMessage(db->conn));
-            return STORE_E_IO;
-        }
-        if (!begun) {
-            rc = pipe_send(db, P_BEGIN, NULL);
-            if (rc == STORE_OK && inserts) rc = pipe_send(db, P_INSERT_LOCK, NULL);
-            lead = inserts ? 2 : 1;
-            begun = true;
-        }
-        while (rc == STORE_OK && r && pipelined(r) && nsent < PG_PIPE_MAX_OPS &&
-               bytes < PG_PIPE_MAX_BYTES) {
-            int64_t now = r->now_ms ? r->now_ms : store_clock_ms();
-            pg_params_t p;
-            pg_scratch_t s;
-            int stmt;
-            const char *sql;
-            int e = pg_pipe_params(r, now, &p, &s, &stmt, &sql);
-            if (e != STORE_OK) {
-                r->status = e; /* refused before sending */
-                r = r->next_;
-                continue;
-            }
-            size_t size = 0;
-            for (int i = 0; i < p.n; i++) size += p.v[i] ? (size_t)p.len[i] + 8 : 0;
-            /* A large statement goes first in a segment of its own (see PG_PIPE_BIG). */
-            if (nsent > 0 && size > PG_PIPE_BIG) break;
-            if ((rc = pipe_send(db, stmt, &p)) != STORE_OK) break;
-            sent[nsent++] = r;
-            bytes += size;
-            r = r->next_;
-        }
-        bool commit = rc == STORE_OK && !r;
-        if (commit) rc = pipe_send(db, P_COMMIT, NULL);
-        if (rc == STORE_OK && !PQpipelineSync(db->conn)) {
-            set_err(db, PQerrorMessage(db->conn));
-            rc = PQstatus(db->conn) == CONNECTION_OK ? STORE_E_IO : STORE_E_UNAVAILABLE;
-        }
-        if (rc == STORE_OK) rc = pipe_collect(db, lead, sent, nsent, commit);
-        if (db->broken) return STORE_E_UNAVAILABLE;
-        if (!PQexitPipelineMode(db->conn)) {
-            set_err(db, PQerrorMessage(db->conn));
-            db->broken = true; /* out of step with the server: start over */
-            return STORE_E_UNAVAILABLE;
-        }
-        if (rc != STORE_OK) return rc;
-    }
-    return STORE_OK;
 }
 
 static int engine_exec_batch(void *p, store_req_t *head)
@@ -796,7 +590,7 @@ static int engine_exec_batch(void *p, store_req_t *head)
     store_pg_t *db = &c->db;
     for (int attempt = 1;; attempt++) {
         int rc = pg_ready(db, c->url);
-        if (rc == STORE_OK) rc = batch_once(db, head);
+        if (rc == STORE_OK) rc = pg_batch_once(db, head);
         if (rc != STORE_OK) tx_abandon(db);
         db->in_tx = db->tx_failed = false;
         if (rc != PG_E_RETRY) return rc;

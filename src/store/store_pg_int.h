@@ -50,6 +50,7 @@ enum {
     P_CONV_LOAD,
     P_CONV_LIST,
     P_SEND,
+    P_SEND_MANY,
     P_MARK_READ,
     P_MSG_PAGE,
     P_MSG_AFTER,
@@ -144,6 +145,17 @@ static inline void pg_p_i64(pg_params_t *p, int64_t v)
 }
 
 /* ---- Statements (store_pg.c) ------------------------------------------------------------- */
+
+/* Internal status: a deadlock or serialization failure; the batch is retried from the start. */
+#define PG_E_RETRY (-1001)
+
+/* Records msg (trimmed to one line) as the connection's last error. */
+void pg_set_err(store_pg_t *db, const char *msg);
+/* One request: inside the batch's transaction, or outside a batch as its own transaction. */
+int pg_exec_one(store_pg_t *db, store_req_t *req);
+/* One attempt at a write batch in pipeline mode (store_pg_batch.c): STORE_OK once committed,
+ * else the failure (PG_E_RETRY: retry it; the caller rolls back). */
+int pg_batch_once(store_pg_t *db, store_req_t *head);
 
 /* Runs statement id (its SQL given, prepared on first use on this connection). STORE_OK with
  * *res (PGRES_TUPLES_OK or COMMAND_OK, to PQclear), or a STORE_E_* with *res NULL: a lost
@@ -254,11 +266,14 @@ typedef struct {
  * p set, or a refusal (STORE_E_INVALID) to answer without sending anything. */
 int pg_pipe_params(store_req_t *req, int64_t now, pg_params_t *p, pg_scratch_t *s, int *stmt,
                    const char **sql);
-/* Reads the statement's result into req's outputs; returns (and sets) req->status. */
-int pg_pipe_finish(store_pg_t *db, store_req_t *req, const PGresult *res);
+/* Reads the statement's result into req's outputs; returns (and sets) req->status. row -1:
+ * the result of the request's own statement; else its row of a parlor_send_many. */
+int pg_pipe_finish(store_pg_t *db, store_req_t *req, const PGresult *res, int row);
 
 int pg_message_params(store_message_insert_t *op, int64_t now, pg_params_t *p, pg_scratch_t *s);
-int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresult *res);
+/* A parlor_send row (row `row`, its columns from `first`) into op's outputs. */
+int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresult *res, int row,
+                      int first);
 int pg_mark_read_params(store_mark_read_t *op, int64_t now, pg_params_t *p);
 int pg_mark_read_finish(store_mark_read_t *op, const PGresult *res);
 int pg_user_seen_params(const store_user_seen_t *op, pg_params_t *p);

@@ -77,14 +77,15 @@ bool pg_message_fits(const store_message_insert_t *op, const store_arena_t *a)
     return a->ptr && a->cap >= need;
 }
 
-int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresult *res)
+int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresult *res, int row,
+                      int first)
 {
     store_arena_reset(a);
-    if (PQntuples(res) != 1) return STORE_E_IO;
-    int rc = (int)pg_i64(res, 0, 0);
+    if (row >= PQntuples(res)) return STORE_E_IO;
+    int rc = (int)pg_i64(res, row, first);
     if (rc == STORE_OK) {
-        bool dup = pg_bool(res, 0, 1);
-        rc = pg_msg_from_row(res, 0, 3, &op->msg, a);
+        bool dup = pg_bool(res, row, first + 1);
+        rc = pg_msg_from_row(res, row, first + 3, &op->msg, a);
         if (rc == STORE_OK && !dup) {
             /* the function does not echo the content back: it is the request's */
             rc = store_arena_str(a, op->content.ptr, op->content.len, &op->msg.content);
@@ -92,7 +93,7 @@ int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresu
         }
         if (rc == STORE_OK) {
             op->duplicate = dup;
-            op->conversation_created = pg_bool(res, 0, 2);
+            op->conversation_created = pg_bool(res, row, first + 2);
         }
     }
     if (rc != STORE_OK) {

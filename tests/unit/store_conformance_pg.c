@@ -563,6 +563,7 @@ static void test_migrations(sc_t *t)
                  STORE_E_INVALID);
     CHECK(ro == NULL);
     c = PQconnectdb(t->target); /* the harness drops only the schemas it made */
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
     char sql[160];
     snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", name);
     PQclear(PQexec(c, sql));
