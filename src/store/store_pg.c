@@ -1,5 +1,5 @@
-/* The PostgreSQL engine: connections, reconnects, errors, transactions, the engine struct, the
- * dispatch of a request to its operation and the pipelined write batch.
+/* The PostgreSQL engine: connections, reconnects, errors, transactions, the engine struct and
+ * the dispatch of a request to its operation (the pipelined write batch: store_pg_batch.c).
  *
  * ---- Several writers: seq, idempotency and recovery positions ----------------------------
  *

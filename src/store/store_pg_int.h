@@ -2,9 +2,9 @@
  * prepared-statement ids, statement parameters, result readers and the helpers the operation
  * files call. Nothing outside src/store/store_pg*.c includes this.
  *
- * Files: store_pg.c (connection, reconnect, errors, transactions, the engine struct, exec and
- * the pipelined exec_batch), store_pg_schema.c (migrations), store_pg_messages.c (sending,
- * read watermarks, message reads), store_pg_conversations.c, store_pg_users.c (users,
+ * Files: store_pg.c (connection, reconnect, errors, transactions, the engine struct, exec),
+ * store_pg_batch.c (the pipelined write batch), store_pg_schema.c (migrations), store_pg_messages.c
+ * (sending, read watermarks, message reads), store_pg_conversations.c, store_pg_users.c (users,
  * accounts, files, contacts).
  *
  * Statements are prepared once per connection (PQprepare on first use, again after a

@@ -17,7 +17,8 @@
  * comes from messages_pos_seq under the insert lock (store_pg.c); CACHE 1 keeps it increasing
  * across sessions.
  *
- * parlor_send and parlor_mark_read are the two hot writes as one statement each: they answer
+ * parlor_send and parlor_mark_read are the two hot writes as one statement each (and
+ * parlor_send_many several sends in one, for the write batch: store_pg_batch.c): they answer
  * a refusal in their row (o_status = a STORE_E_*) instead of raising, so that they can be
  * pipelined and a refusal never aborts the batch's transaction; every refusal is decided
  * before the first write. parlor_send's row: status, duplicate, conversation created, then the
