@@ -124,11 +124,12 @@ void pg_set_err(store_pg_t *db, const char *msg)
 
 int pg_result_rc(store_pg_t *db, const PGresult *res)
 {
+    if (db->in_tx) db->tx_failed = true; /* any error aborts a PostgreSQL transaction */
+    /* a statement skipped after an earlier error of its pipeline: that error said it all */
+    if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return STORE_E_IO;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     pg_set_err(db, res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
                                                      : PQerrorMessage(db->conn));
-    if (db->in_tx) db->tx_failed = true; /* any error aborts a PostgreSQL transaction */
-    if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return STORE_E_IO;
     if (PQstatus(db->conn) != CONNECTION_OK || !state ||
         (state[0] == '0' && state[1] == '8') || /* connection exception */
         strcmp(state, "57P01") == 0 ||          /* admin_shutdown (pg_terminate_backend) */
@@ -207,14 +208,13 @@ int pg_exec_simple(store_pg_t *db, const char *sql)
     return rc;
 }
 
-/* Whether the operator set synchronous_commit in the URL (options=-csynchronous_commit=...). */
-static bool url_sets_sync_commit(PGconn *conn)
+/* Whether the operator set this server setting in the URL (options=-c<name>=...). */
+static bool url_sets(PGconn *conn, const char *name)
 {
     bool found = false;
     PQconninfoOption *opts = PQconninfo(conn);
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (strcmp(o->keyword, "options") == 0 && o->val && strstr(o->val, "synchronous_commit"))
-            found = true;
+        if (strcmp(o->keyword, "options") == 0 && o->val && strstr(o->val, name)) found = true;
     PQconninfoFree(opts);
     return found;
 }
@@ -228,13 +228,18 @@ static int session_setup(store_pg_t *db)
     int rc = pg_exec_simple(db, "SET bytea_output = 'hex'");
     if (rc != STORE_OK) return rc;
     if (db->readonly) return pg_exec_simple(db, "SET default_transaction_read_only = on");
-    /* A lock (the insert lock of another node, a row) not granted within 10 s fails the batch
-     * (STORE_E_BUSY) instead of blocking the store; and should this process die inside a
-     * transaction, the server ends its session, and frees its locks, after 60 s. */
-    if ((rc = pg_exec_simple(db, "SET lock_timeout = '10s'")) != STORE_OK ||
+    /* Unless the URL's options set them: a lock (the insert lock of another node, a row) not
+     * granted within 10 s fails the batch (STORE_E_BUSY) instead of blocking the store; and
+     * should this process die inside a transaction, the server ends its session, and frees
+     * its locks, after 60 s. */
+    if (!url_sets(db->conn, "lock_timeout") &&
+        (rc = pg_exec_simple(db, "SET lock_timeout = '10s'")) != STORE_OK)
+        return rc;
+    if (!url_sets(db->conn, "idle_in_transaction_session_timeout") &&
         (rc = pg_exec_simple(db, "SET idle_in_transaction_session_timeout = '60s'")) != STORE_OK)
         return rc;
-    if (!url_sets_sync_commit(db->conn)) return pg_exec_simple(db, "SET synchronous_commit = on");
+    if (!url_sets(db->conn, "synchronous_commit"))
+        return pg_exec_simple(db, "SET synchronous_commit = on");
     /* The operator chose: say what it costs when it is off. */
     PGresult *r = exec_raw(db, "SHOW synchronous_commit");
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&

@@ -22,6 +22,9 @@
 
 #include <libpq-fe.h>
 
+/* The insert lock's key (store_pg_int.h, which the tests do not include). */
+#define PG_LOCK_INSERT_SQL "1348563458"
+
 #define NODE_SENDS  1200
 #define NODE_WINDOW 64
 
@@ -570,8 +573,42 @@ static void test_migrations(sc_t *t)
     PQfinish(c);
 }
 
+/* ---- A lock held elsewhere ------------------------------------------------------------- */
+
+/* Another node holds the insert lock (stuck inside its transaction): a send waits at most
+ * lock_timeout (the URL's here, 300 ms; 10 s by default) and fails with STORE_E_BUSY, storing
+ * nothing; once the lock is free the next send goes through. */
+static void test_lock_timeout(sc_t *t)
+{
+    if (!is_pg(t)) return;
+    char conv[ID_SIZE], url[1200];
+    sc_upsert(t, "alice", "Alice");
+    sc_direct(t, "alice", "bob", conv);
+    snprintf(url, sizeof url, "%s%%20-clock_timeout%%3D300", t->target);
+    sc_close(t, t->s); /* the case's store again, with the URL's lock_timeout */
+    t->s = NULL;
+    char err[256];
+    CHECK_EQ_INT(store_open(t->loop, url, &t->s, err, sizeof err), STORE_OK);
+    if (!t->s) return;
+    PGconn *c = PQconnectdb(t->target);
+    PQclear(PQexec(c, "BEGIN"));
+    PGresult *r = PQexec(c, "SELECT pg_advisory_xact_lock(" PG_LOCK_INSERT_SQL
+                            ", hashtext(current_schema()))");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    store_message_insert_t op;
+    CHECK_EQ_INT(sc_send_at(t, conv, "alice", "blocked", 3000, &op), STORE_E_BUSY);
+    PQclear(PQexec(c, "COMMIT"));
+    PQfinish(c);
+    CHECK_EQ_INT(sc_send(t, conv, "alice", "free"), 1);
+}
+
 const sc_case_t sc_cases_pg[] = {
-    {"pg_migrations", test_migrations},           {"pg_pipeline_large", test_pipeline_large},
-    {"pg_engine_calls", test_engine_calls},       {"pg_nodes_replay", test_nodes_replay},
-    {"pg_connection_lost", test_connection_lost}, {NULL, NULL},
+    {"pg_lock_timeout", test_lock_timeout},
+    {"pg_migrations", test_migrations},
+    {"pg_pipeline_large", test_pipeline_large},
+    {"pg_engine_calls", test_engine_calls},
+    {"pg_nodes_replay", test_nodes_replay},
+    {"pg_connection_lost", test_connection_lost},
+    {NULL, NULL},
 };
