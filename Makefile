@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 PORT ?= 5000
 
-.PHONY: all deps web run test fuzz chaos clean format bench
+.PHONY: all deps web run test test-pg fuzz chaos clean format bench
 
 all: $(BUILD)/parlor
 
@@ -35,6 +35,10 @@ bench: $(BUILD)/parlor
 
 test:
 	@scripts/test.sh
+
+# Only the PostgreSQL stages of `make test` (a private server, started and stopped).
+test-pg:
+	@scripts/test.sh pg
 
 fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

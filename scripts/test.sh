@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The whole suite, as CI runs it: dependencies, a -Werror build, unit tests (CTest),
-# integration tests with real socket.io clients, the same under ASan+UBSan, the chaos test,
-# browser tests, a benchmark smoke run and short fuzz runs.
+# integration tests with real socket.io clients, the same with the PostgreSQL store engine (a
+# private server started by scripts/pg.sh), the same under ASan+UBSan, the chaos test, browser
+# tests, a benchmark smoke run and short fuzz runs.
 # Ends with one line "N passed, M failed" over every test of every stage. A test stage that
 # ran no test fails; when a build fails, the stages that would run its binaries do not run.
+#
+#   scripts/test.sh        everything
+#   scripts/test.sh pg     setup, the plain build and the PostgreSQL stages only (make test-pg)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export FUZZ_SECONDS=${FUZZ_SECONDS:-15}
@@ -12,8 +16,21 @@ tests_passed=0
 tests_failed=0
 stages_failed=0
 failures=()
+only=${1:-all}
+case $only in all | pg) ;; *) echo "usage: scripts/test.sh [pg]" >&2; exit 2 ;; esac
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/parlor-test.XXXXXX")
-trap 'rm -rf "$logdir"' EXIT
+# The private PostgreSQL server's directory, written by pg_start (which runs in a stage's
+# subshell) before the server starts, so that whoever ends the run can stop it.
+pg_stop() {
+    local dir
+    dir=$(cat "$logdir/pg_dir" 2>/dev/null) || return 0
+    scripts/pg.sh stop "$dir"
+    rm -f "$logdir/pg_dir" "$logdir/pg_url"
+}
+# The PostgreSQL server is stopped however the run ends: a failed stage, an error, Ctrl-C.
+trap 'pg_stop; rm -rf "$logdir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # How many tests a stage's output reports passed and failed: "pass fail", or nothing when the
 # output is not a test run (setup, format, builds).
@@ -32,6 +49,10 @@ count_tests() { # kind, log
         [ -n "$p" ] && echo "$p ${f:-0}"
         ;;
     fuzz) echo "$(grep -c '^fuzz .*: ok' "$log") $(grep -c '^fuzz .*: FAILED' "$log")" ;;
+    cases) # the store conformance suite: "64 case runs, 0 failed"
+        sed -n 's/^\([0-9]*\) case runs, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -1 |
+            awk '{print $1 - $2, $2}'
+        ;;
     smoke) grep -q '^smoke: ok' "$log" && echo "1 0" || echo "0 1" ;;
     esac
 }
@@ -86,6 +107,50 @@ integration() { # binary
         --test-timeout=300000 tests/integration/
 }
 
+# ---- PostgreSQL: the store conformance suite and the chat integration suite on the
+# "postgres" engine, against a private server (scripts/pg.sh) in a directory directly under
+# /tmp (the postgres user must reach it) on a free loopback port. Plain build only: the ASan
+# stages keep SQLite.
+PG_INTEGRATION=(tests/integration/chat_*.test.mjs tests/integration/files.test.mjs
+                tests/integration/store_pg_nodes.test.mjs)
+
+pg_start() {
+    local port url dir attempt
+    for attempt in 1 2 3; do
+        port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+        dir=/tmp/parlor-pg-$$-$RANDOM
+        [ -e "$dir" ] && continue
+        echo "$dir" >"$logdir/pg_dir"
+        if url=$(scripts/pg.sh start "$dir" "$port"); then
+            echo "$url" >"$logdir/pg_url"
+            echo "PostgreSQL $(ls /usr/lib/postgresql | sort -V | tail -1) at $url ($dir)"
+            return 0
+        fi
+        pg_stop # a port taken meanwhile: try another
+    done
+    return 1
+}
+
+pg_conformance() { build/test_store_conformance --engine postgres; }
+
+# --foreground: node stays in the foreground process group, so Ctrl-C stops it at once and the
+# trap stops the PostgreSQL server (in its own group, timeout would run the tests to the end).
+pg_integration() {
+    PARLOR_BIN=build/parlor PARLOR_TEST_PG_STAGE=1 timeout --foreground 1200 node --test --test-reporter=tap \
+        --test-concurrency=1 --test-timeout=300000 "${PG_INTEGRATION[@]}"
+}
+
+pg_stages() {
+    if stage "PostgreSQL: start a private server" - pg_start; then
+        export PARLOR_TEST_PG_URL
+        PARLOR_TEST_PG_URL=$(cat "$logdir/pg_url")
+        stage "PostgreSQL: store conformance" cases pg_conformance
+        stage "PostgreSQL: integration tests (chat, files, recovery, durability, two nodes)" node pg_integration
+        unset PARLOR_TEST_PG_URL
+    fi
+    pg_stop
+}
+
 finish() {
     echo
     [ $stages_failed -ne 0 ] && echo "failed stages: ${failures[*]}"
@@ -95,6 +160,10 @@ finish() {
 }
 
 stage "setup (packages, npm ci)" - setup || finish
+if [ "$only" = pg ]; then
+    stage "build (-Werror)" - build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLOR_WERROR=ON && pg_stages
+    finish
+fi
 format_check() { git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; }
 
 stage "format (clang-format)" - format_check
@@ -103,6 +172,7 @@ if stage "build (-Werror)" - build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAR
     release_built=true
     stage "unit tests" ctest unit build
     stage "integration tests" node integration build/parlor
+    pg_stages
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store/store_pg.h"
 #include "store/store_sqlite.h"
 
 const store_engine_t *const store_engines[] = {
-    &store_engine_sqlite, /* the default: embedded, one file */
+    &store_engine_sqlite,   /* the default: embedded, one file */
+    &store_engine_postgres, /* a database server that several nodes may share */
     NULL,
 };
 

@@ -65,6 +65,15 @@ typedef struct store_engine {
      * own transaction. Never blocks forever: a lock it cannot get in bounded time is an
      * error (STORE_E_BUSY where the engine has locks that time out). */
     int (*exec)(void *conn, store_req_t *req);
+    /* Optional (NULL: the store runs begin, exec of each request, commit). Runs a whole batch,
+     * the chain head, head->next_, ... in submission order, in one transaction, with the same
+     * meaning as begin/exec.../commit but free to send it in fewer round trips (PostgreSQL:
+     * one pipeline). Sets every request's status. Returns STORE_OK once the transaction
+     * committed; otherwise nothing of it is visible and the return value is the batch's
+     * failure (STORE_E_UNAVAILABLE: the database could not be reached or the connection
+     * broke, including during COMMIT; STORE_E_BUSY: retryable contention), which the store
+     * then gives every request of the batch. */
+    int (*exec_batch)(void *conn, store_req_t *head);
     /* The connection's last error message, for logs. */
     const char *(*errmsg)(void *conn);
 } store_engine_t;

@@ -160,6 +160,13 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
         if (rc != STORE_OK) return rc;
     }
 
+    /* With no savepoint to undo the INSERT, the outputs must be sure to fit first: a send
+     * refused with STORE_E_NOSPACE must store nothing (guarantee 1). The long way has one. */
+    size_t need = op->sender.len + 1 + op->content.len + 1 +
+                  (store_present(op->client_msg_id) ? op->client_msg_id.len + 1 : 0) +
+                  (store_present(recipient) ? recipient.len + 1 : 0);
+    if (!a->ptr || a->back - a->front < need) return STORE_E_AGAIN_;
+
     char id[ID_SIZE];
     id_generate(id);
     sqlite3_stmt *st = sq_stmt_get(db, S_MSG_INSERT_ONCE);

@@ -75,6 +75,9 @@ struct store {
     bool closing;
 
     _Atomic uint64_t commits, writes_done, reads_done, max_batch, failed_commits;
+    /* The writer thread's: while the database is down every batch fails at once, so its
+     * failures are logged once per interval with a count (core/log.h). */
+    log_throttle_t unavailable_log;
 };
 
 /* ---- Threads --------------------------------------------------------------------------- */
@@ -93,35 +96,48 @@ static void store_fail_all(store_req_t *r, int status)
 }
 
 /* One transaction for the whole batch: the fsync of COMMIT is paid once for all of it. Each
- * request runs in its own savepoint (inside the engine), so a refused request is undone alone.
- * Only an error that aborts the transaction itself (I/O, disk full) fails the batch. */
+ * request is atomic on its own inside the engine (SQLite: a savepoint each; PostgreSQL:
+ * refusals decided before any write), so a refused request is undone alone. Only an error
+ * that aborts the transaction itself (I/O, disk full, connection lost) fails the batch. An
+ * engine with exec_batch runs the whole batch itself (PostgreSQL: one pipeline). */
 static void store_run_batch(store_t *s, store_req_t *head, uint64_t n)
 {
     const store_engine_t *e = s->engine;
     void *conn = s->writer_conn;
-    int rc = e->begin(conn);
-    if (rc != STORE_OK) {
-        log_error("store: BEGIN failed: %s", e->errmsg(conn));
-        store_fail_all(head, rc);
-        atomic_fetch_add(&s->failed_commits, 1);
-        return;
-    }
-    for (store_req_t *r = head; r; r = r->next_) {
-        e->exec(conn, r);
-        if (!e->in_transaction(conn)) {
-            log_error("store: transaction aborted: %s", e->errmsg(conn));
-            rc = STORE_E_IO;
-            break;
+    int rc;
+    if (e->exec_batch) {
+        rc = e->exec_batch(conn, head);
+        if (rc == STORE_E_UNAVAILABLE)
+            log_write_throttled(&s->unavailable_log, LOG_ERROR, "store: batch failed: %s",
+                                e->errmsg(conn));
+        else if (rc != STORE_OK)
+            log_error("store: batch failed: %s", e->errmsg(conn));
+    } else {
+        rc = e->begin(conn);
+        if (rc != STORE_OK) {
+            log_error("store: BEGIN failed: %s", e->errmsg(conn));
+            store_fail_all(head, rc);
+            atomic_fetch_add(&s->failed_commits, 1);
+            return;
+        }
+        for (store_req_t *r = head; r; r = r->next_) {
+            e->exec(conn, r);
+            if (!e->in_transaction(conn)) {
+                log_error("store: transaction aborted: %s", e->errmsg(conn));
+                rc = r->status == STORE_E_UNAVAILABLE ? STORE_E_UNAVAILABLE : STORE_E_IO;
+                break;
+            }
+        }
+        if (rc == STORE_OK) {
+            rc = e->commit(conn);
+            if (rc != STORE_OK) log_error("store: COMMIT failed: %s", e->errmsg(conn));
+        } else {
+            e->rollback(conn);
         }
     }
-    if (rc == STORE_OK) {
-        rc = e->commit(conn);
-        if (rc != STORE_OK) log_error("store: COMMIT failed: %s", e->errmsg(conn));
-    } else {
-        e->rollback(conn);
-    }
     if (rc != STORE_OK) {
-        store_fail_all(head, rc == STORE_E_BUSY ? STORE_E_BUSY : STORE_E_IO);
+        /* BUSY and UNAVAILABLE are retryable and say so; anything else is an I/O failure. */
+        store_fail_all(head, rc == STORE_E_BUSY || rc == STORE_E_UNAVAILABLE ? rc : STORE_E_IO);
         atomic_fetch_add(&s->failed_commits, 1);
         return;
     }

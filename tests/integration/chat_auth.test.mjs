@@ -6,6 +6,7 @@ import {
     startServer, connectUser, connectRefused, api, assertApiError, signJwt, tokenFor, nowS,
     newUserId, runParlor, emitAck, assertMessage, waitFor, serverPerFile,
 } from './chat_helpers.mjs';
+import { PG_URL, pgSchemaOf } from './helpers.mjs';
 
 let server;
 const open = serverPerFile({}, (s) => (server = s));
@@ -179,7 +180,7 @@ describe('standalone accounts', () => {
         registered = r.json;
     });
 
-    test('the password is not stored in clear in the data directory', async () => {
+    test('the password is not stored in clear in the data directory or the database', async () => {
         assert.ok(registered, 'register failed');
         const { execFileSync } = await import('node:child_process');
         let found = '';
@@ -189,6 +190,13 @@ describe('standalone accounts', () => {
             if (e.status !== 1) throw e; // 1 = no match
         }
         assert.equal(found, '', `plain password found in ${found}`);
+        if (server.store) {
+            // PostgreSQL: the database is not in the data directory; look at its rows.
+            const dump = execFileSync('pg_dump', ['--data-only', '--schema', pgSchemaOf(server.store), PG_URL],
+                                      { encoding: 'utf8', maxBuffer: 64 << 20 });
+            assert.ok(dump.includes(uname), 'the dump does not hold the account: nothing was looked at');
+            assert.ok(!dump.includes(password), 'plain password found in the PostgreSQL schema');
+        }
     });
 
     test('the registered token works on the socket and on REST', async () => {

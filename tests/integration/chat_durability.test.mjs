@@ -227,7 +227,9 @@ test('SIGTERM right after acks: everything acked is there after a restart', asyn
 });
 
 // Two servers on one database is the worst corruption case: the second must be refused before
-// it touches anything (issue 18, item 1).
+// it touches anything (issue 18, item 1). On PostgreSQL several nodes may share a database,
+// but never a data directory: the lock is the data directory's, so this holds on both engines
+// (the second server gets the first one's schema, see helpers.mjs).
 test('a second server on the same data directory is refused and writes nothing', async () => {
     const dataDir = mkDataDir();
     const secret = newSecret();

@@ -9,10 +9,12 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, afterEach, before } from 'node:test';
 import { io } from 'socket.io-client';
-import { HOST, freePort, onFreePort, once, sleep, spawnParlor, withTimeout } from './helpers.mjs';
+import {
+    HOST, PG_URL, freePort, onFreePort, once, pgStoreFor, sleep, spawnParlor, withTimeout,
+} from './helpers.mjs';
 
 // The generic helpers live in helpers.mjs; the chat tests import them from here too.
-export { HOST, freePort, once, sleep, withTimeout };
+export { HOST, PG_URL, freePort, once, sleep, withTimeout };
 
 export const BIN = path.resolve(process.env.PARLOR_BIN || 'build/parlor');
 
@@ -51,7 +53,9 @@ export const newSecret = () => randomBytes(32).toString('hex'); // 64 ASCII byte
 export const newUserId = () => randomBytes(12).toString('hex');
 
 // Spawn `parlor serve`. opts: dataDir, secret (null = pass no --jwt-secret), port, args
-// (extra), env (extra environment). Resolves once stderr says "listening on".
+// (extra), env (extra environment), store (a --store URL; by default none, which is SQLite in
+// the data directory, or with PARLOR_TEST_PG_URL the data directory's PostgreSQL schema, see
+// helpers.mjs). Resolves once stderr says "listening on"; server.store is the URL given.
 export async function startServer(opts = {}) {
     const dataDir = opts.dataDir ?? mkDataDir();
     const secret = opts.secret === undefined ? newSecret() : opts.secret;
@@ -66,16 +70,24 @@ export const NO_LIMITS = [
     '--rate-events-per-s', '0',
 ];
 
-function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = false }) {
+function spawnServer({ dataDir, secret, port, args = [], env = {}, limits = false, store }) {
     const argv = ['serve', '--port', String(port), '--host', HOST, '--data', dataDir];
+    store ??= PG_URL ? pgStoreFor(dataDir) : null;
+    if (store) argv.push('--store', store);
     if (secret !== null) argv.push('--jwt-secret', secret);
     if (!limits) argv.push(...NO_LIMITS);
     argv.push(...args);
-    return spawnParlor(argv, { port, dataDir, secret, url: `http://${HOST}:${port}` }, { env });
+    return spawnParlor(argv, { port, dataDir, secret, store, url: `http://${HOST}:${port}` }, { env });
 }
 
-// Run the binary to completion: {code, signal, stdout, stderr}.
+// Run the binary to completion: {code, signal, stdout, stderr}. With PARLOR_TEST_PG_URL, a
+// `parlor serve` given no store gets its data directory's schema (PARLOR_STORE), as startServer.
 export function runParlor(args, { env = {}, timeoutMs = 10000 } = {}) {
+    if (PG_URL && args[0] === 'serve' && !args.includes('--store') && !args.includes('--help') &&
+        env.PARLOR_STORE === undefined) {
+        const d = args.indexOf('--data');
+        env = { ...env, PARLOR_STORE: pgStoreFor(d > 0 ? args[d + 1] : Symbol('no --data')) };
+    }
     return new Promise((resolve) => {
         execFile(BIN, args, { env: { ...process.env, ...env }, timeout: timeoutMs },
                  (error, stdout, stderr) => {

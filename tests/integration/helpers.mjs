@@ -1,6 +1,6 @@
 // Shared helpers for the integration suite: start/stop `parlor echo`, raw HTTP and WebSocket
 // clients over node:net (so tests control every byte), and small async utilities.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -20,11 +20,63 @@ process.on('exit', (code) => {
     for (const s of started) {
         if (!s.exited()) s.proc.kill('SIGKILL');
     }
+    pgDropAll(code || process.exitCode);
     if (!code && !process.exitCode && !process.env.PARLOR_SHOW_STDERR) return;
     for (const s of started) {
         process.stderr.write(`\n----- stderr of ${s.describe} -----\n${s.stderr()}\n-----\n`);
     }
 });
+
+// ---------------------------------------------------------------- PostgreSQL runs
+
+// With PARLOR_TEST_PG_URL set (a postgres:// URL of a database the tests may create schemas
+// in: the PostgreSQL stage of scripts/test.sh), every `parlor serve` the chat helpers start
+// gets `--store <that URL with search_path = a fresh schema>`. The schema belongs to a key,
+// the server's data directory: a server restarted on the same --data finds its data again, and
+// a new directory is a new, empty database, as with SQLite. The schemas are dropped when the
+// test file passed (kept for a look, like the data directories, when it failed).
+export const PG_URL = process.env.PARLOR_TEST_PG_URL || '';
+const pgStores = new Map(); // key -> {schema, url}
+let pgCount = 0;
+
+// Runs SQL through psql on PG_URL; returns its unaligned output.
+export function psql(sql) {
+    return execFileSync('psql', [PG_URL, '-qAtX', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+                        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+// The store URL of a fresh, empty schema.
+export function pgFreshStore(key = Symbol('fresh')) {
+    assert.ok(PG_URL, 'PARLOR_TEST_PG_URL is not set');
+    const schema = `t${process.pid}_${++pgCount}`;
+    psql(`CREATE SCHEMA ${schema}`);
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`;
+    pgStores.set(key, { schema, url });
+    return url;
+}
+
+// The store URL of key's schema (made on first use).
+export function pgStoreFor(key) {
+    const k = typeof key === 'string' ? path.resolve(key) : key;
+    return pgStores.get(k)?.url ?? pgFreshStore(k);
+}
+
+// The schema a store URL of pgFreshStore names, or null.
+export function pgSchemaOf(url) {
+    for (const v of pgStores.values()) if (v.url === url) return v.schema;
+    return null;
+}
+
+function pgDropAll(failed) {
+    if (!PG_URL || pgStores.size === 0 || failed || process.env.PARLOR_KEEP_DATA) return;
+    const names = [...pgStores.values()].map((v) => v.schema).join(', ');
+    try {
+        // A killed server's connection may still hold a lock for a moment: wait for it, boundedly.
+        psql(`SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS ${names} CASCADE`);
+    } catch (e) {
+        process.stderr.write(`could not drop the test schemas ${names}: ${e.stderr || e.message}\n`);
+    }
+}
 
 // Starts `parlor <argv>` and resolves, once it prints "listening on", with a server object:
 // fields (port, url, ...) plus proc, describe, stderr(), exited(), stop() (SIGTERM, asserts

@@ -6,8 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A test executable made of several files defines UNIT_SHARED_COUNTERS before including this
+ * in each of them, and one of them defines the two counters. */
+#ifdef UNIT_SHARED_COUNTERS
+extern int unit_failures;
+extern int unit_checks;
+#else
 static int unit_failures;
 static int unit_checks;
+#endif
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -1,0 +1,307 @@
+/* The PostgreSQL engine's schema: versioned migrations, applied by the writer connection at
+ * open in one transaction under an advisory lock (several nodes starting together migrate
+ * once: the others wait for the lock, then find the version current), and the check that
+ * reader connections make.
+ *
+ * Table names are unqualified: the connection's search_path picks the schema (a URL's
+ * options=-csearch_path%3Dname), and the advisory locks are per schema. */
+#include "store/store_pg_int.h"
+
+#include "core/log.h"
+
+/* Version 1: SQLite's schema version 4, column for column. Times are bigint ms, ids text.
+ * Every text column compares bytewise (COLLATE "C", as SQLite's BINARY): ids, cursors and
+ * contact lists sort the same on both engines. username_key is SQLite's COLLATE NOCASE (ASCII
+ * letters folded), kept unique and searched by prefix. Message content is bytea: it may hold
+ * any bytes, NUL included, as SQLite's text does (PostgreSQL's text may not). messages.pos
+ * comes from messages_pos_seq under the insert lock (store_pg.c); CACHE 1 keeps it increasing
+ * across sessions.
+ *
+ * parlor_send and parlor_mark_read are the two hot writes as one statement each: they answer
+ * a refusal in their row (o_status = a STORE_E_*) instead of raising, so that they can be
+ * pipelined and a refusal never aborts the batch's transaction; every refusal is decided
+ * before the first write. parlor_send's row: status, duplicate, conversation created, then the
+ * message as PG_MSG_COLS (content NULL for a new message: the caller has it). */
+// clang-format off
+static const char pg_migration_1[] =
+    "CREATE TABLE users (\n"
+    " id text COLLATE \"C\" PRIMARY KEY,\n"
+    " name text COLLATE \"C\",\n"
+    " role text COLLATE \"C\",\n"
+    " username text COLLATE \"C\",\n"
+    " username_key text COLLATE \"C\" GENERATED ALWAYS AS\n"
+    "  (translate(username, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) STORED UNIQUE,\n"
+    " password_hash text COLLATE \"C\",\n"
+    " last_seen bigint,\n"
+    " created_at bigint NOT NULL);\n"
+    "CREATE TABLE files (\n"
+    " id text COLLATE \"C\" PRIMARY KEY,\n"
+    " owner text COLLATE \"C\" NOT NULL REFERENCES users(id),\n"
+    " name text COLLATE \"C\" NOT NULL,\n"
+    " size bigint NOT NULL,\n"
+    " mime text COLLATE \"C\" NOT NULL,\n"
+    " path text COLLATE \"C\" NOT NULL,\n"
+    " sha256 text COLLATE \"C\" NOT NULL,\n"
+    " created_at bigint NOT NULL);\n"
+    "CREATE INDEX files_by_owner ON files(owner);\n"
+    "CREATE TABLE conversations (\n"
+    " id text COLLATE \"C\" PRIMARY KEY,\n"
+    " type text COLLATE \"C\" NOT NULL CHECK (type = 'direct' OR type = 'group'),\n"
+    " title text COLLATE \"C\",\n"
+    " direct_key text COLLATE \"C\" UNIQUE,\n"
+    " last_seq bigint NOT NULL DEFAULT 0,\n"
+    " created_at bigint NOT NULL,\n"
+    " updated_at bigint NOT NULL,\n"
+    " CHECK ((type = 'direct') = (direct_key IS NOT NULL)));\n"
+    "CREATE TABLE conversation_members (\n"
+    " conversation_id text COLLATE \"C\" NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,\n"
+    " user_id text COLLATE \"C\" NOT NULL REFERENCES users(id),\n"
+    " read_seq bigint NOT NULL DEFAULT 0,\n"
+    " read_at bigint,\n"
+    " joined_at bigint NOT NULL,\n"
+    " sent integer NOT NULL DEFAULT 0,\n"
+    " PRIMARY KEY (conversation_id, user_id));\n"
+    "CREATE INDEX conversation_members_by_user ON conversation_members(user_id, conversation_id);\n"
+    "CREATE SEQUENCE messages_pos_seq CACHE 1;\n"
+    "CREATE TABLE messages (\n"
+    " pos bigint PRIMARY KEY,\n"
+    " id text COLLATE \"C\" NOT NULL UNIQUE,\n"
+    " conversation_id text COLLATE \"C\" NOT NULL,\n"
+    " seq bigint NOT NULL CHECK (seq > 0),\n"
+    " sender text COLLATE \"C\" NOT NULL,\n"
+    " recipient text COLLATE \"C\",\n"
+    " content bytea NOT NULL,\n"
+    " type text COLLATE \"C\" NOT NULL CHECK (type = 'text' OR type = 'image' OR type = 'file'),\n"
+    " file_id text COLLATE \"C\",\n"
+    " client_msg_id text COLLATE \"C\",\n"
+    " created_at bigint NOT NULL,\n"
+    " updated_at bigint NOT NULL,\n"
+    " read_at bigint,\n"
+    " UNIQUE (conversation_id, seq),\n"
+    " UNIQUE (sender, client_msg_id));\n"
+    "ALTER SEQUENCE messages_pos_seq OWNED BY messages.pos;\n"
+    "CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;\n"
+    "CREATE FUNCTION parlor_send(p_sender text, p_conv text, p_recipient text, p_key text,\n"
+    " p_content bytea, p_type text, p_file text, p_cmid text, p_now bigint, p_id text,\n"
+    " p_new_conv text)\n"
+    "RETURNS TABLE (o_status integer, o_dup boolean, o_created boolean, o_id text, o_conv text,\n"
+    " o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content bytea, o_type text,\n"
+    " o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint, o_fid text,\n"
+    " o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text, o_fsha text,\n"
+    " o_fcreated bigint)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_conv text; v_type text; v_sent integer; v_fstatus integer := 0;\n"
+    "BEGIN\n"
+    " PERFORM pg_advisory_xact_lock(" PG_STR(PG_LOCK_INSERT) ", hashtext(current_schema()));\n"
+    " o_status := 0; o_dup := false; o_created := false; o_seq := 0; o_pos := 0; o_read_at := 0;\n"
+    " o_created_at := 0; o_updated_at := 0; o_fsize := 0; o_fcreated := 0;\n"
+    " -- a repeated clientMsgId answers what was stored the first time, whatever else it says\n"
+    " IF p_cmid IS NOT NULL THEN\n"
+    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS " FROM messages m LEFT JOIN files f\n"
+    "   ON f.id = m.file_id WHERE m.sender = p_sender AND m.client_msg_id = p_cmid;\n"
+    "  IF FOUND THEN RETURN; END IF;\n"
+    " END IF;\n"
+    " IF p_file IS NOT NULL THEN\n"
+    "  SELECT f.id, f.owner, f.name, f.size, f.mime, f.path, f.sha256, f.created_at\n"
+    "   INTO o_fid, o_fowner, o_fname, o_fsize, o_fmime, o_fpath, o_fsha, o_fcreated\n"
+    "   FROM files f WHERE f.id = p_file;\n"
+    "  IF NOT FOUND OR o_fowner <> p_sender THEN v_fstatus := -3;  -- FORBIDDEN\n"
+    "  ELSIF p_type = 'image' AND left(o_fmime, 6) <> 'image/' THEN v_fstatus := -1;  -- INVALID\n"
+    "  END IF;\n"
+    " END IF;\n"
+    " IF p_conv IS NOT NULL THEN\n"
+    "  v_conv := p_conv;\n"
+    " ELSE\n"
+    "  SELECT c.id INTO v_conv FROM conversations c WHERE c.direct_key = p_key;\n"
+    "  IF NOT FOUND THEN\n"
+    "   -- the sender would be a member: a bad file is the answer, and nothing is created\n"
+    "   IF v_fstatus <> 0 THEN\n"
+    "    o_status := v_fstatus; o_fid := NULL; RETURN NEXT; RETURN;\n"
+    "   END IF;\n"
+    "   INSERT INTO conversations (id, type, title, direct_key, last_seq, created_at, updated_at)\n"
+    "    VALUES (p_new_conv, 'direct', NULL, p_key, 0, p_now, p_now)\n"
+    "    ON CONFLICT (direct_key) DO NOTHING;\n"
+    "   IF FOUND THEN\n"
+    "    v_conv := p_new_conv; o_created := true;\n"
+    "    INSERT INTO users (id, created_at) VALUES (p_sender, p_now), (p_recipient, p_now)\n"
+    "     ON CONFLICT DO NOTHING;\n"
+    "    INSERT INTO conversation_members (conversation_id, user_id, read_seq, joined_at)\n"
+    "     VALUES (v_conv, p_sender, 0, p_now), (v_conv, p_recipient, 0, p_now)\n"
+    "     ON CONFLICT DO NOTHING;\n"
+    "   ELSE\n"
+    "    SELECT c.id INTO v_conv FROM conversations c WHERE c.direct_key = p_key;\n"
+    "   END IF;\n"
+    "  END IF;\n"
+    " END IF;\n"
+    " IF v_fstatus = 0 THEN\n"
+    "  -- the next seq, under the conversation's row lock (held until COMMIT), for a member only\n"
+    "  UPDATE conversations c SET last_seq = c.last_seq + 1, updated_at = greatest(c.updated_at, p_now)\n"
+    "   FROM conversation_members cm\n"
+    "   WHERE c.id = v_conv AND cm.conversation_id = c.id AND cm.user_id = p_sender\n"
+    "   RETURNING c.last_seq, c.type, cm.sent, CASE WHEN c.type = 'direct' THEN\n"
+    "    (SELECT o.user_id FROM conversation_members o WHERE o.conversation_id = c.id\n"
+    "     AND o.user_id <> p_sender LIMIT 1) END\n"
+    "   INTO o_seq, v_type, v_sent, o_recipient;\n"
+    " END IF;\n"
+    " IF v_fstatus <> 0 OR NOT FOUND THEN\n"
+    "  o_seq := 0; o_recipient := NULL; o_fid := NULL;\n"
+    "  IF NOT EXISTS (SELECT 1 FROM conversation_members cm\n"
+    "                 WHERE cm.conversation_id = v_conv AND cm.user_id = p_sender) THEN\n"
+    "   v_fstatus := CASE WHEN EXISTS (SELECT 1 FROM conversations c WHERE c.id = v_conv)\n"
+    "                THEN -3 ELSE -2 END;\n"
+    "  END IF;\n"
+    "  o_status := v_fstatus; RETURN NEXT; RETURN;\n"
+    " END IF;\n"
+    " INSERT INTO messages (pos, id, conversation_id, seq, sender, recipient, content, type, file_id,\n"
+    "  client_msg_id, created_at, updated_at)\n"
+    "  VALUES (nextval('messages_pos_seq'), p_id, v_conv, o_seq, p_sender, o_recipient, p_content,\n"
+    "  p_type, p_file, p_cmid, p_now, p_now)\n"
+    "  ON CONFLICT (sender, client_msg_id) DO NOTHING RETURNING pos INTO o_pos;\n"
+    " IF NOT FOUND THEN\n"
+    "  -- a racing send of the same clientMsgId committed first: give the seq back\n"
+    "  UPDATE conversations c SET last_seq = c.last_seq - 1,\n"
+    "   updated_at = greatest(c.created_at, coalesce((SELECT max(x.created_at) FROM messages x\n"
+    "   WHERE x.conversation_id = v_conv), 0)) WHERE c.id = v_conv;\n"
+    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS " FROM messages m LEFT JOIN files f\n"
+    "   ON f.id = m.file_id WHERE m.sender = p_sender AND m.client_msg_id = p_cmid;\n"
+    "  RETURN;\n"
+    " END IF;\n"
+    " IF v_sent = 0 THEN\n"
+    "  UPDATE conversation_members cm SET sent = 1\n"
+    "   WHERE cm.conversation_id = v_conv AND cm.user_id = p_sender;\n"
+    " END IF;\n"
+    " o_id := p_id; o_conv := v_conv; o_sender := p_sender; o_type := p_type; o_cmid := p_cmid;\n"
+    " o_created_at := p_now; o_updated_at := p_now;\n"
+    " RETURN NEXT;\n"
+    "END $f$;\n"
+    "CREATE FUNCTION parlor_mark_read(p_conv text, p_user text, p_msg text, p_now bigint)\n"
+    "RETURNS TABLE (o_status integer, o_conv text, o_msg_seq bigint, o_seq bigint, o_read_at bigint,\n"
+    " o_unread bigint, o_moved boolean)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_ra bigint;\n"
+    "BEGIN\n"
+    " o_status := 0; o_msg_seq := 0; o_seq := 0; o_read_at := 0; o_unread := 0; o_moved := false;\n"
+    " SELECT x.conversation_id, x.seq INTO o_conv, o_msg_seq FROM messages x WHERE x.id = p_msg;\n"
+    " IF NOT FOUND OR (p_conv IS NOT NULL AND o_conv <> p_conv) THEN\n"
+    "  o_status := -2; RETURN NEXT; RETURN;  -- NOT_FOUND\n"
+    " END IF;\n"
+    " SELECT cm.read_seq, cm.read_at INTO o_seq, v_ra FROM conversation_members cm\n"
+    "  WHERE cm.conversation_id = o_conv AND cm.user_id = p_user FOR UPDATE;\n"
+    " IF NOT FOUND THEN\n"
+    "  o_status := -3; RETURN NEXT; RETURN;  -- FORBIDDEN\n"
+    " END IF;\n"
+    " IF o_msg_seq > o_seq THEN\n"
+    "  UPDATE conversation_members cm SET read_seq = o_msg_seq, read_at = p_now\n"
+    "   WHERE cm.conversation_id = o_conv AND cm.user_id = p_user;\n"
+    "  -- the messages the watermark passed are read now, unless another member read them first\n"
+    "  UPDATE messages x SET read_at = p_now WHERE x.conversation_id = o_conv\n"
+    "   AND x.seq > o_seq AND x.seq <= o_msg_seq AND x.sender <> p_user AND x.read_at IS NULL;\n"
+    "  o_seq := o_msg_seq; v_ra := p_now; o_moved := true;\n"
+    " END IF;\n"
+    " o_read_at := coalesce(v_ra, 0);\n"
+    " SELECT count(*) INTO o_unread FROM messages x\n"
+    "  WHERE x.conversation_id = o_conv AND x.seq > o_seq AND x.sender <> p_user;\n"
+    " RETURN NEXT;\n"
+    "END $f$;\n";
+// clang-format on
+
+static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {NULL, pg_migration_1};
+
+/* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
+static int read_version(store_pg_t *db, int *out)
+{
+    PGresult *r = PQexecParams(db->conn, "SELECT max(version) FROM parlor_schema", 0, NULL, NULL,
+                               NULL, NULL, 0);
+    int rc = STORE_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_result_rc(db, r);
+    else
+        *out = PQntuples(r) == 1 ? (int)pg_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return rc;
+}
+
+static int need_schema(store_pg_t *db, char *err, size_t errcap)
+{
+    PGresult *r =
+        PQexecParams(db->conn, "SELECT current_schema() IS NOT NULL", 0, NULL, NULL, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && pg_bool(r, 0, 0);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? STORE_E_INVALID : pg_result_rc(db, r);
+    PQclear(r);
+    if (ok) return STORE_OK;
+    snprintf(err, errcap, "%s",
+             rc == STORE_E_INVALID ? "no schema of the search_path exists (create it first)"
+                                   : db->err);
+    return rc;
+}
+
+int pg_schema_migrate(store_pg_t *db, char *err, size_t errcap)
+{
+    int rc, version = 0;
+    if ((rc = need_schema(db, err, errcap)) != STORE_OK) return rc;
+    if ((rc = pg_exec_simple(db, "BEGIN")) != STORE_OK ||
+        (rc = pg_exec_simple(db, "SELECT pg_advisory_xact_lock(" PG_STR(
+                                     PG_LOCK_MIGRATE) ", hashtext(current_schema()))")) !=
+            STORE_OK ||
+        (rc = pg_exec_simple(db, "CREATE TABLE IF NOT EXISTS parlor_schema"
+                                 " (version integer NOT NULL)")) != STORE_OK ||
+        (rc = read_version(db, &version)) != STORE_OK) {
+        snprintf(err, errcap, "reading the schema version: %s", db->err);
+        goto fail;
+    }
+    if (version > STORE_PG_SCHEMA_VERSION) {
+        snprintf(err, errcap, "database schema version %d is newer than this build's %d", version,
+                 STORE_PG_SCHEMA_VERSION);
+        rc = STORE_E_INVALID;
+        goto fail;
+    }
+    for (int to = version + 1; to <= STORE_PG_SCHEMA_VERSION; to++) {
+        PGresult *r = PQexec(db->conn, pg_migrations[to]); /* several statements */
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK : pg_result_rc(db, r);
+        PQclear(r);
+        if (rc != STORE_OK) {
+            snprintf(err, errcap, "migration to schema version %d failed: %s", to, db->err);
+            goto fail;
+        }
+    }
+    if (version < STORE_PG_SCHEMA_VERSION) {
+        char sql[96];
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM parlor_schema; INSERT INTO parlor_schema VALUES (%d)",
+                 STORE_PG_SCHEMA_VERSION);
+        PGresult *r = PQexec(db->conn, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK : pg_result_rc(db, r);
+        PQclear(r);
+    }
+    if (rc == STORE_OK) rc = pg_exec_simple(db, "COMMIT");
+    if (rc != STORE_OK) {
+        snprintf(err, errcap, "recording the schema version: %s", db->err);
+        goto fail;
+    }
+    if (version < STORE_PG_SCHEMA_VERSION)
+        log_info("store: migrated the PostgreSQL schema from version %d to %d", version,
+                 STORE_PG_SCHEMA_VERSION);
+    return STORE_OK;
+fail:
+    if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        pg_exec_simple(db, "ROLLBACK");
+    return rc;
+}
+
+int pg_schema_check(store_pg_t *db, char *err, size_t errcap)
+{
+    int version = 0;
+    int rc = read_version(db, &version);
+    if (rc != STORE_OK) {
+        snprintf(err, errcap, "reading the schema version: %s", db->err);
+        return rc;
+    }
+    if (version != STORE_PG_SCHEMA_VERSION) {
+        snprintf(err, errcap, "schema version %d, this build needs %d", version,
+                 STORE_PG_SCHEMA_VERSION);
+        return STORE_E_INVALID;
+    }
+    return STORE_OK;
+}
