@@ -11,9 +11,8 @@
 #   BENCH_IDLE [10000]     BENCH_HOLD [5]          idle connections, and how long they are held
 #   BENCH_IDLE_WARMUP [2000]  handshakes made and closed before the measured idle round
 #   BENCH_SIZE [64]        bytes of message content
-#   BENCH_SERVERS ["parlor parlor-pg node"]  parlor-pg: Parlor with its store in a private
-#                          PostgreSQL server (scripts/pg.sh, stopped at the end; skipped with
-#                          a note when PostgreSQL is not installed and cannot be)
+#   BENCH_SERVERS ["parlor parlor-pg node"]   parlor-pg: Parlor on a private PostgreSQL
+#                          (scripts/pg.sh, synchronous_commit on), throughput and latency only
 #   BENCH_SERVER_CPU [0]   BENCH_LOADGEN_CPU [1]   cores for taskset
 #   BENCH_NICE [-10]       niceness of the server and the load generator (when allowed), so
 #                          that other processes on a shared machine disturb the figures less
@@ -113,10 +112,11 @@ start_server() { # name -> sets server_pid, port
                 >"$work/$name.$port.log" 2>&1 &
             ;;
         parlor-pg)
-            # a fresh schema per server on the private PostgreSQL server
+            # A fresh schema per server on the run's private PostgreSQL.
             local data=$work/parlor-data.$port schema=bench_$port
             mkdir -p "$data"
-            psql "$pg_url" -qc "CREATE SCHEMA IF NOT EXISTS $schema" >/dev/null
+            psql -q "$pg_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" \
+                >/dev/null
             pin_exec "$server_cpu" "$parlor_bin" serve --port "$port" --host 127.0.0.1 \
                 --data "$data" --jwt-secret "$secret" --log-level warn "${lift[@]}" \
                 --store "$pg_url?options=-csearch_path%3D$schema" \
@@ -167,8 +167,18 @@ run_scenario() { # server scenario loadgen-args...
             { log "$name: warm-up round failed:"; cat "$work/$name.warm.out" >&2; rc=1; }
         sleep 1
     fi
+    local pg0=0 pg1=0
+    [ "$name" = parlor-pg ] && pg0=$(pg_cpu_ticks)
     pin "$loadgen_cpu" "$loadgen" --port "$port" --jwt-secret "$secret" \
         --server-pid "$server_pid" --size "$size" --kv "$@" >"$out" 2>&1 || rc=$?
+    if [ "$name" = parlor-pg ]; then
+        # PostgreSQL's own CPU over the whole run (warm-up included), per acknowledged message.
+        pg1=$(pg_cpu_ticks)
+        local acked
+        acked=$(sed -n 's/^acked=//p' "$out")
+        awk -v t=$((pg1 - pg0)) -v hz="$(getconf CLK_TCK)" -v n="${acked:-0}" \
+            'BEGIN { if (n > 0) printf "pg_cpu_us_per_msg=%.2f\n", t * 1e6 / hz / n }' >>"$out"
+    fi
     grep -v '^[a-z0-9_]*=' "$out" >&2 || true
     if ! kill -0 "$server_pid" 2>/dev/null; then
         log "$name exited during $scen:"
@@ -183,23 +193,31 @@ run_scenario() { # server scenario loadgen-args...
     fi
 }
 
-# parlor-pg: a private PostgreSQL server (fsync and synchronous_commit on), unpinned: its
-# CPU shows as "other processes" in the load generator's figures.
-pg_url=
+# CPU ticks (user + system) of every process of the private PostgreSQL: the postmaster and
+# its children (backends, WAL writer, checkpointer...).
+pg_cpu_ticks() {
+    local pm total=0 p
+    pm=$(head -1 "$pg_dir/data/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm"); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+
 if [[ " $servers " == *" parlor-pg "* ]]; then
-    pg_dir=/tmp/parlor-bench-pg-$$
-    if pg_url=$("$root/scripts/pg.sh" start "$pg_dir" "$(free_port)"); then
-        log "PostgreSQL for parlor-pg: $pg_url"
-    else
-        log "parlor-pg skipped: no PostgreSQL server could be started"
-        pg_url=
-        servers=${servers//parlor-pg/}
-    fi
+    pg_dir=/tmp/parlor-bench-pg.$$
+    pg_url=$("$root/scripts/pg.sh" start "$pg_dir" "$(free_port)")
+    # The database server shares the Parlor server's core: both are the server side.
+    for p in $(head -1 "$pg_dir/data/postmaster.pid") $(pgrep -P "$(head -1 "$pg_dir/data/postmaster.pid")"); do
+        taskset -pc "$server_cpu" "$p" >/dev/null 2>&1 || true
+    done
 fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for s in $servers; do
-    run_scenario "$s" idle idle "$idle" --hold "$hold"
+    # The idle scenario measures the socket layer, which does not depend on the store.
+    [ "$s" != parlor-pg ] && run_scenario "$s" idle idle "$idle" --hold "$hold"
     run_scenario "$s" pairs pairs "$pairs" --window "$window" --seconds "$seconds" --warmup "$warmup"
     run_scenario "$s" rate rate "$rate" --pairs "$rate_pairs" --seconds "$seconds" \
         --warmup "$warmup"
@@ -278,34 +296,32 @@ sio_version=$(node -p "require('$root/bench/reference/node_modules/socket.io/pac
     printf '| verified (idle, pairs, rate) | %s %s %s | %s %s %s |\n' \
         "$(get parlor.idle.verified)" "$(get parlor.pairs.verified)" "$(get parlor.rate.verified)" \
         "$(get node.idle.verified)" "$(get node.pairs.verified)" "$(get node.rate.verified)"
-    if [ -n "$pg_url" ]; then
-        # PostgreSQL's CPU is what the load generator counts as other processes' (the
-        # machine's other load included: compare with the SQLite run's figure).
-        per_msg() { awk -v c="$1" -v m="$2" 'BEGIN { if (c == "n/a" || m == "n/a" || m + 0 == 0)
-            print "n/a"; else printf "%.1f", c * 10000 / m }'; }
-        pr() { printf '| %s | %s | %s | %s |\n' "$1" "$(fmt "$2")" "$(fmt "$3")" "$4"; }
+    if [[ " $servers " == *" parlor-pg "* ]]; then
         echo
-        echo "Parlor on PostgreSQL $(psql "$pg_url" -Atc 'SHOW server_version' 2>/dev/null || true) (a private server on this machine, fsync and"
-        echo "synchronous_commit on, every message committed before it is acknowledged), beside SQLite:"
+        echo "Store engines: Parlor on SQLite (above) and on PostgreSQL $(psql -qtA "$pg_url" -c 'SHOW server_version' 2>/dev/null | cut -d' ' -f1)"
+        echo "(a private server on this machine, pinned to core $server_cpu with Parlor, fsync and"
+        echo "synchronous_commit on; Parlor's CPU is its own process, PostgreSQL's is every process"
+        echo "of its server over the whole run, per acknowledged message)."
         echo
-        echo "| | SQLite | PostgreSQL | target |"
-        echo "|---|---:|---:|---|"
-        pr "messages/s (P=$pairs, W=$window)" "$(get parlor.pairs.msgs_per_s)" \
-            "$(get parlor-pg.pairs.msgs_per_s)" ""
-        pr "Parlor CPU µs per message" "$(get parlor.pairs.server_cpu_us_per_msg)" \
-            "$(get parlor-pg.pairs.server_cpu_us_per_msg)" \
-            "PostgreSQL ≤ 1.5× SQLite ($(ratio "$(get parlor-pg.pairs.server_cpu_us_per_msg)" \
-            "$(get parlor.pairs.server_cpu_us_per_msg)"))"
-        pr "other processes' (PostgreSQL's) CPU µs per message" \
-            "$(per_msg "$(get parlor.pairs.others_cpu_pct)" "$(get parlor.pairs.msgs_per_s)")" \
-            "$(per_msg "$(get parlor-pg.pairs.others_cpu_pct)" "$(get parlor-pg.pairs.msgs_per_s)")" ""
-        pr "p50 latency µs at $(fmt "$rate") msgs/s" "$(get parlor.rate.lat_p50_us)" \
-            "$(get parlor-pg.rate.lat_p50_us)" ""
-        pr "p99 latency µs at $(fmt "$rate") msgs/s" "$(get parlor.rate.lat_p99_us)" \
-            "$(get parlor-pg.rate.lat_p99_us)" ""
-        printf '| verified (idle, pairs, rate) | %s %s %s | %s %s %s | |\n' \
-            "$(get parlor.idle.verified)" "$(get parlor.pairs.verified)" \
-            "$(get parlor.rate.verified)" "$(get parlor-pg.idle.verified)" \
+        echo "| | SQLite | PostgreSQL | PostgreSQL/SQLite | target |"
+        echo "|---|---:|---:|---:|---|"
+        erow() { # label key target
+            local a b
+            a=$(get "parlor.$2")
+            b=$(get "parlor-pg.$2")
+            printf '| %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$a")" "$(fmt "$b")" "$(ratio "$b" "$a")" "$3"
+        }
+        erow "messages/s (P=$pairs, W=$window)" pairs.msgs_per_s ""
+        erow "Parlor CPU µs per message (P=$pairs, W=$window)" pairs.server_cpu_us_per_msg "≤ 1.5×"
+        printf '| PostgreSQL CPU µs per message (P=%s, W=%s) | | %s | | |\n' "$pairs" "$window" \
+            "$(fmt "$(get parlor-pg.pairs.pg_cpu_us_per_msg)")"
+        erow "p50 latency µs at $(fmt "$rate") msgs/s" rate.lat_p50_us ""
+        erow "p99 latency µs at $(fmt "$rate") msgs/s" rate.lat_p99_us ""
+        erow "Parlor CPU µs per message at $(fmt "$rate") msgs/s" rate.server_cpu_us_per_msg ""
+        printf '| PostgreSQL CPU µs per message at %s msgs/s | | %s | | |\n' "$(fmt "$rate")" \
+            "$(fmt "$(get parlor-pg.rate.pg_cpu_us_per_msg)")"
+        printf '| verified (pairs, rate) | %s %s | %s %s | | |\n' \
+            "$(get parlor.pairs.verified)" "$(get parlor.rate.verified)" \
             "$(get parlor-pg.pairs.verified)" "$(get parlor-pg.rate.verified)"
     fi
 } >"$out"

@@ -6,8 +6,8 @@ set -euo pipefail
 want=${1:-build}
 
 build_pkgs=(cmake make gcc pkg-config libuv1-dev libjansson-dev libjwt-dev libsqlite3-dev
-            libsodium-dev libmagic-dev libssl-dev libpq-dev nodejs npm)
-test_pkgs=(clang libclang-rt-dev postgresql)
+            libsodium-dev libmagic-dev libssl-dev libpq-dev libhiredis-dev nodejs npm)
+test_pkgs=(clang libclang-rt-dev postgresql redis-server)
 
 pkgs=("${build_pkgs[@]}")
 [ "$want" = test ] && pkgs+=("${test_pkgs[@]}")

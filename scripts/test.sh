@@ -111,8 +111,10 @@ integration() { # binary
 # "postgres" engine, against a private server (scripts/pg.sh) in a directory directly under
 # /tmp (the postgres user must reach it) on a free loopback port. Plain build only: the ASan
 # stages keep SQLite.
+# tests/pg/: what needs PostgreSQL itself (several nodes on one database, the database stopped
+# under load, parlor migrate); they start their own private servers where they stop them.
 PG_INTEGRATION=(tests/integration/chat_*.test.mjs tests/integration/files.test.mjs
-                tests/integration/store_pg_nodes.test.mjs)
+                tests/pg/*.test.mjs)
 
 pg_start() {
     local port url dir attempt
@@ -136,7 +138,7 @@ pg_conformance() { build/test_store_conformance --engine postgres; }
 # --foreground: node stays in the foreground process group, so Ctrl-C stops it at once and the
 # trap stops the PostgreSQL server (in its own group, timeout would run the tests to the end).
 pg_integration() {
-    PARLOR_BIN=build/parlor PARLOR_TEST_PG_STAGE=1 timeout --foreground 1200 node --test --test-reporter=tap \
+    PARLOR_BIN=build/parlor timeout --foreground 1200 node --test --test-reporter=tap \
         --test-concurrency=1 --test-timeout=300000 "${PG_INTEGRATION[@]}"
 }
 

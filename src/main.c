@@ -11,6 +11,7 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  serve    the chat server (port 5000, SQLite in ./data)\n"
                  "  token    print a token signed with the server's secret (development)\n"
+                 "  migrate  copy a SQLite store into PostgreSQL\n"
                  "  echo     Engine.IO / Socket.IO echo server (protocol testbed)\n"
                  "\n'parlor <command> --help' lists a command's options; 'parlor --version' "
                  "prints the version.\n");
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "serve")) return serve_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "token")) return token_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "echo")) return echo_main(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "migrate")) return migrate_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         /* The chat server's option table, the one most people look for. */

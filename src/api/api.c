@@ -934,14 +934,6 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     if (api_cors(a, hc, req)) return HTTP_DONE;
     str_t seg[5];
     int n = segments(req->path, seg, 5);
-    if (n == 1 && str_eq_cstr(seg[0], "healthz")) {
-        if (!method(req, "GET") && !method(req, "HEAD")) {
-            method_not_allowed(hc, "GET");
-            return HTTP_DONE;
-        }
-        http_respond(hc, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
-        return HTTP_DONE;
-    }
     if (n < 3 || n > 5 || !str_eq_cstr(seg[0], "api")) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/api_health.h"
 #include "api/api_files.h"
 #include "chat/chat.h"
 #include "core/config.h"
@@ -37,6 +38,7 @@ typedef struct {
     store_t *store;
     chat_t *chat;
     api_t *api;
+    api_health_t *health;
     files_api_t *files;
     http_static_t *web;
     struct files_sweep *sweep;
@@ -393,7 +395,8 @@ static int serve_run(server_t *sp)
                            .auth_per_min = (double)cfg->rate_auth_per_min,
                            .max_message_length = (size_t)cfg->max_message_length};
     s.api = api_new(s.loop, s.chat, &aopts);
-    if (!s.http || !s.sio || !s.chat || !s.api) {
+    s.health = api_health_new(s.store);
+    if (!s.http || !s.sio || !s.chat || !s.api || !s.health) {
         log_error("out of memory at start");
         return 1;
     }
@@ -420,7 +423,8 @@ static int serve_run(server_t *sp)
     http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
     http_server_route_limited(s.http, "/api/", api_handle, s.api, API_SMALL_BODY_MAX, api_head);
     http_server_route_streaming(s.http, "/api/chat/files", files_api_handle, s.files);
-    http_server_route_limited(s.http, "/healthz", api_handle, s.api, API_SMALL_BODY_MAX, api_head);
+    http_server_route_limited(s.http, "/healthz", api_health_handle, s.health, API_SMALL_BODY_MAX,
+                              NULL);
     http_server_route_limited(s.http, "/metrics", handle_metrics, &s, API_SMALL_BODY_MAX, NULL);
     if (cfg->web_root[0]) {
         s.web = http_static_new(cfg->web_root);
@@ -470,6 +474,7 @@ static int serve_run(server_t *sp)
     free(s.sweep);
     http_static_free(s.web);
     api_free(s.api);
+    api_health_free(s.health);
     chat_free(s.chat);
     sio_server_free(s.sio);
     http_server_free(s.http);

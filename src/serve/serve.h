@@ -4,5 +4,6 @@
 
 int serve_main(int argc, char **argv);
 int token_main(int argc, char **argv);
+int migrate_main(int argc, char **argv);
 
 #endif

@@ -389,9 +389,14 @@ test('a 2 MB send_message over the socket closes that socket, nothing stored', a
     assert.equal(A.s.connected, true, 'another socket of the same user was closed too');
 });
 
-test('GET /healthz -> 200 without a token', async () => {
+test('GET /healthz -> 200 without a token, after a read through the store', async () => {
     const r = await api(server, 'GET', '/healthz');
     assert.equal(r.status, 200, r.text);
+    assert.deepEqual(JSON.parse(r.text), { status: 'ok', store: 'ok' });
+    // Many at once share one store read and all get the answer.
+    const all = await Promise.all(Array.from({ length: 50 }, () => api(server, 'GET', '/healthz')));
+    assert.deepEqual(all.map((x) => x.status), Array(50).fill(200));
+    assert.equal((await api(server, 'POST', '/healthz', {})).status, 405);
 });
 
 test('raw garbage on a TCP connection and a half request do not hurt the server', async () => {

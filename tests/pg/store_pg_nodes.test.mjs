@@ -8,22 +8,19 @@
 // - a client of a third node that reconnects with connection state recovery after missing
 //   messages written on both nodes gets every one of them exactly once.
 //
-// Runs in the PostgreSQL stage of scripts/test.sh (PARLOR_TEST_PG_URL; PARLOR_TEST_PG_STAGE=1
-// there, where a missing URL is a failure). Elsewhere it is skipped: it needs a PostgreSQL.
+// Runs in the PostgreSQL stage of scripts/test.sh (tests/pg/, with PARLOR_TEST_PG_URL set);
+// without the URL it fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startServer, connectLogged, emitAck, api, tokenFor, newUserId, newSecret, fetchHistory,
     assertMessage, waitFor, closeAll, once,
-} from './chat_helpers.mjs';
-import { PG_URL, pgFreshStore } from './helpers.mjs';
-
-const IN_PG_STAGE = process.env.PARLOR_TEST_PG_STAGE === '1';
+} from '../integration/chat_helpers.mjs';
+import { PG_URL, pgFreshStore } from '../integration/helpers.mjs';
 
 if (!PG_URL) {
-    test('several nodes on one PostgreSQL database', (t) => {
-        assert.ok(!IN_PG_STAGE, 'PARLOR_TEST_PG_URL is not set in the PostgreSQL stage');
-        t.skip('needs PARLOR_TEST_PG_URL (the PostgreSQL stage of scripts/test.sh: make test-pg)');
+    test('several nodes on one PostgreSQL database', () => {
+        assert.fail('PARLOR_TEST_PG_URL is not set: tests/pg/ runs in the PostgreSQL stage (make test-pg)');
     });
 } else {
     describe('several nodes on one PostgreSQL database', () => {
