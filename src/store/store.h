@@ -72,7 +72,8 @@
  * - The thread model of store_thread.c: one writer thread with group commit of up to
  *   batch_max writes per transaction, `readers` reader threads with read-only connections,
  *   ordered reads run on the writer thread in its queue (store_options_t, store_stats_t).
- * - STORE_E_BUSY: a SQLite lock held (by another process) beyond busy_timeout.
+ * - STORE_E_BUSY: a SQLite lock held (by another process) beyond busy_timeout (PostgreSQL
+ *   uses it too, for its lock_timeout and for deadlocks retried too often).
  * - Durability by synchronous=FULL in WAL mode (docs/store.md). */
 #ifndef PARLOR_STORE_STORE_H
 #define PARLOR_STORE_STORE_H
