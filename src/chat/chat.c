@@ -17,6 +17,7 @@
 #include "core/randid.h"
 #include "core/strmap.h"
 #include "http/http_parse.h"
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 static int64_t now_s(void)
@@ -234,6 +235,18 @@ static void pid_of(const char *user, char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1])
+{
+    snprintf(out, CHAT_SID_LEN + 1, "%016llx", (unsigned long long)sid);
+}
+
+uint64_t chat_sid_parse(const char *text)
+{
+    if (!text || strlen(text) != CHAT_SID_LEN || strspn(text, "0123456789abcdef") != CHAT_SID_LEN)
+        return 0;
+    return strtoull(text, NULL, 16);
+}
+
 void chat_sock_go_live(chat_sock_t *cs)
 {
     if (cs->live) return;
@@ -352,7 +365,9 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     chat_record_user(c, &user);
     cs->refs = 1;
     cs->recover_from = -1;
-    randid_generate(cs->sid, CHAT_SID_LEN);
+    while (!cs->sid && RAND_bytes((unsigned char *)&cs->sid, sizeof cs->sid) == 1) {
+    }
+    if (!cs->sid) cs->sid = (uintptr_t)cs; /* no randomness: unique in this process at least */
     /* pid = "<hash of the user>-<position when the session started>-<random>". A reconnect
      * that brings a pid of this user back resumes from its offset (the last event it got) or,
      * when it got none, from the position in the pid; answering with the same pid tells
@@ -468,9 +483,10 @@ void chat_close(chat_t *c)
     uv_close((uv_handle_t *)&c->sweep, NULL);
     chat_recovery_close(c);
     while (c->kick) { /* their sockets are gone by now */
-        chat_sock_t *cs = c->kick;
-        c->kick = cs->kick_next;
-        cs_unref(cs);
+        chat_kick_t *k = c->kick;
+        c->kick = k->next;
+        cs_unref(k->cs);
+        free(k);
     }
     uv_close((uv_handle_t *)&c->kick_timer, NULL);
 }

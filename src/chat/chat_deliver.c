@@ -16,8 +16,8 @@
  *     members (CHAT_TO_CONV: its id; each node resolves the members from its own cache, and a
  *     node that has not cached them asks the store, falling back to the users given), and a
  *     user to leave out (skip_user: the typist);
- *   - the socket to leave out by its id (except: the sender's sid, a string unique across
- *     nodes, never a sio_socket_t pointer);
+ *   - the socket to leave out by its id (except: the sender's sid as 16 hex digits, random
+ *     so unique across nodes; never a sio_socket_t pointer);
  *   - the event name and its arguments as encoded JSON text (in up to CHAT_DELIVERY_ARGS
  *     pieces, so receive_message's document is not copied to be joined to its offset);
  *   - pos, the commit position of a receive_message (a socket being recovered holds it until
@@ -34,6 +34,7 @@
 /* The packet, built at the first socket that gets it. */
 typedef struct {
     const chat_delivery_t *d;
+    uint64_t except; /* d->except's value (0: none) */
     sio_built_t b;
     int state; /* 0: not built yet, 1: built, -1: could not be built */
 } lazy_t;
@@ -59,7 +60,7 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
-        if (d->except && strcmp(cs->sid, d->except) == 0) continue;
+        if (cs->sid == l->except) continue;
         if (!lazy_build(c, l)) return;
         if (!(d->pos > 0 && chat_recovery_hold(cs, d->pos, &l->b)))
             sio_socket_send_built(cs->socket, &l->b);
@@ -89,7 +90,7 @@ static void to_members(chat_t *c, lazy_t *l, const members_entry_t *e)
 /* Delivers d to the members when they are cached, else to d's users. */
 static void deliver_known(chat_t *c, const chat_delivery_t *d)
 {
-    lazy_t l = {d, {0}, 0};
+    lazy_t l = {d, chat_sid_parse(d->except), {0}, 0};
     const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
     if (e)
         to_members(c, &l, e);

@@ -92,7 +92,7 @@ struct chat {
     chat_replay_t *replay_paused; /* waiting for their sockets' readers to catch up */
     uv_timer_t replay_timer;      /* checks the paused ones */
     strmap_t marks;               /* "user\nconversation" -> watermark (chat_budget.c) */
-    chat_sock_t *kick;            /* flooding sockets to disconnect (a reference each) */
+    struct chat_kick *kick;       /* flooding sockets to disconnect (a reference each) */
     uv_timer_t kick_timer;
     chat_publish_fn publish; /* the delivery seam's other half (NULL: one node) */
     void *publish_ud;
@@ -125,12 +125,23 @@ struct chat_sock {
     bucket_t events;       /* the event budget (chat_budget.c) */
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */
-    chat_sock_t *kick_next;
-    chat_marks_t *marks; /* the last messages it marked read, with their seq (lazily) */
-    /* Its id for deliveries (chat_delivery_t.except): random, so unique across nodes too. A
-     * raw pointer could not name it to another node. */
-    char sid[CHAT_SID_LEN + 1];
+    chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
+    /* Its id for deliveries (chat_delivery_t.except, which holds it as CHAT_SID_LEN hex
+     * digits: chat_sid_text): 64 random bits, so unique across nodes too, never 0. A raw
+     * pointer could not name it to another node. 8 bytes: the struct stays at 120 (a 128-byte
+     * malloc chunk) for the idle-socket memory budget. */
+    uint64_t sid;
 };
+
+/* A socket to disconnect for flooding (rare: not a field of every socket). */
+typedef struct chat_kick {
+    chat_sock_t *cs; /* a reference */
+    struct chat_kick *next;
+} chat_kick_t;
+
+/* A socket id as text (chat_delivery_t.except), and back (0: not an id). */
+void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
+uint64_t chat_sid_parse(const char *text);
 
 /* The user of a connected socket (valid while cs->socket is set). */
 #define CS_UID(cs) ((const char *)(cs)->pres->user)

@@ -154,8 +154,10 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, const char *e
 
 static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
 {
-    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen),
-                 except ? except->sid : NULL, true);
+    char sid[CHAT_SID_LEN + 1];
+    if (except) chat_sid_text(except->sid, sid);
+    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen), except ? sid : NULL,
+                 true);
 }
 
 typedef struct {

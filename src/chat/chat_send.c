@@ -83,6 +83,8 @@ static void deliver(send_ctx_t *s, str_t doc)
      * remembers it and sends it back on reconnect). */
     char pos[24], *p = chat_i64_text(m->pos, pos);
     /* Gathered straight into the one frame every member's sockets share. */
+    char sid[CHAT_SID_LEN + 1];
+    if (s->origin) chat_sid_text(s->origin->sid, sid);
     const str_t args[] = {doc, STR_LIT(",\""), str_make(p, (size_t)(pos + sizeof pos - p)),
                           STR_LIT("\"")};
     /* A direct conversation whose members are not cached: they are on the message itself. */
@@ -93,7 +95,7 @@ static void deliver(send_ctx_t *s, str_t doc)
         .users = users,
         .nusers = m->recipient.ptr && m->recipient.len <= STORE_USER_ID_MAX ? 2 : 1,
         /* The origin socket learns of its message from the ack (docs/api.md), not twice. */
-        .except = s->origin && s->origin->socket ? s->origin->sid : NULL,
+        .except = s->origin && s->origin->socket ? sid : NULL,
         .event = "receive_message",
         .args = args,
         .nargs = 4,
