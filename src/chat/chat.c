@@ -235,16 +235,27 @@ static void pid_of(const char *user, char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* On every send: by hand, not printf (a tenth of the instructions). */
 void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1])
 {
-    snprintf(out, CHAT_SID_LEN + 1, "%016llx", (unsigned long long)sid);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = CHAT_SID_LEN - 1; i >= 0; i--, sid >>= 4) out[i] = hex[sid & 15];
+    out[CHAT_SID_LEN] = '\0';
 }
 
 uint64_t chat_sid_parse(const char *text)
 {
-    if (!text || strlen(text) != CHAT_SID_LEN || strspn(text, "0123456789abcdef") != CHAT_SID_LEN)
-        return 0;
-    return strtoull(text, NULL, 16);
+    uint64_t v = 0;
+    for (int i = 0; text && i < CHAT_SID_LEN; i++) {
+        char ch = text[i];
+        if (ch >= '0' && ch <= '9')
+            v = v << 4 | (uint64_t)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v = v << 4 | (uint64_t)(ch - 'a' + 10);
+        else
+            return 0; /* the NUL of a shorter text too */
+    }
+    return text && text[CHAT_SID_LEN] == '\0' ? v : 0;
 }
 
 void chat_sock_go_live(chat_sock_t *cs)

@@ -140,7 +140,9 @@ typedef struct {
     const str_t *users;    /* user ids */
     size_t nusers;         /* at most STORE_GROUP_MAX */
     const char *skip_user; /* a user not to tell (typing: the typist), or NULL */
-    const char *except;    /* the id of a socket not to tell (the sender's: chat_sock's sid) */
+    uint64_t except;       /* the id of a socket not to tell (the sender's), 0: none. Socket
+                              ids are 64 random bits, unique across nodes; on a wire they are
+                              16 hex digits (chat_sid_text). Never a socket pointer. */
     const char *event;     /* "receive_message", "messages_read", "typing", "user_status" */
     const str_t *args;     /* the arguments after the event name as JSON text, in pieces */
     size_t nargs;          /* (at most CHAT_DELIVERY_ARGS) that are concatenated */

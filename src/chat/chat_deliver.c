@@ -16,8 +16,8 @@
  *     members (CHAT_TO_CONV: its id; each node resolves the members from its own cache, and a
  *     node that has not cached them asks the store, falling back to the users given), and a
  *     user to leave out (skip_user: the typist);
- *   - the socket to leave out by its id (except: the sender's sid as 16 hex digits, random
- *     so unique across nodes; never a sio_socket_t pointer);
+ *   - the socket to leave out by its id (except: the sender's sid, 64 random bits so unique
+ *     across nodes, 16 hex digits on a wire; never a sio_socket_t pointer);
  *   - the event name and its arguments as encoded JSON text (in up to CHAT_DELIVERY_ARGS
  *     pieces, so receive_message's document is not copied to be joined to its offset);
  *   - pos, the commit position of a receive_message (a socket being recovered holds it until
@@ -34,7 +34,6 @@
 /* The packet, built at the first socket that gets it. */
 typedef struct {
     const chat_delivery_t *d;
-    uint64_t except; /* d->except's value (0: none) */
     sio_built_t b;
     int state; /* 0: not built yet, 1: built, -1: could not be built */
 } lazy_t;
@@ -44,10 +43,19 @@ static bool lazy_build(chat_t *c, lazy_t *l)
     if (l->state == 0) {
         const chat_delivery_t *d = l->d;
         str_t parts[3 + CHAT_DELIVERY_ARGS + 1];
-        size_t n = 0;
-        parts[n++] = STR_LIT("[\"");
-        parts[n++] = str_cstr(d->event);
-        parts[n++] = STR_LIT("\",");
+        size_t n = 0, elen = strlen(d->event);
+        char head[64]; /* ["event", as one part: fewer to gather */
+        if (elen + 4 <= sizeof head) {
+            head[0] = '[';
+            head[1] = '"';
+            memcpy(head + 2, d->event, elen);
+            memcpy(head + 2 + elen, "\",", 2);
+            parts[n++] = str_make(head, elen + 4);
+        } else {
+            parts[n++] = STR_LIT("[\"");
+            parts[n++] = str_make(d->event, elen);
+            parts[n++] = STR_LIT("\",");
+        }
         for (size_t i = 0; i < d->nargs && i < CHAT_DELIVERY_ARGS; i++) parts[n++] = d->args[i];
         parts[n++] = STR_LIT("]");
         l->state = sio_build_event_parts(c->nsp, parts, n, &l->b) == 0 ? 1 : -1;
@@ -60,7 +68,7 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
-        if (cs->sid == l->except) continue;
+        if (cs->sid == d->except) continue;
         if (!lazy_build(c, l)) return;
         if (!(d->pos > 0 && chat_recovery_hold(cs, d->pos, &l->b)))
             sio_socket_send_built(cs->socket, &l->b);
@@ -87,11 +95,10 @@ static void to_members(chat_t *c, lazy_t *l, const members_entry_t *e)
     }
 }
 
-/* Delivers d to the members when they are cached, else to d's users. */
-static void deliver_known(chat_t *c, const chat_delivery_t *d)
+/* Delivers d to the members (e: cached) when known, else to d's users. */
+static void deliver_known(chat_t *c, const chat_delivery_t *d, const members_entry_t *e)
 {
-    lazy_t l = {d, chat_sid_parse(d->except), {0}, 0};
-    const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
+    lazy_t l = {d, {0}, 0};
     if (e)
         to_members(c, &l, e);
     else
@@ -108,7 +115,7 @@ typedef struct {
     str_t args[1];
     str_t users[STORE_GROUP_MAX];
     char conv[ID_SIZE];
-    char *strings; /* the users, skip_user, except, event and args, one after another */
+    char *strings; /* the users, skip_user, event and args, one after another */
     char arena[];
 } lookup_t;
 
@@ -118,7 +125,7 @@ static void lookup_done(store_req_t *req)
 {
     lookup_t *x = (lookup_t *)req;
     if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
-    deliver_known(x->chat, &x->d);
+    deliver_known(x->chat, &x->d, chat_cache_find(x->chat, x->conv));
     free(x->strings);
     free(x);
 }
@@ -134,8 +141,7 @@ static char *keep(char **at, const char *s, size_t n)
 
 static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
 {
-    size_t need = strlen(d->event) + 1 + (d->skip_user ? strlen(d->skip_user) + 1 : 0) +
-                  (d->except ? strlen(d->except) + 1 : 0) + 1;
+    size_t need = strlen(d->event) + 1 + (d->skip_user ? strlen(d->skip_user) + 1 : 0) + 1;
     size_t nusers = d->nusers < STORE_GROUP_MAX ? d->nusers : STORE_GROUP_MAX;
     for (size_t i = 0; i < nusers; i++) need += d->users[i].len + 1;
     for (size_t i = 0; i < d->nargs; i++) need += d->args[i].len;
@@ -155,7 +161,6 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
     x->d.conv = x->conv;
     x->d.event = keep(&at, d->event, strlen(d->event));
     x->d.skip_user = d->skip_user ? keep(&at, d->skip_user, strlen(d->skip_user)) : NULL;
-    x->d.except = d->except ? keep(&at, d->except, strlen(d->except)) : NULL;
     for (size_t i = 0; i < nusers; i++)
         x->users[i] = str_make(keep(&at, d->users[i].ptr, d->users[i].len), d->users[i].len);
     x->d.users = x->users;
@@ -181,10 +186,11 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
 
 void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
 {
-    if (d->to == CHAT_TO_CONV && !chat_cache_find(c, d->conv))
+    const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
+    if (d->to == CHAT_TO_CONV && !e)
         lookup_then_deliver(c, d);
     else
-        deliver_known(c, d);
+        deliver_known(c, d, e);
 }
 
 void chat_deliver(chat_t *c, const chat_delivery_t *d)

@@ -126,10 +126,10 @@ struct chat_sock {
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */
     chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
-    /* Its id for deliveries (chat_delivery_t.except, which holds it as CHAT_SID_LEN hex
-     * digits: chat_sid_text): 64 random bits, so unique across nodes too, never 0. A raw
-     * pointer could not name it to another node. 8 bytes: the struct stays at 120 (a 128-byte
-     * malloc chunk) for the idle-socket memory budget. */
+    /* Its id for deliveries (chat_delivery_t.except): 64 random bits, so unique across nodes
+     * too, never 0. A raw pointer could not name it to another node. 8 bytes, not text: the
+     * struct stays at 120 (a 128-byte malloc chunk, the idle-socket memory budget), and a
+     * delivery compares integers. */
     uint64_t sid;
 };
 
@@ -139,7 +139,8 @@ typedef struct chat_kick {
     struct chat_kick *next;
 } chat_kick_t;
 
-/* A socket id as text (chat_delivery_t.except), and back (0: not an id). */
+/* A socket id as text (16 hex digits: how the cluster writes chat_delivery_t.except), and
+ * back (0: not an id). */
 void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
 uint64_t chat_sid_parse(const char *text);
 

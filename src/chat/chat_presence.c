@@ -67,7 +67,7 @@ typedef struct {
     store_req_t req;
     chat_t *chat;
     json_t *doc;
-    char except[CHAT_SID_LEN + 1]; /* the socket whose arrival this announces ("": none) */
+    uint64_t except; /* the id of the socket whose arrival this announces (0: none) */
     char user[STORE_USER_ID_MAX + 1];
     bool small; /* the first try, with room for CONTACTS_FIRST contacts */
     char arena[];
@@ -83,7 +83,7 @@ typedef struct {
 #define CONTACTS_FIRST       32
 #define CONTACTS_FIRST_ARENA (CONTACTS_FIRST * (STORE_USER_ID_MAX + 24))
 
-static void announce_ask(chat_t *c, const char *user, json_t *doc, const char *except, bool small);
+static void announce_ask(chat_t *c, const char *user, json_t *doc, uint64_t except, bool small);
 
 /* user_status to everyone in a conversation the user has sent a message in (those it chose to
  * talk to), and to the user's own sockets; the contacts come from the store. */
@@ -108,7 +108,7 @@ static void status_contacts_done(store_req_t *req)
         /* The user's own other sockets; not the one that just arrived. */
         d.users = &self;
         d.nusers = 1;
-        d.except = x->except[0] ? x->except : NULL;
+        d.except = x->except;
         chat_deliver(x->chat, &d);
         free(text);
     }
@@ -125,7 +125,7 @@ static json_t *status_json(const char *user, bool online, int64_t last_seen)
 }
 
 /* Takes over doc. */
-static void announce_ask(chat_t *c, const char *user, json_t *doc, const char *except, bool small)
+static void announce_ask(chat_t *c, const char *user, json_t *doc, uint64_t except, bool small)
 {
     size_t cap = small ? CONTACTS_FIRST_ARENA : CONTACTS_ARENA;
     contacts_ctx_t *x = malloc(sizeof *x + cap);
@@ -137,7 +137,7 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, const char *e
     x->chat = c;
     snprintf(x->user, sizeof x->user, "%s", user);
     x->doc = doc;
-    snprintf(x->except, sizeof x->except, "%s", except ? except : "");
+    x->except = except;
     x->small = small;
     x->req.op = STORE_OP_CONTACTS;
     x->req.done = status_contacts_done;
@@ -154,10 +154,8 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, const char *e
 
 static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
 {
-    char sid[CHAT_SID_LEN + 1];
-    if (except) chat_sid_text(except->sid, sid);
-    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen), except ? sid : NULL,
-                 true);
+    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen),
+                 except ? except->sid : 0, true);
 }
 
 typedef struct {

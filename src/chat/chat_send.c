@@ -75,7 +75,8 @@ static bool user_id_valid(const char *s, size_t n)
     return auth_sub_is_valid(s, n);
 }
 
-static void deliver(send_ctx_t *s, str_t doc)
+/* me: the conversation's cached members, or NULL. */
+static void deliver(send_ctx_t *s, str_t doc, const members_entry_t *me)
 {
     chat_t *c = s->chat;
     const store_message_t *m = &s->req.u.message_insert.msg;
@@ -83,19 +84,17 @@ static void deliver(send_ctx_t *s, str_t doc)
      * remembers it and sends it back on reconnect). */
     char pos[24], *p = chat_i64_text(m->pos, pos);
     /* Gathered straight into the one frame every member's sockets share. */
-    char sid[CHAT_SID_LEN + 1];
-    if (s->origin) chat_sid_text(s->origin->sid, sid);
     const str_t args[] = {doc, STR_LIT(",\""), str_make(p, (size_t)(pos + sizeof pos - p)),
                           STR_LIT("\"")};
     /* A direct conversation whose members are not cached: they are on the message itself. */
     str_t users[2] = {str_cstr(s->user.id), m->recipient};
     chat_delivery_t d = {
-        .to = chat_cache_find(c, m->conversation_id) ? CHAT_TO_CONV : CHAT_TO_USERS,
+        .to = me ? CHAT_TO_CONV : CHAT_TO_USERS,
         .conv = m->conversation_id,
         .users = users,
         .nusers = m->recipient.ptr && m->recipient.len <= STORE_USER_ID_MAX ? 2 : 1,
         /* The origin socket learns of its message from the ack (docs/api.md), not twice. */
-        .except = s->origin && s->origin->socket ? sid : NULL,
+        .except = s->origin && s->origin->socket ? s->origin->sid : 0,
         .event = "receive_message",
         .args = args,
         .nargs = 4,
@@ -131,7 +130,7 @@ static void insert_done(store_req_t *req)
     str_t text = str_make(doc.data, doc.len);
     if (!in->duplicate) {
         chat_history_append(s->chat, in->msg.conversation_id, in->msg.seq, text);
-        deliver(s, text);
+        deliver(s, text, me);
     }
     send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, text, in->duplicate);
     buf_free(&doc);
