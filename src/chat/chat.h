@@ -138,7 +138,7 @@ typedef struct {
     chat_audience_t to;
     const char *conv;      /* CHAT_TO_CONV: a 24-hex id, NUL-terminated */
     const str_t *users;    /* user ids */
-    size_t nusers;         /* at most STORE_GROUP_MAX */
+    size_t nusers;         /* as CHAT_TO_CONV's fallback: at most STORE_GROUP_MAX */
     const char *skip_user; /* a user not to tell (typing: the typist), or NULL */
     uint64_t except;       /* the id of a socket not to tell (the sender's), 0: none. Socket
                               ids are 64 random bits, unique across nodes; on a wire they are
@@ -149,6 +149,12 @@ typedef struct {
     int64_t pos;           /* receive_message: the message's commit position; else 0 */
 } chat_delivery_t;
 #define CHAT_DELIVERY_ARGS 4
+
+/* A socket id as text (16 hex digits: how a delivery's except crosses a wire), and back (0:
+ * not an id). */
+#define CHAT_SID_LEN 16
+void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
+uint64_t chat_sid_parse(const char *text);
 
 /* Called by chat_deliver after the local delivery, with the same delivery (valid for the
  * call only): the cluster forwards it to the other nodes, which run chat_deliver_local. */

@@ -28,7 +28,6 @@
 #include "net/timerq.h"
 
 typedef struct chat_sock chat_sock_t;
-#define CHAT_SID_LEN 16
 typedef struct history history_t;
 typedef struct chat_replay chat_replay_t;
 typedef struct chat_marks chat_marks_t;
@@ -138,11 +137,6 @@ typedef struct chat_kick {
     chat_sock_t *cs; /* a reference */
     struct chat_kick *next;
 } chat_kick_t;
-
-/* A socket id as text (16 hex digits: how the cluster writes chat_delivery_t.except), and
- * back (0: not an id). */
-void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
-uint64_t chat_sid_parse(const char *text);
 
 /* The user of a connected socket (valid while cs->socket is set). */
 #define CS_UID(cs) ((const char *)(cs)->pres->user)

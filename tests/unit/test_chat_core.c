@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "chat/chat.h"
-#include "chat/chat_int.h"
 #include "unit.h"
 
 static void check(int st, int status, const char *code, uint32_t retry)
