@@ -41,14 +41,22 @@ int chat_authenticate(chat_t *c, str_t token, chat_user_t *out)
 
 typedef struct {
     store_req_t req;
+    chat_t *chat;
     chat_user_t user;
 } upsert_ctx_t;
+
+static void recorded_forget(chat_t *c, const chat_user_t *u);
 
 static void upsert_done(store_req_t *req)
 {
     upsert_ctx_t *u = (upsert_ctx_t *)req;
-    if (req->status != STORE_OK)
+    if (req->status != STORE_OK) {
         log_warn("recording user %s failed: %s", u->user.id, store_strerror(req->status));
+        /* Not recorded (the database unreachable, say): the user's next handshake or request
+         * records it again. Remembered, its messages would fail (their sender must exist)
+         * until a restart. */
+        recorded_forget(u->chat, &u->user);
+    }
     free(u);
 }
 
@@ -97,11 +105,22 @@ static bool recorded_set(chat_t *c, const chat_user_t *u)
     return true;
 }
 
+static void recorded_forget(chat_t *c, const chat_user_t *u)
+{
+    if (!c->recorded_cap) return;
+    uint64_t id = hash64(1469598103934665603ull, u->id) | 1;
+    recorded_t *r = recorded_slot(c->recorded, c->recorded_cap, id);
+    /* The slot stays (later ids may have probed past it); a value of 0 matches no user's
+     * name and role but with odds of 2^-64. */
+    if (r->id == id) r->value = 0;
+}
+
 void chat_record_user(chat_t *c, const chat_user_t *u)
 {
     if (!recorded_set(c, u)) return;
     upsert_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return;
+    ctx->chat = c;
     ctx->user = *u;
     ctx->req.op = STORE_OP_USER_UPSERT;
     /* A user record shares a commit with its neighbours instead of costing an fsync per
