@@ -1,5 +1,6 @@
-/* REST handlers: each parses and checks its input, runs store requests off the loop, and
- * answers with the contract's JSON. A connection that goes away while a request is in flight
+/* REST handlers: each parses and checks its input, asks the chat layer (the same functions
+ * the Socket.IO events use: chat.h) or, for accounts, the store, and answers with the
+ * contract's JSON. A connection that goes away while a request is in flight
  * is detached (hc = NULL) and the answer is dropped. */
 #include "api/api.h"
 
@@ -18,7 +19,6 @@
 struct api {
     uv_loop_t *loop;
     chat_t *chat;
-    store_t *store;
     api_options_t opts;
     limiter_t auth_limit;                    /* register/login attempts per IP */
     char dummy_hash[AUTH_PASSWORD_HASH_MAX]; /* verified against for unknown users (timing) */
@@ -38,7 +38,6 @@ struct api_ctx {
     char hash[AUTH_PASSWORD_HASH_MAX];
     bool ok;
     char id[ID_SIZE];
-    str_t *ids;
 };
 
 /* ---- responses ---- */
@@ -62,7 +61,8 @@ static void respond_error(http_conn_t *hc, int status, const char *code, const c
     json_decref(doc);
 }
 
-/* An error with retryAfterMs and Retry-After when it is a rate limit. */
+/* An error with retryAfterMs and Retry-After when it says to wait (a rate limit, the database
+ * unavailable). */
 static void respond_refusal(http_conn_t *hc, const chat_err_t *err)
 {
     json_t *e = chat_error_json(err->code, err->message);
@@ -82,23 +82,6 @@ static void respond_refusal(http_conn_t *hc, const chat_err_t *err)
 static void on_abort(http_conn_t *hc, void *arg)
 {
     ((api_ctx_t *)arg)->hc = NULL;
-}
-
-/* Arena room for one record that carries a message (a history entry, a conversation with its
- * lastMessage and up to 256 participants): a page is cut short when its records do not all fit,
- * but a single record that does not fit fails the request (STORE_E_NOSPACE, a 500). Content is
- * at most --max-message-length characters of up to 4 bytes, and at most STORE_CONTENT_MAX. */
-static size_t record_room(const api_t *a)
-{
-    size_t content = a->opts.max_message_length * 4;
-    if (content > STORE_CONTENT_MAX) content = STORE_CONTENT_MAX;
-    return content + 32 * 1024;
-}
-
-static size_t page_arena(const api_t *a, size_t base, size_t limit, size_t per_record)
-{
-    size_t many = limit * per_record, one = record_room(a);
-    return base + (many > one ? many : one);
 }
 
 static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
@@ -129,7 +112,6 @@ static void ctx_free(api_ctx_t *c)
         memset(c->password, 0, c->password_len);
         free(c->password);
     }
-    free(c->ids);
     free(c);
 }
 
@@ -149,9 +131,9 @@ static int submit(api_ctx_t *c, void (*done)(store_req_t *))
 static bool store_failed(api_ctx_t *c)
 {
     if (c->req.status == STORE_OK) return false;
-    const char *code, *msg;
-    int status = chat_store_error(c->req.status, &code, &msg);
-    if (c->hc) respond_error(c->hc, status, code, msg);
+    chat_err_t e;
+    chat_store_err(c->req.status, &e);
+    if (c->hc) respond_refusal(c->hc, &e);
     return true;
 }
 
@@ -430,25 +412,35 @@ static int handle_login(api_t *a, http_conn_t *hc, str_t body)
     return submit(c, account_fetched);
 }
 
-/* ---- conversations ---- */
+/* ---- the chat's requests: api.c parses and answers, chat_* does the work ---- */
 
-static void conversations_listed(store_req_t *req)
+/* The answer of a chat function, to the client if it is still there. */
+static void answered(void *ud, const chat_err_t *err, int status, str_t body)
 {
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc && !store_failed(c)) {
-        store_conversations_list_t *l = &req->u.conversations_list;
-        json_t *arr = json_array();
-        for (size_t i = 0; i < l->count; i++) {
-            chat_cache_members(c->api->chat, &l->convs[i]);
-            json_array_append_new(arr, chat_conversation_json(&l->convs[i]));
-        }
-        json_t *doc = json_pack("{s:o, s:o}", "conversations", arr, "nextCursor",
-                                l->next_cursor[0] ? json_string(l->next_cursor) : json_null());
-        respond_json(c->hc, 200, doc);
-        json_decref(doc);
+    api_ctx_t *c = ud;
+    if (c->hc) {
+        if (err)
+            respond_refusal(c->hc, err);
+        else
+            http_respond(c->hc, status, "application/json; charset=utf-8", NULL, body.ptr,
+                         body.len);
     }
     ctx_free(c);
 }
+
+/* A context for a chat request (answered frees it); answers 500 itself when out of memory. */
+static api_ctx_t *chat_ctx(api_t *a, http_conn_t *hc, const chat_user_t *user)
+{
+    api_ctx_t *c = ctx_new(a, hc, 0);
+    if (!c) {
+        respond_error(hc, 500, "INTERNAL", "out of memory");
+        return NULL;
+    }
+    c->user = *user;
+    return c;
+}
+
+/* ---- conversations ---- */
 
 static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *req,
                               const chat_user_t *user)
@@ -460,32 +452,11 @@ static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *r
         respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 64 * 1024, (size_t)limit, 12 * 1024));
-    if (!c) {
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->user = *user;
-    c->req.op = STORE_OP_CONVERSATIONS_LIST;
-    c->req.u.conversations_list.user = str_cstr(c->user.id);
-    c->req.u.conversations_list.limit = (size_t)limit;
-    if (bl > 0) {
-        memcpy(c->hash, before, (size_t)bl + 1); /* c->hash: spare storage for the cursor */
-        c->req.u.conversations_list.cursor = str_make(c->hash, (size_t)bl);
-    }
-    return submit(c, conversations_listed);
-}
-
-static void group_created(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc && !store_failed(c)) {
-        chat_cache_members(c->api->chat, &req->u.group_create.conv);
-        json_t *doc = chat_conversation_json(&req->u.group_create.conv);
-        respond_json(c->hc, 201, doc);
-        json_decref(doc);
-    }
-    ctx_free(c);
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) return HTTP_DONE;
+    chat_conversations(a->chat, c->user.id, bl > 0 ? str_make(before, (size_t)bl) : STR_NULL,
+                       (size_t)limit, answered, c);
+    return HTTP_DEFERRED;
 }
 
 static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
@@ -515,47 +486,26 @@ static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat
         json_decref(b);
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 64 * 1024);
-    if (!c || !(c->ids = calloc(n, sizeof *c->ids))) {
-        if (c) ctx_free(c);
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) {
         json_decref(b);
-        respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;
     }
     c->body = b;
-    c->user = *user;
-    for (size_t i = 0; i < n; i++) c->ids[i] = str_cstr(json_string_value(json_array_get(ids, i)));
-    store_group_create_t *g = &c->req.u.group_create;
-    g->creator = str_cstr(c->user.id);
-    g->participants = c->ids;
-    g->count = n;
-    if (json_is_string(title))
-        g->title = str_make(json_string_value(title), json_string_length(title));
-    c->req.op = STORE_OP_GROUP_CREATE;
-    return submit(c, group_created);
+    str_t participants[STORE_GROUP_MAX];
+    for (size_t i = 0; i < n; i++) {
+        json_t *id = json_array_get(ids, i);
+        participants[i] = str_make(json_string_value(id), json_string_length(id));
+    }
+    chat_group_create(a->chat, c->user.id, participants, n,
+                      json_is_string(title)
+                          ? str_make(json_string_value(title), json_string_length(title))
+                          : STR_NULL,
+                      answered, c);
+    return HTTP_DEFERRED;
 }
 
 /* ---- messages ---- */
-
-static void page_done(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc && !store_failed(c)) {
-        store_messages_page_t *p = &req->u.messages_page;
-        if (p->before_seq == 0) chat_history_fill(c->api->chat, c->id, p);
-        json_t *arr = json_array();
-        for (size_t i = 0; i < p->count; i++)
-            json_array_append_new(arr, chat_message_json(&p->msgs[i]));
-        char cursor[32];
-        if (p->has_more && p->count)
-            snprintf(cursor, sizeof cursor, "%lld", (long long)p->msgs[0].seq);
-        json_t *doc = json_pack("{s:o, s:o}", "messages", arr, "nextCursor",
-                                p->has_more && p->count ? json_string(cursor) : json_null());
-        respond_json(c->hc, 200, doc);
-        json_decref(doc);
-    }
-    ctx_free(c);
-}
 
 static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, str_t conv,
                          const chat_user_t *user)
@@ -579,37 +529,12 @@ static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, s
         respond_error(hc, 400, "BAD_REQUEST", "limit and before must be positive integers");
         return HTTP_DONE;
     }
-    if (before_seq == 0) {
-        /* The newest page, the one every opened conversation asks for: from memory if there. */
-        char cid[ID_SIZE];
-        memcpy(cid, conv.ptr, ID_LEN);
-        cid[ID_LEN] = '\0';
-        buf_t out;
-        buf_init(&out);
-        if (chat_history_page(a->chat, cid, user->id, (size_t)limit, &out)) {
-            http_respond(hc, 200, "application/json; charset=utf-8", NULL, out.data, out.len);
-            buf_free(&out);
-            return HTTP_DONE;
-        }
-        buf_free(&out);
-    }
-    api_ctx_t *c = ctx_new(a, hc, page_arena(a, 32 * 1024, (size_t)limit, 20 * 1024));
-    if (!c) {
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->user = *user;
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) return HTTP_DONE;
     memcpy(c->id, conv.ptr, ID_LEN);
-    store_messages_page_t *p = &c->req.u.messages_page;
-    p->conversation_id = str_make(c->id, ID_LEN);
-    p->requester = str_cstr(c->user.id);
-    p->before_seq = before_seq;
-    p->limit = (size_t)limit;
-    /* The newest page fills the recent-history cache, which inserts then extend: read it in
-     * order with the writes so that no message falls between the two. */
-    c->req.ordered = before_seq == 0;
-    c->req.op = STORE_OP_MESSAGES_PAGE;
-    return submit(c, page_done);
+    c->id[ID_LEN] = '\0';
+    chat_history(a->chat, c->user.id, c->id, before_seq, (size_t)limit, answered, c);
+    return HTTP_DEFERRED;
 }
 
 static void rest_send_done(void *ud, const chat_err_t *err, str_t doc, bool dup, int64_t pos)
@@ -649,40 +574,18 @@ static int post_message(api_t *a, http_conn_t *hc, str_t body, const chat_user_t
     return HTTP_DEFERRED;
 }
 
-static void read_done(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (!store_failed(c)) {
-        store_mark_read_t *mr = &req->u.mark_read;
-        if (mr->moved) chat_publish_read(c->api->chat, c->user.id, c->id, mr);
-        if (c->hc) {
-            json_t *doc =
-                json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "conversationId", mr->conv_id, "seq",
-                          (json_int_t)mr->seq, "unreadCount", (json_int_t)mr->unread_count);
-            respond_json(c->hc, 200, doc);
-            json_decref(doc);
-        }
-    }
-    ctx_free(c);
-}
-
 static int mark_read(api_t *a, http_conn_t *hc, str_t msg, const chat_user_t *user)
 {
     if (!id_valid(msg)) {
         respond_error(hc, 400, "BAD_REQUEST", "messageId must be a 24-character hex id");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 1024);
-    if (!c) {
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->user = *user;
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) return HTTP_DONE;
     memcpy(c->id, msg.ptr, ID_LEN);
-    c->req.op = STORE_OP_MARK_READ;
-    c->req.u.mark_read.user = str_cstr(c->user.id);
-    c->req.u.mark_read.message_id = str_make(c->id, ID_LEN);
-    return submit(c, read_done);
+    c->id[ID_LEN] = '\0';
+    chat_mark_read(a->chat, c->user.id, NULL, c->id, answered, c);
+    return HTTP_DEFERRED;
 }
 
 /* ---- users ---- */
@@ -713,104 +616,25 @@ static int user_status(api_t *a, http_conn_t *hc, str_t user, const chat_user_t 
     return HTTP_DEFERRED;
 }
 
-static void search_done(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc && !store_failed(c)) {
-        store_users_search_t *us = &req->u.users_search;
-        json_t *arr = json_array();
-        /* One more than the page was read in case the caller is among them: never answer it. */
-        for (size_t i = 0; i < us->count && json_array_size(arr) + 1 < us->limit; i++) {
-            /* Accounts are public only as far as a chat needs: id, username, name, role. */
-            if (str_eq_cstr(us->users[i].id, c->user.id)) continue;
-            json_array_append_new(arr, chat_user_json(&us->users[i]));
-        }
-        json_t *doc = json_pack("{s:o}", "users", arr);
-        respond_json(c->hc, 200, doc);
-        json_decref(doc);
-    }
-    ctx_free(c);
-}
-
-/* GET /api/chat/users?ids=a,b: names of people who share a conversation with the caller
- * (others are left out, as if unknown). First the caller's contacts, then their records. */
-static bool contact_of(const store_contacts_t *ct, const char *id)
-{
-    for (size_t i = 0; i < ct->count; i++)
-        if (str_eq_cstr(ct->user_ids[i], id)) return true;
-    return false;
-}
-
-static void users_found(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc && !store_failed(c)) {
-        store_users_get_t *ug = &req->u.users_get;
-        json_t *arr = json_array();
-        for (size_t i = 0; i < ug->found; i++)
-            json_array_append_new(arr, chat_user_json(&ug->users[i]));
-        json_t *doc = json_pack("{s:o}", "users", arr);
-        respond_json(c->hc, 200, doc);
-        json_decref(doc);
-    }
-    ctx_free(c);
-}
-
-static void contacts_found(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (!c->hc || store_failed(c)) {
-        ctx_free(c);
-        return;
-    }
-    store_contacts_t ct = req->u.contacts;
-    size_t n = 0, want = json_array_size(c->body);
-    for (size_t i = 0; i < want; i++) {
-        const char *id = json_string_value(json_array_get(c->body, i));
-        if (!strcmp(id, c->user.id) || contact_of(&ct, id)) c->ids[n++] = str_cstr(id);
-    }
-    if (n == 0) {
-        json_t *doc = json_pack("{s:[]}", "users");
-        respond_json(c->hc, 200, doc);
-        json_decref(doc);
-        ctx_free(c);
-        return;
-    }
-    memset(&c->req.u, 0, sizeof c->req.u);
-    c->req.op = STORE_OP_USERS_GET;
-    c->req.u.users_get.ids = c->ids;
-    c->req.u.users_get.count = n;
-    submit(c, users_found);
-}
-
 static int users_by_id(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
 {
     char list[100 * (STORE_USER_ID_MAX + 1)];
     int n = http_query_param(req->query, "ids", list, sizeof list);
-    json_t *ids = json_array();
+    const char *ids[100];
+    size_t count = 0;
     bool ok = n > 0;
     for (char *tok = n > 0 ? strtok(list, ",") : NULL; ok && tok; tok = strtok(NULL, ",")) {
-        ok = auth_sub_is_valid(tok, strlen(tok)) && json_array_size(ids) < 100;
-        if (ok) json_array_append_new(ids, json_string(tok));
+        ok = auth_sub_is_valid(tok, strlen(tok)) && count < 100;
+        if (ok) ids[count++] = tok;
     }
-    if (!ok || json_array_size(ids) == 0) {
-        json_decref(ids);
+    if (!ok || count == 0) {
         respond_error(hc, 400, "BAD_REQUEST", "ids must be 1-100 comma-separated user ids");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 128 * 1024);
-    if (!c || !(c->ids = calloc(json_array_size(ids), sizeof *c->ids))) {
-        if (c) ctx_free(c);
-        json_decref(ids);
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->body = ids;
-    c->user = *me;
-    c->req.op = STORE_OP_CONTACTS;
-    c->req.u.contacts.user = str_cstr(c->user.id);
-    c->req.u.contacts.limit = 1000;
-    return submit(c, contacts_found);
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    chat_users_get(a->chat, c->user.id, ids, count, answered, c);
+    return HTTP_DEFERRED;
 }
 
 static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
@@ -830,17 +654,10 @@ static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, co
                       "q must be the start of a username (A-Z a-z 0-9 _ -, up to 64 characters)");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 32 * 1024);
-    if (!c) {
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return HTTP_DONE;
-    }
-    c->user = *me;
-    memcpy(c->hash, q, (size_t)n + 1); /* spare storage for the prefix */
-    c->req.op = STORE_OP_USERS_SEARCH;
-    c->req.u.users_search.prefix = str_make(c->hash, (size_t)n);
-    c->req.u.users_search.limit = (size_t)limit + 1; /* the caller may be among them */
-    return submit(c, search_done);
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    chat_users_search(a->chat, c->user.id, str_make(q, (size_t)n), (size_t)limit, answered, c);
+    return HTTP_DEFERRED;
 }
 
 /* ---- routing ---- */
@@ -1012,7 +829,6 @@ api_t *api_new(uv_loop_t *loop, chat_t *chat, const api_options_t *opts)
     if (!a) return NULL;
     a->loop = loop;
     a->chat = chat;
-    a->store = chat_store(chat);
     a->opts = *opts;
     if (limiter_init(&a->auth_limit, opts->auth_per_min / 60.0,
                      opts->auth_per_min < 10 ? opts->auth_per_min : 10, 0) != 0) {

@@ -159,9 +159,14 @@ static void inserted(store_req_t *req)
     u->pending = false;
     if (req->status != STORE_OK) {
         files_remove(u->fa->dir, u->id); /* the row and the file exist together or not at all */
-        if (req->status == STORE_E_QUOTA)
+        if (req->status == STORE_E_QUOTA) {
             upload_fail(u, 413, "PAYLOAD_TOO_LARGE", "your storage quota is used up");
-        else
+        } else if (req->status == STORE_E_UNAVAILABLE) { /* 503 STORE_UNAVAILABLE, Retry-After */
+            chat_err_t e;
+            chat_store_err(req->status, &e);
+            if (u->hc) api_respond_refusal(u->hc, &e);
+            upload_free(u);
+        } else
             upload_fail(u, 500, "INTERNAL", "could not record the file");
         return;
     }
@@ -423,6 +428,13 @@ static void file_found(store_req_t *req)
     if (req->status == STORE_E_NOT_FOUND || (req->status == STORE_OK && !fg->allowed)) {
         /* Strangers learn nothing, not even that the file exists. */
         api_respond_error(hc, 404, "NOT_FOUND", "no such file");
+        download_free(d);
+        return;
+    }
+    if (req->status == STORE_E_UNAVAILABLE) { /* 503 STORE_UNAVAILABLE, Retry-After */
+        chat_err_t e;
+        chat_store_err(req->status, &e);
+        api_respond_refusal(hc, &e);
         download_free(d);
         return;
     }

@@ -86,23 +86,83 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
 /* Reads the newest message position so recovery offsets can start; call once at start. */
 void chat_start(chat_t *c);
 
-/* Recent history: the newest page of a conversation from memory. Writes the answer
- * {messages,nextCursor} to out and returns true when user is a known member and the page is
- * in memory; false means: ask the store (then chat_history_fill with the newest page). */
-bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out);
-void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p);
-void chat_history_drop(chat_t *c, const char *conv);
+/* ---- What REST and sockets both ask (docs/api.md); api.c only parses and answers ---- */
 
-/* Caches the members of a conversation (from a store answer). */
-void chat_cache_members(chat_t *c, const store_conversation_t *conv);
-/* Emits ["event", doc] to every socket of user (except `except`). */
-void chat_emit_to_user(chat_t *c, const char *user, const sio_socket_t *except, const char *event,
-                       json_t *doc);
-/* messages_read { conversationId, readerId, seq, messageId, readAt } to every member. */
-void chat_publish_read(chat_t *c, const char *reader, const char *message_id,
-                       const store_mark_read_t *mr);
-/* Status and code of a store error in a conversation context: a conversation the caller is not
- * a member of is reported exactly like one that does not exist (404), so ids cannot be probed. */
+/* A store status as a refusal: HTTP status, code and message. In a conversation context a
+ * conversation the caller is not a member of is reported exactly like one that does not
+ * exist (404), so ids cannot be probed. STORE_E_UNAVAILABLE (the database cannot be
+ * reached) is 503 STORE_UNAVAILABLE with retry_after_ms CHAT_STORE_RETRY_MS. */
+#define CHAT_STORE_RETRY_MS 1000
+void chat_store_err(int store_status, chat_err_t *out);
+/* The same, without the wait (kept for callers that only need status, code and message). */
 int chat_store_error(int store_status, const char **code, const char **message);
+
+/* The answer of a request: err NULL on success, then status is its HTTP status and body its
+ * JSON text (borrowed for the call). May be called before the function returns. */
+typedef void (*chat_answer_fn)(void *ud, const chat_err_t *err, int status, str_t body);
+
+/* mark_read: moves user's read watermark in the message's conversation (conv_or_null, when
+ * given, must be it) up to message, tells every member (messages_read) when it moved, and
+ * answers {"ok":true,"conversationId","seq","unreadCount"}. Ids are 24-hex, NUL-terminated. */
+void chat_mark_read(chat_t *c, const char *user, const char *conv_or_null, const char *message,
+                    chat_answer_fn done, void *ud);
+/* A page of a conversation's history, newest first page when before_seq is 0 (served from the
+ * recent-history cache when there): {"messages":[...],"nextCursor":...}. */
+void chat_history(chat_t *c, const char *user, const char *conv, int64_t before_seq, size_t limit,
+                  chat_answer_fn done, void *ud);
+/* The user's conversations, newest first: {"conversations":[...],"nextCursor":...}. cursor
+ * may be STR_NULL. */
+void chat_conversations(chat_t *c, const char *user, str_t cursor, size_t limit,
+                        chat_answer_fn done, void *ud);
+/* A group of user and the participants (validated ids; the strings are copied): 201 and the
+ * conversation document. */
+void chat_group_create(chat_t *c, const char *user, const str_t *participants, size_t n,
+                       str_t title, chat_answer_fn done, void *ud);
+/* Users whose username starts with prefix, the caller left out: {"users":[...]}. */
+void chat_users_search(chat_t *c, const char *user, str_t prefix, size_t limit, chat_answer_fn done,
+                       void *ud);
+/* Of the ids (validated), the caller and those who share a conversation with the caller:
+ * {"users":[...]}. */
+void chat_users_get(chat_t *c, const char *user, const char *const *ids, size_t n,
+                    chat_answer_fn done, void *ud);
+
+/* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
+
+typedef enum {
+    CHAT_TO_USERS, /* every socket of each of users[0..nusers) */
+    CHAT_TO_CONV   /* every socket of every member of conv; users when its members cannot be
+                      learnt (not cached, and the store cannot tell) */
+} chat_audience_t;
+
+typedef struct {
+    chat_audience_t to;
+    const char *conv;      /* CHAT_TO_CONV: a 24-hex id, NUL-terminated */
+    const str_t *users;    /* user ids */
+    size_t nusers;         /* as CHAT_TO_CONV's fallback: at most STORE_GROUP_MAX */
+    const char *skip_user; /* a user not to tell (typing: the typist), or NULL */
+    uint64_t except;       /* the id of a socket not to tell (the sender's), 0: none. Socket
+                              ids are 64 random bits, unique across nodes; on a wire they are
+                              16 hex digits (chat_sid_text). Never a socket pointer. */
+    const char *event;     /* "receive_message", "messages_read", "typing", "user_status" */
+    const str_t *args;     /* the arguments after the event name as JSON text, in pieces */
+    size_t nargs;          /* (at most CHAT_DELIVERY_ARGS) that are concatenated */
+    int64_t pos;           /* receive_message: the message's commit position; else 0 */
+} chat_delivery_t;
+#define CHAT_DELIVERY_ARGS 4
+
+/* A socket id as text (16 hex digits: how a delivery's except crosses a wire), and back (0:
+ * not an id). */
+#define CHAT_SID_LEN 16
+void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
+uint64_t chat_sid_parse(const char *text);
+
+/* Called by chat_deliver after the local delivery, with the same delivery (valid for the
+ * call only): the cluster forwards it to the other nodes, which run chat_deliver_local. */
+typedef void (*chat_publish_fn)(void *ud, const chat_delivery_t *d);
+void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
+/* Delivers to the sockets of this process, then publishes. */
+void chat_deliver(chat_t *c, const chat_delivery_t *d);
+/* Only the local half: for a delivery that came from another node. */
+void chat_deliver_local(chat_t *c, const chat_delivery_t *d);
 
 #endif

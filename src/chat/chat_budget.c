@@ -8,6 +8,7 @@
  *   marked, and per (user, conversation) the watermark and unread count of the last answer,
  *   valid while no new message was delivered in that conversation. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat/chat_int.h"
@@ -42,10 +43,14 @@ bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id)
     if (c->opts.events_flood_disconnect && ++cs->refused_run >= c->opts.events_flood_disconnect) {
         log_info_throttled("socket of %s disconnected: %u events refused in a row", CS_UID(cs),
                            cs->refused_run);
-        cs->flooded = true;
-        cs->kick_next = c->kick;
-        c->kick = cs_ref(cs);
-        uv_timer_start(&c->kick_timer, chat_budget_kick, 0, 0);
+        cs->flooded = true; /* from now on its events are ignored */
+        chat_kick_t *k = malloc(sizeof *k);
+        if (k) { /* else it is not disconnected, but costs nothing any more */
+            k->cs = cs_ref(cs);
+            k->next = c->kick;
+            c->kick = k;
+            uv_timer_start(&c->kick_timer, chat_budget_kick, 0, 0);
+        }
         return false;
     }
     chat_reply_error(cs, ack_id, "RATE_LIMITED", "too many events; slow down", wait);
@@ -56,11 +61,11 @@ void chat_budget_kick(uv_timer_t *t)
 {
     chat_t *c = t->data;
     while (c->kick) {
-        chat_sock_t *cs = c->kick;
-        c->kick = cs->kick_next;
-        cs->kick_next = NULL;
-        if (cs->socket) sio_socket_disconnect(cs->socket, true);
-        cs_unref(cs);
+        chat_kick_t *k = c->kick;
+        c->kick = k->next;
+        if (k->cs->socket) sio_socket_disconnect(k->cs->socket, true);
+        cs_unref(k->cs);
+        free(k);
     }
 }
 

@@ -1,15 +1,31 @@
 /* The chat layer's shared insides: the types every chat_*.c file works on (the chat, its
  * sockets, presence and membership cache) and the few functions they call across files.
- * Loop thread only, like everything in src/chat/. Not for use outside src/chat/. */
+ * Loop thread only, like everything in src/chat/. Not for use outside src/chat/.
+ *
+ * The modules (docs/architecture.md, "The chat layer"):
+ *   chat.c          lifecycle, the Socket.IO handlers table, authorization and pids, limits,
+ *                   recorded users, answers on the asking socket (acks, message_error)
+ *   chat_deliver.c  the delivery seam: every event to users goes through chat_deliver
+ *   chat_cache.c    membership cache, recent history, store errors
+ *   chat_send.c     send_message / POST messages: validation, insert, receive_message
+ *   chat_read.c     mark_read / PUT read, messages_read
+ *   chat_typing.c   typing state, throttle and expiry
+ *   chat_presence.c presence, grace period, user_status, get_status / GET status
+ *   chat_query.c    the reads REST asks for: history, conversation lists, groups, users
+ *   chat_budget.c   the per-socket event budget, mark_read answered from memory
+ *   chat_recovery.c connection state recovery */
 #ifndef PARLOR_CHAT_INT_H
 #define PARLOR_CHAT_INT_H
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "chat/chat.h"
 #include "chat/limits.h"
 #include "core/id.h"
 #include "core/strmap.h"
+#include "net/timerq.h"
 
 typedef struct chat_sock chat_sock_t;
 typedef struct history history_t;
@@ -39,7 +55,8 @@ typedef struct presence {
     int64_t last_seen; /* ms; when the user went offline, or came online */
     size_t hash;
     unsigned sockets;
-    bool online; /* as last announced */
+    uint16_t len; /* of user */
+    bool online;  /* as last announced */
     char user[];
 } presence_t;
 
@@ -74,8 +91,10 @@ struct chat {
     chat_replay_t *replay_paused; /* waiting for their sockets' readers to catch up */
     uv_timer_t replay_timer;      /* checks the paused ones */
     strmap_t marks;               /* "user\nconversation" -> watermark (chat_budget.c) */
-    chat_sock_t *kick;            /* flooding sockets to disconnect (a reference each) */
+    struct chat_kick *kick;       /* flooding sockets to disconnect (a reference each) */
     uv_timer_t kick_timer;
+    chat_publish_fn publish; /* the delivery seam's other half (NULL: one node) */
+    void *publish_ud;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -105,9 +124,19 @@ struct chat_sock {
     bucket_t events;       /* the event budget (chat_budget.c) */
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */
-    chat_sock_t *kick_next;
-    chat_marks_t *marks; /* the last messages it marked read, with their seq (lazily) */
+    chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
+    /* Its id for deliveries (chat_delivery_t.except): 64 random bits, so unique across nodes
+     * too, never 0. A raw pointer could not name it to another node. 8 bytes, not text: the
+     * struct stays at 120 (a 128-byte malloc chunk, the idle-socket memory budget), and a
+     * delivery compares integers. */
+    uint64_t sid;
 };
+
+/* A socket to disconnect for flooding (rare: not a field of every socket). */
+typedef struct chat_kick {
+    chat_sock_t *cs; /* a reference */
+    struct chat_kick *next;
+} chat_kick_t;
 
 /* The user of a connected socket (valid while cs->socket is set). */
 #define CS_UID(cs) ((const char *)(cs)->pres->user)
@@ -126,24 +155,101 @@ static inline void cs_unref(chat_sock_t *cs)
     }
 }
 
+/* ---- small helpers ---- */
+
+static inline int64_t chat_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* FNV-1a of s[0..n). */
+static inline size_t chat_hash(const char *s, size_t n)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A string that is a 24-hex id. */
+static inline bool chat_json_id(json_t *j)
+{
+    return json_is_string(j) && id_valid(str_make(json_string_value(j), json_string_length(j)));
+}
+
+/* ---- chat_cache.c: membership and recent history ---- */
+
 members_entry_t *chat_cache_find(chat_t *c, const char *conv);
+void chat_cache_put(chat_t *c, const char *conv, const str_t *users, size_t n);
+/* Caches the members of a conversation (from a store answer). */
+void chat_cache_members(chat_t *c, const store_conversation_t *conv);
+bool chat_cache_has(const members_entry_t *e, const char *user);
+void chat_cache_clear(chat_t *c);
+/* Recent history: the newest page of a conversation from memory. Writes the answer
+ * {messages,nextCursor} to out and returns true when user is a known member and the page is
+ * in memory; false means: ask the store (then chat_history_fill with the newest page). */
+bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t limit, buf_t *out);
+void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p);
+void chat_history_drop(chat_t *c, const char *conv);
+/* A new message (its document as text) at the end of the conversation's recent history. */
+void chat_history_append(chat_t *c, const char *conv, int64_t seq, str_t doc);
+
+/* ---- chat.c ---- */
+
 /* From now on user-addressed events reach the socket. */
 void chat_sock_go_live(chat_sock_t *cs);
+/* Answers on a socket: an error (ack and message_error, which echoes client_msg_id when it is
+ * a string; retry_after_ms 0: none), or {ok:true, ...fields} when an ack was asked for. */
+void chat_reply_err(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, const chat_err_t *e);
+void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
+                      uint32_t retry_after_ms);
+void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields);
+/* Acks with [body] (body: a JSON object's text). */
+void chat_reply_body(chat_sock_t *cs, int64_t ack_id, str_t body);
 
+/* ---- chat_send.c ---- */
+
+void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id);
 /* A session's acknowledged positions (see acked_t). */
 #define ACKED_KEY_SIZE (STORE_USER_ID_MAX + 32)
 const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE]);
 acked_t *chat_acked_of(chat_t *c, const char *pid, bool create);
 bool chat_acked_has(const acked_t *a, int64_t pos);
+/* Drops the positions of sessions gone longer than ACKED_LINGER_MS. */
+void chat_acked_sweep(chat_t *c, uint64_t now);
 
-/* Answers on a socket (chat.c): an error (ack and message_error; retry_after_ms 0: none), or
- * {ok:true, ...fields} when an ack was asked for. */
-void chat_reply_error(chat_sock_t *cs, int64_t ack_id, const char *code, const char *message,
-                      uint32_t retry_after_ms);
-void chat_reply_ok(chat_sock_t *cs, int64_t ack_id, json_t *fields);
+/* ---- chat_read.c ---- */
 
-/* chat_budget.c. Spends one event of the socket's budget: true to go on; false when the event
- * was refused (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
+void chat_on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+
+/* ---- chat_typing.c ---- */
+
+void chat_on_typing(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+/* The user stopped typing in conv (it sent a message there). */
+void chat_typing_stop(chat_t *c, const char *user, const char *conv);
+/* The user's last socket left: whatever it was typing stops. */
+void chat_typing_clear_user(chat_t *c, const char *user);
+void chat_typing_expired(timerq_t *q, tq_entry_t *e); /* typing_tq's callback */
+
+/* ---- chat_presence.c ---- */
+
+void chat_on_get_status(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+presence_t *chat_presence_find(const chat_t *c, str_t user);
+/* The user's entry, created (no sockets, offline) when there is none. */
+presence_t *chat_presence_get(chat_t *c, const char *user);
+/* cs->pres was set when the socket was authorized (chat_presence_get). */
+void chat_presence_connect(chat_t *c, chat_sock_t *cs);
+void chat_presence_disconnect(chat_t *c, chat_sock_t *cs);
+void chat_presence_grace_over(timerq_t *q, tq_entry_t *e); /* grace_tq's callback */
+/* At shutdown: lastSeen of everyone present is recorded, the table emptied. */
+void chat_presence_flush(chat_t *c);
+void chat_presence_free(chat_t *c);
+
+/* ---- chat_budget.c ---- */
+
+/* Spends one event of the socket's budget: true to go on; false when the event was refused
+ * (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
 bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
 void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
 /* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
@@ -156,8 +262,10 @@ void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const ch
                           const store_mark_read_t *mr);
 void chat_marks_forget(chat_t *c);
 
-/* chat_recovery.c. Whether a session whose last event was at `offset` may be recovered
- * (few enough messages since; see --recovery-max-messages). */
+/* ---- chat_recovery.c ---- */
+
+/* Whether a session whose last event was at `offset` may be recovered (few enough messages
+ * since; see --recovery-max-messages). */
 bool chat_recovery_admit(chat_t *c, int64_t offset);
 /* Replays what a recovered session missed after `after`, then resumes its live stream. The
  * socket is live at once, with its receive_message deliveries held meanwhile. */

@@ -152,6 +152,15 @@ static void replay_done(store_req_t *req)
     }
     if (req->status != STORE_OK) {
         log_warn_throttled("recovery for %s failed: %s", CS_UID(cs), store_strerror(req->status));
+        if (req->status == STORE_E_UNAVAILABLE) {
+            /* Ending the replay would leave a gap that the client, told it was recovered,
+             * never fills. Its transport is closed instead, with no Socket.IO DISCONNECT and
+             * nothing past the gap: the client reconnects by itself and recovers from its last
+             * offset once the database is back. (A store completion: not inside a callback of
+             * this session.) */
+            hold_clear(r);
+            eio_session_close(sio_socket_eio(cs->socket), "recovery: the store is unavailable");
+        }
         replay_finish(r);
         return;
     }

@@ -1,0 +1,206 @@
+/* The delivery seam: every event the chat layer sends to users (receive_message,
+ * messages_read, typing, user_status) goes through chat_deliver. Answers to the socket that
+ * asked (acks, message_error, get_status) and a recovery's replay to its own socket do not:
+ * that socket is always on this node.
+ *
+ * The shape, after Redis's pubsubPublishMessageAndPropagateToCluster (src/pubsub.c), which
+ * delivers a PUBLISH to this node's subscribers and then propagates it to the cluster:
+ *
+ *     chat_deliver(c, d)             an event made here (a send, a receipt, typing, presence)
+ *       chat_deliver_local(c, d)       to the sockets of this process
+ *       c->publish(c->publish_ud, d)   to the other nodes (NULL: a single node)
+ *     chat_deliver_local(c, d)       an event that came from another node: the local half only
+ *
+ * A delivery (chat_delivery_t, chat.h) is plain data that can cross nodes:
+ *   - the audience, by name: users (CHAT_TO_USERS: a list of user ids) or a conversation's
+ *     members (CHAT_TO_CONV: its id; each node resolves the members from its own cache, and a
+ *     node that has not cached them asks the store, falling back to the users given), and a
+ *     user to leave out (skip_user: the typist);
+ *   - the socket to leave out by its id (except: the sender's sid, 64 random bits so unique
+ *     across nodes, 16 hex digits on a wire; never a sio_socket_t pointer);
+ *   - the event name and its arguments as encoded JSON text (in up to CHAT_DELIVERY_ARGS
+ *     pieces, so receive_message's document is not copied to be joined to its offset);
+ *   - pos, the commit position of a receive_message (a socket being recovered holds it until
+ *     its replay has caught up, chat_recovery.c).
+ * The local half encodes the Socket.IO packet once, at the first socket that needs it, and
+ * queues that one refcounted frame on every recipient socket. A delivery is valid for the
+ * call only: whoever keeps it (a store lookup here, the cluster's queue) copies it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "chat/chat_int.h"
+#include "core/log.h"
+
+/* The packet, built at the first socket that gets it. */
+typedef struct {
+    const chat_delivery_t *d;
+    sio_built_t b;
+    int state; /* 0: not built yet, 1: built, -1: could not be built */
+} lazy_t;
+
+static bool lazy_build(chat_t *c, lazy_t *l)
+{
+    if (l->state == 0) {
+        const chat_delivery_t *d = l->d;
+        str_t parts[3 + CHAT_DELIVERY_ARGS + 1];
+        size_t n = 0, elen = strlen(d->event);
+        char head[64]; /* ["event", as one part: fewer to gather */
+        if (elen + 4 <= sizeof head) {
+            head[0] = '[';
+            head[1] = '"';
+            memcpy(head + 2, d->event, elen);
+            memcpy(head + 2 + elen, "\",", 2);
+            parts[n++] = str_make(head, elen + 4);
+        } else {
+            parts[n++] = STR_LIT("[\"");
+            parts[n++] = str_make(d->event, elen);
+            parts[n++] = STR_LIT("\",");
+        }
+        for (size_t i = 0; i < d->nargs && i < CHAT_DELIVERY_ARGS; i++) parts[n++] = d->args[i];
+        parts[n++] = STR_LIT("]");
+        l->state = sio_build_event_parts(c->nsp, parts, n, &l->b) == 0 ? 1 : -1;
+    }
+    return l->state == 1;
+}
+
+static void to_user(chat_t *c, lazy_t *l, str_t user)
+{
+    const chat_delivery_t *d = l->d;
+    presence_t *p = chat_presence_find(c, user);
+    for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
+        if (cs->sid == d->except) continue;
+        if (!lazy_build(c, l)) return;
+        if (!(d->pos > 0 && chat_recovery_hold(cs, d->pos, &l->b)))
+            sio_socket_send_built(cs->socket, &l->b);
+    }
+}
+
+static bool skipped(const chat_delivery_t *d, str_t user)
+{
+    return d->skip_user && str_eq_cstr(user, d->skip_user);
+}
+
+static void to_users(chat_t *c, lazy_t *l)
+{
+    const chat_delivery_t *d = l->d;
+    for (size_t i = 0; i < d->nusers; i++)
+        if (!skipped(d, d->users[i])) to_user(c, l, d->users[i]);
+}
+
+static void to_members(chat_t *c, lazy_t *l, const members_entry_t *e)
+{
+    for (uint32_t i = 0; i < e->n; i++) {
+        str_t u = str_cstr(e->users[i]);
+        if (!skipped(l->d, u)) to_user(c, l, u);
+    }
+}
+
+/* Delivers d to the members (e: cached) when known, else to d's users. */
+static void deliver_known(chat_t *c, const chat_delivery_t *d, const members_entry_t *e)
+{
+    lazy_t l = {d, {0}, 0};
+    if (e)
+        to_members(c, &l, e);
+    else
+        to_users(c, &l);
+    if (l.state == 1) sio_built_free(&l.b);
+}
+
+/* A conversation whose members are not cached (e.g. just after a restart): a copy of the
+ * delivery waits for the store's answer. MUST own every string it points to. */
+typedef struct {
+    store_req_t req;
+    chat_t *chat;
+    chat_delivery_t d;
+    str_t args[1];
+    str_t users[STORE_GROUP_MAX];
+    char conv[ID_SIZE];
+    char *strings; /* the users, skip_user, event and args, one after another */
+    char arena[];
+} lookup_t;
+
+#define LOOKUP_ARENA (64 * 1024)
+
+static void lookup_done(store_req_t *req)
+{
+    lookup_t *x = (lookup_t *)req;
+    if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
+    deliver_known(x->chat, &x->d, chat_cache_find(x->chat, x->conv));
+    free(x->strings);
+    free(x);
+}
+
+static char *keep(char **at, const char *s, size_t n)
+{
+    char *p = *at;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    *at += n + 1;
+    return p;
+}
+
+static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
+{
+    size_t need = strlen(d->event) + 1 + (d->skip_user ? strlen(d->skip_user) + 1 : 0) + 1;
+    size_t nusers = d->nusers < STORE_GROUP_MAX ? d->nusers : STORE_GROUP_MAX;
+    for (size_t i = 0; i < nusers; i++) need += d->users[i].len + 1;
+    for (size_t i = 0; i < d->nargs; i++) need += d->args[i].len;
+    lookup_t *x = malloc(sizeof *x + LOOKUP_ARENA);
+    char *at = x ? malloc(need) : NULL;
+    if (!at) {
+        free(x);
+        log_warn_throttled("a %s delivery was dropped: out of memory", d->event);
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->chat = c;
+    x->strings = at;
+    x->d = *d;
+    memcpy(x->conv, d->conv, ID_LEN);
+    x->conv[ID_LEN] = '\0';
+    x->d.conv = x->conv;
+    x->d.event = keep(&at, d->event, strlen(d->event));
+    x->d.skip_user = d->skip_user ? keep(&at, d->skip_user, strlen(d->skip_user)) : NULL;
+    for (size_t i = 0; i < nusers; i++)
+        x->users[i] = str_make(keep(&at, d->users[i].ptr, d->users[i].len), d->users[i].len);
+    x->d.users = x->users;
+    x->d.nusers = nusers;
+    char *args = at; /* the pieces joined into one */
+    for (size_t i = 0; i < d->nargs; i++) {
+        memcpy(at, d->args[i].ptr, d->args[i].len);
+        at += d->args[i].len;
+    }
+    x->args[0] = str_make(args, (size_t)(at - args));
+    x->d.args = x->args;
+    x->d.nargs = 1;
+    x->req.op = STORE_OP_CONVERSATION_GET;
+    x->req.done = lookup_done;
+    x->req.arena.ptr = x->arena;
+    x->req.arena.cap = LOOKUP_ARENA;
+    x->req.u.conversation_get.id = str_make(x->conv, ID_LEN);
+    if (store_submit(c->store, &x->req) != 0) {
+        free(x->strings);
+        free(x);
+    }
+}
+
+void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
+{
+    const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
+    if (d->to == CHAT_TO_CONV && !e)
+        lookup_then_deliver(c, d);
+    else
+        deliver_known(c, d, e);
+}
+
+void chat_deliver(chat_t *c, const chat_delivery_t *d)
+{
+    chat_deliver_local(c, d);
+    if (c->publish) c->publish(c->publish_ud, d);
+}
+
+void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud)
+{
+    c->publish = fn;
+    c->publish_ud = ud;
+}
