@@ -107,16 +107,18 @@ static void replay_finish(chat_replay_t *r)
 {
     chat_sock_t *cs = r->cs;
     chat_t *c = cs->chat;
+    int64_t last = r->after; /* the last position the socket was given */
     if (cs->socket) {
         for (size_t i = 0; i < r->nhold; i++)
-            if (r->hold_pos[i] > r->after) {
+            if (r->hold_pos[i] > last) {
                 sio_built_t b = {r->hold[i], NULL, 0};
                 sio_socket_send_built(cs->socket, &b);
+                last = r->hold_pos[i];
             }
     }
     if (cs->replay == r) {
         cs->replay = NULL;
-        cs->replayed_to = r->after;
+        cs->replayed_to = last;
     }
     if (r->state == R_RUNNING) {
         c->replays_running--;
@@ -300,21 +302,70 @@ void chat_recovery_close(chat_t *c)
     uv_close((uv_handle_t *)&c->replay_timer, NULL);
 }
 
-void chat_recovery_start(chat_sock_t *cs, int64_t after)
+static chat_replay_t *replay_new(chat_sock_t *cs, int64_t after)
 {
-    chat_t *c = cs->chat;
     chat_replay_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        chat_sock_go_live(cs);
-        return;
-    }
+    if (!r) return NULL;
     r->cs = cs_ref(cs);
     r->after = after;
     snprintf(r->user, sizeof r->user, "%s", CS_UID(cs));
     cs->replay = r;
+    return r;
+}
+
+void chat_recovery_start(chat_sock_t *cs, int64_t after)
+{
+    chat_t *c = cs->chat;
+    chat_replay_t *r = replay_new(cs, after);
     chat_sock_go_live(cs); /* its message deliveries are held until the replay is over */
+    if (!r) return;
     wait_push(c, r);
     replay_next_waiting(c);
+}
+
+/* ---- Cluster: receive_message in position order (docs/cluster.md, "The offset rule") ----
+ *
+ * With several nodes, messages of one user committed by different nodes reach a socket in
+ * whatever order the bus brings them: pos 101 (node B) may come before pos 100 (node A). A
+ * socket that got 101 and its offset "101", then reconnected, would recover "after 101" and
+ * never see 100. So a socket is given offset P only once it has been given every message of
+ * its user with a smaller position. cs->replayed_to is the last position given (for a new
+ * socket: the newest position this node knew when it connected):
+ *   pos <= replayed_to       a duplicate (or a message the socket has from a replay): dropped;
+ *   pos == replayed_to + 1   nothing can be missing in between: sent;
+ *   pos >  replayed_to + 1   something in between may be missing or still on its way: the
+ *                            socket replays MESSAGES_SINCE(replayed_to) from the store (a read
+ *                            submitted now sees pos and everything below it, store guarantee
+ *                            4), with this delivery held as during a recovery.
+ * A message the socket sent itself (b NULL) is not sent to it, but moves replayed_to on when it
+ * is the next position; a replay leaves it out (the acked positions). */
+void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
+{
+    if (cs->replay) {
+        if (b) chat_recovery_hold(cs, pos, b);
+        return;
+    }
+    if (pos <= cs->replayed_to) return;
+    if (pos == cs->replayed_to + 1) {
+        if (b) sio_socket_send_built(cs->socket, b);
+        cs->replayed_to = pos;
+        return;
+    }
+    if (!b) return; /* the next catch-up skips it (acked) */
+    chat_recovery_catch_up(cs);
+    if (cs->replay)
+        chat_recovery_hold(cs, pos, b);
+    else
+        sio_socket_send_built(cs->socket, b); /* out of memory: late rather than never */
+}
+
+void chat_recovery_catch_up(chat_sock_t *cs)
+{
+    if (cs->replay || !cs->socket || !cs->live) return;
+    chat_replay_t *r = replay_new(cs, cs->replayed_to);
+    if (!r) return;
+    wait_push(cs->chat, r);
+    replay_next_waiting(cs->chat);
 }
 
 void chat_recovery_cancel(chat_sock_t *cs)
