@@ -1,0 +1,254 @@
+// Parlor as a cluster (issue 14, first step): 3 nodes on one PostgreSQL schema and one Redis,
+// clients on different nodes. What is checked:
+// - sender and recipient on different nodes: acks, receive_message exactly once, in seq order;
+// - one user with two tabs on two nodes: both tabs get a message of a third user, and the
+//   other tab gets what one tab sends while the sending tab does not;
+// - receipts (messages_read) and typing across nodes;
+// - the offset rule (docs/cluster.md): two senders on two nodes writing to one recipient on a
+//   third: the recipient's offsets only ever grow (never offset P, then a message below P);
+// - Redis stopped and started again in the middle of a burst (scripts/redis.sh down/up): every
+//   recipient still gets every acknowledged message exactly once, in seq order;
+// - --cluster with a SQLite store is refused (exit 2).
+// Needs PARLOR_TEST_PG_URL, PARLOR_TEST_REDIS_URL and PARLOR_TEST_REDIS_DIR (the cluster stage
+// of scripts/test.sh starts the servers). Bus figures (bytes and messages per delivered chat
+// message, per node) are printed from each node's /metrics.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+    startServer, connectLogged, emitAck, tokenFor, newUserId, newSecret, waitFor, closeAll,
+    runParlor, mkDataDir, api, sleep,
+} from '../integration/chat_helpers.mjs';
+import { PG_URL, pgFreshStore } from '../integration/helpers.mjs';
+
+const REDIS_URL = process.env.PARLOR_TEST_REDIS_URL || '';
+const REDIS_DIR = process.env.PARLOR_TEST_REDIS_DIR || '';
+const REDIS_PORT = REDIS_URL ? new URL(REDIS_URL).port : '';
+
+function redis(...args) {
+    return execFileSync('redis-cli', ['-p', REDIS_PORT, ...args], { encoding: 'utf8' }).trim();
+}
+// Nodes subscribed to the user's channel (the fence before cross-node sends to a new socket).
+function subscribers(user) {
+    const out = redis('PUBSUB', 'NUMSUB', `parlor:0:u:${user}`).split('\n');
+    return Number(out[1] || 0);
+}
+async function subscribed(user, nodes) {
+    await waitFor(() => subscribers(user) >= nodes, 5000, `${nodes} node(s) subscribed to ${user}`);
+}
+
+async function metrics(node) {
+    const r = await api(node, 'GET', '/metrics');
+    const m = {};
+    for (const line of r.text.split('\n')) {
+        const x = /^(parlor_cluster_\w+) (\d+)$/.exec(line);
+        if (x) m[x[1]] = Number(x[2]);
+    }
+    return m;
+}
+
+// Every acked message of `acked` in `sock.received`, each once, and per conversation in seq
+// order; offsets strictly increasing.
+function assertExactlyOnce(sock, acked, what) {
+    const ids = new Set(acked.map((m) => m._id));
+    const got = sock.received.filter((m) => ids.has(m._id));
+    const seen = new Set();
+    for (const m of got) {
+        assert.ok(!seen.has(m._id), `${what}: ${m._id} (seq ${m.seq}) delivered twice`);
+        seen.add(m._id);
+    }
+    assert.equal(seen.size, ids.size, `${what}: ${ids.size - seen.size} acknowledged messages missing`);
+    const last = new Map();
+    for (const m of sock.received) {
+        const prev = last.get(m.conversationId) ?? 0;
+        assert.ok(m.seq > prev, `${what}: seq ${m.seq} after ${prev} in ${m.conversationId}`);
+        last.set(m.conversationId, m.seq);
+    }
+    const offs = sock.offsets.map(Number);
+    for (let i = 1; i < offs.length; i++)
+        assert.ok(offs[i] > offs[i - 1], `${what}: offset ${offs[i]} after ${offs[i - 1]}`);
+}
+
+if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
+    test('cluster', () => {
+        assert.fail('PARLOR_TEST_PG_URL / PARLOR_TEST_REDIS_URL / PARLOR_TEST_REDIS_DIR not set: ' +
+                    'tests/cluster/ runs in the cluster stage of scripts/test.sh');
+    });
+} else {
+    describe('three nodes on PostgreSQL and Redis', () => {
+        const secret = newSecret();
+        const nodes = [];
+        const sockets = [];
+        let store;
+
+        before(async () => {
+            store = pgFreshStore();
+            for (let i = 0; i < 3; i++) {
+                nodes.push(await startServer({
+                    store, secret, args: ['--cluster', REDIS_URL, '--node-id', `n${i}`],
+                }));
+            }
+        });
+        after(async () => {
+            await closeAll(sockets);
+            const figures = [];
+            for (const n of nodes) figures.push(await metrics(n).catch(() => ({})));
+            console.log('# bus figures per node (/metrics):', JSON.stringify(figures));
+            for (const n of nodes) await n.stop();
+        });
+
+        const person = () => {
+            const id = newUserId();
+            return { id, token: tokenFor(nodes[0], id) };
+        };
+        async function connect(node, who) {
+            const s = await connectLogged(node, who.token);
+            sockets.push(s);
+            return s;
+        }
+        async function send(sock, body) {
+            const ack = await emitAck(sock, 'send_message', { type: 'text', ...body });
+            assert.equal(ack.ok, true, JSON.stringify(ack));
+            return ack.message;
+        }
+        async function burst(sock, n, body, tag, acked = [], window = 4) {
+            let next = 0;
+            const worker = async () => {
+                while (next < n) {
+                    const i = next++;
+                    acked.push(await send(sock, { content: `${tag} ${i}`, clientMsgId: `${tag}-${i}`, ...body }));
+                }
+            };
+            await Promise.all(Array.from({ length: window }, worker));
+            return acked;
+        }
+
+        test('sender and recipient on different nodes: acks, each message once, in seq order', async () => {
+            const alice = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const b = await connect(nodes[1], bob);
+            await subscribed(bob.id, 1);
+            await subscribed(alice.id, 1);
+            const acked = await burst(a, 40, { recipientId: bob.id }, 'ab');
+            await waitFor(() => b.received.length >= 40, 10000, 'bob got 40');
+            assertExactlyOnce(b, acked, 'bob on n1');
+            const reply = await send(b, { recipientId: alice.id, content: 'back' });
+            await waitFor(() => a.received.length >= 1, 5000, 'alice got the reply');
+            assert.deepEqual(a.received.map((m) => m._id), [reply._id], 'alice got her own messages or a duplicate');
+        });
+
+        test('one user, two tabs on two nodes: both get a message; the sending tab does not', async () => {
+            const alice = person(), bob = person();
+            const a1 = await connect(nodes[0], alice);
+            const a2 = await connect(nodes[1], alice);
+            const b = await connect(nodes[2], bob);
+            await subscribed(alice.id, 2);
+            await subscribed(bob.id, 1);
+            const fromBob = await send(b, { recipientId: alice.id, content: 'to both tabs' });
+            await waitFor(() => a1.received.length >= 1 && a2.received.length >= 1, 5000, 'both tabs');
+            const mine = await burst(a1, 10, { recipientId: bob.id }, 'tab1');
+            await waitFor(() => a2.received.length >= 11 && b.received.length >= 10, 5000, 'tab 2 and bob');
+            assertExactlyOnce(a2, [fromBob, ...mine], 'the other tab');
+            assertExactlyOnce(b, mine, 'bob');
+            // A fence: a message from bob that reaches tab 1 after everything it sent.
+            const fence = await send(b, { recipientId: alice.id, content: 'fence' });
+            await waitFor(() => a1.received.some((m) => m._id === fence._id), 5000, 'fence at tab 1');
+            assert.deepEqual(a1.received.map((m) => m._id), [fromBob._id, fence._id],
+                             'the sending tab got its own messages');
+        });
+
+        test('receipts and typing reach the other node', async () => {
+            const alice = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const b = await connect(nodes[2], bob);
+            await subscribed(alice.id, 1);
+            await subscribed(bob.id, 1);
+            const m = await send(a, { recipientId: bob.id, content: 'read me' });
+            await waitFor(() => b.received.length >= 1, 5000, 'bob got it');
+            const ack = await emitAck(b, 'mark_read', { conversationId: m.conversationId, messageId: m._id });
+            assert.equal(ack.ok, true, JSON.stringify(ack));
+            await waitFor(() => a.events('messages_read').length >= 1, 5000, 'alice got messages_read');
+            const ev = a.events('messages_read')[0];
+            assert.equal(ev.conversationId, m.conversationId);
+            assert.equal(ev.readerId, bob.id);
+            const t = await emitAck(b, 'typing', { conversationId: m.conversationId, isTyping: true });
+            assert.equal(t.ok, true, JSON.stringify(t));
+            await waitFor(() => a.events('typing').length >= 1, 5000, 'alice got typing');
+            assert.deepEqual(a.events('typing')[0], { conversationId: m.conversationId, userId: bob.id, isTyping: true });
+            assert.equal(b.events('typing').length, 0, 'the typist was told of its own typing');
+        });
+
+        test('two senders on two nodes, one recipient on a third: offsets only grow', async () => {
+            const alice = person(), carol = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const c = await connect(nodes[1], carol);
+            const b = await connect(nodes[2], bob);
+            await subscribed(bob.id, 1);
+            const acked = [];
+            await Promise.all([burst(a, 40, { recipientId: bob.id }, 'a', acked),
+                               burst(c, 40, { recipientId: bob.id }, 'c', acked)]);
+            await waitFor(() => b.received.length >= 80, 15000, 'bob got 80');
+            assertExactlyOnce(b, acked, 'bob');
+        });
+
+        test('Redis stopped and started during a burst: every acknowledged message once, in order', async () => {
+            const alice = person(), dave = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const d = await connect(nodes[2], dave);
+            const b1 = await connect(nodes[1], bob);
+            const b2 = await connect(nodes[2], bob);
+            await subscribed(bob.id, 2);
+            const acked = [];
+            const N = 120;
+            const sending = Promise.all([burst(a, N, { recipientId: bob.id }, 'ra', acked, 2),
+                                         burst(d, N, { recipientId: bob.id }, 'rd', acked, 2)]);
+            await waitFor(() => acked.length >= 30, 10000, '30 acks before Redis goes');
+            execFileSync('scripts/redis.sh', ['down', REDIS_DIR]);
+            const down = acked.length;
+            await waitFor(() => acked.length >= down + 40, 15000, 'sends go on without Redis');
+            execFileSync('scripts/redis.sh', ['up', REDIS_DIR]);
+            await sending;
+            assert.equal(acked.length, 2 * N);
+            await waitFor(() => b1.received.length >= 2 * N && b2.received.length >= 2 * N, 30000,
+                          `both tabs got all ${2 * N} (${b1.received.length}, ${b2.received.length})`);
+            assertExactlyOnce(b1, acked, 'bob on n1');
+            assertExactlyOnce(b2, acked, 'bob on n2');
+            // Nothing after them: a fence message arrives as the next one, not duplicates.
+            await subscribed(bob.id, 2);
+            const fence = await send(a, { recipientId: bob.id, content: 'fence' });
+            await waitFor(() => b1.received.at(-1)?._id === fence._id && b2.received.at(-1)?._id === fence._id,
+                          10000, 'fence');
+            assert.equal(b1.received.length, 2 * N + 1);
+            assert.equal(b2.received.length, 2 * N + 1);
+        });
+
+        test('bus figures: envelopes and bytes received per delivered message', async () => {
+            const before = await Promise.all(nodes.map(metrics));
+            const alice = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const b = await connect(nodes[1], bob);
+            await subscribed(bob.id, 1);
+            await subscribed(alice.id, 1);
+            const M = 50;
+            await burst(a, M, { recipientId: bob.id, content: 'x'.repeat(100) }, 'fig', [], 1);
+            await waitFor(() => b.received.length >= M, 10000, 'bob got all');
+            const afterM = await Promise.all(nodes.map(metrics));
+            const per = afterM.map((m, i) => ({
+                node: `n${i}`,
+                received_per_msg: (m.parlor_cluster_received_total - before[i].parlor_cluster_received_total) / M,
+                bytes_per_msg: (m.parlor_cluster_received_bytes_total - before[i].parlor_cluster_received_bytes_total) / M,
+                published_per_msg: (m.parlor_cluster_published_total - before[i].parlor_cluster_published_total) / M,
+            }));
+            console.log(`# 100-char messages, sender on n0, recipient on n1: ${JSON.stringify(per)}`);
+            assert.equal(per[2].received_per_msg, 0, 'a node with neither user received envelopes');
+        });
+    });
+
+    test('--cluster with a SQLite store is refused', async () => {
+        const dir = mkDataDir();
+        const r = await runParlor(['serve', '--data', dir, '--store', `sqlite:${dir}/p.db`,
+                                   '--cluster', REDIS_URL, '--port', '0']);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /--cluster needs a PostgreSQL store/);
+    });
+}
