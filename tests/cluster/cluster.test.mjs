@@ -15,6 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import {
     startServer, connectLogged, emitAck, tokenFor, newUserId, newSecret, waitFor, closeAll,
     runParlor, mkDataDir, api, sleep,
@@ -37,11 +38,28 @@ async function subscribed(user, nodes) {
     await waitFor(() => subscribers(user) >= nodes, 5000, `${nodes} node(s) subscribed to ${user}`);
 }
 
+// PUBLISH of binary payloads (redis-cli cannot pass NUL bytes), over one RESP connection.
+function rawPublish(pairs) {
+    return new Promise((resolve, reject) => {
+        const sock = net.connect(Number(REDIS_PORT), '127.0.0.1');
+        const bulk = (b) => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
+        let replies = 0, buf = '';
+        sock.on('data', (d) => {
+            buf += d.toString('latin1');
+            replies = (buf.match(/\r\n/g) || []).length;
+            if (replies >= pairs.length) { sock.end(); resolve(); }
+        });
+        sock.on('error', reject);
+        for (const [ch, data] of pairs)
+            sock.write(Buffer.concat([Buffer.from('*3\r\n'), bulk(Buffer.from('PUBLISH')), bulk(Buffer.from(ch)), bulk(data)]));
+    });
+}
+
 async function metrics(node) {
     const r = await api(node, 'GET', '/metrics');
     const m = {};
     for (const line of r.text.split('\n')) {
-        const x = /^(parlor_cluster_\w+) (\d+)$/.exec(line);
+        const x = /^(parlor_cluster_\w+|parlor_store_reads_total) (\d+)$/.exec(line);
         if (x) m[x[1]] = Number(x[2]);
     }
     return m;
@@ -191,6 +209,60 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             assertExactlyOnce(b, acked, 'bob');
         });
 
+        // A node outside the cluster (same database, no --cluster) writes without publishing:
+        // exactly a notification the bus lost. The next message from a cluster node shows the
+        // gap (its position is past the recipient's last + 1): the recipient gets the missing
+        // message from the store first, then the new one, offsets growing.
+        test('a message the bus never carried is filled from the store before the next one', async () => {
+            const loner = await startServer({ store, secret });
+            try {
+                const alice = person(), bob = person();
+                const aLone = await connect(loner, alice);
+                const a = await connect(nodes[0], alice);
+                const b = await connect(nodes[1], bob);
+                await subscribed(bob.id, 1);
+                const lost = await send(aLone, { recipientId: bob.id, content: 'never published' });
+                const next = await send(a, { recipientId: bob.id, content: 'published' });
+                await waitFor(() => b.received.length >= 2, 5000, 'bob got both');
+                assert.deepEqual(b.received.map((m) => m._id), [lost._id, next._id]);
+                assertExactlyOnce(b, [lost, next], 'bob');
+            } finally {
+                await loner.stop();
+            }
+        });
+
+        // Envelopes that did not come from a Parlor node: a malformed one is dropped and counted,
+        // a copy of a delivered message (another origin, same position) is not delivered again.
+        test('malformed and duplicate envelopes from Redis are dropped', async () => {
+            const alice = person(), bob = person();
+            const a = await connect(nodes[0], alice);
+            const b = await connect(nodes[1], bob);
+            await subscribed(bob.id, 1);
+            const m = await send(a, { recipientId: bob.id, content: 'once' });
+            await waitFor(() => b.received.length >= 1, 5000, 'bob got it');
+            const before = (await metrics(nodes[1])).parlor_cluster_malformed_total;
+            const ch = `parlor:0:u:${bob.id}`;
+            const head = Buffer.alloc(37);
+            head.write('P', 0);
+            head[1] = 1;
+            head[2] = 'receive_message'.length;
+            head[3] = bob.id.length;
+            head.writeBigUInt64BE(77n, 5);
+            head.writeBigUInt64BE(1n, 13);
+            head.writeBigInt64BE(BigInt(b.offsets[0]), 21);
+            const args = Buffer.from(`${JSON.stringify(m)},"${b.offsets[0]}"`);
+            const dup = Buffer.concat([head, Buffer.from('receive_message'), Buffer.from(bob.id), args]);
+            const bad = Buffer.concat([head, Buffer.from('receive_message'), Buffer.from(bob.id), Buffer.from('{"x":')]);
+            await rawPublish([[ch, bad], [ch, dup], [ch, Buffer.from('junk')]]);
+            for (let i = 0; (await metrics(nodes[1])).parlor_cluster_malformed_total < before + 2; i++) {
+                assert.ok(i < 500, 'two malformed envelopes were not counted');
+                await sleep(10);
+            }
+            const fence = await send(a, { recipientId: bob.id, content: 'fence' });
+            await waitFor(() => b.received.some((x) => x._id === fence._id), 5000, 'fence');
+            assert.deepEqual(b.received.map((x) => x._id), [m._id, fence._id], 'a duplicate or junk reached bob');
+        });
+
         test('Redis stopped and started during a burst: every acknowledged message once, in order', async () => {
             const alice = person(), dave = person(), bob = person();
             const a = await connect(nodes[0], alice);
@@ -238,6 +310,7 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
                 received_per_msg: (m.parlor_cluster_received_total - before[i].parlor_cluster_received_total) / M,
                 bytes_per_msg: (m.parlor_cluster_received_bytes_total - before[i].parlor_cluster_received_bytes_total) / M,
                 published_per_msg: (m.parlor_cluster_published_total - before[i].parlor_cluster_published_total) / M,
+                store_reads_per_msg: (m.parlor_store_reads_total - before[i].parlor_store_reads_total) / M,
             }));
             console.log(`# 100-char messages, sender on n0, recipient on n1: ${JSON.stringify(per)}`);
             assert.equal(per[2].received_per_msg, 0, 'a node with neither user received envelopes');
