@@ -126,6 +126,8 @@ struct chat_sock {
     bucket_t events;       /* the event budget (chat_budget.c) */
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */
+    uint16_t sending;      /* its send_message requests in flight (cluster catch-up: their
+                              messages may be read before their ack is recorded) */
     chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
     /* Its id for deliveries (chat_delivery_t.except): 64 random bits, so unique across nodes
      * too, never 0. A raw pointer could not name it to another node. 8 bytes, not text: the

@@ -168,26 +168,44 @@ static void replay_done(store_req_t *req)
     }
     char key[ACKED_KEY_SIZE];
     const acked_t *own = chat_acked_of(cs->chat, chat_acked_key(cs, key), false);
+    bool own_pending = false;
     for (size_t i = 0; i < ms->count; i++) {
         const store_message_t *m = &ms->msgs[i];
         if (m->pos <= r->after) continue;
+        /* Cluster catch-up of a live socket: a message of its user that it may have sent
+         * itself, committed but not acknowledged yet (the reader saw the commit before the
+         * writer's completion reached the loop): not given to it; the page is read again once
+         * its sends are answered. */
+        if (cs->chat->publish && cs->sending && !(own && chat_acked_has(own, m->pos)) &&
+            str_eq_cstr(m->sender, CS_UID(cs))) {
+            own_pending = true;
+            break;
+        }
         r->after = m->pos;
         replay_emit(cs, own, m);
     }
-    /* Drop what the page already sent from the hold buffer (it is ascending). */
+    /* Drop what the page already sent from the hold buffer (ascending on one node; in a
+     * cluster deliveries of other nodes may come in any order, so every entry is looked at). */
     size_t k = 0;
-    while (k < r->nhold && r->hold_pos[k] <= r->after) k++;
-    if (k) {
-        for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < r->nhold; i++) {
+        if (r->hold_pos[i] <= r->after) {
             r->hold_bytes -= r->hold[i]->len;
             rbuf_unref(r->hold[i]);
+            continue;
         }
-        memmove(r->hold, r->hold + k, (r->nhold - k) * sizeof *r->hold);
-        memmove(r->hold_pos, r->hold_pos + k, (r->nhold - k) * sizeof *r->hold_pos);
-        r->nhold -= k;
+        r->hold[k] = r->hold[i];
+        r->hold_pos[k++] = r->hold_pos[i];
     }
-    if (ms->has_more || r->req_gen != r->gen) {
-        if (eio_session_queued_bytes(sio_socket_eio(cs->socket)) > REPLAY_QUEUE_HIGH) {
+    r->nhold = k;
+    bool held_past = cs->chat->publish && k > 0;
+    /* Cluster: a held delivery past the replay may have been committed after the page was
+     * read, and a message between the two may still be on its way (another node's): finishing
+     * now would give the held one and then drop that one as a duplicate. Another page, read
+     * from now on, has every held message (each was committed before it was delivered); the
+     * replay ends when a page covers all that is held. */
+    if (ms->has_more || r->req_gen != r->gen || held_past || own_pending) {
+        if (own_pending ||
+            eio_session_queued_bytes(sio_socket_eio(cs->socket)) > REPLAY_QUEUE_HIGH) {
             replay_pause(r);
             return;
         }
@@ -338,7 +356,8 @@ void chat_recovery_start(chat_sock_t *cs, int64_t after)
  *                            submitted now sees pos and everything below it, store guarantee
  *                            4), with this delivery held as during a recovery.
  * A message the socket sent itself (b NULL) is not sent to it, but moves replayed_to on when it
- * is the next position; a replay leaves it out (the acked positions). */
+ * is the next position, and past a gap starts a catch-up too, which leaves it out (the acked
+ * positions). */
 void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
 {
     if (cs->replay) {
@@ -351,8 +370,11 @@ void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
         cs->replayed_to = pos;
         return;
     }
-    if (!b) return; /* the next catch-up skips it (acked) */
+    /* Its own message past a gap catches up too (the replay skips it: acked), so that its
+     * last position keeps up with what it sends: a later catch-up from far behind would
+     * replay its own older messages, past the acked ring, to it. */
     chat_recovery_catch_up(cs);
+    if (!b) return;
     if (cs->replay)
         chat_recovery_hold(cs, pos, b);
     else

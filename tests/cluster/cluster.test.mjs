@@ -282,9 +282,18 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             await sending;
             assert.equal(acked.length, 2 * N);
             await waitFor(() => b1.received.length >= 2 * N && b2.received.length >= 2 * N, 30000,
-                          `both tabs got all ${2 * N} (${b1.received.length}, ${b2.received.length})`);
+                          () => {
+                              const miss = (s) => acked.filter((m) => !s.received.some((x) => x._id === m._id))
+                                  .map((m) => `${m.content}@${m.seq}`);
+                              return `both tabs got all ${2 * N} (${b1.received.length}, ${b2.received.length}; ` +
+                                  `${subscribers(bob.id)} nodes subscribed to bob; missing on n1 ${miss(b1)}, ` +
+                                  `on n2 ${miss(b2)}; acked order ${acked.slice(-4).map((m) => m.content)})`;
+                          });
             assertExactlyOnce(b1, acked, 'bob on n1');
             assertExactlyOnce(b2, acked, 'bob on n2');
+            // The senders' sockets caught up too (Redis came back): never their own messages.
+            assert.equal(a.received.length, 0, `alice was given her own messages: ${a.received.map((m) => m.content)}`);
+            assert.equal(d.received.length, 0, 'dave was given his own messages');
             // Nothing after them: a fence message arrives as the next one, not duplicates.
             await subscribed(bob.id, 2);
             const fence = await send(a, { recipientId: bob.id, content: 'fence' });
