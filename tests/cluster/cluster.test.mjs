@@ -203,10 +203,15 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             const b = await connect(nodes[2], bob);
             await subscribed(bob.id, 1);
             const acked = [];
+            const before = await metrics(nodes[2]);
             await Promise.all([burst(a, 40, { recipientId: bob.id }, 'a', acked),
                                burst(c, 40, { recipientId: bob.id }, 'c', acked)]);
             await waitFor(() => b.received.length >= 80, 15000, 'bob got 80');
             assertExactlyOnce(b, acked, 'bob');
+            const now = await metrics(nodes[2]);
+            console.log(`# two senders on n0 and n1, recipient on n2: store reads per delivered message at n2: ${
+                (now.parlor_store_reads_total - before.parlor_store_reads_total) / 80}, envelopes ${
+                (now.parlor_cluster_received_total - before.parlor_cluster_received_total) / 80}`);
         });
 
         // A node outside the cluster (same database, no --cluster) writes without publishing:
@@ -323,6 +328,20 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             }));
             console.log(`# 100-char messages, sender on n0, recipient on n1: ${JSON.stringify(per)}`);
             assert.equal(per[2].received_per_msg, 0, 'a node with neither user received envelopes');
+
+            // The same while another pair (n0 -> n2) writes as fast: positions of bob's
+            // messages are no longer consecutive, so bob's socket catches up from the store.
+            const carol = person(), dave = person();
+            const c = await connect(nodes[0], carol);
+            const d = await connect(nodes[2], dave);
+            await subscribed(dave.id, 1);
+            const b0 = await metrics(nodes[1]);
+            await Promise.all([burst(a, M, { recipientId: bob.id }, 'busy', [], 1),
+                               burst(c, M, { recipientId: dave.id }, 'other', [], 1)]);
+            await waitFor(() => b.received.length >= 2 * M && d.received.length >= M, 10000, 'all delivered');
+            const b1 = await metrics(nodes[1]);
+            console.log(`# with an unrelated pair writing as fast: store reads per message delivered at n1: ${
+                (b1.parlor_store_reads_total - b0.parlor_store_reads_total) / M}`);
         });
     });
 
