@@ -11,6 +11,10 @@
 #include "store/store.h"
 
 #define CHANNEL_MAX 128
+/* How often the node reads the newest position of the database (chat_start): a new socket's
+ * messages start after it (chat_recovery_ordered), and commits of other nodes to users this
+ * node has no sockets of never reach it otherwise (docs/cluster.md). */
+#define POSITION_REFRESH_MS 1000
 
 struct cluster {
     chat_t *chat;
@@ -20,7 +24,8 @@ struct cluster {
     char node_id[65]; /* as given or generated (logs) */
     char prefix[48];  /* "parlor:<db>:u:" */
     size_t prefix_len;
-    buf_t out; /* the envelope being published (reused) */
+    buf_t out;          /* the envelope being published (reused) */
+    uv_timer_t refresh; /* POSITION_REFRESH_MS */
     bool closed;
     bool was_up;
     cluster_stats_t st;
@@ -126,6 +131,12 @@ static void on_state(void *arg, bool up, uint64_t lost)
     cl->was_up = true;
 }
 
+static void on_refresh(uv_timer_t *t)
+{
+    cluster_t *cl = t->data;
+    if (!cl->closed) chat_start(cl->chat);
+}
+
 static bool node_id_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -184,6 +195,10 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
     }
     chat_set_publish(chat, on_publish, cl);
     chat_set_interest(chat, on_interest, cl);
+    uv_timer_init(loop, &cl->refresh);
+    cl->refresh.data = cl;
+    uv_timer_start(&cl->refresh, on_refresh, POSITION_REFRESH_MS, POSITION_REFRESH_MS);
+    uv_unref((uv_handle_t *)&cl->refresh);
     log_info("cluster: node %s, Redis %s:%d db %d", cl->node_id, host, port, db);
     return cl;
 }
@@ -199,6 +214,7 @@ void cluster_close(cluster_t *cl)
     cl->closed = true;
     chat_set_publish(cl->chat, NULL, NULL);
     chat_set_interest(cl->chat, NULL, NULL);
+    uv_close((uv_handle_t *)&cl->refresh, NULL);
     redis_bus_close(cl->bus, bus_closed, cl);
 }
 
