@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import { io } from 'socket.io-client';
 import {
     startServer, connectLogged, emitAck, tokenFor, newUserId, newSecret, waitFor, closeAll,
     runParlor, mkDataDir, api, sleep,
@@ -306,6 +307,39 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
                           10000, 'fence');
             assert.equal(b1.received.length, 2 * N + 1);
             assert.equal(b2.received.length, 2 * N + 1);
+        });
+
+        // Not yet the issue's node-death case (no load balancer, no burst): a node is killed,
+        // and its client reconnects to another node with its pid and offset (socket.io-client
+        // keeps them in _pid/_lastOffset; a balancer would send the same reconnect elsewhere).
+        // The recovery replays from the shared store there.
+        test('a client of a killed node is recovered on another node with what it missed', async () => {
+            const doomed = await startServer({ store, secret, args: ['--cluster', REDIS_URL, '--node-id', 'doomed'] });
+            const alice = person(), bob = person();
+            const a = await connect(doomed, alice);
+            const b = await connect(nodes[1], bob);
+            await subscribed(alice.id, 1);
+            await send(b, { recipientId: alice.id, content: 'before' });
+            await waitFor(() => a.received.length >= 1, 5000, 'alice got the first');
+            const pid = a._pid, offset = a._lastOffset;
+            assert.ok(pid && offset, 'no pid/offset on the client');
+            doomed.proc.kill('SIGKILL');
+            const missed = [];
+            for (let i = 0; i < 5; i++) missed.push(await send(b, { recipientId: alice.id, content: `missed ${i}` }));
+            const a2 = io(nodes[0].url, { forceNew: true, reconnection: false, transports: ['websocket'],
+                                          auth: { token: alice.token }, autoConnect: false });
+            sockets.push(a2);
+            a2._pid = pid;
+            a2._lastOffset = offset;
+            const got = [];
+            a2.on('receive_message', (m) => got.push(m._id));
+            a2.connect();
+            await new Promise((resolve, reject) => { a2.once('connect', resolve); a2.once('connect_error', reject); });
+            assert.equal(a2.recovered, true, 'not recovered on the other node');
+            await waitFor(() => got.length >= 5, 5000, 'the missed messages');
+            const fence = await send(b, { recipientId: alice.id, content: 'fence' });
+            await waitFor(() => got.includes(fence._id), 5000, 'fence');
+            assert.deepEqual(got, [...missed.map((m) => m._id), fence._id]);
         });
 
         test('bus figures: envelopes and bytes received per delivered message', async () => {
