@@ -8,6 +8,7 @@
 //   third: the recipient's offsets only ever grow (never offset P, then a message below P);
 // - Redis stopped and started again in the middle of a burst (scripts/redis.sh down/up): every
 //   recipient still gets every acknowledged message exactly once, in seq order;
+// - a client of a killed node is recovered on another node with what it missed;
 // - --cluster with a SQLite store is refused (exit 2).
 // Needs PARLOR_TEST_PG_URL, PARLOR_TEST_REDIS_URL and PARLOR_TEST_REDIS_DIR (the cluster stage
 // of scripts/test.sh starts the servers). Bus figures (bytes and messages per delivered chat
