@@ -2,7 +2,8 @@
 # The whole suite, as CI runs it: dependencies, a -Werror build, unit tests (CTest),
 # integration tests with real socket.io clients, the same with the PostgreSQL store engine (a
 # private server started by scripts/pg.sh), the same under ASan+UBSan, the chaos test, browser
-# tests, a benchmark smoke run and short fuzz runs.
+# tests, a benchmark smoke run and short fuzz runs; after the PostgreSQL stages, the cluster
+# tests (3 nodes on PostgreSQL and a private Redis, tests/cluster/).
 # Ends with one line "N passed, M failed" over every test of every stage. A test stage that
 # ran no test fails; when a build fails, the stages that would run its binaries do not run.
 #
@@ -27,8 +28,16 @@ pg_stop() {
     scripts/pg.sh stop "$dir"
     rm -f "$logdir/pg_dir" "$logdir/pg_url"
 }
-# The PostgreSQL server is stopped however the run ends: a failed stage, an error, Ctrl-C.
-trap 'pg_stop; rm -rf "$logdir"' EXIT
+# The cluster stage's Redis (redis_start writes its directory first), stopped the same way.
+redis_stop() {
+    local dir
+    dir=$(cat "$logdir/redis_dir" 2>/dev/null) || return 0
+    scripts/redis.sh stop "$dir"
+    rm -f "$logdir/redis_dir" "$logdir/redis_url"
+}
+# The PostgreSQL and Redis servers are stopped however the run ends: a failed stage, an
+# error, Ctrl-C.
+trap 'redis_stop; pg_stop; rm -rf "$logdir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -142,12 +151,41 @@ pg_integration() {
         --test-concurrency=1 --test-timeout=300000 "${PG_INTEGRATION[@]}"
 }
 
+# ---- Cluster (docs/cluster.md): 3 nodes on one PostgreSQL schema and a private Redis
+# (scripts/redis.sh, which the tests stop and start again for the Redis fault case).
+redis_start() {
+    local port url dir attempt
+    for attempt in 1 2 3; do
+        port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+        dir=/tmp/parlor-redis-$$-$RANDOM
+        [ -e "$dir" ] && continue
+        echo "$dir" >"$logdir/redis_dir"
+        if url=$(scripts/redis.sh start "$dir" "$port"); then
+            echo "$url" >"$logdir/redis_url"
+            echo "Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') at $url ($dir)"
+            return 0
+        fi
+        redis_stop
+    done
+    return 1
+}
+
+cluster_tests() {
+    PARLOR_TEST_REDIS_URL=$(cat "$logdir/redis_url") PARLOR_TEST_REDIS_DIR=$(cat "$logdir/redis_dir") \
+        PARLOR_BIN=build/parlor timeout --foreground 300 node --test --test-reporter=tap \
+        --test-concurrency=1 --test-timeout=120000 tests/cluster/
+}
+
 pg_stages() {
     if stage "PostgreSQL: start a private server" - pg_start; then
         export PARLOR_TEST_PG_URL
         PARLOR_TEST_PG_URL=$(cat "$logdir/pg_url")
         stage "PostgreSQL: store conformance" cases pg_conformance
         stage "PostgreSQL: integration tests (chat, files, recovery, durability, two nodes)" node pg_integration
+        if stage "cluster: start a private Redis" - redis_start; then
+            stage "cluster: 3 nodes on PostgreSQL and Redis (tests/cluster)" node cluster_tests
+        fi
+        redis_stop
         unset PARLOR_TEST_PG_URL
     fi
     pg_stop

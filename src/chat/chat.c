@@ -436,6 +436,9 @@ static void on_connection(sio_socket_t *s, void *arg)
     if (cs->recover_from >= 0) {
         chat_recovery_start(cs, cs->recover_from);
     } else {
+        /* Cluster: a new session's messages start after what this node knew of at its start
+         * (chat_recovery_ordered). */
+        if (c->publish) cs->replayed_to = cs->pid_pos;
         chat_sock_go_live(cs);
     }
 }

@@ -157,9 +157,19 @@ void chat_sid_text(uint64_t sid, char out[CHAT_SID_LEN + 1]);
 uint64_t chat_sid_parse(const char *text);
 
 /* Called by chat_deliver after the local delivery, with the same delivery (valid for the
- * call only): the cluster forwards it to the other nodes, which run chat_deliver_local. */
+ * call only) but its audience resolved: to is CHAT_TO_USERS, users the conversation's members
+ * (skip_user still to be left out). The cluster forwards it to the other nodes, which run
+ * chat_deliver_local. Setting it also makes receive_message deliveries ordered by position
+ * per socket (chat_recovery.c, docs/cluster.md "The offset rule"). */
 typedef void (*chat_publish_fn)(void *ud, const chat_delivery_t *d);
 void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
+/* Called when a user gets its first socket on this process (on true) and when its last one
+ * leaves (false): the cluster subscribes to the user's channel meanwhile. */
+typedef void (*chat_interest_fn)(void *ud, const char *user, bool on);
+void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud);
+/* Every live socket catches up from the store from the last message it was given (the
+ * cluster's bus was down: deliveries may have been missed). */
+void chat_catch_up(chat_t *c);
 /* Delivers to the sockets of this process, then publishes. */
 void chat_deliver(chat_t *c, const chat_delivery_t *d);
 /* Only the local half: for a delivery that came from another node. */

@@ -68,6 +68,15 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
+        if (c->publish && d->pos > 0) {
+            /* In a cluster a receive_message may come before an older one of this user that
+             * another node committed: delivered in position order, or caught up from the
+             * store (chat_recovery_ordered; docs/cluster.md, "The offset rule"). */
+            bool mine = cs->sid == d->except;
+            if (!mine && !lazy_build(c, l)) return;
+            chat_recovery_ordered(cs, d->pos, mine ? NULL : &l->b);
+            continue;
+        }
         if (cs->sid == d->except) continue;
         if (!lazy_build(c, l)) return;
         if (!(d->pos > 0 && chat_recovery_hold(cs, d->pos, &l->b)))
@@ -95,15 +104,39 @@ static void to_members(chat_t *c, lazy_t *l, const members_entry_t *e)
     }
 }
 
-/* Delivers d to the members (e: cached) when known, else to d's users. */
-static void deliver_known(chat_t *c, const chat_delivery_t *d, const members_entry_t *e)
+/* The other half of chat_deliver: the cluster gets the audience resolved, as a list of users
+ * (a conversation's members from the cache when known, else d's users). */
+static void publish(chat_t *c, const chat_delivery_t *d, const members_entry_t *e)
+{
+    if (!c->publish) return;
+    if (!e) {
+        chat_delivery_t u = *d;
+        u.to = CHAT_TO_USERS;
+        c->publish(c->publish_ud, &u);
+        return;
+    }
+    str_t users[STORE_GROUP_MAX];
+    chat_delivery_t u = *d;
+    u.to = CHAT_TO_USERS;
+    u.users = users;
+    u.nusers = 0;
+    for (uint32_t i = 0; i < e->n && u.nusers < STORE_GROUP_MAX; i++)
+        users[u.nusers++] = str_cstr(e->users[i]);
+    c->publish(c->publish_ud, &u);
+}
+
+/* Delivers d to the members (e: cached) when known, else to d's users; and publishes it when
+ * it was made here (pub). */
+static void deliver_known(chat_t *c, const chat_delivery_t *d, const members_entry_t *e, bool pub)
 {
     lazy_t l = {d, {0}, 0};
+    if (d->pos > c->last_pos) c->last_pos = d->pos; /* a commit of another node, too */
     if (e)
         to_members(c, &l, e);
     else
         to_users(c, &l);
     if (l.state == 1) sio_built_free(&l.b);
+    if (pub) publish(c, d, e);
 }
 
 /* A conversation whose members are not cached (e.g. just after a restart): a copy of the
@@ -115,6 +148,7 @@ typedef struct {
     str_t args[1];
     str_t users[STORE_GROUP_MAX];
     char conv[ID_SIZE];
+    bool publish;  /* made here: published once the members are known */
     char *strings; /* the users, skip_user, event and args, one after another */
     char arena[];
 } lookup_t;
@@ -125,7 +159,7 @@ static void lookup_done(store_req_t *req)
 {
     lookup_t *x = (lookup_t *)req;
     if (req->status == STORE_OK) chat_cache_members(x->chat, &req->u.conversation_get.conv);
-    deliver_known(x->chat, &x->d, chat_cache_find(x->chat, x->conv));
+    deliver_known(x->chat, &x->d, chat_cache_find(x->chat, x->conv), x->publish);
     free(x->strings);
     free(x);
 }
@@ -139,7 +173,7 @@ static char *keep(char **at, const char *s, size_t n)
     return p;
 }
 
-static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
+static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 {
     size_t need = strlen(d->event) + 1 + (d->skip_user ? strlen(d->skip_user) + 1 : 0) + 1;
     size_t nusers = d->nusers < STORE_GROUP_MAX ? d->nusers : STORE_GROUP_MAX;
@@ -154,6 +188,7 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
     }
     memset(x, 0, sizeof *x);
     x->chat = c;
+    x->publish = pub;
     x->strings = at;
     x->d = *d;
     memcpy(x->conv, d->conv, ID_LEN);
@@ -184,23 +219,40 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
     }
 }
 
-void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
+static void deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 {
     const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
     if (d->to == CHAT_TO_CONV && !e)
-        lookup_then_deliver(c, d);
+        lookup_then_deliver(c, d, pub);
     else
-        deliver_known(c, d, e);
+        deliver_known(c, d, e, pub);
+}
+
+void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
+{
+    deliver(c, d, false);
 }
 
 void chat_deliver(chat_t *c, const chat_delivery_t *d)
 {
-    chat_deliver_local(c, d);
-    if (c->publish) c->publish(c->publish_ud, d);
+    deliver(c, d, c->publish != NULL);
 }
 
 void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud)
 {
     c->publish = fn;
     c->publish_ud = ud;
+}
+
+void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud)
+{
+    c->interest = fn;
+    c->interest_ud = ud;
+}
+
+void chat_catch_up(chat_t *c)
+{
+    for (size_t i = 0; i < c->npbuckets; i++)
+        for (presence_t *p = c->pbuckets[i]; p; p = p->hnext)
+            for (chat_sock_t *cs = p->live; cs; cs = cs->live_next) chat_recovery_catch_up(cs);
 }

@@ -95,6 +95,8 @@ struct chat {
     uv_timer_t kick_timer;
     chat_publish_fn publish; /* the delivery seam's other half (NULL: one node) */
     void *publish_ud;
+    chat_interest_fn interest; /* a user's first socket came / last one left (cluster) */
+    void *interest_ud;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -124,6 +126,8 @@ struct chat_sock {
     bucket_t events;       /* the event budget (chat_budget.c) */
     uint32_t refused_run;  /* events refused in a row */
     bool flooded;          /* to be disconnected; its events are ignored */
+    uint16_t sending;      /* its send_message requests in flight (cluster catch-up: their
+                              messages may be read before their ack is recorded) */
     chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
     /* Its id for deliveries (chat_delivery_t.except): 64 random bits, so unique across nodes
      * too, never 0. A raw pointer could not name it to another node. 8 bytes, not text: the
@@ -273,6 +277,14 @@ void chat_recovery_start(chat_sock_t *cs, int64_t after);
 /* A receive_message (commit position pos) for cs: true when it was held or dropped for the
  * replay, false when cs is not replaying (send it). */
 bool chat_recovery_hold(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
+/* Cluster (c->publish set): a receive_message at pos for cs (b NULL: cs is its sender, which
+ * has it from its ack) given only in position order: a duplicate (pos <= the last given) is
+ * dropped, the next position is sent, and anything else catches up from the store first
+ * (b held meanwhile). */
+void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
+/* Cluster: a live socket replays from the store what came after the last message it was
+ * given (no-op while it replays already). */
+void chat_recovery_catch_up(chat_sock_t *cs);
 /* The socket is gone (on_disconnect): its replay stops. */
 void chat_recovery_cancel(chat_sock_t *cs);
 /* The replay timer: init in chat_new, close in chat_close. */

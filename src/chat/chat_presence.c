@@ -205,6 +205,7 @@ void chat_presence_connect(chat_t *c, chat_sock_t *cs)
 {
     presence_t *p = cs->pres;
     timerq_remove(&p->grace); /* back within the grace period: nobody saw it leave */
+    if (p->sockets == 0 && c->interest) c->interest(c->interest_ud, p->user, true); /* cluster */
     if (p->sockets++ == 0 && !p->online) {
         p->online = true;
         p->last_seen = chat_now_ms();
@@ -226,6 +227,7 @@ void chat_presence_disconnect(chat_t *c, chat_sock_t *cs)
     cs->pres = NULL;
     if (p->sockets == 0) return;
     if (--p->sockets == 0) {
+        if (c->interest) c->interest(c->interest_ud, p->user, false); /* cluster */
         chat_typing_clear_user(c, p->user);
         if (c->opts.presence_grace_ms)
             timerq_add(&c->grace_tq, &p->grace);

@@ -107,16 +107,18 @@ static void replay_finish(chat_replay_t *r)
 {
     chat_sock_t *cs = r->cs;
     chat_t *c = cs->chat;
+    int64_t last = r->after; /* the last position the socket was given */
     if (cs->socket) {
         for (size_t i = 0; i < r->nhold; i++)
-            if (r->hold_pos[i] > r->after) {
+            if (r->hold_pos[i] > last) {
                 sio_built_t b = {r->hold[i], NULL, 0};
                 sio_socket_send_built(cs->socket, &b);
+                last = r->hold_pos[i];
             }
     }
     if (cs->replay == r) {
         cs->replay = NULL;
-        cs->replayed_to = r->after;
+        cs->replayed_to = last;
     }
     if (r->state == R_RUNNING) {
         c->replays_running--;
@@ -166,26 +168,44 @@ static void replay_done(store_req_t *req)
     }
     char key[ACKED_KEY_SIZE];
     const acked_t *own = chat_acked_of(cs->chat, chat_acked_key(cs, key), false);
+    bool own_pending = false;
     for (size_t i = 0; i < ms->count; i++) {
         const store_message_t *m = &ms->msgs[i];
         if (m->pos <= r->after) continue;
+        /* Cluster catch-up of a live socket: a message of its user that it may have sent
+         * itself, committed but not acknowledged yet (the reader saw the commit before the
+         * writer's completion reached the loop): not given to it; the page is read again once
+         * its sends are answered. */
+        if (cs->chat->publish && cs->sending && !(own && chat_acked_has(own, m->pos)) &&
+            str_eq_cstr(m->sender, CS_UID(cs))) {
+            own_pending = true;
+            break;
+        }
         r->after = m->pos;
         replay_emit(cs, own, m);
     }
-    /* Drop what the page already sent from the hold buffer (it is ascending). */
+    /* Drop what the page already sent from the hold buffer (ascending on one node; in a
+     * cluster deliveries of other nodes may come in any order, so every entry is looked at). */
     size_t k = 0;
-    while (k < r->nhold && r->hold_pos[k] <= r->after) k++;
-    if (k) {
-        for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < r->nhold; i++) {
+        if (r->hold_pos[i] <= r->after) {
             r->hold_bytes -= r->hold[i]->len;
             rbuf_unref(r->hold[i]);
+            continue;
         }
-        memmove(r->hold, r->hold + k, (r->nhold - k) * sizeof *r->hold);
-        memmove(r->hold_pos, r->hold_pos + k, (r->nhold - k) * sizeof *r->hold_pos);
-        r->nhold -= k;
+        r->hold[k] = r->hold[i];
+        r->hold_pos[k++] = r->hold_pos[i];
     }
-    if (ms->has_more || r->req_gen != r->gen) {
-        if (eio_session_queued_bytes(sio_socket_eio(cs->socket)) > REPLAY_QUEUE_HIGH) {
+    r->nhold = k;
+    bool held_past = cs->chat->publish && k > 0;
+    /* Cluster: a held delivery past the replay may have been committed after the page was
+     * read, and a message between the two may still be on its way (another node's): finishing
+     * now would give the held one and then drop that one as a duplicate. Another page, read
+     * from now on, has every held message (each was committed before it was delivered); the
+     * replay ends when a page covers all that is held. */
+    if (ms->has_more || r->req_gen != r->gen || held_past || own_pending) {
+        if (own_pending ||
+            eio_session_queued_bytes(sio_socket_eio(cs->socket)) > REPLAY_QUEUE_HIGH) {
             replay_pause(r);
             return;
         }
@@ -300,21 +320,74 @@ void chat_recovery_close(chat_t *c)
     uv_close((uv_handle_t *)&c->replay_timer, NULL);
 }
 
-void chat_recovery_start(chat_sock_t *cs, int64_t after)
+static chat_replay_t *replay_new(chat_sock_t *cs, int64_t after)
 {
-    chat_t *c = cs->chat;
     chat_replay_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        chat_sock_go_live(cs);
-        return;
-    }
+    if (!r) return NULL;
     r->cs = cs_ref(cs);
     r->after = after;
     snprintf(r->user, sizeof r->user, "%s", CS_UID(cs));
     cs->replay = r;
+    return r;
+}
+
+void chat_recovery_start(chat_sock_t *cs, int64_t after)
+{
+    chat_t *c = cs->chat;
+    chat_replay_t *r = replay_new(cs, after);
     chat_sock_go_live(cs); /* its message deliveries are held until the replay is over */
+    if (!r) return;
     wait_push(c, r);
     replay_next_waiting(c);
+}
+
+/* ---- Cluster: receive_message in position order (docs/cluster.md, "The offset rule") ----
+ *
+ * With several nodes, messages of one user committed by different nodes reach a socket in
+ * whatever order the bus brings them: pos 101 (node B) may come before pos 100 (node A). A
+ * socket that got 101 and its offset "101", then reconnected, would recover "after 101" and
+ * never see 100. So a socket is given offset P only once it has been given every message of
+ * its user with a smaller position. cs->replayed_to is the last position given (for a new
+ * socket: the newest position this node knew when it connected):
+ *   pos <= replayed_to       a duplicate (or a message the socket has from a replay): dropped;
+ *   pos == replayed_to + 1   nothing can be missing in between: sent;
+ *   pos >  replayed_to + 1   something in between may be missing or still on its way: the
+ *                            socket replays MESSAGES_SINCE(replayed_to) from the store (a read
+ *                            submitted now sees pos and everything below it, store guarantee
+ *                            4), with this delivery held as during a recovery.
+ * A message the socket sent itself (b NULL) is not sent to it, but moves replayed_to on when it
+ * is the next position, and past a gap starts a catch-up too, which leaves it out (the acked
+ * positions). */
+void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
+{
+    if (cs->replay) {
+        if (b) chat_recovery_hold(cs, pos, b);
+        return;
+    }
+    if (pos <= cs->replayed_to) return;
+    if (pos == cs->replayed_to + 1) {
+        if (b) sio_socket_send_built(cs->socket, b);
+        cs->replayed_to = pos;
+        return;
+    }
+    /* Its own message past a gap catches up too (the replay skips it: acked), so that its
+     * last position keeps up with what it sends: a later catch-up from far behind would
+     * replay its own older messages, past the acked ring, to it. */
+    chat_recovery_catch_up(cs);
+    if (!b) return;
+    if (cs->replay)
+        chat_recovery_hold(cs, pos, b);
+    else
+        sio_socket_send_built(cs->socket, b); /* out of memory: late rather than never */
+}
+
+void chat_recovery_catch_up(chat_sock_t *cs)
+{
+    if (cs->replay || !cs->socket || !cs->live) return;
+    chat_replay_t *r = replay_new(cs, cs->replayed_to);
+    if (!r) return;
+    wait_push(cs->chat, r);
+    replay_next_waiting(cs->chat);
 }
 
 void chat_recovery_cancel(chat_sock_t *cs)

@@ -391,6 +391,7 @@ void chat_acked_sweep(chat_t *c, uint64_t now)
 static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool dup, int64_t pos)
 {
     reply_t *r = ud;
+    if (r->cs->sending) r->cs->sending--;
     if (r->cs->socket) {
         if (err) {
             json_t *cmid =
@@ -429,6 +430,7 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         chat_user_t user;
         memset(&user, 0, sizeof user);
         snprintf(user.id, sizeof user.id, "%s", CS_UID(cs));
+        if (cs->sending < UINT16_MAX) cs->sending++;
         send_start(cs->chat, &user, cs, object ? &a : NULL, socket_send_done, r);
     }
     if (buf != small) free(buf);

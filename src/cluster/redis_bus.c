@@ -21,10 +21,15 @@
 #include "core/log.h"
 #include "core/strmap.h"
 
-#define BUS_OUTBOX_DEFAULT  (16u << 20)
-#define BUS_RETRY_MIN_MS    50
-#define BUS_RETRY_DEFAULT   2000
-#define BUS_SUBSCRIBE_CHUNK 512 /* channels per SUBSCRIBE when re-subscribing */
+#define BUS_OUTBOX_DEFAULT (16u << 20)
+#define BUS_RETRY_MIN_MS   50
+#define BUS_RETRY_DEFAULT  2000
+/* hiredis 0.14's libuv adapter drops a poll error (redisLibuvPoll returns on status != 0), so a
+ * refused connect never reaches on_connect: a connect not done by then is abandoned and
+ * retried (found by the cluster's Redis restart test: a node retrying while Redis was still
+ * down never reconnected). */
+#define BUS_CONNECT_TIMEOUT_MS 1000
+#define BUS_SUBSCRIBE_CHUNK    512 /* channels per SUBSCRIBE when re-subscribing */
 
 typedef struct bus_link {
     redis_bus_t *bus;
@@ -135,6 +140,22 @@ static void on_retry(uv_timer_t *t)
     link_connect(t->data);
 }
 
+static void link_schedule(bus_link_t *l);
+
+/* The connect did not finish in time (see BUS_CONNECT_TIMEOUT_MS): dropped, tried again. */
+static void on_connect_timeout(uv_timer_t *t)
+{
+    bus_link_t *l = t->data;
+    if (l->bus->closing || !l->ac || l->connected) return;
+    redisAsyncContext *ac = l->ac;
+    l->ac = NULL;
+    ac->data = NULL; /* its callbacks, if hiredis runs any while freeing it, do nothing */
+    redisAsyncFree(ac);
+    log_warn_throttled("cluster: cannot connect to Redis %s:%d: no answer", l->bus->ip,
+                       l->bus->port);
+    link_schedule(l);
+}
+
 static void link_schedule(bus_link_t *l)
 {
     if (l->bus->closing) return;
@@ -231,8 +252,10 @@ static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     bus_link_t *l = ac->data;
+    if (!l) return; /* abandoned (on_connect_timeout) */
     redis_bus_t *b = l->bus;
     if (b->closing) return;
+    uv_timer_stop(&l->retry); /* the connect deadline */
     if (status != REDIS_OK) {
         log_warn_throttled("cluster: cannot connect to Redis %s:%d: %s", b->ip, b->port,
                            ac->errstr);
@@ -266,6 +289,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     (void)status;
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     bus_link_t *l = ac->data;
+    if (!l) return; /* abandoned (on_connect_timeout) */
     redis_bus_t *b = l->bus;
     l->ac = NULL; /* freed by hiredis after this callback */
     l->connected = false;
@@ -297,6 +321,7 @@ static void link_connect(bus_link_t *l)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
+    uv_timer_start(&l->retry, on_connect_timeout, BUS_CONNECT_TIMEOUT_MS, 0);
 }
 
 /* ---- API ---------------------------------------------------------------------------------- */

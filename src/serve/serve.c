@@ -21,6 +21,7 @@
 #include "api/api_health.h"
 #include "api/api_files.h"
 #include "chat/chat.h"
+#include "cluster/cluster.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "files/files.h"
@@ -37,6 +38,7 @@ typedef struct {
     sio_server_t *sio;
     store_t *store;
     chat_t *chat;
+    cluster_t *cluster; /* NULL: a single node */
     api_t *api;
     api_health_t *health;
     files_api_t *files;
@@ -81,6 +83,30 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
                s->nl.num_conns, eio_server_num_sessions(sio_server_eio(s->sio)),
                (unsigned long long)st.commits, (unsigned long long)st.writes,
                (unsigned long long)st.reads, (unsigned long long)st.max_batch);
+    if (s->cluster) {
+        cluster_stats_t cs;
+        cluster_stats(s->cluster, &cs);
+        buf_printf(&b,
+                   "# TYPE parlor_cluster_up gauge\nparlor_cluster_up %d\n"
+                   "# TYPE parlor_cluster_published_total counter\n"
+                   "parlor_cluster_published_total %llu\n"
+                   "# TYPE parlor_cluster_published_bytes_total counter\n"
+                   "parlor_cluster_published_bytes_total %llu\n"
+                   "# TYPE parlor_cluster_received_total counter\n"
+                   "parlor_cluster_received_total %llu\n"
+                   "# TYPE parlor_cluster_received_bytes_total counter\n"
+                   "parlor_cluster_received_bytes_total %llu\n"
+                   "# TYPE parlor_cluster_echoes_total counter\n"
+                   "parlor_cluster_echoes_total %llu\n"
+                   "# TYPE parlor_cluster_malformed_total counter\n"
+                   "parlor_cluster_malformed_total %llu\n"
+                   "# TYPE parlor_cluster_catch_ups_total counter\n"
+                   "parlor_cluster_catch_ups_total %llu\n",
+                   cs.up ? 1 : 0, (unsigned long long)cs.published,
+                   (unsigned long long)cs.published_bytes, (unsigned long long)cs.received,
+                   (unsigned long long)cs.received_bytes, (unsigned long long)cs.echoes,
+                   (unsigned long long)cs.malformed, (unsigned long long)cs.catch_ups);
+    }
     http_respond(hc, 200, "text/plain; version=0.0.4", NULL, b.data, b.len);
     buf_free(&b);
     return HTTP_DONE;
@@ -224,6 +250,7 @@ static void server_stop(server_t *s)
     net_foreach_conn(&s->nl, close_conn, NULL);
     sio_server_close(s->sio);
     chat_close(s->chat);
+    cluster_close(s->cluster);
     net_loop_close(&s->nl);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -394,6 +421,15 @@ static int serve_run(server_t *sp)
                            .accounts_enabled = cfg->accounts && can_sign,
                            .auth_per_min = (double)cfg->rate_auth_per_min,
                            .max_message_length = (size_t)cfg->max_message_length};
+    if (s.chat && cfg->cluster[0]) {
+        cluster_options_t clo = {.url = cfg->cluster, .node_id = cfg->node_id};
+        char cerr[256] = "";
+        s.cluster = cluster_new(s.loop, s.chat, &clo, cerr, sizeof cerr);
+        if (!s.cluster) {
+            log_error("cannot join the cluster: %s", cerr);
+            return 1;
+        }
+    }
     s.api = api_new(s.loop, s.chat, &aopts);
     s.health = api_health_new(s.store);
     if (!s.http || !s.sio || !s.chat || !s.api || !s.health) {
@@ -476,6 +512,7 @@ static int serve_run(server_t *sp)
     api_free(s.api);
     api_health_free(s.health);
     chat_free(s.chat);
+    cluster_free(s.cluster);
     sio_server_free(s.sio);
     http_server_free(s.http);
     auth_jwt_free(s.jwt);

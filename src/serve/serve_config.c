@@ -24,6 +24,11 @@ static const config_option_t serve_options[] = {
     {"store", OPT_STRING, OFF(store), "", 0, 0,
      "where messages live: sqlite:PATH or postgres://user:pass@host:port/db (libpq URI; "
      "empty: sqlite:<data>/parlor.db)"},
+    {"cluster", OPT_STRING, OFF(cluster), "", 0, 0,
+     "run as one node of a cluster: redis://host[:port][/db] of the Redis that carries live "
+     "events between nodes (needs a postgres store; empty: a single node; docs/cluster.md)"},
+    {"node-id", OPT_STRING, OFF(node_id), "", 0, 0,
+     "this node's name in the cluster, 1-64 of A-Z a-z 0-9 _ - (empty: random, logged)"},
     {"files-dir", OPT_STRING, OFF(files_dir), "", 0, 0,
      "where uploaded files are kept (empty: <data>/files); with a postgres store, a directory "
      "every node shares"},
@@ -282,6 +287,16 @@ int serve_load_config(int argc, char **argv, serve_config_t *cfg, char **pos, in
     log_level = lvl;
     if (cfg->jwt_secret[0] && cfg->jwt_public_key[0]) {
         fprintf(stderr, "parlor %s: give jwt-secret or jwt-public-key, not both\n", cmd);
+        config_free(serve_options, NOPTS, cfg);
+        return -1;
+    }
+    /* Nodes of a cluster share one database: SQLite is one process's file. */
+    if (cfg->cluster[0] && strncmp(cfg->store, "postgres://", 11) != 0 &&
+        strncmp(cfg->store, "postgresql://", 13) != 0) {
+        fprintf(stderr,
+                "parlor %s: --cluster needs a PostgreSQL store (--store postgres://...): the "
+                "nodes of a cluster share one database, and SQLite is one process's file\n",
+                cmd);
         config_free(serve_options, NOPTS, cfg);
         return -1;
     }

@@ -13,6 +13,8 @@ typedef struct {
     char *data;
     char *store;     /* a store URL; empty: sqlite:<data>/parlor.db */
     char *files_dir; /* empty: <data>/files */
+    char *cluster;   /* redis://...; empty: a single node */
+    char *node_id;   /* empty: random */
     char *jwt_secret;
     char *jwt_public_key;
     char *jwt_issuer;
