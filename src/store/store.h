@@ -100,6 +100,9 @@ enum {
     STORE_E_UNAVAILABLE = -10, /* the database cannot be reached (connection lost, server
                                   down); nothing of the request took effect and the engine
                                   reconnects by itself: STORE_UNAVAILABLE, retryable */
+    STORE_E_BLOCKED = -11,     /* a direct message between two users one of whom blocked the
+                                  other: FORBIDDEN with reason BLOCKED */
+    STORE_E_LIMIT = -12,       /* a per-user cap (STORE_BLOCKS_MAX): LIMIT_EXCEEDED */
 };
 
 const char *store_strerror(int code);
@@ -120,7 +123,9 @@ const char *store_strerror(int code);
 #define STORE_CONTACTS_MAX      5000
 #define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_BLOCKS_MAX 10000 /* users one user may block */
+
+#define STORE_SCHEMA_VERSION 5
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -268,6 +273,34 @@ typedef struct { /* read: newest activity first */
     char next_cursor[STORE_CURSOR_LEN + 1]; /* out: "" when this is the last page */
 } store_conversations_list_t;
 
+typedef struct { /* write: blocker blocks (on) or unblocks (!on) blocked. Blocking yourself
+                    is STORE_E_INVALID; an unknown id may be blocked (users are created on
+                    reference); past STORE_BLOCKS_MAX blocks, STORE_E_LIMIT. Idempotent. */
+    str_t blocker, blocked;
+    bool on;
+    bool changed;       /* out: a block was added or removed */
+    int64_t created_at; /* out: when on, when the block was made (the first time) */
+} store_block_set_t;
+
+typedef struct {
+    str_t user_id;      /* the blocked user */
+    int64_t created_at; /* when blocked */
+} store_block_t;
+
+typedef struct { /* read: the users blocker blocks, by blocked id (bytewise), after `after` */
+    str_t blocker;
+    str_t after; /* optional: a blocked id from the previous page */
+    size_t limit;
+    const store_block_t *blocks; /* out */
+    size_t count;                /* out */
+    bool has_more;               /* out */
+} store_blocks_list_t;
+
+typedef struct { /* read: is there a block between a and b, either way */
+    str_t a, b;
+    bool a_blocks_b, b_blocks_a; /* out */
+} store_block_check_t;
+
 typedef struct { /* write: the store assigns seq = last_seq + 1 in the same transaction;
                     idempotent by (sender, client_msg_id) (guarantees 3, 5) */
     str_t sender;
@@ -280,6 +313,9 @@ typedef struct { /* write: the store assigns seq = last_seq + 1 in the same tran
     store_message_t msg;       /* out: the stored message */
     bool duplicate;            /* out: client_msg_id was seen before; msg is the earlier message */
     bool conversation_created; /* out */
+    /* A direct conversation whose other member blocked the sender, or whom the sender
+       blocked, refuses a new message with STORE_E_BLOCKED, decided in the insert's own
+       transaction (after idempotency: a repeated client_msg_id still answers duplicate). */
 } store_message_insert_t;
 
 typedef struct { /* read: the page of up to limit messages before before_seq, ascending */
@@ -346,6 +382,7 @@ typedef enum {
     STORE_CONTACTS_VISIBLE
 } store_contacts_mode_t;
 
+/* AUDIENCE and VISIBLE leave out anyone in a block with the user, either way. */
 typedef struct { /* read: the user's contacts of the given mode (presence fan-out) */
     str_t user;
     store_contacts_mode_t mode;
@@ -364,6 +401,7 @@ typedef enum {
     STORE_OP_MESSAGE_INSERT,
     STORE_OP_MARK_READ,
     STORE_OP_FILE_INSERT,
+    STORE_OP_BLOCK_SET,
     STORE_OP_FIRST_READ_, /* ops from here on only read */
     STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
     STORE_OP_USERS_GET,
@@ -375,6 +413,8 @@ typedef enum {
     STORE_OP_MESSAGES_SINCE,
     STORE_OP_FILE_GET,
     STORE_OP_CONTACTS,
+    STORE_OP_BLOCKS_LIST,
+    STORE_OP_BLOCK_CHECK,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -420,6 +460,9 @@ struct store_req {
         store_file_insert_t file_insert;
         store_file_get_t file_get;
         store_contacts_t contacts;
+        store_block_set_t block_set;
+        store_blocks_list_t blocks_list;
+        store_block_check_t block_check;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

@@ -115,8 +115,21 @@ static const char store_migration_4[] =
     " WHERE x.conversation_id = conversation_members.conversation_id"
     " AND x.sender = conversation_members.user_id);";
 
+/* Version 5: blocks (issue 16). blocker -> blocked with no foreign keys (an id that never
+ * connected may be blocked); the primary key answers "a blocks b" and "b blocks a" alike. */
+static const char store_migration_5[] = "CREATE TABLE blocks ("
+                                        " blocker TEXT NOT NULL,"
+                                        " blocked TEXT NOT NULL,"
+                                        " created_at INTEGER NOT NULL,"
+                                        " PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
-    NULL, store_migration_1, store_migration_2, store_migration_3, store_migration_4,
+    NULL,
+    store_migration_1,
+    store_migration_2,
+    store_migration_3,
+    store_migration_4,
+    store_migration_5,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)
