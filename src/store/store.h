@@ -296,6 +296,13 @@ typedef struct { /* read: the users blocker blocks, by blocked id (bytewise), af
     bool has_more;               /* out */
 } store_blocks_list_t;
 
+typedef struct { /* read: the user's unread messages over all its conversations (each as
+                    unread_count: seq > read_seq, sent by someone else) */
+    str_t user;
+    int64_t total;         /* out */
+    int64_t conversations; /* out: conversations with unread_count > 0 */
+} store_unread_total_t;
+
 typedef struct { /* read: is there a block between a and b, either way */
     str_t a, b;
     bool a_blocks_b, b_blocks_a; /* out */
@@ -415,6 +422,7 @@ typedef enum {
     STORE_OP_CONTACTS,
     STORE_OP_BLOCKS_LIST,
     STORE_OP_BLOCK_CHECK,
+    STORE_OP_UNREAD_TOTAL,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -463,6 +471,7 @@ struct store_req {
         store_block_set_t block_set;
         store_blocks_list_t blocks_list;
         store_block_check_t block_check;
+        store_unread_total_t unread_total;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

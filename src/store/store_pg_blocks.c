@@ -1,5 +1,5 @@
-/* The PostgreSQL engine: blocks between users (issue 16). The send path's check is in
- * parlor_send (migration 2, store_pg_schema.c), inside the insert's statement. */
+/* The PostgreSQL engine: blocks between users and the unread total (issue 16). The send path's
+ * check is in parlor_send (migration 2, store_pg_schema.c), inside the insert's statement. */
 #include "store/store_pg_int.h"
 
 /* The cap in the insert itself: a block past STORE_BLOCKS_MAX inserts nothing. Two writers
@@ -122,5 +122,29 @@ int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a)
         return rc;
     }
     op->blocks = first;
+    return STORE_OK;
+}
+
+/* As SQLite's: each membership's count from the (conversation_id, seq) index. */
+static const char sql_unread_total[] =
+    "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
+    " FROM messages x WHERE x.conversation_id = m.conversation_id"
+    " AND x.seq > m.read_seq AND x.sender <> $1) AS n"
+    " FROM conversation_members m WHERE m.user_id = $1) t WHERE n > 0";
+
+int pg_unread_total(store_pg_t *db, store_unread_total_t *op)
+{
+    op->total = op->conversations = 0;
+    if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
+    pg_params_t p = {0};
+    pg_p_str(&p, op->user);
+    PGresult *r;
+    int rc = pg_query(db, P_UNREAD_TOTAL, sql_unread_total, &p, &r);
+    if (rc != STORE_OK) return rc;
+    if (PQntuples(r) == 1) {
+        op->total = pg_i64(r, 0, 0);
+        op->conversations = pg_i64(r, 0, 1);
+    }
+    PQclear(r);
     return STORE_OK;
 }

@@ -69,6 +69,7 @@ enum {
     P_BLOCK_GET,
     P_BLOCK_LIST,
     P_BLOCK_EITHER,
+    P_UNREAD_TOTAL,
     P_BEGIN,
     P_COMMIT,
     P_COUNT_
@@ -304,6 +305,7 @@ int pg_contacts(store_pg_t *db, store_contacts_t *op, store_arena_t *a);
 int pg_block_set(store_pg_t *db, store_block_set_t *op, int64_t now);
 int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a);
 int pg_block_check(store_pg_t *db, store_block_check_t *op);
+int pg_unread_total(store_pg_t *db, store_unread_total_t *op);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 

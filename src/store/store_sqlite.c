@@ -122,6 +122,12 @@ static const char *const store_sql[S_COUNT_] = {
     [S_BLOCK_COUNT] = "SELECT count(*) FROM blocks WHERE blocker = ?1",
     [S_BLOCK_LIST] = "SELECT blocked, created_at FROM blocks WHERE blocker = ?1 AND blocked > ?2"
                      " ORDER BY blocked LIMIT ?3",
+    /* Each membership's unread count from the (conversation_id, seq) index: the cost is the
+     * user's unread messages, not the conversation's history. */
+    [S_UNREAD_TOTAL] = "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
+                       " FROM messages x WHERE x.conversation_id = m.conversation_id"
+                       " AND x.seq > m.read_seq AND x.sender <> ?1) AS n"
+                       " FROM conversation_members m WHERE m.user_id = ?1) WHERE n > 0",
     [S_BLOCK_EITHER] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),"
                        " EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
 };
@@ -325,6 +331,9 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_BLOCK_CHECK:
         rc = store_sqlite_block_check(db, &req->u.block_check);
+        break;
+    case STORE_OP_UNREAD_TOTAL:
+        rc = store_sqlite_unread_total(db, &req->u.unread_total);
         break;
     case STORE_OP_PING:
         rc = store_sqlite_ping(db);

@@ -1,5 +1,5 @@
-/* The SQLite engine: blocks between users (issue 16). The send path's check is in
- * store_sqlite_messages.c, inside the insert's own transaction. */
+/* The SQLite engine: blocks between users and the unread total (issue 16). The send path's check is
+ * in store_sqlite_messages.c, inside the insert's own transaction. */
 #include "store/store_sqlite_int.h"
 
 int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out)
@@ -130,4 +130,20 @@ int store_sqlite_blocks_list(store_sqlite_t *db, store_blocks_list_t *op, store_
     }
     op->blocks = first;
     return STORE_OK;
+}
+
+int store_sqlite_unread_total(store_sqlite_t *db, store_unread_total_t *op)
+{
+    op->total = op->conversations = 0;
+    if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
+    sqlite3_stmt *st = sq_stmt_get(db, S_UNREAD_TOTAL);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, op->user);
+    int rc = sq_stmt_row(st);
+    if (rc == STORE_OK) {
+        op->total = sq_col_i64(st, 0);
+        op->conversations = sq_col_i64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc;
 }

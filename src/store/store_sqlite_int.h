@@ -69,6 +69,7 @@ enum {
     S_BLOCK_COUNT,
     S_BLOCK_LIST,
     S_BLOCK_EITHER,
+    S_UNREAD_TOTAL,
     S_COUNT_
 };
 

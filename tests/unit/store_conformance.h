@@ -111,6 +111,7 @@ SC_OP(contacts_, STORE_OP_CONTACTS, store_contacts_t)
 SC_OP(block_set_, STORE_OP_BLOCK_SET, store_block_set_t)
 SC_OP(blocks_list_, STORE_OP_BLOCKS_LIST, store_blocks_list_t)
 SC_OP(block_check_, STORE_OP_BLOCK_CHECK, store_block_check_t)
+SC_OP(unread_total_, STORE_OP_UNREAD_TOTAL, store_unread_total_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */

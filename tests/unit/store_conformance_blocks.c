@@ -194,10 +194,38 @@ out:
     free(p);
 }
 
+static void unread_of(sc_t *t, const char *user, int64_t total, int64_t convs)
+{
+    store_unread_total_t u = {.user = str_cstr(user)};
+    CHECK_EQ_INT(sc_unread_total_(t, &u, NULL, 0), STORE_OK);
+    CHECK_EQ_INT(u.total, total);
+    CHECK_EQ_INT(u.conversations, convs);
+}
+
+static void test_unread_total(sc_t *t)
+{
+    char d1[ID_SIZE], d2[ID_SIZE];
+    store_message_insert_t m;
+    store_mark_read_t mr;
+    unread_of(t, "amy", 0, 0);
+    sc_direct(t, "amy", "bob", d1);
+    sc_direct(t, "amy", "cat", d2);
+    unread_of(t, "amy", 0, 0);
+    sc_send(t, d1, "bob", "1");
+    sc_send(t, d1, "bob", "2");
+    sc_send(t, d1, "amy", "mine: not unread for amy");
+    CHECK_EQ_INT(sc_send_at(t, d2, "cat", "3", 2100, &m), STORE_OK);
+    unread_of(t, "amy", 3, 2);
+    unread_of(t, "bob", 1, 1);
+    unread_of(t, "cat", 0, 0);
+    CHECK_EQ_INT(sc_mark(t, d2, "amy", m.msg.id, 3000, &mr), STORE_OK);
+    unread_of(t, "amy", 2, 1);
+    CHECK_EQ_INT(sc_unread_total_(t, &(store_unread_total_t){.user = STR_LIT("a|b")}, NULL, 0),
+                 STORE_E_INVALID);
+}
+
 const sc_case_t sc_cases_blocks[] = {
-    {"block_set", test_block_set},
-    {"block_send", test_block_send},
-    {"block_presence", test_block_presence},
-    {"block_cap", test_block_cap},
-    {NULL, NULL},
+    {"unread_total", test_unread_total}, {"block_set", test_block_set},
+    {"block_send", test_block_send},     {"block_presence", test_block_presence},
+    {"block_cap", test_block_cap},       {NULL, NULL},
 };
