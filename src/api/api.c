@@ -818,6 +818,7 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         E_STATUS,
         E_BLOCK,
         E_BLOCKS,
+        E_UNREAD,
         E_NONE
     } ep = E_NONE;
     const char *allow = "";
@@ -837,6 +838,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         ep = E_BLOCK, allow = "POST, DELETE";
     else if (n == 3 && str_eq_cstr(seg[2], "blocks"))
         ep = E_BLOCKS, allow = "GET";
+    else if (n == 3 && str_eq_cstr(seg[2], "unread"))
+        ep = E_UNREAD, allow = "GET";
     if (ep == E_NONE) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
@@ -846,7 +849,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
               (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
               (ep == E_READ && method(req, "PUT")) ||
               (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
-              ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS) && method(req, "GET"));
+              ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD) &&
+               method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
         return HTTP_DONE;
@@ -871,6 +875,12 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         return block_user(a, hc, req, seg[3], &user);
     case E_BLOCKS:
         return list_blocks(a, hc, req, &user);
+    case E_UNREAD: {
+        api_ctx_t *c = chat_ctx(a, hc, &user);
+        if (!c) return HTTP_DONE;
+        chat_unread(a->chat, c->user.id, answered, c);
+        return HTTP_DEFERRED;
+    }
     default:
         return HTTP_DONE;
     }

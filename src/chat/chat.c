@@ -482,8 +482,8 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->typing) || strmap_init(&c->block_pairs) || strmap_init(&c->acked) ||
-        strmap_init(&c->marks)) {
+        strmap_init(&c->typing) || strmap_init(&c->block_pairs) || strmap_init(&c->unread) ||
+        strmap_init(&c->acked) || strmap_init(&c->marks)) {
         chat_free(c);
         return NULL;
     }
@@ -536,6 +536,7 @@ void chat_free(chat_t *c)
     chat_presence_free(c);
     strmap_free(&c->typing, free);
     strmap_free(&c->block_pairs, free);
+    chat_unread_free(c);
     strmap_free(&c->acked, free);
     strmap_free(&c->marks, free);
     free(c);

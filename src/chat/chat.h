@@ -143,6 +143,10 @@ void chat_block_set(chat_t *c, const char *user, const char *other, bool on, cha
 void chat_blocks_list(chat_t *c, const char *user, const char *after, size_t limit,
                       chat_answer_fn done, void *ud);
 
+/* The caller's unread messages over all its conversations: {"total","conversations"}
+ * (conversations: how many have unread messages). */
+void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
+
 /* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
 
 typedef enum {

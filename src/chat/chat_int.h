@@ -79,6 +79,7 @@ struct chat {
     presence_t **pbuckets;
     size_t npbuckets, npresence;
     strmap_t typing;      /* "user\nconversation" -> typing_t */
+    strmap_t unread;      /* user -> its unread total's state, while it has sockets (unread.c) */
     strmap_t block_pairs; /* "a|b" -> whether a block is between them, for a while (blocks.c) */
     strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
@@ -233,6 +234,13 @@ int chat_block_between(chat_t *c, const char *a, const char *b,
                        void (*then)(chat_t *c, void *arg, bool blocked, int status), void *arg);
 /* Records what a send or another answer taught about the pair. */
 void chat_block_learn(chat_t *c, const char *a, const char *b, bool blocked);
+
+/* ---- chat_unread.c ---- */
+
+/* The user's unread total may have changed: recompute it (coalesced) and tell its sockets
+ * here with unread_total when it did. */
+void chat_unread_touch(chat_t *c, str_t user);
+void chat_unread_free(chat_t *c);
 
 /* ---- chat_typing.c ---- */
 

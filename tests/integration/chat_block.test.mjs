@@ -172,3 +172,48 @@ test('neither sees the other\'s presence or typing; others still do', async () =
     assert.equal(st.status, 200, st.text);
     assert.notEqual(st.json.status, 'online', 'B cannot read A\'s status');
 });
+
+test('unread total: GET /api/chat/unread and unread_total live on every socket of the user', async () => {
+    const A = await user();
+    const A2 = await connectLogged(server, A.token);
+    open.push(A2);
+    const B = await user();
+    const C = await user();
+    let r = await api(server, 'GET', '/api/chat/unread', { token: A.token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { total: 0, conversations: 0 });
+    const lastTotal = (s) => s.events('unread_total').at(-1);
+
+    const b1 = await emitAck(B.s, 'send_message', { recipientId: A.id, content: 'one', type: 'text' });
+    await emitAck(B.s, 'send_message', { recipientId: A.id, content: 'two', type: 'text' });
+    const g = await api(server, 'POST', '/api/chat/conversations', { token: C.token, body: { participantIds: [A.id, B.id] } });
+    const c1 = await emitAck(C.s, 'send_message', { conversationId: g.json._id, content: 'three', type: 'text' });
+    assert.equal(c1.ok, true, JSON.stringify(c1));
+    for (const s of [A.s, A2]) {
+        await waitFor(() => lastTotal(s)?.total === 3, 5000, () => `unread_total 3 on A's socket: ${JSON.stringify(s.events('unread_total'))}`);
+        assert.deepEqual(lastTotal(s), { total: 3, conversations: 2 });
+    }
+    r = await api(server, 'GET', '/api/chat/unread', { token: A.token });
+    assert.deepEqual(r.json, { total: 3, conversations: 2 });
+    // The sender's own messages are not unread for it.
+    r = await api(server, 'GET', '/api/chat/unread', { token: B.token });
+    assert.deepEqual(r.json, { total: 1, conversations: 1 });
+
+    // Reading moves it, on both of A's sockets.
+    const two = A.s.received.find((m) => m.content === 'two');
+    const mr = await emitAck(A.s, 'mark_read', { conversationId: b1.message.conversationId, messageId: two._id });
+    assert.equal(mr.ok, true, JSON.stringify(mr));
+    for (const s of [A.s, A2]) {
+        await waitFor(() => lastTotal(s)?.total === 1, 5000, () => `unread_total 1: ${JSON.stringify(s.events('unread_total'))}`);
+        assert.deepEqual(lastTotal(s), { total: 1, conversations: 1 });
+    }
+    // A refused (blocked) send changes nothing: the next event is the fence's.
+    assert.equal((await block(A, B.id)).status, 200);
+    const refused = await emitAck(B.s, 'send_message', { recipientId: A.id, content: 'no', type: 'text' });
+    assert.equal(refused.error.reason, 'BLOCKED');
+    const before = A.s.events('unread_total').length;
+    await fence(A);
+    await waitFor(() => lastTotal(A.s)?.total === 2, 5000, 'fence counted');
+    assert.deepEqual(A.s.events('unread_total').slice(before), [{ total: 2, conversations: 2 }]);
+    assertApiError(await api(server, 'POST', '/api/chat/unread', { token: A.token }), 405, 'METHOD_NOT_ALLOWED');
+});
