@@ -123,7 +123,12 @@ const char *store_strerror(int code);
 #define STORE_CONTACTS_MAX      5000
 #define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
 
-#define STORE_BLOCKS_MAX 10000 /* users one user may block */
+#define STORE_SEARCH_QUERY_MAX 200 /* bytes of a search query */
+#define STORE_SEARCH_WORDS_MAX 8
+#define STORE_SEARCH_WORD_MAX  64 /* bytes of a word (longer runs are not words) */
+#define STORE_SEARCH_PAGE_MAX  50
+#define STORE_SEARCH_SCAN_MAX  2000  /* candidates one search examines at most */
+#define STORE_BLOCKS_MAX       10000 /* users one user may block */
 
 #define STORE_SCHEMA_VERSION 5
 
@@ -303,6 +308,27 @@ typedef struct { /* read: the user's unread messages over all its conversations 
     int64_t conversations; /* out: conversations with unread_count > 0 */
 } store_unread_total_t;
 
+typedef struct {
+    store_message_t msg;
+    str_t snippet; /* HTML-escaped, hits in <mark></mark> (store_search.h) */
+} store_search_hit_t;
+
+typedef struct { /* read: full-text search over the user's conversations (store_search.h
+                    defines words and matching), newest first (by pos). STORE_E_INVALID for a
+                    query that is not one. */
+    str_t user;
+    str_t query;
+    str_t conversation_id;          /* optional: only this conversation (the user must be a member:
+                                       else STORE_E_FORBIDDEN / STORE_E_NOT_FOUND) */
+    int64_t before_pos;             /* 0: from the newest; else a next_pos from before */
+    size_t limit;                   /* 0: 20; at most STORE_SEARCH_PAGE_MAX */
+    const store_search_hit_t *hits; /* out */
+    size_t count;                   /* out */
+    int64_t next_pos; /* out: 0 when nothing older can match; else pass as before_pos. A page
+                         may hold fewer than limit hits when STORE_SEARCH_SCAN_MAX candidates
+                         were examined */
+} store_search_t;
+
 typedef struct { /* read: is there a block between a and b, either way */
     str_t a, b;
     bool a_blocks_b, b_blocks_a; /* out */
@@ -423,6 +449,7 @@ typedef enum {
     STORE_OP_BLOCKS_LIST,
     STORE_OP_BLOCK_CHECK,
     STORE_OP_UNREAD_TOTAL,
+    STORE_OP_SEARCH,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -472,6 +499,7 @@ struct store_req {
         store_blocks_list_t blocks_list;
         store_block_check_t block_check;
         store_unread_total_t unread_total;
+        store_search_t search;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

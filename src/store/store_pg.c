@@ -576,6 +576,8 @@ int pg_exec_one(store_pg_t *db, store_req_t *req)
         return pg_block_check(db, &req->u.block_check);
     case STORE_OP_UNREAD_TOTAL:
         return pg_unread_total(db, &req->u.unread_total);
+    case STORE_OP_SEARCH:
+        return pg_search(db, &req->u.search, a);
     case STORE_OP_PING: {
         PGresult *res;
         rc = pg_query(db, P_PING, "SELECT 1", NULL, &res);

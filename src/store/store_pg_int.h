@@ -70,6 +70,9 @@ enum {
     P_BLOCK_LIST,
     P_BLOCK_EITHER,
     P_UNREAD_TOTAL,
+    P_SEARCH,
+    P_SEARCH_CONV,
+    P_SEARCH_ACCESS,
     P_BEGIN,
     P_COMMIT,
     P_COUNT_
@@ -306,6 +309,7 @@ int pg_block_set(store_pg_t *db, store_block_set_t *op, int64_t now);
 int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a);
 int pg_block_check(store_pg_t *db, store_block_check_t *op);
 int pg_unread_total(store_pg_t *db, store_unread_total_t *op);
+int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 

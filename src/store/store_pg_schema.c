@@ -278,7 +278,19 @@ static const char pg_migration_2[] =
     " END IF;\n"
     " RETURN QUERY SELECT * FROM parlor_send_v1(p_sender, p_conv, p_recipient, p_key, p_content,\n"
     "  p_type, p_file, p_cmid, p_now, p_id, p_new_conv);\n"
-    "END $f$;\n";
+    "END $f$;\n"
+    /* Search (store_search.h): the words of a message as lexemes, taken from its bytes as
+     * encode(.., 'escape') spells them (ASCII, bytes >= 0x80 as \\ooo, a backslash doubled:
+     * the pairs become spaces first), lowercased; the GIN index finds candidates and
+     * store_search.c decides, as on SQLite. No text parser, so any bytes index. */
+    "CREATE FUNCTION parlor_search_vector(p bytea) RETURNS tsvector\n"
+    "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+    " SELECT array_to_tsvector(coalesce(array_agg(DISTINCT t.w), '{}'))\n"
+    " FROM (SELECT (regexp_matches(lower(replace(replace(encode(p, 'escape'), '\\\\', ' '),\n"
+    "  '\\000', ' ')),\n"
+    "  '(?:[a-z0-9]|\\\\[23][0-7][0-7])+', 'g'))[1] AS w) t WHERE length(t.w) <= 256\n"
+    "$f$;\n"
+    "CREATE INDEX messages_search ON messages USING gin (parlor_search_vector(content));\n";
 
 static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {NULL, pg_migration_1,
                                                                        pg_migration_2};

@@ -128,6 +128,14 @@ static const char *const store_sql[S_COUNT_] = {
                        " FROM messages x WHERE x.conversation_id = m.conversation_id"
                        " AND x.seq > m.read_seq AND x.sender <> ?1) AS n"
                        " FROM conversation_members m WHERE m.user_id = ?1) WHERE n > 0",
+    /* Search candidates, newest first, in the user's conversations (store_sqlite_search.c). */
+    [S_SEARCH] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
+                 " JOIN conversation_members cm ON cm.conversation_id = m.conversation_id"
+                 " AND cm.user_id = ?1 WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
+                 " ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    [S_SEARCH_CONV] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
+                      " WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
+                      " AND m.conversation_id = ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4",
     [S_BLOCK_EITHER] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),"
                        " EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
 };
@@ -334,6 +342,9 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_UNREAD_TOTAL:
         rc = store_sqlite_unread_total(db, &req->u.unread_total);
+        break;
+    case STORE_OP_SEARCH:
+        rc = store_sqlite_search(db, &req->u.search, a);
         break;
     case STORE_OP_PING:
         rc = store_sqlite_ping(db);

@@ -70,6 +70,8 @@ enum {
     S_BLOCK_LIST,
     S_BLOCK_EITHER,
     S_UNREAD_TOTAL,
+    S_SEARCH,
+    S_SEARCH_CONV,
     S_COUNT_
 };
 

@@ -49,6 +49,7 @@ extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
 extern const sc_case_t sc_cases_blocks[]; /* store_conformance_blocks.c (issue 16) */
+extern const sc_case_t sc_cases_search[]; /* store_conformance_search.c (issue 16) */
 extern const sc_case_t sc_cases_pg[];     /* PostgreSQL only (store_conformance_pg.c) */
 
 /* The loop's thread (every done() must run on it). */
@@ -112,6 +113,7 @@ SC_OP(block_set_, STORE_OP_BLOCK_SET, store_block_set_t)
 SC_OP(blocks_list_, STORE_OP_BLOCKS_LIST, store_blocks_list_t)
 SC_OP(block_check_, STORE_OP_BLOCK_CHECK, store_block_check_t)
 SC_OP(unread_total_, STORE_OP_UNREAD_TOTAL, store_unread_total_t)
+SC_OP(search_, STORE_OP_SEARCH, store_search_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */
