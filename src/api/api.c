@@ -694,6 +694,42 @@ static int list_blocks(api_t *a, http_conn_t *hc, const http_request_t *req, con
     return HTTP_DEFERRED;
 }
 
+static int search(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
+{
+    char q[STORE_SEARCH_QUERY_MAX + 1], conv[ID_SIZE + 1], cursor[24];
+    int qn = http_query_param(req->query, "q", q, sizeof q);
+    int cn = http_query_param(req->query, "conversationId", conv, sizeof conv);
+    int un = http_query_param(req->query, "cursor", cursor, sizeof cursor);
+    long limit = query_limit(req, 20, STORE_SEARCH_PAGE_MAX);
+    if (qn < 1) {
+        respond_error(hc, 400, "BAD_REQUEST",
+                      "q must be 1-8 words of letters and digits, at most 200 bytes");
+        return HTTP_DONE;
+    }
+    if (cn == -2 || cn == 0 || (cn > 0 && !id_valid(str_make(conv, (size_t)cn)))) {
+        respond_error(hc, 400, "BAD_REQUEST", "conversationId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    long long before = 0;
+    if (un != -1) {
+        char *end = NULL;
+        before = un > 0 && un < 20 ? strtoll(cursor, &end, 10) : 0;
+        if (un <= 0 || !end || *end || before < 1 || cursor[0] == '+' || cursor[0] == '-') {
+            respond_error(hc, 400, "BAD_REQUEST", "cursor must be a nextCursor from before");
+            return HTTP_DONE;
+        }
+    }
+    if (limit < 0) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    chat_search(a->chat, c->user.id, str_make(q, (size_t)qn), cn > 0 ? conv : NULL, (size_t)limit,
+                before, answered, c);
+    return HTTP_DEFERRED;
+}
+
 /* ---- routing ---- */
 
 static bool method(const http_request_t *req, const char *m)
@@ -819,6 +855,7 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         E_BLOCK,
         E_BLOCKS,
         E_UNREAD,
+        E_SEARCH,
         E_NONE
     } ep = E_NONE;
     const char *allow = "";
@@ -840,17 +877,19 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         ep = E_BLOCKS, allow = "GET";
     else if (n == 3 && str_eq_cstr(seg[2], "unread"))
         ep = E_UNREAD, allow = "GET";
+    else if (n == 3 && str_eq_cstr(seg[2], "search"))
+        ep = E_SEARCH, allow = "GET";
     if (ep == E_NONE) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
     }
-    bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
-              (ep == E_MESSAGES && method(req, "POST")) ||
-              (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
-              (ep == E_READ && method(req, "PUT")) ||
-              (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
-              ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD) &&
-               method(req, "GET"));
+    bool ok =
+        (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
+        (ep == E_MESSAGES && method(req, "POST")) || (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
+        (ep == E_READ && method(req, "PUT")) ||
+        (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
+        ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD || ep == E_SEARCH) &&
+         method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
         return HTTP_DONE;
@@ -875,6 +914,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         return block_user(a, hc, req, seg[3], &user);
     case E_BLOCKS:
         return list_blocks(a, hc, req, &user);
+    case E_SEARCH:
+        return search(a, hc, req, &user);
     case E_UNREAD: {
         api_ctx_t *c = chat_ctx(a, hc, &user);
         if (!c) return HTTP_DONE;

@@ -147,6 +147,12 @@ void chat_blocks_list(chat_t *c, const char *user, const char *after, size_t lim
  * (conversations: how many have unread messages). */
 void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
 
+/* Full-text search over the user's conversations (or one, conv_or_null: 24-hex), newest
+ * first: {"results":[{"conversationId","message","snippet"}],"nextCursor"}. before_pos 0: the
+ * newest; else a nextCursor. */
+void chat_search(chat_t *c, const char *user, str_t q, const char *conv_or_null, size_t limit,
+                 int64_t before_pos, chat_answer_fn done, void *ud);
+
 /* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
 
 typedef enum {
