@@ -60,7 +60,7 @@ static void test_search(sc_t *t)
     m.content = str_make("nul\0door here", 13);
     ar = sc_arena();
     CHECK_EQ_INT(sc_message_insert(t, &m, &ar, 2000), STORE_OK);
-    m.content = str_make("bad \xff\xfe bytes door", 20);
+    m.content = STR_LIT("bad \xff\xfe bytes door");
     ar = sc_arena();
     CHECK_EQ_INT(sc_message_insert(t, &m, &ar, 2000), STORE_OK);
 
