@@ -67,6 +67,7 @@ static void respond_refusal(http_conn_t *hc, const chat_err_t *err)
 {
     json_t *e = chat_error_json(err->code, err->message);
     char hdr[64] = "";
+    if (chat_err_reason(err)) json_object_set_new(e, "reason", json_string(chat_err_reason(err)));
     if (err->retry_after_ms) {
         json_object_set_new(e, "retryAfterMs", json_integer(err->retry_after_ms));
         snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", (err->retry_after_ms + 999) / 1000);
@@ -660,6 +661,75 @@ static int search_users(api_t *a, http_conn_t *hc, const http_request_t *req, co
     return HTTP_DEFERRED;
 }
 
+/* ---- blocks (issue 16) ---- */
+
+static int block_user(api_t *a, http_conn_t *hc, const http_request_t *req, str_t other,
+                      const chat_user_t *me)
+{
+    if (!auth_sub_is_valid(other.ptr, other.len)) {
+        respond_error(hc, 400, "BAD_REQUEST", "userId must be 1-64 characters of A-Z a-z 0-9 _ -");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    char id[STORE_USER_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)other.len, other.ptr);
+    chat_block_set(a->chat, c->user.id, id, str_eq_cstr(req->method, "POST"), answered, c);
+    return HTTP_DEFERRED;
+}
+
+static int list_blocks(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
+{
+    long limit = query_limit(req, 50, 200);
+    char cursor[STORE_USER_ID_MAX + 2];
+    int n = http_query_param(req->query, "cursor", cursor, sizeof cursor);
+    if (limit < 0 || n == -2 || n == 0 || (n > 0 && !auth_sub_is_valid(cursor, (size_t)n))) {
+        respond_error(hc, 400, "BAD_REQUEST",
+                      "limit must be a positive integer; cursor a nextCursor from before");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    chat_blocks_list(a->chat, c->user.id, n > 0 ? cursor : NULL, (size_t)limit, answered, c);
+    return HTTP_DEFERRED;
+}
+
+static int search(api_t *a, http_conn_t *hc, const http_request_t *req, const chat_user_t *me)
+{
+    char q[STORE_SEARCH_QUERY_MAX + 1], conv[ID_SIZE + 1], cursor[24];
+    int qn = http_query_param(req->query, "q", q, sizeof q);
+    int cn = http_query_param(req->query, "conversationId", conv, sizeof conv);
+    int un = http_query_param(req->query, "cursor", cursor, sizeof cursor);
+    long limit = query_limit(req, 20, STORE_SEARCH_PAGE_MAX);
+    if (qn < 1) {
+        respond_error(hc, 400, "BAD_REQUEST",
+                      "q must be 1-8 words of letters and digits, at most 200 bytes");
+        return HTTP_DONE;
+    }
+    if (cn == -2 || cn == 0 || (cn > 0 && !id_valid(str_make(conv, (size_t)cn)))) {
+        respond_error(hc, 400, "BAD_REQUEST", "conversationId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    long long before = 0;
+    if (un != -1) {
+        char *end = NULL;
+        before = un > 0 && un < 20 ? strtoll(cursor, &end, 10) : 0;
+        if (un <= 0 || !end || *end || before < 1 || cursor[0] == '+' || cursor[0] == '-') {
+            respond_error(hc, 400, "BAD_REQUEST", "cursor must be a nextCursor from before");
+            return HTTP_DONE;
+        }
+    }
+    if (limit < 0) {
+        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = chat_ctx(a, hc, me);
+    if (!c) return HTTP_DONE;
+    chat_search(a->chat, c->user.id, str_make(q, (size_t)qn), cn > 0 ? conv : NULL, (size_t)limit,
+                before, answered, c);
+    return HTTP_DEFERRED;
+}
+
 /* ---- routing ---- */
 
 static bool method(const http_request_t *req, const char *m)
@@ -693,7 +763,7 @@ bool api_cors(api_t *a, http_conn_t *hc, const http_request_t *req)
     if (!str_eq_cstr(req->method, "OPTIONS")) return false;
     /* A preflight: which methods and headers a browser on an allowed origin may use. */
     http_respond(hc, 204, NULL,
-                 "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"
+                 "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n"
                  "Access-Control-Allow-Headers: Authorization, Content-Type, If-None-Match, "
                  "Range\r\nAccess-Control-Max-Age: 600\r\n",
                  NULL, 0);
@@ -775,7 +845,19 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         return HTTP_DONE;
     }
     /* Which endpoint, and its allowed methods, before authentication: 404/405 need no token. */
-    enum { E_CONVS, E_MESSAGES, E_MESSAGE_PAGE, E_READ, E_USERS, E_STATUS, E_NONE } ep = E_NONE;
+    enum {
+        E_CONVS,
+        E_MESSAGES,
+        E_MESSAGE_PAGE,
+        E_READ,
+        E_USERS,
+        E_STATUS,
+        E_BLOCK,
+        E_BLOCKS,
+        E_UNREAD,
+        E_SEARCH,
+        E_NONE
+    } ep = E_NONE;
     const char *allow = "";
     if (n == 3 && str_eq_cstr(seg[2], "conversations"))
         ep = E_CONVS, allow = "GET, POST";
@@ -789,15 +871,25 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         ep = E_USERS, allow = "GET";
     else if (n == 5 && str_eq_cstr(seg[2], "users") && str_eq_cstr(seg[4], "status"))
         ep = E_STATUS, allow = "GET";
+    else if (n == 5 && str_eq_cstr(seg[2], "users") && str_eq_cstr(seg[4], "block"))
+        ep = E_BLOCK, allow = "POST, DELETE";
+    else if (n == 3 && str_eq_cstr(seg[2], "blocks"))
+        ep = E_BLOCKS, allow = "GET";
+    else if (n == 3 && str_eq_cstr(seg[2], "unread"))
+        ep = E_UNREAD, allow = "GET";
+    else if (n == 3 && str_eq_cstr(seg[2], "search"))
+        ep = E_SEARCH, allow = "GET";
     if (ep == E_NONE) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
     }
-    bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
-              (ep == E_MESSAGES && method(req, "POST")) ||
-              (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
-              (ep == E_READ && method(req, "PUT")) ||
-              ((ep == E_USERS || ep == E_STATUS) && method(req, "GET"));
+    bool ok =
+        (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
+        (ep == E_MESSAGES && method(req, "POST")) || (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
+        (ep == E_READ && method(req, "PUT")) ||
+        (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
+        ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD || ep == E_SEARCH) &&
+         method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
         return HTTP_DONE;
@@ -818,6 +910,18 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         return search_users(a, hc, req, &user);
     case E_STATUS:
         return user_status(a, hc, seg[3], &user);
+    case E_BLOCK:
+        return block_user(a, hc, req, seg[3], &user);
+    case E_BLOCKS:
+        return list_blocks(a, hc, req, &user);
+    case E_SEARCH:
+        return search(a, hc, req, &user);
+    case E_UNREAD: {
+        api_ctx_t *c = chat_ctx(a, hc, &user);
+        if (!c) return HTTP_DONE;
+        chat_unread(a->chat, c->user.id, answered, c);
+        return HTTP_DEFERRED;
+    }
     default:
         return HTTP_DONE;
     }

@@ -151,6 +151,7 @@ void chat_reply_err(chat_sock_t *cs, int64_t ack_id, json_t *client_msg_id, cons
     json_t *err = chat_error_json(e->code, e->message);
     if (e->retry_after_ms)
         json_object_set_new(err, "retryAfterMs", json_integer(e->retry_after_ms));
+    if (chat_err_reason(e)) json_object_set_new(err, "reason", json_string(chat_err_reason(e)));
     if (ack_id >= 0) {
         json_t *obj = json_pack("{s:b, s:O}", "ok", 0, "error", err);
         ack_json(cs, ack_id, obj);
@@ -484,7 +485,8 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
         limiter_init(&c->ip_limit, opts->rate_connections_per_ip / window,
                      opts->rate_connections_per_ip, opts->max_connections_per_ip) ||
         limiter_init(&c->user_conns, 0, 0, opts->max_connections_per_user) ||
-        strmap_init(&c->typing) || strmap_init(&c->acked) || strmap_init(&c->marks)) {
+        strmap_init(&c->typing) || strmap_init(&c->block_pairs) || strmap_init(&c->unread) ||
+        strmap_init(&c->acked) || strmap_init(&c->marks)) {
         chat_free(c);
         return NULL;
     }
@@ -536,6 +538,8 @@ void chat_free(chat_t *c)
     limiter_free(&c->user_conns);
     chat_presence_free(c);
     strmap_free(&c->typing, free);
+    strmap_free(&c->block_pairs, free);
+    chat_unread_free(c);
     strmap_free(&c->acked, free);
     strmap_free(&c->marks, free);
     free(c);

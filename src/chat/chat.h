@@ -49,6 +49,13 @@ typedef struct {
     uint32_t retry_after_ms;
 } chat_err_t;
 
+/* The messages of refusals that carry a finer `reason` beside their code (issue 16): a
+ * refusal whose message is one of these (the same pointer) gets the reason added when it is
+ * written out (chat_err_reason). Kept out of chat_err_t so its initializers stay as they are. */
+extern const char chat_msg_blocked[];             /* FORBIDDEN, reason BLOCKED */
+extern const char chat_msg_block_limit[];         /* CONFLICT, reason BLOCK_LIMIT */
+const char *chat_err_reason(const chat_err_t *e); /* NULL when none */
+
 chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_jwt_t *jwt,
                  const chat_options_t *opts);
 /* At shutdown, after the sockets are gone and before the store closes: records lastSeen of
@@ -125,6 +132,26 @@ void chat_users_search(chat_t *c, const char *user, str_t prefix, size_t limit, 
  * {"users":[...]}. */
 void chat_users_get(chat_t *c, const char *user, const char *const *ids, size_t n,
                     chat_answer_fn done, void *ud);
+
+/* Blocks (chat_blocks.c): user blocks (on) or unblocks other (a valid user id, not user):
+ * {"userId","blocked","changed","blockedAt"?}; 409 CONFLICT (reason BLOCK_LIMIT) past
+ * STORE_BLOCKS_MAX. */
+void chat_block_set(chat_t *c, const char *user, const char *other, bool on, chat_answer_fn done,
+                    void *ud);
+/* The users user blocks, by id, after `after` (NULL or "": from the start):
+ * {"blocks":[{"userId","blockedAt"}],"nextCursor"}. */
+void chat_blocks_list(chat_t *c, const char *user, const char *after, size_t limit,
+                      chat_answer_fn done, void *ud);
+
+/* The caller's unread messages over all its conversations: {"total","conversations"}
+ * (conversations: how many have unread messages). */
+void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
+
+/* Full-text search over the user's conversations (or one, conv_or_null: 24-hex), newest
+ * first: {"results":[{"conversationId","message","snippet"}],"nextCursor"}. before_pos 0: the
+ * newest; else a nextCursor. */
+void chat_search(chat_t *c, const char *user, str_t q, const char *conv_or_null, size_t limit,
+                 int64_t before_pos, chat_answer_fn done, void *ud);
 
 /* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
 

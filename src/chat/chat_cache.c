@@ -194,6 +194,9 @@ void chat_store_err(int st, chat_err_t *e)
     case STORE_E_CONFLICT:
         *e = (chat_err_t){409, "CONFLICT", "already exists", 0};
         break;
+    case STORE_E_BLOCKED:
+        *e = (chat_err_t){403, "FORBIDDEN", chat_msg_blocked, 0};
+        break;
     case STORE_E_UNAVAILABLE: /* nothing took effect: the same request may be sent again */
         *e = (chat_err_t){503, "STORE_UNAVAILABLE", "the database is unavailable; retry",
                           CHAT_STORE_RETRY_MS};

@@ -25,6 +25,7 @@
  * The local half encodes the Socket.IO packet once, at the first socket that needs it, and
  * queues that one refcounted frame on every recipient socket. A delivery is valid for the
  * call only: whoever keeps it (a store lookup here, the cluster's queue) copies it. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <string.h>
 
@@ -63,10 +64,23 @@ static bool lazy_build(chat_t *c, lazy_t *l)
     return l->state == 1;
 }
 
+/* A receive_message, or a messages_read of the user's own, may change the user's unread total
+ * (chat_unread.c recomputes it for users with sockets here). */
+static bool unread_may_change(const chat_delivery_t *d, str_t user)
+{
+    if (strcmp(d->event, "receive_message") == 0) return true;
+    if (strcmp(d->event, "messages_read") != 0 || d->nargs < 1) return false;
+    char pat[STORE_USER_ID_MAX + 16];
+    int n = snprintf(pat, sizeof pat, "\"readerId\":\"%.*s\"", (int)user.len, user.ptr);
+    return n > 0 && (size_t)n < sizeof pat &&
+           memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n) != NULL;
+}
+
 static void to_user(chat_t *c, lazy_t *l, str_t user)
 {
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
+    if (p && p->live && unread_may_change(d, user)) chat_unread_touch(c, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
         if (c->publish && d->pos > 0) {
             /* In a cluster a receive_message may come before an older one of this user that

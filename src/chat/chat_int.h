@@ -78,8 +78,10 @@ struct chat {
     /* Users with sockets or in their grace period: a chained hash of presence_t. */
     presence_t **pbuckets;
     size_t npbuckets, npresence;
-    strmap_t typing; /* "user\nconversation" -> typing_t */
-    strmap_t acked;  /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+    strmap_t typing;      /* "user\nconversation" -> typing_t */
+    strmap_t unread;      /* user -> its unread total's state, while it has sockets (unread.c) */
+    strmap_t block_pairs; /* "a|b" -> whether a block is between them, for a while (blocks.c) */
+    strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep;    /* drops idle limiter entries */
     int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
@@ -226,6 +228,23 @@ void chat_acked_sweep(chat_t *c, uint64_t now);
 /* ---- chat_read.c ---- */
 
 void chat_on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+
+/* ---- chat_blocks.c ---- */
+
+#define STORE_DIRECT_KEY_SIZE_CHAT (2 * STORE_USER_ID_MAX + 2)
+/* Whether a and b are in a block (either way): 1 or 0 when known here, else -1 and then(...)
+ * runs later, once the store has told (status STORE_OK), or with the store's error. */
+int chat_block_between(chat_t *c, const char *a, const char *b,
+                       void (*then)(chat_t *c, void *arg, bool blocked, int status), void *arg);
+/* Records what a send or another answer taught about the pair. */
+void chat_block_learn(chat_t *c, const char *a, const char *b, bool blocked);
+
+/* ---- chat_unread.c ---- */
+
+/* The user's unread total may have changed: recompute it (coalesced) and tell its sockets
+ * here with unread_total when it did. */
+void chat_unread_touch(chat_t *c, str_t user);
+void chat_unread_free(chat_t *c);
 
 /* ---- chat_typing.c ---- */
 

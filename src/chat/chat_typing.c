@@ -81,12 +81,60 @@ void chat_typing_clear_user(chat_t *c, const char *user)
     strmap_sweep(&c->typing, typing_of_user, &a);
 }
 
-static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
-                         int64_t ack_id)
+typedef struct {
+    chat_sock_t *cs; /* a reference */
+    int64_t ack_id;
+    char conv[ID_SIZE];
+} typing_gate_t;
+
+static void typing_apply_(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
+                          int64_t ack_id, int blocked);
+
+static void typing_gate_done(chat_t *c, void *arg, bool blocked, int status)
+{
+    typing_gate_t *g = arg;
+    (void)status; /* typing is best effort: not knowing lets it through */
+    if (g->cs->socket) typing_apply_(c, g->cs, g->conv, true, g->ack_id, blocked);
+    cs_unref(g->cs);
+    free(g);
+}
+
+static void ack_ok(chat_sock_t *cs, int64_t ack_id)
+{
+    if (ack_id >= 0 && cs->socket) {
+        json_t *f = json_object();
+        chat_reply_ok(cs, ack_id, f);
+        json_decref(f);
+    }
+}
+
+/* blocked: -1 not checked yet, else whether the two members of a conversation of two are in a
+ * block (chat_blocks.c): then a typing start creates no state and nothing is relayed. */
+static void typing_apply_(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
+                          int64_t ack_id, int blocked)
 {
     members_entry_t *e = chat_cache_find(c, conv);
     if (!e || !chat_cache_has(e, CS_UID(cs))) {
         if (cs->socket) chat_reply_error(cs, ack_id, "NOT_FOUND", "no such conversation", 0);
+        return;
+    }
+    if (is_typing && e->n == 2 && blocked < 0) {
+        const char *other = strcmp(e->users[0], CS_UID(cs)) == 0 ? e->users[1] : e->users[0];
+        typing_gate_t *g = calloc(1, sizeof *g);
+        if (g) {
+            g->cs = cs_ref(cs);
+            g->ack_id = ack_id;
+            memcpy(g->conv, conv, ID_SIZE);
+        }
+        blocked = g ? chat_block_between(c, CS_UID(cs), other, typing_gate_done, g) : 0;
+        if (blocked < 0) return; /* typing_gate_done goes on */
+        if (g) {
+            cs_unref(g->cs);
+            free(g);
+        }
+    }
+    if (is_typing && blocked == 1) {
+        ack_ok(cs, ack_id);
         return;
     }
     if (!is_typing) {
@@ -115,11 +163,13 @@ static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_t
         }
         timerq_add(&c->typing_tq, &t->expiry);
     }
-    if (ack_id >= 0 && cs->socket) {
-        json_t *f = json_object();
-        chat_reply_ok(cs, ack_id, f);
-        json_decref(f);
-    }
+    ack_ok(cs, ack_id);
+}
+
+static void typing_apply(chat_t *c, chat_sock_t *cs, const char *conv, bool is_typing,
+                         int64_t ack_id)
+{
+    typing_apply_(c, cs, conv, is_typing, ack_id, -1);
 }
 
 typedef struct {

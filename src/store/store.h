@@ -100,6 +100,9 @@ enum {
     STORE_E_UNAVAILABLE = -10, /* the database cannot be reached (connection lost, server
                                   down); nothing of the request took effect and the engine
                                   reconnects by itself: STORE_UNAVAILABLE, retryable */
+    STORE_E_BLOCKED = -11,     /* a direct message between two users one of whom blocked the
+                                  other: FORBIDDEN with reason BLOCKED */
+    STORE_E_LIMIT = -12,       /* a per-user cap (STORE_BLOCKS_MAX): LIMIT_EXCEEDED */
 };
 
 const char *store_strerror(int code);
@@ -120,7 +123,14 @@ const char *store_strerror(int code);
 #define STORE_CONTACTS_MAX      5000
 #define STORE_CURSOR_LEN        40 /* conversation list cursor: 16 hex (ms) + 24 hex (id) */
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SEARCH_QUERY_MAX 200 /* bytes of a search query */
+#define STORE_SEARCH_WORDS_MAX 8
+#define STORE_SEARCH_WORD_MAX  64 /* bytes of a word (longer runs are not words) */
+#define STORE_SEARCH_PAGE_MAX  50
+#define STORE_SEARCH_SCAN_MAX  2000  /* candidates one search examines at most */
+#define STORE_BLOCKS_MAX       10000 /* users one user may block */
+
+#define STORE_SCHEMA_VERSION 5
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -268,6 +278,62 @@ typedef struct { /* read: newest activity first */
     char next_cursor[STORE_CURSOR_LEN + 1]; /* out: "" when this is the last page */
 } store_conversations_list_t;
 
+typedef struct { /* write: blocker blocks (on) or unblocks (!on) blocked. Blocking yourself
+                    is STORE_E_INVALID; an unknown id may be blocked (users are created on
+                    reference); past STORE_BLOCKS_MAX blocks, STORE_E_LIMIT. Idempotent. */
+    str_t blocker, blocked;
+    bool on;
+    bool changed;       /* out: a block was added or removed */
+    int64_t created_at; /* out: when on, when the block was made (the first time) */
+} store_block_set_t;
+
+typedef struct {
+    str_t user_id;      /* the blocked user */
+    int64_t created_at; /* when blocked */
+} store_block_t;
+
+typedef struct { /* read: the users blocker blocks, by blocked id (bytewise), after `after` */
+    str_t blocker;
+    str_t after; /* optional: a blocked id from the previous page */
+    size_t limit;
+    const store_block_t *blocks; /* out */
+    size_t count;                /* out */
+    bool has_more;               /* out */
+} store_blocks_list_t;
+
+typedef struct { /* read: the user's unread messages over all its conversations (each as
+                    unread_count: seq > read_seq, sent by someone else) */
+    str_t user;
+    int64_t total;         /* out */
+    int64_t conversations; /* out: conversations with unread_count > 0 */
+} store_unread_total_t;
+
+typedef struct {
+    store_message_t msg;
+    str_t snippet; /* HTML-escaped, hits in <mark></mark> (store_search.h) */
+} store_search_hit_t;
+
+typedef struct { /* read: full-text search over the user's conversations (store_search.h
+                    defines words and matching), newest first (by pos). STORE_E_INVALID for a
+                    query that is not one. */
+    str_t user;
+    str_t query;
+    str_t conversation_id;          /* optional: only this conversation (the user must be a member:
+                                       else STORE_E_FORBIDDEN / STORE_E_NOT_FOUND) */
+    int64_t before_pos;             /* 0: from the newest; else a next_pos from before */
+    size_t limit;                   /* 0: 20; at most STORE_SEARCH_PAGE_MAX */
+    const store_search_hit_t *hits; /* out */
+    size_t count;                   /* out */
+    int64_t next_pos; /* out: 0 when nothing older can match; else pass as before_pos. A page
+                         may hold fewer than limit hits when STORE_SEARCH_SCAN_MAX candidates
+                         were examined */
+} store_search_t;
+
+typedef struct { /* read: is there a block between a and b, either way */
+    str_t a, b;
+    bool a_blocks_b, b_blocks_a; /* out */
+} store_block_check_t;
+
 typedef struct { /* write: the store assigns seq = last_seq + 1 in the same transaction;
                     idempotent by (sender, client_msg_id) (guarantees 3, 5) */
     str_t sender;
@@ -280,6 +346,9 @@ typedef struct { /* write: the store assigns seq = last_seq + 1 in the same tran
     store_message_t msg;       /* out: the stored message */
     bool duplicate;            /* out: client_msg_id was seen before; msg is the earlier message */
     bool conversation_created; /* out */
+    /* A direct conversation whose other member blocked the sender, or whom the sender
+       blocked, refuses a new message with STORE_E_BLOCKED, decided in the insert's own
+       transaction (after idempotency: a repeated client_msg_id still answers duplicate). */
 } store_message_insert_t;
 
 typedef struct { /* read: the page of up to limit messages before before_seq, ascending */
@@ -346,6 +415,7 @@ typedef enum {
     STORE_CONTACTS_VISIBLE
 } store_contacts_mode_t;
 
+/* AUDIENCE and VISIBLE leave out anyone in a block with the user, either way. */
 typedef struct { /* read: the user's contacts of the given mode (presence fan-out) */
     str_t user;
     store_contacts_mode_t mode;
@@ -364,6 +434,7 @@ typedef enum {
     STORE_OP_MESSAGE_INSERT,
     STORE_OP_MARK_READ,
     STORE_OP_FILE_INSERT,
+    STORE_OP_BLOCK_SET,
     STORE_OP_FIRST_READ_, /* ops from here on only read */
     STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
     STORE_OP_USERS_GET,
@@ -375,6 +446,10 @@ typedef enum {
     STORE_OP_MESSAGES_SINCE,
     STORE_OP_FILE_GET,
     STORE_OP_CONTACTS,
+    STORE_OP_BLOCKS_LIST,
+    STORE_OP_BLOCK_CHECK,
+    STORE_OP_UNREAD_TOTAL,
+    STORE_OP_SEARCH,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -420,6 +495,11 @@ struct store_req {
         store_file_insert_t file_insert;
         store_file_get_t file_get;
         store_contacts_t contacts;
+        store_block_set_t block_set;
+        store_blocks_list_t blocks_list;
+        store_block_check_t block_check;
+        store_unread_total_t unread_total;
+        store_search_t search;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

@@ -31,6 +31,10 @@ const char *store_strerror(int code)
         return "store closing";
     case STORE_E_UNAVAILABLE:
         return "database unavailable";
+    case STORE_E_BLOCKED:
+        return "blocked";
+    case STORE_E_LIMIT:
+        return "limit reached";
     default:
         return "unknown store error";
     }

@@ -29,7 +29,7 @@ static const struct {
 } migrate_tables[] = {
     {"users", "id"},         {"files", "id"},
     {"conversations", "id"}, {"conversation_members", "conversation_id, user_id"},
-    {"messages", "pos"},
+    {"messages", "pos"},     {"blocks", "blocker, blocked"},
 };
 #define MIGRATE_TABLES   (sizeof migrate_tables / sizeof migrate_tables[0])
 #define MIGRATE_COLS_MAX 32
@@ -372,8 +372,8 @@ int store_migrate(const char *from, const char *to, const store_migrate_opts_t *
     }
     if (pg_exec(&m, "BEGIN ISOLATION LEVEL SERIALIZABLE") < 0) goto out;
     /* Nodes running on the target would write in the middle of the copy. */
-    if (pg_exec(&m, "LOCK TABLE users, files, conversations, conversation_members, messages "
-                    "IN EXCLUSIVE MODE NOWAIT") < 0)
+    if (pg_exec(&m, "LOCK TABLE users, files, conversations, conversation_members, messages, "
+                    "blocks IN EXCLUSIVE MODE NOWAIT") < 0)
         goto rollback;
     long long existing = 0;
     for (size_t i = 0; i < MIGRATE_TABLES; i++) {
@@ -389,7 +389,8 @@ int store_migrate(const char *from, const char *to, const store_migrate_opts_t *
         goto rollback;
     }
     if (existing > 0 &&
-        pg_exec(&m, "TRUNCATE users, files, conversations, conversation_members, messages") < 0)
+        pg_exec(&m, "TRUNCATE users, files, conversations, conversation_members, messages, "
+                    "blocks") < 0)
         goto rollback;
 
     long long copied[MIGRATE_TABLES];

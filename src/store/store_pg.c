@@ -568,6 +568,16 @@ int pg_exec_one(store_pg_t *db, store_req_t *req)
         return pg_file_get(db, &req->u.file_get, a);
     case STORE_OP_CONTACTS:
         return pg_contacts(db, &req->u.contacts, a);
+    case STORE_OP_BLOCK_SET:
+        return pg_block_set(db, &req->u.block_set, now);
+    case STORE_OP_BLOCKS_LIST:
+        return pg_blocks_list(db, &req->u.blocks_list, a);
+    case STORE_OP_BLOCK_CHECK:
+        return pg_block_check(db, &req->u.block_check);
+    case STORE_OP_UNREAD_TOTAL:
+        return pg_unread_total(db, &req->u.unread_total);
+    case STORE_OP_SEARCH:
+        return pg_search(db, &req->u.search, a);
     case STORE_OP_PING: {
         PGresult *res;
         rc = pg_query(db, P_PING, "SELECT 1", NULL, &res);

@@ -64,6 +64,15 @@ enum {
     P_CONTACTS_AUDIENCE,
     P_CONTACTS_VISIBLE,
     P_INSERT_LOCK,
+    P_BLOCK_ADD,
+    P_BLOCK_DELETE,
+    P_BLOCK_GET,
+    P_BLOCK_LIST,
+    P_BLOCK_EITHER,
+    P_UNREAD_TOTAL,
+    P_SEARCH,
+    P_SEARCH_CONV,
+    P_SEARCH_ACCESS,
     P_BEGIN,
     P_COMMIT,
     P_COUNT_
@@ -296,6 +305,11 @@ int pg_messages_since(store_pg_t *db, store_messages_since_t *op, store_arena_t 
 int pg_file_insert(store_pg_t *db, store_file_insert_t *op, int64_t now);
 int pg_file_get(store_pg_t *db, store_file_get_t *op, store_arena_t *a);
 int pg_contacts(store_pg_t *db, store_contacts_t *op, store_arena_t *a);
+int pg_block_set(store_pg_t *db, store_block_set_t *op, int64_t now);
+int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a);
+int pg_block_check(store_pg_t *db, store_block_check_t *op);
+int pg_unread_total(store_pg_t *db, store_unread_total_t *op);
+int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 

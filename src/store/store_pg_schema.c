@@ -228,7 +228,78 @@ static const char pg_migration_1[] =
     "END $f$;\n";
 // clang-format on
 
-static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {NULL, pg_migration_1};
+/* Version 2 (SQLite's 5): blocks, and parlor_send refusing a direct message between two users
+ * in a block (either way) with o_status -11 (STORE_E_BLOCKED). The version-1 function is kept
+ * under another name and called by a wrapper of the same signature (parlor_send_many calls
+ * parlor_send by name, so it gets the check too). The check runs after the idempotency answer
+ * (a retry of a send stored before the block still answers duplicate) and before any write.
+ * Under READ COMMITTED it sees every block committed before the statement began: a block
+ * acknowledged before a send was submitted always refuses it; a send racing a block's commit
+ * is ordered before it (both were in flight). In one batch a block and a later send share the
+ * transaction, so the send sees it. */
+static const char pg_migration_2[] =
+    "CREATE TABLE blocks (\n"
+    " blocker text COLLATE \"C\" NOT NULL,\n"
+    " blocked text COLLATE \"C\" NOT NULL,\n"
+    " created_at bigint NOT NULL,\n"
+    " PRIMARY KEY (blocker, blocked));\n"
+    "CREATE INDEX blocks_by_blocked ON blocks(blocked);\n"
+    "ALTER FUNCTION parlor_send(text, text, text, text, bytea, text, text, text, bigint, text, "
+    "text)\n"
+    " RENAME TO parlor_send_v1;\n"
+    "CREATE FUNCTION parlor_send(p_sender text, p_conv text, p_recipient text, p_key text,\n"
+    " p_content bytea, p_type text, p_file text, p_cmid text, p_now bigint, p_id text,\n"
+    " p_new_conv text)\n"
+    "RETURNS TABLE (o_status integer, o_dup boolean, o_created boolean, o_id text, o_conv text,\n"
+    " o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content bytea, o_type text,\n"
+    " o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint, o_fid text,\n"
+    " o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text, o_fsha text,\n"
+    " o_fcreated bigint)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_other text;\n"
+    "BEGIN\n"
+    " -- most senders are in no block at all: two index probes, then straight on\n"
+    " IF (EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = p_sender)\n"
+    "     OR EXISTS (SELECT 1 FROM blocks b WHERE b.blocked = p_sender))\n"
+    "  AND (p_cmid IS NULL OR NOT EXISTS (SELECT 1 FROM messages m\n"
+    "   WHERE m.sender = p_sender AND m.client_msg_id = p_cmid)) THEN\n"
+    "  IF p_conv IS NULL THEN\n"
+    "   v_other := p_recipient;\n"
+    "  ELSE\n"
+    "   SELECT o.user_id INTO v_other FROM conversations c\n"
+    "    JOIN conversation_members s ON s.conversation_id = c.id AND s.user_id = p_sender\n"
+    "    JOIN conversation_members o ON o.conversation_id = c.id AND o.user_id <> p_sender\n"
+    "    WHERE c.id = p_conv AND c.type = 'direct' LIMIT 1;\n"
+    "  END IF;\n"
+    "  IF v_other IS NOT NULL AND EXISTS (SELECT 1 FROM blocks b\n"
+    "    WHERE (b.blocker = p_sender AND b.blocked = v_other)\n"
+    "       OR (b.blocker = v_other AND b.blocked = p_sender)) THEN\n"
+    "   o_status := -11; o_dup := false; o_created := false; o_seq := 0; o_pos := 0;\n"
+    "   o_read_at := 0; o_created_at := 0; o_updated_at := 0; o_fsize := 0; o_fcreated := 0;\n"
+    "   RETURN NEXT; RETURN;\n"
+    "  END IF;\n"
+    " END IF;\n"
+    " RETURN QUERY SELECT * FROM parlor_send_v1(p_sender, p_conv, p_recipient, p_key, p_content,\n"
+    "  p_type, p_file, p_cmid, p_now, p_id, p_new_conv);\n"
+    "END $f$;\n"
+    /* Search (store_search.h): the words of a message as lexemes, taken from its bytes as
+     * encode(.., 'escape') spells them (ASCII, bytes >= 0x80 as \\ooo, a backslash doubled,
+     * a NUL as \\000: the pairs, then the NULs become spaces first), lowercased, runs of more
+     * than 256 characters dropped (a lexeme's size is limited; no word is that long), split at
+     * every other character (one regexp split: much cheaper per insert than a match per
+     * word); the GIN index finds candidates and
+     * store_search.c decides, as on SQLite. No text parser, so any bytes index. */
+    "CREATE FUNCTION parlor_search_vector(p bytea) RETURNS tsvector\n"
+    "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+    " SELECT array_to_tsvector(array_remove(regexp_split_to_array(regexp_replace(lower(\n"
+    "  replace(replace(encode(p, 'escape'), '\\\\', ' '), '\\000', ' ')),\n"
+    "  '[a-z0-9\\\\]{255}[a-z0-9\\\\]+', ' ', 'g'), '[^a-z0-9\\\\]+'), ''))\n"
+    "$f$;\n"
+    "CREATE INDEX messages_search ON messages USING gin (parlor_search_vector(content));\n";
+
+static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {NULL, pg_migration_1,
+                                                                       pg_migration_2};
 
 /* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
 static int read_version(store_pg_t *db, int *out)

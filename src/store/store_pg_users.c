@@ -348,12 +348,18 @@ static const char sql_contacts[] =
 static const char sql_contacts_audience[] =
     "SELECT DISTINCT o.user_id FROM conversation_members m"
     " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
-    " WHERE m.user_id = $1 AND m.sent = 1 AND o.user_id <> $1 ORDER BY o.user_id LIMIT $2";
+    " WHERE m.user_id = $1 AND m.sent = 1 AND o.user_id <> $1"
+    " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = $1 AND b.blocked = o.user_id)"
+    " OR (b.blocker = o.user_id AND b.blocked = $1))"
+    " ORDER BY o.user_id LIMIT $2";
 /* Whose presence the user may see: those who have written in a conversation of the user. */
 static const char sql_contacts_visible[] =
     "SELECT DISTINCT o.user_id FROM conversation_members m"
     " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
-    " WHERE m.user_id = $1 AND o.sent = 1 AND o.user_id <> $1 ORDER BY o.user_id LIMIT $2";
+    " WHERE m.user_id = $1 AND o.sent = 1 AND o.user_id <> $1"
+    " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = $1 AND b.blocked = o.user_id)"
+    " OR (b.blocker = o.user_id AND b.blocked = $1))"
+    " ORDER BY o.user_id LIMIT $2";
 
 int pg_contacts(store_pg_t *db, store_contacts_t *op, store_arena_t *a)
 {

@@ -99,15 +99,45 @@ static const char *const store_sql[S_COUNT_] = {
                    " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
                    " WHERE m.user_id = ?1 AND o.user_id <> ?1 ORDER BY o.user_id LIMIT ?2",
     /* Who may see the user's presence: the members of the conversations it has written in. */
-    [S_CONTACTS_AUDIENCE] = "SELECT DISTINCT o.user_id FROM conversation_members m"
-                            " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
-                            " WHERE m.user_id = ?1 AND m.sent = 1 AND o.user_id <> ?1"
-                            " ORDER BY o.user_id LIMIT ?2",
+    [S_CONTACTS_AUDIENCE] =
+        "SELECT DISTINCT o.user_id FROM conversation_members m"
+        " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
+        " WHERE m.user_id = ?1 AND m.sent = 1 AND o.user_id <> ?1"
+        " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = ?1 AND b.blocked = o.user_id)"
+        " OR (b.blocker = o.user_id AND b.blocked = ?1))"
+        " ORDER BY o.user_id LIMIT ?2",
     /* Whose presence the user may see: those who have written in a conversation of the user. */
-    [S_CONTACTS_VISIBLE] = "SELECT DISTINCT o.user_id FROM conversation_members m"
-                           " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
-                           " WHERE m.user_id = ?1 AND o.sent = 1 AND o.user_id <> ?1"
-                           " ORDER BY o.user_id LIMIT ?2",
+    [S_CONTACTS_VISIBLE] =
+        "SELECT DISTINCT o.user_id FROM conversation_members m"
+        " JOIN conversation_members o ON o.conversation_id = m.conversation_id"
+        " WHERE m.user_id = ?1 AND o.sent = 1 AND o.user_id <> ?1"
+        " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = ?1 AND b.blocked = o.user_id)"
+        " OR (b.blocker = o.user_id AND b.blocked = ?1))"
+        " ORDER BY o.user_id LIMIT ?2",
+    /* Blocks (migration 5): blocker -> blocked, the primary key serves both directions. */
+    [S_BLOCK_INSERT] = "INSERT INTO blocks (blocker, blocked, created_at) VALUES (?1, ?2, ?3)"
+                       " ON CONFLICT DO NOTHING",
+    [S_BLOCK_DELETE] = "DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2",
+    [S_BLOCK_GET] = "SELECT created_at FROM blocks WHERE blocker = ?1 AND blocked = ?2",
+    [S_BLOCK_COUNT] = "SELECT count(*) FROM blocks WHERE blocker = ?1",
+    [S_BLOCK_LIST] = "SELECT blocked, created_at FROM blocks WHERE blocker = ?1 AND blocked > ?2"
+                     " ORDER BY blocked LIMIT ?3",
+    /* Each membership's unread count from the (conversation_id, seq) index: the cost is the
+     * user's unread messages, not the conversation's history. */
+    [S_UNREAD_TOTAL] = "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
+                       " FROM messages x WHERE x.conversation_id = m.conversation_id"
+                       " AND x.seq > m.read_seq AND x.sender <> ?1) AS n"
+                       " FROM conversation_members m WHERE m.user_id = ?1) WHERE n > 0",
+    /* Search candidates, newest first, in the user's conversations (store_sqlite_search.c). */
+    [S_SEARCH] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
+                 " JOIN conversation_members cm ON cm.conversation_id = m.conversation_id"
+                 " AND cm.user_id = ?1 WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
+                 " ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    [S_SEARCH_CONV] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
+                      " WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
+                      " AND m.conversation_id = ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    [S_BLOCK_EITHER] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),"
+                       " EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
 };
 
 int sq_map_rc(int rc)
@@ -300,6 +330,21 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_CONTACTS:
         rc = store_sqlite_contacts(db, &req->u.contacts, a);
+        break;
+    case STORE_OP_BLOCK_SET:
+        rc = store_sqlite_block_set(db, &req->u.block_set, now);
+        break;
+    case STORE_OP_BLOCKS_LIST:
+        rc = store_sqlite_blocks_list(db, &req->u.blocks_list, a);
+        break;
+    case STORE_OP_BLOCK_CHECK:
+        rc = store_sqlite_block_check(db, &req->u.block_check);
+        break;
+    case STORE_OP_UNREAD_TOTAL:
+        rc = store_sqlite_unread_total(db, &req->u.unread_total);
+        break;
+    case STORE_OP_SEARCH:
+        rc = store_sqlite_search(db, &req->u.search, a);
         break;
     case STORE_OP_PING:
         rc = store_sqlite_ping(db);

@@ -67,6 +67,11 @@ int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t no
 int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_t now);
 int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_t *a);
 int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_t *a);
+int store_sqlite_block_set(store_sqlite_t *db, store_block_set_t *op, int64_t now);
+int store_sqlite_blocks_list(store_sqlite_t *db, store_blocks_list_t *op, store_arena_t *a);
+int store_sqlite_block_check(store_sqlite_t *db, store_block_check_t *op);
+int store_sqlite_unread_total(store_sqlite_t *db, store_unread_total_t *op);
+int store_sqlite_search(store_sqlite_t *db, store_search_t *op, store_arena_t *a);
 /* Reads the schema version: the file is there and readable. */
 int store_sqlite_ping(store_sqlite_t *db);
 

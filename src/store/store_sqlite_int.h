@@ -63,6 +63,15 @@ enum {
     S_CONTACTS,
     S_CONTACTS_AUDIENCE,
     S_CONTACTS_VISIBLE,
+    S_BLOCK_INSERT,
+    S_BLOCK_DELETE,
+    S_BLOCK_GET,
+    S_BLOCK_COUNT,
+    S_BLOCK_LIST,
+    S_BLOCK_EITHER,
+    S_UNREAD_TOTAL,
+    S_SEARCH,
+    S_SEARCH_CONV,
     S_COUNT_
 };
 
@@ -190,6 +199,11 @@ int sq_user_stub(store_sqlite_t *db, str_t id, int64_t now);
 /* The one direct conversation of a and b (store_direct_key), created when missing. */
 int sq_direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
                              bool *created);
+
+/* ---- Blocks (store_sqlite_blocks.c) ------------------------------------------------------ */
+
+/* Whether a and b are in a block, either way (*out). */
+int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out);
 
 /* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
 

@@ -148,6 +148,11 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
         recipient = str_cstr(is_a ? c->b : c->a);
         sent_flag = is_a ? &c->a_sent : &c->b_sent;
         sent = *sent_flag;
+        /* A block between the two: the long way answers (after a repeated clientMsgId). */
+        bool blocked = false;
+        int brc = sq_block_between(db, op->sender, recipient, &blocked);
+        if (brc != STORE_OK) return brc;
+        if (blocked) return STORE_E_AGAIN_;
     } else {
         sqlite3_stmt *st = sq_stmt_get(db, S_MEMBER_GET);
         if (!st) return STORE_E_IO;
@@ -266,6 +271,17 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     sqlite3_reset(st);
     if (rc == STORE_E_NOT_FOUND) rc = sq_not_member(db, str_make(conv, ID_LEN));
     if (rc != STORE_OK) goto out;
+    /* Decided here, in the insert's transaction on the one writer: a block committed before
+     * this send refuses it, and nothing of it is stored (the savepoint undoes a conversation
+     * created above). */
+    if (store_present(recipient)) {
+        bool blocked = false;
+        if ((rc = sq_block_between(db, op->sender, recipient, &blocked)) != STORE_OK) goto out;
+        if (blocked) {
+            rc = STORE_E_BLOCKED;
+            goto out;
+        }
+    }
 
     if (store_present(op->file_id)) {
         store_file_t *f = ARENA_BACK(a, store_file_t, 1);

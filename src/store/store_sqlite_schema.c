@@ -115,8 +115,38 @@ static const char store_migration_4[] =
     " WHERE x.conversation_id = conversation_members.conversation_id"
     " AND x.sender = conversation_members.user_id);";
 
+/* Version 5 (issue 16): blocks and search. blocker -> blocked with no foreign keys (an id that
+ * never connected may be blocked); the primary key answers "a blocks b" and "b blocks a" alike. */
+static const char store_migration_5[] =
+    "CREATE TABLE blocks ("
+    " blocker TEXT NOT NULL,"
+    " blocked TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;"
+    /* Search: FTS5 over messages.content (external content, rowid = pos), kept in step by
+     * triggers (inserts, and edits and deletions when they come); it finds candidates, and
+     * store_search.c decides. No diacritics folding: the match is exact but for ASCII case. */
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages',"
+    " content_rowid='pos', tokenize='unicode61 remove_diacritics 0');"
+    "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');"
+    "CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
+    " INSERT INTO messages_fts(rowid, content) VALUES (new.pos, new.content); END;"
+    "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
+    " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.pos, "
+    "old.content);"
+    " END;"
+    "CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN"
+    " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.pos, "
+    "old.content);"
+    " INSERT INTO messages_fts(rowid, content) VALUES (new.pos, new.content); END;";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
-    NULL, store_migration_1, store_migration_2, store_migration_3, store_migration_4,
+    NULL,
+    store_migration_1,
+    store_migration_2,
+    store_migration_3,
+    store_migration_4,
+    store_migration_5,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

@@ -48,7 +48,9 @@ extern const sc_case_t sc_cases_messages[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
-extern const sc_case_t sc_cases_pg[]; /* PostgreSQL only (store_conformance_pg.c) */
+extern const sc_case_t sc_cases_blocks[]; /* store_conformance_blocks.c (issue 16) */
+extern const sc_case_t sc_cases_search[]; /* store_conformance_search.c (issue 16) */
+extern const sc_case_t sc_cases_pg[];     /* PostgreSQL only (store_conformance_pg.c) */
 
 /* The loop's thread (every done() must run on it). */
 extern uv_thread_t sc_loop_thread;
@@ -107,6 +109,11 @@ SC_OP(mark_read_, STORE_OP_MARK_READ, store_mark_read_t)
 SC_OP(file_insert_, STORE_OP_FILE_INSERT, store_file_insert_t)
 SC_OP(file_get_, STORE_OP_FILE_GET, store_file_get_t)
 SC_OP(contacts_, STORE_OP_CONTACTS, store_contacts_t)
+SC_OP(block_set_, STORE_OP_BLOCK_SET, store_block_set_t)
+SC_OP(blocks_list_, STORE_OP_BLOCKS_LIST, store_blocks_list_t)
+SC_OP(block_check_, STORE_OP_BLOCK_CHECK, store_block_check_t)
+SC_OP(unread_total_, STORE_OP_UNREAD_TOTAL, store_unread_total_t)
+SC_OP(search_, STORE_OP_SEARCH, store_search_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */

@@ -1,0 +1,39 @@
+/* Full-text search's definition, shared by every engine so that all return the same hits
+ * (issue 16). The engines' indexes (SQLite FTS5, PostgreSQL GIN over a tsvector) only find
+ * candidates, a superset of the hits; store_search_match below decides, and
+ * store_search_snippet makes the snippet, the same way on both.
+ *
+ * A word is a maximal run of bytes that are ASCII letters or digits or bytes >= 0x80 (any
+ * non-ASCII character), valid UTF-8, at most STORE_SEARCH_WORD_MAX bytes; ASCII letters compare
+ * case-insensitively (others exactly). A query is 1..STORE_SEARCH_WORDS_MAX words separated
+ * by spaces; a message matches when each query word but the last equals one of its words and
+ * the last is the start of one of its words (prefix match, as users type). */
+#ifndef PARLOR_STORE_STORE_SEARCH_H
+#define PARLOR_STORE_STORE_SEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/store_common.h"
+
+typedef struct {
+    size_t n;
+    char w[STORE_SEARCH_WORDS_MAX][STORE_SEARCH_WORD_MAX + 1]; /* lowercased ASCII */
+    size_t len[STORE_SEARCH_WORDS_MAX];
+} store_search_query_t;
+
+/* Parses q; false when it is not a query as defined above. */
+bool store_search_parse(str_t q, store_search_query_t *out);
+/* Whether content matches the query. */
+bool store_search_match(const store_search_query_t *q, str_t content);
+/* The snippet of a matching content into the arena: HTML-escaped text around the first hit,
+ * every hit word inside it wrapped in <mark>...</mark>, "…" where it was cut. */
+int store_search_snippet(const store_search_query_t *q, str_t content, store_arena_t *a,
+                         str_t *out);
+/* The FTS5 query: each word a quoted phrase, ANDed, the last with a prefix star. */
+void store_search_fts5(const store_search_query_t *q, char *out, size_t cap);
+/* The PostgreSQL tsquery over parlor_search_vector's lexemes (bytes >= 0x80 as \ooo). */
+void store_search_tsquery(const store_search_query_t *q, char *out, size_t cap);
+#define STORE_SEARCH_QUERY_TEXT (STORE_SEARCH_WORDS_MAX * (STORE_SEARCH_WORD_MAX * 8 + 16) + 16)
+
+#endif

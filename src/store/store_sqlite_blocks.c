@@ -1,0 +1,149 @@
+/* The SQLite engine: blocks between users and the unread total (issue 16). The send path's check is
+ * in store_sqlite_messages.c, inside the insert's own transaction. */
+#include "store/store_sqlite_int.h"
+
+int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out)
+{
+    sqlite3_stmt *st = sq_stmt_get(db, S_BLOCK_EITHER);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, a);
+    sq_bind_str(st, 2, b);
+    int rc = sq_stmt_row(st);
+    if (rc == STORE_OK) *out = sq_col_i64(st, 0) || sq_col_i64(st, 1);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_sqlite_block_check(store_sqlite_t *db, store_block_check_t *op)
+{
+    op->a_blocks_b = op->b_blocks_a = false;
+    if (!store_valid_user_id(op->a) || !store_valid_user_id(op->b)) return STORE_E_INVALID;
+    sqlite3_stmt *st = sq_stmt_get(db, S_BLOCK_EITHER);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, op->a);
+    sq_bind_str(st, 2, op->b);
+    int rc = sq_stmt_row(st);
+    if (rc == STORE_OK) {
+        op->a_blocks_b = sq_col_i64(st, 0) != 0;
+        op->b_blocks_a = sq_col_i64(st, 1) != 0;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int block_get(store_sqlite_t *db, str_t blocker, str_t blocked, int64_t *created_at)
+{
+    sqlite3_stmt *st = sq_stmt_get(db, S_BLOCK_GET);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, blocker);
+    sq_bind_str(st, 2, blocked);
+    int rc = sq_stmt_row(st);
+    if (rc == STORE_OK) *created_at = sq_col_i64(st, 0);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_sqlite_block_set(store_sqlite_t *db, store_block_set_t *op, int64_t now)
+{
+    op->changed = false;
+    op->created_at = 0;
+    if (!store_valid_user_id(op->blocker) || !store_valid_user_id(op->blocked) ||
+        str_eq(op->blocker, op->blocked))
+        return STORE_E_INVALID;
+    int rc = sq_op_begin(db);
+    if (rc != STORE_OK) return rc;
+    sqlite3_stmt *st;
+    if (!op->on) {
+        if (!(st = sq_stmt_get(db, S_BLOCK_DELETE))) {
+            rc = STORE_E_IO;
+        } else {
+            sq_bind_str(st, 1, op->blocker);
+            sq_bind_str(st, 2, op->blocked);
+            if ((rc = sq_stmt_run(st)) == STORE_OK) op->changed = sqlite3_changes(db->db) > 0;
+        }
+        return sq_op_end(db, rc);
+    }
+    rc = block_get(db, op->blocker, op->blocked, &op->created_at);
+    if (rc != STORE_E_NOT_FOUND) return sq_op_end(db, rc); /* already blocked, or a failure */
+    if (!(st = sq_stmt_get(db, S_BLOCK_COUNT))) return sq_op_end(db, STORE_E_IO);
+    sq_bind_str(st, 1, op->blocker);
+    rc = sq_stmt_row(st);
+    int64_t n = rc == STORE_OK ? sq_col_i64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc == STORE_OK && n >= STORE_BLOCKS_MAX) rc = STORE_E_LIMIT;
+    if (rc == STORE_OK) {
+        if (!(st = sq_stmt_get(db, S_BLOCK_INSERT))) return sq_op_end(db, STORE_E_IO);
+        sq_bind_str(st, 1, op->blocker);
+        sq_bind_str(st, 2, op->blocked);
+        sqlite3_bind_int64(st, 3, now);
+        if ((rc = sq_stmt_run(st)) == STORE_OK) {
+            op->changed = true;
+            op->created_at = now;
+        }
+    }
+    if (rc != STORE_OK) op->changed = false, op->created_at = 0;
+    return sq_op_end(db, rc);
+}
+
+int store_sqlite_blocks_list(store_sqlite_t *db, store_blocks_list_t *op, store_arena_t *a)
+{
+    store_arena_reset(a);
+    op->blocks = NULL;
+    op->count = 0;
+    op->has_more = false;
+    if (!store_valid_user_id(op->blocker) ||
+        (store_present(op->after) && !store_valid_user_id(op->after)))
+        return STORE_E_INVALID;
+    size_t limit = store_page_limit(op->limit);
+    sqlite3_stmt *st = sq_stmt_get(db, S_BLOCK_LIST);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, op->blocker);
+    sq_bind_str(st, 2, store_present(op->after) ? op->after : STR_LIT(""));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    int rc;
+    store_block_t *first = NULL;
+    while ((rc = sq_stmt_row(st)) == STORE_OK) {
+        if (op->count == limit) {
+            op->has_more = true;
+            break;
+        }
+        store_arena_mark_t mark = store_arena_mark(a);
+        store_block_t *b = ARENA_PUSH(a, store_block_t);
+        rc = b ? sq_col_str(st, 0, a, &b->user_id) : STORE_E_NOSPACE;
+        if (rc == STORE_E_NOSPACE && op->count > 0) {
+            store_arena_restore(a, mark);
+            op->has_more = true;
+            rc = STORE_OK;
+            break;
+        }
+        if (rc != STORE_OK) break;
+        b->created_at = sq_col_i64(st, 1);
+        if (!first) first = b;
+        op->count++;
+    }
+    sqlite3_reset(st);
+    if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+    if (rc != STORE_OK) {
+        op->count = 0;
+        op->has_more = false;
+        return rc;
+    }
+    op->blocks = first;
+    return STORE_OK;
+}
+
+int store_sqlite_unread_total(store_sqlite_t *db, store_unread_total_t *op)
+{
+    op->total = op->conversations = 0;
+    if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
+    sqlite3_stmt *st = sq_stmt_get(db, S_UNREAD_TOTAL);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, op->user);
+    int rc = sq_stmt_row(st);
+    if (rc == STORE_OK) {
+        op->total = sq_col_i64(st, 0);
+        op->conversations = sq_col_i64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* Conformance: full-text search (issue 16). The same corpus and the same expected hits on
+ * every engine: words, prefix of the last word, AND, ASCII case, non-ASCII words, only the
+ * user's conversations, one conversation, paging, snippets, and content no parser likes. */
+#include "store_conformance.h"
+
+/* The hits of q for user (conv optional) as "content|content|...", newest first, into out. */
+static const char *hits(sc_t *t, const char *user, const char *conv, const char *q, size_t limit,
+                        int64_t before, int64_t *next, char *out, size_t cap)
+{
+    store_arena_t ar = sc_arena();
+    store_search_t s = {.user = str_cstr(user),
+                        .query = str_cstr(q),
+                        .conversation_id = conv ? str_cstr(conv) : STR_NULL,
+                        .limit = limit,
+                        .before_pos = before};
+    int rc = sc_search_(t, &s, &ar, 0);
+    size_t n = 0;
+    out[0] = '\0';
+    if (rc != STORE_OK) {
+        snprintf(out, cap, "error %d", rc);
+        return out;
+    }
+    for (size_t i = 0; i < s.count; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s", i ? "|" : "",
+                              (int)s.hits[i].msg.content.len, s.hits[i].msg.content.ptr);
+    if (next) *next = s.next_pos;
+    return out;
+}
+
+#define EXPECT_HITS(t, user, conv, q, want)                                                        \
+    do {                                                                                           \
+        char buf_[2048];                                                                           \
+        const char *got_ = hits(t, user, conv, q, 0, 0, NULL, buf_, sizeof buf_);                  \
+        if (strcmp(got_, want) != 0) {                                                             \
+            fprintf(stderr, "  search %s for %s: got \"%s\", want \"%s\"\n", q, user, got_, want); \
+        }                                                                                          \
+        CHECK(strcmp(got_, want) == 0);                                                            \
+    } while (0)
+
+static void test_search(sc_t *t)
+{
+    char d1[ID_SIZE], d2[ID_SIZE], g[ID_SIZE];
+    sc_direct(t, "amy", "bob", d1);
+    sc_direct(t, "cat", "bob", d2);
+    str_t parts[] = {STR_LIT("bob"), STR_LIT("cat")};
+    store_arena_t ar = sc_arena();
+    store_group_create_t gc = {.creator = STR_LIT("amy"), .participants = parts, .count = 2};
+    CHECK_EQ_INT(sc_group_create(t, &gc, &ar, 1), STORE_OK);
+    memcpy(g, gc.conv.id, ID_SIZE);
+    sc_send(t, d1, "amy", "The door code is 4711");
+    sc_send(t, d1, "bob", "thanks, door opened");
+    sc_send(t, d2, "cat", "secret door code for cat is 1234");
+    sc_send(t, g, "amy", "Doorman arrives at noon; café at 1.5pm");
+    sc_send(t, g, "bob", "DOOR-CODE changed? <b>no</b> & \"yes\"");
+    /* Content no parser likes: a NUL byte, invalid UTF-8, a very long word. */
+    store_message_insert_t m;
+    memset(&m, 0, sizeof m);
+    m.sender = STR_LIT("amy");
+    m.conversation_id = str_cstr(d1);
+    m.content = str_make("nul\0door here", 13);
+    ar = sc_arena();
+    CHECK_EQ_INT(sc_message_insert(t, &m, &ar, 2000), STORE_OK);
+    m.content = STR_LIT("bad \xff\xfe bytes door");
+    ar = sc_arena();
+    CHECK_EQ_INT(sc_message_insert(t, &m, &ar, 2000), STORE_OK);
+
+    EXPECT_HITS(t, "amy", NULL, "door code",
+                "DOOR-CODE changed? <b>no</b> & \"yes\"|The door code is 4711");
+    /* cat's direct conversation with bob is not amy's. */
+    EXPECT_HITS(t, "cat", NULL, "door code",
+                "DOOR-CODE changed? <b>no</b> & \"yes\"|secret door code for cat is 1234");
+    EXPECT_HITS(t, "bob", NULL, "code door",
+                "DOOR-CODE changed? <b>no</b> & \"yes\"|secret door code for cat is 1234|The door "
+                "code is 4711");
+    /* The last word is a prefix; the others are whole words. */
+    EXPECT_HITS(
+        t, "amy", NULL, "doo",
+        "bad \xff\xfe bytes door|nul|DOOR-CODE changed? <b>no</b> & \"yes\"|Doorman arrives "
+        "at noon; café at 1.5pm|thanks, door opened|The door code is 4711");
+    EXPECT_HITS(t, "amy", NULL, "doo code", "");
+    EXPECT_HITS(t, "amy", NULL, "door c",
+                "DOOR-CODE changed? <b>no</b> & \"yes\"|The door code is 4711");
+    EXPECT_HITS(t, "amy", NULL, "CAFÉ", "");
+    EXPECT_HITS(t, "amy", NULL, "café", "Doorman arrives at noon; café at 1.5pm");
+    EXPECT_HITS(t, "amy", NULL, "caf", "Doorman arrives at noon; café at 1.5pm");
+    EXPECT_HITS(t, "amy", NULL, "5pm", "Doorman arrives at noon; café at 1.5pm");
+    EXPECT_HITS(t, "amy", NULL, "1 5pm", "Doorman arrives at noon; café at 1.5pm");
+    EXPECT_HITS(t, "amy", NULL, "bytes", "bad \xff\xfe bytes door");
+    EXPECT_HITS(t, "amy", NULL, "here", "nul");
+    EXPECT_HITS(t, "amy", NULL, "b",
+                "bad \xff\xfe bytes door|DOOR-CODE changed? <b>no</b> & \"yes\"");
+    EXPECT_HITS(t, "amy", g, "door",
+                "DOOR-CODE changed? <b>no</b> & \"yes\"|Doorman arrives at noon; café at 1.5pm");
+    EXPECT_HITS(t, "amy", g, "door changed", "DOOR-CODE changed? <b>no</b> & \"yes\"");
+    EXPECT_HITS(t, "amy", d2, "door", "error -3");
+    EXPECT_HITS(t, "amy", "0123456789abcdef01234567", "door", "error -2");
+    EXPECT_HITS(t, "dan", NULL, "door", "");
+    /* Operators and garbage are not queries. */
+    const char *bad[] = {"",    "   ",   "door OR code",      "door*", "\"door\"", "-door",
+                         "a:b", "door(", "a b c d e f g h i", "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (strcmp(bad[i], "door OR code") == 0) continue; /* three words, all plain: allowed */
+        char buf[64];
+        const char *got = hits(t, "amy", NULL, bad[i], 0, 0, NULL, buf, sizeof buf);
+        CHECK(strcmp(got, "error -1") == 0);
+    }
+    /* Paging: one hit a page, newest first, then nothing. */
+    char buf[512], all[2048] = "";
+    int64_t next = 0;
+    int pages = 0;
+    do {
+        hits(t, "amy", NULL, "door", 1, next, &next, buf, sizeof buf);
+        if (buf[0]) {
+            if (all[0]) strcat(all, "|");
+            strcat(all, buf);
+        }
+        pages++;
+    } while (next && pages < 20);
+    CHECK_EQ_INT(pages >= 5, 1);
+    CHECK(strcmp(all,
+                 "bad \xff\xfe bytes door|nul|DOOR-CODE changed? <b>no</b> & \"yes\"|Doorman "
+                 "arrives at noon; café at 1.5pm|thanks, door opened|The door code is 4711") == 0);
+    /* Snippets: HTML-escaped, hits marked. */
+    store_search_t s = {.user = STR_LIT("bob"), .query = STR_LIT("door cod"), .limit = 1};
+    ar = sc_arena();
+    CHECK_EQ_INT(sc_search_(t, &s, &ar, 0), STORE_OK);
+    CHECK_EQ_INT(s.count, 1);
+    if (s.count == 1)
+        CHECK_MEM(s.hits[0].snippet.ptr, s.hits[0].snippet.len,
+                  "<mark>DOOR</mark>-<mark>CODE</mark> changed? &lt;b&gt;no&lt;/b&gt; &amp; "
+                  "&quot;yes&quot;");
+}
+
+const sc_case_t sc_cases_search[] = {
+    {"search", test_search},
+    {NULL, NULL},
+};
