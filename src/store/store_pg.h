@@ -12,6 +12,7 @@ extern const store_engine_t store_engine_postgres;
 
 /* The PostgreSQL schema version this build creates and requires (the parlor_schema table);
  * its own numbering, independent of SQLite's user_version. */
-#define STORE_PG_SCHEMA_VERSION 1
+/* 2 is the other helper's (issue 16: block/search); 3 is edit/delete. Renumber at merge. */
+#define STORE_PG_SCHEMA_VERSION 3
 
 #endif

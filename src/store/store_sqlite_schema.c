@@ -115,8 +115,25 @@ static const char store_migration_4[] =
     " WHERE x.conversation_id = conversation_members.conversation_id"
     " AND x.sender = conversation_members.user_id);";
 
+/* Version 5 belongs to the other half of issue 16 (block, search), merged separately: this
+ * placeholder stands in for it until then (the lead renumbers at merge). */
+static const char store_migration_5[] = "SELECT 1;";
+
+/* Version 6: edits and deletions (issue 16). A deleted message stays as a tombstone row
+ * (content '', file_id NULL, deleted = 1) so that seq stays gap-free; an edit or a delete
+ * moves the row's pos to the next position, so recovery replays it in its new state. */
+static const char store_migration_6[] =
+    "ALTER TABLE messages ADD COLUMN edited_at INTEGER;"
+    "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
-    NULL, store_migration_1, store_migration_2, store_migration_3, store_migration_4,
+    NULL,
+    store_migration_1,
+    store_migration_2,
+    store_migration_3,
+    store_migration_4,
+    store_migration_5,
+    store_migration_6,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

@@ -45,6 +45,7 @@ typedef struct {
 extern const sc_case_t sc_cases_users[];
 extern const sc_case_t sc_cases_conversations[];
 extern const sc_case_t sc_cases_messages[];
+extern const sc_case_t sc_cases_edits[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
@@ -107,6 +108,7 @@ SC_OP(mark_read_, STORE_OP_MARK_READ, store_mark_read_t)
 SC_OP(file_insert_, STORE_OP_FILE_INSERT, store_file_insert_t)
 SC_OP(file_get_, STORE_OP_FILE_GET, store_file_get_t)
 SC_OP(contacts_, STORE_OP_CONTACTS, store_contacts_t)
+SC_OP(message_update_, STORE_OP_MESSAGE_UPDATE, store_message_update_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */
@@ -128,6 +130,7 @@ SC_OP(contacts_, STORE_OP_CONTACTS, store_contacts_t)
 #define sc_file_insert(t, op, now)       sc_file_insert_(t, op, NULL, now)
 #define sc_file_get(t, op, a)            sc_file_get_(t, op, a, 0)
 #define sc_contacts(t, op, a)            sc_contacts_(t, op, a, 0)
+#define sc_message_update(t, op, a, now) sc_message_update_(t, op, a, now)
 
 /* ---- Shared steps ------------------------------------------------------------------------ */
 
