@@ -186,6 +186,9 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d)
 
 void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
 {
+    /* An edit or a deletion (made here or on another node) outdates the cached history. */
+    if (d->conv && (!strcmp(d->event, "message_updated") || !strcmp(d->event, "message_deleted")))
+        chat_history_drop(c, d->conv);
     const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
     if (d->to == CHAT_TO_CONV && !e)
         lookup_then_deliver(c, d);

@@ -219,9 +219,18 @@ bool chat_acked_has(const acked_t *a, int64_t pos);
 /* Drops the positions of sessions gone longer than ACKED_LINGER_MS. */
 void chat_acked_sweep(chat_t *c, uint64_t now);
 
+/* Why content (len bytes) cannot be a message's (NULL: it can): NUL or control characters,
+ * blank text (need_text), more than max_chars code points. */
+const char *chat_content_problem(const char *p, size_t len, size_t max_chars, bool need_text);
+
 /* ---- chat_read.c ---- */
 
 void chat_on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+
+/* ---- chat_edit.c ---- */
+
+void chat_on_edit_message(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+void chat_on_delete_message(chat_sock_t *cs, json_t *payload, int64_t ack_id);
 
 /* ---- chat_typing.c ---- */
 
