@@ -1,5 +1,6 @@
 /* The delivery seam: every event the chat layer sends to users (receive_message,
- * messages_read, typing, user_status) goes through chat_deliver. Answers to the socket that
+ * message_updated, message_deleted, messages_read, typing, user_status) goes through
+ * chat_deliver. Answers to the socket that
  * asked (acks, message_error, get_status) and a recovery's replay to its own socket do not:
  * that socket is always on this node.
  *
@@ -20,8 +21,8 @@
  *     across nodes, 16 hex digits on a wire; never a sio_socket_t pointer);
  *   - the event name and its arguments as encoded JSON text (in up to CHAT_DELIVERY_ARGS
  *     pieces, so receive_message's document is not copied to be joined to its offset);
- *   - pos, the commit position of a receive_message (a socket being recovered holds it until
- *     its replay has caught up, chat_recovery.c).
+ *   - pos, the commit position of a receive_message, message_updated or message_deleted (a
+ *     socket being recovered holds it until its replay has caught up, chat_recovery.c).
  * The local half encodes the Socket.IO packet once, at the first socket that needs it, and
  * queues that one refcounted frame on every recipient socket. A delivery is valid for the
  * call only: whoever keeps it (a store lookup here, the cluster's queue) copies it. */

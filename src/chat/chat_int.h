@@ -9,6 +9,7 @@
  *   chat_cache.c    membership cache, recent history, store errors
  *   chat_send.c     send_message / POST messages: validation, insert, receive_message
  *   chat_read.c     mark_read / PUT read, messages_read
+ *   chat_edit.c     edit_message / delete_message / PATCH, DELETE: message_updated/deleted
  *   chat_typing.c   typing state, throttle and expiry
  *   chat_presence.c presence, grace period, user_status, get_status / GET status
  *   chat_query.c    the reads REST asks for: history, conversation lists, groups, users
