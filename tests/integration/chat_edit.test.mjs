@@ -97,6 +97,7 @@ test('an edit over the socket reaches both users live and history shows it', asy
     const sb = await sock(b);
     const m = await send(sa, { recipientId: b.id, content: 'helo' });
     assertMessage(m, { content: 'helo', editedAt: null, deleted: false });
+    await waitFor(() => sb.offsets.length === 1, 3000, 'b received the message');
     const ack = await emitAck(sa, 'edit_message', { messageId: m._id, content: 'hello' });
     assert.equal(ack.ok, true, JSON.stringify(ack));
     assertMessage(ack.message, { content: 'hello', sender: a.id, recipient: b.id, editedAt: ack.message.editedAt });
@@ -293,4 +294,34 @@ test('a client offline through an edit and a delete learns both when it is recov
     assert.deepEqual(replay[1].args[0], { conversationId: m2.conversationId, messageId: m2._id, seq: 2 });
     for (const e of replay) assert.equal(typeof e.args[1], 'string', 'each replayed event carries its offset');
     assert.equal(sb._lastOffset, replay[2].args[1]);
+});
+
+test('edits and deletes spend the sender\'s message rate', async () => {
+    // A burst of 2 then 1/s: of 10 edits sent at once, most are refused whatever the timing.
+    const srv = await startServer({ args: ['--rate-messages-per-s', '1', '--rate-messages-burst', '2'] });
+    try {
+        const a = person(srv);
+        const b = person(srv);
+        const sa = await sock(a, srv);
+        const m = await send(sa, { recipientId: b.id, content: 'one' });
+        const acks = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+            emitAck(sa, 'edit_message', { messageId: m._id, content: `edit ${i}` })));
+        const limited = acks.filter((x) => !x.ok && x.error.code === 'RATE_LIMITED');
+        const done = acks.filter((x) => x.ok);
+        assert.equal(limited.length + done.length, 10, JSON.stringify(acks));
+        assert.ok(limited.length >= 5, `only ${limited.length} of 10 edits were limited`);
+        assert.ok(limited.every((x) => x.error.retryAfterMs > 0));
+        const rs = await Promise.all(Array.from({ length: 5 }, () =>
+            api(srv, 'DELETE', `/api/chat/messages/${m._id}`, { token: a.token })));
+        assert.ok(rs.some((r) => r.status === 429 && r.json.error.code === 'RATE_LIMITED'),
+                  `no REST delete was limited: ${rs.map((r) => r.status)}`);
+        // Nothing refused took effect: the content is that of an accepted edit (or none).
+        const h = await fetchHistory(srv, b.token, m.conversationId);
+        const last = h.messages[0];
+        if (!last.deleted) {
+            assert.ok(['one', ...done.map((x) => x.message.content)].includes(last.content), last.content);
+        }
+    } finally {
+        await srv.stop();
+    }
 });
