@@ -589,6 +589,29 @@ static int mark_read(api_t *a, http_conn_t *hc, str_t msg, const chat_user_t *us
     return HTTP_DEFERRED;
 }
 
+/* PATCH /api/chat/messages/:id {content} (an edit) and DELETE /api/chat/messages/:id. */
+static int change_message(api_t *a, http_conn_t *hc, str_t body, str_t msg, const chat_user_t *user,
+                          bool remove)
+{
+    if (!id_valid(msg)) {
+        respond_error(hc, 400, "BAD_REQUEST", "messageId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    json_t *b = NULL;
+    if (!remove && !(b = parse_body(hc, body))) return HTTP_DONE;
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) {
+        json_decref(b);
+        return HTTP_DONE;
+    }
+    c->body = b; /* freed with the context */
+    memcpy(c->id, msg.ptr, ID_LEN);
+    c->id[ID_LEN] = '\0';
+    chat_message_change(a->chat, c->user.id, c->id, remove,
+                        b ? json_object_get(b, "content") : NULL, answered, c);
+    return HTTP_DEFERRED;
+}
+
 /* ---- users ---- */
 
 static void status_done(void *ud, json_t *statuses)
@@ -763,7 +786,7 @@ bool api_cors(api_t *a, http_conn_t *hc, const http_request_t *req)
     if (!str_eq_cstr(req->method, "OPTIONS")) return false;
     /* A preflight: which methods and headers a browser on an allowed origin may use. */
     http_respond(hc, 204, NULL,
-                 "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n"
+                 "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
                  "Access-Control-Allow-Headers: Authorization, Content-Type, If-None-Match, "
                  "Range\r\nAccess-Control-Max-Age: 600\r\n",
                  NULL, 0);
@@ -806,12 +829,15 @@ long long api_head(http_conn_t *hc, const http_request_t *req, void *arg)
     bool post_message = n == 3 && str_eq_cstr(seg[2], "messages") && method(req, "POST");
     bool put_read = n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read") &&
                     method(req, "PUT");
-    if (!post_group && !post_message && !put_read) return API_SMALL_BODY_MAX; /* 404/405 later */
+    bool patch_message = n == 4 && str_eq_cstr(seg[2], "messages") && method(req, "PATCH");
+    if (!post_group && !post_message && !put_read && !patch_message)
+        return API_SMALL_BODY_MAX; /* 404/405 later */
     /* Authenticated endpoints: no byte of a body is kept for a client without a valid token. */
     chat_user_t user;
     if (check_token(a, hc, req, &user) < 0) return -1;
     if (post_group) return API_GROUP_BODY_MAX;
-    if (post_message) return (long long)a->opts.max_message_length * 12 + API_MESSAGE_FRAMING;
+    if (post_message || patch_message)
+        return (long long)a->opts.max_message_length * 12 + API_MESSAGE_FRAMING;
     return API_SMALL_BODY_MAX;
 }
 
@@ -864,7 +890,7 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     else if (n == 3 && str_eq_cstr(seg[2], "messages"))
         ep = E_MESSAGES, allow = "POST";
     else if (n == 4 && str_eq_cstr(seg[2], "messages"))
-        ep = E_MESSAGE_PAGE, allow = "GET";
+        ep = E_MESSAGE_PAGE, allow = "GET, PATCH, DELETE";
     else if (n == 5 && str_eq_cstr(seg[2], "messages") && str_eq_cstr(seg[4], "read"))
         ep = E_READ, allow = "PUT";
     else if (n == 3 && str_eq_cstr(seg[2], "users"))
@@ -885,7 +911,9 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     }
     bool ok =
         (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
-        (ep == E_MESSAGES && method(req, "POST")) || (ep == E_MESSAGE_PAGE && method(req, "GET")) ||
+        (ep == E_MESSAGES && method(req, "POST")) ||
+        (ep == E_MESSAGE_PAGE &&
+         (method(req, "GET") || method(req, "PATCH") || method(req, "DELETE"))) ||
         (ep == E_READ && method(req, "PUT")) ||
         (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
         ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD || ep == E_SEARCH) &&
@@ -903,6 +931,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     case E_MESSAGES:
         return post_message(a, hc, body, &user);
     case E_MESSAGE_PAGE:
+        if (method(req, "PATCH")) return change_message(a, hc, body, seg[3], &user, false);
+        if (method(req, "DELETE")) return change_message(a, hc, body, seg[3], &user, true);
         return messages_page(a, hc, req, seg[3], &user);
     case E_READ:
         return mark_read(a, hc, seg[3], &user);

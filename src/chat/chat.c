@@ -309,6 +309,10 @@ static void on_event(sio_socket_t *s, void *arg, const sio_event_t *ev)
                          "the arguments are not valid UTF-8 JSON (a lone surrogate?)", 0);
     else if (str_eq_cstr(ev->name, "mark_read"))
         chat_on_mark_read(cs, payload, ev->ack_id);
+    else if (str_eq_cstr(ev->name, "edit_message"))
+        chat_on_edit_message(cs, payload, ev->ack_id);
+    else if (str_eq_cstr(ev->name, "delete_message"))
+        chat_on_delete_message(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "typing"))
         chat_on_typing(cs, payload, ev->ack_id);
     else if (str_eq_cstr(ev->name, "get_status"))

@@ -39,6 +39,8 @@ typedef struct {
      * were committed (server-wide) since its offset (0: never); replays running at once. */
     uint64_t recovery_max_messages;
     uint32_t recovery_max_concurrent;
+    /* A text message may be edited by its sender this long after it was sent (0: always). */
+    int64_t edit_window_ms;
 } chat_options_t;
 
 /* A refusal: HTTP status, contract code, message, and for RATE_LIMITED the wait. */
@@ -113,6 +115,13 @@ typedef void (*chat_answer_fn)(void *ud, const chat_err_t *err, int status, str_
  * answers {"ok":true,"conversationId","seq","unreadCount"}. Ids are 24-hex, NUL-terminated. */
 void chat_mark_read(chat_t *c, const char *user, const char *conv_or_null, const char *message,
                     chat_answer_fn done, void *ud);
+/* edit_message / PATCH /api/chat/messages/:id (remove false: content is the new text, a JSON
+ * value, borrowed) and delete_message / DELETE (remove true) by user, the message's sender:
+ * answers {"ok":true,"message":<the message now>} and tells every socket of every member
+ * (message_updated <message> / message_deleted {conversationId, messageId, seq}, each with its
+ * recovery offset). message is a 24-hex id, NUL-terminated. May answer before returning. */
+void chat_message_change(chat_t *c, const char *user, const char *message, bool remove,
+                         json_t *content, chat_answer_fn done, void *ud);
 /* A page of a conversation's history, newest first page when before_seq is 0 (served from the
  * recent-history cache when there): {"messages":[...],"nextCursor":...}. */
 void chat_history(chat_t *c, const char *user, const char *conv, int64_t before_seq, size_t limit,

@@ -1,5 +1,6 @@
 /* The delivery seam: every event the chat layer sends to users (receive_message,
- * messages_read, typing, user_status) goes through chat_deliver. Answers to the socket that
+ * message_updated, message_deleted, messages_read, typing, user_status) goes through
+ * chat_deliver. Answers to the socket that
  * asked (acks, message_error, get_status) and a recovery's replay to its own socket do not:
  * that socket is always on this node.
  *
@@ -20,8 +21,8 @@
  *     across nodes, 16 hex digits on a wire; never a sio_socket_t pointer);
  *   - the event name and its arguments as encoded JSON text (in up to CHAT_DELIVERY_ARGS
  *     pieces, so receive_message's document is not copied to be joined to its offset);
- *   - pos, the commit position of a receive_message (a socket being recovered holds it until
- *     its replay has caught up, chat_recovery.c).
+ *   - pos, the commit position of a receive_message, message_updated or message_deleted (a
+ *     socket being recovered holds it until its replay has caught up, chat_recovery.c).
  * The local half encodes the Socket.IO packet once, at the first socket that needs it, and
  * queues that one refcounted frame on every recipient socket. A delivery is valid for the
  * call only: whoever keeps it (a store lookup here, the cluster's queue) copies it. */
@@ -68,7 +69,8 @@ static bool lazy_build(chat_t *c, lazy_t *l)
  * (chat_unread.c recomputes it for users with sockets here). */
 static bool unread_may_change(const chat_delivery_t *d, str_t user)
 {
-    if (strcmp(d->event, "receive_message") == 0) return true;
+    if (strcmp(d->event, "receive_message") == 0 || strcmp(d->event, "message_deleted") == 0)
+        return true;
     if (strcmp(d->event, "messages_read") != 0 || d->nargs < 1) return false;
     char pat[STORE_USER_ID_MAX + 16];
     int n = snprintf(pat, sizeof pat, "\"readerId\":\"%.*s\"", (int)user.len, user.ptr);
@@ -235,6 +237,9 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 
 static void deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 {
+    /* An edit or a deletion (made here or on another node) outdates the cached history. */
+    if (d->conv && (!strcmp(d->event, "message_updated") || !strcmp(d->event, "message_deleted")))
+        chat_history_drop(c, d->conv);
     const members_entry_t *e = d->to == CHAT_TO_CONV ? chat_cache_find(c, d->conv) : NULL;
     if (d->to == CHAT_TO_CONV && !e)
         lookup_then_deliver(c, d, pub);

@@ -9,6 +9,7 @@
  *   chat_cache.c    membership cache, recent history, store errors
  *   chat_send.c     send_message / POST messages: validation, insert, receive_message
  *   chat_read.c     mark_read / PUT read, messages_read
+ *   chat_edit.c     edit_message / delete_message / PATCH, DELETE: message_updated/deleted
  *   chat_typing.c   typing state, throttle and expiry
  *   chat_presence.c presence, grace period, user_status, get_status / GET status
  *   chat_query.c    the reads REST asks for: history, conversation lists, groups, users
@@ -225,6 +226,10 @@ bool chat_acked_has(const acked_t *a, int64_t pos);
 /* Drops the positions of sessions gone longer than ACKED_LINGER_MS. */
 void chat_acked_sweep(chat_t *c, uint64_t now);
 
+/* Why content (len bytes) cannot be a message's (NULL: it can): NUL or control characters,
+ * blank text (need_text), more than max_chars code points. */
+const char *chat_content_problem(const char *p, size_t len, size_t max_chars, bool need_text);
+
 /* ---- chat_read.c ---- */
 
 void chat_on_mark_read(chat_sock_t *cs, json_t *payload, int64_t ack_id);
@@ -245,6 +250,11 @@ void chat_block_learn(chat_t *c, const char *a, const char *b, bool blocked);
  * here with unread_total when it did. */
 void chat_unread_touch(chat_t *c, str_t user);
 void chat_unread_free(chat_t *c);
+
+/* ---- chat_edit.c ---- */
+
+void chat_on_edit_message(chat_sock_t *cs, json_t *payload, int64_t ack_id);
+void chat_on_delete_message(chat_sock_t *cs, json_t *payload, int64_t ack_id);
 
 /* ---- chat_typing.c ---- */
 

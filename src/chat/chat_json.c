@@ -88,14 +88,15 @@ static json_t *file_json(const store_file_t *f)
 
 json_t *chat_message_json(const store_message_t *m)
 {
-    return json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:s, s:o, s:b, s:o, s:o, s:o, s:o}", "_id",
-                     m->id, "conversationId", m->conversation_id, "seq", (json_int_t)m->seq,
+    return json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:b}",
+                     "_id", m->id, "conversationId", m->conversation_id, "seq", (json_int_t)m->seq,
                      "sender", chat_str_or_null(m->sender), "recipient",
                      chat_str_or_null(m->recipient), "content", chat_str_or_null(m->content),
                      "type", msg_types[m->type <= STORE_MSG_FILE ? m->type : 0], "file",
                      file_json(m->file), "read", m->read_at > 0, "readAt", time_or_null(m->read_at),
                      "clientMsgId", chat_str_or_null(m->client_msg_id), "createdAt",
-                     time_or_null(m->created_at), "updatedAt", time_or_null(m->updated_at));
+                     time_or_null(m->created_at), "updatedAt", time_or_null(m->updated_at),
+                     "editedAt", time_or_null(m->edited_at), "deleted", m->deleted);
 }
 
 json_t *chat_conversation_json(const store_conversation_t *c)
@@ -231,7 +232,12 @@ int chat_message_text(const store_message_t *m, buf_t *b)
     put_time(b, m->created_at);
     PUT_LIT(b, ",\"updatedAt\":");
     put_time(b, m->updated_at);
-    buf_append(b, "}", 1);
+    PUT_LIT(b, ",\"editedAt\":");
+    put_time(b, m->edited_at);
+    if (m->deleted)
+        PUT_LIT(b, ",\"deleted\":true}");
+    else
+        PUT_LIT(b, ",\"deleted\":false}");
     return b->data ? 0 : (b->len = start, -1);
 }
 

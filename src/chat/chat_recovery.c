@@ -127,13 +127,22 @@ static void replay_finish(chat_replay_t *r)
     replay_free(r);
 }
 
+/* A message replayed in its state now: never changed, receive_message; edited,
+ * message_updated; deleted, message_deleted (the store moved a changed message to a new
+ * position, so the replay meets it after what the client saw before it went away). A client
+ * that never had an edited message takes message_updated as the message itself (docs/api.md). */
 static void replay_emit(chat_sock_t *cs, const acked_t *own, const store_message_t *m)
 {
     if (own && chat_acked_has(own, m->pos)) return; /* this socket has it from its ack */
-    json_t *doc = chat_message_json(m);
+    json_t *doc = m->deleted ? json_pack("{s:s, s:s, s:I}", "conversationId", m->conversation_id,
+                                         "messageId", m->id, "seq", (json_int_t)m->seq)
+                             : chat_message_json(m);
+    const char *event = m->deleted         ? "message_deleted"
+                        : m->edited_at > 0 ? "message_updated"
+                                           : "receive_message";
     char offset[32];
     snprintf(offset, sizeof offset, "%lld", (long long)m->pos);
-    json_t *arr = json_pack("[sOs]", "receive_message", doc, offset);
+    json_t *arr = json_pack("[sOs]", event, doc, offset);
     size_t len;
     char *text = chat_dumps(arr, &len);
     if (text) sio_socket_emit(cs->socket, str_make(text, len), NULL, 0);

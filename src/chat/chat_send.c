@@ -70,6 +70,11 @@ static const char *content_problem(const char *p, size_t len, size_t max_chars, 
     return NULL;
 }
 
+const char *chat_content_problem(const char *p, size_t len, size_t max_chars, bool need_text)
+{
+    return content_problem(p, len, max_chars, need_text);
+}
+
 static bool user_id_valid(const char *s, size_t n)
 {
     return auth_sub_is_valid(s, n);

@@ -414,6 +414,7 @@ static int serve_run(server_t *sp)
         .events_flood_disconnect = (uint32_t)cfg->events_flood_disconnect,
         .recovery_max_messages = (uint64_t)cfg->recovery_max_messages,
         .recovery_max_concurrent = (uint32_t)cfg->recovery_max_concurrent,
+        .edit_window_ms = (int64_t)cfg->edit_window_s * 1000,
     };
     s.chat = chat_new(s.loop, s.sio, s.store, s.jwt, &copts);
     api_options_t aopts = {.cors_origins = cfg->cors_origins,

@@ -103,6 +103,9 @@ static const config_option_t serve_options[] = {
      "server-wide since its offset; else it starts afresh (recovered false; 0: never recover)"},
     {"recovery-max-concurrent", OPT_INT, OFF(recovery_max_concurrent), "4", 1, 10000,
      "recovery replays running at once; later ones wait their turn"},
+    {"edit-window-s", OPT_INT, OFF(edit_window_s), "900", 0, 1000000000,
+     "seconds after sending during which the sender may edit a text message (0: no limit; "
+     "deleting has no limit)"},
     {"max-file-size", OPT_INT, OFF(max_file_size), "10485760", 1, 1LL << 34,
      "largest upload in bytes (one more is refused with 413)"},
     {"max-storage-per-user", OPT_INT, OFF(max_storage_per_user), "104857600", 0, 1LL << 40,

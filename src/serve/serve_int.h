@@ -42,6 +42,7 @@ typedef struct {
     long long presence_grace_ms, typing_throttle_ms, typing_timeout_ms;
     long long rate_events_per_s, rate_events_burst, events_flood_disconnect;
     long long recovery_max_messages, recovery_max_concurrent;
+    long long edit_window_s;
     long long max_file_size, max_storage_per_user, rate_uploads_per_min;
     char *allowed_file_types;
     char *web_root;

@@ -130,7 +130,7 @@ const char *store_strerror(int code);
 #define STORE_SEARCH_SCAN_MAX  2000  /* candidates one search examines at most */
 #define STORE_BLOCKS_MAX       10000 /* users one user may block */
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -188,6 +188,8 @@ typedef struct {
     int64_t read_at;          /* first read by a member other than the sender; 0 = unread */
     int64_t created_at;
     int64_t updated_at;
+    int64_t edited_at; /* last edit of its content; 0 = never edited */
+    bool deleted;      /* a tombstone: content "", no file, same id and seq */
 } store_message_t;
 
 typedef struct {
@@ -394,6 +396,26 @@ typedef struct { /* write: moves the user's watermark forward to the message, ne
     bool moved;            /* out: false when the watermark was already at or past it */
 } store_mark_read_t;
 
+/* write: an edit (remove false: new content) or a delete (remove true: the message becomes a
+ * tombstone, content "" and no file, same id and seq) by the message's sender. Either moves
+ * the message to a new recovery position, taken as an insert's is (guarantee 4), so that a
+ * MESSAGES_SINCE from before it returns the message again in its new state. Refusals:
+ * NOT_FOUND (no such message, the user is not a member of its conversation, or an edit of a
+ * deleted message), FORBIDDEN (not the sender; or window_passed), INVALID (an edit of a
+ * message that is not text, bad content). A delete of a tombstone changes nothing. */
+typedef struct {
+    str_t user, message_id;
+    bool remove;
+    str_t content;       /* edit: the new content (as MESSAGE_INSERT's) */
+    int64_t window_ms;   /* edit: > 0: refused once now - created_at passes it */
+    store_message_t msg; /* out: the message as it is now */
+    bool changed;        /* out: false when a delete found a tombstone */
+    bool window_passed;  /* out: with STORE_E_FORBIDDEN */
+    str_t file_path;     /* out: delete: the file that no message refers to any more, whose
+                            record is gone with it; the caller removes the bytes. Absent when
+                            none */
+} store_message_update_t;
+
 typedef struct {       /* write: file.id may be preset (e.g. named the stored bytes), else made */
     store_file_t file; /* in (id, owner, name, mime, path, sha256, size); out: id, created_at */
     int64_t quota;     /* > 0: STORE_E_QUOTA when the owner's files would pass it in bytes */
@@ -435,6 +457,7 @@ typedef enum {
     STORE_OP_MARK_READ,
     STORE_OP_FILE_INSERT,
     STORE_OP_BLOCK_SET,
+    STORE_OP_MESSAGE_UPDATE,
     STORE_OP_FIRST_READ_, /* ops from here on only read */
     STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
     STORE_OP_USERS_GET,
@@ -493,6 +516,7 @@ struct store_req {
         store_messages_since_t messages_since;
         store_mark_read_t mark_read;
         store_file_insert_t file_insert;
+        store_message_update_t message_update;
         store_file_get_t file_get;
         store_contacts_t contacts;
         store_block_set_t block_set;

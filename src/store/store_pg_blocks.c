@@ -125,11 +125,12 @@ int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a)
     return STORE_OK;
 }
 
-/* As SQLite's: each membership's count from the (conversation_id, seq) index. */
+/* As SQLite's: each membership's count from the (conversation_id, seq) index; a deleted
+ * message is not waiting for anyone. */
 static const char sql_unread_total[] =
     "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
     " FROM messages x WHERE x.conversation_id = m.conversation_id"
-    " AND x.seq > m.read_seq AND x.sender <> $1) AS n"
+    " AND x.seq > m.read_seq AND x.sender <> $1 AND NOT x.deleted) AS n"
     " FROM conversation_members m WHERE m.user_id = $1) t WHERE n > 0";
 
 int pg_unread_total(store_pg_t *db, store_unread_total_t *op)

@@ -8,7 +8,7 @@
     "c.id, c.type, c.title, c.last_seq, c.created_at, c.updated_at, mb.ids, mb.rs, mb.ra,"         \
     " mb.ja, mb.n, rq.read_seq, CASE WHEN rq.read_seq IS NULL THEN 0 ELSE (SELECT count(*)"        \
     " FROM messages u WHERE u.conversation_id = c.id AND u.seq > rq.read_seq AND u.sender <> " rq  \
-    "::text) END, " PG_MSG_COLS
+    "::text AND NOT u.deleted) END, " PG_MSG_COLS
 #define CONV_JOINS(rq)                                                                             \
     " CROSS JOIN LATERAL (SELECT array_agg(x.user_id ORDER BY x.joined_at, x.user_id) ids,"        \
     " array_agg(x.read_seq ORDER BY x.joined_at, x.user_id) rs,"                                   \

@@ -55,6 +55,8 @@ enum {
     P_MSG_PAGE,
     P_MSG_AFTER,
     P_MSG_SINCE,
+    P_MSG_UPDATE,
+    P_MSG_BY_ID,
     P_QUOTA_LOCK,
     P_FILE_USED,
     P_FILE_EXISTS,
@@ -232,11 +234,15 @@ int pg_user_from_row(const PGresult *r, int row, store_user_t *u, store_arena_t 
 int pg_file_from_row(const PGresult *r, int row, int first, store_file_t *f, store_arena_t *a);
 int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, store_arena_t *a);
 
-#define PG_MSG_COLS                                                                                \
+/* Schema version 1's columns (its functions return them; frozen), and the reads' columns:
+ * those and edited_at, deleted (version 3). A row without the last two (a parlor_send answer)
+ * reads as a message never edited nor deleted. */
+#define PG_MSG_COLS_V1                                                                             \
     "m.id, m.conversation_id, m.seq, m.pos, m.sender, m.recipient, m.content, m.type,"             \
     " m.client_msg_id, m.read_at, m.created_at, m.updated_at, f.id, f.owner, f.name, f.size,"      \
     " f.mime, f.path, f.sha256, f.created_at"
-#define PG_MSG_NCOLS 20
+#define PG_MSG_COLS  PG_MSG_COLS_V1 ", m.edited_at, m.deleted"
+#define PG_MSG_NCOLS 22
 #define PG_MSG_FROM  " FROM messages m LEFT JOIN files f ON f.id = m.file_id "
 
 /* A {"a","b"} array literal of user ids (valid ids only: no quote or backslash); malloc'd. */
@@ -303,6 +309,7 @@ int pg_messages_page(store_pg_t *db, store_messages_page_t *op, store_arena_t *a
 int pg_messages_after(store_pg_t *db, store_messages_after_t *op, store_arena_t *a);
 int pg_messages_since(store_pg_t *db, store_messages_since_t *op, store_arena_t *a);
 int pg_file_insert(store_pg_t *db, store_file_insert_t *op, int64_t now);
+int pg_message_update(store_pg_t *db, store_message_update_t *op, store_arena_t *a, int64_t now);
 int pg_file_get(store_pg_t *db, store_file_get_t *op, store_arena_t *a);
 int pg_contacts(store_pg_t *db, store_contacts_t *op, store_arena_t *a);
 int pg_block_set(store_pg_t *db, store_block_set_t *op, int64_t now);

@@ -31,7 +31,58 @@ int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, s
         if ((rc = pg_file_from_row(r, row, first + 12, f, a)) != STORE_OK) return rc;
         m->file = f;
     }
+    if (PQnfields(r) >= first + PG_MSG_NCOLS) {
+        m->edited_at = pg_i64(r, row, first + 20);
+        m->deleted = pg_bool(r, row, first + 21);
+    }
     return STORE_OK;
+}
+
+/* ---- Edits and deletions (parlor_update) ------------------------------------------------- */
+
+static const char sql_update[] = "SELECT * FROM parlor_update($1, $2, $3, $4, $5, $6)";
+static const char sql_by_id[] = "SELECT " PG_MSG_COLS PG_MSG_FROM "WHERE m.id = $1";
+
+int pg_message_update(store_pg_t *db, store_message_update_t *op, store_arena_t *a, int64_t now)
+{
+    store_arena_reset(a);
+    memset(&op->msg, 0, sizeof op->msg);
+    op->changed = op->window_passed = false;
+    op->file_path = STR_NULL;
+    if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
+        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)))
+        return STORE_E_INVALID;
+    pg_params_t p = {0};
+    pg_p_str(&p, op->user);
+    pg_p_str(&p, op->message_id);
+    pg_p_text(&p, op->remove ? "true" : "false");
+    pg_p_bytes(&p, op->remove ? STR_LIT("") : op->content);
+    pg_p_i64(&p, op->window_ms);
+    pg_p_i64(&p, now);
+    if (p.bad) return STORE_E_INVALID;
+    int rc = pg_op_begin(db);
+    if (rc != STORE_OK) return rc;
+    PGresult *r;
+    if ((rc = pg_query(db, P_MSG_UPDATE, sql_update, &p, &r)) != STORE_OK) return pg_op_end(db, rc);
+    rc = PQntuples(r) == 1 ? (int)pg_i64(r, 0, 0) : STORE_E_IO;
+    if (PQntuples(r) == 1) {
+        op->changed = pg_bool(r, 0, 1);
+        op->window_passed = pg_bool(r, 0, 2);
+        if (rc == STORE_OK) {
+            int e = pg_col_str(r, 0, 3, a, &op->file_path);
+            if (e != STORE_OK) rc = e;
+        }
+    }
+    PQclear(r);
+    if (rc == STORE_OK) {
+        pg_params_t q = {0};
+        pg_p_str(&q, op->message_id);
+        if ((rc = pg_query(db, P_MSG_BY_ID, sql_by_id, &q, &r)) == STORE_OK) {
+            rc = PQntuples(r) == 1 ? pg_msg_from_row(r, 0, 0, &op->msg, a) : STORE_E_IO;
+            PQclear(r);
+        }
+    }
+    return pg_op_end(db, rc);
 }
 
 /* ---- Sending ----------------------------------------------------------------------------- */

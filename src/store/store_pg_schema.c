@@ -99,7 +99,7 @@ static const char pg_migration_1[] =
     " o_created_at := 0; o_updated_at := 0; o_fsize := 0; o_fcreated := 0;\n"
     " -- a repeated clientMsgId answers what was stored the first time, whatever else it says\n"
     " IF p_cmid IS NOT NULL THEN\n"
-    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS " FROM messages m LEFT JOIN files f\n"
+    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS_V1 " FROM messages m LEFT JOIN files f\n"
     "   ON f.id = m.file_id WHERE m.sender = p_sender AND m.client_msg_id = p_cmid;\n"
     "  IF FOUND THEN RETURN; END IF;\n"
     " END IF;\n"
@@ -164,7 +164,7 @@ static const char pg_migration_1[] =
     "  UPDATE conversations c SET last_seq = c.last_seq - 1,\n"
     "   updated_at = greatest(c.created_at, coalesce((SELECT max(x.created_at) FROM messages x\n"
     "   WHERE x.conversation_id = v_conv), 0)) WHERE c.id = v_conv;\n"
-    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS " FROM messages m LEFT JOIN files f\n"
+    "  RETURN QUERY SELECT 0, true, false, " PG_MSG_COLS_V1 " FROM messages m LEFT JOIN files f\n"
     "   ON f.id = m.file_id WHERE m.sender = p_sender AND m.client_msg_id = p_cmid;\n"
     "  RETURN;\n"
     " END IF;\n"
@@ -224,6 +224,79 @@ static const char pg_migration_1[] =
     " o_read_at := coalesce(v_ra, 0);\n"
     " SELECT count(*) INTO o_unread FROM messages x\n"
     "  WHERE x.conversation_id = o_conv AND x.seq > o_seq AND x.sender <> p_user;\n"
+    " RETURN NEXT;\n"
+    "END $f$;\n";
+
+/* Version 3: edits and deletions (issue 16), as SQLite's version 6. parlor_update is an edit
+ * or a delete as one statement: every refusal is decided before the first write, and the new
+ * pos is taken under the insert lock like an insert's (store_pg.c), so guarantee 4 covers it.
+ * parlor_mark_read no longer counts deleted messages as unread. */
+static const char pg_migration_3[] =
+    "ALTER TABLE messages ADD COLUMN edited_at bigint;\n"
+    "ALTER TABLE messages ADD COLUMN deleted boolean NOT NULL DEFAULT false;\n"
+    "CREATE FUNCTION parlor_update(p_user text, p_msg text, p_remove boolean, p_content bytea,\n"
+    " p_window bigint, p_now bigint)\n"
+    "RETURNS TABLE (o_status integer, o_changed boolean, o_window boolean, o_path text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_conv text; v_sender text; v_type text; v_created bigint; v_deleted boolean; v_file text;\n"
+    "BEGIN\n"
+    " PERFORM pg_advisory_xact_lock(" PG_STR(PG_LOCK_INSERT) ", hashtext(current_schema()));\n"
+    " o_status := 0; o_changed := false; o_window := false;\n"
+    " SELECT m.conversation_id, m.sender, m.type, m.created_at, m.deleted, m.file_id\n"
+    "  INTO v_conv, v_sender, v_type, v_created, v_deleted, v_file\n"
+    "  FROM messages m WHERE m.id = p_msg FOR UPDATE;\n"
+    " IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM conversation_members cm\n"
+    "   WHERE cm.conversation_id = v_conv AND cm.user_id = p_user) THEN\n"
+    "  o_status := -2; RETURN NEXT; RETURN;  -- NOT_FOUND\n"
+    " END IF;\n"
+    " IF v_sender <> p_user THEN o_status := -3; RETURN NEXT; RETURN; END IF;  -- FORBIDDEN\n"
+    " IF p_remove THEN\n"
+    "  IF v_deleted THEN RETURN NEXT; RETURN; END IF;\n"
+    "  UPDATE messages SET content = ''::bytea, file_id = NULL, deleted = true, updated_at = p_now,\n"
+    "   pos = nextval('messages_pos_seq') WHERE id = p_msg;\n"
+    "  IF v_file IS NOT NULL THEN\n"
+    "   DELETE FROM files f WHERE f.id = v_file AND NOT EXISTS (SELECT 1 FROM messages x\n"
+    "    WHERE x.file_id = v_file) RETURNING f.path INTO o_path;\n"
+    "  END IF;\n"
+    " ELSE\n"
+    "  IF v_deleted THEN o_status := -2; RETURN NEXT; RETURN; END IF;\n"
+    "  IF v_type <> 'text' THEN o_status := -1; RETURN NEXT; RETURN; END IF;  -- INVALID\n"
+    "  IF p_window > 0 AND p_now - v_created > p_window THEN\n"
+    "   o_status := -3; o_window := true; RETURN NEXT; RETURN;\n"
+    "  END IF;\n"
+    "  UPDATE messages SET content = p_content, edited_at = p_now, updated_at = p_now,\n"
+    "   pos = nextval('messages_pos_seq') WHERE id = p_msg;\n"
+    " END IF;\n"
+    " o_changed := true; RETURN NEXT;\n"
+    "END $f$;\n"
+    "CREATE OR REPLACE FUNCTION parlor_mark_read(p_conv text, p_user text, p_msg text, p_now bigint)\n"
+    "RETURNS TABLE (o_status integer, o_conv text, o_msg_seq bigint, o_seq bigint, o_read_at bigint,\n"
+    " o_unread bigint, o_moved boolean)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_ra bigint;\n"
+    "BEGIN\n"
+    " o_status := 0; o_msg_seq := 0; o_seq := 0; o_read_at := 0; o_unread := 0; o_moved := false;\n"
+    " SELECT x.conversation_id, x.seq INTO o_conv, o_msg_seq FROM messages x WHERE x.id = p_msg;\n"
+    " IF NOT FOUND OR (p_conv IS NOT NULL AND o_conv <> p_conv) THEN\n"
+    "  o_status := -2; RETURN NEXT; RETURN;  -- NOT_FOUND\n"
+    " END IF;\n"
+    " SELECT cm.read_seq, cm.read_at INTO o_seq, v_ra FROM conversation_members cm\n"
+    "  WHERE cm.conversation_id = o_conv AND cm.user_id = p_user FOR UPDATE;\n"
+    " IF NOT FOUND THEN\n"
+    "  o_status := -3; RETURN NEXT; RETURN;  -- FORBIDDEN\n"
+    " END IF;\n"
+    " IF o_msg_seq > o_seq THEN\n"
+    "  UPDATE conversation_members cm SET read_seq = o_msg_seq, read_at = p_now\n"
+    "   WHERE cm.conversation_id = o_conv AND cm.user_id = p_user;\n"
+    "  UPDATE messages x SET read_at = p_now WHERE x.conversation_id = o_conv\n"
+    "   AND x.seq > o_seq AND x.seq <= o_msg_seq AND x.sender <> p_user AND x.read_at IS NULL;\n"
+    "  o_seq := o_msg_seq; v_ra := p_now; o_moved := true;\n"
+    " END IF;\n"
+    " o_read_at := coalesce(v_ra, 0);\n"
+    " SELECT count(*) INTO o_unread FROM messages x\n"
+    "  WHERE x.conversation_id = o_conv AND x.seq > o_seq AND x.sender <> p_user AND NOT x.deleted;\n"
     " RETURN NEXT;\n"
     "END $f$;\n";
 // clang-format on
@@ -298,8 +371,8 @@ static const char pg_migration_2[] =
     "$f$;\n"
     "CREATE INDEX messages_search ON messages USING gin (parlor_search_vector(content));\n";
 
-static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {NULL, pg_migration_1,
-                                                                       pg_migration_2};
+static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {
+    NULL, pg_migration_1, pg_migration_2, pg_migration_3};
 
 /* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
 static int read_version(store_pg_t *db, int *out)

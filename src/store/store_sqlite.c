@@ -6,7 +6,7 @@
 #define MSG_COLS                                                                                   \
     "m.id, m.conversation_id, m.seq, m.pos, m.sender, m.recipient, m.content, m.type,"             \
     " m.client_msg_id, m.read_at, m.created_at, m.updated_at, f.id, f.owner, f.name, f.size,"      \
-    " f.mime, f.path, f.sha256, f.created_at"                                                      \
+    " f.mime, f.path, f.sha256, f.created_at, m.edited_at, m.deleted"                              \
     " FROM messages m LEFT JOIN files f ON f.id = m.file_id "
 #define USER_COLS "id, name, role, username, last_seen, created_at"
 
@@ -60,7 +60,7 @@ static const char *const store_sql[S_COUNT_] = {
     [S_MEMBER_SENT] = "UPDATE conversation_members SET sent = 1"
                       " WHERE conversation_id = ?1 AND user_id = ?2 AND sent = 0",
     [S_UNREAD] = "SELECT count(*) FROM messages"
-                 " WHERE conversation_id = ?1 AND seq > ?2 AND sender <> ?3",
+                 " WHERE conversation_id = ?1 AND seq > ?2 AND sender <> ?3 AND deleted = 0",
     /* Everything a send needs in one lookup: the conversation, that the sender is in it, and
      * for a direct conversation the other member (the recipient). */
     [S_SEND_CTX] = "SELECT c.type, c.last_seq, (SELECT o.user_id FROM conversation_members o"
@@ -77,6 +77,18 @@ static const char *const store_sql[S_COUNT_] = {
                           " ON CONFLICT (sender, client_msg_id) DO NOTHING",
     [S_MSG_BY_SEQ] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq = ?2",
     [S_MSG_BY_CLIENT_ID] = "SELECT " MSG_COLS "WHERE m.sender = ?1 AND m.client_msg_id = ?2",
+    [S_MSG_BY_ID] = "SELECT " MSG_COLS "WHERE m.id = ?1",
+    [S_MSG_UPD_CTX] = "SELECT m.conversation_id, m.sender, m.type, m.created_at, m.deleted,"
+                      " m.file_id, EXISTS (SELECT 1 FROM conversation_members cm WHERE"
+                      " cm.conversation_id = m.conversation_id AND cm.user_id = ?2)"
+                      " FROM messages m WHERE m.id = ?1",
+    /* A new pos, taken as an insert's (the rowid SQLite would pick): commit order. */
+    [S_MSG_EDIT] = "UPDATE messages SET content = ?2, edited_at = ?3, updated_at = ?3,"
+                   " pos = (SELECT max(pos) + 1 FROM messages) WHERE id = ?1",
+    [S_MSG_TOMBSTONE] = "UPDATE messages SET content = '', file_id = NULL, deleted = 1,"
+                        " updated_at = ?2, pos = (SELECT max(pos) + 1 FROM messages) WHERE id = ?1",
+    [S_FILE_ORPHAN] = "DELETE FROM files WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages"
+                      " WHERE file_id = ?1) RETURNING path",
     [S_MSG_LOCATE] = "SELECT conversation_id, seq FROM messages WHERE id = ?1",
     [S_MSG_PAGE] = "SELECT " MSG_COLS "WHERE m.conversation_id = ?1 AND m.seq < ?2"
                    " ORDER BY m.seq DESC LIMIT ?3",
@@ -126,7 +138,7 @@ static const char *const store_sql[S_COUNT_] = {
      * user's unread messages, not the conversation's history. */
     [S_UNREAD_TOTAL] = "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
                        " FROM messages x WHERE x.conversation_id = m.conversation_id"
-                       " AND x.seq > m.read_seq AND x.sender <> ?1) AS n"
+                       " AND x.seq > m.read_seq AND x.sender <> ?1 AND x.deleted = 0) AS n"
                        " FROM conversation_members m WHERE m.user_id = ?1) WHERE n > 0",
     /* Search candidates, newest first, in the user's conversations (store_sqlite_search.c). */
     [S_SEARCH] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
@@ -300,6 +312,9 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_FILE_INSERT:
         rc = store_sqlite_file_insert(db, &req->u.file_insert, now);
+        break;
+    case STORE_OP_MESSAGE_UPDATE:
+        rc = store_sqlite_message_update(db, &req->u.message_update, a, now);
         break;
     case STORE_OP_ACCOUNT_GET:
         rc = store_sqlite_account_get(db, &req->u.account_get, a);

@@ -64,6 +64,8 @@ int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, st
 int store_sqlite_messages_after(store_sqlite_t *db, store_messages_after_t *op, store_arena_t *a);
 int store_sqlite_messages_since(store_sqlite_t *db, store_messages_since_t *op, store_arena_t *a);
 int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t now);
+int store_sqlite_message_update(store_sqlite_t *db, store_message_update_t *op, store_arena_t *a,
+                                int64_t now);
 int store_sqlite_file_insert(store_sqlite_t *db, store_file_insert_t *op, int64_t now);
 int store_sqlite_file_get(store_sqlite_t *db, store_file_get_t *op, store_arena_t *a);
 int store_sqlite_contacts(store_sqlite_t *db, store_contacts_t *op, store_arena_t *a);

@@ -489,5 +489,82 @@ int sq_msg_from_row(sqlite3_stmt *st, store_message_t *m, store_arena_t *a)
         if ((rc = sq_file_from_row(st, 12, f, a)) != STORE_OK) return rc;
         m->file = f;
     }
+    m->edited_at = sq_col_i64(st, 20);
+    m->deleted = sq_col_i64(st, 21) != 0;
     return STORE_OK;
+}
+
+/* Edit or delete (store.h, STORE_OP_MESSAGE_UPDATE). */
+static int message_update(store_sqlite_t *db, store_message_update_t *op, store_arena_t *a,
+                          int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt_get(db, S_MSG_UPD_CTX);
+    if (!st) return STORE_E_IO;
+    sq_bind_str(st, 1, op->message_id);
+    sq_bind_str(st, 2, op->user);
+    int rc = sq_stmt_row(st);
+    if (rc != STORE_OK) {
+        sqlite3_reset(st);
+        return rc;
+    }
+    bool member = sq_col_i64(st, 6) != 0, mine = sq_col_eq(st, 1, op->user);
+    bool text = sq_col_eq(st, 2, STR_LIT("text")), deleted = sq_col_i64(st, 4) != 0;
+    int64_t created = sq_col_i64(st, 3);
+    char file[ID_SIZE];
+    sq_col_id(st, 5, file);
+    sqlite3_reset(st);
+    if (!member) return STORE_E_NOT_FOUND;
+    if (!mine) return STORE_E_FORBIDDEN;
+    if (op->remove) {
+        if (deleted) return STORE_OK;
+        if (!(st = sq_stmt_get(db, S_MSG_TOMBSTONE))) return STORE_E_IO;
+        sq_bind_str(st, 1, op->message_id);
+        sqlite3_bind_int64(st, 2, now);
+        if ((rc = sq_stmt_run(st)) != STORE_OK) return rc;
+        if (file[0]) {
+            if (!(st = sq_stmt_get(db, S_FILE_ORPHAN))) return STORE_E_IO;
+            sq_bind_cstr(st, 1, file);
+            rc = sq_stmt_row(st);
+            if (rc == STORE_OK) rc = sq_col_str(st, 0, a, &op->file_path);
+            sqlite3_reset(st);
+            if (rc != STORE_OK && rc != STORE_E_NOT_FOUND) return rc;
+        }
+    } else {
+        if (deleted) return STORE_E_NOT_FOUND;
+        if (!text) return STORE_E_INVALID;
+        if (op->window_ms > 0 && now - created > op->window_ms) {
+            op->window_passed = true;
+            return STORE_E_FORBIDDEN;
+        }
+        if (!(st = sq_stmt_get(db, S_MSG_EDIT))) return STORE_E_IO;
+        sq_bind_str(st, 1, op->message_id);
+        sqlite3_bind_text(st, 2, op->content.ptr, (int)op->content.len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        if ((rc = sq_stmt_run(st)) != STORE_OK) return rc;
+    }
+    op->changed = true;
+    return STORE_OK;
+}
+
+int store_sqlite_message_update(store_sqlite_t *db, store_message_update_t *op, store_arena_t *a,
+                                int64_t now)
+{
+    store_arena_reset(a);
+    memset(&op->msg, 0, sizeof op->msg);
+    op->changed = op->window_passed = false;
+    op->file_path = STR_NULL;
+    if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
+        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)))
+        return STORE_E_INVALID;
+    int rc = sq_op_begin(db);
+    if (rc != STORE_OK) return rc;
+    rc = message_update(db, op, a, now);
+    if (rc == STORE_OK) {
+        sqlite3_stmt *st = sq_stmt_get(db, S_MSG_BY_ID);
+        if (!st) return sq_op_end(db, STORE_E_IO);
+        sq_bind_str(st, 1, op->message_id);
+        if ((rc = sq_stmt_row(st)) == STORE_OK) rc = sq_msg_from_row(st, &op->msg, a);
+        sqlite3_reset(st);
+    }
+    return sq_op_end(db, rc);
 }

@@ -124,8 +124,9 @@ static const char store_migration_5[] =
     " created_at INTEGER NOT NULL,"
     " PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;"
     /* Search: FTS5 over messages.content (external content, rowid = pos), kept in step by
-     * triggers (inserts, and edits and deletions when they come); it finds candidates, and
-     * store_search.c decides. No diacritics folding: the match is exact but for ASCII case. */
+     * triggers (inserts; edits and deletions, which change content and move pos); it finds
+     * candidates, and store_search.c decides. No diacritics folding: the match is exact but for
+     * ASCII case. */
     "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages',"
     " content_rowid='pos', tokenize='unicode61 remove_diacritics 0');"
     "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');"
@@ -135,10 +136,17 @@ static const char store_migration_5[] =
     " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.pos, "
     "old.content);"
     " END;"
-    "CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN"
+    "CREATE TRIGGER messages_fts_au AFTER UPDATE OF content, pos ON messages BEGIN"
     " INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.pos, "
     "old.content);"
     " INSERT INTO messages_fts(rowid, content) VALUES (new.pos, new.content); END;";
+
+/* Version 6: edits and deletions (issue 16). A deleted message stays as a tombstone row
+ * (content '', file_id NULL, deleted = 1) so that seq stays gap-free; an edit or a delete
+ * moves the row's pos to the next position, so recovery replays it in its new state. */
+static const char store_migration_6[] =
+    "ALTER TABLE messages ADD COLUMN edited_at INTEGER;"
+    "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;";
 
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     NULL,
@@ -147,6 +155,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     store_migration_3,
     store_migration_4,
     store_migration_5,
+    store_migration_6,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

@@ -221,7 +221,8 @@ export function assertApiError(res, status, code, what = '') {
 // ---------------------------------------------------------------- documents
 
 export const MESSAGE_FIELDS = ['_id', 'conversationId', 'seq', 'sender', 'recipient', 'content',
-    'type', 'file', 'read', 'readAt', 'clientMsgId', 'createdAt', 'updatedAt'].sort();
+    'type', 'file', 'read', 'readAt', 'clientMsgId', 'createdAt', 'updatedAt', 'editedAt',
+    'deleted'].sort();
 export const CONVERSATION_FIELDS = ['_id', 'participants', 'title', 'lastMessage', 'unreadCount',
     'createdAt', 'updatedAt'].sort();
 export const OBJECT_ID = /^[0-9a-f]{24}$/;
@@ -261,7 +262,10 @@ export function assertMessage(m, expect = {}) {
     assertIsoTime(m.createdAt, 'createdAt');
     assertIsoTime(m.updatedAt, 'updatedAt');
     assert.ok(m.updatedAt >= m.createdAt, 'updatedAt before createdAt');
-    const defaults = { type: 'text', file: null, read: false, readAt: null, clientMsgId: null };
+    if (m.editedAt !== null) assertIsoTime(m.editedAt, 'editedAt');
+    assert.equal(typeof m.deleted, 'boolean', 'deleted');
+    const defaults = { type: 'text', file: null, read: false, readAt: null, clientMsgId: null,
+                       editedAt: null, deleted: false };
     for (const [k, v] of Object.entries({ ...defaults, ...expect })) {
         assert.deepEqual(m[k], v, `message.${k}`);
     }

@@ -71,6 +71,11 @@ test('a SQLite store migrated into PostgreSQL serves the same conversations, his
     const hist = (await fetchHistory(server, tok(server, b), direct, 200)).messages;
     const read = await emitAck(B, 'mark_read', { conversationId: direct, messageId: hist[9]._id });
     assert.equal(read.ok, true, JSON.stringify(read));
+    // An edited message and a tombstone (issue 16) move with the rest.
+    const ed = await emitAck(A, 'edit_message', { messageId: hist[2]._id, content: 'direct 2, edited' });
+    assert.equal(ed.ok, true, JSON.stringify(ed));
+    const del = await emitAck(A, 'delete_message', { messageId: hist[3]._id });
+    assert.equal(del.ok, true, JSON.stringify(del));
     // An account.
     const reg = await api(server, 'POST', '/api/auth/register',
         { body: { username: 'Owner1', password: 'correct horse battery', name: 'Owner' } });
@@ -103,6 +108,10 @@ test('a SQLite store migrated into PostgreSQL serves the same conversations, his
     server = await startServer({ secret, store: target, args: ['--files-dir', filesTo] });
     const after_ = { a: await snapshot(server, tok(server, a)), b: await snapshot(server, tok(server, b)) };
     assert.deepEqual(after_, before);
+    const moved = after_.a.histories[direct];
+    assert.equal(moved[2].content, 'direct 2, edited');
+    assert.equal(typeof moved[2].editedAt, 'string');
+    assert.equal(moved[3].deleted, true);
     const login = await api(server, 'POST', '/api/auth/login', { body: { username: 'owner1', password: 'correct horse battery' } });
     assert.equal(login.status, 200, login.text);
     const dl = await fetch(`${server.url}/api/chat/files/${up.json.file.id}`, { headers: { authorization: `Bearer ${tok(server, b)}` } });

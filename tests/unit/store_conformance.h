@@ -45,6 +45,7 @@ typedef struct {
 extern const sc_case_t sc_cases_users[];
 extern const sc_case_t sc_cases_conversations[];
 extern const sc_case_t sc_cases_messages[];
+extern const sc_case_t sc_cases_edits[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
@@ -114,6 +115,7 @@ SC_OP(blocks_list_, STORE_OP_BLOCKS_LIST, store_blocks_list_t)
 SC_OP(block_check_, STORE_OP_BLOCK_CHECK, store_block_check_t)
 SC_OP(unread_total_, STORE_OP_UNREAD_TOTAL, store_unread_total_t)
 SC_OP(search_, STORE_OP_SEARCH, store_search_t)
+SC_OP(message_update_, STORE_OP_MESSAGE_UPDATE, store_message_update_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */
@@ -135,6 +137,7 @@ SC_OP(search_, STORE_OP_SEARCH, store_search_t)
 #define sc_file_insert(t, op, now)       sc_file_insert_(t, op, NULL, now)
 #define sc_file_get(t, op, a)            sc_file_get_(t, op, a, 0)
 #define sc_contacts(t, op, a)            sc_contacts_(t, op, a, 0)
+#define sc_message_update(t, op, a, now) sc_message_update_(t, op, a, now)
 
 /* ---- Shared steps ------------------------------------------------------------------------ */
 

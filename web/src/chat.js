@@ -10,6 +10,7 @@ import { setChildren } from './dom.js';
 import { dayKey, initials, lastSeen, randomId } from './format.js';
 import { GroupMethods } from './groups.js';
 import { LayoutMethods } from './layout.js';
+import { EditMethods } from './edit.js';
 import { MessageMethods } from './messages.js';
 import { People } from './people.js';
 import { SearchMethods } from './search.js';
@@ -120,6 +121,8 @@ export class ChatApp {
         });
         socket.on('receive_message', (m) => this.onMessage(m));
         socket.on('messages_read', (r) => this.onRead(r));
+        socket.on('message_updated', (m) => this.onMessageUpdated(m));
+        socket.on('message_deleted', (d) => this.onMessageDeleted(d));
         socket.on('typing', (t) => this.onTyping(t));
         socket.on('user_status', (s) => {
             this.people.setStatus(s);
@@ -764,7 +767,7 @@ export class ChatApp {
 
 // ChatApp's methods live in several files (one concern each); they are copied onto its prototype
 // here, so they all share `this` exactly as if they were written in the class.
-for (const part of [ConvListMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
+for (const part of [ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
     for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
         if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }

@@ -38,6 +38,7 @@ export class ConvListMethods {
     preview(m) {
         if (!m) return '';
         const mine = m.sender === this.me.id ? 'You: ' : '';
+        if (m.deleted) return `${mine}Message deleted`;
         if (m.type === 'image') return `${mine}Photo${m.file?.name ? `: ${m.file.name}` : ''}`;
         if (m.type === 'file') return `${mine}File: ${m.file?.name || 'file'}`;
         return mine + (m.content || '').replace(/\s+/g, ' ').slice(0, 120);

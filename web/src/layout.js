@@ -63,6 +63,8 @@ export class LayoutMethods {
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
                 e.preventDefault();
                 el.composer.requestSubmit();
+            } else if (e.key === 'ArrowUp' && !el.input.value && this.editLast()) {
+                e.preventDefault(); // edit your last message (edit.js)
             }
         });
         el.input.addEventListener('blur', () => this.stopTyping());

@@ -97,7 +97,9 @@ export class MessageMethods {
 
     msgSig(m, conv, showSender) {
         const mine = m.sender === this.me.id;
+        const editing = this.editing && this.editing.id === m._id && m._id ? [this.editing.busy, this.editing.error] : 0;
         return JSON.stringify([m._id, m.seq, m.content, m.type, m.file?.id, m.file?.name, mine ? this.tickState(m, conv) : 0,
+            m.editedAt || null, !!m.deleted, editing,
             m._failed, m._progress === undefined ? -1 : 0, showSender, showSender ? this.people.name(m.sender) : '']);
     }
 
@@ -115,13 +117,21 @@ export class MessageMethods {
         li.className = `msg ${mine ? 'mine' : 'theirs'}${m._failed ? ' failed' : ''}${m._pending ? ' pending' : ''}`;
         if (m.seq) li.dataset.seq = String(m.seq);
         const body = [];
-        if (m.type === 'image' && m.file) body.push(this.imageNode(m));
+        const editing = this.editing && m._id && this.editing.id === m._id;
+        if (m.deleted) {
+            li.classList.add('deleted');
+            body.push(h('p', { class: 'text deleted-text' }, 'Message deleted'));
+        } else if (editing) {
+            body.push(this.editorNode(m));
+        } else if (m.type === 'image' && m.file) body.push(this.imageNode(m));
         else if (m.type === 'file' && m.file) body.push(this.fileNode(m));
-        if (m.content) body.push(h('p', { class: 'text' }, linkify(m.content)));
+        if (m.content && !m.deleted && !editing) body.push(h('p', { class: 'text' }, linkify(m.content)));
         if (m._progress !== undefined && m._pending) {
             body.push(h('progress', { max: 1, value: m._progress, 'aria-label': `Uploading ${m.file?.name || 'file'}` }, `${Math.round(m._progress * 100)}%`));
         }
         const meta = [h('time', { datetime: m.createdAt || '', title: fullTime(m.createdAt) }, shortTime(m.createdAt))];
+        if (m.editedAt && !m.deleted) meta.push(h('span', { class: 'edited', title: `Edited ${fullTime(m.editedAt)}` }, 'edited'));
+        if (mine && !editing) meta.unshift(this.messageActions(m, key));
         if (mine) {
             const state = this.tickState(m, conv);
             // Sent: one grey check. Read: two checks in the read colour. Named for screen readers
