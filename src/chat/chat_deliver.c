@@ -67,15 +67,24 @@ static bool lazy_build(chat_t *c, lazy_t *l)
 
 /* A receive_message, or a messages_read of the user's own, may change the user's unread total
  * (chat_unread.c recomputes it for users with sockets here). */
-static bool unread_may_change(const chat_delivery_t *d, str_t user)
+/* Whether d's args[0] (a JSON document) has "field":"<user>". */
+static bool names_user(const chat_delivery_t *d, const char *field, str_t user)
 {
-    if (strcmp(d->event, "receive_message") == 0 || strcmp(d->event, "message_deleted") == 0)
-        return true;
-    if (strcmp(d->event, "messages_read") != 0 || d->nargs < 1) return false;
-    char pat[STORE_USER_ID_MAX + 16];
-    int n = snprintf(pat, sizeof pat, "\"readerId\":\"%.*s\"", (int)user.len, user.ptr);
+    if (d->nargs < 1) return false;
+    char pat[STORE_USER_ID_MAX + 32];
+    int n = snprintf(pat, sizeof pat, "\"%s\":\"%.*s\"", field, (int)user.len, user.ptr);
     return n > 0 && (size_t)n < sizeof pat &&
            memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n) != NULL;
+}
+
+/* A new message changes the unread total of its recipients, not of its sender (whose other
+ * sockets get it too); a deletion may change anyone's; a receipt only the reader's. */
+static bool unread_may_change(const chat_delivery_t *d, str_t user)
+{
+    if (strcmp(d->event, "receive_message") == 0) return !names_user(d, "sender", user);
+    if (strcmp(d->event, "message_deleted") == 0) return true;
+    if (strcmp(d->event, "messages_read") != 0) return false;
+    return names_user(d, "readerId", user);
 }
 
 static void to_user(chat_t *c, lazy_t *l, str_t user)
