@@ -163,3 +163,13 @@ void store_direct_key(str_t a, str_t b, char key[STORE_DIRECT_KEY_SIZE])
     memcpy(key + a.len + 1, b.ptr, b.len);
     key[a.len + 1 + b.len] = '\0';
 }
+
+void store_messages_reverse(store_message_t *m, size_t count)
+{
+    if (count < 2) return;
+    for (size_t i = 0, j = count - 1; i < j; i++, j--) {
+        store_message_t t = m[i];
+        m[i] = m[j];
+        m[j] = t;
+    }
+}

@@ -101,4 +101,8 @@ store_msg_type_t store_msg_type_parse(const char *t);
 #define STORE_DIRECT_KEY_SIZE (2 * STORE_USER_ID_MAX + 2)
 void store_direct_key(str_t a, str_t b, char key[STORE_DIRECT_KEY_SIZE]);
 
+/* Reverses msgs[0..count) in place: a page read newest first (so that it ends at before_seq)
+ * is handed out ascending. */
+void store_messages_reverse(store_message_t *msgs, size_t count);
+
 #endif

@@ -280,15 +280,7 @@ int pg_messages_page(store_pg_t *db, store_messages_page_t *op, store_arena_t *a
     int rc = conversation_messages(db, P_MSG_PAGE, sql_page, op->conversation_id, op->requester,
                                    op->before_seq > 0 ? op->before_seq : INT64_MAX, op->limit, a,
                                    &op->msgs, &op->count, &op->has_more);
-    if (rc == STORE_OK && op->count > 1) {
-        /* read newest first (so the page ends at before_seq), handed out ascending */
-        store_message_t *m = (store_message_t *)op->msgs, t;
-        for (size_t i = 0, j = op->count - 1; i < j; i++, j--) {
-            t = m[i];
-            m[i] = m[j];
-            m[j] = t;
-        }
-    }
+    if (rc == STORE_OK) store_messages_reverse((store_message_t *)op->msgs, op->count);
     return rc;
 }
 

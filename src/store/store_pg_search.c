@@ -38,20 +38,12 @@ static int access_check(store_pg_t *db, str_t conv, str_t user)
 
 int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a)
 {
-    store_arena_reset(a);
-    op->hits = NULL;
-    op->count = 0;
-    op->next_pos = 0;
     store_search_query_t q;
-    bool by_conv = store_present(op->conversation_id);
-    if (!store_valid_user_id(op->user) || !store_search_parse(op->query, &q) ||
-        (by_conv && !id_valid(op->conversation_id)) || op->before_pos < 0)
-        return STORE_E_INVALID;
-    int rc;
+    bool by_conv;
+    size_t limit;
+    int rc = store_search_begin(op, a, &q, &by_conv, &limit);
+    if (rc != STORE_OK) return rc;
     if (by_conv && (rc = access_check(db, op->conversation_id, op->user)) != STORE_OK) return rc;
-    size_t limit = op->limit == 0                      ? 20
-                   : op->limit > STORE_SEARCH_PAGE_MAX ? STORE_SEARCH_PAGE_MAX
-                                                       : op->limit;
     char tsq[STORE_SEARCH_QUERY_TEXT];
     store_search_tsquery(&q, tsq, sizeof tsq);
     int64_t before = op->before_pos > 0 ? op->before_pos : INT64_MAX;

@@ -239,3 +239,20 @@ void store_search_tsquery(const store_search_query_t *q, char *out, size_t cap)
     }
     out[n < cap ? n : cap - 1] = '\0';
 }
+
+int store_search_begin(store_search_t *op, store_arena_t *a, store_search_query_t *q, bool *by_conv,
+                       size_t *limit)
+{
+    store_arena_reset(a);
+    op->hits = NULL;
+    op->count = 0;
+    op->next_pos = 0;
+    *by_conv = store_present(op->conversation_id);
+    if (!store_valid_user_id(op->user) || !store_search_parse(op->query, q) ||
+        (*by_conv && !id_valid(op->conversation_id)) || op->before_pos < 0)
+        return STORE_E_INVALID;
+    *limit = op->limit == 0                      ? 20
+             : op->limit > STORE_SEARCH_PAGE_MAX ? STORE_SEARCH_PAGE_MAX
+                                                 : op->limit;
+    return STORE_OK;
+}

@@ -22,6 +22,11 @@ typedef struct {
     size_t len[STORE_SEARCH_WORDS_MAX];
 } store_search_query_t;
 
+/* What every engine's SEARCH does first: resets the outputs and the arena, parses the query
+ * into q, and checks the inputs. Returns STORE_OK with *by_conv (a search within one
+ * conversation) and *limit (clamped) set, or STORE_E_INVALID. */
+int store_search_begin(store_search_t *op, store_arena_t *a, store_search_query_t *q, bool *by_conv,
+                       size_t *limit);
 /* Parses q; false when it is not a query as defined above. */
 bool store_search_parse(str_t q, store_search_query_t *out);
 /* Whether content matches the query. */

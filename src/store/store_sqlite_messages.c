@@ -417,15 +417,7 @@ int store_sqlite_messages_page(store_sqlite_t *db, store_messages_page_t *op, st
     int rc = conversation_messages(db, S_MSG_PAGE, op->conversation_id, op->requester,
                                    op->before_seq > 0 ? op->before_seq : INT64_MAX, op->limit, a,
                                    &op->msgs, &op->count, &op->has_more);
-    if (rc == STORE_OK && op->count > 1) {
-        /* Read newest first (so the page ends at before_seq), handed out ascending. */
-        store_message_t *m = (store_message_t *)op->msgs, t;
-        for (size_t i = 0, j = op->count - 1; i < j; i++, j--) {
-            t = m[i];
-            m[i] = m[j];
-            m[j] = t;
-        }
-    }
+    if (rc == STORE_OK) store_messages_reverse((store_message_t *)op->msgs, op->count);
     return rc;
 }
 
