@@ -1,8 +1,9 @@
 /* REST handlers: each parses and checks its input, asks the chat layer (the same functions
- * the Socket.IO events use: chat.h) or, for accounts, the store, and answers with the
- * contract's JSON. A connection that goes away while a request is in flight
- * is detached (hc = NULL) and the answer is dropped. */
+ * the Socket.IO events use: chat.h), and answers with the contract's JSON (accounts, which ask
+ * the store, are in api_accounts.c; files in api_files.c; /healthz in api_health.c). A connection
+ * that goes away while a request is in flight is detached (hc = NULL) and the answer is dropped. */
 #include "api/api.h"
+#include "api/api_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,30 +16,6 @@
 #include "chat/chat_json.h"
 #include "core/id.h"
 #include "core/log.h"
-
-struct api {
-    uv_loop_t *loop;
-    chat_t *chat;
-    api_options_t opts;
-    limiter_t auth_limit;                    /* register/login attempts per IP */
-    char dummy_hash[AUTH_PASSWORD_HASH_MAX]; /* verified against for unknown users (timing) */
-};
-
-typedef struct api_ctx api_ctx_t;
-struct api_ctx {
-    store_req_t req; /* first: the store's done() gets this pointer */
-    api_t *api;
-    http_conn_t *hc; /* NULL once the client is gone */
-    chat_user_t user;
-    json_t *body;
-    char *arena;
-    uv_work_t work; /* password hashing/verification off the loop */
-    char *password;
-    size_t password_len;
-    char hash[AUTH_PASSWORD_HASH_MAX];
-    bool ok;
-    char id[ID_SIZE];
-};
 
 /* ---- responses ---- */
 
@@ -85,7 +62,7 @@ static void on_abort(http_conn_t *hc, void *arg)
     ((api_ctx_t *)arg)->hc = NULL;
 }
 
-static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
+api_ctx_t *api_ctx_new(api_t *a, http_conn_t *hc, size_t arena)
 {
     api_ctx_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -104,7 +81,7 @@ static api_ctx_t *ctx_new(api_t *a, http_conn_t *hc, size_t arena)
     return c;
 }
 
-static void ctx_free(api_ctx_t *c)
+void api_ctx_free(api_ctx_t *c)
 {
     if (c->hc) http_conn_set_abort(c->hc, NULL, NULL);
     json_decref(c->body);
@@ -117,19 +94,19 @@ static void ctx_free(api_ctx_t *c)
 }
 
 /* Submits; on refusal answers 503 and frees. Returns HTTP_DEFERRED either way. */
-static int submit(api_ctx_t *c, void (*done)(store_req_t *))
+int api_submit(api_ctx_t *c, void (*done)(store_req_t *))
 {
     c->req.done = done;
     if (store_submit(chat_store(c->api->chat), &c->req) != 0) {
         respond_error(c->hc, 503, "INTERNAL", "the server is shutting down");
-        ctx_free(c);
+        api_ctx_free(c);
         return HTTP_DONE;
     }
     return HTTP_DEFERRED;
 }
 
 /* True (and answers) when the request failed in the store. */
-static bool store_failed(api_ctx_t *c)
+bool api_store_failed(api_ctx_t *c)
 {
     if (c->req.status == STORE_OK) return false;
     chat_err_t e;
@@ -179,7 +156,7 @@ static int authenticate(api_t *a, http_conn_t *hc, const http_request_t *req, ch
     return 0;
 }
 
-static json_t *parse_body(http_conn_t *hc, str_t body)
+json_t *api_parse_body(http_conn_t *hc, str_t body)
 {
     json_error_t e;
     json_t *j = json_loadb(body.ptr ? body.ptr : "", body.len, JSON_ALLOW_NUL, &e);
@@ -224,195 +201,6 @@ static void method_not_allowed(http_conn_t *hc, const char *allow)
     json_decref(doc);
 }
 
-static const char *valid_role(json_t *role)
-{
-    if (!role || json_is_null(role)) return "tenant";
-    if (!json_is_string(role) || json_string_length(role) == 0 || json_string_length(role) > 32)
-        return NULL;
-    for (const char *p = json_string_value(role); *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
-            return NULL;
-    return json_string_value(role);
-}
-
-/* ---- accounts ---- */
-
-static void issue_token(api_ctx_t *c, int status, const store_user_t *u, const char *id)
-{
-    char *token = NULL;
-    char sub[STORE_USER_ID_MAX + 1], name[129], role[33];
-    snprintf(sub, sizeof sub, "%s", id);
-    snprintf(name, sizeof name, "%.*s", (int)u->name.len, u->name.ptr ? u->name.ptr : "");
-    snprintf(role, sizeof role, "%.*s", (int)u->role.len, u->role.ptr ? u->role.ptr : "");
-    if (auth_jwt_sign(chat_jwt(c->api->chat), sub, name, role, (int64_t)time(NULL),
-                      c->api->opts.token_ttl_s, &token) != AUTH_OK) {
-        respond_error(c->hc, 500, "INTERNAL", "could not sign a token");
-        return;
-    }
-    json_t *user = json_pack("{s:s, s:o, s:s, s:s}", "id", sub, "username",
-                             chat_str_or_null(u->username), "name", name, "role", role);
-    json_t *doc = json_pack("{s:s, s:o}", "token", token, "user", user);
-    respond_json(c->hc, status, doc);
-    json_decref(doc);
-    free(token);
-}
-
-static void account_created(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (c->hc) {
-        if (req->status == STORE_E_CONFLICT) {
-            respond_error(c->hc, 409, "CONFLICT", "that username is taken");
-        } else if (!store_failed(c)) {
-            store_account_create_t *ac = &req->u.account_create;
-            store_user_t u = {.username = ac->username, .name = ac->name, .role = ac->role};
-            issue_token(c, 201, &u, ac->id);
-        }
-    }
-    ctx_free(c);
-}
-
-/* A request context that owns the body and a copy of the password (wiped when freed). Answers
- * 500 itself and returns NULL when out of memory (the body is released either way). */
-static api_ctx_t *password_ctx(api_t *a, http_conn_t *hc, json_t *b, json_t *password, size_t arena)
-{
-    api_ctx_t *c = ctx_new(a, hc, arena);
-    size_t len = json_string_length(password);
-    char *copy = c ? malloc(len + 1) : NULL;
-    if (!copy) {
-        if (c) ctx_free(c);
-        json_decref(b);
-        respond_error(hc, 500, "INTERNAL", "out of memory");
-        return NULL;
-    }
-    memcpy(copy, json_string_value(password), len + 1);
-    c->body = b;
-    c->password = copy;
-    c->password_len = len;
-    return c;
-}
-
-static void hash_work(uv_work_t *w)
-{
-    api_ctx_t *c = w->data;
-    c->ok = auth_password_hash(c->password, c->password_len, c->hash) == 0;
-}
-
-static void hash_after(uv_work_t *w, int status)
-{
-    api_ctx_t *c = w->data;
-    if (!c->hc) {
-        ctx_free(c);
-        return;
-    }
-    if (!c->ok || status != 0) {
-        respond_error(c->hc, 500, "INTERNAL", "could not hash the password");
-        ctx_free(c);
-        return;
-    }
-    json_t *b = c->body;
-    const char *username = json_string_value(json_object_get(b, "username"));
-    json_t *name = json_object_get(b, "name");
-    store_account_create_t *ac = &c->req.u.account_create;
-    ac->username = str_cstr(username);
-    ac->password_hash = str_cstr(c->hash);
-    ac->name = json_is_string(name) && json_string_length(name) ? str_cstr(json_string_value(name))
-                                                                : str_cstr(username);
-    ac->role = str_cstr(valid_role(json_object_get(b, "role")));
-    c->req.op = STORE_OP_ACCOUNT_CREATE;
-    submit(c, account_created);
-}
-
-static int handle_register(api_t *a, http_conn_t *hc, str_t body)
-{
-    json_t *b = parse_body(hc, body);
-    if (!b) return HTTP_DONE;
-    json_t *username = json_object_get(b, "username"), *password = json_object_get(b, "password");
-    json_t *name = json_object_get(b, "name");
-    const char *why = NULL;
-    if (!json_is_string(username) || json_string_length(username) < 3 ||
-        json_string_length(username) > 32 ||
-        !auth_sub_is_valid(json_string_value(username), json_string_length(username)))
-        why = "username must be 3-32 characters of A-Z a-z 0-9 _ -";
-    else if (!json_is_string(password) ||
-             auth_password_policy(json_string_length(password)) != AUTH_PW_OK)
-        why = "password must be 8-256 bytes";
-    else if (name && !json_is_null(name) &&
-             (!json_is_string(name) || json_string_length(name) > 128))
-        why = "name must be a string of at most 128 bytes";
-    else if (!valid_role(json_object_get(b, "role")))
-        why = "role must be 1-32 letters, '_' or '-' (e.g. tenant, owner)";
-    if (why) {
-        respond_error(hc, 400, "BAD_REQUEST", why);
-        json_decref(b);
-        return HTTP_DONE;
-    }
-    api_ctx_t *c = password_ctx(a, hc, b, password, 0);
-    if (!c) return HTTP_DONE;
-    c->work.data = c;
-    uv_queue_work(a->loop, &c->work, hash_work, hash_after);
-    return HTTP_DEFERRED;
-}
-
-static void verify_work(uv_work_t *w)
-{
-    api_ctx_t *c = w->data;
-    c->ok = auth_password_verify(c->hash, c->password, c->password_len);
-}
-
-static void verify_after(uv_work_t *w, int status)
-{
-    api_ctx_t *c = w->data;
-    if (c->hc) {
-        store_user_t *u = &c->req.u.account_get.user;
-        if (c->ok && c->req.status == STORE_OK && status == 0) {
-            char id[STORE_USER_ID_MAX + 1];
-            snprintf(id, sizeof id, "%.*s", (int)u->id.len, u->id.ptr);
-            issue_token(c, 200, u, id);
-        } else {
-            /* Unknown user and wrong password answer alike. */
-            respond_error(c->hc, 401, "UNAUTHORIZED", "invalid username or password");
-        }
-    }
-    ctx_free(c);
-}
-
-static void account_fetched(store_req_t *req)
-{
-    api_ctx_t *c = (api_ctx_t *)req;
-    if (req->status != STORE_OK && req->status != STORE_E_NOT_FOUND) {
-        if (c->hc) store_failed(c);
-        ctx_free(c);
-        return;
-    }
-    store_user_t *u = &req->u.account_get.user;
-    /* Unknown users verify against a dummy hash, so timing does not tell them apart. */
-    const char *hash =
-        req->status == STORE_OK && u->password_hash.ptr ? u->password_hash.ptr : c->api->dummy_hash;
-    snprintf(c->hash, sizeof c->hash, "%s", hash);
-    c->work.data = c;
-    uv_queue_work(c->api->loop, &c->work, verify_work, verify_after);
-}
-
-static int handle_login(api_t *a, http_conn_t *hc, str_t body)
-{
-    json_t *b = parse_body(hc, body);
-    if (!b) return HTTP_DONE;
-    json_t *username = json_object_get(b, "username"), *password = json_object_get(b, "password");
-    if (!json_is_string(username) || !json_is_string(password) ||
-        json_string_length(username) == 0 || json_string_length(username) > 64 ||
-        json_string_length(password) > 256) {
-        respond_error(hc, 400, "BAD_REQUEST", "username and password are required");
-        json_decref(b);
-        return HTTP_DONE;
-    }
-    api_ctx_t *c = password_ctx(a, hc, b, password, 2048);
-    if (!c) return HTTP_DONE;
-    c->req.op = STORE_OP_ACCOUNT_GET;
-    c->req.u.account_get.username = str_cstr(json_string_value(username));
-    return submit(c, account_fetched);
-}
-
 /* ---- the chat's requests: api.c parses and answers, chat_* does the work ---- */
 
 /* The answer of a chat function, to the client if it is still there. */
@@ -426,13 +214,13 @@ static void answered(void *ud, const chat_err_t *err, int status, str_t body)
             http_respond(c->hc, status, "application/json; charset=utf-8", NULL, body.ptr,
                          body.len);
     }
-    ctx_free(c);
+    api_ctx_free(c);
 }
 
 /* A context for a chat request (answered frees it); answers 500 itself when out of memory. */
 static api_ctx_t *chat_ctx(api_t *a, http_conn_t *hc, const chat_user_t *user)
 {
-    api_ctx_t *c = ctx_new(a, hc, 0);
+    api_ctx_t *c = api_ctx_new(a, hc, 0);
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return NULL;
@@ -462,7 +250,7 @@ static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *r
 
 static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
 {
-    json_t *b = parse_body(hc, body);
+    json_t *b = api_parse_body(hc, body);
     if (!b) return HTTP_DONE;
     json_t *ids = json_object_get(b, "participantIds"), *title = json_object_get(b, "title");
     const char *why = NULL;
@@ -555,14 +343,14 @@ static void rest_send_done(void *ud, const chat_err_t *err, str_t doc, bool dup,
             buf_free(&t);
         }
     }
-    ctx_free(c);
+    api_ctx_free(c);
 }
 
 static int post_message(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
 {
-    json_t *b = parse_body(hc, body);
+    json_t *b = api_parse_body(hc, body);
     if (!b) return HTTP_DONE;
-    api_ctx_t *c = ctx_new(a, hc, 0);
+    api_ctx_t *c = api_ctx_new(a, hc, 0);
     if (!c) {
         json_decref(b);
         respond_error(hc, 500, "INTERNAL", "out of memory");
@@ -598,7 +386,7 @@ static int change_message(api_t *a, http_conn_t *hc, str_t body, str_t msg, cons
         return HTTP_DONE;
     }
     json_t *b = NULL;
-    if (!remove && !(b = parse_body(hc, body))) return HTTP_DONE;
+    if (!remove && !(b = api_parse_body(hc, body))) return HTTP_DONE;
     api_ctx_t *c = chat_ctx(a, hc, user);
     if (!c) {
         json_decref(b);
@@ -618,7 +406,7 @@ static void status_done(void *ud, json_t *statuses)
 {
     api_ctx_t *c = ud;
     if (c->hc) respond_json(c->hc, 200, json_array_get(statuses, 0));
-    ctx_free(c);
+    api_ctx_free(c);
 }
 
 static int user_status(api_t *a, http_conn_t *hc, str_t user, const chat_user_t *me)
@@ -627,7 +415,7 @@ static int user_status(api_t *a, http_conn_t *hc, str_t user, const chat_user_t 
         respond_error(hc, 400, "BAD_REQUEST", "userId must be 1-64 characters of A-Z a-z 0-9 _ -");
         return HTTP_DONE;
     }
-    api_ctx_t *c = ctx_new(a, hc, 0);
+    api_ctx_t *c = api_ctx_new(a, hc, 0);
     if (!c) {
         respond_error(hc, 500, "INTERNAL", "out of memory");
         return HTTP_DONE;
@@ -863,8 +651,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
             return HTTP_DONE;
         }
         if (auth_limited(a, hc)) return HTTP_DONE;
-        return str_eq_cstr(seg[2], "register") ? handle_register(a, hc, body)
-                                               : handle_login(a, hc, body);
+        return str_eq_cstr(seg[2], "register") ? api_handle_register(a, hc, body)
+                                               : api_handle_login(a, hc, body);
     }
     if (!str_eq_cstr(seg[1], "chat")) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");

@@ -1,8 +1,55 @@
-/* What the REST modules share: answers in the contract's JSON and authentication. */
+/* What the REST modules share (api.c, api_accounts.c, api_files.c): answers in the contract's
+ * JSON, authentication, the api struct and a request's context with its helpers. */
 #ifndef PARLOR_API_INTERNAL_H
 #define PARLOR_API_INTERNAL_H
 
+#include <jansson.h>
+#include <uv.h>
+
 #include "api/api.h"
+#include "auth/auth_password.h"
+#include "chat/limits.h"
+#include "core/id.h"
+
+struct api {
+    uv_loop_t *loop;
+    chat_t *chat;
+    api_options_t opts;
+    limiter_t auth_limit;                    /* register/login attempts per IP */
+    char dummy_hash[AUTH_PASSWORD_HASH_MAX]; /* verified against for unknown users (timing) */
+};
+
+typedef struct api_ctx api_ctx_t;
+struct api_ctx {
+    store_req_t req; /* first: the store's done() gets this pointer */
+    api_t *api;
+    http_conn_t *hc; /* NULL once the client is gone */
+    chat_user_t user;
+    json_t *body;
+    char *arena;
+    uv_work_t work; /* password hashing/verification off the loop */
+    char *password;
+    size_t password_len;
+    char hash[AUTH_PASSWORD_HASH_MAX];
+    bool ok;
+    char id[ID_SIZE];
+};
+
+/* A context for one request with an output arena of that size (0: none); it detaches itself
+ * when the client goes away (hc = NULL). NULL when out of memory. */
+api_ctx_t *api_ctx_new(api_t *a, http_conn_t *hc, size_t arena);
+void api_ctx_free(api_ctx_t *c);
+/* Submits c->req with done; on refusal answers 503 and frees. Returns HTTP_DEFERRED, or
+ * HTTP_DONE when it answered. */
+int api_submit(api_ctx_t *c, void (*done)(store_req_t *));
+/* True (and answers, if the client is there) when c->req failed in the store. */
+bool api_store_failed(api_ctx_t *c);
+/* The body as a JSON object, or NULL after answering 400. */
+json_t *api_parse_body(http_conn_t *hc, str_t body);
+
+/* POST /api/auth/register and /login (api_accounts.c). */
+int api_handle_register(api_t *a, http_conn_t *hc, str_t body);
+int api_handle_login(api_t *a, http_conn_t *hc, str_t body);
 
 void api_respond_json(http_conn_t *hc, int status, json_t *doc);
 void api_respond_error(http_conn_t *hc, int status, const char *code, const char *message);
