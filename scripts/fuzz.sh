@@ -17,8 +17,11 @@ for src in fuzz/fuzz_*.c; do
     [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$work/$name/"
     if out=$("$dir/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
             -artifact_prefix="$work/" "$work/$name" 2>&1); then
-        execs=$(printf '%s\n' "$out" | grep -o 'stat::number_of_executed_units: *[0-9]*' | grep -o '[0-9]*$' || true)
-        [ -n "$execs" ] || execs=$(printf '%s\n' "$out" | grep -oE '#[0-9]+' | tail -1 | tr -d '#')
+        # -a: libFuzzer's output may hold bytes that are not UTF-8 (a found input, a dictionary
+        # entry), and grep would then print "binary file matches" instead of the count.
+        execs=$(printf '%s\n' "$out" | grep -ao 'stat::number_of_executed_units: *[0-9]*' | grep -o '[0-9]*$' || true)
+        [ -n "$execs" ] || execs=$(printf '%s\n' "$out" | grep -aoE '^Done [0-9]+ runs' | grep -oE '[0-9]+' | tail -1 || true)
+        [ -n "$execs" ] || execs=$(printf '%s\n' "$out" | grep -aoE '#[0-9]+' | tail -1 | tr -d '#')
         if [ "${execs:-0}" -gt 0 ] 2>/dev/null; then
             echo "fuzz $name: ok, $execs executions in ${secs}s"
         else
