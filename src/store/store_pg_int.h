@@ -30,6 +30,7 @@
 #define PG_LOCK_MIGRATE 1348563457 /* migrations: one node migrates, the others wait */
 #define PG_LOCK_INSERT  1348563458 /* message inserts: pos in commit order (store_pg.c) */
 #define PG_LOCK_QUOTA   1348563459 /* an owner's file quota, with hashtext(owner) */
+#define PG_LOCK_OUTBOX  1348563460 /* a conversation's webhook queue, with hashtext(id) */
 #define PG_STR_(x)      #x
 #define PG_STR(x)       PG_STR_(x) /* a key as SQL text */
 
@@ -75,6 +76,11 @@ enum {
     P_SEARCH,
     P_SEARCH_CONV,
     P_SEARCH_ACCESS,
+    P_OB_ADD,
+    P_OB_EXPAND,
+    P_OB_CLAIM,
+    P_OB_ACK,
+    P_OB_COUNTS,
     P_BEGIN,
     P_COMMIT,
     P_COUNT_
@@ -317,6 +323,13 @@ int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a);
 int pg_block_check(store_pg_t *db, store_block_check_t *op);
 int pg_unread_total(store_pg_t *db, store_unread_total_t *op);
 int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a);
+
+/* ---- The webhook outbox (store_pg_outbox.c) ---------------------------------------------- */
+
+/* Records an event in the current transaction when the outbox is on (store.h). */
+int pg_outbox_add(store_pg_t *db, store_outbox_type_t type, const char *conv, int64_t now);
+int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, int64_t now);
+int pg_outbox_ack(store_pg_t *db, const store_outbox_ack_t *op, int64_t now);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 
