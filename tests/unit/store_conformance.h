@@ -51,6 +51,7 @@ extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
 extern const sc_case_t sc_cases_blocks[]; /* store_conformance_blocks.c (issue 16) */
 extern const sc_case_t sc_cases_search[]; /* store_conformance_search.c (issue 16) */
+extern const sc_case_t sc_cases_outbox[]; /* store_conformance_outbox.c (issue 15) */
 extern const sc_case_t sc_cases_pg[];     /* PostgreSQL only (store_conformance_pg.c) */
 
 /* The loop's thread (every done() must run on it). */
