@@ -483,19 +483,25 @@ typedef struct {
     int64_t id; /* the row: unique in the database, increasing in insertion order */
     store_outbox_type_t type;
     char conversation_id[ID_SIZE];
-    char message_id[ID_SIZE];       /* "" for conversation.created */
-    str_t user;                     /* message.read: the reader; message.unread: the recipient */
-    int64_t seq;                    /* message.read: the new watermark; else the message's seq */
-    int64_t created_at;             /* when the event happened (message.unread: its due time) */
-    int64_t attempts;               /* including this one */
-    uint32_t done_mask;             /* bit i: URL i already accepted this row */
-    const store_message_t *message; /* NULL when none (or gone) */
+    char message_id[ID_SIZE]; /* "" for conversation.created */
+    str_t user;               /* message.read: the reader; message.unread: the recipient */
+    int64_t seq;              /* message.read: the new watermark; else the message's seq */
+    int64_t created_at;       /* when the event happened (message.unread: its due time) */
+    int64_t attempts;         /* including this one */
+    uint32_t done_mask;       /* bit i: URL i already accepted this row */
+    bool follows; /* the next ordered row of the previous row's conversation (a run: sent after
+                     it, in order, and only once it is delivered) */
+    const store_message_t *message;           /* NULL when none (or gone) */
     const store_conversation_t *conversation; /* NULL when gone */
 } store_outbox_row_t;
 
 typedef struct { /* write: leases up to limit due rows for lease_ms (claimed rows are not
-                    handed out again before the lease ends, by any node), attempts + 1 */
+                    handed out again before the lease ends, by any node), attempts + 1. After
+                    an ordered row come up to run_max of the rows queued behind it in its
+                    conversation (follows = true), leased too, so a backlog is sent in runs
+                    rather than one row per claim */
     size_t limit;
+    size_t run_max; /* rows queued behind an ordered row that come with it (0: none) */
     int64_t lease_ms;
     bool counts;                    /* also fill pending and failed */
     const store_outbox_row_t *rows; /* out, by id */
@@ -508,6 +514,8 @@ typedef enum {
     STORE_OUTBOX_RETRY = 1,     /* pending again from due_at, with done_mask */
     STORE_OUTBOX_FAILED = 2,    /* kept, state failed, out of the queue */
     STORE_OUTBOX_SKIPPED = 3,   /* message.unread that no longer applies: removed */
+    STORE_OUTBOX_REQUEUE = 4,   /* a run's row not sent (an earlier one is to be retried):
+                                   back in its queue, waiting */
 } store_outbox_outcome_t;
 
 typedef struct {

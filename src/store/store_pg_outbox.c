@@ -38,7 +38,32 @@ static const char sql_claim[] =
     " LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " UPDATE webhook_outbox o SET lease_until = $1 + $3, attempts = o.attempts + 1 FROM c"
     " WHERE o.id = c.id RETURNING o.id, o.type, o.conversation_id, o.message_id, o.user_id,"
-    " o.seq, o.created_at, o.attempts, o.done_mask";
+    " o.seq, o.created_at, o.attempts, o.done_mask, o.ordered";
+
+/* The rows queued behind a head (they wait: due_at NULL, so no other node claims them). */
+static const char sql_run[] =
+    "UPDATE webhook_outbox o SET lease_until = $3, attempts = o.attempts + 1"
+    " WHERE o.id IN (SELECT e.id FROM webhook_outbox e WHERE e.conversation_id = $1"
+    " AND e.state = 0 AND e.ordered AND e.id > $2 ORDER BY e.id LIMIT $4)"
+    " RETURNING o.id, o.type, o.conversation_id, o.message_id, o.user_id, o.seq, o.created_at,"
+    " o.attempts, o.done_mask, o.ordered";
+
+#define OB_CLAIM_MAX 256
+
+static int row_read(const PGresult *res, int i, store_outbox_row_t *r, store_arena_t *a)
+{
+    memset(r, 0, sizeof *r);
+    r->id = pg_i64(res, i, 0);
+    r->type = (store_outbox_type_t)pg_i64(res, i, 1);
+    pg_col_id(res, i, 2, r->conversation_id);
+    pg_col_id(res, i, 3, r->message_id);
+    r->seq = pg_i64(res, i, 5);
+    r->created_at = pg_i64(res, i, 6);
+    r->attempts = pg_i64(res, i, 7);
+    r->done_mask = (uint32_t)pg_i64(res, i, 8);
+    r->follows = pg_bool(res, i, 9); /* "ordered" until the caller fixes it */
+    return pg_col_str(res, i, 4, a, &r->user);
+}
 
 static const char sql_msg[] = "SELECT " PG_MSG_COLS PG_MSG_FROM "WHERE m.id = $1";
 
@@ -91,28 +116,40 @@ int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, 
     pg_p_i64(&p, now);
     if ((rc = pg_query(db, P_OB_EXPAND, sql_expand, &p, &res)) != STORE_OK) goto out;
     PQclear(res);
-    pg_p_i64(&p, (int64_t)op->limit);
+    size_t limit = op->limit > OB_CLAIM_MAX ? OB_CLAIM_MAX : op->limit;
+    pg_p_i64(&p, (int64_t)limit);
     pg_p_i64(&p, op->lease_ms);
     if ((rc = pg_query(db, P_OB_CLAIM, sql_claim, &p, &res)) != STORE_OK) goto out;
-    int n = PQntuples(res);
-    store_outbox_row_t *rows = n ? ARENA_BACK(a, store_outbox_row_t, (size_t)n) : NULL;
-    if (n && !rows) rc = STORE_E_NOSPACE;
-    for (int i = 0; i < n && rc == STORE_OK; i++) {
-        store_outbox_row_t *r = &rows[i];
-        memset(r, 0, sizeof *r);
-        r->id = pg_i64(res, i, 0);
-        r->type = (store_outbox_type_t)pg_i64(res, i, 1);
-        pg_col_id(res, i, 2, r->conversation_id);
-        pg_col_id(res, i, 3, r->message_id);
-        rc = pg_col_str(res, i, 4, a, &r->user);
-        r->seq = pg_i64(res, i, 5);
-        r->created_at = pg_i64(res, i, 6);
-        r->attempts = pg_i64(res, i, 7);
-        r->done_mask = (uint32_t)pg_i64(res, i, 8);
-    }
+    int nh = PQntuples(res);
+    store_outbox_row_t *heads = nh ? ARENA_BACK(a, store_outbox_row_t, (size_t)nh) : NULL;
+    store_outbox_row_t *rows = nh ? ARENA_BACK(a, store_outbox_row_t, limit) : NULL;
+    if (nh && (!heads || !rows)) rc = STORE_E_NOSPACE;
+    for (int i = 0; i < nh && rc == STORE_OK; i++) rc = row_read(res, i, &heads[i], a);
     PQclear(res);
     if (rc != STORE_OK) goto out;
-    if (n > 1) qsort(rows, (size_t)n, sizeof *rows, by_id);
+    if (nh > 1) qsort(heads, (size_t)nh, sizeof *heads, by_id);
+    int n = 0;
+    for (int h = 0; h < nh; h++) {
+        bool ordered = heads[h].follows;
+        rows[n] = heads[h];
+        rows[n++].follows = false;
+        size_t room = limit - (size_t)n;
+        if (!ordered || op->run_max == 0 || room == 0) continue;
+        pg_params_t q = {0};
+        pg_p_cstr(&q, heads[h].conversation_id);
+        pg_p_i64(&q, heads[h].id);
+        pg_p_i64(&q, now + op->lease_ms);
+        pg_p_i64(&q, (int64_t)(room < op->run_max ? room : op->run_max));
+        if ((rc = pg_query(db, P_OB_RUN, sql_run, &q, &res)) != STORE_OK) goto out;
+        int k = PQntuples(res), first = n;
+        for (int i = 0; i < k && rc == STORE_OK; i++) {
+            rc = row_read(res, i, &rows[n], a);
+            rows[n++].follows = true;
+        }
+        PQclear(res);
+        if (rc != STORE_OK) goto out;
+        if (k > 1) qsort(&rows[first], (size_t)k, sizeof *rows, by_id);
+    }
     for (int i = 0; i < n; i++) {
         rc = row_documents(db, &rows[i], a);
         if (rc == STORE_E_NOSPACE && i > 0) {

@@ -163,14 +163,17 @@ static const char *const store_sql[S_COUNT_] = {
                     " JOIN messages m ON m.id = p.message_id AND m.deleted = 0"
                     " JOIN conversation_members cm ON cm.conversation_id = p.conversation_id"
                     " AND cm.user_id <> m.sender AND cm.read_seq < p.seq"
-                    " WHERE p.state = 0 AND p.type = 3 AND p.user_id IS NULL AND p.due_at <= ?1"
+                    " WHERE p.id IN (SELECT id FROM webhook_outbox WHERE state = 0 AND type = 3"
+                    " AND user_id IS NULL AND due_at <= ?1 ORDER BY due_at, id LIMIT 256)"
                     " ORDER BY p.id, cm.user_id",
-    [S_OB_EXPAND_DROP] = "DELETE FROM webhook_outbox WHERE state = 0 AND type = 3"
-                         " AND user_id IS NULL AND due_at <= ?1",
-    [S_OB_DUE] = "SELECT id, type, conversation_id, message_id, user_id, seq, created_at,"
-                 " attempts, done_mask FROM webhook_outbox WHERE state = 0 AND due_at <= ?1"
-                 " AND lease_until <= ?1 AND NOT (type = 3 AND user_id IS NULL)"
-                 " ORDER BY due_at, id LIMIT ?2",
+    [S_OB_EXPAND_DROP] = "DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox"
+                         " WHERE state = 0 AND type = 3 AND user_id IS NULL AND due_at <= ?1"
+                         " ORDER BY due_at, id LIMIT 256)",
+    [S_OB_DUE] =
+        "SELECT id, type, conversation_id, message_id, user_id, seq, created_at,"
+        " attempts, done_mask, ordered FROM webhook_outbox WHERE state = 0 AND due_at <= ?1"
+        " AND lease_until <= ?1 AND NOT (type = 3 AND user_id IS NULL)"
+        " ORDER BY due_at, id LIMIT ?2",
     [S_OB_LEASE] = "UPDATE webhook_outbox SET lease_until = ?2, attempts = attempts + 1"
                    " WHERE id = ?1",
     [S_OB_GET] = "SELECT conversation_id, ordered FROM webhook_outbox WHERE id = ?1 AND state = 0",
@@ -179,6 +182,10 @@ static const char *const store_sql[S_COUNT_] = {
                   " WHERE id = ?1",
     [S_OB_RETRY] = "UPDATE webhook_outbox SET due_at = ?2, done_mask = ?3, lease_until = 0"
                    " WHERE id = ?1",
+    [S_OB_REQUEUE] = "UPDATE webhook_outbox SET due_at = NULL, lease_until = 0 WHERE id = ?1",
+    [S_OB_RUN] = "SELECT id, type, conversation_id, message_id, user_id, seq, created_at, attempts,"
+                 " done_mask, ordered FROM webhook_outbox WHERE conversation_id = ?1 AND state = 0"
+                 " AND ordered = 1 AND id > ?2 ORDER BY id LIMIT ?3",
     [S_OB_PROMOTE] = "UPDATE webhook_outbox SET due_at = ?2 WHERE id = (SELECT min(id)"
                      " FROM webhook_outbox WHERE conversation_id = ?1 AND state = 0"
                      " AND ordered = 1)",

@@ -87,6 +87,8 @@ enum {
     S_OB_DELETE,
     S_OB_FAIL,
     S_OB_RETRY,
+    S_OB_REQUEUE,
+    S_OB_RUN,
     S_OB_PROMOTE,
     S_OB_COUNTS,
     S_COUNT_

@@ -57,6 +57,24 @@ static int row_documents(store_sqlite_t *db, store_outbox_row_t *r, store_arena_
     return rc == STORE_E_NOT_FOUND ? STORE_OK : rc;
 }
 
+#define OB_CLAIM_MAX 256 /* rows one claim hands out at most */
+
+/* Columns of S_OB_DUE / S_OB_RUN; follows is set to the row's "ordered" (the caller fixes it). */
+static int row_read(sqlite3_stmt *st, store_outbox_row_t *r, store_arena_t *a)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sq_col_i64(st, 0);
+    r->type = (store_outbox_type_t)sq_col_i64(st, 1);
+    sq_col_id(st, 2, r->conversation_id);
+    sq_col_id(st, 3, r->message_id);
+    r->seq = sq_col_i64(st, 5);
+    r->created_at = sq_col_i64(st, 6);
+    r->attempts = sq_col_i64(st, 7) + 1;
+    r->done_mask = (uint32_t)sq_col_i64(st, 8);
+    r->follows = sq_col_i64(st, 9) != 0;
+    return sq_col_str(st, 4, a, &r->user);
+}
+
 int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, store_arena_t *a,
                               int64_t now)
 {
@@ -75,38 +93,54 @@ int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, stor
     sqlite3_bind_int64(st, 1, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) goto out;
 
+    /* The due rows (heads), then each ordered head followed by its run. */
+    size_t limit = op->limit > OB_CLAIM_MAX ? OB_CLAIM_MAX : op->limit;
+    store_outbox_row_t heads[OB_CLAIM_MAX];
+    size_t nheads = 0;
     if (!(st = sq_stmt_get(db, S_OB_DUE))) goto io;
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, (int64_t)op->limit);
-    store_outbox_row_t *first = NULL;
-    while ((rc = sq_stmt_row(st)) == STORE_OK) {
-        store_arena_mark_t mark = store_arena_mark(a);
-        store_outbox_row_t *r = ARENA_PUSH(a, store_outbox_row_t);
-        if (!r) {
-            rc = STORE_E_NOSPACE;
-            break;
-        }
-        memset(r, 0, sizeof *r);
-        r->id = sq_col_i64(st, 0);
-        r->type = (store_outbox_type_t)sq_col_i64(st, 1);
-        sq_col_id(st, 2, r->conversation_id);
-        sq_col_id(st, 3, r->message_id);
-        r->seq = sq_col_i64(st, 5);
-        r->created_at = sq_col_i64(st, 6);
-        r->attempts = sq_col_i64(st, 7) + 1;
-        r->done_mask = (uint32_t)sq_col_i64(st, 8);
-        if ((rc = sq_col_str(st, 4, a, &r->user)) != STORE_OK) {
-            store_arena_restore(a, mark);
-            break;
-        }
-        if (!first) first = r;
-        op->count++;
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    while (nheads < limit && (rc = sq_stmt_row(st)) == STORE_OK) {
+        if ((rc = row_read(st, &heads[nheads], a)) != STORE_OK) break;
+        nheads++;
     }
     sqlite3_reset(st);
-    /* Rows that did not fit wait for the next claim; one that never fits is an error. */
-    if (rc == STORE_E_NOSPACE && op->count > 0) rc = STORE_OK;
     if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+    if (rc == STORE_E_NOSPACE && nheads > 0) rc = STORE_OK;
     if (rc != STORE_OK) goto out;
+    store_outbox_row_t *first = NULL;
+    for (size_t h = 0; h < nheads && op->count < limit; h++) {
+        store_outbox_row_t *r = ARENA_PUSH(a, store_outbox_row_t);
+        if (!r) break;
+        *r = heads[h];
+        if (!first) first = r;
+        op->count++;
+        if (!heads[h].follows || op->run_max == 0) continue; /* follows: "ordered" here */
+        r->follows = false;
+        if (!(st = sq_stmt_get(db, S_OB_RUN))) goto io;
+        sq_bind_cstr(st, 1, r->conversation_id);
+        sqlite3_bind_int64(st, 2, r->id);
+        size_t room = limit - op->count;
+        sqlite3_bind_int64(st, 3, (int64_t)(room < op->run_max ? room : op->run_max));
+        while ((rc = sq_stmt_row(st)) == STORE_OK) {
+            store_arena_mark_t mark = store_arena_mark(a);
+            store_outbox_row_t *f = ARENA_PUSH(a, store_outbox_row_t);
+            if (!f || (rc = row_read(st, f, a)) != STORE_OK) {
+                store_arena_restore(a, mark); /* the run ends here; the rest waits */
+                rc = STORE_OK;
+                break;
+            }
+            f->follows = true;
+            op->count++;
+        }
+        sqlite3_reset(st);
+        if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
+        if (rc != STORE_OK) goto out;
+    }
+    if (nheads > 0 && op->count == 0) {
+        rc = STORE_E_NOSPACE;
+        goto out;
+    }
     for (size_t i = 0; i < op->count; i++) {
         store_outbox_row_t *r = &first[i];
         if (!(st = sq_stmt_get(db, S_OB_LEASE))) goto io;
@@ -183,6 +217,11 @@ int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, in
             sqlite3_bind_int64(st, 3, (int64_t)r->done_mask);
             rc = sq_stmt_run(st);
             continue; /* still the head of its conversation */
+        case STORE_OUTBOX_REQUEUE:
+            if (!(st = sq_stmt_get(db, S_OB_REQUEUE))) goto io;
+            sqlite3_bind_int64(st, 1, r->id);
+            rc = sq_stmt_run(st);
+            continue;
         case STORE_OUTBOX_FAILED:
             if (!(st = sq_stmt_get(db, S_OB_FAIL))) goto io;
             sqlite3_bind_int64(st, 1, r->id);

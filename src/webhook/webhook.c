@@ -20,14 +20,17 @@
 #define CLAIM_ARENA    (4u << 20) /* one claim's rows and documents */
 #define CLAIM_MAX      64         /* rows per claim */
 #define COUNT_EVERY_MS 1000       /* how often pending/failed are counted */
+#define RUN_MAX        64         /* rows of one conversation claimed and sent in one go */
+/* Rendered bodies held at once: no new claim past it (one claim adds at most its arena). */
+#define WEBHOOK_IN_FLIGHT_BYTES (16u << 20)
 
 const int64_t webhook_latency_le[9] = {10, 50, 100, 250, 500, 1000, 5000, 30000, 0};
 
 static const char *const event_names[] = {"message.created", "message.read", "conversation.created",
                                           "message.unread"};
 
-typedef struct job {
-    struct job *next;
+/* One outbox row to send. body NULL: it could not be rendered (retried later). */
+typedef struct {
     int64_t id, created_at, attempts;
     uint32_t done_mask;
     const char *event;
@@ -36,7 +39,17 @@ typedef struct job {
     /* results, set by the sender */
     store_outbox_outcome_t outcome;
     int64_t due_at, delivered_at;
+} item_t;
+
+/* A run: rows of one conversation in order (or one unordered row), sent one after the other
+ * by one sender; the first that is to be retried ends it and the rest goes back (REQUEUE). */
+typedef struct job {
+    struct job *next;
+    int64_t claimed_at; /* the lease's start: the run stops before half of it has passed */
     unsigned posts, errors;
+    size_t bytes;
+    size_t n;
+    item_t items[];
 } job_t;
 
 typedef struct {
@@ -67,7 +80,7 @@ struct webhook {
     atomic_int abort_sends;    /* read by curl's progress callback */
     /* loop only */
     bool stopping, claiming;
-    size_t in_flight, max_in_flight, acking;
+    size_t in_flight, max_in_flight, acking, bytes_in_flight;
     int64_t lease_ms, last_count_ms;
     store_req_t claim;
     char *arena;
@@ -157,7 +170,7 @@ static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off
 }
 
 /* One POST: true when the receiver answered 2xx. */
-static bool post(webhook_t *w, CURL *h, const char *url, const job_t *j, const char *sig)
+static bool post(webhook_t *w, CURL *h, const char *url, const item_t *j, const char *sig)
 {
     char hdr[4][160];
     struct curl_slist *list = NULL;
@@ -198,29 +211,50 @@ static bool post(webhook_t *w, CURL *h, const char *url, const job_t *j, const c
 static void send_job(webhook_t *w, CURL *h, job_t *j, unsigned *seed)
 {
     char sig[WEBHOOK_SIG_HEX + 1];
-    webhook_sign(w->secret, w->secret_len, j->body, j->len, sig);
-    for (size_t i = 0; i < w->o.nurls && !atomic_load(&w->abort_sends); i++) {
-        if (j->done_mask & (1u << i)) continue;
-        j->posts++;
-        if (post(w, h, w->urls[i], j, sig))
-            j->done_mask |= 1u << i;
-        else
-            j->errors++;
-    }
-    int64_t now = now_ms();
-    if ((j->done_mask & w->all_mask) == w->all_mask) {
-        j->outcome = STORE_OUTBOX_DELIVERED;
-        j->delivered_at = now;
-    } else if (atomic_load(&w->abort_sends)) {
-        j->outcome = STORE_OUTBOX_RETRY; /* stopping: due again at once after a restart */
-        j->due_at = now;
-    } else {
-        double r = (double)rand_r(seed) / ((double)RAND_MAX + 1.0);
-        int64_t due =
-            now + webhook_backoff_ms(j->attempts, w->o.retry_base_ms, w->o.retry_max_ms, r);
-        j->outcome =
-            due > j->created_at + w->o.retry_window_ms ? STORE_OUTBOX_FAILED : STORE_OUTBOX_RETRY;
-        j->due_at = due;
+    bool stop = false;
+    for (size_t k = 0; k < j->n; k++) {
+        item_t *it = &j->items[k];
+        int64_t now = now_ms();
+        if (stop) {
+            it->outcome = STORE_OUTBOX_REQUEUE;
+            continue;
+        }
+        /* stopping, or the lease half gone (a slow receiver): give the rest back unsent */
+        if (atomic_load(&w->abort_sends) || now - j->claimed_at > w->lease_ms / 2 || !it->body) {
+            it->outcome = STORE_OUTBOX_RETRY;
+            it->due_at = it->body ? now : now + w->o.retry_base_ms;
+            stop = true;
+            continue;
+        }
+        webhook_sign(w->secret, w->secret_len, it->body, it->len, sig);
+        for (size_t i = 0; i < w->o.nurls && !atomic_load(&w->abort_sends); i++) {
+            if (it->done_mask & (1u << i)) continue;
+            j->posts++;
+            if (post(w, h, w->urls[i], it, sig))
+                it->done_mask |= 1u << i;
+            else
+                j->errors++;
+        }
+        now = now_ms();
+        if ((it->done_mask & w->all_mask) == w->all_mask) {
+            it->outcome = STORE_OUTBOX_DELIVERED;
+            it->delivered_at = now;
+        } else if (atomic_load(&w->abort_sends)) {
+            it->outcome = STORE_OUTBOX_RETRY; /* stopping: due again at once after a restart */
+            it->due_at = now;
+            stop = true;
+        } else {
+            double r = (double)rand_r(seed) / ((double)RAND_MAX + 1.0);
+            int64_t due =
+                now + webhook_backoff_ms(it->attempts, w->o.retry_base_ms, w->o.retry_max_ms, r);
+            it->due_at = due;
+            if (due > it->created_at + w->o.retry_window_ms) {
+                it->outcome = STORE_OUTBOX_FAILED; /* given up: the queue goes on */
+            } else {
+                it->outcome = STORE_OUTBOX_RETRY;
+                stop = true;
+            }
+        }
     }
 }
 
@@ -244,8 +278,10 @@ static void *sender(void *arg)
         if (h) {
             send_job(w, h, j, &seed);
         } else { /* no handle: try again later */
-            j->outcome = STORE_OUTBOX_RETRY;
-            j->due_at = now_ms() + w->o.retry_base_ms;
+            for (size_t k = 0; k < j->n; k++) {
+                j->items[k].outcome = k ? STORE_OUTBOX_REQUEUE : STORE_OUTBOX_RETRY;
+                j->items[k].due_at = now_ms() + w->o.retry_base_ms;
+            }
         }
         pthread_mutex_lock(&w->mu);
         j->next = w->done;
@@ -297,7 +333,7 @@ static void record_latency(webhook_t *w, int64_t ms)
     w->st.latency_sum_ms += (double)ms;
 }
 
-/* Takes the senders' results and acks them in one request. */
+/* Takes the senders' results and acks them in one request (in row order within each run). */
 static void collect(webhook_t *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -305,7 +341,7 @@ static void collect(webhook_t *w)
     w->done = NULL;
     pthread_mutex_unlock(&w->mu);
     size_t n = 0;
-    for (job_t *j = list; j; j = j->next) n++;
+    for (job_t *j = list; j; j = j->next) n += j->n;
     if (!n) return;
     ack_t *a = calloc(1, sizeof *a + n * sizeof a->res[0]);
     while (list) {
@@ -313,19 +349,25 @@ static void collect(webhook_t *w)
         list = j->next;
         w->st.attempts += j->posts;
         w->st.attempt_errors += j->errors;
-        if (j->outcome == STORE_OUTBOX_DELIVERED) {
-            w->st.delivered++;
-            record_latency(w, j->delivered_at - j->created_at);
-        } else if (j->outcome == STORE_OUTBOX_FAILED) {
-            w->st.failed++;
-            log_warn("webhooks: delivery %lld (%s) failed for good after %lld attempts",
-                     (long long)j->id, j->event, (long long)j->attempts);
+        for (size_t k = 0; k < j->n; k++) {
+            item_t *it = &j->items[k];
+            if (it->outcome == STORE_OUTBOX_DELIVERED) {
+                w->st.delivered++;
+                record_latency(w, it->delivered_at - it->created_at);
+            } else if (it->outcome == STORE_OUTBOX_FAILED) {
+                w->st.failed++;
+                log_warn("webhooks: delivery %lld (%s) failed for good after %lld attempts",
+                         (long long)it->id, it->event, (long long)it->attempts);
+            }
+            if (a)
+                a->res[a->n++] = (store_outbox_result_t){.id = it->id,
+                                                         .outcome = it->outcome,
+                                                         .due_at = it->due_at,
+                                                         .done_mask = it->done_mask};
+            free(it->body);
         }
-        if (a)
-            a->res[a->n++] = (store_outbox_result_t){
-                .id = j->id, .outcome = j->outcome, .due_at = j->due_at, .done_mask = j->done_mask};
-        w->in_flight--;
-        free(j->body);
+        w->in_flight -= j->n;
+        w->bytes_in_flight -= j->bytes;
         free(j);
     }
     if (a) submit_ack(w, a);
@@ -352,7 +394,8 @@ static void claim_done(store_req_t *req)
     }
     ack_t *skip = c->count ? calloc(1, sizeof *skip + c->count * sizeof skip->res[0]) : NULL;
     job_t *head = NULL, *tail = NULL;
-    for (size_t i = 0; i < c->count; i++) {
+    int64_t now = now_ms();
+    for (size_t i = 0; i < c->count;) {
         const store_outbox_row_t *r = &c->rows[i];
         /* message.unread: only to a recipient with no connected socket here at its due time
            (the first attempt; retries keep the decision) */
@@ -362,25 +405,37 @@ static void claim_done(store_req_t *req)
             if (skip)
                 skip->res[skip->n++] =
                     (store_outbox_result_t){.id = r->id, .outcome = STORE_OUTBOX_SKIPPED};
+            i++;
             continue;
         }
-        job_t *j = calloc(1, sizeof *j);
-        if (j) j->body = render(r, &j->len);
-        if (!j || !j->body) { /* out of memory: the lease brings it back */
-            free(j);
+        size_t n = 1;
+        while (i + n < c->count && c->rows[i + n].follows) n++;
+        job_t *j = calloc(1, sizeof *j + n * sizeof j->items[0]);
+        if (!j) { /* out of memory: the lease brings them back */
+            i += n;
             continue;
         }
-        j->id = r->id;
-        j->created_at = r->created_at;
-        j->attempts = r->attempts;
-        j->done_mask = r->done_mask;
-        j->event = event_names[r->type];
+        j->n = n;
+        j->claimed_at = now;
+        for (size_t k = 0; k < n; k++) {
+            const store_outbox_row_t *row = &c->rows[i + k];
+            item_t *it = &j->items[k];
+            it->body = render(row, &it->len);
+            it->id = row->id;
+            it->created_at = row->created_at;
+            it->attempts = row->attempts;
+            it->done_mask = row->done_mask;
+            it->event = event_names[row->type];
+            j->bytes += it->len;
+        }
+        i += n;
+        w->in_flight += n;
+        w->bytes_in_flight += j->bytes;
         if (tail)
             tail->next = j;
         else
             head = j;
         tail = j;
-        w->in_flight++;
     }
     if (head) {
         pthread_mutex_lock(&w->mu);
@@ -396,12 +451,14 @@ static void claim_done(store_req_t *req)
         submit_ack(w, skip);
     else
         free(skip);
-    if (c->count == c->limit) maybe_claim(w); /* more may be due */
+    if (c->count > 0) maybe_claim(w); /* more may be due */
 }
 
 static void maybe_claim(webhook_t *w)
 {
-    if (w->stopping || w->claiming || w->in_flight >= w->max_in_flight) return;
+    if (w->stopping || w->claiming || w->in_flight >= w->max_in_flight ||
+        w->bytes_in_flight >= WEBHOOK_IN_FLIGHT_BYTES)
+        return;
     size_t room = w->max_in_flight - w->in_flight;
     memset(&w->claim, 0, sizeof w->claim);
     w->claim.op = STORE_OP_OUTBOX_CLAIM;
@@ -411,6 +468,7 @@ static void maybe_claim(webhook_t *w)
     w->claim.arena.cap = CLAIM_ARENA;
     w->claim.u.outbox_claim.limit = room < CLAIM_MAX ? room : CLAIM_MAX;
     w->claim.u.outbox_claim.lease_ms = w->lease_ms;
+    w->claim.u.outbox_claim.run_max = RUN_MAX;
     int64_t now = now_ms();
     if (now - w->last_count_ms >= COUNT_EVERY_MS) {
         w->claim.u.outbox_claim.counts = true;
@@ -461,12 +519,12 @@ webhook_t *webhook_new(uv_loop_t *loop, store_t *store, chat_t *chat, const webh
         if (!(w->urls[i] = strdup(o->urls[i]))) goto oom;
     w->secret_len = strlen(w->secret);
     w->all_mask = (uint32_t)((1u << o->nurls) - 1);
-    w->max_in_flight = (size_t)w->o.concurrency * 4;
-    /* A claimed row is not handed out again before this: long enough for every job queued
-       ahead of it and its own POSTs to time out, so two sends of one row never overlap. */
-    w->lease_ms = (int64_t)(w->max_in_flight / w->o.concurrency + 1) * (int64_t)o->nurls *
-                      (o->timeout_ms + 500) +
-                  2000;
+    w->max_in_flight = (size_t)w->o.concurrency * RUN_MAX;
+    /* A claimed row is not handed out again before this. A sender starts no POST once half of
+       it has passed since the claim (the rest of the run goes back), and one POST to each URL
+       takes at most timeout_ms, so a row's sends never outlive its lease. */
+    w->lease_ms = 4 * o->timeout_ms * (int64_t)o->nurls;
+    if (w->lease_ms < 10000) w->lease_ms = 10000;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     uv_async_init(loop, &w->async, on_async);
@@ -518,8 +576,10 @@ void webhook_stop(webhook_t *w)
     pthread_mutex_lock(&w->mu);
     for (job_t *j = w->queue, *next; j; j = next) {
         next = j->next;
-        j->outcome = STORE_OUTBOX_RETRY;
-        j->due_at = now_ms();
+        for (size_t k = 0; k < j->n; k++) {
+            j->items[k].outcome = k ? STORE_OUTBOX_REQUEUE : STORE_OUTBOX_RETRY;
+            j->items[k].due_at = now_ms();
+        }
         j->next = w->done;
         w->done = j;
     }

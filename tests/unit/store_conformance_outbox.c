@@ -152,7 +152,49 @@ static void test_outbox_events(sc_t *t)
     outbox_on(t, false);
 }
 
+/* A backlog is claimed as a run behind its head; a retry in the middle sends the rest back. */
+static void test_outbox_runs(sc_t *t)
+{
+    outbox_on(t, true);
+    if (!t->s) return;
+    char conv[ID_SIZE];
+    store_message_insert_t m;
+    sc_direct(t, "amy", "bob", conv);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(sc_send_at(t, conv, "amy", "x", 2000 + i, &m), STORE_OK);
+    store_outbox_claim_t c = {.limit = 10, .run_max = 10, .lease_ms = 1000};
+    store_arena_t ar = sc_arena();
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_OUTBOX_CLAIM, &c, sizeof c, &ar, 3000), STORE_OK);
+    CHECK_EQ_INT(c.count, 4);
+    if (c.count == 4) {
+        CHECK(!c.rows[0].follows && c.rows[1].follows && c.rows[2].follows && c.rows[3].follows);
+        CHECK_EQ_INT(c.rows[0].type, STORE_OUTBOX_CONVERSATION_CREATED);
+        for (int i = 1; i < 4; i++) {
+            CHECK_EQ_INT(c.rows[i].type, STORE_OUTBOX_MESSAGE_CREATED);
+            CHECK_EQ_INT(c.rows[i].seq, i);
+            CHECK(c.rows[i].id > c.rows[i - 1].id);
+        }
+        store_outbox_result_t r[4] = {
+            {.id = c.rows[0].id, .outcome = STORE_OUTBOX_DELIVERED},
+            {.id = c.rows[1].id, .outcome = STORE_OUTBOX_RETRY, .due_at = 5000},
+            {.id = c.rows[2].id, .outcome = STORE_OUTBOX_REQUEUE},
+            {.id = c.rows[3].id, .outcome = STORE_OUTBOX_REQUEUE},
+        };
+        store_outbox_ack_t a = {.results = r, .count = 4};
+        CHECK_EQ_INT(sc_run_op(t, STORE_OP_OUTBOX_ACK, &a, sizeof a, NULL, 3001), STORE_OK);
+        int64_t second = c.rows[1].id, third = c.rows[2].id;
+        CHECK_EQ_INT(claim(t, 4000, &c), STORE_OK);
+        CHECK_EQ_INT(c.count, 0);
+        CHECK_EQ_INT(c.pending, 6); /* 3 messages, 3 unread checks */
+        CHECK_EQ_INT(claim_one(t, 5000, STORE_OUTBOX_MESSAGE_CREATED, &c), second);
+        ack(t, second, STORE_OUTBOX_DELIVERED, 0, 5001);
+        CHECK_EQ_INT(claim_one(t, 5002, STORE_OUTBOX_MESSAGE_CREATED, &c), third);
+    }
+    outbox_on(t, false);
+}
+
 const sc_case_t sc_cases_outbox[] = {
+    {"outbox: a backlog in runs, a retry sends the rest back", test_outbox_runs},
     {"outbox records nothing while off", test_outbox_off},
     {"outbox: events in order per conversation, leases, acks, unread", test_outbox_events},
     {NULL, NULL},
