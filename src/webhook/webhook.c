@@ -383,9 +383,11 @@ static void claim_done(store_req_t *req)
     webhook_t *w = req->data;
     w->claiming = false;
     const store_outbox_claim_t *c = &req->u.outbox_claim;
+    /* Stopping (the store runs this from store_close, the senders are gone): the rows stay
+       leased and are sent again once the lease ends. */
+    if (w->stopping) return;
     if (req->status != STORE_OK) {
-        if (!w->stopping)
-            log_warn("webhooks: claiming deliveries failed: %s", store_strerror(req->status));
+        log_warn("webhooks: claiming deliveries failed: %s", store_strerror(req->status));
         return;
     }
     if (c->counts) {
