@@ -495,12 +495,12 @@ typedef struct {
     const store_conversation_t *conversation; /* NULL when gone */
 } store_outbox_row_t;
 
-typedef struct { /* write: leases up to limit due rows for lease_ms (claimed rows are not
-                    handed out again before the lease ends, by any node), attempts + 1. After
-                    an ordered row come up to run_max of the rows queued behind it in its
-                    conversation (follows = true), leased too, so a backlog is sent in runs
-                    rather than one row per claim */
-    size_t limit;
+typedef struct {    /* write: leases up to limit due rows for lease_ms (claimed rows are not
+                       handed out again before the lease ends, by any node), attempts + 1. After
+                       an ordered row come up to run_max of the rows queued behind it in its
+                       conversation (follows = true), leased too, so a backlog is sent in runs
+                       rather than one row per claim */
+    size_t limit;   /* 0 (with counts): only count */
     size_t run_max; /* rows queued behind an ordered row that come with it (0: none) */
     int64_t lease_ms;
     bool counts;                    /* also fill pending and failed */

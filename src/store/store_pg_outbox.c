@@ -108,10 +108,13 @@ int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, 
     op->rows = NULL;
     op->count = 0;
     op->pending = op->failed = 0;
-    if (op->limit == 0 || op->lease_ms <= 0) return STORE_E_INVALID;
+    if ((op->limit == 0 && !op->counts) || op->lease_ms <= 0) return STORE_E_INVALID;
     int rc = pg_op_begin(db);
     if (rc != STORE_OK) return rc;
     PGresult *res = NULL;
+    store_outbox_row_t *rows = NULL;
+    int n = 0;
+    if (op->limit == 0) goto count; /* only the counts */
     pg_params_t p = {0};
     pg_p_i64(&p, now);
     if ((rc = pg_query(db, P_OB_EXPAND, sql_expand, &p, &res)) != STORE_OK) goto out;
@@ -122,13 +125,12 @@ int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, 
     if ((rc = pg_query(db, P_OB_CLAIM, sql_claim, &p, &res)) != STORE_OK) goto out;
     int nh = PQntuples(res);
     store_outbox_row_t *heads = nh ? ARENA_BACK(a, store_outbox_row_t, (size_t)nh) : NULL;
-    store_outbox_row_t *rows = nh ? ARENA_BACK(a, store_outbox_row_t, limit) : NULL;
+    rows = nh ? ARENA_BACK(a, store_outbox_row_t, limit) : NULL;
     if (nh && (!heads || !rows)) rc = STORE_E_NOSPACE;
     for (int i = 0; i < nh && rc == STORE_OK; i++) rc = row_read(res, i, &heads[i], a);
     PQclear(res);
     if (rc != STORE_OK) goto out;
     if (nh > 1) qsort(heads, (size_t)nh, sizeof *heads, by_id);
-    int n = 0;
     for (int h = 0; h < nh; h++) {
         bool ordered = heads[h].follows;
         rows[n] = heads[h];
@@ -162,6 +164,7 @@ int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, 
     }
     op->rows = n ? rows : NULL;
     op->count = (size_t)n;
+count:
     if (op->counts) {
         if ((rc = pg_query(db, P_OB_COUNTS, sql_counts, NULL, &res)) != STORE_OK) goto out;
         op->pending = pg_i64(res, 0, 0);

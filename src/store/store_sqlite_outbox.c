@@ -82,10 +82,12 @@ int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, stor
     op->rows = NULL;
     op->count = 0;
     op->pending = op->failed = 0;
-    if (op->limit == 0 || op->lease_ms <= 0) return STORE_E_INVALID;
+    if ((op->limit == 0 && !op->counts) || op->lease_ms <= 0) return STORE_E_INVALID;
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;
     sqlite3_stmt *st;
+    store_outbox_row_t *first = NULL;
+    if (op->limit == 0) goto count; /* only the counts */
     if (!(st = sq_stmt_get(db, S_OB_EXPAND))) goto io;
     sqlite3_bind_int64(st, 1, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) goto out;
@@ -108,7 +110,6 @@ int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, stor
     if (rc == STORE_E_NOT_FOUND) rc = STORE_OK;
     if (rc == STORE_E_NOSPACE && nheads > 0) rc = STORE_OK;
     if (rc != STORE_OK) goto out;
-    store_outbox_row_t *first = NULL;
     for (size_t h = 0; h < nheads && op->count < limit; h++) {
         store_outbox_row_t *r = ARENA_PUSH(a, store_outbox_row_t);
         if (!r) break;
@@ -165,6 +166,7 @@ int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, stor
         if (rc != STORE_OK) goto out;
     }
     op->rows = op->count ? first : NULL;
+count:
     if (op->counts) {
         if (!(st = sq_stmt_get(db, S_OB_COUNTS))) goto io;
         rc = sq_stmt_row(st);

@@ -458,10 +458,12 @@ static void claim_done(store_req_t *req)
 
 static void maybe_claim(webhook_t *w)
 {
-    if (w->stopping || w->claiming || w->in_flight >= w->max_in_flight ||
-        w->bytes_in_flight >= WEBHOOK_IN_FLIGHT_BYTES)
-        return;
-    size_t room = w->max_in_flight - w->in_flight;
+    if (w->stopping || w->claiming) return;
+    int64_t now = now_ms();
+    bool full = w->in_flight >= w->max_in_flight || w->bytes_in_flight >= WEBHOOK_IN_FLIGHT_BYTES;
+    bool count = now - w->last_count_ms >= COUNT_EVERY_MS;
+    if (full && !count) return;
+    size_t room = full ? 0 : w->max_in_flight - w->in_flight; /* 0: only the counts */
     memset(&w->claim, 0, sizeof w->claim);
     w->claim.op = STORE_OP_OUTBOX_CLAIM;
     w->claim.done = claim_done;
@@ -471,8 +473,7 @@ static void maybe_claim(webhook_t *w)
     w->claim.u.outbox_claim.limit = room < CLAIM_MAX ? room : CLAIM_MAX;
     w->claim.u.outbox_claim.lease_ms = w->lease_ms;
     w->claim.u.outbox_claim.run_max = RUN_MAX;
-    int64_t now = now_ms();
-    if (now - w->last_count_ms >= COUNT_EVERY_MS) {
+    if (count) {
         w->claim.u.outbox_claim.counts = true;
         w->last_count_ms = now;
     }

@@ -217,3 +217,34 @@ test('kill -9 with deliveries pending (receiver down), then a restart: every del
         await server.stop();
     }
 });
+
+test('a receiver that never answers: in-flight deliveries stay capped, chat goes on, the server stops at once', async () => {
+    const rcv = await startReceiver();
+    receivers.push(rcv);
+    const held = [];
+    rcv.server.removeAllListeners('request');
+    rcv.server.on('request', (req, res) => held.push(res)); // never answered
+    const server = await startServer({
+        args: ['--webhook-url', rcv.url, ...FAST, '--webhook-concurrency', '1', '--webhook-timeout-ms', '60000'],
+    });
+    try {
+        const alice = newUserId();
+        const token = tokenFor(server, alice);
+        // 100 conversations: 100 independent queues, more than the 64 a sender may hold
+        const N = 100;
+        await Promise.all(Array.from({ length: N }, () => send(server, token, { recipientId: newUserId(), content: 'x' })));
+        await waitMetric(server, 'parlor_webhook_pending', (v) => v >= 2 * N, 20000, 'all recorded');
+        await waitMetric(server, 'parlor_webhook_in_flight', (v) => v === 64, 20000, 'in flight up to the cap');
+        // chat is not held up by the receiver
+        const t0 = Date.now();
+        await send(server, token, { recipientId: newUserId(), content: 'still fast' });
+        assert.ok(Date.now() - t0 < 5000);
+        assert.equal(await metric(server, 'parlor_webhook_in_flight'), 64, 'never past 64 × concurrency');
+        assert.equal(held.length, 1, 'one sender: one POST at a time');
+    } finally {
+        const t0 = Date.now();
+        await server.stop(); // the POST in progress is aborted, not waited for (60 s timeout)
+        assert.ok(Date.now() - t0 < 10000, `stop took ${Date.now() - t0} ms`);
+        for (const res of held) res.destroy();
+    }
+});
