@@ -80,6 +80,7 @@ enum {
     P_OB_EXPAND,
     P_OB_CLAIM,
     P_OB_RUN,
+    P_OB_RELEASE,
     P_OB_ACK,
     P_OB_COUNTS,
     P_BEGIN,

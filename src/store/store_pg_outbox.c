@@ -48,6 +48,9 @@ static const char sql_run[] =
     " RETURNING o.id, o.type, o.conversation_id, o.message_id, o.user_id, o.seq, o.created_at,"
     " o.attempts, o.done_mask, o.ordered";
 
+static const char sql_release[] =
+    "UPDATE webhook_outbox SET lease_until = 0, attempts = attempts - 1 WHERE id = $1";
+
 #define OB_CLAIM_MAX 256
 
 static int row_read(const PGresult *res, int i, store_outbox_row_t *r, store_arena_t *a)
@@ -132,6 +135,14 @@ int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, 
     if (rc != STORE_OK) goto out;
     if (nh > 1) qsort(heads, (size_t)nh, sizeof *heads, by_id);
     for (int h = 0; h < nh; h++) {
+        if ((size_t)n == limit) {
+            /* runs filled the batch: the heads left over are given back unsent */
+            pg_params_t q = {0};
+            pg_p_i64(&q, heads[h].id);
+            if ((rc = pg_query(db, P_OB_RELEASE, sql_release, &q, &res)) != STORE_OK) goto out;
+            PQclear(res);
+            continue;
+        }
         bool ordered = heads[h].follows;
         rows[n] = heads[h];
         rows[n++].follows = false;

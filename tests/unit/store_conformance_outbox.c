@@ -193,7 +193,35 @@ static void test_outbox_runs(sc_t *t)
     outbox_on(t, false);
 }
 
+/* Runs that fill the batch: the heads left over are not handed out, and come next time. */
+static void test_outbox_runs_limit(sc_t *t)
+{
+    outbox_on(t, true);
+    if (!t->s) return;
+    const char *other[3] = {"bob", "cat", "dan"};
+    for (int i = 0; i < 3; i++) {
+        char conv[ID_SIZE];
+        store_message_insert_t m;
+        sc_direct(t, "amy", other[i], conv);
+        CHECK_EQ_INT(sc_send_at(t, conv, "amy", "x", 2000, &m), STORE_OK);
+    }
+    store_outbox_claim_t c = {.limit = 4, .run_max = 10, .lease_ms = 1000};
+    store_arena_t ar = sc_arena();
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_OUTBOX_CLAIM, &c, sizeof c, &ar, 3000), STORE_OK);
+    CHECK_EQ_INT(c.count, 4); /* two heads with their runs */
+    c = (store_outbox_claim_t){.limit = 10, .run_max = 10, .lease_ms = 1000};
+    ar = sc_arena();
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_OUTBOX_CLAIM, &c, sizeof c, &ar, 3001), STORE_OK);
+    CHECK_EQ_INT(c.count, 2); /* the third conversation, not leased by the first claim */
+    if (c.count == 2) {
+        CHECK_EQ_INT(c.rows[0].attempts, 1);
+        CHECK(c.rows[1].follows);
+    }
+    outbox_on(t, false);
+}
+
 const sc_case_t sc_cases_outbox[] = {
+    {"outbox: runs filling a claim leave the other heads unclaimed", test_outbox_runs_limit},
     {"outbox: a backlog in runs, a retry sends the rest back", test_outbox_runs},
     {"outbox records nothing while off", test_outbox_off},
     {"outbox: events in order per conversation, leases, acks, unread", test_outbox_events},
