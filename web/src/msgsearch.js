@@ -11,7 +11,7 @@
 // element for the hits). Anything else that looks like markup stays visible text.
 // Methods of ChatApp (chat.js), mixed into its prototype.
 import { describeError } from './api.js';
-import { h, setChildren } from './dom.js';
+import { h, icon } from './dom.js';
 import { fullTime, shortTime } from './format.js';
 
 const RESULTS_PAGE = 20;
@@ -40,7 +40,8 @@ export class MessageSearchMethods {
     setupMessageSearch() {
         const el = this.el;
         this.msgSearch = { q: '', convId: null, cursor: null, results: [], busy: false, seq: 0 };
-        el.msOpen = h('button', { type: 'button', class: 'ms-open', 'aria-haspopup': 'dialog', onclick: () => this.openMessageSearch(null) }, 'Search messages');
+        el.msOpen = h('button', { type: 'button', class: 'ms-open', 'aria-haspopup': 'dialog', 'aria-label': 'Search messages', title: 'Search messages', onclick: () => this.openMessageSearch(null) },
+            icon('search'), h('span', { class: 'ms-open-text' }, 'Search messages'));
         el.msOpenConv = h('button', { type: 'button', class: 'ms-open-conv', 'aria-haspopup': 'dialog', 'aria-label': 'Search in this conversation', title: 'Search in this conversation', onclick: () => this.openMessageSearch(this.activeConv()?._id || null) }, 'Search');
         this.root.querySelector('.topbar .signout')?.before(el.msOpen);
         el.threadBody.querySelector('.thread-head').append(el.msOpenConv);
@@ -93,6 +94,14 @@ export class MessageSearchMethods {
             if (next) next.focus();
             else if (e.key === 'ArrowUp') el.msInput.focus();
             else if (!el.msMore.hidden) el.msMore.focus();
+        });
+        // Escape closes from anywhere in it (a search field would otherwise take the first
+        // Escape to clear itself).
+        el.msDialog.addEventListener('keydown', (e) => {
+            if (e.key === 'Escape' && !e.isComposing) {
+                e.preventDefault();
+                el.msDialog.close();
+            }
         });
         el.msDialog.addEventListener('click', (e) => {
             if (e.target === el.msDialog) el.msDialog.close(); // a tap outside the panel
