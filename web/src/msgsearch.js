@@ -140,9 +140,10 @@ export class MessageSearchMethods {
             el.msStatus.textContent = 'Type a word to find.';
             return;
         }
-        // The server takes words of letters and digits (docs/api.md): other characters separate
-        // words here, so "door-code?" searches door code rather than being refused.
-        const words = q.split(/[^\p{L}\p{N}\p{M}]+/u).filter(Boolean).slice(0, 8);
+        // The server's words are runs of ASCII letters and digits and non-ASCII characters
+        // (docs/api.md): the other ASCII characters separate words here too, so "door-code?"
+        // searches door code rather than being refused as an operator.
+        const words = q.split(/[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+/).filter(Boolean).slice(0, 8);
         if (!words.length) {
             el.msStatus.textContent = 'Search for words of letters or digits.';
             return;
