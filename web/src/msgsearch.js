@@ -196,6 +196,11 @@ export class MessageSearchMethods {
         this.el.msDialog.close();
         const convId = r.conversationId;
         if (!this.convs.has(convId)) await this.loadConversations();
+        if (!this.convs.has(convId) && m.recipient) {
+            // A one-to-one conversation older than the conversation list's first page: what the
+            // message tells of it is enough to show it.
+            this.upsertConv({ _id: convId, participants: [...new Set([this.me.id, m.sender, m.recipient].filter(Boolean))], unreadCount: 0 });
+        }
         if (this.activeId !== convId) this.open(convId);
         const jump = (this.jumpSeq = (this.jumpSeq || 0) + 1);
         const t = this.thread(convId);
