@@ -4,6 +4,7 @@
 import { io } from 'socket.io-client';
 
 import { ApiError, describeError, socketPath } from './api.js';
+import { BlockMethods } from './block.js';
 import { ConvListMethods } from './convlist.js';
 import { FileMethods } from './files.js';
 import { setChildren } from './dom.js';
@@ -12,9 +13,11 @@ import { GroupMethods } from './groups.js';
 import { LayoutMethods } from './layout.js';
 import { EditMethods } from './edit.js';
 import { MessageMethods } from './messages.js';
+import { MessageSearchMethods } from './msgsearch.js';
 import { People } from './people.js';
 import { SearchMethods } from './search.js';
 import { Thread, keyOf } from './thread.js';
+import { UnreadMethods } from './unread.js';
 
 const PAGE = 50;
 const TYPING_RENEW_MS = 2000; // resend isTyping:true at most this often while typing
@@ -54,6 +57,9 @@ export class ChatApp {
     start() {
         this.buildDom();
         this.connect();
+        this.setupBlocks(); // block.js, msgsearch.js, unread.js
+        this.setupMessageSearch();
+        this.setupUnread();
         this.loadConversations().then(() => this.route());
         this.onHash = () => this.route();
         this.onVisible = () => {
@@ -162,7 +168,7 @@ export class ChatApp {
                 if (err) return reject(new ApiError(0, 'TIMEOUT', 'No answer from the server'));
                 if (!ack || ack.ok === false) {
                     const e = ack?.error || {};
-                    return reject(new ApiError(0, e.code || 'ERROR', e.message, { retryAfterMs: e.retryAfterMs }));
+                    return reject(new ApiError(0, e.code || 'ERROR', e.message, { retryAfterMs: e.retryAfterMs, reason: e.reason }));
                 }
                 resolve(ack);
             });
@@ -473,8 +479,8 @@ export class ChatApp {
     onMessageError(e) {
         if (!e) return;
         const o = e.clientMsgId && this.outbox.find((x) => x.payload.clientMsgId === e.clientMsgId);
-        if (o) this.failSend(o, new ApiError(0, e.code, e.message, { retryAfterMs: e.retryAfterMs }));
-        else this.toast(e.message || e.code || 'The server refused that');
+        if (o) this.failSend(o, new ApiError(0, e.code, e.message, { retryAfterMs: e.retryAfterMs, reason: e.reason }));
+        else if (e.reason !== 'BLOCKED') this.toast(e.message || e.code || 'The server refused that');
     }
 
     // ---- read receipts ----
@@ -600,6 +606,7 @@ export class ChatApp {
             m._failed = describeError(err, 'This message');
             m._retry = o.payload;
         }
+        if (err.reason === 'BLOCKED') this.onBlockedSend(o);
         this.renderMessages();
     }
 
@@ -754,6 +761,8 @@ export class ChatApp {
         this.el.presence.dataset.status = peer ? (this.people.online(peer) ? 'online' : 'offline') : 'group';
         this.el.thread.classList.toggle('is-draft', !conv._id);
         this.renderMembers();
+        this.renderBlock(); // block.js
+        this.el.msOpenConv.hidden = !conv._id;
     }
 
     renderTyping() {
@@ -767,7 +776,8 @@ export class ChatApp {
 
 // ChatApp's methods live in several files (one concern each); they are copied onto its prototype
 // here, so they all share `this` exactly as if they were written in the class.
-for (const part of [ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
+for (const part of [BlockMethods, ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods,
+    MessageSearchMethods, SearchMethods, UnreadMethods]) {
     for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
         if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }
