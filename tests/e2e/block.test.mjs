@@ -2,7 +2,8 @@
 // their one-to-one conversation: the conversation shows "You blocked …" with an Unblock button
 // and no message box, and stays so after a reload (the blocks list loads at start). The owner's
 // send is refused with a clear notice, and nothing reaches the tenant (nor the history).
-// Unblocking (keyboard only) brings the message box back and messages flow both ways again.
+// Unblocking (keyboard only) brings the message box back and messages flow both ways again;
+// a block made in another tab shows at once (block_updated).
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 
@@ -90,6 +91,16 @@ describe('web client: block and unblock', { timeout: 170000 }, () => {
         await send(owner.page, 'No problem');
         await waitMessage(p, 'No problem');
         assert.equal(await message(p, 'Are you ignoring me?').count(), 0, 'the refused message never arrives');
+    });
+
+    step('a block made elsewhere (another tab, the REST API) shows at once, without a reload', ['unblock with the keyboard restores the message box; messages flow again'], async () => {
+        const p = tenant.page;
+        const path = `api/chat/users/${encodeURIComponent(owner.session.user.id)}/block`;
+        assert.equal((await rest(server, 'POST', path, { token: tenant.session.token })).status, 200);
+        await p.locator('.blocked-note').filter({ hasText: `You blocked ${ownerUser.name}` }).waitFor({ timeout: T });
+        assert.equal((await rest(server, 'DELETE', path, { token: tenant.session.token })).status, 200);
+        await p.locator('.blocked-note').waitFor({ state: 'hidden', timeout: T });
+        await p.getByRole('textbox', { name: 'Message' }).waitFor({ timeout: T });
         assertNoErrors(tenant, owner);
         assertNoCsp(tenant, owner);
     });

@@ -1,8 +1,9 @@
 // Blocking (issue 16): a "Block" / "Unblock" button in the header of a one-to-one conversation,
 // and a blocked conversation shows "You blocked this person" with an Unblock button instead of
 // the message box. The list of people you block is loaded at start (GET api/chat/blocks) and
-// after a reconnect. A send the server refuses with reason BLOCKED (either of you blocked the
-// other, docs/api.md "Blocking users") is marked "Not sent" with a plain notice.
+// after a reconnect, and kept current by block_updated events (a block made in another tab).
+// A send the server refuses with reason BLOCKED (either of you blocked the other, docs/api.md
+// "Blocking users") is marked "Not sent" with a plain notice.
 // Methods of ChatApp (chat.js), mixed into its prototype.
 import { describeError } from './api.js';
 import { h } from './dom.js';
@@ -20,7 +21,16 @@ export class BlockMethods {
             h('button', { type: 'button', class: 'primary', onclick: () => this.toggleBlock() }, 'Unblock'));
         el.composer.before(el.blockedNote);
         el.threadBody.querySelector('.thread-head').append(el.blockBtn);
+        this.blocksSeq = 0;
         this.loadBlocks();
+        // A block or unblock made in another tab (or through the REST API) shows at once.
+        this.socket.on('block_updated', (b) => {
+            if (!b || typeof b.userId !== 'string') return;
+            this.blocksSeq++; // newer than any list still on its way
+            if (b.blocked) this.blocked.add(b.userId);
+            else this.blocked.delete(b.userId);
+            this.renderHeader();
+        });
         this.socket.on('connect', () => {
             if (this.connectedBefore) this.loadBlocks(); // blocks made in another tab meanwhile
             this.connectedBefore = true;
@@ -28,6 +38,7 @@ export class BlockMethods {
     }
 
     async loadBlocks() {
+        const seq = this.blocksSeq;
         const ids = new Set();
         let cursor = null;
         try {
@@ -41,6 +52,7 @@ export class BlockMethods {
         } catch {
             return; // a server without blocking, or offline: keep what we knew
         }
+        if (seq !== this.blocksSeq) return; // a block_updated came meanwhile: the list may be older
         this.blocked = ids;
         this.renderHeader();
     }
