@@ -369,6 +369,8 @@ static void acked_add(chat_sock_t *cs, int64_t pos)
     char key[ACKED_KEY_SIZE];
     acked_t *a = chat_acked_of(cs->chat, chat_acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
+    /* Cluster: also where another node can read them if this one dies (chat_recovery.c). */
+    if (cs->chat->acked_hooks.push) cs->chat->acked_hooks.push(cs->chat->acked_hooks.ud, key, pos);
 }
 
 bool chat_acked_has(const acked_t *a, int64_t pos)
