@@ -124,7 +124,8 @@ start_nodes() { # kind count
     node_ports=()
     if [ "$kind" = parlor ]; then
         schema=benchc_$n
-        psql -q "$pg_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+        PGOPTIONS=--client-min-messages=warning psql -q "$pg_url" \
+            -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
     fi
     local hap_nodes=()
     for ((i = 0; i < n; i++)); do

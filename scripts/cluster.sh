@@ -42,7 +42,11 @@ for i in 0 1 2; do
     np=$((port + 1 + i))
     mkdir -p "$tmp/n$i"
     args=(serve --host 127.0.0.1 --port "$np" --data "$tmp/n$i" --store "$pg" --jwt-secret "$secret"
-          --files-dir "$tmp/files" --cluster "$redis" --node-id "n$i")
+          --files-dir "$tmp/files" --cluster "$redis" --node-id "n$i"
+          # Every connection comes from haproxy's address: per-IP limits would count all
+          # users as one (docs/cluster.md, "The load balancer").
+          --rate-connections-per-ip 0 --max-connections-per-ip 0 --max-http-connections-per-ip 0
+          --rate-auth-per-min 0)
     echo "$bin ${args[*]} 2>>$tmp/n$i.log &" >"$tmp/n$i.cmd"
     "$bin" "${args[@]}" 2>>"$tmp/n$i.log" &
     pids+=($!)
