@@ -18,8 +18,9 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [8]  BENCH_WARMUP [2]  BENCH_PAIRS [200]  BENCH_WINDOW [8]
-#   BENCH_RATE [1000]  BENCH_RATE_PAIRS [100]  BENCH_SIZE [64]
-#   BENCH_CONFIGS ["parlor1 parlor2 parlor3 node2"]
+#   BENCH_RATE [300]  BENCH_RATE_PAIRS [100]  BENCH_SIZE [64]
+#   BENCH_CONFIGS ["single parlor1 parlor2 parlor3 node2"]   single: one Parlor node on the same
+#                      PostgreSQL without --cluster (what the cluster mode costs)
 #   BENCH_NO_BUILD     set: use the binaries as they are
 #   PARLOR_BIN [build/parlor]   BENCH_RESULTS [bench/results]
 set -euo pipefail
@@ -30,10 +31,10 @@ seconds=${BENCH_SECONDS:-8}
 warmup=${BENCH_WARMUP:-2}
 pairs=${BENCH_PAIRS:-200}
 window=${BENCH_WINDOW:-8}
-rate=${BENCH_RATE:-1000}
+rate=${BENCH_RATE:-300}
 rate_pairs=${BENCH_RATE_PAIRS:-100}
 size=${BENCH_SIZE:-64}
-configs=${BENCH_CONFIGS:-parlor1 parlor2 parlor3 node2}
+configs=${BENCH_CONFIGS:-single parlor1 parlor2 parlor3 node2}
 parlor_bin=${PARLOR_BIN:-$root/build/parlor}
 loadgen=$root/build/bench/loadgen
 results_dir=${BENCH_RESULTS:-$root/bench/results}
@@ -113,6 +114,15 @@ pg_pids() {
     pm=$(head -1 "$pg_dir/data/postmaster.pid")
     echo "$pm" $(pgrep -P "$pm")
 }
+# Store reads (parlor_store_reads_total) summed over the Parlor nodes: the cluster's catch-ups.
+store_reads() {
+    local total=0 p v
+    for p in "${node_ports[@]}"; do
+        v=$(curl -s "http://127.0.0.1:$p/metrics" | sed -n 's/^parlor_store_reads_total //p')
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
 redis_bytes() {
     redis-cli -p "$redis_port" INFO stats | tr -d '\r' |
         awk -F: '/^total_net_(input|output)_bytes:/ {s += $2} END {print s}'
@@ -122,20 +132,22 @@ node_ports=()
 start_nodes() { # kind count
     local kind=$1 n=$2 i port schema
     node_ports=()
-    if [ "$kind" = parlor ]; then
-        schema=benchc_$n
+    if [ "$kind" != node ]; then
+        schema=benchc_${kind}_$n
         PGOPTIONS=--client-min-messages=warning psql -q "$pg_url" \
             -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
     fi
     local hap_nodes=()
     for ((i = 0; i < n; i++)); do
         port=$(free_port)
-        if [ "$kind" = parlor ]; then
+        if [ "$kind" != node ]; then
+            local cl=(--cluster "$redis_url" --node-id "n$i")
+            [ "$kind" = single ] && cl=()
             mkdir -p "$work/n$i.$port"
             "$parlor_bin" serve --port "$port" --host 127.0.0.1 --data "$work/n$i.$port" \
                 --jwt-secret "$secret" --log-level warn "${lift[@]}" \
                 --store "$pg_url?options=-csearch_path%3D$schema" \
-                --cluster "$redis_url" --node-id "n$i" >"$work/n$i.$port.log" 2>&1 &
+                "${cl[@]}" >"$work/n$i.$port.log" 2>&1 &
         else
             NODE_ENV=production node bench/reference/server.mjs --port "$port" --host 127.0.0.1 \
                 --jwt-secret "$secret" --redis "$redis_url" >"$work/n$i.$port.log" 2>&1 &
@@ -163,6 +175,7 @@ kv() { sed -n "s/^$1=//p" "$2" | tail -1; }
 run_config() { # name
     local name=$1 kind n
     case $name in
+    single) kind=single n=1 ;;
     parlor[0-9]) kind=parlor n=${name#parlor} ;;
     node[0-9]) kind=node n=${name#node} ;;
     *) log "unknown configuration $name"; exit 2 ;;
@@ -171,20 +184,23 @@ run_config() { # name
     local out=$work/$name.pairs.out
     local s0 r0 p0 b0 s1 r1 p1 b1 rc=0
     s0=$(ticks "${pids[@]}") r0=$(ticks "$(cat "$redis_dir/redis.pid")") p0=$(ticks $(pg_pids)) b0=$(redis_bytes)
+    local q0 q1
+    q0=$(store_reads)
     log "$name: pairs $pairs --window $window through haproxy"
     "$loadgen" --port "$lb_port" --jwt-secret "$secret" --size "$size" --kv \
         pairs "$pairs" --window "$window" --seconds "$seconds" --warmup "$warmup" >"$out" 2>&1 || rc=$?
     s1=$(ticks "${pids[@]}") r1=$(ticks "$(cat "$redis_dir/redis.pid")") p1=$(ticks $(pg_pids)) b1=$(redis_bytes)
+    q1=$(store_reads)
     local acked
     acked=$(kv acked "$out")
     R[$name.msgs]=$(kv msgs_per_s "$out")
     R[$name.verified]=$(kv verified "$out")
     awk -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v hz="$hz" \
-        -v n="${acked:-0}" 'BEGIN { if (n > 0) printf "%.1f %.1f %.1f %.0f\n",
-            s * 1e6 / hz / n, r * 1e6 / hz / n, p * 1e6 / hz / n, b / n; else print "n/a n/a n/a n/a" }' \
-        >"$work/$name.cpu"
-    read -r R[$name.srv_us] R[$name.redis_us] R[$name.pg_us] R[$name.redis_bytes] <"$work/$name.cpu"
-    [ "$kind" = node ] && R[$name.pg_us]=0
+        -v q=$((q1 - q0)) -v n="${acked:-0}" 'BEGIN { if (n > 0) printf "%.1f %.1f %.1f %.0f %.2f\n",
+            s * 1e6 / hz / n, r * 1e6 / hz / n, p * 1e6 / hz / n, b / n, q / n;
+            else print "n/a n/a n/a n/a n/a" }' >"$work/$name.cpu"
+    read -r R[$name.srv_us] R[$name.redis_us] R[$name.pg_us] R[$name.redis_bytes] R[$name.reads] <"$work/$name.cpu"
+    [ "$kind" = node ] && R[$name.pg_us]=0 R[$name.reads]=0
     grep -v '^[a-z0-9_]*=' "$out" >&2 || true
     [ $rc -ne 0 ] && failures+=("$name pairs")
 
@@ -215,6 +231,7 @@ out=$results_dir/cluster-$(date +%Y-%m-%d).md
 [ -e "$out" ] && out=$results_dir/cluster-$(date +%Y-%m-%d-%H%M%S).md
 label() {
     case $1 in
+    single) echo "Parlor, 1 node without --cluster" ;;
     parlor1) echo "Parlor, 1 node" ;;
     parlor[0-9]) echo "Parlor, ${1#parlor} nodes" ;;
     node[0-9]) echo "Node socket.io + redis-adapter, ${1#node} processes" ;;
@@ -230,11 +247,11 @@ label() {
     echo "bytes (in + out) over the whole run per acknowledged message. Latency: \`rate $rate --pairs $rate_pairs\`,"
     echo "senders on the first node, receivers on the second (cross-node). ${size}-byte content."
     echo
-    echo "| | messages/s | server CPU µs/msg (all nodes) | Redis CPU µs/msg | PostgreSQL CPU µs/msg | Redis bytes/msg | cross-node p50 µs | cross-node p99 µs | verified |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| | messages/s | server CPU µs/msg (all nodes) | Redis CPU µs/msg | PostgreSQL CPU µs/msg | Redis bytes/msg | store reads/msg | cross-node p50 µs | cross-node p99 µs | verified |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for c in $configs; do
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(label "$c")" "$(get "$c.msgs")" \
-            "$(get "$c.srv_us")" "$(get "$c.redis_us")" "$(get "$c.pg_us")" "$(get "$c.redis_bytes")" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(label "$c")" "$(get "$c.msgs")" \
+            "$(get "$c.srv_us")" "$(get "$c.redis_us")" "$(get "$c.pg_us")" "$(get "$c.redis_bytes")" "$(get "$c.reads")" \
             "$(get "$c.p50")" "$(get "$c.p99")" "$(get "$c.verified")"
     done
 } >"$out"
