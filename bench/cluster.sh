@@ -21,6 +21,7 @@
 #   BENCH_RATE [300]  BENCH_RATE_PAIRS [100]  BENCH_SIZE [64]
 #   BENCH_CONFIGS ["single parlor1 parlor2 parlor3 node2"]   single: one Parlor node on the same
 #                      PostgreSQL without --cluster (what the cluster mode costs)
+#   BENCH_PARLOR_ARGS  more `parlor serve` options for every Parlor node (experiments)
 #   BENCH_NO_BUILD     set: use the binaries as they are
 #   PARLOR_BIN [build/parlor]   BENCH_RESULTS [bench/results]
 set -euo pipefail
@@ -147,7 +148,7 @@ start_nodes() { # kind count
             "$parlor_bin" serve --port "$port" --host 127.0.0.1 --data "$work/n$i.$port" \
                 --jwt-secret "$secret" --log-level warn "${lift[@]}" \
                 --store "$pg_url?options=-csearch_path%3D$schema" \
-                "${cl[@]}" >"$work/n$i.$port.log" 2>&1 &
+                "${cl[@]}" ${BENCH_PARLOR_ARGS:-} >"$work/n$i.$port.log" 2>&1 &
         else
             NODE_ENV=production node bench/reference/server.mjs --port "$port" --host 127.0.0.1 \
                 --jwt-secret "$secret" --redis "$redis_url" >"$work/n$i.$port.log" 2>&1 &

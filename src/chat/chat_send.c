@@ -406,11 +406,13 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             chat_reply_err(r->cs, r->ack_id, cmid, err);
             json_decref(cmid);
         } else {
+            /* Recorded (and, in a cluster, written to Redis) before the ack is written: a node
+             * killed right after its client got the ack has already handed the position over. */
+            if (!dup && pos > 0) acked_add(r->cs, pos);
             if (r->ack_id >= 0) {
                 const str_t parts[] = {STR_LIT("[{\"ok\":true,\"message\":"), doc, STR_LIT("}]")};
                 sio_socket_ack_parts(r->cs->socket, r->ack_id, parts, 3);
             }
-            if (!dup && pos > 0) acked_add(r->cs, pos);
         }
     }
     cs_unref(r->cs);

@@ -36,8 +36,11 @@ static void ignore_reply(void *arg, struct redisReply *reply)
     (void)reply;
 }
 
-/* Fire and forget: a push lost with the connection only means that a recovery on another
- * node may replay that one message to its sender (who has it from the ack). */
+/* Fire and forget, but written to the socket now, before the ack goes to the client
+ * (chat_send.c): once the client has its ack, the position is in the kernel's buffer for
+ * Redis even if this process is killed the next instant. A push lost with the connection
+ * only means that a recovery on another node may replay that one message to its sender (who
+ * has it from the ack). */
 static void push(void *ud, const char *key, int64_t pos)
 {
     cluster_acked_t *a = ud;
@@ -54,6 +57,7 @@ static void push(void *ud, const char *key, int64_t pos)
     const char *exp[] = {"PEXPIRE", k, a->linger};
     const size_t exp_len[] = {7, kl, strlen(a->linger)};
     redis_bus_command(a->bus, ignore_reply, NULL, 3, exp, exp_len);
+    redis_bus_flush(a->bus);
 }
 
 static void fetched(void *arg, struct redisReply *reply)

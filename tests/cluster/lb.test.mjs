@@ -16,7 +16,7 @@
 // Needs PARLOR_TEST_PG_URL, PARLOR_TEST_PG_DIR, PARLOR_TEST_REDIS_URL, PARLOR_TEST_HAPROXY_URL
 // and PARLOR_TEST_HAPROXY_NODES ("n0=127.0.0.1:PORT,..."; the nodes are started here on those
 // ports).
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
@@ -109,8 +109,12 @@ if (!PG_URL || !REDIS_URL || !LB_URL || LB_NODES.length !== 3 || !PG_DIR) {
             await sleep(2500);
         });
         after(async () => {
-            await closeAll(sockets);
             for (const n of nodes) if (!n.exited()) await n.stop();
+        });
+        // Each test's sockets go: leastconn then sees only the next test's connections.
+        afterEach(async () => {
+            await closeAll(sockets);
+            sockets.length = 0;
         });
 
         const person = () => {
@@ -126,7 +130,7 @@ if (!PG_URL || !REDIS_URL || !LB_URL || LB_NODES.length !== 3 || !PG_DIR) {
         async function connectElsewhere(who, other, opts = {}) {
             const extra = [];
             try {
-                for (let i = 0; i < 10; i++) {
+                for (let i = 0; i < 20; i++) {
                     const s = await connect(who, opts);
                     if (nodeOf(s) !== nodeOf(other)) return s;
                     extra.push(s); // kept open meanwhile: leastconn then picks another node
@@ -257,6 +261,7 @@ if (!PG_URL || !REDIS_URL || !LB_URL || LB_NODES.length !== 3 || !PG_DIR) {
         });
 
         test('PostgreSQL restart during traffic: refused sends are retryable, nothing acknowledged lost', async () => {
+            await sleep(2500); // the restarted node back in rotation
             const alice = person(), bob = person();
             const ropts = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 1000 };
             const a = await connect(alice, ropts);
