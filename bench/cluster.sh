@@ -128,6 +128,9 @@ redis_bytes() {
     redis-cli -p "$redis_port" INFO stats | tr -d '\r' |
         awk -F: '/^total_net_(input|output)_bytes:/ {s += $2} END {print s}'
 }
+redis_commands() {
+    redis-cli -p "$redis_port" INFO stats | tr -d '\r' | awk -F: '/^total_commands_processed:/ {print $2}'
+}
 
 node_ports=()
 start_nodes() { # kind count
@@ -185,22 +188,24 @@ run_config() { # name
     local out=$work/$name.pairs.out
     local s0 r0 p0 b0 s1 r1 p1 b1 rc=0
     s0=$(ticks "${pids[@]}") r0=$(ticks "$(cat "$redis_dir/redis.pid")") p0=$(ticks $(pg_pids)) b0=$(redis_bytes)
-    local q0 q1
-    q0=$(store_reads)
+    local q0 q1 c0 c1
+    q0=$(store_reads) c0=$(redis_commands)
     log "$name: pairs $pairs --window $window through haproxy"
     "$loadgen" --port "$lb_port" --jwt-secret "$secret" --size "$size" --kv \
         pairs "$pairs" --window "$window" --seconds "$seconds" --warmup "$warmup" >"$out" 2>&1 || rc=$?
     s1=$(ticks "${pids[@]}") r1=$(ticks "$(cat "$redis_dir/redis.pid")") p1=$(ticks $(pg_pids)) b1=$(redis_bytes)
-    q1=$(store_reads)
+    q1=$(store_reads) c1=$(redis_commands)
     local acked
     acked=$(kv acked "$out")
     R[$name.msgs]=$(kv msgs_per_s "$out")
     R[$name.verified]=$(kv verified "$out")
     awk -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v hz="$hz" \
-        -v q=$((q1 - q0)) -v n="${acked:-0}" 'BEGIN { if (n > 0) printf "%.1f %.1f %.1f %.0f %.2f\n",
-            s * 1e6 / hz / n, r * 1e6 / hz / n, p * 1e6 / hz / n, b / n, q / n;
-            else print "n/a n/a n/a n/a n/a" }' >"$work/$name.cpu"
-    read -r R[$name.srv_us] R[$name.redis_us] R[$name.pg_us] R[$name.redis_bytes] R[$name.reads] <"$work/$name.cpu"
+        -v q=$((q1 - q0)) -v c=$((c1 - c0)) -v n="${acked:-0}" 'BEGIN { if (n > 0)
+            printf "%.1f %.1f %.1f %.0f %.2f %.1f\n", s * 1e6 / hz / n, r * 1e6 / hz / n,
+                p * 1e6 / hz / n, b / n, q / n, c / n;
+            else print "n/a n/a n/a n/a n/a n/a" }' >"$work/$name.cpu"
+    read -r R[$name.srv_us] R[$name.redis_us] R[$name.pg_us] R[$name.redis_bytes] R[$name.reads] \
+        R[$name.redis_cmds] <"$work/$name.cpu"
     [ "$kind" = node ] && R[$name.pg_us]=0 R[$name.reads]=0
     grep -v '^[a-z0-9_]*=' "$out" >&2 || true
     [ $rc -ne 0 ] && failures+=("$name pairs")
@@ -248,11 +253,12 @@ label() {
     echo "bytes (in + out) over the whole run per acknowledged message. Latency: \`rate $rate --pairs $rate_pairs\`,"
     echo "senders on the first node, receivers on the second (cross-node). ${size}-byte content."
     echo
-    echo "| | messages/s | server CPU µs/msg (all nodes) | Redis CPU µs/msg | PostgreSQL CPU µs/msg | Redis bytes/msg | store reads/msg | cross-node p50 µs | cross-node p99 µs | verified |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| | messages/s | server CPU µs/msg (all nodes) | Redis CPU µs/msg | PostgreSQL CPU µs/msg | Redis bytes/msg | Redis commands/msg | store reads/msg | cross-node p50 µs | cross-node p99 µs | verified |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for c in $configs; do
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(label "$c")" "$(get "$c.msgs")" \
-            "$(get "$c.srv_us")" "$(get "$c.redis_us")" "$(get "$c.pg_us")" "$(get "$c.redis_bytes")" "$(get "$c.reads")" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(label "$c")" "$(get "$c.msgs")" \
+            "$(get "$c.srv_us")" "$(get "$c.redis_us")" "$(get "$c.pg_us")" "$(get "$c.redis_bytes")" \
+            "$(get "$c.redis_cmds")" "$(get "$c.reads")" \
             "$(get "$c.p50")" "$(get "$c.p99")" "$(get "$c.verified")"
     done
 } >"$out"
