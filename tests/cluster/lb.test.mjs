@@ -9,6 +9,7 @@
 //   another node and are recovered there (recovered === true) with every message they missed,
 //   exactly once, in seq order; senders retry with the same clientMsgId (idempotent) and
 //   nothing acknowledged is lost; the killed node comes back into rotation;
+// - a node stopped with SIGTERM (one step of a rolling upgrade) during a burst: the same;
 // - a session recovered on another node is not replayed the messages it sent itself (their
 //   positions go to Redis with each ack: chat_recovery.c);
 // - PostgreSQL stopped and started during traffic: refused sends say STORE_UNAVAILABLE with
@@ -257,6 +258,46 @@ if (!PG_URL || !REDIS_URL || !LB_URL || LB_NODES.length !== 3 || !PG_DIR) {
             assertExactlyOnce(a, toA, 'to alice (recovered on another node)');
             assertExactlyOnce(b, toB, 'alice -> bob');
             assertExactlyOnce(c, toC, 'alice -> carol (polling)');
+            nodes[victim] = await start(victim);
+        });
+
+        test('a node stopped with SIGTERM (a rolling upgrade): its clients recover on the others', async () => {
+            await sleep(2500); // the restarted node back in rotation
+            const alice = person(), bob = person();
+            const ropts = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 };
+            const a = await connect(alice, ropts);
+            const b = await connectElsewhere(bob, a, ropts);
+            await subscribed(alice.id);
+            await subscribed(bob.id);
+            const stopped = nodeOf(a);
+            const victim = nodes.findIndex((n) => n.port === LB_NODES.find((x) => x.name === stopped).port);
+            const toA = [], toB = [], stats = {};
+            const N = 40;
+            let sent = 0;
+            const burst = async (s, to, tag, acked) => {
+                for (let i = 0; i < N; i++) {
+                    await sendRetry(s, { recipientId: to, content: `${tag} ${i}`, clientMsgId: `${tag}-${i}` }, acked, stats);
+                    sent++;
+                }
+            };
+            const bursts = Promise.all([burst(a, bob.id, 'ua', toB), burst(b, alice.id, 'ub', toA)]);
+            await waitFor(() => sent >= 20, 20000, 'the first part of the burst');
+            const ackedBefore = new Set(toB.map((m) => m._id));
+            await nodes[victim].stop();
+            await bursts;
+            assert.notEqual(nodeOf(a), stopped);
+            assert.equal(a.recovered, true, 'alice was not recovered after her node stopped');
+            await subscribed(alice.id);
+            const fa = await sendRetry(b, { recipientId: alice.id, content: 'fence a' }, toA);
+            const fb = await sendRetry(a, { recipientId: bob.id, content: 'fence b' }, toB);
+            await waitFor(() => a.received.some((m) => m._id === fa._id) && b.received.some((m) => m._id === fb._id),
+                          15000, 'fences');
+            assertExactlyOnce(a, toA, 'to alice (moved to another node)');
+            assertExactlyOnce(b, toB, 'to bob');
+            // Her messages acknowledged before the stop are not replayed to her. (One in flight
+            // at the stop, committed after her session was closed, may be: docs/cluster.md.)
+            const own = a.received.filter((m) => ackedBefore.has(m._id));
+            assert.equal(own.length, 0, `alice was replayed her own acknowledged messages: ${own.map((m) => m.content)}`);
             nodes[victim] = await start(victim);
         });
 
