@@ -203,6 +203,19 @@ void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
  * leaves (false): the cluster subscribes to the user's channel meanwhile. */
 typedef void (*chat_interest_fn)(void *ud, const char *user, bool on);
 void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud);
+/* Cluster: a session's acknowledged positions, shared between nodes, so that a session
+ * recovered on another node (its node died) is not replayed the messages it sent itself.
+ * push: after each ack, (key, pos). fetch: once, when a recovery starts on a node that has
+ * none of the session's positions; returns 0 and calls done(arg, positions, n) exactly once
+ * later (n = 0 when nothing could be read), or -1 (done never runs: recover without them). */
+typedef void (*chat_acked_done_fn)(void *arg, const int64_t *pos, size_t n);
+typedef struct {
+    void (*push)(void *ud, const char *key, int64_t pos);
+    int (*fetch)(void *ud, const char *key, chat_acked_done_fn done, void *arg);
+    void *ud;
+} chat_acked_hooks_t;
+/* NULL: none (one node). */
+void chat_set_acked_hooks(chat_t *c, const chat_acked_hooks_t *h);
 /* Every live socket catches up from the store from the last message it was given (the
  * cluster's bus was down: deliveries may have been missed). */
 void chat_catch_up(chat_t *c);

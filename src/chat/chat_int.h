@@ -98,7 +98,8 @@ struct chat {
     uv_timer_t kick_timer;
     chat_publish_fn publish; /* the delivery seam's other half (NULL: one node) */
     void *publish_ud;
-    chat_interest_fn interest; /* a user's first socket came / last one left (cluster) */
+    chat_interest_fn interest;      /* a user's first socket came / last one left (cluster) */
+    chat_acked_hooks_t acked_hooks; /* acked positions across nodes (cluster; push NULL: none) */
     void *interest_ud;
 };
 

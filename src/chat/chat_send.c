@@ -369,6 +369,8 @@ static void acked_add(chat_sock_t *cs, int64_t pos)
     char key[ACKED_KEY_SIZE];
     acked_t *a = chat_acked_of(cs->chat, chat_acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
+    /* Cluster: also where another node can read them if this one dies (chat_recovery.c). */
+    if (cs->chat->acked_hooks.push) cs->chat->acked_hooks.push(cs->chat->acked_hooks.ud, key, pos);
 }
 
 bool chat_acked_has(const acked_t *a, int64_t pos)
@@ -404,11 +406,13 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             chat_reply_err(r->cs, r->ack_id, cmid, err);
             json_decref(cmid);
         } else {
+            /* Recorded (and, in a cluster, written to Redis) before the ack is written: a node
+             * killed right after its client got the ack has already handed the position over. */
+            if (!dup && pos > 0) acked_add(r->cs, pos);
             if (r->ack_id >= 0) {
                 const str_t parts[] = {STR_LIT("[{\"ok\":true,\"message\":"), doc, STR_LIT("}]")};
                 sio_socket_ack_parts(r->cs->socket, r->ack_id, parts, 3);
             }
-            if (!dup && pos > 0) acked_add(r->cs, pos);
         }
     }
     cs_unref(r->cs);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
+#include "cluster/cluster_acked.h"
 #include "cluster/cluster_codec.h"
 #include "cluster/redis_bus.h"
 #include "core/log.h"
@@ -29,6 +30,7 @@ struct cluster {
     bool closed;
     bool was_up;
     cluster_stats_t st;
+    cluster_acked_t *acked; /* sessions' acked positions in Redis (cluster_acked.h) */
 };
 
 static size_t channel_of(const cluster_t *cl, const char *user, size_t len, char out[CHANNEL_MAX])
@@ -195,6 +197,7 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
     }
     chat_set_publish(chat, on_publish, cl);
     chat_set_interest(chat, on_interest, cl);
+    cl->acked = cluster_acked_new(chat, cl->bus, db);
     uv_timer_init(loop, &cl->refresh);
     cl->refresh.data = cl;
     uv_timer_start(&cl->refresh, on_refresh, POSITION_REFRESH_MS, POSITION_REFRESH_MS);
@@ -214,6 +217,7 @@ void cluster_close(cluster_t *cl)
     cl->closed = true;
     chat_set_publish(cl->chat, NULL, NULL);
     chat_set_interest(cl->chat, NULL, NULL);
+    cluster_acked_detach(cl->acked);
     uv_close((uv_handle_t *)&cl->refresh, NULL);
     redis_bus_close(cl->bus, bus_closed, cl);
 }
@@ -222,6 +226,7 @@ void cluster_free(cluster_t *cl)
 {
     if (!cl) return;
     buf_free(&cl->out);
+    cluster_acked_free(cl->acked);
     free(cl);
 }
 
