@@ -203,6 +203,26 @@ void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
  * leaves (false): the cluster subscribes to the user's channel meanwhile. */
 typedef void (*chat_interest_fn)(void *ud, const char *user, bool on);
 void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud);
+/* Cluster presence (chat_presence.c, docs/cluster.md "Presence"): with hooks set, a user's
+ * first socket on this node (on true, sid: that socket) and its last one leaving (on false)
+ * are reported to the cluster, which decides across nodes and calls chat_presence_announce
+ * once per transition. query answers get_status: for each of users, state 1 online, 0
+ * offline, -1 unknown (the store's lastSeen is used), and since (ms, 0: unknown); it returns
+ * -1 when it cannot ask (then done never runs and this node's own knowledge answers), and
+ * calls done with state NULL when the question was lost (same). */
+typedef void (*chat_status_done_fn)(void *arg, const int8_t *state, const int64_t *since);
+typedef struct {
+    void (*local)(void *ud, const char *user, bool on, uint64_t sid);
+    int (*query)(void *ud, const str_t *users, size_t n, chat_status_done_fn done, void *arg);
+} chat_presence_hooks_t;
+void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud);
+/* The cluster decided that user came online (at, except: the arriving socket's sid) or went
+ * offline (at: when; lastSeen is recorded in the store): user_status to its audience. */
+void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,
+                            uint64_t except);
+uint32_t chat_presence_grace_ms(const chat_t *c);
+/* Calls fn for every user with a socket on this node (the cluster re-registers them). */
+void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
 /* Every live socket catches up from the store from the last message it was given (the
  * cluster's bus was down: deliveries may have been missed). */
 void chat_catch_up(chat_t *c);

@@ -100,6 +100,8 @@ struct chat {
     void *publish_ud;
     chat_interest_fn interest; /* a user's first socket came / last one left (cluster) */
     void *interest_ud;
+    chat_presence_hooks_t phooks; /* cluster presence (phooks.local NULL: one node) */
+    void *phooks_ud;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a

@@ -6,6 +6,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/cluster_codec.h"
+#include "cluster/cluster_presence.h"
 #include "cluster/redis_bus.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -26,6 +27,7 @@ struct cluster {
     size_t prefix_len;
     buf_t out;          /* the envelope being published (reused) */
     uv_timer_t refresh; /* POSITION_REFRESH_MS */
+    cpres_t *pres;      /* presence across nodes (cluster_presence.c) */
     bool closed;
     bool was_up;
     cluster_stats_t st;
@@ -117,6 +119,7 @@ static void on_state(void *arg, bool up, uint64_t lost)
 {
     cluster_t *cl = arg;
     cl->st.up = up;
+    if (!cl->closed) cpres_state(cl->pres, up);
     if (lost)
         log_warn("cluster: %llu publishes were dropped while Redis was away (the receivers "
                  "catch up from the store)",
@@ -135,6 +138,11 @@ static void on_refresh(uv_timer_t *t)
 {
     cluster_t *cl = t->data;
     if (!cl->closed) chat_start(cl->chat);
+}
+
+static void bus_closed(void *arg)
+{
+    (void)arg;
 }
 
 static bool node_id_ok(const char *s)
@@ -193,6 +201,14 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
         free(cl);
         return NULL;
     }
+    cl->pres = cpres_new(loop, chat, cl->bus, db, cl->node_id);
+    if (!cl->pres) {
+        snprintf(err, errcap, "out of memory");
+        redis_bus_close(cl->bus, bus_closed, cl);
+        buf_free(&cl->out);
+        cl->closed = true; /* freed with the loop: the bus's handles still point here */
+        return NULL;
+    }
     chat_set_publish(chat, on_publish, cl);
     chat_set_interest(chat, on_interest, cl);
     uv_timer_init(loop, &cl->refresh);
@@ -203,17 +219,13 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
     return cl;
 }
 
-static void bus_closed(void *arg)
-{
-    (void)arg;
-}
-
 void cluster_close(cluster_t *cl)
 {
     if (!cl || cl->closed) return;
     cl->closed = true;
     chat_set_publish(cl->chat, NULL, NULL);
     chat_set_interest(cl->chat, NULL, NULL);
+    cpres_close(cl->pres);
     uv_close((uv_handle_t *)&cl->refresh, NULL);
     redis_bus_close(cl->bus, bus_closed, cl);
 }
@@ -222,6 +234,7 @@ void cluster_free(cluster_t *cl)
 {
     if (!cl) return;
     buf_free(&cl->out);
+    cpres_free(cl->pres);
     free(cl);
 }
 
