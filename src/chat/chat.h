@@ -223,6 +223,12 @@ void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at
 uint32_t chat_presence_grace_ms(const chat_t *c);
 /* Calls fn for every user with a socket on this node (the cluster re-registers them). */
 void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
+/* Cluster: an event from another node (before chat_deliver_local) keeps this node's caches
+ * true: a receive_message moves its conversation's last seq, a messages_read drops the
+ * reader's remembered watermark. chat_cache_forget: the bus was down, anything may have been
+ * missed: every remembered watermark goes. */
+void chat_cache_remote(chat_t *c, const char *event, str_t args);
+void chat_cache_forget(chat_t *c);
 /* Every live socket catches up from the store from the last message it was given (the
  * cluster's bus was down: deliveries may have been missed). */
 void chat_catch_up(chat_t *c);

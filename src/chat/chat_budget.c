@@ -128,6 +128,13 @@ void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const ch
     w->conv_seq = e->last_seq;
 }
 
+void chat_marks_drop(chat_t *c, str_t user, const char *conv)
+{
+    char key[STORE_USER_ID_MAX + ID_SIZE + 2];
+    snprintf(key, sizeof key, "%.*s\n%.*s", (int)user.len, user.ptr, ID_LEN, conv);
+    free(strmap_remove(&c->marks, key));
+}
+
 static int drop_all(const char *key, void *value, void *arg)
 {
     free(value);
@@ -137,4 +144,9 @@ static int drop_all(const char *key, void *value, void *arg)
 void chat_marks_forget(chat_t *c)
 {
     strmap_sweep(&c->marks, drop_all, NULL);
+}
+
+void chat_cache_forget(chat_t *c)
+{
+    chat_marks_forget(c);
 }

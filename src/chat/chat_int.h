@@ -296,6 +296,8 @@ bool chat_mark_read_known(chat_sock_t *cs, const char *msg, const char *conv_or_
 void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const char *msg,
                           const store_mark_read_t *mr);
 void chat_marks_forget(chat_t *c);
+/* Forgets user's watermark in conv (it moved on another node). */
+void chat_marks_drop(chat_t *c, str_t user, const char *conv);
 
 /* ---- chat_recovery.c ---- */
 

@@ -112,6 +112,7 @@ static void on_message(void *arg, const char *channel, size_t channel_len, const
         .nargs = 1,
         .pos = e.pos,
     };
+    chat_cache_remote(cl->chat, e.event, e.args); /* before: the delivery may answer from them */
     chat_deliver_local(cl->chat, &d);
 }
 
@@ -129,6 +130,7 @@ static void on_state(void *arg, bool up, uint64_t lost)
      * it missed from the store (the first time up, there is nothing to miss yet). */
     if (cl->was_up) {
         cl->st.catch_ups++;
+        chat_cache_forget(cl->chat);
         chat_catch_up(cl->chat);
     }
     cl->was_up = true;
