@@ -223,6 +223,12 @@ void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at
 uint32_t chat_presence_grace_ms(const chat_t *c);
 /* Calls fn for every user with a socket on this node (the cluster re-registers them). */
 void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
+/* Cluster rate limits (chat_budget.c, docs/cluster.md "Rate limits"): taken(ud, user) after
+ * every message (send, edit, delete) this node admitted for user; the cluster tells back, by
+ * chat_limit_drain, how many the user's other nodes admitted meanwhile. */
+typedef void (*chat_limit_fn)(void *ud, const char *user);
+void chat_set_limit(chat_t *c, chat_limit_fn taken, void *ud);
+void chat_limit_drain(chat_t *c, const char *user, double n);
 /* Cluster: an event from another node (before chat_deliver_local) keeps this node's caches
  * true: a receive_message moves its conversation's last seq, a messages_read drops the
  * reader's remembered watermark. chat_cache_forget: the bus was down, anything may have been

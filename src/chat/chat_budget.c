@@ -150,3 +150,21 @@ void chat_cache_forget(chat_t *c)
 {
     chat_marks_forget(c);
 }
+
+uint32_t chat_msg_limit(chat_t *c, const char *user)
+{
+    uint32_t wait = limiter_take(&c->msg_limit, user, uv_now(c->loop));
+    if (!wait && c->limit_taken && c->msg_limit.rate > 0) c->limit_taken(c->limit_ud, user);
+    return wait;
+}
+
+void chat_set_limit(chat_t *c, chat_limit_fn taken, void *ud)
+{
+    c->limit_taken = taken;
+    c->limit_ud = ud;
+}
+
+void chat_limit_drain(chat_t *c, const char *user, double n)
+{
+    limiter_drain(&c->msg_limit, user, n, uv_now(c->loop));
+}

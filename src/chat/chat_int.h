@@ -100,6 +100,8 @@ struct chat {
     void *publish_ud;
     chat_interest_fn interest; /* a user's first socket came / last one left (cluster) */
     void *interest_ud;
+    chat_limit_fn limit_taken; /* cluster rate limits (NULL: one node) */
+    void *limit_ud;
     chat_presence_hooks_t phooks; /* cluster presence (phooks.local NULL: one node) */
     void *phooks_ud;
 };
@@ -287,6 +289,9 @@ void chat_presence_free(chat_t *c);
  * (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
 bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
 void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
+/* A message (send, edit, deletion) of user against --rate-messages-*: 0, or the ms to wait.
+ * In a cluster the admitted ones are counted in Redis too (chat_set_limit). */
+uint32_t chat_msg_limit(chat_t *c, const char *user);
 /* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
  * watermark; false: ask the store. */
 #define CHAT_MARKS_KEEP 4

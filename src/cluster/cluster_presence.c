@@ -10,13 +10,14 @@
 #include <hiredis/hiredis.h>
 
 #include "core/log.h"
+#include "core/strmap.h"
 #include "store/store.h"
 
 /* How long an offline user's state hash stays (its lastSeen is in the store anyway). */
 #define STATE_KEEP_MS "86400000"
 
 /* ARGV[1] is the key prefix "parlor:<db>:" in every script. */
-enum { S_JOIN, S_LEAVE, S_BEAT, S_RESET, S_STATUS, S_COUNT };
+enum { S_JOIN, S_LEAVE, S_BEAT, S_RESET, S_STATUS, S_RATE, S_COUNT };
 
 static const char *const scripts[S_COUNT] = {
     /* join: ARGV prefix, node, user, now. 1: the user just came online (announce it). */
@@ -84,7 +85,21 @@ static const char *const scripts[S_COUNT] = {
     "  out[#out+1]=v[2] or ''\n"
     "end\n"
     "return out\n",
+    /* rate: ARGV prefix, user, second: the messages the user's nodes admitted in that second,
+     * this one included. */
+    "local k=ARGV[1]..'rl:'..ARGV[2]..':'..ARGV[3]\n"
+    "local n=redis.call('INCR',k)\n"
+    "if n==1 then redis.call('PEXPIRE',k,5000) end\n"
+    "return n\n",
 };
+
+/* What this node knows of a user's messages in the current second (cluster rate limits). */
+typedef struct {
+    int64_t sec;     /* the second (wall clock) counted */
+    int64_t mine;    /* of our INCRs in it, those answered */
+    int64_t remote;  /* admitted by other nodes in it, as far as drained here */
+    int64_t pending; /* our INCRs not answered yet (the entry stays while any) */
+} rate_t;
 
 struct cpres {
     chat_t *chat;
@@ -93,8 +108,9 @@ struct cpres {
     char prefix[32]; /* "parlor:<db>:" */
     char node[65];
     char sha[S_COUNT][41];
-    bool up;     /* the bus is up and the scripts are loaded */
-    bool closed; /* detached: replies are only freed */
+    strmap_t rates; /* user -> rate_t */
+    bool up;        /* the bus is up and the scripts are loaded */
+    bool closed;    /* detached: replies are only freed */
     cpres_stats_t st;
 };
 
@@ -257,6 +273,71 @@ static int on_query(void *ud, const str_t *users, size_t n, chat_status_done_fn 
     return 0;
 }
 
+/* ---- rate limits ---- */
+
+typedef struct {
+    cpres_t *p;
+    int64_t sec;
+    char user[STORE_USER_ID_MAX + 1];
+} rate_ctx_t;
+
+static void rate_done(void *arg, redisReply *r)
+{
+    rate_ctx_t *x = arg;
+    cpres_t *p = x->p;
+    rate_t *st = p->closed ? NULL : strmap_get(&p->rates, x->user);
+    if (st && st->pending) st->pending--;
+    if (st && r && r->type == REDIS_REPLY_INTEGER && x->sec >= st->sec) {
+        if (x->sec > st->sec) *st = (rate_t){.sec = x->sec, .pending = st->pending};
+        /* Replies come in order: the count includes exactly our INCRs answered so far. */
+        st->mine++;
+        int64_t remote = r->integer - st->mine;
+        if (remote > st->remote) {
+            chat_limit_drain(p->chat, x->user, (double)(remote - st->remote));
+            st->remote = remote;
+        }
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        script_failed(p, r);
+    }
+    free(x);
+}
+
+static void on_taken(void *ud, const char *user)
+{
+    cpres_t *p = ud;
+    if (p->closed || !p->up || strlen(user) > STORE_USER_ID_MAX) return;
+    rate_t *st = strmap_get(&p->rates, user);
+    if (!st) {
+        if (!(st = calloc(1, sizeof *st))) return;
+        if (strmap_set(&p->rates, user, st) < 0) {
+            free(st);
+            return;
+        }
+    }
+    rate_ctx_t *x = malloc(sizeof *x);
+    if (!x) return;
+    x->p = p;
+    x->sec = now_ms() / 1000;
+    snprintf(x->user, sizeof x->user, "%s", user);
+    char sec[24];
+    snprintf(sec, sizeof sec, "%lld", (long long)x->sec);
+    const char *args[2] = {x->user, sec};
+    if (run(p, S_RATE, rate_done, x, 2, args, NULL) != 0) {
+        free(x);
+        return;
+    }
+    st->pending++;
+}
+
+static int rate_idle(const char *key, void *value, void *arg)
+{
+    (void)key;
+    rate_t *st = value;
+    if (st->pending || st->sec >= *(int64_t *)arg) return 0;
+    free(st);
+    return 1;
+}
+
 /* ---- the heartbeat ---- */
 
 static void beat_done(void *arg, redisReply *r)
@@ -314,7 +395,10 @@ static void start(cpres_t *p)
 static void on_beat(uv_timer_t *t)
 {
     cpres_t *p = t->data;
-    if (p->closed || !redis_bus_up(p->bus)) return;
+    if (p->closed) return;
+    int64_t old = now_ms() / 1000 - 1;
+    strmap_sweep(&p->rates, rate_idle, &old);
+    if (!redis_bus_up(p->bus)) return;
     if (!p->up) start(p); /* a script failed: load them again */
     char ttl[16], now[24], grace[16];
     snprintf(ttl, sizeof ttl, "%d", CPRES_TTL_MS);
@@ -338,6 +422,10 @@ cpres_t *cpres_new(uv_loop_t *loop, chat_t *chat, redis_bus_t *bus, int db, cons
 {
     cpres_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    if (strmap_init(&p->rates) < 0) {
+        free(p);
+        return NULL;
+    }
     p->chat = chat;
     p->bus = bus;
     snprintf(p->prefix, sizeof p->prefix, "parlor:%d:", db);
@@ -355,6 +443,7 @@ cpres_t *cpres_new(uv_loop_t *loop, chat_t *chat, redis_bus_t *bus, int db, cons
     uv_unref((uv_handle_t *)&p->beat);
     chat_presence_hooks_t h = {.local = on_local, .query = on_query};
     chat_set_presence(chat, &h, p);
+    chat_set_limit(chat, on_taken, p);
     return p;
 }
 
@@ -363,11 +452,14 @@ void cpres_close(cpres_t *p)
     if (!p || p->closed) return;
     p->closed = true;
     chat_set_presence(p->chat, NULL, NULL);
+    chat_set_limit(p->chat, NULL, NULL);
     uv_close((uv_handle_t *)&p->beat, NULL);
 }
 
 void cpres_free(cpres_t *p)
 {
+    if (!p) return;
+    strmap_free(&p->rates, free);
     free(p);
 }
 
