@@ -19,6 +19,10 @@
 /* ARGV[1] is the key prefix "parlor:<db>:" in every script. */
 enum { S_JOIN, S_LEAVE, S_BEAT, S_RESET, S_STATUS, S_RATE, S_COUNT };
 
+/* Grace ends and heartbeats are timed by Redis's clock (TIME), so nodes whose clocks differ
+ * still agree on them; lastSeen ("t") is the deciding node's clock, as on one node. */
+#define NOW "local tm=redis.call('TIME')\nlocal now=tm[1]*1000+math.floor(tm[2]/1000)\n"
+
 static const char *const scripts[S_COUNT] = {
     /* join: ARGV prefix, node, user, now. 1: the user just came online (announce it). */
     "local p,n,u=ARGV[1],ARGV[2],ARGV[3]\n"
@@ -30,52 +34,56 @@ static const char *const scripts[S_COUNT] = {
     "redis.call('HSET',st,'s','1','t',ARGV[4])\n"
     "redis.call('PERSIST',st)\n"
     "return 1\n",
-    /* leave: ARGV prefix, node, user, grace end. 1: no node has the user any more. */
-    "local p,n,u=ARGV[1],ARGV[2],ARGV[3]\n"
-    "redis.call('SREM',p..'on:'..u,n)\n"
-    "redis.call('SREM',p..'nu:'..n,u)\n"
-    "if redis.call('SCARD',p..'on:'..u)>0 then return 0 end\n"
-    "redis.call('ZADD',p..'grace',ARGV[4],u)\n"
-    "return 1\n",
-    /* beat: ARGV prefix, node, ttl, now, grace. Reaps dead nodes; returns {reaped, users to
-     * announce offline...}. */
-    "local p,n,now,grace=ARGV[1],ARGV[2],tonumber(ARGV[4]),tonumber(ARGV[5])\n"
-    "redis.call('SET',p..'node:'..n,'1','PX',ARGV[3])\n"
-    "redis.call('SADD',p..'nodes',n)\n"
-    "local reaped=0\n"
-    "for _,d in ipairs(redis.call('SMEMBERS',p..'nodes')) do\n"
-    "  if d~=n and redis.call('EXISTS',p..'node:'..d)==0 then\n"
-    "    for _,u in ipairs(redis.call('SMEMBERS',p..'nu:'..d)) do\n"
-    "      redis.call('SREM',p..'on:'..u,d)\n"
-    "      if redis.call('SCARD',p..'on:'..u)==0 then\n"
-    "        redis.call('ZADD',p..'grace',now+grace,u)\n"
-    "        reaped=reaped+1\n"
-    "      end\n"
-    "    end\n"
-    "    redis.call('DEL',p..'nu:'..d)\n"
-    "    redis.call('SREM',p..'nodes',d)\n"
-    "  end\n"
-    "end\n"
-    "local out={reaped}\n"
-    "for _,u in ipairs(redis.call('ZRANGEBYSCORE',p..'grace','-inf',now,'LIMIT',0,1000)) do\n"
-    "  redis.call('ZREM',p..'grace',u)\n"
-    "  local st=p..'st:'..u\n"
-    "  if redis.call('SCARD',p..'on:'..u)==0 and redis.call('HGET',st,'s')=='1' then\n"
-    "    redis.call('HSET',st,'s','0','t',now)\n"
-    "    redis.call('PEXPIRE',st," STATE_KEEP_MS ")\n"
-    "    out[#out+1]=u\n"
-    "  end\n"
-    "end\n"
-    "return out\n",
-    /* reset: ARGV prefix, node, grace end. This node's registrations are dropped (its users
-     * with no other node enter the grace set; those still here are joined again after). */
-    "local p,n=ARGV[1],ARGV[2]\n"
-    "for _,u in ipairs(redis.call('SMEMBERS',p..'nu:'..n)) do\n"
-    "  redis.call('SREM',p..'on:'..u,n)\n"
-    "  if redis.call('SCARD',p..'on:'..u)==0 then redis.call('ZADD',p..'grace',ARGV[3],u) end\n"
-    "end\n"
-    "redis.call('DEL',p..'nu:'..n)\n"
-    "return 0\n",
+    /* leave: ARGV prefix, node, user, grace (ms). 1: no node has the user any more. */
+    NOW "local p,n,u=ARGV[1],ARGV[2],ARGV[3]\n"
+        "redis.call('SREM',p..'on:'..u,n)\n"
+        "redis.call('SREM',p..'nu:'..n,u)\n"
+        "if redis.call('SCARD',p..'on:'..u)>0 then return 0 end\n"
+        "redis.call('ZADD',p..'grace',now+tonumber(ARGV[4]),u)\n"
+        "return 1\n",
+    /* beat: ARGV prefix, node, ttl, now (ms, this node's clock: lastSeen), grace. Reaps dead
+     * nodes; returns {reaped, whether our own heartbeat was still there, users to announce
+     * offline...}. */
+    NOW "local p,n,grace=ARGV[1],ARGV[2],tonumber(ARGV[5])\n"
+        "local alive=redis.call('EXISTS',p..'node:'..n)\n"
+        "redis.call('SET',p..'node:'..n,'1','PX',ARGV[3])\n"
+        "redis.call('SADD',p..'nodes',n)\n"
+        "local reaped=0\n"
+        "for _,d in ipairs(redis.call('SMEMBERS',p..'nodes')) do\n"
+        "  if d~=n and redis.call('EXISTS',p..'node:'..d)==0 then\n"
+        "    for _,u in ipairs(redis.call('SMEMBERS',p..'nu:'..d)) do\n"
+        "      redis.call('SREM',p..'on:'..u,d)\n"
+        "      if redis.call('SCARD',p..'on:'..u)==0 then\n"
+        "        redis.call('ZADD',p..'grace',now+grace,u)\n"
+        "        reaped=reaped+1\n"
+        "      end\n"
+        "    end\n"
+        "    redis.call('DEL',p..'nu:'..d)\n"
+        "    redis.call('SREM',p..'nodes',d)\n"
+        "  end\n"
+        "end\n"
+        "local out={reaped,alive}\n"
+        "for _,u in ipairs(redis.call('ZRANGEBYSCORE',p..'grace','-inf',now,'LIMIT',0,1000)) do\n"
+        "  redis.call('ZREM',p..'grace',u)\n"
+        "  local st=p..'st:'..u\n"
+        "  if redis.call('SCARD',p..'on:'..u)==0 and redis.call('HGET',st,'s')=='1' then\n"
+        "    redis.call('HSET',st,'s','0','t',ARGV[4])\n"
+        "    redis.call('PEXPIRE',st," STATE_KEEP_MS ")\n"
+        "    out[#out+1]=u\n"
+        "  end\n"
+        "end\n"
+        "return out\n",
+    /* reset: ARGV prefix, node, grace. This node's registrations are dropped (its users with
+     * no other node enter the grace set; those still here are joined again after). */
+    NOW "local p,n=ARGV[1],ARGV[2]\n"
+        "for _,u in ipairs(redis.call('SMEMBERS',p..'nu:'..n)) do\n"
+        "  redis.call('SREM',p..'on:'..u,n)\n"
+        "  if redis.call('SCARD',p..'on:'..u)==0 then\n"
+        "    redis.call('ZADD',p..'grace',now+tonumber(ARGV[3]),u)\n"
+        "  end\n"
+        "end\n"
+        "redis.call('DEL',p..'nu:'..n)\n"
+        "return 0\n",
     /* status: ARGV prefix, users...: {s, t} per user ('' when unknown). */
     "local p=ARGV[1]\n"
     "local out={}\n"
@@ -85,17 +93,18 @@ static const char *const scripts[S_COUNT] = {
     "  out[#out+1]=v[2] or ''\n"
     "end\n"
     "return out\n",
-    /* rate: ARGV prefix, user, second: the messages the user's nodes admitted in that second,
-     * this one included. */
-    "local k=ARGV[1]..'rl:'..ARGV[2]..':'..ARGV[3]\n"
-    "local n=redis.call('INCR',k)\n"
-    "if n==1 then redis.call('PEXPIRE',k,5000) end\n"
-    "return n\n",
+    /* rate: ARGV prefix, user: {the messages the user's nodes admitted in this second (of
+     * Redis's clock) with this one, the second}. */
+    "local tm=redis.call('TIME')\n"
+    "local k=ARGV[1]..'rl:'..ARGV[2]..':'..tm[1]\n"
+    "local c=redis.call('INCR',k)\n"
+    "if c==1 then redis.call('PEXPIRE',k,5000) end\n"
+    "return {c,tonumber(tm[1])}\n",
 };
 
 /* What this node knows of a user's messages in the current second (cluster rate limits). */
 typedef struct {
-    int64_t sec;     /* the second (wall clock) counted */
+    int64_t sec;     /* the second (of Redis's clock) counted */
     int64_t mine;    /* of our INCRs in it, those answered */
     int64_t remote;  /* admitted by other nodes in it, as far as drained here */
     int64_t pending; /* our INCRs not answered yet (the entry stays while any) */
@@ -109,6 +118,7 @@ struct cpres {
     char node[65];
     char sha[S_COUNT][41];
     strmap_t rates; /* user -> rate_t */
+    uint64_t beats; /* answered since the bus came up */
     bool up;        /* the bus is up and the scripts are loaded */
     bool closed;    /* detached: replies are only freed */
     cpres_stats_t st;
@@ -207,9 +217,9 @@ static void on_local(void *ud, const char *user, bool on, uint64_t sid)
         join(p, user, sid);
         return;
     }
-    char end[24];
-    snprintf(end, sizeof end, "%lld", (long long)(now_ms() + chat_presence_grace_ms(p->chat)));
-    const char *args[3] = {p->node, user, end};
+    char grace[16];
+    snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
+    const char *args[3] = {p->node, user, grace};
     run(p, S_LEAVE, ignore_done, p, 3, args, NULL);
 }
 
@@ -277,7 +287,6 @@ static int on_query(void *ud, const str_t *users, size_t n, chat_status_done_fn 
 
 typedef struct {
     cpres_t *p;
-    int64_t sec;
     char user[STORE_USER_ID_MAX + 1];
 } rate_ctx_t;
 
@@ -287,16 +296,18 @@ static void rate_done(void *arg, redisReply *r)
     cpres_t *p = x->p;
     rate_t *st = p->closed ? NULL : strmap_get(&p->rates, x->user);
     if (st && st->pending) st->pending--;
-    if (st && r && r->type == REDIS_REPLY_INTEGER && x->sec >= st->sec) {
-        if (x->sec > st->sec) *st = (rate_t){.sec = x->sec, .pending = st->pending};
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+    int64_t sec = ok ? reply_int(r->element[1]) : 0;
+    if (st && ok && sec >= st->sec) {
+        if (sec > st->sec) *st = (rate_t){.sec = sec, .pending = st->pending};
         /* Replies come in order: the count includes exactly our INCRs answered so far. */
         st->mine++;
-        int64_t remote = r->integer - st->mine;
+        int64_t remote = reply_int(r->element[0]) - st->mine;
         if (remote > st->remote) {
             chat_limit_drain(p->chat, x->user, (double)(remote - st->remote));
             st->remote = remote;
         }
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
+    } else if (r && !ok) {
         script_failed(p, r);
     }
     free(x);
@@ -317,12 +328,9 @@ static void on_taken(void *ud, const char *user)
     rate_ctx_t *x = malloc(sizeof *x);
     if (!x) return;
     x->p = p;
-    x->sec = now_ms() / 1000;
     snprintf(x->user, sizeof x->user, "%s", user);
-    char sec[24];
-    snprintf(sec, sizeof sec, "%lld", (long long)x->sec);
-    const char *args[2] = {x->user, sec};
-    if (run(p, S_RATE, rate_done, x, 2, args, NULL) != 0) {
+    const char *args[1] = {x->user};
+    if (run(p, S_RATE, rate_done, x, 1, args, NULL) != 0) {
         free(x);
         return;
     }
@@ -340,17 +348,25 @@ static int rate_idle(const char *key, void *value, void *arg)
 
 /* ---- the heartbeat ---- */
 
+static void rejoin(void *arg, const char *user);
+
 static void beat_done(void *arg, redisReply *r)
 {
     cpres_t *p = arg;
     if (!r || p->closed) return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
         script_failed(p, r);
         return;
     }
     p->st.reaped += (uint64_t)reply_int(r->element[0]);
+    if (reply_int(r->element[1]) == 0 && p->beats++ > 0) {
+        /* Our heartbeat had expired (Redis stalled, or we did): other nodes may have reaped
+         * us. Register whoever is here again (a join is idempotent). */
+        log_warn("cluster: this node's heartbeat had expired; registering its users again");
+        chat_presence_each(p->chat, rejoin, p);
+    }
     int64_t now = now_ms();
-    for (size_t i = 1; i < r->elements; i++) {
+    for (size_t i = 2; i < r->elements; i++) {
         const redisReply *u = r->element[i];
         if (u->type != REDIS_REPLY_STRING || u->len == 0 || u->len > STORE_USER_ID_MAX) continue;
         char user[STORE_USER_ID_MAX + 1];
@@ -385,9 +401,9 @@ static void start(cpres_t *p)
         p->st.commands++;
     }
     p->up = true;
-    char end[24];
-    snprintf(end, sizeof end, "%lld", (long long)(now_ms() + chat_presence_grace_ms(p->chat)));
-    const char *args[2] = {p->node, end};
+    char grace[16];
+    snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
+    const char *args[2] = {p->node, grace};
     run(p, S_RESET, ignore_done, p, 2, args, NULL);
     chat_presence_each(p->chat, rejoin, p);
 }
@@ -396,7 +412,7 @@ static void on_beat(uv_timer_t *t)
 {
     cpres_t *p = t->data;
     if (p->closed) return;
-    int64_t old = now_ms() / 1000 - 1;
+    int64_t old = now_ms() / 1000 - 5; /* Redis's seconds: allow for a clock difference */
     strmap_sweep(&p->rates, rate_idle, &old);
     if (!redis_bus_up(p->bus)) return;
     if (!p->up) start(p); /* a script failed: load them again */
@@ -412,6 +428,7 @@ void cpres_state(cpres_t *p, bool up)
 {
     if (p->closed) return;
     p->up = false;
+    p->beats = 0;
     if (up) {
         start(p);
         on_beat(&p->beat);
