@@ -221,7 +221,7 @@ void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud);
 void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,
                             uint64_t except);
 uint32_t chat_presence_grace_ms(const chat_t *c);
-/* Calls fn for every user with a socket on this node (the cluster re-registers them). */
+/* Calls fn for every user with a socket on this node (the cluster registers them again). */
 void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
 /* Cluster rate limits (chat_budget.c, docs/cluster.md "Rate limits"): taken(ud, user) after
  * every message (send, edit, delete) this node admitted for user; the cluster tells back, by

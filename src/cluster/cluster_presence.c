@@ -24,20 +24,30 @@ enum { S_JOIN, S_LEAVE, S_BEAT, S_RESET, S_STATUS, S_RATE, S_COUNT };
 #define NOW "local tm=redis.call('TIME')\nlocal now=tm[1]*1000+math.floor(tm[2]/1000)\n"
 
 static const char *const scripts[S_COUNT] = {
-    /* join: ARGV prefix, node, user, now. 1: the user just came online (announce it). */
+    /* join: ARGV prefix, node, user, now, quiet. 1: the user just came online (announce it).
+     * quiet (a node registering again after Redis was away): a state Redis lost is restored
+     * without an announcement; only a known offline user is announced. */
     "local p,n,u=ARGV[1],ARGV[2],ARGV[3]\n"
     "redis.call('SADD',p..'on:'..u,n)\n"
     "redis.call('SADD',p..'nu:'..n,u)\n"
     "redis.call('ZREM',p..'grace',u)\n"
     "local st=p..'st:'..u\n"
-    "if redis.call('HGET',st,'s')=='1' then return 0 end\n"
+    "local s=redis.call('HGET',st,'s')\n"
+    "if s=='1' then return 0 end\n"
     "redis.call('HSET',st,'s','1','t',ARGV[4])\n"
     "redis.call('PERSIST',st)\n"
+    "if ARGV[5]=='1' and not s then return 0 end\n"
     "return 1\n",
-    /* leave: ARGV prefix, node, user, grace (ms). 1: no node has the user any more. */
+    /* leave: ARGV prefix, node, user, grace (ms), resync. 1: no node has the user any more.
+     * resync (the user left while Redis was away, which may have lost its state): a missing
+     * state is taken as online, so that the grace's end announces the user offline. */
     NOW "local p,n,u=ARGV[1],ARGV[2],ARGV[3]\n"
         "redis.call('SREM',p..'on:'..u,n)\n"
         "redis.call('SREM',p..'nu:'..n,u)\n"
+        "local st=p..'st:'..u\n"
+        "if ARGV[5]=='1' and not redis.call('HGET',st,'s') then\n"
+        "  redis.call('HSET',st,'s','1','t',now)\n"
+        "end\n"
         "if redis.call('SCARD',p..'on:'..u)>0 then return 0 end\n"
         "redis.call('ZADD',p..'grace',now+tonumber(ARGV[4]),u)\n"
         "return 1\n",
@@ -117,10 +127,16 @@ struct cpres {
     char prefix[32]; /* "parlor:<db>:" */
     char node[65];
     char sha[S_COUNT][41];
-    strmap_t rates; /* user -> rate_t */
-    uint64_t beats; /* answered since the bus came up */
-    bool up;        /* the bus is up and the scripts are loaded */
-    bool closed;    /* detached: replies are only freed */
+    strmap_t rates;      /* user -> rate_t */
+    strmap_t came, left; /* users whose first socket came / last one left while Redis was away */
+    /* Users whose last socket here left (LEAVE sent) and whose grace may not have been ended by
+     * a beat yet: user -> the loop time (ms) after which a beat ends it. A Redis that restarts
+     * forgets the grace set: these are then left again (resync) when it is back. */
+    strmap_t recent;
+    uint64_t beat_sent; /* loop time of the last beat sent */
+    uint64_t beats;     /* answered since the bus came up */
+    bool up;            /* the bus is up and the scripts are loaded */
+    bool closed;        /* detached: replies are only freed */
     cpres_stats_t st;
 };
 
@@ -172,6 +188,11 @@ typedef struct {
     char user[STORE_USER_ID_MAX + 1];
 } user_ctx_t;
 
+static void ignore_done(void *arg, redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR) script_failed(arg, r);
+}
+
 static void join_done(void *arg, redisReply *r)
 {
     user_ctx_t *x = arg;
@@ -187,40 +208,62 @@ static void join_done(void *arg, redisReply *r)
     free(x);
 }
 
-static void join(cpres_t *p, const char *user, uint64_t sid)
+static int join(cpres_t *p, const char *user, uint64_t sid, bool quiet)
 {
     user_ctx_t *x = calloc(1, sizeof *x);
-    if (!x) return;
+    if (!x) return -1;
     x->p = p;
     x->sid = sid;
     x->at = now_ms();
     snprintf(x->user, sizeof x->user, "%s", user);
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)x->at);
-    const char *args[3] = {p->node, x->user, at};
-    if (run(p, S_JOIN, join_done, x, 3, args, NULL) != 0) free(x);
+    const char *args[4] = {p->node, x->user, at, quiet ? "1" : "0"};
+    if (run(p, S_JOIN, join_done, x, 4, args, NULL) == 0) return 0;
+    free(x);
+    return -1;
 }
 
-static void ignore_done(void *arg, redisReply *r)
+static int leave(cpres_t *p, const char *user, bool resync)
 {
-    if (r && r->type == REDIS_REPLY_ERROR) script_failed(arg, r);
+    char grace[16];
+    snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
+    const char *args[4] = {p->node, user, grace, resync ? "1" : "0"};
+    return run(p, S_LEAVE, ignore_done, p, 4, args, NULL);
+}
+
+/* A change Redis could not be told of (it is away): kept until it is back (start). A user who
+ * came is joined loudly then (announced unless Redis says it is online); one who came and went
+ * again meanwhile was never announced, and needs nothing. */
+#define AWAY_MAX        100000
+#define RECENT_SLACK_MS 250 /* the LEAVE's and the beat's trips to Redis */
+static void remember(cpres_t *p, const char *user, bool on)
+{
+    if (on) {
+        strmap_remove(&p->left, user);
+        if (p->came.count < AWAY_MAX) strmap_set(&p->came, user, (void *)1);
+    } else if (!strmap_remove(&p->came, user) && p->left.count < AWAY_MAX) {
+        strmap_set(&p->left, user, (void *)1);
+    }
 }
 
 static void on_local(void *ud, const char *user, bool on, uint64_t sid)
 {
     cpres_t *p = ud;
     if (p->closed) return;
-    /* While Redis is away nothing is sent: the reset when it is back registers whoever is
-     * here then (and lets go of whoever left meanwhile). */
-    if (!p->up) return;
-    if (on) {
-        join(p, user, sid);
-        return;
+    int rc = on ? join(p, user, sid, false) : leave(p, user, false);
+    if (rc != 0) {
+        remember(p, user, on);
+    } else if (on) {
+        free(strmap_remove(&p->recent, user));
+    } else if (p->recent.count < AWAY_MAX) {
+        uint64_t *until = malloc(sizeof *until);
+        if (until) {
+            *until = uv_now(p->beat.loop) + chat_presence_grace_ms(p->chat) + RECENT_SLACK_MS;
+            free(strmap_remove(&p->recent, user));
+            if (strmap_set(&p->recent, user, until) < 0) free(until);
+        }
     }
-    char grace[16];
-    snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
-    const char *args[3] = {p->node, user, grace};
-    run(p, S_LEAVE, ignore_done, p, 3, args, NULL);
 }
 
 /* ---- get_status ---- */
@@ -350,6 +393,22 @@ static int rate_idle(const char *key, void *value, void *arg)
 
 static void rejoin(void *arg, const char *user);
 
+static int recent_over(const char *user, void *value, void *arg)
+{
+    (void)user;
+    if (*(uint64_t *)value > *(uint64_t *)arg) return 0;
+    free(value);
+    return 1;
+}
+
+/* Redis went away: whoever left recently may have had its grace forgotten. */
+static int recent_away(const char *user, void *value, void *arg)
+{
+    remember(arg, user, false);
+    free(value);
+    return 1;
+}
+
 static void beat_done(void *arg, redisReply *r)
 {
     cpres_t *p = arg;
@@ -359,6 +418,7 @@ static void beat_done(void *arg, redisReply *r)
         return;
     }
     p->st.reaped += (uint64_t)reply_int(r->element[0]);
+    strmap_sweep(&p->recent, recent_over, &p->beat_sent); /* their grace is over in Redis */
     if (reply_int(r->element[1]) == 0 && p->beats++ > 0) {
         /* Our heartbeat had expired (Redis stalled, or we did): other nodes may have reaped
          * us. Register whoever is here again (a join is idempotent). */
@@ -379,7 +439,21 @@ static void beat_done(void *arg, redisReply *r)
 
 static void rejoin(void *arg, const char *user)
 {
-    join(arg, user, 0);
+    cpres_t *p = arg;
+    /* Quiet unless it came while Redis was away (then it was never announced). */
+    join(p, user, 0, strmap_get(&p->came, user) == NULL);
+}
+
+static int left_again(const char *user, void *value, void *arg)
+{
+    (void)value;
+    return leave(arg, user, true) == 0; /* kept for the next time when not sent */
+}
+
+static int forget(const char *user, void *value, void *arg)
+{
+    (void)user, (void)value, (void)arg;
+    return 1;
 }
 
 static void load_done(void *arg, redisReply *r)
@@ -406,6 +480,8 @@ static void start(cpres_t *p)
     const char *args[2] = {p->node, grace};
     run(p, S_RESET, ignore_done, p, 2, args, NULL);
     chat_presence_each(p->chat, rejoin, p);
+    strmap_sweep(&p->left, left_again, p);
+    strmap_sweep(&p->came, forget, NULL);
 }
 
 static void on_beat(uv_timer_t *t)
@@ -421,6 +497,7 @@ static void on_beat(uv_timer_t *t)
     snprintf(now, sizeof now, "%lld", (long long)now_ms());
     snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
     const char *args[4] = {p->node, ttl, now, grace};
+    p->beat_sent = uv_now(p->beat.loop);
     run(p, S_BEAT, beat_done, p, 4, args, NULL);
 }
 
@@ -429,6 +506,7 @@ void cpres_state(cpres_t *p, bool up)
     if (p->closed) return;
     p->up = false;
     p->beats = 0;
+    strmap_sweep(&p->recent, recent_away, p);
     if (up) {
         start(p);
         on_beat(&p->beat);
@@ -439,7 +517,12 @@ cpres_t *cpres_new(uv_loop_t *loop, chat_t *chat, redis_bus_t *bus, int db, cons
 {
     cpres_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    if (strmap_init(&p->rates) < 0) {
+    if (strmap_init(&p->rates) < 0 || strmap_init(&p->came) < 0 || strmap_init(&p->left) < 0 ||
+        strmap_init(&p->recent) < 0) {
+        strmap_free(&p->rates, NULL);
+        strmap_free(&p->came, NULL);
+        strmap_free(&p->left, NULL);
+        strmap_free(&p->recent, NULL);
         free(p);
         return NULL;
     }
@@ -477,6 +560,9 @@ void cpres_free(cpres_t *p)
 {
     if (!p) return;
     strmap_free(&p->rates, free);
+    strmap_free(&p->came, NULL);
+    strmap_free(&p->left, NULL);
+    strmap_free(&p->recent, free);
     free(p);
 }
 

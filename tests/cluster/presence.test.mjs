@@ -7,10 +7,14 @@
 // - a node killed with SIGKILL: its users go offline for watchers on the other nodes within
 //   pingTimeout + grace + the heartbeat margin; get_status elsewhere says so;
 // - the message rate limit holds per user across nodes (sends from two nodes at once);
-// - a history page on node B has a message just sent on node A (the node-local cache did not).
+// - a history page on node B has a message just sent on node A (the node-local cache did not);
+// - Redis stopped and started: who left meanwhile goes offline once Redis is back (after the
+//   grace), who came meanwhile is announced online then (scripts/redis.sh down/up).
 // Needs PARLOR_TEST_PG_URL, PARLOR_TEST_REDIS_URL (the cluster stage of scripts/test.sh).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
     startServer, connectLogged, emitAck, tokenFor, newUserId, newSecret, waitFor, closeAll, api,
     sleep,
@@ -18,6 +22,9 @@ import {
 import { PG_URL, pgFreshStore } from '../integration/helpers.mjs';
 
 const REDIS_URL = process.env.PARLOR_TEST_REDIS_URL || '';
+const REDIS_DIR = process.env.PARLOR_TEST_REDIS_DIR || '';
+// Not execFileSync: the clients here must keep answering pings (--ping-timeout-ms 1000).
+const redisSh = (what) => promisify(execFile)('scripts/redis.sh', [what, REDIS_DIR]);
 const GRACE_MS = 1000;
 // docs/cluster.md: a dead node's heartbeat key lives 2 s, and the nodes look every 0.5 s; its
 // users then have their grace, which the next heartbeat ends.
@@ -25,7 +32,7 @@ const HEARTBEAT_MARGIN_MS = 2000 + 500 + 500;
 const OPTS = ['--presence-grace-ms', String(GRACE_MS), '--ping-interval-ms', '500',
               '--ping-timeout-ms', '1000'];
 
-if (!PG_URL || !REDIS_URL) {
+if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
     test('cluster presence', () => {
         assert.fail('PARLOR_TEST_PG_URL / PARLOR_TEST_REDIS_URL not set: tests/cluster/ runs in ' +
                     'the cluster stage of scripts/test.sh');
@@ -213,6 +220,50 @@ if (!PG_URL || !REDIS_URL) {
             const r2 = await emitAck(g, 'mark_read', { conversationId: first.conversationId, messageId: second._id });
             assert.equal(r2.ok, true, JSON.stringify(r2));
             assert.equal(r2.unreadCount, 1, 'the answer from memory missed the message sent on n0');
+        });
+
+        // Last: it stops Redis. While it is away nothing is decided; when it is back each node
+        // registers who is on it now, and the changes are announced once.
+        test('Redis away: changes made meanwhile are announced once when it is back', async () => {
+            const hal = person(), ivy = person(), kim = person(), watcher = person();
+            const w = await connect(nodes[2], watcher);
+            const h = await connect(nodes[0], hal);
+            const i1 = await connect(nodes[1], ivy);
+            const k = await connect(nodes[1], kim);
+            await acquaint(h, hal, w, watcher);
+            await acquaint(i1, ivy, w, watcher);
+            await acquaint(k, kim, w, watcher);
+            await close(i1); // ivy offline before the outage, back during it
+            await waitFor(() => statusesOf(w, ivy.id).includes('offline'), 10000, 'ivy offline');
+            // kim leaves just before: her grace (in the Redis that goes) is not over yet.
+            await close(k);
+            await redisSh('down');
+            try {
+                await close(h);
+                await connect(nodes[1], ivy);
+                await sleep(GRACE_MS + 1000);
+            } finally {
+                await redisSh('up');
+            }
+            await waitFor(() => statusesOf(w, hal.id).includes('offline') &&
+                                statusesOf(w, kim.id).includes('offline') &&
+                                statusesOf(w, ivy.id).filter((s) => s === 'online').length >= 1,
+                          20000, () => `hal and kim offline and ivy online once Redis is back: ${
+                              JSON.stringify(w.events('user_status'))}}`);
+            assert.equal((await statusAt(w, hal.id)).status, 'offline');
+            assert.equal((await statusAt(w, ivy.id)).status, 'online');
+            // A fence: a later change of ivy's arrives after anything about hal.
+            const i3 = await connect(nodes[0], ivy);
+            await close(i3);
+            const jay = person();
+            const j = await connect(nodes[1], jay);
+            await acquaint(j, jay, w, watcher);
+            await close(j);
+            await waitFor(() => statusesOf(w, jay.id).includes('offline'), 10000, 'fence');
+            assert.deepEqual(statusesOf(w, hal.id), ['offline'], 'hal announced more than once');
+            assert.deepEqual(statusesOf(w, kim.id), ['offline'], 'kim announced more than once');
+            assert.deepEqual(statusesOf(w, watcher.id), [], 'the watcher was told of itself');
+            assert.deepEqual(statusesOf(w, ivy.id), ['offline', 'online'], 'ivy');
         });
     });
 }
