@@ -185,8 +185,24 @@ typedef struct {
     cpres_t *p;
     uint64_t sid;
     int64_t at;
+    bool local; /* a change here (not a resync): remembered when the command is lost */
     char user[STORE_USER_ID_MAX + 1];
 } user_ctx_t;
+
+/* A change Redis could not be told of (it is away): kept until it is back (start). A user who
+ * came is joined loudly then (announced unless Redis says it is online); one who came and went
+ * again meanwhile was never announced, and needs nothing. */
+#define AWAY_MAX        100000
+#define RECENT_SLACK_MS 250 /* the LEAVE's and the beat's trips to Redis */
+static void remember(cpres_t *p, const char *user, bool on)
+{
+    if (on) {
+        strmap_remove(&p->left, user);
+        if (p->came.count < AWAY_MAX) strmap_set(&p->came, user, (void *)1);
+    } else if (!strmap_remove(&p->came, user) && p->left.count < AWAY_MAX) {
+        strmap_set(&p->left, user, (void *)1);
+    }
+}
 
 static void ignore_done(void *arg, redisReply *r)
 {
@@ -204,7 +220,19 @@ static void join_done(void *arg, redisReply *r)
         }
     } else if (r) {
         script_failed(p, r);
+    } else if (x->local && !p->closed) {
+        remember(p, x->user, true); /* the connection dropped before the answer */
     }
+    free(x);
+}
+
+static void leave_done(void *arg, redisReply *r)
+{
+    user_ctx_t *x = arg;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        script_failed(x->p, r);
+    else if (!r && !x->p->closed)
+        remember(x->p, x->user, false); /* the connection dropped before the answer */
     free(x);
 }
 
@@ -214,6 +242,7 @@ static int join(cpres_t *p, const char *user, uint64_t sid, bool quiet)
     if (!x) return -1;
     x->p = p;
     x->sid = sid;
+    x->local = !quiet;
     x->at = now_ms();
     snprintf(x->user, sizeof x->user, "%s", user);
     char at[24];
@@ -226,25 +255,16 @@ static int join(cpres_t *p, const char *user, uint64_t sid, bool quiet)
 
 static int leave(cpres_t *p, const char *user, bool resync)
 {
+    user_ctx_t *x = calloc(1, sizeof *x);
+    if (!x) return -1;
+    x->p = p;
+    snprintf(x->user, sizeof x->user, "%s", user);
     char grace[16];
     snprintf(grace, sizeof grace, "%u", chat_presence_grace_ms(p->chat));
-    const char *args[4] = {p->node, user, grace, resync ? "1" : "0"};
-    return run(p, S_LEAVE, ignore_done, p, 4, args, NULL);
-}
-
-/* A change Redis could not be told of (it is away): kept until it is back (start). A user who
- * came is joined loudly then (announced unless Redis says it is online); one who came and went
- * again meanwhile was never announced, and needs nothing. */
-#define AWAY_MAX        100000
-#define RECENT_SLACK_MS 250 /* the LEAVE's and the beat's trips to Redis */
-static void remember(cpres_t *p, const char *user, bool on)
-{
-    if (on) {
-        strmap_remove(&p->left, user);
-        if (p->came.count < AWAY_MAX) strmap_set(&p->came, user, (void *)1);
-    } else if (!strmap_remove(&p->came, user) && p->left.count < AWAY_MAX) {
-        strmap_set(&p->left, user, (void *)1);
-    }
+    const char *args[4] = {p->node, x->user, grace, resync ? "1" : "0"};
+    if (run(p, S_LEAVE, leave_done, x, 4, args, NULL) == 0) return 0;
+    free(x);
+    return -1;
 }
 
 static void on_local(void *ud, const char *user, bool on, uint64_t sid)

@@ -235,7 +235,8 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             await acquaint(k, kim, w, watcher);
             await close(i1); // ivy offline before the outage, back during it
             await waitFor(() => statusesOf(w, ivy.id).includes('offline'), 10000, 'ivy offline');
-            // kim leaves just before: her grace (in the Redis that goes) is not over yet.
+            // kim leaves just before: her grace (in the Redis that goes) is usually not over yet;
+            // when it is, her announcement may be lost with the bus (docs/cluster.md).
             await close(k);
             await redisSh('down');
             try {
@@ -246,12 +247,15 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
                 await redisSh('up');
             }
             await waitFor(() => statusesOf(w, hal.id).includes('offline') &&
-                                statusesOf(w, kim.id).includes('offline') &&
                                 statusesOf(w, ivy.id).filter((s) => s === 'online').length >= 1,
-                          20000, () => `hal and kim offline and ivy online once Redis is back: ${
+                          20000, () => `hal offline and ivy online once Redis is back: ${
                               JSON.stringify(w.events('user_status'))}}`);
             assert.equal((await statusAt(w, hal.id)).status, 'offline');
             assert.equal((await statusAt(w, ivy.id)).status, 'online');
+            for (let i = 0; (await statusAt(w, kim.id)).status !== 'offline'; i++) {
+                assert.ok(i < 100, 'kim still online');
+                await sleep(100);
+            }
             // A fence: a later change of ivy's arrives after anything about hal.
             const i3 = await connect(nodes[0], ivy);
             await close(i3);
@@ -261,7 +265,7 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
             await close(j);
             await waitFor(() => statusesOf(w, jay.id).includes('offline'), 10000, 'fence');
             assert.deepEqual(statusesOf(w, hal.id), ['offline'], 'hal announced more than once');
-            assert.deepEqual(statusesOf(w, kim.id), ['offline'], 'kim announced more than once');
+            assert.ok(statusesOf(w, kim.id).length <= 1, 'kim announced more than once');
             assert.deepEqual(statusesOf(w, watcher.id), [], 'the watcher was told of itself');
             assert.deepEqual(statusesOf(w, ivy.id), ['offline', 'online'], 'ivy');
         });
