@@ -216,6 +216,38 @@ typedef struct {
 } chat_acked_hooks_t;
 /* NULL: none (one node). */
 void chat_set_acked_hooks(chat_t *c, const chat_acked_hooks_t *h);
+/* Cluster presence (chat_presence.c, docs/cluster.md "Presence"): with hooks set, a user's
+ * first socket on this node (on true, sid: that socket) and its last one leaving (on false)
+ * are reported to the cluster, which decides across nodes and calls chat_presence_announce
+ * once per transition. query answers get_status: for each of users, state 1 online, 0
+ * offline, -1 unknown (the store's lastSeen is used), and since (ms, 0: unknown); it returns
+ * -1 when it cannot ask (then done never runs and this node's own knowledge answers), and
+ * calls done with state NULL when the question was lost (same). */
+typedef void (*chat_status_done_fn)(void *arg, const int8_t *state, const int64_t *since);
+typedef struct {
+    void (*local)(void *ud, const char *user, bool on, uint64_t sid);
+    int (*query)(void *ud, const str_t *users, size_t n, chat_status_done_fn done, void *arg);
+} chat_presence_hooks_t;
+void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud);
+/* The cluster decided that user came online (at, except: the arriving socket's sid) or went
+ * offline (at: when; lastSeen is recorded in the store): user_status to its audience. */
+void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,
+                            uint64_t except);
+uint32_t chat_presence_grace_ms(const chat_t *c);
+/* Calls fn for every user with a socket on this node (the cluster registers them again). */
+void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
+/* Cluster rate limits (chat_budget.c, docs/cluster.md "Rate limits"): taken(ud, user) after
+ * every message (send, edit, delete) this node admitted for user; the cluster tells back, by
+ * chat_limit_drain, how many the user's other nodes admitted meanwhile. */
+typedef void (*chat_limit_fn)(void *ud, const char *user);
+void chat_set_limit(chat_t *c, chat_limit_fn taken, void *ud);
+void chat_limit_drain(chat_t *c, const char *user, double n);
+/* Cluster: an event from another node (before chat_deliver_local) keeps this node's caches
+ * true: a receive_message moves its conversation's last seq, a messages_read drops the
+ * reader's remembered watermark. chat_cache_forget: the bus was down, anything may have been
+ * missed: every remembered watermark goes. */
+void chat_cache_remote(chat_t *c, const char *event, str_t args);
+void chat_cache_forget(chat_t *c);
 /* Every live socket catches up from the store from the last message it was given (the
  * cluster's bus was down: deliveries may have been missed). */
 void chat_catch_up(chat_t *c);

@@ -144,7 +144,7 @@ void chat_message_change(chat_t *c, const char *user, const char *message, bool 
     }
     /* Edits and deletions are writes every member receives: they spend the sender's message
      * rate like a send. */
-    uint32_t wait = limiter_take(&c->msg_limit, user, uv_now(c->loop));
+    uint32_t wait = chat_msg_limit(c, user);
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
         done(ud, &e, 0, STR_NULL);

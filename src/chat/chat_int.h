@@ -101,6 +101,10 @@ struct chat {
     chat_interest_fn interest;      /* a user's first socket came / last one left (cluster) */
     chat_acked_hooks_t acked_hooks; /* acked positions across nodes (cluster; push NULL: none) */
     void *interest_ud;
+    chat_limit_fn limit_taken; /* cluster rate limits (NULL: one node) */
+    void *limit_ud;
+    chat_presence_hooks_t phooks; /* cluster presence (phooks.local NULL: one node) */
+    void *phooks_ud;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -286,6 +290,9 @@ void chat_presence_free(chat_t *c);
  * (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
 bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
 void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
+/* A message (send, edit, deletion) of user against --rate-messages-*: 0, or the ms to wait.
+ * In a cluster the admitted ones are counted in Redis too (chat_set_limit). */
+uint32_t chat_msg_limit(chat_t *c, const char *user);
 /* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
  * watermark; false: ask the store. */
 #define CHAT_MARKS_KEEP 4
@@ -295,6 +302,8 @@ bool chat_mark_read_known(chat_sock_t *cs, const char *msg, const char *conv_or_
 void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const char *msg,
                           const store_mark_read_t *mr);
 void chat_marks_forget(chat_t *c);
+/* Forgets user's watermark in conv (it moved on another node). */
+void chat_marks_drop(chat_t *c, str_t user, const char *conv);
 
 /* ---- chat_recovery.c ---- */
 

@@ -248,7 +248,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     }
 #undef REFUSE
     /* Only valid messages count against the rate; a refused one is not stored. */
-    uint32_t wait = limiter_take(&c->msg_limit, user->id, uv_now(c->loop));
+    uint32_t wait = chat_msg_limit(c, user->id);
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
         done(ud, &e, STR_NULL, false, 0);
