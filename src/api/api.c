@@ -129,7 +129,9 @@ static int check_token(api_t *a, http_conn_t *hc, const http_request_t *req, cha
         json_t *err = chat_error_json(
             "UNAUTHORIZED", rc == AUTH_ERR_MISSING   ? "Authorization: Bearer <token> is required"
                             : rc == AUTH_ERR_EXPIRED ? "the token has expired"
-                                                     : "the token is not valid");
+                            : rc == AUTH_ERR_SCOPE
+                                ? "a server credential is accepted on /api/server/* only"
+                                : "the token is not valid");
         json_object_set_new(err, "reason", json_string(auth_error_code(rc)));
         json_t *doc = json_pack("{s:o}", "error", err);
         size_t len;

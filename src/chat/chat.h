@@ -71,6 +71,9 @@ const auth_jwt_t *chat_jwt(chat_t *c);
 
 /* Verifies a token; returns AUTH_OK or an AUTH_ERR_* (see auth_jwt.h). */
 int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
+/* Verifies a server credential (scope "server", issue 15): AUTH_OK, AUTH_ERR_SCOPE for a
+ * user's token, or another AUTH_ERR_*. out->id is the token's sub (for logs). */
+int chat_authenticate_server(chat_t *c, str_t token, chat_user_t *out);
 /* Records (id, name, role) in the store the first time they are seen in this process. */
 void chat_record_user(chat_t *c, const chat_user_t *u);
 

@@ -505,6 +505,7 @@ static int message_update(store_sqlite_t *db, store_message_update_t *op, store_
     char file[ID_SIZE];
     sq_col_id(st, 5, file);
     sqlite3_reset(st);
+    if (op->by_server) member = mine = true; /* a server credential may delete any message */
     if (!member) return STORE_E_NOT_FOUND;
     if (!mine) return STORE_E_FORBIDDEN;
     if (op->remove) {
@@ -545,8 +546,10 @@ int store_sqlite_message_update(store_sqlite_t *db, store_message_update_t *op, 
     memset(&op->msg, 0, sizeof op->msg);
     op->changed = op->window_passed = false;
     op->file_path = STR_NULL;
+    if (op->by_server) op->user = STR_LIT(STORE_SYSTEM_SENDER);
     if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
-        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)))
+        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)) ||
+        (op->by_server && !op->remove))
         return STORE_E_INVALID;
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;
