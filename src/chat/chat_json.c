@@ -280,6 +280,7 @@ int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t c
         {"type", offsetof(chat_send_args_t, type)},
         {"fileId", offsetof(chat_send_args_t, file_id)},
         {"clientMsgId", offsetof(chat_send_args_t, client_msg_id)},
+        {"context", offsetof(chat_send_args_t, context)},
     };
     memset(a, 0, sizeof *a);
     json_object_iter_t it;
@@ -306,6 +307,7 @@ int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t c
             } else {
                 f->kind =
                     val.len == 4 && !memcmp(val.ptr, "null", 4) ? CHAT_ARG_NULL : CHAT_ARG_OTHER;
+                if (f->kind == CHAT_ARG_OTHER) f->s = val; /* raw text (context) */
             }
             break;
         }
