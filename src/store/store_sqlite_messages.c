@@ -29,8 +29,10 @@ int sq_send_cache_flush(store_sqlite_t *db)
 
 /* Remembers a conversation's state after a send that went the long way (or forgets it when
  * memory runs out: the cache is only a shortcut). */
+/* plain: the send named the recipient, so conv is the pair's plain thread (not one about a
+ * context, issue 15), which sends by recipient may then find under the pair's key. */
 static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, str_t sender,
-                           str_t recipient)
+                           str_t recipient, bool plain)
 {
     if (!db->convs.buckets && strmap_init(&db->convs) != 0) return;
     if (!db->directs.buckets && strmap_init(&db->directs) != 0) return;
@@ -39,7 +41,7 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
         if (!(c = calloc(1, sizeof *c))) return;
         memcpy(c->id, conv, ID_SIZE);
         c->direct = store_present(recipient);
-        if (c->direct) {
+        if (c->direct && plain) {
             char key[STORE_DIRECT_KEY_SIZE];
             memcpy(c->a, sender.ptr, sender.len);
             memcpy(c->b, recipient.ptr, recipient.len);
@@ -50,7 +52,7 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
             }
         }
         if (strmap_set(&db->convs, conv, c) != 0) {
-            if (c->direct) {
+            if (c->direct && plain) {
                 char key[STORE_DIRECT_KEY_SIZE];
                 store_direct_key(sender, recipient, key);
                 strmap_remove(&db->directs, key);
@@ -341,7 +343,8 @@ out:
     rc = sq_op_end(db, rc);
     /* The next send to this conversation can take the short way. */
     if (rc == STORE_OK && !op->duplicate && !(db->flags & STORE_SQLITE_READONLY))
-        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient);
+        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient,
+                       !by_conv);
     return rc;
 }
 
