@@ -10,6 +10,8 @@
  *   DELETE /api/server/conversations/:id/members/:userId remove from a group
  *   GET    /api/server/conversations/:id/messages        any conversation's history
  *   DELETE /api/server/messages/:id                      delete any message (issue 16)
+ *   GET    /api/server/users/:id/export                  everything stored about a user
+ *   DELETE /api/server/users/:id                         erase a user (irreversible)
  *
  * A user's token gets 403 FORBIDDEN (reason AUTH_SCOPE) here; a server credential gets 401
  * (reason AUTH_SCOPE) on the user endpoints and sockets. No per-request rate limit applies to
@@ -442,6 +444,43 @@ static int server_delete_message(api_t *a, http_conn_t *hc, str_t msg)
     return HTTP_DEFERRED;
 }
 
+static int server_user(api_t *a, http_conn_t *hc, const http_request_t *req, str_t user, bool erase)
+{
+    if (!auth_sub_is_valid(user.ptr, user.len) || str_eq_cstr(user, SERVER_SENDER)) {
+        api_respond_error(hc, 400, "BAD_REQUEST",
+                          "userId must be 1-64 characters of A-Z a-z 0-9 _ -");
+        return HTTP_DONE;
+    }
+    long long after = 0;
+    long limit = query_limit(req, 100, STORE_PAGE_MAX);
+    if (!erase) {
+        char cur[24];
+        int n = http_query_param(req->query, "cursor", cur, sizeof cur);
+        if (n != -1) {
+            char *end = NULL;
+            errno = 0;
+            after = n > 0 ? strtoll(cur, &end, 10) : 0;
+            if (n <= 0 || !end || *end || after < 1 || errno == ERANGE || cur[0] == '+') {
+                api_respond_error(hc, 400, "BAD_REQUEST",
+                                  "cursor must be a nextCursor from before");
+                return HTTP_DONE;
+            }
+        }
+        if (limit < 0) {
+            api_respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer");
+            return HTTP_DONE;
+        }
+    }
+    api_ctx_t *c = ctx_new(a, hc, NULL);
+    if (!c) return HTTP_DONE;
+    snprintf(c->user.id, sizeof c->user.id, "%.*s", (int)user.len, user.ptr);
+    if (erase)
+        chat_user_erase(api_chat(a), c->user.id, answered, c);
+    else
+        chat_user_export(api_chat(a), c->user.id, after, (size_t)limit, answered, c);
+    return HTTP_DEFERRED;
+}
+
 /* Splits the path into at most max segments; returns how many there are (may be more). */
 static int split(str_t path, str_t *seg, int max)
 {
@@ -502,7 +541,17 @@ int api_handle_server(api_t *a, http_conn_t *hc, const http_request_t *req, str_
     str_t seg[7];
     int n = split(req->path, seg, 7);
     const char *m = NULL;
-    enum { S_MSG, S_MSG_ID, S_CONVS, S_MEMBERS, S_MEMBER, S_HISTORY, S_NONE } ep = S_NONE;
+    enum {
+        S_MSG,
+        S_MSG_ID,
+        S_CONVS,
+        S_MEMBERS,
+        S_MEMBER,
+        S_HISTORY,
+        S_EXPORT,
+        S_ERASE,
+        S_NONE
+    } ep = S_NONE;
     const char *allow = "";
     if (n == 3 && str_eq_cstr(seg[2], "messages"))
         ep = S_MSG, allow = "POST";
@@ -516,6 +565,10 @@ int api_handle_server(api_t *a, http_conn_t *hc, const http_request_t *req, str_
         ep = S_MEMBER, allow = "DELETE";
     else if (n == 5 && str_eq_cstr(seg[2], "conversations") && str_eq_cstr(seg[4], "messages"))
         ep = S_HISTORY, allow = "GET";
+    else if (n == 5 && str_eq_cstr(seg[2], "users") && str_eq_cstr(seg[4], "export"))
+        ep = S_EXPORT, allow = "GET";
+    else if (n == 4 && str_eq_cstr(seg[2], "users"))
+        ep = S_ERASE, allow = "DELETE";
     if (ep == S_NONE) {
         api_respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
@@ -542,6 +595,10 @@ int api_handle_server(api_t *a, http_conn_t *hc, const http_request_t *req, str_
         return server_members(a, hc, body, seg[3], seg[5], false);
     case S_HISTORY:
         return server_history(a, hc, req, seg[3]);
+    case S_EXPORT:
+        return server_user(a, hc, req, seg[3], false);
+    case S_ERASE:
+        return server_user(a, hc, req, seg[3], true);
     default:
         return HTTP_DONE;
     }

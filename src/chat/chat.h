@@ -199,6 +199,14 @@ void chat_system_send(chat_t *c, const char *conv, str_t content, str_t client_m
  * it changed, conversation_updated <conversation> goes to every member and to user. */
 void chat_members_change(chat_t *c, const char *conv, const char *user, bool add,
                          chat_answer_fn done, void *ud);
+/* Everything stored about user (the server API): {user, conversations, files, blocks,
+ * listsTruncated} on the first page (after_pos 0), and on every page {messages (those it
+ * sent, by position), nextCursor}. */
+void chat_user_export(chat_t *c, const char *user, int64_t after_pos, size_t limit,
+                      chat_answer_fn done, void *ud);
+/* Erases user, irreversibly (store_user_erase_t): {userId, erased, messagesDeleted,
+ * conversationsLeft, filesDeleted}; the files' bytes are removed from disk. */
+void chat_user_erase(chat_t *c, const char *user, chat_answer_fn done, void *ud);
 /* delete_message by a server credential (issue 16): any message, as the sender's delete. */
 void chat_message_delete_server(chat_t *c, const char *message, chat_answer_fn done, void *ud);
 

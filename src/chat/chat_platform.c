@@ -379,3 +379,136 @@ void chat_members_change(chat_t *c, const char *conv, const char *user, bool add
     p->req.u.members_change.add = add;
     plat_submit(p, members_changed);
 }
+
+/* ---- export and erase ---- */
+
+static json_t *iso_or_null(int64_t ms)
+{
+    if (ms <= 0) return json_null();
+    char t[64];
+    chat_iso_time(ms, t);
+    return json_string(t);
+}
+
+static void exported(store_req_t *req)
+{
+    plat_t *p = (plat_t *)req;
+    if (store_failed(p)) {
+        plat_free(p);
+        return;
+    }
+    store_user_export_t *x = &req->u.user_export;
+    json_t *doc = json_object();
+    if (x->after_pos == 0) {
+        json_t *u = json_null();
+        if (x->found) {
+            u = chat_user_json(&x->record);
+            json_object_set_new(u, "lastSeen", iso_or_null(x->record.last_seen));
+            json_object_set_new(u, "createdAt", iso_or_null(x->record.created_at));
+        }
+        json_object_set_new(doc, "user", u);
+        json_t *convs = json_array(), *files = json_array(), *blocks = json_array();
+        for (size_t i = 0; i < x->nmemberships; i++)
+            json_array_append_new(convs,
+                                  json_pack("{s:s, s:I, s:o}", "conversationId",
+                                            x->memberships[i].conversation_id, "readSeq",
+                                            (json_int_t)x->memberships[i].read_seq, "joinedAt",
+                                            iso_or_null(x->memberships[i].joined_at)));
+        for (size_t i = 0; i < x->nfiles; i++) {
+            const store_file_t *f = &x->files[i];
+            json_array_append_new(
+                files, json_pack("{s:s, s:o, s:I, s:o, s:o, s:o}", "id", f->id, "name",
+                                 chat_str_or_null(f->name), "size", (json_int_t)f->size, "mime",
+                                 chat_str_or_null(f->mime), "sha256", chat_str_or_null(f->sha256),
+                                 "createdAt", iso_or_null(f->created_at)));
+        }
+        for (size_t i = 0; i < x->nblocks; i++)
+            json_array_append_new(
+                blocks, json_pack("{s:o, s:o}", "userId", chat_str_or_null(x->blocks[i].user_id),
+                                  "blockedAt", iso_or_null(x->blocks[i].created_at)));
+        json_object_set_new(doc, "conversations", convs);
+        json_object_set_new(doc, "files", files);
+        json_object_set_new(doc, "blocks", blocks);
+        json_object_set_new(doc, "listsTruncated", json_boolean(x->lists_more));
+    }
+    json_t *msgs = json_array();
+    for (size_t i = 0; i < x->count; i++)
+        json_array_append_new(msgs, chat_message_json(&x->msgs[i]));
+    json_object_set_new(doc, "messages", msgs);
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)x->next_pos);
+    json_object_set_new(doc, "nextCursor", x->next_pos ? json_string(cur) : json_null());
+    answer_doc(p, 200, doc);
+    plat_free(p);
+}
+
+void chat_user_export(chat_t *c, const char *user, int64_t after_pos, size_t limit,
+                      chat_answer_fn done, void *ud)
+{
+    /* the lists (up to STORE_EXPORT_LIST_MAX each) and a page of messages */
+    size_t room =
+        conv_room(c) + (after_pos == 0 ? 3 * STORE_EXPORT_LIST_MAX * 160 : 0) + limit * 2048;
+    plat_t *p = plat_new(c, room, 0);
+    if (!p) {
+        chat_err_t e = {500, "INTERNAL", "out of memory", 0};
+        done(ud, &e, 0, STR_NULL);
+        return;
+    }
+    p->done = done;
+    p->ud = ud;
+    snprintf(p->user, sizeof p->user, "%s", user);
+    p->req.op = STORE_OP_USER_EXPORT;
+    p->req.u.user_export.user = str_cstr(p->user);
+    p->req.u.user_export.after_pos = after_pos;
+    p->req.u.user_export.limit = limit;
+    plat_submit(p, exported);
+}
+
+static void on_unlinked(uv_fs_t *r)
+{
+    uv_fs_req_cleanup(r);
+    free(r);
+}
+
+static void erased(store_req_t *req)
+{
+    plat_t *p = (plat_t *)req;
+    chat_t *c = p->chat;
+    if (store_failed(p)) {
+        plat_free(p);
+        return;
+    }
+    store_user_erase_t *x = &req->u.user_erase;
+    /* memberships and history documents changed under the caches */
+    chat_cache_clear(c);
+    for (size_t i = 0; i < x->nfiles; i++) {
+        str_t path = x->file_paths[i];
+        uv_fs_t *r = malloc(sizeof *r + path.len + 1);
+        if (!r) continue;
+        char *s = (char *)(r + 1);
+        memcpy(s, path.ptr, path.len);
+        s[path.len] = '\0';
+        if (uv_fs_unlink(c->loop, r, s, on_unlinked) != 0) free(r);
+    }
+    answer_doc(p, 200,
+               json_pack("{s:s, s:b, s:I, s:I, s:I}", "userId", p->user, "erased", 1,
+                         "messagesDeleted", (json_int_t)x->messages, "conversationsLeft",
+                         (json_int_t)x->conversations, "filesDeleted", (json_int_t)x->nfiles));
+    plat_free(p);
+}
+
+void chat_user_erase(chat_t *c, const char *user, chat_answer_fn done, void *ud)
+{
+    plat_t *p = plat_new(c, 64 * 1024 + STORE_EXPORT_LIST_MAX * 300, 0);
+    if (!p) {
+        chat_err_t e = {500, "INTERNAL", "out of memory", 0};
+        done(ud, &e, 0, STR_NULL);
+        return;
+    }
+    p->done = done;
+    p->ud = ud;
+    snprintf(p->user, sizeof p->user, "%s", user);
+    p->req.op = STORE_OP_USER_ERASE;
+    p->req.u.user_erase.user = str_cstr(p->user);
+    plat_submit(p, erased);
+}

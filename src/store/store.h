@@ -457,6 +457,46 @@ typedef struct {
     store_conversation_t conv; /* out (no requester) */
 } store_members_change_t;
 
+/* read: everything stored about a user (GET /api/server/users/:id/export), the messages it
+ * sent a page at a time by pos. The first page (after_pos 0) also has the user's record, its
+ * memberships, files and blocks (each at most STORE_EXPORT_LIST_MAX; *_more when cut). */
+#define STORE_EXPORT_LIST_MAX 5000
+typedef struct {
+    char conversation_id[ID_SIZE];
+    int64_t read_seq, joined_at;
+} store_membership_t;
+
+typedef struct {
+    str_t user;
+    int64_t after_pos;
+    size_t limit;        /* messages; 0: STORE_PAGE_DEFAULT; at most STORE_PAGE_MAX */
+    bool found;          /* out: a users row exists */
+    store_user_t record; /* out */
+    const store_membership_t *memberships; /* out (first page) */
+    size_t nmemberships;
+    const store_file_t *files; /* out (first page) */
+    size_t nfiles;
+    const store_block_t *blocks; /* out (first page): the users it blocks */
+    size_t nblocks;
+    bool lists_more;             /* out: a list above was cut at STORE_EXPORT_LIST_MAX */
+    const store_message_t *msgs; /* out: the messages it sent, ascending pos */
+    size_t count;
+    int64_t next_pos; /* out: 0 when no more; else the after_pos of the next page */
+} store_user_export_t;
+
+/* write: erases a user, irreversibly: every message it sent becomes a tombstone (as a
+ * delete: content "", no file, no clientMsgId, a new pos), its files' records go (paths out,
+ * for the caller to remove the bytes), its memberships and blocks (either way) go, and its
+ * users row goes. The id may be used again later (a new, empty user). */
+typedef struct {
+    str_t user;
+    int64_t messages;        /* out: messages tombstoned */
+    int64_t conversations;   /* out: memberships removed */
+    const str_t *file_paths; /* out */
+    size_t nfiles;
+    bool found; /* out: a users row existed */
+} store_user_erase_t;
+
 typedef struct {       /* write: file.id may be preset (e.g. named the stored bytes), else made */
     store_file_t file; /* in (id, owner, name, mime, path, sha256, size); out: id, created_at */
     int64_t quota;     /* > 0: STORE_E_QUOTA when the owner's files would pass it in bytes */
@@ -501,6 +541,7 @@ typedef enum {
     STORE_OP_MESSAGE_UPDATE,
     STORE_OP_SYSTEM_INSERT,
     STORE_OP_MEMBERS_CHANGE,
+    STORE_OP_USER_ERASE,
     STORE_OP_FIRST_READ_, /* ops from here on only read */
     STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
     STORE_OP_USERS_GET,
@@ -516,6 +557,7 @@ typedef enum {
     STORE_OP_BLOCK_CHECK,
     STORE_OP_UNREAD_TOTAL,
     STORE_OP_SEARCH,
+    STORE_OP_USER_EXPORT,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -569,6 +611,8 @@ struct store_req {
         store_search_t search;
         store_system_insert_t system_insert;
         store_members_change_t members_change;
+        store_user_export_t user_export;
+        store_user_erase_t user_erase;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

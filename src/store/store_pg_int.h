@@ -56,6 +56,12 @@ enum {
     P_MEMBER_COUNT,
     P_MEMBER_ADD,
     P_MEMBER_DELETE,
+    P_EXP_USER,
+    P_EXP_MEMBERSHIPS,
+    P_EXP_FILES,
+    P_EXP_BLOCKS,
+    P_EXP_MESSAGES,
+    P_ERASE,
     P_SEND,
     P_SEND_MANY,
     P_MARK_READ,
@@ -327,6 +333,8 @@ int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a);
 /* Issue 15 (store_pg_platform.c). */
 int pg_system_insert(store_pg_t *db, store_system_insert_t *op, store_arena_t *a, int64_t now);
 int pg_members_change(store_pg_t *db, store_members_change_t *op, store_arena_t *a, int64_t now);
+int pg_user_export(store_pg_t *db, store_user_export_t *op, store_arena_t *a);
+int pg_user_erase(store_pg_t *db, store_user_erase_t *op, store_arena_t *a, int64_t now);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 

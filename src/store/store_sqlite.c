@@ -60,6 +60,20 @@ static const char *const store_sql[S_COUNT_] = {
     [S_CONV_TYPE] = "SELECT type FROM conversations WHERE id = ?1",
     [S_CONV_NEXT_SEQ] = "UPDATE conversations SET last_seq = last_seq + 1,"
                         " updated_at = max(updated_at, ?2) WHERE id = ?1 RETURNING last_seq",
+    /* Export and erase (issue 15). The (sender, client_msg_id) index serves by sender. */
+    [S_EXP_MEMBERSHIPS] = "SELECT conversation_id, read_seq, joined_at FROM conversation_members"
+                          " WHERE user_id = ?1 ORDER BY conversation_id LIMIT ?2",
+    [S_EXP_FILES] = "SELECT " FILE_COLS " FROM files WHERE owner = ?1 ORDER BY created_at, id"
+                    " LIMIT ?2",
+    [S_EXP_MESSAGES] = "SELECT " MSG_COLS "WHERE m.sender = ?1 AND m.pos > ?2 ORDER BY m.pos"
+                       " LIMIT ?3",
+    [S_ERASE_MSG_IDS] = "SELECT id FROM messages WHERE sender = ?1 AND deleted = 0",
+    [S_ERASE_CMIDS] = "UPDATE messages SET client_msg_id = NULL WHERE sender = ?1"
+                      " AND client_msg_id IS NOT NULL",
+    [S_ERASE_FILES] = "DELETE FROM files WHERE owner = ?1 RETURNING path",
+    [S_ERASE_MEMBERS] = "DELETE FROM conversation_members WHERE user_id = ?1",
+    [S_ERASE_BLOCKS] = "DELETE FROM blocks WHERE blocker = ?1 OR blocked = ?1",
+    [S_ERASE_USER] = "DELETE FROM users WHERE id = ?1",
     [S_MEMBER_INSERT] = "INSERT INTO conversation_members"
                         " (conversation_id, user_id, read_seq, joined_at) VALUES (?1, ?2, 0, ?3)"
                         " ON CONFLICT DO NOTHING",
@@ -334,6 +348,12 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_MEMBERS_CHANGE:
         rc = store_sqlite_members_change(db, &req->u.members_change, a, now);
+        break;
+    case STORE_OP_USER_ERASE:
+        rc = store_sqlite_user_erase(db, &req->u.user_erase, a, now);
+        break;
+    case STORE_OP_USER_EXPORT:
+        rc = store_sqlite_user_export(db, &req->u.user_export, a);
         break;
     case STORE_OP_ACCOUNT_GET:
         rc = store_sqlite_account_get(db, &req->u.account_get, a);

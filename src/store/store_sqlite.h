@@ -79,6 +79,9 @@ int store_sqlite_system_insert(store_sqlite_t *db, store_system_insert_t *op, st
                                int64_t now);
 int store_sqlite_members_change(store_sqlite_t *db, store_members_change_t *op, store_arena_t *a,
                                 int64_t now);
+int store_sqlite_user_erase(store_sqlite_t *db, store_user_erase_t *op, store_arena_t *a,
+                            int64_t now);
+int store_sqlite_user_export(store_sqlite_t *db, store_user_export_t *op, store_arena_t *a);
 /* Reads the schema version: the file is there and readable. */
 int store_sqlite_ping(store_sqlite_t *db);
 

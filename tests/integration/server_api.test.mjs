@@ -192,3 +192,63 @@ test('delete by a server credential: tombstone and message_deleted to members', 
     const byB = await api(server, 'DELETE', `/api/chat/messages/${m2.message._id}`, { token: b.token });
     assertApiError(byB, 403, 'FORBIDDEN', 'a user deleting another user\'s message');
 });
+
+test('export and erase: everything about a user, then tombstones and nothing left', async () => {
+    const a = user(), b = user();
+    const sb = await connectLogged(server, b.token);
+    const sa = await connectLogged(server, a.token);
+    const m1 = await emitAck(sa, 'send_message', { recipientId: b.id, content: 'my door code is 4711', clientMsgId: 'c-1' });
+    const m2 = await emitAck(sa, 'send_message', { recipientId: b.id, content: 'second', context: L1 });
+    const m3 = await emitAck(sb, 'send_message', { recipientId: a.id, content: 'reply from b' });
+    assert.ok(m1.ok && m2.ok && m3.ok);
+    const block = await api(server, 'POST', `/api/chat/users/${newUserId()}/block`, { token: a.token });
+    assert.equal(block.status, 200, block.text);
+    const fd = new FormData();
+    fd.append('file', new Blob([Buffer.from('%PDF-1.4 hello')], { type: 'application/pdf' }), 'lease.pdf');
+    const up = await fetch(`${server.url}/api/chat/files`, { method: 'POST', headers: { authorization: `Bearer ${a.token}` }, body: fd });
+    const upText = await up.text();
+    assert.equal(up.status, 201, upText);
+    const file = JSON.parse(upText).file;
+
+    const ex = await srv('GET', `/api/server/users/${a.id}/export`);
+    assert.equal(ex.status, 200, ex.text);
+    assert.equal(ex.json.user.id, a.id);
+    assert.deepEqual(ex.json.conversations.map((c) => c.conversationId).sort(), [m1.message.conversationId, m2.message.conversationId].sort());
+    assert.deepEqual(ex.json.files.map((f) => f.id), [file.id]);
+    assert.equal(ex.json.blocks.length, 1);
+    assert.deepEqual(ex.json.messages.map((m) => m.content), ['my door code is 4711', 'second']);
+    assert.equal(ex.json.nextCursor, null);
+    const p1 = await srv('GET', `/api/server/users/${a.id}/export?limit=1`);
+    assert.equal(p1.json.messages.length, 1);
+    const p2 = await srv('GET', `/api/server/users/${a.id}/export?limit=1&cursor=${p1.json.nextCursor}`);
+    assert.deepEqual(p2.json.messages.map((m) => m.content), ['second']);
+    assert.equal(p2.json.user, undefined, 'later pages carry messages only');
+    const bad = await srv('GET', `/api/server/users/${a.id}/export?cursor=-1`);
+    assertApiError(bad, 400, 'BAD_REQUEST', 'bad cursor');
+
+    const er = await srv('DELETE', `/api/server/users/${a.id}`);
+    assert.equal(er.status, 200, er.text);
+    assert.equal(er.json.erased, true);
+    assert.equal(er.json.messagesDeleted, 2);
+    assert.equal(er.json.filesDeleted, 1);
+    assert.equal(er.json.conversationsLeft, 2);
+    // b's history: a's messages are tombstones in place, b's own stays
+    const h = await api(server, 'GET', `/api/chat/messages/${m1.message.conversationId}`, { token: b.token });
+    assert.deepEqual(h.json.messages.map((m) => [m.seq, m.deleted, m.content]), [[1, true, ''], [2, false, 'reply from b']]);
+    assert.equal(h.json.messages[0].clientMsgId, null);
+    const f = await fetch(`${server.url}/api/chat/files/${file.id}`, { headers: { authorization: `Bearer ${b.token}` } });
+    assert.equal(f.status, 404);
+    const ex2 = await srv('GET', `/api/server/users/${a.id}/export`);
+    assert.equal(ex2.json.user, null);
+    assert.deepEqual(ex2.json.conversations, []);
+    assert.deepEqual(ex2.json.files, []);
+    assert.deepEqual(ex2.json.blocks, []);
+    assert.deepEqual(ex2.json.messages.map((m) => [m.deleted, m.content]), [[true, ''], [true, '']]);
+    // the erased user's old token finds nothing of theirs
+    const la = await api(server, 'GET', '/api/chat/conversations', { token: a.token });
+    assert.deepEqual(la.json.conversations, []);
+    const sysErase = await srv('DELETE', '/api/server/users/system');
+    assertApiError(sysErase, 400, 'BAD_REQUEST', 'erasing "system"');
+    sa.disconnect();
+    sb.disconnect();
+});

@@ -244,8 +244,69 @@ static void test_delete_by_server(sc_t *t)
     CHECK_EQ_INT(sc_message_update(t, &nf, &ar, 3000), STORE_E_NOT_FOUND);
 }
 
+static void test_export_erase(sc_t *t)
+{
+    char conv[ID_SIZE];
+    sc_upsert(t, "alice", "Alice");
+    sc_direct(t, "alice", "bob", conv);
+    CHECK(sc_send(t, conv, "alice", "one") == 1);
+    CHECK(sc_send(t, conv, "bob", "two") == 2);
+    CHECK(sc_send(t, conv, "alice", "three") == 3);
+    store_arena_t ar = sc_arena();
+    store_user_export_t x = {.user = STR_LIT("alice"), .limit = 1};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_EXPORT, &x, sizeof x, &ar, 0), STORE_OK);
+    CHECK(x.found);
+    CHECK_MEM(x.record.name.ptr, x.record.name.len, "Alice");
+    CHECK_EQ_INT(x.nmemberships, 1);
+    CHECK(strcmp(x.memberships[0].conversation_id, conv) == 0);
+    CHECK_EQ_INT(x.count, 1);
+    CHECK_MEM(x.msgs[0].content.ptr, x.msgs[0].content.len, "one");
+    CHECK(x.next_pos > 0);
+    int64_t next = x.next_pos;
+    store_user_export_t x2 = {.user = STR_LIT("alice"), .after_pos = next, .limit = 10};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_EXPORT, &x2, sizeof x2, &ar, 0), STORE_OK);
+    CHECK_EQ_INT(x2.count, 1);
+    CHECK_MEM(x2.msgs[0].content.ptr, x2.msgs[0].content.len, "three");
+    CHECK_EQ_INT(x2.next_pos, 0);
+    CHECK_EQ_INT(x2.nmemberships, 0);
+
+    store_user_erase_t e = {.user = STR_LIT("alice")};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_ERASE, &e, sizeof e, &ar, 5000), STORE_OK);
+    CHECK(e.found);
+    CHECK_EQ_INT(e.messages, 2);
+    CHECK_EQ_INT(e.conversations, 1);
+    /* tombstones in place, seq kept; bob's message stays; alice is no member any more */
+    store_messages_page_t p = {.conversation_id = str_make(conv, ID_LEN),
+                               .requester = STR_LIT("bob")};
+    CHECK_EQ_INT(sc_messages_page(t, &p, &ar), STORE_OK);
+    CHECK_EQ_INT(p.count, 3);
+    CHECK(p.msgs[0].deleted && p.msgs[0].content.len == 0 && p.msgs[0].seq == 1);
+    CHECK(!p.msgs[1].deleted);
+    CHECK(p.msgs[2].deleted);
+    store_conversation_get_t g = {.id = str_make(conv, ID_LEN)};
+    CHECK_EQ_INT(sc_conversation_get(t, &g, &ar), STORE_OK);
+    CHECK_EQ_INT(g.conv.member_count, 1);
+    store_user_export_t x3 = {.user = STR_LIT("alice")};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_EXPORT, &x3, sizeof x3, &ar, 0), STORE_OK);
+    CHECK(!x3.found);
+    CHECK_EQ_INT(x3.nmemberships, 0);
+    /* erasing again: nothing left, not an error */
+    store_user_erase_t e2 = {.user = STR_LIT("alice")};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_ERASE, &e2, sizeof e2, &ar, 6000), STORE_OK);
+    CHECK(!e2.found);
+    CHECK_EQ_INT(e2.messages, 0);
+    /* the id may come back as a new, empty user */
+    sc_upsert(t, "alice", "Alice again");
+    store_user_erase_t bad = {.user = STR_LIT(STORE_SYSTEM_SENDER)};
+    CHECK_EQ_INT(sc_run_op(t, STORE_OP_USER_ERASE, &bad, sizeof bad, &ar, 6000), STORE_E_INVALID);
+}
+
 const sc_case_t sc_cases_platform[] = {
-    {"context_direct", test_context_direct},     {"context_list", test_context_list},
-    {"system_insert", test_system_insert},       {"members_change", test_members_change},
-    {"delete_by_server", test_delete_by_server}, {NULL, NULL},
+    {"export_erase", test_export_erase},
+    {"context_direct", test_context_direct},
+    {"context_list", test_context_list},
+    {"system_insert", test_system_insert},
+    {"members_change", test_members_change},
+    {"delete_by_server", test_delete_by_server},
+    {NULL, NULL},
 };
