@@ -4,6 +4,7 @@
 import { io } from 'socket.io-client';
 
 import { ApiError, describeError, socketPath } from './api.js';
+import { ContextMethods } from './context.js';
 import { ConvListMethods } from './convlist.js';
 import { FileMethods } from './files.js';
 import { setChildren } from './dom.js';
@@ -231,7 +232,7 @@ export class ChatApp {
         if (isNew && this.socket?.connected) this.requestStatuses();
         // A draft with this peer became real (here, or in another tab of ours).
         const peer = this.peerOf(conv);
-        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && conv.participants.length === 2) {
+        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && !conv.context && conv.participants.length === 2) {
             this.adoptDraft(`draft:${peer}`, conv._id);
         }
         return conv;
@@ -277,6 +278,12 @@ export class ChatApp {
     }
 
     convName(conv) {
+        const subject = this.contextSubject(conv); // what it is about leads (context.js)
+        const name = this.convPeopleName(conv);
+        return subject && subject !== name ? `${subject} · ${name}` : name;
+    }
+
+    convPeopleName(conv) {
         if (!conv) return '';
         if (conv.title) return conv.title;
         const peer = this.peerOf(conv);
@@ -658,6 +665,7 @@ export class ChatApp {
     // ---- navigation ----
 
     route() {
+        if (this.routeContext()) return; // #/context/<type>/<id>?with= (context.js)
         const m = /^#\/c\/([^/]+)$/.exec(location.hash);
         const id = m ? decodeURIComponent(m[1]) : null;
         if (id && (this.convs.has(id) || /^[A-Za-z0-9_-]{1,64}$/.test(id))) this.open(id, false);
@@ -692,7 +700,7 @@ export class ChatApp {
 
     startWith(user) {
         this.people.learn(user);
-        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id);
+        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id && !c.context);
         this.clearSearch();
         if (existing) return this.open(existing._id);
         const id = `draft:${user.id}`;
@@ -767,7 +775,7 @@ export class ChatApp {
 
 // ChatApp's methods live in several files (one concern each); they are copied onto its prototype
 // here, so they all share `this` exactly as if they were written in the class.
-for (const part of [ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
+for (const part of [ContextMethods, ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
     for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
         if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }
