@@ -259,6 +259,8 @@ static void deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 
 void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
 {
+    /* another node changed a group's members: the members cached here are stale */
+    if (strcmp(d->event, "conversation_updated") == 0) chat_members_forget(c, d);
     deliver(c, d, false);
 }
 

@@ -195,6 +195,9 @@ void chat_cache_members(chat_t *c, const store_conversation_t *conv);
 bool chat_cache_has(const members_entry_t *e, const char *user);
 void chat_cache_clear(chat_t *c);
 void chat_cache_drop(chat_t *c, const char *conv);
+/* A conversation_updated delivery from another node (chat_platform.c): the conversation's
+ * cached members and history are dropped here too. */
+void chat_members_forget(chat_t *c, const chat_delivery_t *d);
 /* Recent history: the newest page of a conversation from memory. Writes the answer
  * {messages,nextCursor} to out and returns true when user is a known member and the page is
  * in memory; false means: ask the store (then chat_history_fill with the newest page). */

@@ -359,6 +359,21 @@ static void members_changed(store_req_t *req)
     plat_free(p);
 }
 
+void chat_members_forget(chat_t *c, const chat_delivery_t *d)
+{
+    /* the document starts {"_id":"<24 hex>" (chat_conversation_json keeps its key order) */
+    static const char head[] = "{\"_id\":\"";
+    size_t hl = sizeof head - 1;
+    if (d->nargs < 1 || d->args[0].len < hl + ID_LEN || memcmp(d->args[0].ptr, head, hl) != 0)
+        return;
+    str_t id = str_make(d->args[0].ptr + hl, ID_LEN);
+    if (!id_valid(id)) return;
+    char conv[ID_SIZE];
+    memcpy(conv, id.ptr, ID_LEN);
+    conv[ID_LEN] = '\0';
+    chat_cache_drop(c, conv);
+}
+
 void chat_members_change(chat_t *c, const char *conv, const char *user, bool add,
                          chat_answer_fn done, void *ud)
 {
