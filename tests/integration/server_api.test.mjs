@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     connectLogged, connectRefused, emitAck, api, tokenFor, newUserId, assertApiError,
-    assertMessage, serverPerFile, waitFor,
+    assertMessage, serverPerFile, waitFor, runParlor,
 } from './chat_helpers.mjs';
 
 let server;
@@ -251,4 +251,21 @@ test('export and erase: everything about a user, then tombstones and nothing lef
     assertApiError(sysErase, 400, 'BAD_REQUEST', 'erasing "system"');
     sa.disconnect();
     sb.disconnect();
+});
+
+test('parlor token --scope server mints a server credential', async () => {
+    const r = await runParlor(['token', 'platform', '--scope', 'server', '--jwt-secret', server.secret]);
+    assert.equal(r.code, 0, r.stderr);
+    const token = r.stdout.trim();
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    assert.equal(claims.scope, 'server');
+    assert.equal(claims.sub, 'platform');
+    const ok = await api(server, 'GET', '/api/server/users/nobody-here/export', { token });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.user, null);
+    const refused = await api(server, 'GET', '/api/chat/conversations', { token });
+    assertApiError(refused, 401, 'UNAUTHORIZED', 'the minted server credential on a user endpoint');
+    const bad = await runParlor(['token', 'platform', '--scope', 'admin', '--jwt-secret', server.secret]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--scope takes only server/);
 });
