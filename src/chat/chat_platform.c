@@ -461,8 +461,10 @@ void chat_user_export(chat_t *c, const char *user, int64_t after_pos, size_t lim
                       chat_answer_fn done, void *ud)
 {
     /* the lists (up to STORE_EXPORT_LIST_MAX each) and a page of messages */
-    size_t room =
-        conv_room(c) + (after_pos == 0 ? 3 * STORE_EXPORT_LIST_MAX * 160 : 0) + limit * 2048;
+    /* lists: a membership (48 bytes), a file with its strings (a path and a name: about 600
+     * at most in practice) and a block (about 100) per entry, 5,000 entries each at most. A
+     * page of messages that does not fit is cut short (nextCursor goes on from there). */
+    size_t room = conv_room(c) + (after_pos == 0 ? STORE_EXPORT_LIST_MAX * 768 : 0) + limit * 2048;
     plat_t *p = plat_new(c, room, 0);
     if (!p) {
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
