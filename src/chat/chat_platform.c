@@ -253,6 +253,21 @@ static void system_inserted(store_req_t *req)
     plat_free(p);
 }
 
+static void system_insert_submit(plat_t *p)
+{
+    /* the inputs: conversation id (p->conv), content and clientMsgId in p->strings */
+    store_req_t *req = &p->req;
+    str_t content = str_cstr(p->strings);
+    const char *cm = p->strings + content.len + 1;
+    str_t cmid = p->add ? str_cstr(cm) : STR_NULL; /* add: a clientMsgId was given */
+    memset(&req->u, 0, sizeof req->u);
+    req->op = STORE_OP_SYSTEM_INSERT;
+    req->u.system_insert.conversation_id = str_make(p->conv, ID_LEN);
+    req->u.system_insert.content = content;
+    req->u.system_insert.client_msg_id = cmid;
+    plat_submit(p, system_inserted);
+}
+
 /* The members first (the audience, and the cache), then the insert. */
 static void system_conv_loaded(store_req_t *req)
 {
@@ -273,16 +288,7 @@ static void system_conv_loaded(store_req_t *req)
     }
     for (size_t i = 0; i < conv->member_count && i < STORE_GROUP_MAX; i++)
         p->members[p->nmembers++] = keep(&at, conv->members[i].user_id);
-    /* the inputs: conversation id (p->conv), content and clientMsgId in p->strings */
-    str_t content = str_cstr(p->strings);
-    const char *cm = p->strings + content.len + 1;
-    str_t cmid = p->add ? str_cstr(cm) : STR_NULL; /* add: a clientMsgId was given */
-    memset(&req->u, 0, sizeof req->u);
-    req->op = STORE_OP_SYSTEM_INSERT;
-    req->u.system_insert.conversation_id = str_make(p->conv, ID_LEN);
-    req->u.system_insert.content = content;
-    req->u.system_insert.client_msg_id = cmid;
-    plat_submit(p, system_inserted);
+    system_insert_submit(p);
 }
 
 void chat_system_send(chat_t *c, const char *conv, str_t content, str_t client_msg_id,
@@ -302,6 +308,21 @@ void chat_system_send(chat_t *c, const char *conv, str_t content, str_t client_m
     keep(&at, content.ptr ? content : STR_LIT(""));
     p->add = client_msg_id.ptr && client_msg_id.len;
     keep(&at, p->add ? client_msg_id : STR_LIT(""));
+    members_entry_t *e = chat_cache_find(c, p->conv);
+    if (e) { /* the members are known: straight to the insert */
+        size_t need = 1;
+        for (uint32_t i = 0; i < e->n; i++) need += strlen(e->users[i]) + 1;
+        char *names = p->names = malloc(need);
+        if (!names) {
+            answer_err(p, 500, "INTERNAL", "out of memory");
+            plat_free(p);
+            return;
+        }
+        for (uint32_t i = 0; i < e->n && i < STORE_GROUP_MAX; i++)
+            p->members[p->nmembers++] = keep(&names, str_cstr(e->users[i]));
+        system_insert_submit(p);
+        return;
+    }
     p->req.op = STORE_OP_CONVERSATION_GET;
     p->req.u.conversation_get.id = str_make(p->conv, ID_LEN);
     plat_submit(p, system_conv_loaded);
