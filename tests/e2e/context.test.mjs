@@ -94,6 +94,25 @@ describe('web client: conversations about a listing', { timeout: 170000 }, () =>
         for (const p of [tenant.page, owner.page]) {
             await p.locator('.messages li.system-notice').filter({ hasText: 'Viewing confirmed for Tuesday 10:00' }).waitFor({ timeout: T });
         }
+    });
+
+    step('a member removed from a group by the platform sees the group leave the list', ['a system notice from the platform is a notice line on both sides'], async () => {
+        const tenantId = (await rest(server, 'GET', 'api/chat/conversations', { token: ownerAccount.token })).json
+            .conversations.flatMap((c) => c.participants).find((p) => p !== ownerAccount.user.id);
+        const g = await rest(server, 'POST', 'api/server/conversations', {
+            token: serverToken(),
+            body: { participantIds: [ownerAccount.user.id, tenantId], type: 'group', title: 'Viewing group' },
+        });
+        assert.equal(g.status, 201, g.text);
+        const n = await rest(server, 'POST', 'api/server/messages', {
+            token: serverToken(), body: { conversationId: g.json._id, senderId: 'system', content: 'Welcome to the viewing group' },
+        });
+        assert.equal(n.status, 201, n.text);
+        const row = tenant.page.locator('.conv-list .conv').filter({ hasText: 'Viewing group' });
+        await row.first().waitFor({ timeout: T });
+        const rm = await rest(server, 'DELETE', `api/server/conversations/${g.json._id}/members/${tenantId}`, { token: serverToken() });
+        assert.equal(rm.status, 200, rm.text);
+        await row.first().waitFor({ state: 'detached', timeout: T });
         assertNoErrors(tenant, owner);
         assertNoCsp(tenant, owner);
     });

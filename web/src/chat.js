@@ -124,6 +124,7 @@ export class ChatApp {
         socket.on('messages_read', (r) => this.onRead(r));
         socket.on('message_updated', (m) => this.onMessageUpdated(m));
         socket.on('message_deleted', (d) => this.onMessageDeleted(d));
+        socket.on('conversation_updated', (c) => this.onConversationUpdated(c)); // context.js
         socket.on('typing', (t) => this.onTyping(t));
         socket.on('user_status', (s) => {
             this.people.setStatus(s);

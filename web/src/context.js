@@ -73,6 +73,27 @@ export class ContextMethods {
         return true;
     }
 
+    // A group's members changed (the platform's server API): the new document; when we were
+    // removed, the conversation leaves the list (and closes if it was open).
+    onConversationUpdated(c) {
+        if (!c || typeof c._id !== 'string') return;
+        if (!(c.participants || []).includes(this.me.id)) {
+            this.convs.delete(c._id);
+            this.threads.delete(c._id);
+            if (this.activeId === c._id) {
+                this.toast('You were removed from this conversation.');
+                this.open(null);
+            }
+            this.renderList();
+            return;
+        }
+        const old = this.convs.get(c._id);
+        // keep what this client counted itself (unread, last message); take the members and names
+        this.upsertConv({ ...c, unreadCount: old?.unreadCount ?? c.unreadCount, lastMessage: old?.lastMessage ?? c.lastMessage });
+        this.renderList();
+        if (this.activeId === c._id) this.renderHeader();
+    }
+
     // A system notice: one centred line, with its time.
     fillSystem(li, m) {
         li.className = 'msg system-notice';
