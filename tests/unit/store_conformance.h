@@ -49,9 +49,9 @@ extern const sc_case_t sc_cases_edits[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
-extern const sc_case_t sc_cases_blocks[]; /* store_conformance_blocks.c (issue 16) */
-extern const sc_case_t sc_cases_search[]; /* store_conformance_search.c (issue 16) */
-extern const sc_case_t sc_cases_pg[];     /* PostgreSQL only (store_conformance_pg.c) */
+extern const sc_case_t sc_cases_blocks[];   /* store_conformance_blocks.c (issue 16) */
+extern const sc_case_t sc_cases_search[];   /* store_conformance_search.c (issue 16) */
+extern const sc_case_t sc_cases_pg[];       /* PostgreSQL only (store_conformance_pg.c) */
 extern const sc_case_t sc_cases_platform[]; /* store_conformance_platform.c (issue 15) */
 
 /* The loop's thread (every done() must run on it). */
