@@ -204,7 +204,10 @@ static int create_conversation(api_t *a, http_conn_t *hc, json_t *b, const char 
     if (!c) return HTTP_DONE;
     c->user = *as;
     if (direct) {
-        chat_direct_open(api_chat(a), creator, other, &ctx, answered, c);
+        if (direct_if_one) /* the server API */
+            chat_direct_open(api_chat(a), creator, other, &ctx, answered, c);
+        else
+            chat_direct_open_as_user(api_chat(a), creator, other, &ctx, answered, c);
         return HTTP_DEFERRED;
     }
     size_t n = json_array_size(ids);

@@ -175,9 +175,14 @@ const char *chat_context_problem(chat_t *c, json_t *v, store_context_t *out);
 /* Why content cannot be a text message's (NULL: it can), as send_message decides. */
 const char *chat_content_check(chat_t *c, str_t content);
 /* The direct conversation of user and other about ctx (NULL or absent: their plain thread),
- * found or created: 200 or 201 and the conversation document (for user). */
+ * found or created: 200 or 201 and the conversation document (for user). No block check (the
+ * server API's). */
 void chat_direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
                       chat_answer_fn done, void *ud);
+/* The same for a user's own request (POST /api/chat/conversations): refused with FORBIDDEN
+ * (reason BLOCKED) when one of the two blocked the other. */
+void chat_direct_open_as_user(chat_t *c, const char *user, const char *other,
+                              const store_context_t *ctx, chat_answer_fn done, void *ud);
 /* chat_group_create with a context (ctx NULL: none). */
 void chat_group_create_about(chat_t *c, const char *user, const str_t *participants, size_t n,
                              str_t title, const store_context_t *ctx, chat_answer_fn done,

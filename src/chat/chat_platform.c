@@ -190,8 +190,32 @@ static void direct_opened(store_req_t *req)
     plat_free(p);
 }
 
-void chat_direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
-                      chat_answer_fn done, void *ud)
+static void direct_submit(plat_t *p)
+{
+    plat_submit(p, direct_opened);
+}
+
+static void direct_block_known(chat_t *c, void *arg, bool blocked, int status)
+{
+    (void)c;
+    plat_t *p = arg;
+    if (status != STORE_OK) {
+        chat_err_t e;
+        chat_store_err(status, &e);
+        p->done(p->ud, &e, 0, STR_NULL);
+        plat_free(p);
+    } else if (blocked) {
+        answer_err(p, 403, "FORBIDDEN", chat_msg_blocked);
+        plat_free(p);
+    } else {
+        direct_submit(p);
+    }
+}
+
+/* as_user: a user's own request, refused (FORBIDDEN, reason BLOCKED) when one of the two
+ * blocked the other, so that a blocked user cannot fill the other's list with threads. */
+static void direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
+                        bool as_user, chat_answer_fn done, void *ud)
 {
     plat_t *p = plat_new(c, conv_room(c), ctx_len(ctx) + 1);
     if (!p) {
@@ -208,7 +232,25 @@ void chat_direct_open(chat_t *c, const char *user, const char *other, const stor
     p->req.u.direct_open.user = str_cstr(p->user);
     p->req.u.direct_open.other = str_cstr(p->other);
     p->req.u.direct_open.context = keep_ctx(&at, ctx);
-    plat_submit(p, direct_opened);
+    int known = as_user ? chat_block_between(c, p->user, p->other, direct_block_known, p) : 0;
+    if (known == 1) {
+        answer_err(p, 403, "FORBIDDEN", chat_msg_blocked);
+        plat_free(p);
+    } else if (known == 0) {
+        direct_submit(p);
+    }
+}
+
+void chat_direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
+                      chat_answer_fn done, void *ud)
+{
+    direct_open(c, user, other, ctx, false, done, ud);
+}
+
+void chat_direct_open_as_user(chat_t *c, const char *user, const char *other,
+                              const store_context_t *ctx, chat_answer_fn done, void *ud)
+{
+    direct_open(c, user, other, ctx, true, done, ud);
 }
 
 /* ---- system notices ---- */

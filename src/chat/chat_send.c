@@ -202,6 +202,29 @@ static void open_done(store_req_t *req)
     submit_insert(s);
 }
 
+static void open_submit(send_ctx_t *s)
+{
+    s->req.op = STORE_OP_DIRECT_OPEN;
+    s->req.done = open_done;
+    s->req.u.direct_open.user = str_cstr(s->user.id);
+    s->req.u.direct_open.other = s->in.recipient_id.s;
+    s->req.u.direct_open.context = s->ctx;
+    if (store_submit(s->chat->store, &s->req) != 0)
+        send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
+}
+
+static void about_blocked(chat_t *c, void *arg, bool blocked, int status)
+{
+    (void)c;
+    send_ctx_t *s = arg;
+    if (status != STORE_OK)
+        send_fail_store(s, status);
+    else if (blocked)
+        send_finish(s, 403, "FORBIDDEN", chat_msg_blocked, STR_NULL, false);
+    else
+        open_submit(s);
+}
+
 /* Present and not null. */
 static bool given(const chat_arg_t *a)
 {
@@ -323,13 +346,13 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
         s->ctx.id = out.s;
         copy_arg(&out, &ti, &at);
         s->ctx.title = ti.kind == CHAT_ARG_STRING ? out.s : STR_NULL;
-        s->req.op = STORE_OP_DIRECT_OPEN;
-        s->req.done = open_done;
-        s->req.u.direct_open.user = str_cstr(s->user.id);
-        s->req.u.direct_open.other = s->in.recipient_id.s;
-        s->req.u.direct_open.context = s->ctx;
-        if (store_submit(c->store, &s->req) != 0)
-            send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
+        /* a block between the two refuses it before the conversation is created (an empty
+         * thread in the other's list would be the blocked user's message) */
+        int known = chat_block_between(c, s->user.id, s->in.recipient_id.s.ptr, about_blocked, s);
+        if (known == 1)
+            send_finish(s, 403, "FORBIDDEN", chat_msg_blocked, STR_NULL, false);
+        else if (known == 0)
+            open_submit(s);
         return;
     }
     if (given(cid)) {

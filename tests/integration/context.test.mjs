@@ -117,3 +117,23 @@ test('hostile contexts are refused and nothing is created', async () => {
     const list = await api(server, 'GET', '/api/chat/conversations', { token: a.token });
     assert.equal(list.json.conversations.length, 1, 'only the one valid send created a thread');
 });
+
+test('a blocked user cannot open threads about contexts in the blocker\'s list', async () => {
+    const a = user(), b = user();
+    const blk = await api(server, 'POST', `/api/chat/users/${a.id}/block`, { token: b.token });
+    assert.equal(blk.status, 200, blk.text);
+    const s = await connectLogged(server, a.token);
+    for (let i = 0; i < 2; i++) { // the second time the block is known from memory
+        const ack = await emitAck(s, 'send_message', { recipientId: b.id, content: 'hi', context: { type: 'listing', id: `L-${i}` } });
+        assert.equal(ack.ok, false, JSON.stringify(ack));
+        assert.equal(ack.error.code, 'FORBIDDEN');
+        assert.equal(ack.error.reason, 'BLOCKED');
+    }
+    const r = await api(server, 'POST', '/api/chat/conversations', { token: a.token, body: { participantIds: [b.id], context: L1 } });
+    assertApiError(r, 403, 'FORBIDDEN', 'open about a context with a blocker');
+    assert.equal(r.json.error.reason, 'BLOCKED');
+    const lb = await api(server, 'GET', '/api/chat/conversations', { token: b.token });
+    assert.deepEqual(lb.json.conversations, [], 'nothing in the blocker\'s list');
+    const la = await api(server, 'GET', '/api/chat/conversations', { token: a.token });
+    assert.deepEqual(la.json.conversations, []);
+});
