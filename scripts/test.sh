@@ -130,6 +130,7 @@ integration() { # binary
 # tests/pg/: what needs PostgreSQL itself (several nodes on one database, the database stopped
 # under load, parlor migrate); they start their own private servers where they stop them.
 PG_INTEGRATION=(tests/integration/chat_*.test.mjs tests/integration/files.test.mjs
+                tests/integration/context.test.mjs tests/integration/server_api.test.mjs
                 tests/pg/*.test.mjs)
 
 pg_start() {

@@ -71,6 +71,9 @@ const auth_jwt_t *chat_jwt(chat_t *c);
 
 /* Verifies a token; returns AUTH_OK or an AUTH_ERR_* (see auth_jwt.h). */
 int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
+/* Verifies a server credential (scope "server", issue 15): AUTH_OK, AUTH_ERR_SCOPE for a
+ * user's token, or another AUTH_ERR_*. out->id is the token's sub (for logs). */
+int chat_authenticate_server(chat_t *c, str_t token, chat_user_t *out);
 /* Records (id, name, role) in the store the first time they are seen in this process. */
 void chat_record_user(chat_t *c, const chat_user_t *u);
 
@@ -161,6 +164,56 @@ void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
  * newest; else a nextCursor. */
 void chat_search(chat_t *c, const char *user, str_t q, const char *conv_or_null, size_t limit,
                  int64_t before_pos, chat_answer_fn done, void *ud);
+
+/* ---- The platform (issue 15): contexts and the server API (chat_platform.c) ---- */
+
+/* Why v (the "context" of a send or a request; NULL or JSON null: none) is not a context
+ * {type, id, title?} (type and id 1-64 of [A-Za-z0-9_.:-], title at most 200 characters, no
+ * control characters, no other keys), or NULL and out filled (strings borrowed from v; all
+ * absent for none). */
+const char *chat_context_problem(chat_t *c, json_t *v, store_context_t *out);
+/* Why content cannot be a text message's (NULL: it can), as send_message decides. */
+const char *chat_content_check(chat_t *c, str_t content);
+/* The direct conversation of user and other about ctx (NULL or absent: their plain thread),
+ * found or created: 200 or 201 and the conversation document (for user). No block check (the
+ * server API's). */
+void chat_direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
+                      chat_answer_fn done, void *ud);
+/* The same for a user's own request (POST /api/chat/conversations): refused with FORBIDDEN
+ * (reason BLOCKED) when one of the two blocked the other. */
+void chat_direct_open_as_user(chat_t *c, const char *user, const char *other,
+                              const store_context_t *ctx, chat_answer_fn done, void *ud);
+/* chat_group_create with a context (ctx NULL: none). */
+void chat_group_create_about(chat_t *c, const char *user, const str_t *participants, size_t n,
+                             str_t title, const store_context_t *ctx, chat_answer_fn done,
+                             void *ud);
+/* chat_conversations of the conversations about one context (ctx_type and ctx_id valid parts;
+ * both absent: all). */
+void chat_conversations_about(chat_t *c, const char *user, str_t cursor, size_t limit,
+                              str_t ctx_type, str_t ctx_id, chat_answer_fn done, void *ud);
+/* A page of any conversation's history (no membership needed: the server API). */
+void chat_history_any(chat_t *c, const char *conv, int64_t before_seq, size_t limit,
+                      chat_answer_fn done, void *ud);
+/* A system notice into conv (24-hex): stored (sender "system", type "system" in its document),
+ * delivered to every member's sockets as receive_message, and answered through done like a
+ * send (duplicate for a repeated clientMsgId, which is not delivered again). content must
+ * have passed chat_content_problem's checks. */
+void chat_system_send(chat_t *c, const char *conv, str_t content, str_t client_msg_id,
+                      chat_send_done done, void *ud);
+/* Adds (add) or removes user as a member of the group conv: {"conversation","changed"}; when
+ * it changed, conversation_updated <conversation> goes to every member and to user. */
+void chat_members_change(chat_t *c, const char *conv, const char *user, bool add,
+                         chat_answer_fn done, void *ud);
+/* Everything stored about user (the server API): {user, conversations, files, blocks,
+ * listsTruncated} on the first page (after_pos 0), and on every page {messages (those it
+ * sent, by position), nextCursor}. */
+void chat_user_export(chat_t *c, const char *user, int64_t after_pos, size_t limit,
+                      chat_answer_fn done, void *ud);
+/* Erases user, irreversibly (store_user_erase_t): {userId, erased, messagesDeleted,
+ * conversationsLeft, filesDeleted}; the files' bytes are removed from disk. */
+void chat_user_erase(chat_t *c, const char *user, chat_answer_fn done, void *ud);
+/* delete_message by a server credential (issue 16): any message, as the sender's delete. */
+void chat_message_delete_server(chat_t *c, const char *message, chat_answer_fn done, void *ud);
 
 /* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
 

@@ -264,3 +264,22 @@ int chat_store_error(int st, const char **code, const char **message)
     *message = e.message;
     return e.status;
 }
+
+/* Membership changed (issue 15: the server API adds and removes group members): the entry and
+ * its recent history are forgotten, and the next use asks the store. */
+void chat_cache_drop(chat_t *c, const char *conv)
+{
+    members_entry_t **pp = &c->buckets[id_hash(conv) & (c->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->next) {
+        members_entry_t *e = *pp;
+        if (memcmp(e->id, conv, ID_LEN) != 0) continue;
+        *pp = e->next;
+        history_free(c, e);
+        for (uint32_t k = 0; k < e->n; k++) free(e->users[k]);
+        free(e->users);
+        free(e);
+        c->nentries--;
+        break;
+    }
+    chat_marks_forget(c); /* read marks answered from memory: the removed member's too */
+}

@@ -33,7 +33,8 @@ typedef struct history history_t;
 typedef struct chat_replay chat_replay_t;
 typedef struct chat_marks chat_marks_t;
 
-/* The members of one conversation, cached: conversations never change membership. */
+/* The members of one conversation, cached. Only groups change membership (the server API,
+ * chat_platform.c), which drops the entry (chat_cache_drop). */
 typedef struct members_entry {
     char id[ID_SIZE];
     struct members_entry *next;
@@ -198,6 +199,10 @@ void chat_cache_put(chat_t *c, const char *conv, const str_t *users, size_t n);
 void chat_cache_members(chat_t *c, const store_conversation_t *conv);
 bool chat_cache_has(const members_entry_t *e, const char *user);
 void chat_cache_clear(chat_t *c);
+void chat_cache_drop(chat_t *c, const char *conv);
+/* A conversation_updated delivery from another node (chat_platform.c): the conversation's
+ * cached members and history are dropped here too. */
+void chat_members_forget(chat_t *c, const chat_delivery_t *d);
 /* Recent history: the newest page of a conversation from memory. Writes the answer
  * {messages,nextCursor} to out and returns true when user is a known member and the page is
  * in memory; false means: ask the store (then chat_history_fill with the newest page). */

@@ -550,6 +550,14 @@ int pg_exec_one(store_pg_t *db, store_req_t *req)
         return pg_file_insert(db, &req->u.file_insert, now);
     case STORE_OP_MESSAGE_UPDATE:
         return pg_message_update(db, &req->u.message_update, a, now);
+    case STORE_OP_SYSTEM_INSERT:
+        return pg_system_insert(db, &req->u.system_insert, a, now);
+    case STORE_OP_MEMBERS_CHANGE:
+        return pg_members_change(db, &req->u.members_change, a, now);
+    case STORE_OP_USER_ERASE:
+        return pg_user_erase(db, &req->u.user_erase, a, now);
+    case STORE_OP_USER_EXPORT:
+        return pg_user_export(db, &req->u.user_export, a);
     case STORE_OP_ACCOUNT_GET:
         return pg_account_get(db, &req->u.account_get, a);
     case STORE_OP_USERS_GET:

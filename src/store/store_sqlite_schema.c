@@ -148,6 +148,17 @@ static const char store_migration_6[] =
     "ALTER TABLE messages ADD COLUMN edited_at INTEGER;"
     "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 7 (issue 15): a conversation's context, what it is about ({type, id, title?}).
+ * A direct conversation about a context has the key "min|max|type|id" (store_direct_ctx_key),
+ * so the UNIQUE direct_key makes it one per pair and context, and the plain "min|max" thread
+ * stays as it was. The index serves platform-wide lookups of a context. */
+static const char store_migration_7[] =
+    "ALTER TABLE conversations ADD COLUMN context_type TEXT;"
+    "ALTER TABLE conversations ADD COLUMN context_id TEXT;"
+    "ALTER TABLE conversations ADD COLUMN context_title TEXT;"
+    "CREATE INDEX conversations_by_context ON conversations(context_type, context_id)"
+    " WHERE context_type IS NOT NULL;";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     NULL,
     store_migration_1,
@@ -156,6 +167,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     store_migration_4,
     store_migration_5,
     store_migration_6,
+    store_migration_7,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

@@ -5,6 +5,7 @@ import { io } from 'socket.io-client';
 
 import { ApiError, describeError, socketPath } from './api.js';
 import { BlockMethods } from './block.js';
+import { ContextMethods } from './context.js';
 import { ConvListMethods } from './convlist.js';
 import { FileMethods } from './files.js';
 import { setChildren } from './dom.js';
@@ -129,6 +130,7 @@ export class ChatApp {
         socket.on('messages_read', (r) => this.onRead(r));
         socket.on('message_updated', (m) => this.onMessageUpdated(m));
         socket.on('message_deleted', (d) => this.onMessageDeleted(d));
+        socket.on('conversation_updated', (c) => this.onConversationUpdated(c)); // context.js
         socket.on('typing', (t) => this.onTyping(t));
         socket.on('user_status', (s) => {
             this.people.setStatus(s);
@@ -237,7 +239,7 @@ export class ChatApp {
         if (isNew && this.socket?.connected) this.requestStatuses();
         // A draft with this peer became real (here, or in another tab of ours).
         const peer = this.peerOf(conv);
-        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && conv.participants.length === 2) {
+        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && !conv.context && conv.participants.length === 2) {
             this.adoptDraft(`draft:${peer}`, conv._id);
         }
         return conv;
@@ -283,6 +285,12 @@ export class ChatApp {
     }
 
     convName(conv) {
+        const subject = this.contextSubject(conv); // what it is about leads (context.js)
+        const name = this.convPeopleName(conv);
+        return subject && subject !== name ? `${subject} · ${name}` : name;
+    }
+
+    convPeopleName(conv) {
         if (!conv) return '';
         if (conv.title) return conv.title;
         const peer = this.peerOf(conv);
@@ -665,6 +673,7 @@ export class ChatApp {
     // ---- navigation ----
 
     route() {
+        if (this.routeContext()) return; // #/context/<type>/<id>?with= (context.js)
         const m = /^#\/c\/([^/]+)$/.exec(location.hash);
         const id = m ? decodeURIComponent(m[1]) : null;
         if (id && (this.convs.has(id) || /^[A-Za-z0-9_-]{1,64}$/.test(id))) this.open(id, false);
@@ -699,7 +708,7 @@ export class ChatApp {
 
     startWith(user) {
         this.people.learn(user);
-        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id);
+        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id && !c.context);
         this.clearSearch();
         if (existing) return this.open(existing._id);
         const id = `draft:${user.id}`;
@@ -776,8 +785,8 @@ export class ChatApp {
 
 // ChatApp's methods live in several files (one concern each); they are copied onto its prototype
 // here, so they all share `this` exactly as if they were written in the class.
-for (const part of [BlockMethods, ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods,
-    MessageSearchMethods, SearchMethods, UnreadMethods]) {
+for (const part of [BlockMethods, ContextMethods, ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods,
+    MessageMethods, MessageSearchMethods, SearchMethods, UnreadMethods]) {
     for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
         if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }
