@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 PORT ?= 5000
 
-.PHONY: all deps web run test test-pg fuzz chaos clean format bench
+.PHONY: all deps web run test test-pg fuzz chaos clean format bench cluster bench-cluster
 
 all: $(BUILD)/parlor
 
@@ -32,6 +32,18 @@ run: $(BUILD)/parlor web
 
 bench: $(BUILD)/parlor
 	@bench/run.sh
+
+# PostgreSQL, Redis, haproxy and 3 nodes on loopback with the web client (docs/cluster.md);
+# prints the address to open; Ctrl-C stops everything.
+cluster: $(BUILD)/parlor web
+	@scripts/deps.sh cluster
+	@PORT=$(PORT) PARLOR_BIN=$(BUILD)/parlor scripts/cluster.sh
+
+# The load generator against 1, 2 and 3 nodes behind haproxy and against Node socket.io with
+# the Redis adapter on 2 processes (docs/performance.md, "Cluster").
+bench-cluster: $(BUILD)/parlor
+	@scripts/deps.sh cluster
+	@bench/cluster.sh
 
 test:
 	@scripts/test.sh

@@ -1,4 +1,4 @@
-// Search latency over ~100k messages: node bench/search_latency.mjs <engine: sqlite|postgres> <port> [pgurl]
+// Search latency over ~100k messages (BENCH_N=1000000 for 1M): node bench/search_latency.mjs <engine: sqlite|postgres> <port> [pgurl]
 // Seeds through the database directly (a Parlor-migrated schema), then times GET /api/chat/search.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -33,10 +33,11 @@ await new Promise((r) => srv.on('exit', r));
 // Words: 5000 of 4-9 letters (a Zipf-ish draw), 12 words a message, 100k messages.
 let seed = 42; const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 const vocab = Array.from({ length: 5000 }, (_, i) => 'w' + i.toString(36) + 'abcdefgh'.slice(0, 2 + (i % 6)));
-const N = 100000, rows = [];
+const N = Number(process.env.BENCH_N) || 100000, rows = [];
 for (let i = 0; i < N; i++) {
     const words = Array.from({ length: 12 }, () => vocab[Math.floor(Math.pow(rnd(), 2) * vocab.length)]);
     if (i % 1000 === 7) words.push('doorcode');
+    if (i % 3 === 0) words.push('ok'); // a common two-letter word
     rows.push([convs[i % convs.length], words.join(' ')]);
 }
 const tsv = rows.map(([c, t], i) => `${c}\t${t}`).join('\n');
@@ -72,7 +73,7 @@ console.log(engine, 'seeded', N);
 
 srv = await serve();
 const A = tok('alice');
-const queries = ['doorcode', 'w1abc', 'w1a', 'w2abcd w1abc', 'wzzz', 'w'];
+const queries = (process.env.BENCH_QUERIES || 'doorcode,w1abc,w1a,w2abcd w1abc,wzzz,w,w1,ok').split(',');
 for (const q of queries) {
     await call('GET', `/api/chat/search?q=${encodeURIComponent(q)}&limit=20`, A);
     const times = [];

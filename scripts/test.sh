@@ -35,9 +35,16 @@ redis_stop() {
     scripts/redis.sh stop "$dir"
     rm -f "$logdir/redis_dir" "$logdir/redis_url"
 }
-# The PostgreSQL and Redis servers are stopped however the run ends: a failed stage, an
-# error, Ctrl-C.
-trap 'redis_stop; pg_stop; rm -rf "$logdir"' EXIT
+# The cluster stage's haproxy (haproxy_start writes its directory first), stopped the same way.
+haproxy_stop() {
+    local dir
+    dir=$(cat "$logdir/haproxy_dir" 2>/dev/null) || return 0
+    scripts/haproxy.sh stop "$dir"
+    rm -f "$logdir/haproxy_dir" "$logdir/haproxy_url" "$logdir/haproxy_nodes"
+}
+# The PostgreSQL, Redis and haproxy servers are stopped however the run ends: a failed stage,
+# an error, Ctrl-C.
+trap 'haproxy_stop; redis_stop; pg_stop; rm -rf "$logdir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -123,6 +130,7 @@ integration() { # binary
 # tests/pg/: what needs PostgreSQL itself (several nodes on one database, the database stopped
 # under load, parlor migrate); they start their own private servers where they stop them.
 PG_INTEGRATION=(tests/integration/chat_*.test.mjs tests/integration/files.test.mjs
+                tests/integration/context.test.mjs tests/integration/server_api.test.mjs
                 tests/integration/webhooks.test.mjs
                 tests/pg/*.test.mjs)
 
@@ -171,9 +179,27 @@ redis_start() {
     return 1
 }
 
+# haproxy (scripts/haproxy.sh, deploy/haproxy.cfg.in) in front of 3 node ports that
+# tests/cluster/lb.test.mjs starts its nodes on (n0, n1, n2).
+haproxy_start() {
+    local ports dir url nodes
+    ports=$(node -e 'const net=require("net");const out=[];const next=()=>{if(out.length===4){console.log(out.join(" "));return}const s=net.createServer().listen(0,"127.0.0.1",()=>{out.push(s.address().port);s.close(next)})};next()')
+    read -r lb p0 p1 p2 <<<"$ports"
+    dir=/tmp/parlor-haproxy-$$-$RANDOM
+    echo "$dir" >"$logdir/haproxy_dir"
+    nodes="n0=127.0.0.1:$p0,n1=127.0.0.1:$p1,n2=127.0.0.1:$p2"
+    url=$(scripts/haproxy.sh start "$dir" "$lb" ${nodes//,/ }) || return 1
+    echo "$url" >"$logdir/haproxy_url"
+    echo "$nodes" >"$logdir/haproxy_nodes"
+    echo "$(haproxy -v | head -1) at $url ($dir), nodes $nodes"
+}
+
 cluster_tests() {
     PARLOR_TEST_REDIS_URL=$(cat "$logdir/redis_url") PARLOR_TEST_REDIS_DIR=$(cat "$logdir/redis_dir") \
-        PARLOR_BIN=build/parlor timeout --foreground 300 node --test --test-reporter=tap \
+        PARLOR_TEST_HAPROXY_URL=$(cat "$logdir/haproxy_url" 2>/dev/null) \
+        PARLOR_TEST_HAPROXY_NODES=$(cat "$logdir/haproxy_nodes" 2>/dev/null) \
+        PARLOR_TEST_PG_DIR=$(cat "$logdir/pg_dir") \
+        PARLOR_BIN=build/parlor timeout --foreground 480 node --test --test-reporter=tap \
         --test-concurrency=1 --test-timeout=120000 tests/cluster/
 }
 
@@ -184,8 +210,10 @@ pg_stages() {
         stage "PostgreSQL: store conformance" cases pg_conformance
         stage "PostgreSQL: integration tests (chat, files, recovery, durability, two nodes)" node pg_integration
         if stage "cluster: start a private Redis" - redis_start; then
-            stage "cluster: 3 nodes on PostgreSQL and Redis (tests/cluster)" node cluster_tests
+            stage "cluster: start haproxy" - haproxy_start
+            stage "cluster: 3 nodes on PostgreSQL and Redis, behind haproxy (tests/cluster)" node cluster_tests
         fi
+        haproxy_stop
         redis_stop
         unset PARLOR_TEST_PG_URL
     fi

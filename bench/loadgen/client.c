@@ -223,7 +223,10 @@ int client_start(lg_client_t *cl, lg_conn_t *c, const char *user)
             return -e;
         }
     }
-    if (connect(fd, (struct sockaddr *)&cl->dst, sizeof cl->dst) != 0 && errno != EINPROGRESS) {
+    struct sockaddr_in dst = cl->dst;
+    if (cl->cfg->recv_port && role == 2 /* ROLE_RECEIVER (worker.c) */)
+        dst.sin_port = htons((uint16_t)cl->cfg->recv_port);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         return -e;

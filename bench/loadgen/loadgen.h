@@ -13,6 +13,7 @@ typedef struct {
     enum lg_mode mode;
     char host[64];
     int port;
+    int recv_port; /* pairs, rate: receivers connect here (0: port): cross-node delivery */
     const char *secret;
     const char *path;     /* Engine.IO path, "/socket.io/" */
     long conns;           /* idle: connections to open */

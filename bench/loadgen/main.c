@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "options:\n"
             "  --host ADDR            server IPv4 address (127.0.0.1)\n"
             "  --port N               server port (5000)\n"
+            "  --recv-port N          pairs, rate: receivers connect to this port (another node\n"
+            "                         of a cluster: every message crosses nodes)\n"
             "  --jwt-secret S         HS256 secret to sign tokens (env PARLOR_JWT_SECRET)\n"
             "  --path P               Engine.IO path (/socket.io/)\n"
             "  --server-pid PID       read the server's CPU time and memory from /proc/PID\n"
@@ -173,6 +175,8 @@ static void parse_args(int argc, char **argv, lg_config_t *c)
             snprintf(c->host, sizeof c->host, "%s", v ? v : "");
         } else if (OPT("--port")) {
             c->port = (int)arg_num(a, v, 1, 65535);
+        } else if (OPT("--recv-port")) {
+            c->recv_port = (int)arg_num(a, v, 1, 65535);
         } else if (OPT("--jwt-secret")) {
             c->secret = v;
         } else if (OPT("--path")) {

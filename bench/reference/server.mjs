@@ -2,7 +2,10 @@
 // shared CONTRACT.md that bench/loadgen uses (token auth on connect, send_message with an ack,
 // receive_message to the other member), with an in-memory store instead of MongoDB.
 //
-//   node server.mjs --port 5001 --host 127.0.0.1 --jwt-secret SECRET
+//   node server.mjs --port 5001 --host 127.0.0.1 --jwt-secret SECRET [--redis redis://HOST:PORT]
+// With --redis (env REDIS_URL), several processes form one socket.io cluster through
+// @socket.io/redis-adapter (pub/sub; each process keeps its own in-memory store): what a Node
+// developer would run behind a load balancer (bench/cluster.sh).
 // Options may also come from the environment: PORT, HOST, JWT_SECRET, PING_INTERVAL_MS,
 // PING_TIMEOUT_MS, MAX_MESSAGE_LENGTH. Prints "listening on HOST:PORT" to stderr when ready.
 import { createServer } from 'node:http';
@@ -19,6 +22,7 @@ const { values: opts } = parseArgs({
         'ping-interval-ms': { type: 'string', default: process.env.PING_INTERVAL_MS ?? '25000' },
         'ping-timeout-ms': { type: 'string', default: process.env.PING_TIMEOUT_MS ?? '20000' },
         'max-message-length': { type: 'string', default: process.env.MAX_MESSAGE_LENGTH ?? '4000' },
+        redis: { type: 'string', default: process.env.REDIS_URL },
     },
 });
 const secret = opts['jwt-secret'];
@@ -107,6 +111,15 @@ const io = new Server(httpServer, {
     pingInterval: Number(opts['ping-interval-ms']),
     pingTimeout: Number(opts['ping-timeout-ms']),
 });
+
+if (opts.redis) {
+    const { createClient } = await import('redis');
+    const { createAdapter } = await import('@socket.io/redis-adapter');
+    const pub = createClient({ url: opts.redis });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createAdapter(pub, sub));
+}
 
 class ClientError extends Error {
     constructor(code, message) {

@@ -129,7 +129,9 @@ static int check_token(api_t *a, http_conn_t *hc, const http_request_t *req, cha
         json_t *err = chat_error_json(
             "UNAUTHORIZED", rc == AUTH_ERR_MISSING   ? "Authorization: Bearer <token> is required"
                             : rc == AUTH_ERR_EXPIRED ? "the token has expired"
-                                                     : "the token is not valid");
+                            : rc == AUTH_ERR_SCOPE
+                                ? "a server credential is accepted on /api/server/* only"
+                                : "the token is not valid");
         json_object_set_new(err, "reason", json_string(auth_error_code(rc)));
         json_t *doc = json_pack("{s:o}", "error", err);
         size_t len;
@@ -231,68 +233,7 @@ static api_ctx_t *chat_ctx(api_t *a, http_conn_t *hc, const chat_user_t *user)
 
 /* ---- conversations ---- */
 
-static int list_conversations(api_t *a, http_conn_t *hc, const http_request_t *req,
-                              const chat_user_t *user)
-{
-    long limit = query_limit(req, 20, 100);
-    char before[STORE_CURSOR_LEN + 8];
-    int bl = http_query_param(req->query, "before", before, sizeof before);
-    if (limit < 0 || bl == -2 || (bl >= 0 && bl != STORE_CURSOR_LEN)) {
-        respond_error(hc, 400, "BAD_REQUEST", "limit must be a positive integer; before a cursor");
-        return HTTP_DONE;
-    }
-    api_ctx_t *c = chat_ctx(a, hc, user);
-    if (!c) return HTTP_DONE;
-    chat_conversations(a->chat, c->user.id, bl > 0 ? str_make(before, (size_t)bl) : STR_NULL,
-                       (size_t)limit, answered, c);
-    return HTTP_DEFERRED;
-}
-
-static int create_conversation(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user)
-{
-    json_t *b = api_parse_body(hc, body);
-    if (!b) return HTTP_DONE;
-    json_t *ids = json_object_get(b, "participantIds"), *title = json_object_get(b, "title");
-    const char *why = NULL;
-    size_t n = json_array_size(ids);
-    if (!json_is_array(ids) || n == 0 || n >= STORE_GROUP_MAX)
-        why = "participantIds must be a non-empty array of user ids (at most 255)";
-    for (size_t i = 0; !why && i < n; i++) {
-        json_t *id = json_array_get(ids, i);
-        if (!json_is_string(id) ||
-            !auth_sub_is_valid(json_string_value(id), json_string_length(id)))
-            why = "participantIds must hold user ids: 1-64 characters of A-Z a-z 0-9 _ -";
-    }
-    if (!why && title && !json_is_null(title) &&
-        (!json_is_string(title) || json_string_length(title) > 200))
-        why = "title must be a string of at most 200 bytes";
-    bool someone_else = false;
-    for (size_t i = 0; !why && i < n; i++)
-        if (strcmp(json_string_value(json_array_get(ids, i)), user->id) != 0) someone_else = true;
-    if (!why && !someone_else) why = "participantIds must name someone besides you";
-    if (why) {
-        respond_error(hc, 400, "BAD_REQUEST", why);
-        json_decref(b);
-        return HTTP_DONE;
-    }
-    api_ctx_t *c = chat_ctx(a, hc, user);
-    if (!c) {
-        json_decref(b);
-        return HTTP_DONE;
-    }
-    c->body = b;
-    str_t participants[STORE_GROUP_MAX];
-    for (size_t i = 0; i < n; i++) {
-        json_t *id = json_array_get(ids, i);
-        participants[i] = str_make(json_string_value(id), json_string_length(id));
-    }
-    chat_group_create(a->chat, c->user.id, participants, n,
-                      json_is_string(title)
-                          ? str_make(json_string_value(title), json_string_length(title))
-                          : STR_NULL,
-                      answered, c);
-    return HTTP_DEFERRED;
-}
+/* GET and POST /api/chat/conversations: api_server.c (contexts, issue 15). */
 
 /* ---- messages ---- */
 
@@ -612,6 +553,8 @@ long long api_head(http_conn_t *hc, const http_request_t *req, void *arg)
     int n = segments(req->path, seg, 5);
     if (n < 3 || !str_eq_cstr(seg[0], "api")) return API_SMALL_BODY_MAX;
     if (str_eq_cstr(seg[1], "auth")) return API_AUTH_BODY_MAX;
+    if (str_eq_cstr(seg[1], "server")) /* a server credential before any byte is kept */
+        return api_server_auth(a, hc, req) < 0 ? -1 : api_server_body_max(a, req);
     if (!str_eq_cstr(seg[1], "chat")) return API_SMALL_BODY_MAX;
     bool post_group = n == 3 && str_eq_cstr(seg[2], "conversations") && method(req, "POST");
     bool post_message = n == 3 && str_eq_cstr(seg[2], "messages") && method(req, "POST");
@@ -635,6 +578,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     if (api_cors(a, hc, req)) return HTTP_DONE;
     str_t seg[5];
     int n = segments(req->path, seg, 5);
+    if (n >= 3 && str_eq_cstr(seg[0], "api") && str_eq_cstr(seg[1], "server"))
+        return api_handle_server(a, hc, req, body);
     if (n < 3 || n > 5 || !str_eq_cstr(seg[0], "api")) {
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
@@ -714,8 +659,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     if (authenticate(a, hc, req, &user) < 0) return HTTP_DONE;
     switch (ep) {
     case E_CONVS:
-        return method(req, "GET") ? list_conversations(a, hc, req, &user)
-                                  : create_conversation(a, hc, body, &user);
+        return method(req, "GET") ? api_conversations_list(a, hc, req, &user)
+                                  : api_conversations_create(a, hc, body, &user);
     case E_MESSAGES:
         return post_message(a, hc, body, &user);
     case E_MESSAGE_PAGE:

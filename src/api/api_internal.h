@@ -51,6 +51,15 @@ json_t *api_parse_body(http_conn_t *hc, str_t body);
 int api_handle_register(api_t *a, http_conn_t *hc, str_t body);
 int api_handle_login(api_t *a, http_conn_t *hc, str_t body);
 
+/* The server API and the context-aware conversation endpoints (api_server.c, issue 15). */
+int api_conversations_list(api_t *a, http_conn_t *hc, const http_request_t *req,
+                           const chat_user_t *user);
+int api_conversations_create(api_t *a, http_conn_t *hc, str_t body, const chat_user_t *user);
+int api_handle_server(api_t *a, http_conn_t *hc, const http_request_t *req, str_t body);
+/* Verifies a server credential; answers 401/403 itself and returns -1 on refusal. */
+int api_server_auth(api_t *a, http_conn_t *hc, const http_request_t *req);
+long long api_server_body_max(api_t *a, const http_request_t *req);
+
 void api_respond_json(http_conn_t *hc, int status, json_t *doc);
 void api_respond_error(http_conn_t *hc, int status, const char *code, const char *message);
 /* An error with retryAfterMs and Retry-After when it is a rate limit. */

@@ -234,6 +234,8 @@ const char *auth_error_code(int rc)
         return "AUTH_EXPIRED";
     case AUTH_ERR_CONFIG:
         return "AUTH_CONFIG";
+    case AUTH_ERR_SCOPE:
+        return "AUTH_SCOPE";
     default:
         return "INTERNAL";
     }
@@ -425,6 +427,11 @@ static int auth_check_claims(const auth_jwt_t *a, const json_t *claims, int64_t 
     if (!auth_copy_opt_string(claims, "name", out->name, AUTH_NAME_MAX) ||
         !auth_copy_opt_string(claims, "role", out->role, AUTH_ROLE_MAX))
         return AUTH_ERR_INVALID;
+    /* scope (issue 15): "server" makes a server credential; any other string is a user's
+     * token as before; anything but a string is malformed. */
+    v = json_object_get(claims, "scope");
+    if (v != NULL && !json_is_string(v)) return AUTH_ERR_INVALID;
+    out->server = v != NULL && auth_json_str_eq(v, "server");
     if (!auth_numeric_date(json_object_get(claims, "exp"), &exp)) return AUTH_ERR_INVALID;
     out->exp = exp;
     v = json_object_get(claims, "iat");
@@ -490,6 +497,12 @@ static bool auth_utf8_string_ok(const char *s, size_t max)
 int auth_jwt_sign(const auth_jwt_t *a, const char *sub, const char *name, const char *role,
                   int64_t now_s, int64_t ttl_s, char **token_out)
 {
+    return auth_jwt_sign_scope(a, sub, name, role, NULL, now_s, ttl_s, token_out);
+}
+
+int auth_jwt_sign_scope(const auth_jwt_t *a, const char *sub, const char *name, const char *role,
+                        const char *scope, int64_t now_s, int64_t ttl_s, char **token_out)
+{
     int rc = AUTH_ERR_CONFIG;
     jwt_t *jwt = NULL;
     char *tok;
@@ -508,6 +521,7 @@ int auth_jwt_sign(const auth_jwt_t *a, const char *sub, const char *name, const 
     if (jwt_add_grant(jwt, "sub", sub) != 0) goto done;
     if (name != NULL && jwt_add_grant(jwt, "name", name) != 0) goto done;
     if (role != NULL && jwt_add_grant(jwt, "role", role) != 0) goto done;
+    if (scope != NULL && jwt_add_grant(jwt, "scope", scope) != 0) goto done;
     if (jwt_add_grant_int(jwt, "iat", (long)now_s) != 0) goto done;
     if (jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0) goto done;
     if (a->issuer != NULL && jwt_add_grant(jwt, "iss", a->issuer) != 0) goto done;

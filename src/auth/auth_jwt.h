@@ -18,6 +18,8 @@ enum {
     AUTH_ERR_EXPIRED = -3, /* everything valid except that exp (+ leeway) has passed */
     AUTH_ERR_CONFIG = -4,  /* bad configuration, key or argument */
     AUTH_ERR_NOMEM = -5,
+    AUTH_ERR_SCOPE = -6, /* a valid token of the wrong kind here (issue 15): a server credential
+                            on a user endpoint or socket, a user token on the server API */
 };
 
 #define AUTH_JWT_DEFAULT_LEEWAY_S      30
@@ -73,6 +75,7 @@ typedef struct {
     char name[AUTH_NAME_MAX + 1];
     char role[AUTH_ROLE_MAX + 1];
     int64_t exp; /* seconds since the epoch, a fractional exp rounded up */
+    bool server; /* "scope": "server": a server credential (issue 15) */
 } auth_claims_t;
 
 /* Verifies a compact JWS token (ptr,len; no "Bearer " prefix, no NUL needed) at time now_s
@@ -98,6 +101,10 @@ int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims
  * On AUTH_OK *token_out is a NUL-terminated string the caller frees with free(). */
 int auth_jwt_sign(const auth_jwt_t *a, const char *sub, const char *name, const char *role,
                   int64_t now_s, int64_t ttl_s, char **token_out);
+
+/* The same with a "scope" claim (NULL: none), e.g. "server" for `parlor token --scope server`. */
+int auth_jwt_sign_scope(const auth_jwt_t *a, const char *sub, const char *name, const char *role,
+                        const char *scope, int64_t now_s, int64_t ttl_s, char **token_out);
 
 /* The wire `data.code` for a result: "AUTH_MISSING", "AUTH_INVALID", "AUTH_EXPIRED" (also
  * "OK", "AUTH_CONFIG", "INTERNAL"). Never NULL. */

@@ -33,9 +33,25 @@ int chat_authenticate(chat_t *c, str_t token, chat_user_t *out)
     auth_claims_t claims;
     int rc = auth_jwt_verify(c->jwt, token, now_s(), &claims);
     if (rc != AUTH_OK) return rc;
+    /* A server credential is for the server API only (chat_authenticate_server); and no user
+     * may be the sender of system notices. */
+    if (claims.server) return AUTH_ERR_SCOPE;
+    if (strcmp(claims.sub, STORE_SYSTEM_SENDER) == 0) return AUTH_ERR_INVALID;
     snprintf(out->id, sizeof out->id, "%s", claims.sub);
     snprintf(out->name, sizeof out->name, "%s", claims.name);
     snprintf(out->role, sizeof out->role, "%s", claims.role);
+    return AUTH_OK;
+}
+
+int chat_authenticate_server(chat_t *c, str_t token, chat_user_t *out)
+{
+    if (token.len == 0) return AUTH_ERR_MISSING;
+    auth_claims_t claims;
+    int rc = auth_jwt_verify(c->jwt, token, now_s(), &claims);
+    if (rc != AUTH_OK) return rc;
+    if (!claims.server) return AUTH_ERR_SCOPE;
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", claims.sub);
     return AUTH_OK;
 }
 
@@ -375,6 +391,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
         return refuse(err, "unauthorized", auth_error_code(rc),
                       rc == AUTH_ERR_MISSING   ? "a token is required (auth: { token })"
                       : rc == AUTH_ERR_EXPIRED ? "the token has expired"
+                      : rc == AUTH_ERR_SCOPE   ? "a server credential cannot open a socket"
                                                : "the token is not valid",
                       0);
     }

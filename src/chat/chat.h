@@ -71,6 +71,9 @@ const auth_jwt_t *chat_jwt(chat_t *c);
 
 /* Verifies a token; returns AUTH_OK or an AUTH_ERR_* (see auth_jwt.h). */
 int chat_authenticate(chat_t *c, str_t token, chat_user_t *out);
+/* Verifies a server credential (scope "server", issue 15): AUTH_OK, AUTH_ERR_SCOPE for a
+ * user's token, or another AUTH_ERR_*. out->id is the token's sub (for logs). */
+int chat_authenticate_server(chat_t *c, str_t token, chat_user_t *out);
 /* Records (id, name, role) in the store the first time they are seen in this process. */
 void chat_record_user(chat_t *c, const chat_user_t *u);
 
@@ -165,6 +168,56 @@ void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
 void chat_search(chat_t *c, const char *user, str_t q, const char *conv_or_null, size_t limit,
                  int64_t before_pos, chat_answer_fn done, void *ud);
 
+/* ---- The platform (issue 15): contexts and the server API (chat_platform.c) ---- */
+
+/* Why v (the "context" of a send or a request; NULL or JSON null: none) is not a context
+ * {type, id, title?} (type and id 1-64 of [A-Za-z0-9_.:-], title at most 200 characters, no
+ * control characters, no other keys), or NULL and out filled (strings borrowed from v; all
+ * absent for none). */
+const char *chat_context_problem(chat_t *c, json_t *v, store_context_t *out);
+/* Why content cannot be a text message's (NULL: it can), as send_message decides. */
+const char *chat_content_check(chat_t *c, str_t content);
+/* The direct conversation of user and other about ctx (NULL or absent: their plain thread),
+ * found or created: 200 or 201 and the conversation document (for user). No block check (the
+ * server API's). */
+void chat_direct_open(chat_t *c, const char *user, const char *other, const store_context_t *ctx,
+                      chat_answer_fn done, void *ud);
+/* The same for a user's own request (POST /api/chat/conversations): refused with FORBIDDEN
+ * (reason BLOCKED) when one of the two blocked the other. */
+void chat_direct_open_as_user(chat_t *c, const char *user, const char *other,
+                              const store_context_t *ctx, chat_answer_fn done, void *ud);
+/* chat_group_create with a context (ctx NULL: none). */
+void chat_group_create_about(chat_t *c, const char *user, const str_t *participants, size_t n,
+                             str_t title, const store_context_t *ctx, chat_answer_fn done,
+                             void *ud);
+/* chat_conversations of the conversations about one context (ctx_type and ctx_id valid parts;
+ * both absent: all). */
+void chat_conversations_about(chat_t *c, const char *user, str_t cursor, size_t limit,
+                              str_t ctx_type, str_t ctx_id, chat_answer_fn done, void *ud);
+/* A page of any conversation's history (no membership needed: the server API). */
+void chat_history_any(chat_t *c, const char *conv, int64_t before_seq, size_t limit,
+                      chat_answer_fn done, void *ud);
+/* A system notice into conv (24-hex): stored (sender "system", type "system" in its document),
+ * delivered to every member's sockets as receive_message, and answered through done like a
+ * send (duplicate for a repeated clientMsgId, which is not delivered again). content must
+ * have passed chat_content_problem's checks. */
+void chat_system_send(chat_t *c, const char *conv, str_t content, str_t client_msg_id,
+                      chat_send_done done, void *ud);
+/* Adds (add) or removes user as a member of the group conv: {"conversation","changed"}; when
+ * it changed, conversation_updated <conversation> goes to every member and to user. */
+void chat_members_change(chat_t *c, const char *conv, const char *user, bool add,
+                         chat_answer_fn done, void *ud);
+/* Everything stored about user (the server API): {user, conversations, files, blocks,
+ * listsTruncated} on the first page (after_pos 0), and on every page {messages (those it
+ * sent, by position), nextCursor}. */
+void chat_user_export(chat_t *c, const char *user, int64_t after_pos, size_t limit,
+                      chat_answer_fn done, void *ud);
+/* Erases user, irreversibly (store_user_erase_t): {userId, erased, messagesDeleted,
+ * conversationsLeft, filesDeleted}; the files' bytes are removed from disk. */
+void chat_user_erase(chat_t *c, const char *user, chat_answer_fn done, void *ud);
+/* delete_message by a server credential (issue 16): any message, as the sender's delete. */
+void chat_message_delete_server(chat_t *c, const char *message, chat_answer_fn done, void *ud);
+
 /* ---- The delivery seam (chat_deliver.c): every event the chat layer sends to users ---- */
 
 typedef enum {
@@ -206,6 +259,51 @@ void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
  * leaves (false): the cluster subscribes to the user's channel meanwhile. */
 typedef void (*chat_interest_fn)(void *ud, const char *user, bool on);
 void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud);
+/* Cluster: a session's acknowledged positions, shared between nodes, so that a session
+ * recovered on another node (its node died) is not replayed the messages it sent itself.
+ * push: after each ack, (key, pos). fetch: once, when a recovery starts on a node that has
+ * none of the session's positions; returns 0 and calls done(arg, positions, n) exactly once
+ * later (n = 0 when nothing could be read), or -1 (done never runs: recover without them). */
+typedef void (*chat_acked_done_fn)(void *arg, const int64_t *pos, size_t n);
+typedef struct {
+    void (*push)(void *ud, const char *key, int64_t pos);
+    int (*fetch)(void *ud, const char *key, chat_acked_done_fn done, void *arg);
+    void *ud;
+} chat_acked_hooks_t;
+/* NULL: none (one node). */
+void chat_set_acked_hooks(chat_t *c, const chat_acked_hooks_t *h);
+/* Cluster presence (chat_presence.c, docs/cluster.md "Presence"): with hooks set, a user's
+ * first socket on this node (on true, sid: that socket) and its last one leaving (on false)
+ * are reported to the cluster, which decides across nodes and calls chat_presence_announce
+ * once per transition. query answers get_status: for each of users, state 1 online, 0
+ * offline, -1 unknown (the store's lastSeen is used), and since (ms, 0: unknown); it returns
+ * -1 when it cannot ask (then done never runs and this node's own knowledge answers), and
+ * calls done with state NULL when the question was lost (same). */
+typedef void (*chat_status_done_fn)(void *arg, const int8_t *state, const int64_t *since);
+typedef struct {
+    void (*local)(void *ud, const char *user, bool on, uint64_t sid);
+    int (*query)(void *ud, const str_t *users, size_t n, chat_status_done_fn done, void *arg);
+} chat_presence_hooks_t;
+void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud);
+/* The cluster decided that user came online (at, except: the arriving socket's sid) or went
+ * offline (at: when; lastSeen is recorded in the store): user_status to its audience. */
+void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,
+                            uint64_t except);
+uint32_t chat_presence_grace_ms(const chat_t *c);
+/* Calls fn for every user with a socket on this node (the cluster registers them again). */
+void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg);
+/* Cluster rate limits (chat_budget.c, docs/cluster.md "Rate limits"): taken(ud, user) after
+ * every message (send, edit, delete) this node admitted for user; the cluster tells back, by
+ * chat_limit_drain, how many the user's other nodes admitted meanwhile. */
+typedef void (*chat_limit_fn)(void *ud, const char *user);
+void chat_set_limit(chat_t *c, chat_limit_fn taken, void *ud);
+void chat_limit_drain(chat_t *c, const char *user, double n);
+/* Cluster: an event from another node (before chat_deliver_local) keeps this node's caches
+ * true: a receive_message moves its conversation's last seq, a messages_read drops the
+ * reader's remembered watermark. chat_cache_forget: the bus was down, anything may have been
+ * missed: every remembered watermark goes. */
+void chat_cache_remote(chat_t *c, const char *event, str_t args);
+void chat_cache_forget(chat_t *c);
 /* Every live socket catches up from the store from the last message it was given (the
  * cluster's bus was down: deliveries may have been missed). */
 void chat_catch_up(chat_t *c);

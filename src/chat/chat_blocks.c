@@ -159,6 +159,29 @@ static bool block_failed(block_q_t *q)
     return true;
 }
 
+/* block_updated to every socket of the blocker (every node): another tab of theirs shows the
+ * blocked state at once. The blocked user is not told (docs/api.md). */
+static void tell_blocker(block_q_t *q, json_t *doc)
+{
+    json_t *ev = json_pack("{s:O, s:O}", "userId", json_object_get(doc, "userId"), "blocked",
+                           json_object_get(doc, "blocked"));
+    json_t *at = json_object_get(doc, "blockedAt");
+    if (ev && at) json_object_set(ev, "blockedAt", at);
+    size_t len;
+    char *text = ev ? chat_dumps(ev, &len) : NULL;
+    json_decref(ev);
+    if (!text) return;
+    str_t args[1] = {str_make(text, len)};
+    str_t users[1] = {str_cstr(q->user)};
+    chat_deliver(q->chat, &(chat_delivery_t){.to = CHAT_TO_USERS,
+                                             .users = users,
+                                             .nusers = 1,
+                                             .event = "block_updated",
+                                             .args = args,
+                                             .nargs = 1});
+    free(text);
+}
+
 static void block_set_done(store_req_t *req)
 {
     block_q_t *q = (block_q_t *)req;
@@ -179,6 +202,7 @@ static void block_set_done(store_req_t *req)
             chat_iso_time(b->created_at, at);
             json_object_set_new(doc, "blockedAt", json_string(at));
         }
+        if (b->changed) tell_blocker(q, doc);
         answer_doc(q, 200, doc);
     }
     free(q);

@@ -128,6 +128,13 @@ void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const ch
     w->conv_seq = e->last_seq;
 }
 
+void chat_marks_drop(chat_t *c, str_t user, const char *conv)
+{
+    char key[STORE_USER_ID_MAX + ID_SIZE + 2];
+    snprintf(key, sizeof key, "%.*s\n%.*s", (int)user.len, user.ptr, ID_LEN, conv);
+    free(strmap_remove(&c->marks, key));
+}
+
 static int drop_all(const char *key, void *value, void *arg)
 {
     free(value);
@@ -137,4 +144,27 @@ static int drop_all(const char *key, void *value, void *arg)
 void chat_marks_forget(chat_t *c)
 {
     strmap_sweep(&c->marks, drop_all, NULL);
+}
+
+void chat_cache_forget(chat_t *c)
+{
+    chat_marks_forget(c);
+}
+
+uint32_t chat_msg_limit(chat_t *c, const char *user)
+{
+    uint32_t wait = limiter_take(&c->msg_limit, user, uv_now(c->loop));
+    if (!wait && c->limit_taken && c->msg_limit.rate > 0) c->limit_taken(c->limit_ud, user);
+    return wait;
+}
+
+void chat_set_limit(chat_t *c, chat_limit_fn taken, void *ud)
+{
+    c->limit_taken = taken;
+    c->limit_ud = ud;
+}
+
+void chat_limit_drain(chat_t *c, const char *user, double n)
+{
+    limiter_drain(&c->msg_limit, user, n, uv_now(c->loop));
 }

@@ -1,6 +1,11 @@
 /* The membership cache (conversations never change membership, so an entry stays true) and
  * the recent history of cached conversations (the newest page of GET messages from memory),
- * and how store errors read to clients. */
+ * and how store errors read to clients.
+ *
+ * In a cluster (c->publish set) the recent history is off: another node's message, edit or
+ * receipt reaches this node only when a member has a socket here, so a page from memory could
+ * miss it; every page is read from the store (docs/cluster.md "Caches"). */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +144,7 @@ void chat_history_drop(chat_t *c, const char *conv)
 void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t *p)
 {
     members_entry_t *e = chat_cache_find(c, conv);
+    if (c->publish) return; /* a cluster: see the top */
     if (!e || e->hist || p->count > HISTORY_KEEP || c->nhist >= HISTORY_MAX_CONVERSATIONS) return;
     history_t *h = calloc(1, sizeof *h);
     if (!h) return;
@@ -181,6 +187,49 @@ bool chat_history_page(chat_t *c, const char *conv, const char *user, size_t lim
     return out->data != NULL;
 }
 
+/* The text after "field":" (or "field": for a number) in args, up to the closing quote, or
+ * the digits; STR_NULL when absent. The first occurrence is the event's own field: the
+ * documents put conversationId, seq and readerId before any text a user wrote. */
+static str_t field_of(str_t args, const char *field, bool quoted)
+{
+    char pat[40];
+    int n = snprintf(pat, sizeof pat, quoted ? "\"%s\":\"" : "\"%s\":", field);
+    const char *at = n > 0 ? memmem(args.ptr, args.len, pat, (size_t)n) : NULL;
+    if (!at) return STR_NULL;
+    const char *v = at + n, *end = args.ptr + args.len, *q = v;
+    while (q < end && (quoted ? *q != '"' : (*q >= '0' && *q <= '9'))) q++;
+    if (q == v || (quoted && q == end) || q - v > STORE_USER_ID_MAX) return STR_NULL;
+    return str_make(v, (size_t)(q - v));
+}
+
+void chat_cache_remote(chat_t *c, const char *event, str_t args)
+{
+    bool msg = !strcmp(event, "receive_message"), read = !strcmp(event, "messages_read");
+    if (!msg && !read) return;
+    str_t conv = field_of(args, "conversationId", true);
+    if (conv.len != ID_LEN) return;
+    char id[ID_SIZE];
+    memcpy(id, conv.ptr, ID_LEN);
+    id[ID_LEN] = '\0';
+    members_entry_t *e = chat_cache_find(c, id);
+    if (!e) return;
+    if (msg) {
+        /* A newer message: the watermarks learnt before it no longer tell the unread count
+         * (chat_mark_read_known compares them with last_seq). */
+        str_t seq = field_of(args, "seq", false);
+        char num[24];
+        if (seq.len == 0 || seq.len >= sizeof num) return;
+        memcpy(num, seq.ptr, seq.len);
+        num[seq.len] = '\0';
+        int64_t v = strtoll(num, NULL, 10);
+        if (v > e->last_seq) e->last_seq = v;
+        return;
+    }
+    /* Someone's watermark moved on another node: forget what this node learnt of it. */
+    str_t reader = field_of(args, "readerId", true);
+    if (reader.len) chat_marks_drop(c, reader, id);
+}
+
 void chat_store_err(int st, chat_err_t *e)
 {
     switch (st) {
@@ -214,4 +263,23 @@ int chat_store_error(int st, const char **code, const char **message)
     *code = e.code;
     *message = e.message;
     return e.status;
+}
+
+/* Membership changed (issue 15: the server API adds and removes group members): the entry and
+ * its recent history are forgotten, and the next use asks the store. */
+void chat_cache_drop(chat_t *c, const char *conv)
+{
+    members_entry_t **pp = &c->buckets[id_hash(conv) & (c->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->next) {
+        members_entry_t *e = *pp;
+        if (memcmp(e->id, conv, ID_LEN) != 0) continue;
+        *pp = e->next;
+        history_free(c, e);
+        for (uint32_t k = 0; k < e->n; k++) free(e->users[k]);
+        free(e->users);
+        free(e);
+        c->nentries--;
+        break;
+    }
+    chat_marks_forget(c); /* read marks answered from memory: the removed member's too */
 }

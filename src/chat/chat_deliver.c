@@ -83,6 +83,7 @@ static bool unread_may_change(const chat_delivery_t *d, str_t user)
 {
     if (strcmp(d->event, "receive_message") == 0) return !names_user(d, "sender", user);
     if (strcmp(d->event, "message_deleted") == 0) return true;
+    if (strcmp(d->event, "conversation_updated") == 0) return true; /* a member added/removed */
     if (strcmp(d->event, "messages_read") != 0) return false;
     return names_user(d, "readerId", user);
 }
@@ -258,6 +259,8 @@ static void deliver(chat_t *c, const chat_delivery_t *d, bool pub)
 
 void chat_deliver_local(chat_t *c, const chat_delivery_t *d)
 {
+    /* another node changed a group's members: the members cached here are stale */
+    if (strcmp(d->event, "conversation_updated") == 0) chat_members_forget(c, d);
     deliver(c, d, false);
 }
 

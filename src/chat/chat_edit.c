@@ -125,8 +125,22 @@ static void change_done(store_req_t *req)
     free(x);
 }
 
+static void message_change(chat_t *c, const char *user, const char *message, bool remove,
+                           bool by_server, json_t *content, chat_answer_fn done, void *ud);
+
 void chat_message_change(chat_t *c, const char *user, const char *message, bool remove,
                          json_t *content, chat_answer_fn done, void *ud)
+{
+    message_change(c, user, message, remove, false, content, done, ud);
+}
+
+void chat_message_delete_server(chat_t *c, const char *message, chat_answer_fn done, void *ud)
+{
+    message_change(c, STORE_SYSTEM_SENDER, message, true, true, NULL, done, ud);
+}
+
+static void message_change(chat_t *c, const char *user, const char *message, bool remove,
+                           bool by_server, json_t *content, chat_answer_fn done, void *ud)
 {
 #define REFUSE(st, code, text)                                                                     \
     do {                                                                                           \
@@ -144,7 +158,7 @@ void chat_message_change(chat_t *c, const char *user, const char *message, bool 
     }
     /* Edits and deletions are writes every member receives: they spend the sender's message
      * rate like a send. */
-    uint32_t wait = limiter_take(&c->msg_limit, user, uv_now(c->loop));
+    uint32_t wait = by_server ? 0 : chat_msg_limit(c, user);
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
         done(ud, &e, 0, STR_NULL);
@@ -175,6 +189,7 @@ void chat_message_change(chat_t *c, const char *user, const char *message, bool 
     op->user = str_cstr(x->user);
     op->message_id = str_make(x->msg, ID_LEN);
     op->remove = remove;
+    op->by_server = by_server;
     op->content = remove ? STR_NULL : str_make(copy, text.len);
     op->window_ms = c->opts.edit_window_ms;
     if (store_submit(c->store, &x->req) != 0) {

@@ -33,7 +33,8 @@ typedef struct history history_t;
 typedef struct chat_replay chat_replay_t;
 typedef struct chat_marks chat_marks_t;
 
-/* The members of one conversation, cached: conversations never change membership. */
+/* The members of one conversation, cached. Only groups change membership (the server API,
+ * chat_platform.c), which drops the entry (chat_cache_drop). */
 typedef struct members_entry {
     char id[ID_SIZE];
     struct members_entry *next;
@@ -98,8 +99,13 @@ struct chat {
     uv_timer_t kick_timer;
     chat_publish_fn publish; /* the delivery seam's other half (NULL: one node) */
     void *publish_ud;
-    chat_interest_fn interest; /* a user's first socket came / last one left (cluster) */
+    chat_interest_fn interest;      /* a user's first socket came / last one left (cluster) */
+    chat_acked_hooks_t acked_hooks; /* acked positions across nodes (cluster; push NULL: none) */
     void *interest_ud;
+    chat_limit_fn limit_taken; /* cluster rate limits (NULL: one node) */
+    void *limit_ud;
+    chat_presence_hooks_t phooks; /* cluster presence (phooks.local NULL: one node) */
+    void *phooks_ud;
 };
 
 /* The positions of the last messages a socket sent itself (it has them from the ack, so a
@@ -193,6 +199,10 @@ void chat_cache_put(chat_t *c, const char *conv, const str_t *users, size_t n);
 void chat_cache_members(chat_t *c, const store_conversation_t *conv);
 bool chat_cache_has(const members_entry_t *e, const char *user);
 void chat_cache_clear(chat_t *c);
+void chat_cache_drop(chat_t *c, const char *conv);
+/* A conversation_updated delivery from another node (chat_platform.c): the conversation's
+ * cached members and history are dropped here too. */
+void chat_members_forget(chat_t *c, const chat_delivery_t *d);
 /* Recent history: the newest page of a conversation from memory. Writes the answer
  * {messages,nextCursor} to out and returns true when user is a known member and the page is
  * in memory; false means: ask the store (then chat_history_fill with the newest page). */
@@ -285,6 +295,9 @@ void chat_presence_free(chat_t *c);
  * (answered RATE_LIMITED, or the socket is being disconnected for flooding). */
 bool chat_budget_admit(chat_sock_t *cs, int64_t ack_id);
 void chat_budget_kick(uv_timer_t *t); /* the kick_timer's callback */
+/* A message (send, edit, deletion) of user against --rate-messages-*: 0, or the ms to wait.
+ * In a cluster the admitted ones are counted in Redis too (chat_set_limit). */
+uint32_t chat_msg_limit(chat_t *c, const char *user);
 /* mark_read of msg (conversation conv_or_null) answered from memory when it cannot move the
  * watermark; false: ask the store. */
 #define CHAT_MARKS_KEEP 4
@@ -294,6 +307,8 @@ bool chat_mark_read_known(chat_sock_t *cs, const char *msg, const char *conv_or_
 void chat_mark_read_learn(chat_t *c, chat_sock_t *cs, const char *user, const char *msg,
                           const store_mark_read_t *mr);
 void chat_marks_forget(chat_t *c);
+/* Forgets user's watermark in conv (it moved on another node). */
+void chat_marks_drop(chat_t *c, str_t user, const char *conv);
 
 /* ---- chat_recovery.c ---- */
 

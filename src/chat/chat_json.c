@@ -77,6 +77,21 @@ json_t *chat_str_or_null(str_t s)
 
 static const char *const msg_types[] = {"text", "image", "file"};
 
+/* A system notice (issue 15) is stored as text from STORE_SYSTEM_SENDER; its type says so. */
+static const char *msg_type_name(const store_message_t *m)
+{
+    if (m->sender.ptr && str_eq_cstr(m->sender, STORE_SYSTEM_SENDER)) return "system";
+    return msg_types[m->type <= STORE_MSG_FILE ? m->type : 0];
+}
+
+/* A conversation's context, or null. */
+static json_t *context_json(const store_context_t *x)
+{
+    if (!x->type.ptr || !x->type.len) return json_null();
+    return json_pack("{s:o, s:o, s:o}", "type", chat_str_or_null(x->type), "id",
+                     chat_str_or_null(x->id), "title", chat_str_or_null(x->title));
+}
+
 static json_t *file_json(const store_file_t *f)
 {
     if (!f) return json_null();
@@ -88,15 +103,14 @@ static json_t *file_json(const store_file_t *f)
 
 json_t *chat_message_json(const store_message_t *m)
 {
-    return json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:b}",
-                     "_id", m->id, "conversationId", m->conversation_id, "seq", (json_int_t)m->seq,
-                     "sender", chat_str_or_null(m->sender), "recipient",
-                     chat_str_or_null(m->recipient), "content", chat_str_or_null(m->content),
-                     "type", msg_types[m->type <= STORE_MSG_FILE ? m->type : 0], "file",
-                     file_json(m->file), "read", m->read_at > 0, "readAt", time_or_null(m->read_at),
-                     "clientMsgId", chat_str_or_null(m->client_msg_id), "createdAt",
-                     time_or_null(m->created_at), "updatedAt", time_or_null(m->updated_at),
-                     "editedAt", time_or_null(m->edited_at), "deleted", m->deleted);
+    return json_pack(
+        "{s:s, s:s, s:I, s:o, s:o, s:o, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:b}", "_id", m->id,
+        "conversationId", m->conversation_id, "seq", (json_int_t)m->seq, "sender",
+        chat_str_or_null(m->sender), "recipient", chat_str_or_null(m->recipient), "content",
+        chat_str_or_null(m->content), "type", msg_type_name(m), "file", file_json(m->file), "read",
+        m->read_at > 0, "readAt", time_or_null(m->read_at), "clientMsgId",
+        chat_str_or_null(m->client_msg_id), "createdAt", time_or_null(m->created_at), "updatedAt",
+        time_or_null(m->updated_at), "editedAt", time_or_null(m->edited_at), "deleted", m->deleted);
 }
 
 json_t *chat_conversation_json(const store_conversation_t *c)
@@ -104,8 +118,9 @@ json_t *chat_conversation_json(const store_conversation_t *c)
     json_t *participants = json_array();
     for (size_t i = 0; i < c->member_count; i++)
         json_array_append_new(participants, chat_str_or_null(c->members[i].user_id));
-    return json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:o}", "_id", c->id, "participants",
-                     participants, "title", chat_str_or_null(c->title), "lastMessage",
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "_id", c->id, "participants",
+                     participants, "title", chat_str_or_null(c->title), "context",
+                     context_json(&c->context), "lastMessage",
                      c->last_message ? chat_message_json(c->last_message) : json_null(),
                      "unreadCount", (json_int_t)c->unread_count, "createdAt",
                      time_or_null(c->created_at), "updatedAt", time_or_null(c->updated_at));
@@ -204,7 +219,7 @@ int chat_message_text(const store_message_t *m, buf_t *b)
     PUT_LIT(b, ",\"content\":");
     put_str(b, m->content);
     PUT_LIT(b, ",\"type\":\"");
-    buf_append_str(b, msg_types[m->type <= STORE_MSG_FILE ? m->type : 0]);
+    buf_append_str(b, msg_type_name(m));
     PUT_LIT(b, "\",\"file\":");
     if (m->file) {
         PUT_LIT(b, "{\"id\":");
@@ -265,6 +280,7 @@ int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t c
         {"type", offsetof(chat_send_args_t, type)},
         {"fileId", offsetof(chat_send_args_t, file_id)},
         {"clientMsgId", offsetof(chat_send_args_t, client_msg_id)},
+        {"context", offsetof(chat_send_args_t, context)},
     };
     memset(a, 0, sizeof *a);
     json_object_iter_t it;
@@ -291,6 +307,7 @@ int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t c
             } else {
                 f->kind =
                     val.len == 4 && !memcmp(val.ptr, "null", 4) ? CHAT_ARG_NULL : CHAT_ARG_OTHER;
+                if (f->kind == CHAT_ARG_OTHER) f->s = val; /* raw text (context) */
             }
             break;
         }

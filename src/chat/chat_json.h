@@ -30,6 +30,9 @@ typedef struct {
 } chat_arg_t;
 typedef struct {
     chat_arg_t recipient_id, conversation_id, content, type, file_id, client_msg_id;
+    /* context (issue 15): any kind; for CHAT_ARG_OTHER, s is the value's raw JSON text (in
+     * the payload, not decoded) */
+    chat_arg_t context;
 } chat_send_args_t;
 
 /* payload is valid JSON (as the Socket.IO layer hands it over). Fills every field's kind and

@@ -174,20 +174,25 @@ static void seen_done(store_req_t *req)
     free(req);
 }
 
-/* The user was seen now: remember it, and keep it in the store (lastSeen survives restarts). */
-static void record_seen(chat_t *c, presence_t *p)
+static void store_seen(chat_t *c, const char *user, int64_t at)
 {
-    p->last_seen = chat_now_ms();
     seen_ctx_t *sc = calloc(1, sizeof *sc);
     if (sc) {
-        snprintf(sc->user, sizeof sc->user, "%s", p->user);
+        snprintf(sc->user, sizeof sc->user, "%s", user);
         sc->req.op = STORE_OP_USER_SEEN;
         sc->req.lazy = true;
         sc->req.done = seen_done;
         sc->req.u.user_seen.id = str_cstr(sc->user);
-        sc->req.u.user_seen.last_seen = p->last_seen;
+        sc->req.u.user_seen.last_seen = at;
         if (store_submit(c->store, &sc->req) != 0) free(sc);
     }
+}
+
+/* The user was seen now: remember it, and keep it in the store (lastSeen survives restarts). */
+static void record_seen(chat_t *c, presence_t *p)
+{
+    p->last_seen = chat_now_ms();
+    store_seen(c, p->user, p->last_seen);
 }
 
 static void presence_offline(chat_t *c, presence_t *p)
@@ -202,6 +207,12 @@ void chat_presence_grace_over(timerq_t *q, tq_entry_t *e)
     presence_t *p = (presence_t *)((char *)e - offsetof(presence_t, grace));
     chat_t *c = (chat_t *)((char *)q - offsetof(chat_t, grace_tq));
     if (p->sockets) return;
+    if (c->phooks.local) {
+        /* Cluster: the cluster decides and announces (its sockets may be elsewhere); this
+         * node's entry only answered get_status while Redis was away. */
+        presence_drop(c, p);
+        return;
+    }
     presence_offline(c, p);
     /* Offline users need no memory; lastSeen is in the store. */
     presence_drop(c, p);
@@ -212,6 +223,14 @@ void chat_presence_connect(chat_t *c, chat_sock_t *cs)
     presence_t *p = cs->pres;
     timerq_remove(&p->grace); /* back within the grace period: nobody saw it leave */
     if (p->sockets == 0 && c->interest) c->interest(c->interest_ud, p->user, true); /* cluster */
+    if (p->sockets == 0 && c->phooks.local) {
+        /* Cluster: online while any socket on any node is; the cluster announces it. */
+        p->sockets = 1;
+        p->online = true;
+        p->last_seen = chat_now_ms();
+        c->phooks.local(c->phooks_ud, p->user, true, cs->sid);
+        return;
+    }
     if (p->sockets++ == 0 && !p->online) {
         p->online = true;
         p->last_seen = chat_now_ms();
@@ -234,6 +253,7 @@ void chat_presence_disconnect(chat_t *c, chat_sock_t *cs)
     if (p->sockets == 0) return;
     if (--p->sockets == 0) {
         if (c->interest) c->interest(c->interest_ud, p->user, false); /* cluster */
+        if (c->phooks.local) c->phooks.local(c->phooks_ud, p->user, false, 0);
         chat_typing_clear_user(c, p->user);
         if (c->opts.presence_grace_ms)
             timerq_add(&c->grace_tq, &p->grace);
@@ -256,6 +276,7 @@ typedef struct {
     int phase; /* 0: contacts, 1: last seen of offline contacts */
     json_t *statuses;
     str_t *lookup;
+    bool *visible;
     char arena[];
 } statuses_ctx_t;
 
@@ -282,7 +303,53 @@ static void statuses_finish(statuses_ctx_t *x)
     json_decref(x->statuses);
     free(x->ids);
     free(x->lookup);
+    free(x->visible);
     free(x);
+}
+
+/* The answer from what is known: the cluster's state and since for each id (state NULL: this
+ * node's own table); the lastSeen of visible users known nowhere else comes from the store. */
+static void statuses_build(statuses_ctx_t *x, const int8_t *state, const int64_t *since)
+{
+    chat_t *c = x->chat;
+    size_t nlookup = 0;
+    x->lookup = calloc(x->n ? x->n : 1, sizeof *x->lookup);
+    for (size_t i = 0, k = 0; i < x->n; i++) {
+        const char *id = x->ids[i];
+        bool visible = x->visible && x->visible[i], online = false, known = false;
+        int64_t seen = 0;
+        if (visible && state) {
+            int8_t st = state[k];
+            known = st >= 0 && (st == 1 || since[k] > 0);
+            online = st == 1;
+            seen = since[k];
+            k++;
+        } else if (visible) {
+            presence_t *p = chat_presence_find(c, str_cstr(id));
+            known = p != NULL;
+            online = p && p->online;
+            seen = p ? p->last_seen : 0;
+        }
+        json_array_append_new(x->statuses, status_json(id, online, visible ? seen : 0));
+        if (visible && !known && x->lookup) x->lookup[nlookup++] = str_cstr(id);
+    }
+    if (nlookup == 0) {
+        statuses_finish(x);
+        return;
+    }
+    x->phase = 1;
+    /* In order with the writes, so a lastSeen written just before is seen. */
+    x->req.ordered = true;
+    memset(&x->req.u, 0, sizeof x->req.u);
+    x->req.op = STORE_OP_USERS_GET;
+    x->req.u.users_get.ids = x->lookup;
+    x->req.u.users_get.count = nlookup;
+    if (store_submit(c->store, &x->req) != 0) statuses_finish(x);
+}
+
+static void statuses_cluster_done(void *arg, const int8_t *state, const int64_t *since)
+{
+    statuses_build(arg, state, since);
 }
 
 static void statuses_done(store_req_t *req)
@@ -312,29 +379,20 @@ static void statuses_done(store_req_t *req)
     }
     bool ok = req->status == STORE_OK;
     store_contacts_t ct = ok ? req->u.contacts : (store_contacts_t){0};
-    size_t nlookup = 0;
-    x->lookup = calloc(x->n ? x->n : 1, sizeof *x->lookup);
-    for (size_t i = 0; i < x->n; i++) {
+    x->visible = calloc(x->n ? x->n : 1, sizeof *x->visible);
+    str_t *ask = c->phooks.query ? calloc(x->n ? x->n : 1, sizeof *ask) : NULL;
+    size_t nask = 0;
+    for (size_t i = 0; x->visible && i < x->n; i++) {
         const char *id = x->ids[i];
-        bool visible = !strcmp(id, x->requester) || (ok && contact_has(&ct, id));
-        presence_t *p = visible ? chat_presence_find(c, str_cstr(id)) : NULL;
-        bool online = p && p->online;
-        json_array_append_new(x->statuses,
-                              status_json(id, online, visible && p ? p->last_seen : 0));
-        if (visible && !p && x->lookup) x->lookup[nlookup++] = str_cstr(id);
+        x->visible[i] = !strcmp(id, x->requester) || (ok && contact_has(&ct, id));
+        if (x->visible[i] && ask) ask[nask++] = str_cstr(id);
     }
-    if (nlookup == 0) {
-        statuses_finish(x);
-        return;
-    }
-    x->phase = 1;
-    /* In order with the writes, so a lastSeen written just before is seen. */
-    x->req.ordered = true;
-    memset(&x->req.u, 0, sizeof x->req.u);
-    x->req.op = STORE_OP_USERS_GET;
-    x->req.u.users_get.ids = x->lookup;
-    x->req.u.users_get.count = nlookup;
-    if (store_submit(c->store, &x->req) != 0) statuses_finish(x);
+    /* Cluster: online anywhere is known to Redis (the answer comes later). */
+    int asked =
+        ask && nask ? c->phooks.query(c->phooks_ud, ask, nask, statuses_cluster_done, x) : -1;
+    free(ask);
+    if (asked == 0) return;
+    statuses_build(x, NULL, NULL);
 }
 
 void chat_statuses(chat_t *c, const char *requester, const char *const *ids, size_t n,
@@ -409,6 +467,32 @@ void chat_on_get_status(chat_sock_t *cs, json_t *payload, int64_t ack_id)
     r->cs = cs_ref(cs);
     r->ack_id = ack_id;
     chat_statuses(cs->chat, CS_UID(cs), list, n, get_status_done, r);
+}
+
+void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud)
+{
+    c->phooks = h ? *h : (chat_presence_hooks_t){0};
+    c->phooks_ud = ud;
+}
+
+void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,
+                            uint64_t except)
+{
+    if (strlen(user) > STORE_USER_ID_MAX) return;
+    if (!online) store_seen(c, user, at_ms);
+    announce_ask(c, user, status_json(user, online, at_ms), except, true);
+}
+
+uint32_t chat_presence_grace_ms(const chat_t *c)
+{
+    return c->opts.presence_grace_ms;
+}
+
+void chat_presence_each(chat_t *c, void (*fn)(void *arg, const char *user), void *arg)
+{
+    for (size_t i = 0; i < c->npbuckets; i++)
+        for (presence_t *p = c->pbuckets[i]; p; p = p->hnext)
+            if (p->sockets) fn(arg, p->user);
 }
 
 void chat_presence_flush(chat_t *c)

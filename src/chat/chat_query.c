@@ -18,6 +18,7 @@ typedef struct {
     char user[STORE_USER_ID_MAX + 1];
     char conv[ID_SIZE];
     char text[STORE_CURSOR_LEN + STORE_USERNAME_MAX + 8]; /* a cursor or a prefix */
+    char ctx[2 * STORE_CONTEXT_PART_MAX + 2];             /* a context's type and id */
     str_t *ids;
     size_t nids;
     char *strings; /* copies of ids */
@@ -125,10 +126,16 @@ static void page_done(store_req_t *req)
     query_free(q);
 }
 
+void chat_history_any(chat_t *c, const char *conv, int64_t before_seq, size_t limit,
+                      chat_answer_fn done, void *ud)
+{
+    chat_history(c, "", conv, before_seq, limit, done, ud);
+}
+
 void chat_history(chat_t *c, const char *user, const char *conv, int64_t before_seq, size_t limit,
                   chat_answer_fn done, void *ud)
 {
-    if (before_seq == 0) {
+    if (before_seq == 0 && user[0]) {
         /* The newest page, the one every opened conversation asks for: from memory if there. */
         buf_t out;
         buf_init(&out);
@@ -144,7 +151,7 @@ void chat_history(chat_t *c, const char *user, const char *conv, int64_t before_
     memcpy(q->conv, conv, ID_LEN);
     store_messages_page_t *p = &q->req.u.messages_page;
     p->conversation_id = str_make(q->conv, ID_LEN);
-    p->requester = str_cstr(q->user);
+    p->requester = q->user[0] ? str_cstr(q->user) : STR_NULL; /* none: chat_history_any */
     p->before_seq = before_seq;
     p->limit = limit;
     /* The newest page fills the recent-history cache, which inserts then extend: read it in
@@ -176,6 +183,12 @@ static void conversations_listed(store_req_t *req)
 void chat_conversations(chat_t *c, const char *user, str_t cursor, size_t limit,
                         chat_answer_fn done, void *ud)
 {
+    chat_conversations_about(c, user, cursor, limit, STR_NULL, STR_NULL, done, ud);
+}
+
+void chat_conversations_about(chat_t *c, const char *user, str_t cursor, size_t limit,
+                              str_t ctx_type, str_t ctx_id, chat_answer_fn done, void *ud)
+{
     query_t *q = query_new(c, user, page_arena(c, 64 * 1024, limit, 12 * 1024), done, ud);
     if (!q) return;
     q->req.op = STORE_OP_CONVERSATIONS_LIST;
@@ -184,6 +197,13 @@ void chat_conversations(chat_t *c, const char *user, str_t cursor, size_t limit,
     if (cursor.len && cursor.len < sizeof q->text) {
         memcpy(q->text, cursor.ptr, cursor.len);
         q->req.u.conversations_list.cursor = str_make(q->text, cursor.len);
+    }
+    if (ctx_type.len && ctx_id.len && ctx_type.len <= STORE_CONTEXT_PART_MAX &&
+        ctx_id.len <= STORE_CONTEXT_PART_MAX) {
+        memcpy(q->ctx, ctx_type.ptr, ctx_type.len);
+        memcpy(q->ctx + ctx_type.len + 1, ctx_id.ptr, ctx_id.len);
+        q->req.u.conversations_list.context_type = str_make(q->ctx, ctx_type.len);
+        q->req.u.conversations_list.context_id = str_make(q->ctx + ctx_type.len + 1, ctx_id.len);
     }
     submit(q, conversations_listed);
 }
@@ -219,14 +239,24 @@ static void group_created(store_req_t *req)
 void chat_group_create(chat_t *c, const char *user, const str_t *participants, size_t n,
                        str_t title, chat_answer_fn done, void *ud)
 {
-    /* The title is copied behind the ids. */
+    chat_group_create_about(c, user, participants, n, title, NULL, done, ud);
+}
+
+void chat_group_create_about(chat_t *c, const char *user, const str_t *participants, size_t n,
+                             str_t title, const store_context_t *ctx, chat_answer_fn done, void *ud)
+{
+    /* The title and the context are copied behind the ids. */
     query_t *q = query_new(c, user, 64 * 1024, done, ud);
     if (!q) return;
-    str_t all[STORE_GROUP_MAX + 1];
+    str_t all[STORE_GROUP_MAX + 4];
     size_t k = n < STORE_GROUP_MAX ? n : STORE_GROUP_MAX;
     memcpy(all, participants, k * sizeof *all);
     all[k] = title.ptr ? title : STR_LIT("");
-    if (!keep_ids(q, all, k + 1)) {
+    bool about = ctx && ctx->type.ptr;
+    all[k + 1] = about ? ctx->type : STR_LIT("");
+    all[k + 2] = about ? ctx->id : STR_LIT("");
+    all[k + 3] = about && ctx->title.ptr ? ctx->title : STR_LIT("");
+    if (!keep_ids(q, all, k + 4)) {
         query_free(q);
         refuse(done, ud, 500, "INTERNAL", "out of memory");
         return;
@@ -236,6 +266,11 @@ void chat_group_create(chat_t *c, const char *user, const str_t *participants, s
     g->participants = q->ids;
     g->count = k;
     if (title.ptr) g->title = q->ids[k];
+    if (about) {
+        g->context.type = q->ids[k + 1];
+        g->context.id = q->ids[k + 2];
+        if (ctx->title.ptr) g->context.title = q->ids[k + 3];
+    }
     q->req.op = STORE_OP_GROUP_CREATE;
     submit(q, group_created);
 }

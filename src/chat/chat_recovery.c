@@ -40,12 +40,14 @@
  * keeps the replay (and so the socket) alive until its done() runs, which it always does. */
 struct chat_replay {
     store_req_t req;
-    chat_sock_t *cs;                               /* a reference */
-    int64_t after;                                 /* the last position replayed (or skipped) */
-    unsigned gen;                                  /* overflows of the hold buffer so far */
-    unsigned req_gen;                              /* gen when the page in flight was submitted */
-    enum { R_WAITING, R_RUNNING, R_PAUSED } state; /* RUNNING: holds a slot and an arena */
-    bool in_flight;                                /* a page request is in the store */
+    chat_sock_t *cs;  /* a reference */
+    int64_t after;    /* the last position replayed (or skipped) */
+    unsigned gen;     /* overflows of the hold buffer so far */
+    unsigned req_gen; /* gen when the page in flight was submitted */
+    /* RUNNING: holds a slot and an arena; FETCHING: waiting for the session's acked positions
+     * from the cluster (in no list; the fetch's callback goes on, or finishes it). */
+    enum { R_WAITING, R_RUNNING, R_PAUSED, R_FETCHING } state;
+    bool in_flight;           /* a page request is in the store */
     chat_replay_t *wait_next; /* in the chat's FIFO of waiting, or list of paused replays */
     size_t nhold, hold_bytes;
     int64_t hold_pos[REPLAY_HOLD_MAX];
@@ -340,12 +342,52 @@ static chat_replay_t *replay_new(chat_sock_t *cs, int64_t after)
     return r;
 }
 
+void chat_set_acked_hooks(chat_t *c, const chat_acked_hooks_t *h)
+{
+    if (h)
+        c->acked_hooks = *h;
+    else
+        memset(&c->acked_hooks, 0, sizeof c->acked_hooks);
+}
+
+/* The session's acknowledged positions as the cluster has them (every node it sent from
+ * pushed its own): merged into this node's, then the replay goes on. */
+static void acked_fetched(void *arg, const int64_t *pos, size_t n)
+{
+    chat_replay_t *r = arg;
+    chat_sock_t *cs = r->cs;
+    chat_t *c = cs->chat;
+    if (cs->replay != r || !cs->socket) { /* cancelled meanwhile */
+        r->state = R_WAITING;
+        replay_finish(r);
+        return;
+    }
+    if (n) {
+        char key[ACKED_KEY_SIZE];
+        acked_t *a = chat_acked_of(c, chat_acked_key(cs, key), true);
+        for (size_t i = 0; a && i < n; i++)
+            if (!chat_acked_has(a, pos[i])) a->pos[a->n++ % ACKED_KEEP] = pos[i];
+    }
+    wait_push(c, r);
+    replay_next_waiting(c);
+}
+
 void chat_recovery_start(chat_sock_t *cs, int64_t after)
 {
     chat_t *c = cs->chat;
     chat_replay_t *r = replay_new(cs, after);
     chat_sock_go_live(cs); /* its message deliveries are held until the replay is over */
     if (!r) return;
+    /* Cluster: the session may have sent messages from another node (which died, or which
+     * the balancer no longer sends it to); their positions are not in this node's ring. One
+     * read of them before the first page (a Redis round trip). Always, not only when this
+     * node has no ring of the session: a ring left here earlier misses what it sent since. */
+    if (c->acked_hooks.fetch) {
+        char key[ACKED_KEY_SIZE];
+        r->state = R_FETCHING;
+        if (c->acked_hooks.fetch(c->acked_hooks.ud, chat_acked_key(cs, key), acked_fetched, r) == 0)
+            return;
+    }
     wait_push(c, r);
     replay_next_waiting(c);
 }
@@ -404,8 +446,8 @@ void chat_recovery_cancel(chat_sock_t *cs)
     chat_replay_t *r = cs->replay;
     if (!r) return;
     cs->replay = NULL;
-    if (r->state == R_RUNNING) {
-        hold_clear(r); /* its page in flight finishes it (done runs exactly once) */
+    if (r->state == R_RUNNING || r->state == R_FETCHING) {
+        hold_clear(r); /* its page (or fetch) in flight finishes it (done runs exactly once) */
         return;
     }
     chat_t *c = cs->chat;

@@ -17,8 +17,11 @@ struct send_ctx {
     chat_send_args_t in; /* the validated input, its strings copied after the arena */
     chat_send_done done;
     void *ud;
-    bool looked_up; /* the conversation's members were fetched first */
-    char arena[];   /* the store request's arena, then the input strings */
+    bool looked_up;      /* the conversation's members were fetched first */
+    bool about;          /* recipientId with a context: the conversation is opened first */
+    store_context_t ctx; /* its context (strings after the inputs) */
+    char conv[ID_SIZE];  /* the conversation opened for it */
+    char arena[];        /* the store request's arena, then the input strings */
 };
 
 /* err NULL: success (doc is the message, dup whether it was a repeat). */
@@ -158,6 +161,10 @@ static void fill_insert(send_ctx_t *s)
     in.sender = str_cstr(s->user.id);
     if (a->conversation_id.kind == CHAT_ARG_STRING) in.conversation_id = a->conversation_id.s;
     if (a->recipient_id.kind == CHAT_ARG_STRING) in.recipient = a->recipient_id.s;
+    if (s->about) { /* the conversation about the context, opened first (open_done) */
+        in.conversation_id = str_make(s->conv, ID_LEN);
+        in.recipient = STR_NULL;
+    }
     in.content = a->content.kind == CHAT_ARG_STRING ? a->content.s : STR_LIT("");
     in.type = str_eq_cstr(type, "text")    ? STORE_MSG_TEXT
               : str_eq_cstr(type, "image") ? STORE_MSG_IMAGE
@@ -177,6 +184,45 @@ static void lookup_done(store_req_t *req)
     chat_cache_members(s->chat, &req->u.conversation_get.conv);
     fill_insert(s);
     submit_insert(s);
+}
+
+/* The conversation about the context is open (found or created): send into it. */
+static void open_done(store_req_t *req)
+{
+    send_ctx_t *s = (send_ctx_t *)req;
+    if (req->status != STORE_OK) {
+        send_fail_store(s, req->status);
+        return;
+    }
+    const store_conversation_t *conv = &req->u.direct_open.conv;
+    memcpy(s->conv, conv->id, ID_SIZE);
+    chat_cache_members(s->chat, conv);
+    memset(&req->u, 0, sizeof req->u);
+    fill_insert(s);
+    submit_insert(s);
+}
+
+static void open_submit(send_ctx_t *s)
+{
+    s->req.op = STORE_OP_DIRECT_OPEN;
+    s->req.done = open_done;
+    s->req.u.direct_open.user = str_cstr(s->user.id);
+    s->req.u.direct_open.other = s->in.recipient_id.s;
+    s->req.u.direct_open.context = s->ctx;
+    if (store_submit(s->chat->store, &s->req) != 0)
+        send_finish(s, 503, "INTERNAL", "the server is shutting down", STR_NULL, false);
+}
+
+static void about_blocked(chat_t *c, void *arg, bool blocked, int status)
+{
+    (void)c;
+    send_ctx_t *s = arg;
+    if (status != STORE_OK)
+        send_fail_store(s, status);
+    else if (blocked)
+        send_finish(s, 403, "FORBIDDEN", chat_msg_blocked, STR_NULL, false);
+    else
+        open_submit(s);
 }
 
 /* Present and not null. */
@@ -201,9 +247,10 @@ static void copy_arg(chat_arg_t *dst, const chat_arg_t *src, char **at)
     *at += src->s.len + 1;
 }
 
-/* a is NULL when the payload is not an object. */
+/* a is NULL when the payload is not an object. ctx_json: its context (borrowed; NULL when
+ * absent). */
 static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
-                       const chat_send_args_t *a, chat_send_done done, void *ud)
+                       const chat_send_args_t *a, json_t *ctx_json, chat_send_done done, void *ud)
 {
 #define REFUSE(msg)                                                                                \
     do {                                                                                           \
@@ -221,6 +268,12 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     if (given(rid) && str_eq_cstr(rid->s, user->id)) REFUSE("cannot send a message to yourself");
     if (given(cid) && (!is_str(cid) || !id_valid(cid->s)))
         REFUSE("conversationId must be a 24-character hex id");
+    store_context_t ctx = {0};
+    const char *ctx_why = chat_context_problem(c, ctx_json, &ctx);
+    if (ctx_why) REFUSE(ctx_why);
+    bool about = ctx.type.ptr != NULL;
+    if (about && !given(rid))
+        REFUSE("context goes with recipientId (a conversationId names the conversation already)");
     str_t t = STR_LIT("text");
     if (given(type)) {
         if (!is_str(type)) REFUSE("type must be text, image or file");
@@ -248,7 +301,7 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     }
 #undef REFUSE
     /* Only valid messages count against the rate; a refused one is not stored. */
-    uint32_t wait = limiter_take(&c->msg_limit, user->id, uv_now(c->loop));
+    uint32_t wait = chat_msg_limit(c, user->id);
     if (wait) {
         chat_err_t e = {429, "RATE_LIMITED", "too many messages; slow down", wait};
         done(ud, &e, STR_NULL, false, 0);
@@ -258,7 +311,10 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
      * the input strings (each NUL-terminated). */
     size_t clen = is_str(content) ? content->s.len : 0;
     size_t cap = 4096 + 2 * clen;
-    size_t inputs = 6 + clen + rid->s.len + cid->s.len + type->s.len + fid->s.len + cmid->s.len;
+    /* opening the conversation first: its document, with its last message, must fit */
+    if (about) cap += c->opts.max_message_length * 4 + 32 * 1024;
+    size_t inputs = 9 + clen + rid->s.len + cid->s.len + type->s.len + fid->s.len + cmid->s.len +
+                    ctx.type.len + ctx.id.len + ctx.title.len;
     send_ctx_t *s = malloc(sizeof *s + cap + inputs);
     if (!s) {
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
@@ -280,6 +336,25 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     copy_arg(&s->in.file_id, fid, &at);
     copy_arg(&s->in.client_msg_id, cmid, &at);
     s->origin = cs_ref(origin);
+    if (about) {
+        chat_arg_t ty = {CHAT_ARG_STRING, ctx.type}, i = {CHAT_ARG_STRING, ctx.id},
+                   ti = {ctx.title.ptr ? CHAT_ARG_STRING : CHAT_ARG_ABSENT, ctx.title}, out;
+        s->about = true;
+        copy_arg(&out, &ty, &at);
+        s->ctx.type = out.s;
+        copy_arg(&out, &i, &at);
+        s->ctx.id = out.s;
+        copy_arg(&out, &ti, &at);
+        s->ctx.title = ti.kind == CHAT_ARG_STRING ? out.s : STR_NULL;
+        /* a block between the two refuses it before the conversation is created (an empty
+         * thread in the other's list would be the blocked user's message) */
+        int known = chat_block_between(c, s->user.id, s->in.recipient_id.s.ptr, about_blocked, s);
+        if (known == 1)
+            send_finish(s, 403, "FORBIDDEN", chat_msg_blocked, STR_NULL, false);
+        else if (known == 0)
+            open_submit(s);
+        return;
+    }
     if (given(cid)) {
         const char *conv = s->in.conversation_id.s.ptr; /* NUL-terminated copy */
         members_entry_t *e = chat_cache_find(c, conv);
@@ -322,7 +397,7 @@ static chat_arg_t arg_of(json_t *v)
 void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_done done, void *ud)
 {
     if (!json_is_object(payload)) {
-        send_start(c, user, NULL, NULL, done, ud);
+        send_start(c, user, NULL, NULL, NULL, done, ud);
         return;
     }
     chat_send_args_t a = {
@@ -333,7 +408,7 @@ void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_do
         .file_id = arg_of(json_object_get(payload, "fileId")),
         .client_msg_id = arg_of(json_object_get(payload, "clientMsgId")),
     };
-    send_start(c, user, NULL, &a, done, ud);
+    send_start(c, user, NULL, &a, json_object_get(payload, "context"), done, ud);
 }
 
 typedef struct {
@@ -369,6 +444,8 @@ static void acked_add(chat_sock_t *cs, int64_t pos)
     char key[ACKED_KEY_SIZE];
     acked_t *a = chat_acked_of(cs->chat, chat_acked_key(cs, key), true);
     if (a) a->pos[a->n++ % ACKED_KEEP] = pos;
+    /* Cluster: also where another node can read them if this one dies (chat_recovery.c). */
+    if (cs->chat->acked_hooks.push) cs->chat->acked_hooks.push(cs->chat->acked_hooks.ud, key, pos);
 }
 
 bool chat_acked_has(const acked_t *a, int64_t pos)
@@ -404,11 +481,13 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             chat_reply_err(r->cs, r->ack_id, cmid, err);
             json_decref(cmid);
         } else {
+            /* Recorded (and, in a cluster, written to Redis) before the ack is written: a node
+             * killed right after its client got the ack has already handed the position over. */
+            if (!dup && pos > 0) acked_add(r->cs, pos);
             if (r->ack_id >= 0) {
                 const str_t parts[] = {STR_LIT("[{\"ok\":true,\"message\":"), doc, STR_LIT("}]")};
                 sio_socket_ack_parts(r->cs->socket, r->ack_id, parts, 3);
             }
-            if (!dup && pos > 0) acked_add(r->cs, pos);
         }
     }
     cs_unref(r->cs);
@@ -436,7 +515,14 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         memset(&user, 0, sizeof user);
         snprintf(user.id, sizeof user.id, "%s", CS_UID(cs));
         if (cs->sending < UINT16_MAX) cs->sending++;
-        send_start(cs->chat, &user, cs, object ? &a : NULL, socket_send_done, r);
+        /* the context, the rare case, is read with jansson */
+        json_t *ctx = NULL;
+        bool ctx_given = object && a.context.kind == CHAT_ARG_OTHER;
+        if (ctx_given) ctx = json_loadb(a.context.s.ptr, a.context.s.len, 0, NULL);
+        if ((ctx_given && !ctx) || (object && a.context.kind == CHAT_ARG_STRING))
+            ctx = json_string(""); /* not an object: refused as such */
+        send_start(cs->chat, &user, cs, object ? &a : NULL, ctx, socket_send_done, r);
+        json_decref(ctx);
     }
     if (buf != small) free(buf);
 }

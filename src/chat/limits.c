@@ -62,6 +62,24 @@ uint32_t limiter_take(limiter_t *l, const char *key, uint64_t now_ms)
     return bucket_take(&e->bucket, l->rate, l->burst, now_ms);
 }
 
+void limiter_drain(limiter_t *l, const char *key, double n, uint64_t now_ms)
+{
+    if (l->rate <= 0 || n <= 0) return;
+    limit_entry_t *e = entry(l, key);
+    if (!e) return;
+    bucket_t *b = &e->bucket;
+    double burst = l->burst < 1 ? 1 : l->burst;
+    if (b->last_ms == 0) {
+        b->tokens = burst;
+    } else if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * l->rate / 1000.0;
+        if (b->tokens > burst) b->tokens = burst;
+    }
+    b->last_ms = now_ms ? now_ms : 1;
+    b->tokens -= n;
+    if (b->tokens < -burst) b->tokens = -burst;
+}
+
 int limiter_acquire(limiter_t *l, const char *key)
 {
     if (l->max_concurrent == 0) return 0;

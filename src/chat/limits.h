@@ -27,6 +27,10 @@ int limiter_init(limiter_t *l, double rate, double burst, uint32_t max_concurren
 void limiter_free(limiter_t *l);
 /* A rate-limited event for key: 0 allowed, else ms to wait. */
 uint32_t limiter_take(limiter_t *l, const char *key, uint64_t now_ms);
+/* Takes n tokens that were spent elsewhere (another node of a cluster admitted them): the
+ * bucket may go below zero, down to -burst (the wait grows; never more than (burst + 1) / rate
+ * seconds). */
+void limiter_drain(limiter_t *l, const char *key, double n, uint64_t now_ms);
 /* Counts a new concurrent holder for key: 0 allowed (counted), -1 refused (at the maximum). */
 int limiter_acquire(limiter_t *l, const char *key);
 void limiter_release(limiter_t *l, const char *key);

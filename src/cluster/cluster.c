@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
+#include "cluster/cluster_acked.h"
 #include "cluster/cluster_codec.h"
+#include "cluster/cluster_presence.h"
 #include "cluster/redis_bus.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -26,9 +28,11 @@ struct cluster {
     size_t prefix_len;
     buf_t out;          /* the envelope being published (reused) */
     uv_timer_t refresh; /* POSITION_REFRESH_MS */
+    cpres_t *pres;      /* presence across nodes (cluster_presence.c) */
     bool closed;
     bool was_up;
     cluster_stats_t st;
+    cluster_acked_t *acked; /* sessions' acked positions in Redis (cluster_acked.h) */
 };
 
 static size_t channel_of(const cluster_t *cl, const char *user, size_t len, char out[CHANNEL_MAX])
@@ -110,6 +114,7 @@ static void on_message(void *arg, const char *channel, size_t channel_len, const
         .nargs = 1,
         .pos = e.pos,
     };
+    chat_cache_remote(cl->chat, e.event, e.args); /* before: the delivery may answer from them */
     chat_deliver_local(cl->chat, &d);
 }
 
@@ -117,6 +122,7 @@ static void on_state(void *arg, bool up, uint64_t lost)
 {
     cluster_t *cl = arg;
     cl->st.up = up;
+    if (!cl->closed) cpres_state(cl->pres, up);
     if (lost)
         log_warn("cluster: %llu publishes were dropped while Redis was away (the receivers "
                  "catch up from the store)",
@@ -126,6 +132,7 @@ static void on_state(void *arg, bool up, uint64_t lost)
      * it missed from the store (the first time up, there is nothing to miss yet). */
     if (cl->was_up) {
         cl->st.catch_ups++;
+        chat_cache_forget(cl->chat);
         chat_catch_up(cl->chat);
     }
     cl->was_up = true;
@@ -135,6 +142,11 @@ static void on_refresh(uv_timer_t *t)
 {
     cluster_t *cl = t->data;
     if (!cl->closed) chat_start(cl->chat);
+}
+
+static void bus_closed(void *arg)
+{
+    (void)arg;
 }
 
 static bool node_id_ok(const char *s)
@@ -193,8 +205,17 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
         free(cl);
         return NULL;
     }
+    cl->pres = cpres_new(loop, chat, cl->bus, db, cl->node_id);
+    if (!cl->pres) {
+        snprintf(err, errcap, "out of memory");
+        redis_bus_close(cl->bus, bus_closed, cl);
+        buf_free(&cl->out);
+        cl->closed = true; /* freed with the loop: the bus's handles still point here */
+        return NULL;
+    }
     chat_set_publish(chat, on_publish, cl);
     chat_set_interest(chat, on_interest, cl);
+    cl->acked = cluster_acked_new(chat, cl->bus, db);
     uv_timer_init(loop, &cl->refresh);
     cl->refresh.data = cl;
     uv_timer_start(&cl->refresh, on_refresh, POSITION_REFRESH_MS, POSITION_REFRESH_MS);
@@ -203,17 +224,14 @@ cluster_t *cluster_new(uv_loop_t *loop, chat_t *chat, const cluster_options_t *o
     return cl;
 }
 
-static void bus_closed(void *arg)
-{
-    (void)arg;
-}
-
 void cluster_close(cluster_t *cl)
 {
     if (!cl || cl->closed) return;
     cl->closed = true;
     chat_set_publish(cl->chat, NULL, NULL);
     chat_set_interest(cl->chat, NULL, NULL);
+    cluster_acked_detach(cl->acked);
+    cpres_close(cl->pres);
     uv_close((uv_handle_t *)&cl->refresh, NULL);
     redis_bus_close(cl->bus, bus_closed, cl);
 }
@@ -222,6 +240,8 @@ void cluster_free(cluster_t *cl)
 {
     if (!cl) return;
     buf_free(&cl->out);
+    cluster_acked_free(cl->acked);
+    cpres_free(cl->pres);
     free(cl);
 }
 

@@ -511,6 +511,11 @@ int redis_bus_command(redis_bus_t *b, redis_bus_reply_fn cb, void *arg, int argc
     return 0;
 }
 
+void redis_bus_flush(redis_bus_t *b)
+{
+    if (!b->closing && b->cmd.connected) redisAsyncHandleWrite(b->cmd.ac);
+}
+
 bool redis_bus_up(const redis_bus_t *b)
 {
     return b->up;

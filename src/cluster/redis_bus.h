@@ -76,6 +76,10 @@ typedef void (*redis_bus_reply_fn)(void *arg, struct redisReply *reply);
 int redis_bus_command(redis_bus_t *bus, redis_bus_reply_fn cb, void *arg, int argc,
                       const char **argv, const size_t *argvlen);
 
+/* Writes what the command connection has queued now, instead of on the loop's next turn
+ * (what must be in Redis before this node tells a client something: cluster_acked.c). */
+void redis_bus_flush(redis_bus_t *bus);
+
 bool redis_bus_up(const redis_bus_t *bus);
 void redis_bus_stats(const redis_bus_t *bus, redis_bus_stats_t *out);
 

@@ -24,7 +24,12 @@ static const char *const eio_error_messages[] = {
     "Bad request",       "Forbidden",          "Unsupported protocol version",
 };
 
-#define SID_LEN 20
+/* A sid is [<prefix>.]<20 random characters>: the prefix (eio_config_t.sid_prefix, e.g. a
+ * cluster node's id) lets a load balancer route a session's requests to the node that holds
+ * it (deploy/haproxy.cfg.in); the random part keeps it unguessable (120 bits). */
+#define SID_LEN        20
+#define SID_PREFIX_MAX 24
+#define SID_MAX        (SID_PREFIX_MAX + 1 + SID_LEN)
 
 /* What one packet waiting in a polling queue costs beyond its encoded bytes (the queue slot,
  * the buffer's header and allocator overhead): counted in the queue's byte cap, so that cap
@@ -47,7 +52,7 @@ typedef struct {
 } eio_polling_t;
 
 struct eio_session {
-    char sid[SID_LEN + 1];
+    char sid[SID_MAX + 1];
     uint8_t transport;
     uint8_t state;
     uint8_t protocol; /* 4, or 3 (EIO=3, with allow_eio3) */
@@ -85,6 +90,8 @@ struct eio_server {
     rbuf_t *ping_pkt, *noop_pkt, *close_pkt, *pong_pkt;
     bool shutting_down;
     char cors_origins[512];
+    char sid_prefix[SID_PREFIX_MAX + 2]; /* "<prefix>." or "" */
+    size_t sid_len;                      /* every sid of this server is this long */
 };
 
 /* eio_server.c */

@@ -23,10 +23,10 @@ static size_t sid_hash(const char *sid, size_t len)
 
 eio_session_t *eio_table_find(eio_server_t *srv, str_t sid)
 {
-    if (sid.len != SID_LEN) return NULL;
+    if (sid.len != srv->sid_len) return NULL;
     eio_session_t *s = srv->buckets[sid_hash(sid.ptr, sid.len) & (srv->nbuckets - 1)];
     for (; s; s = s->hash_next)
-        if (memcmp(s->sid, sid.ptr, SID_LEN) == 0) return s;
+        if (memcmp(s->sid, sid.ptr, sid.len) == 0) return s;
     return NULL;
 }
 
@@ -40,7 +40,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
             eio_session_t *e = srv->buckets[i];
             while (e) {
                 eio_session_t *next = e->hash_next;
-                size_t j = sid_hash(e->sid, SID_LEN) & (n - 1);
+                size_t j = sid_hash(e->sid, srv->sid_len) & (n - 1);
                 e->hash_next = b[j];
                 b[j] = e;
                 e = next;
@@ -50,7 +50,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
         srv->buckets = b;
         srv->nbuckets = n;
     }
-    size_t j = sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1);
+    size_t j = sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1);
     s->hash_next = srv->buckets[j];
     srv->buckets[j] = s;
     srv->count++;
@@ -59,7 +59,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
 
 static void table_remove(eio_server_t *srv, eio_session_t *s)
 {
-    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1)];
+    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1)];
     for (; *pp; pp = &(*pp)->hash_next)
         if (*pp == s) {
             *pp = s->hash_next;
@@ -68,9 +68,11 @@ static void table_remove(eio_server_t *srv, eio_session_t *s)
         }
 }
 
-static void sid_generate(char out[SID_LEN + 1])
+static void sid_generate(const eio_server_t *srv, char out[SID_MAX + 1])
 {
-    randid_generate(out, SID_LEN);
+    size_t pl = strlen(srv->sid_prefix);
+    memcpy(out, srv->sid_prefix, pl);
+    randid_generate(out + pl, SID_LEN);
 }
 
 /* ---- packets ---- */
@@ -514,8 +516,8 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         return NULL;
     }
     s->admit_handle = handle;
-    do sid_generate(s->sid);
-    while (eio_table_find(srv, str_make(s->sid, SID_LEN)));
+    do sid_generate(srv, s->sid);
+    while (eio_table_find(srv, str_make(s->sid, srv->sid_len)));
     s->srv = srv;
     s->transport = (uint8_t)transport;
     s->protocol = (uint8_t)protocol;
@@ -695,6 +697,22 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     if (cfg->cors_origins)
         snprintf(srv->cors_origins, sizeof srv->cors_origins, "%s", cfg->cors_origins);
     srv->cfg.cors_origins = srv->cors_origins;
+    if (cfg->sid_prefix && cfg->sid_prefix[0]) {
+        size_t pl = strlen(cfg->sid_prefix);
+        bool ok = pl <= SID_PREFIX_MAX;
+        for (size_t i = 0; ok && i < pl; i++) {
+            char ch = cfg->sid_prefix[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_';
+        }
+        if (ok)
+            snprintf(srv->sid_prefix, sizeof srv->sid_prefix, "%s.", cfg->sid_prefix);
+        else
+            log_warn("eio: sid prefix \"%s\" is not 1-%d of [A-Za-z0-9_-]: sids carry none",
+                     cfg->sid_prefix, SID_PREFIX_MAX);
+    }
+    srv->cfg.sid_prefix = srv->sid_prefix;
+    srv->sid_len = strlen(srv->sid_prefix) + SID_LEN;
     srv->nbuckets = 64;
     srv->buckets = calloc(srv->nbuckets, sizeof *srv->buckets);
     timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
@@ -734,7 +752,7 @@ void eio_server_shutdown(eio_server_t *srv)
             if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->pl->outq_len) {
                 /* Deliver what is queued with the close if a poll is waiting. */
                 send_built(s, srv->close_pkt);
-                if (eio_table_find(srv, str_make(s->sid, SID_LEN)) != s) continue;
+                if (eio_table_find(srv, str_make(s->sid, srv->sid_len)) != s) continue;
             }
             eio_session_destroy(s, "server shutting down");
         }

@@ -27,6 +27,10 @@ typedef struct {
     /* Also accept Engine.IO v3 clients (EIO=3: socket.io-client 2.x): client-sent pings
      * answered with pongs, length-prefixed polling payloads, 'b4' base64 binary; no JSONP. */
     bool allow_eio3;
+    /* Sids are "<sid_prefix>.<20 random characters>" (1-24 of [A-Za-z0-9_-]; NULL or "": no
+     * prefix, 20 characters): a cluster node's id, so that a load balancer routes each
+     * session's requests to its node (docs/cluster.md). */
+    const char *sid_prefix;
 } eio_config_t;
 
 typedef struct {

@@ -453,7 +453,9 @@ static int serve_run(server_t *sp)
                 .max_payload = (size_t)cfg->max_payload,
                 .cors_origins = cfg->cors_origins,
                 .cors_credentials = strcmp(cfg->cors_origins, "*") != 0,
-                .allow_eio3 = cfg->allow_eio3 != 0},
+                .allow_eio3 = cfg->allow_eio3 != 0,
+                /* A node's sids carry its id, for the load balancer (docs/cluster.md). */
+                .sid_prefix = cfg->cluster[0] ? cfg->node_id : NULL},
         .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
     };
     s.sio = sio_server_new(&s.nl, &scfg);

@@ -26,10 +26,14 @@ static long long parse_ttl(const char *s)
 static int token_run(serve_config_t *cfg, const char *user, const char *name, const char *role,
                      const char *ttl, bool new_secret);
 
+/* --scope server: a server credential for /api/server/... (issue 15); NULL: a user's token. */
+static const char *token_scope;
+
 static void token_usage(void)
 {
     printf(
         "usage: parlor token <userId> [--name N] [--role R] [--ttl 1h] [--new-secret]\n"
+        "                    [--scope server]\n"
         "                    [--data DIR] [--jwt-secret S] [--jwt-issuer I] [--jwt-audience A]\n"
         "\n"
         "Prints a token for <userId> signed with the secret `parlor serve` uses, for development\n"
@@ -40,6 +44,10 @@ static void token_usage(void)
         "  --name N       the display name claim (left out when not given)\n"
         "  --role R       the role claim, e.g. tenant or owner (left out when not given)\n"
         "  --ttl T        lifetime: 90s, 15m, 1h (default), 7d\n"
+        "  --scope server a server credential for the platform's backend: accepted on\n"
+        "                 /api/server/... only, refused by user endpoints and sockets; <userId>\n"
+        "                 then names the backend (logs), e.g. parlor token platform --scope "
+        "server\n"
         "  --new-secret   generate <data>/jwt-secret when it is missing (otherwise that is an\n"
         "                 error: a new secret makes tokens the running server refuses)\n");
 }
@@ -59,6 +67,16 @@ int token_main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--new-secret")) {
             new_secret = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--scope") && i + 1 < argc) {
+            if (strcmp(argv[i + 1], "server") != 0) {
+                fprintf(stderr, "parlor token: --scope takes only server\n");
+                free(rest);
+                return 2;
+            }
+            token_scope = "server";
+            i++;
             continue;
         }
         if ((!strcmp(argv[i], "--name") || !strcmp(argv[i], "--role") ||
@@ -113,7 +131,8 @@ static int token_run(serve_config_t *cfgp, const char *user, const char *name, c
     bool can_sign;
     if (serve_make_jwt(&cfg, new_secret, &jwt, &can_sign) < 0) return 1;
     char *token = NULL;
-    if (auth_jwt_sign(jwt, user, name, role, (int64_t)time(NULL), ttl_s, &token) != AUTH_OK) {
+    if (auth_jwt_sign_scope(jwt, user, name, role, token_scope, (int64_t)time(NULL), ttl_s,
+                            &token) != AUTH_OK) {
         fprintf(stderr, "parlor token: signing failed\n");
         auth_jwt_free(jwt);
         return 1;

@@ -130,7 +130,15 @@ const char *store_strerror(int code);
 #define STORE_SEARCH_SCAN_MAX  2000  /* candidates one search examines at most */
 #define STORE_BLOCKS_MAX       10000 /* users one user may block */
 
-#define STORE_SCHEMA_VERSION 7
+/* A conversation's context (issue 15): what it is about, e.g. {listing, L-1042, "Flat 3B"}.
+ * type and id: 1-64 of [A-Za-z0-9_.:-]; title: at most 800 bytes (the chat layer allows 200
+ * code points). */
+#define STORE_CONTEXT_PART_MAX  64
+#define STORE_CONTEXT_TITLE_MAX 800
+/* The sender of system notices (POST /api/server/messages): no user may have this id. */
+#define STORE_SYSTEM_SENDER "system"
+
+#define STORE_SCHEMA_VERSION 8
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -199,10 +207,16 @@ typedef struct {
     int64_t joined_at;
 } store_member_t;
 
+/* A conversation's context: all absent, or type and id present (title optional). */
+typedef struct {
+    str_t type, id, title;
+} store_context_t;
+
 typedef struct {
     char id[ID_SIZE];
     store_conv_type_t type;
-    str_t title; /* absent for direct conversations and untitled groups */
+    str_t title;             /* absent for direct conversations and untitled groups */
+    store_context_t context; /* absent parts when the conversation has none */
     int64_t last_seq;
     int64_t created_at;
     int64_t updated_at;            /* moves with every message */
@@ -251,8 +265,11 @@ typedef struct { /* read: accounts whose username starts with prefix, case-insen
     size_t count;              /* out */
 } store_users_search_t;
 
-typedef struct { /* write: find or create the one-to-one conversation of user and other */
+typedef struct { /* write: find or create the one-to-one conversation of user and other about
+                    context (absent: their plain thread); one per pair and context. A title
+                    given is stored when the conversation is created (kept otherwise). */
     str_t user, other;
+    store_context_t context;
     store_conversation_t conv; /* out, with unread_count for user */
     bool created;              /* out */
 } store_direct_open_t;
@@ -262,6 +279,7 @@ typedef struct { /* write: members are creator + participants, deduplicated, >= 
     const str_t *participants;
     size_t count;
     str_t title;               /* optional */
+    store_context_t context;   /* optional */
     store_conversation_t conv; /* out */
 } store_group_create_t;
 
@@ -275,6 +293,7 @@ typedef struct { /* read: newest activity first */
     str_t user;
     str_t cursor; /* absent for the first page, else a next_cursor from before */
     size_t limit;
+    str_t context_type, context_id;         /* optional filter: both, or neither */
     const store_conversation_t *convs;      /* out */
     size_t count;                           /* out */
     char next_cursor[STORE_CURSOR_LEN + 1]; /* out: "" when this is the last page */
@@ -406,6 +425,7 @@ typedef struct { /* write: moves the user's watermark forward to the message, ne
 typedef struct {
     str_t user, message_id;
     bool remove;
+    bool by_server;      /* a delete by a server credential: user is ignored, any message */
     str_t content;       /* edit: the new content (as MESSAGE_INSERT's) */
     int64_t window_ms;   /* edit: > 0: refused once now - created_at passes it */
     store_message_t msg; /* out: the message as it is now */
@@ -415,6 +435,67 @@ typedef struct {
                             record is gone with it; the caller removes the bytes. Absent when
                             none */
 } store_message_update_t;
+
+/* write: a system notice (sender STORE_SYSTEM_SENDER, type text, no recipient) into an
+ * existing conversation, with seq and pos as any insert's; idempotent by client_msg_id
+ * (under the system sender). NOT_FOUND when the conversation does not exist. */
+typedef struct {
+    str_t conversation_id;
+    str_t content;
+    str_t client_msg_id; /* optional */
+    store_message_t msg; /* out */
+    bool duplicate;      /* out */
+} store_system_insert_t;
+
+/* write: adds (add) or removes a member of a group. INVALID for a direct conversation or a
+ * bad id; NOT_FOUND when there is no such conversation; LIMIT past STORE_GROUP_MAX members.
+ * Idempotent (changed false). conv is the conversation after the change. */
+typedef struct {
+    str_t conversation_id, user;
+    bool add;
+    bool changed;              /* out */
+    store_conversation_t conv; /* out (no requester) */
+} store_members_change_t;
+
+/* read: everything stored about a user (GET /api/server/users/:id/export), the messages it
+ * sent a page at a time by pos. The first page (after_pos 0) also has the user's record, its
+ * memberships, files and blocks (each at most STORE_EXPORT_LIST_MAX; *_more when cut). */
+#define STORE_EXPORT_LIST_MAX 5000
+typedef struct {
+    char conversation_id[ID_SIZE];
+    int64_t read_seq, joined_at;
+} store_membership_t;
+
+typedef struct {
+    str_t user;
+    int64_t after_pos;
+    size_t limit;        /* messages; 0: STORE_PAGE_DEFAULT; at most STORE_PAGE_MAX */
+    bool found;          /* out: a users row exists */
+    store_user_t record; /* out */
+    const store_membership_t *memberships; /* out (first page) */
+    size_t nmemberships;
+    const store_file_t *files; /* out (first page) */
+    size_t nfiles;
+    const store_block_t *blocks; /* out (first page): the users it blocks */
+    size_t nblocks;
+    bool lists_more;             /* out: a list above was cut at STORE_EXPORT_LIST_MAX */
+    const store_message_t *msgs; /* out: the messages it sent, ascending pos */
+    size_t count;
+    int64_t next_pos; /* out: 0 when no more; else the after_pos of the next page */
+} store_user_export_t;
+
+/* write: erases a user, irreversibly: every message it sent becomes a tombstone (as a
+ * delete: content "", no file, no clientMsgId, a new pos), its files' records go (paths out,
+ * for the caller to remove the bytes), its memberships and blocks (either way) go, and its
+ * users row goes. The id may be used again later (a new, empty user). */
+typedef struct {
+    str_t user;
+    int64_t messages;        /* out: messages tombstoned */
+    int64_t conversations;   /* out: memberships removed */
+    const str_t *file_paths; /* out */
+    size_t nfiles;
+    bool found; /* out: a users row existed */
+} store_user_erase_t;
 
 typedef struct {       /* write: file.id may be preset (e.g. named the stored bytes), else made */
     store_file_t file; /* in (id, owner, name, mime, path, sha256, size); out: id, created_at */
@@ -543,6 +624,9 @@ typedef enum {
     STORE_OP_MESSAGE_UPDATE,
     STORE_OP_OUTBOX_CLAIM,
     STORE_OP_OUTBOX_ACK,
+    STORE_OP_SYSTEM_INSERT,
+    STORE_OP_MEMBERS_CHANGE,
+    STORE_OP_USER_ERASE,
     STORE_OP_FIRST_READ_, /* ops from here on only read */
     STORE_OP_ACCOUNT_GET = STORE_OP_FIRST_READ_,
     STORE_OP_USERS_GET,
@@ -558,6 +642,7 @@ typedef enum {
     STORE_OP_BLOCK_CHECK,
     STORE_OP_UNREAD_TOTAL,
     STORE_OP_SEARCH,
+    STORE_OP_USER_EXPORT,
     STORE_OP_PING, /* a read with no inputs or outputs that reaches the database: /healthz */
     STORE_OP_COUNT_
 } store_op_t;
@@ -611,6 +696,10 @@ struct store_req {
         store_search_t search;
         store_outbox_claim_t outbox_claim;
         store_outbox_ack_t outbox_ack;
+        store_system_insert_t system_insert;
+        store_members_change_t members_change;
+        store_user_export_t user_export;
+        store_user_erase_t user_erase;
     } u;
     /* Set by the store. */
     int status;         /* STORE_OK or a STORE_E_* */

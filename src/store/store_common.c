@@ -187,3 +187,45 @@ const store_outbox_settings_t *store_outbox_settings(void)
 {
     return &outbox_settings;
 }
+
+bool store_valid_context_part(str_t s)
+{
+    if (!s.ptr || s.len < 1 || s.len > STORE_CONTEXT_PART_MAX) return false;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == ':' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool store_valid_context(const store_context_t *c)
+{
+    if (!store_present(c->type) && !store_present(c->id)) return !store_present(c->title);
+    if (!store_valid_context_part(c->type) || !store_valid_context_part(c->id)) return false;
+    if (!store_valid_opt(c->title, STORE_CONTEXT_TITLE_MAX)) return false;
+    for (size_t i = 0; store_present(c->title) && i < c->title.len; i++)
+        if (c->title.ptr[i] == '\0') return false;
+    return true;
+}
+
+void store_direct_ctx_key(str_t a, str_t b, const store_context_t *ctx,
+                          char key[STORE_DIRECT_CTX_KEY_SIZE])
+{
+    store_direct_key(a, b, key);
+    if (!key[0] || !ctx || !store_present(ctx->type)) return;
+    /* "min|max|type|id": the id charsets have no '|', so keys of different contexts differ */
+    size_t n = strlen(key);
+    if (ctx->type.len > STORE_CONTEXT_PART_MAX || ctx->id.len > STORE_CONTEXT_PART_MAX) {
+        key[0] = '\0';
+        return;
+    }
+    key[n++] = '|';
+    memcpy(key + n, ctx->type.ptr, ctx->type.len);
+    n += ctx->type.len;
+    key[n++] = '|';
+    memcpy(key + n, ctx->id.ptr, ctx->id.len);
+    n += ctx->id.len;
+    key[n] = '\0';
+}

@@ -101,6 +101,17 @@ store_msg_type_t store_msg_type_parse(const char *t);
 #define STORE_DIRECT_KEY_SIZE (2 * STORE_USER_ID_MAX + 2)
 void store_direct_key(str_t a, str_t b, char key[STORE_DIRECT_KEY_SIZE]);
 
+/* The key of the direct conversation of a and b about ctx (NULL or absent parts: the plain
+ * key above): "min|max|type|id". "" when an input is not valid. */
+#define STORE_DIRECT_CTX_KEY_SIZE (STORE_DIRECT_KEY_SIZE + 2 * STORE_CONTEXT_PART_MAX + 2)
+void store_direct_ctx_key(str_t a, str_t b, const store_context_t *ctx,
+                          char key[STORE_DIRECT_CTX_KEY_SIZE]);
+
+/* A context part: 1-64 of [A-Za-z0-9_.:-]. A context: absent altogether, or type and id
+ * valid and the title (optional) at most STORE_CONTEXT_TITLE_MAX bytes without NUL. */
+bool store_valid_context_part(str_t s);
+bool store_valid_context(const store_context_t *c);
+
 /* Reverses msgs[0..count) in place: a page read newest first (so that it ends at before_seq)
  * is handed out ascending. */
 void store_messages_reverse(store_message_t *msgs, size_t count);

@@ -562,6 +562,14 @@ int pg_exec_one(store_pg_t *db, store_req_t *req)
         return pg_outbox_claim(db, &req->u.outbox_claim, a, now);
     case STORE_OP_OUTBOX_ACK:
         return pg_outbox_ack(db, &req->u.outbox_ack, now);
+    case STORE_OP_SYSTEM_INSERT:
+        return pg_system_insert(db, &req->u.system_insert, a, now);
+    case STORE_OP_MEMBERS_CHANGE:
+        return pg_members_change(db, &req->u.members_change, a, now);
+    case STORE_OP_USER_ERASE:
+        return pg_user_erase(db, &req->u.user_erase, a, now);
+    case STORE_OP_USER_EXPORT:
+        return pg_user_export(db, &req->u.user_export, a);
     case STORE_OP_ACCOUNT_GET:
         return pg_account_get(db, &req->u.account_get, a);
     case STORE_OP_USERS_GET:

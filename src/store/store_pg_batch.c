@@ -315,7 +315,8 @@ int pg_batch_once(store_pg_t *db, store_req_t *head)
     bool inserts = false;
     /* An edit or a delete takes a new pos too: under the insert lock, taken first. */
     for (store_req_t *r = head; r; r = r->next_)
-        inserts |= r->op == STORE_OP_MESSAGE_INSERT || r->op == STORE_OP_MESSAGE_UPDATE;
+        inserts |= r->op == STORE_OP_MESSAGE_INSERT || r->op == STORE_OP_MESSAGE_UPDATE ||
+                   r->op == STORE_OP_SYSTEM_INSERT || r->op == STORE_OP_USER_ERASE;
     int rc;
     if ((rc = pg_prepare(db, P_BEGIN, "BEGIN")) != STORE_OK ||
         (rc = pg_prepare(db, P_COMMIT, "COMMIT")) != STORE_OK ||

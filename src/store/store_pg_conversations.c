@@ -8,7 +8,8 @@
     "c.id, c.type, c.title, c.last_seq, c.created_at, c.updated_at, mb.ids, mb.rs, mb.ra,"         \
     " mb.ja, mb.n, rq.read_seq, CASE WHEN rq.read_seq IS NULL THEN 0 ELSE (SELECT count(*)"        \
     " FROM messages u WHERE u.conversation_id = c.id AND u.seq > rq.read_seq AND u.sender <> " rq  \
-    "::text AND NOT u.deleted) END, " PG_MSG_COLS
+    "::text AND NOT u.deleted) END, " PG_MSG_COLS                                                  \
+    ", c.context_type, c.context_id, c.context_title"
 #define CONV_JOINS(rq)                                                                             \
     " CROSS JOIN LATERAL (SELECT array_agg(x.user_id ORDER BY x.joined_at, x.user_id) ids,"        \
     " array_agg(x.read_seq ORDER BY x.joined_at, x.user_id) rs,"                                   \
@@ -19,6 +20,7 @@
     "::text LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq"               \
     " LEFT JOIN files f ON f.id = m.file_id"
 #define CONV_FIRST_MSG_COL 13
+#define CONV_CONTEXT_COL   (CONV_FIRST_MSG_COL + PG_MSG_NCOLS)
 
 static const char sql_conv_load[] =
     "SELECT " CONV_COLS("$2") " FROM conversations c" CONV_JOINS("$2") " WHERE c.id = $1";
@@ -28,6 +30,15 @@ static const char sql_conv_list[] = "SELECT " CONV_COLS(
     "$1") " FROM (SELECT c2.id, c2.updated_at FROM conversation_members m2"
           " JOIN conversations c2 ON c2.id = m2.conversation_id WHERE m2.user_id = $1"
           " AND (c2.updated_at, c2.id) < ($2, $3::text) ORDER BY c2.updated_at DESC, c2.id DESC"
+          " LIMIT $4) l JOIN conversations c ON c.id = l.id" CONV_JOINS(
+              "$1") " ORDER BY c.updated_at DESC, c.id DESC";
+
+/* The same about one context (migration 4). */
+static const char sql_conv_list_ctx[] = "SELECT " CONV_COLS(
+    "$1") " FROM (SELECT c2.id, c2.updated_at FROM conversation_members m2"
+          " JOIN conversations c2 ON c2.id = m2.conversation_id WHERE m2.user_id = $1"
+          " AND (c2.updated_at, c2.id) < ($2, $3::text) AND c2.context_type = $5::text"
+          " AND c2.context_id = $6::text ORDER BY c2.updated_at DESC, c2.id DESC"
           " LIMIT $4) l JOIN conversations c ON c.id = l.id" CONV_JOINS(
               "$1") " ORDER BY c.updated_at DESC, c.id DESC";
 
@@ -63,6 +74,10 @@ static int conv_from_row(const PGresult *r, int row, str_t requester, store_conv
     c->last_seq = pg_i64(r, row, 3);
     c->created_at = pg_i64(r, row, 4);
     c->updated_at = pg_i64(r, row, 5);
+    if ((rc = pg_col_str(r, row, CONV_CONTEXT_COL, a, &c->context.type)) != STORE_OK ||
+        (rc = pg_col_str(r, row, CONV_CONTEXT_COL + 1, a, &c->context.id)) != STORE_OK ||
+        (rc = pg_col_str(r, row, CONV_CONTEXT_COL + 2, a, &c->context.title)) != STORE_OK)
+        return rc;
     int64_t n = pg_i64(r, row, 10);
     store_member_t *members = n > 0 ? ARENA_BACK(a, store_member_t, (size_t)n) : NULL;
     if (n > 0 && !members) return STORE_E_NOSPACE;
@@ -115,8 +130,9 @@ int pg_conv_load(store_pg_t *db, str_t id, str_t requester, store_conversation_t
 
 static const char sql_conv_by_key[] = "SELECT id FROM conversations WHERE direct_key = $1";
 static const char sql_conv_insert[] =
-    "INSERT INTO conversations (id, type, title, direct_key, last_seq, created_at, updated_at)"
-    " VALUES ($1, $2, $3, $4, 0, $5, $5) ON CONFLICT DO NOTHING";
+    "INSERT INTO conversations (id, type, title, direct_key, last_seq, created_at, updated_at,"
+    " context_type, context_id, context_title)"
+    " VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
 static const char sql_user_stubs[] =
     "INSERT INTO users (id, created_at)"
     " SELECT u, $2 FROM unnest($1::text[]) u ON CONFLICT DO NOTHING";
@@ -144,8 +160,10 @@ static int members_insert(store_pg_t *db, const char *conv, const char *array, i
 }
 
 static int conv_insert(store_pg_t *db, const char *id, const char *type, str_t title,
-                       const char *key, int64_t now, bool *inserted)
+                       const char *key, const store_context_t *ctx, int64_t now, bool *inserted)
 {
+    static const store_context_t none = {{0}, {0}, {0}};
+    if (!ctx) ctx = &none;
     pg_params_t p = {0};
     PGresult *r;
     pg_p_cstr(&p, id);
@@ -153,6 +171,11 @@ static int conv_insert(store_pg_t *db, const char *id, const char *type, str_t t
     pg_p_opt(&p, title);
     pg_p_cstr(&p, key);
     pg_p_i64(&p, now);
+    pg_p_opt(&p, ctx->type);
+    pg_p_opt(&p, ctx->id);
+    pg_p_opt(&p, store_present(ctx->type) ? ctx->title : STR_NULL);
+    if (store_present(ctx->title) && !pg_text_ok(ctx->title.ptr, ctx->title.len))
+        return STORE_E_INVALID;
     if (p.bad) return STORE_E_INVALID;
     int rc = pg_query(db, P_CONV_INSERT, sql_conv_insert, &p, &r);
     if (rc == STORE_OK) *inserted = strcmp(PQcmdTuples(r), "1") == 0;
@@ -173,17 +196,19 @@ static int conv_by_key(store_pg_t *db, const char *key, char id[ID_SIZE])
     return rc;
 }
 
-int pg_direct_find_or_create(store_pg_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
-                             bool *created)
+int pg_direct_find_or_create(store_pg_t *db, str_t a, str_t b, const store_context_t *ctx,
+                             int64_t now, char id[ID_SIZE], bool *created)
 {
-    char key[STORE_DIRECT_KEY_SIZE];
-    store_direct_key(a, b, key);
+    char key[STORE_DIRECT_CTX_KEY_SIZE];
+    store_direct_ctx_key(a, b, ctx, key);
+    if (!key[0]) return STORE_E_INVALID;
     *created = false;
     int rc = conv_by_key(db, key, id);
     if (rc != STORE_E_NOT_FOUND) return rc;
     bool inserted = false;
     id_generate(id);
-    if ((rc = conv_insert(db, id, "direct", STR_NULL, key, now, &inserted)) != STORE_OK) return rc;
+    if ((rc = conv_insert(db, id, "direct", STR_NULL, key, ctx, now, &inserted)) != STORE_OK)
+        return rc;
     if (!inserted) /* another node created it meanwhile */
         return conv_by_key(db, key, id) == STORE_OK ? STORE_OK : STORE_E_IO;
     char *array = pg_id_array(&a, 1, &b);
@@ -202,11 +227,11 @@ int pg_direct_open(store_pg_t *db, store_direct_open_t *op, store_arena_t *a, in
     op->created = false;
     memset(&op->conv, 0, sizeof op->conv);
     if (!store_valid_user_id(op->user) || !store_valid_user_id(op->other) ||
-        str_eq(op->user, op->other))
+        str_eq(op->user, op->other) || !store_valid_context(&op->context))
         return STORE_E_INVALID;
     int rc = pg_op_begin(db);
     if (rc != STORE_OK) return rc;
-    rc = pg_direct_find_or_create(db, op->user, op->other, now, id, &op->created);
+    rc = pg_direct_find_or_create(db, op->user, op->other, &op->context, now, id, &op->created);
     if (rc == STORE_OK) rc = pg_conv_load(db, str_make(id, ID_LEN), op->user, &op->conv, a);
     rc = pg_op_end(db, rc);
     if (rc != STORE_OK) op->created = false;
@@ -220,7 +245,8 @@ int pg_group_create(store_pg_t *db, store_group_create_t *op, store_arena_t *a, 
     memset(&op->conv, 0, sizeof op->conv);
     if (!store_valid_user_id(op->creator) || !store_valid_opt(op->title, STORE_NAME_MAX) ||
         (op->count && !op->participants) || op->count > STORE_GROUP_MAX ||
-        (store_present(op->title) && !pg_text_ok(op->title.ptr, op->title.len)))
+        (store_present(op->title) && !pg_text_ok(op->title.ptr, op->title.len)) ||
+        !store_valid_context(&op->context))
         return STORE_E_INVALID;
     size_t members = 1;
     for (size_t i = 0; i < op->count; i++) {
@@ -241,7 +267,7 @@ int pg_group_create(store_pg_t *db, store_group_create_t *op, store_arena_t *a, 
     }
     bool inserted = false;
     id_generate(id);
-    rc = conv_insert(db, id, "group", op->title, NULL, now, &inserted);
+    rc = conv_insert(db, id, "group", op->title, NULL, &op->context, now, &inserted);
     if (rc == STORE_OK && !inserted) rc = STORE_E_IO; /* a random id taken: never */
     if (rc == STORE_OK) rc = members_insert(db, id, array, now);
     free(array);
@@ -273,14 +299,23 @@ int pg_conversations_list(store_pg_t *db, store_conversations_list_t *op, store_
     if (store_present(op->cursor) &&
         store_cursor_parse(op->cursor, &before_t, &before_id) != STORE_OK)
         return STORE_E_INVALID;
+    bool by_ctx = store_present(op->context_type) || store_present(op->context_id);
+    if (by_ctx &&
+        (!store_valid_context_part(op->context_type) || !store_valid_context_part(op->context_id)))
+        return STORE_E_INVALID;
     size_t limit = store_page_limit(op->limit);
     pg_params_t p = {0};
     pg_p_str(&p, op->user);
     pg_p_i64(&p, before_t);
     pg_p_str(&p, before_id);
     pg_p_i64(&p, (int64_t)limit + 1);
+    if (by_ctx) {
+        pg_p_str(&p, op->context_type);
+        pg_p_str(&p, op->context_id);
+    }
     PGresult *r;
-    int rc = pg_query(db, P_CONV_LIST, sql_conv_list, &p, &r);
+    int rc = by_ctx ? pg_query(db, P_CONV_LIST_CTX, sql_conv_list_ctx, &p, &r)
+                    : pg_query(db, P_CONV_LIST, sql_conv_list, &p, &r);
     if (rc != STORE_OK) return rc;
     store_conversation_t *convs = NULL;
     bool more = false;

@@ -50,6 +50,19 @@ enum {
     P_MEMBERS_INSERT,
     P_CONV_LOAD,
     P_CONV_LIST,
+    P_CONV_LIST_CTX,
+    P_SEND_SYSTEM,
+    P_CONV_TYPE_LOCK,
+    P_MEMBER_IS,
+    P_MEMBER_COUNT,
+    P_MEMBER_ADD,
+    P_MEMBER_DELETE,
+    P_EXP_USER,
+    P_EXP_MEMBERSHIPS,
+    P_EXP_FILES,
+    P_EXP_BLOCKS,
+    P_EXP_MESSAGES,
+    P_ERASE,
     P_SEND,
     P_SEND_MANY,
     P_MARK_READ,
@@ -263,8 +276,8 @@ char *pg_id_array(const str_t *ids, size_t n, const str_t *also);
 int pg_conv_load(store_pg_t *db, str_t id, str_t requester, store_conversation_t *c,
                  store_arena_t *a);
 /* The one direct conversation of a and b, created when missing (by this or another node). */
-int pg_direct_find_or_create(store_pg_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
-                             bool *created);
+int pg_direct_find_or_create(store_pg_t *db, str_t a, str_t b, const store_context_t *ctx,
+                             int64_t now, char id[ID_SIZE], bool *created);
 
 /* ---- Pipelined writes (store_pg_messages.c, store_pg_users.c) ----------------------------- */
 
@@ -325,6 +338,11 @@ int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a);
 int pg_block_check(store_pg_t *db, store_block_check_t *op);
 int pg_unread_total(store_pg_t *db, store_unread_total_t *op);
 int pg_search(store_pg_t *db, store_search_t *op, store_arena_t *a);
+/* Issue 15 (store_pg_platform.c). */
+int pg_system_insert(store_pg_t *db, store_system_insert_t *op, store_arena_t *a, int64_t now);
+int pg_members_change(store_pg_t *db, store_members_change_t *op, store_arena_t *a, int64_t now);
+int pg_user_export(store_pg_t *db, store_user_export_t *op, store_arena_t *a);
+int pg_user_erase(store_pg_t *db, store_user_erase_t *op, store_arena_t *a, int64_t now);
 
 /* ---- The webhook outbox (store_pg_outbox.c) ---------------------------------------------- */
 

@@ -49,11 +49,13 @@ int pg_message_update(store_pg_t *db, store_message_update_t *op, store_arena_t 
     memset(&op->msg, 0, sizeof op->msg);
     op->changed = op->window_passed = false;
     op->file_path = STR_NULL;
+    if (op->by_server) op->user = STR_LIT(STORE_SYSTEM_SENDER);
     if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
-        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)))
+        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)) ||
+        (op->by_server && !op->remove))
         return STORE_E_INVALID;
     pg_params_t p = {0};
-    pg_p_str(&p, op->user);
+    pg_p_str(&p, op->by_server ? STR_NULL : op->user); /* NULL: a server credential */
     pg_p_str(&p, op->message_id);
     pg_p_text(&p, op->remove ? "true" : "false");
     pg_p_bytes(&p, op->remove ? STR_LIT("") : op->content);

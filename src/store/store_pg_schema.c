@@ -299,7 +299,101 @@ static const char pg_migration_3[] =
     "  WHERE x.conversation_id = o_conv AND x.seq > o_seq AND x.sender <> p_user AND NOT x.deleted;\n"
     " RETURN NEXT;\n"
     "END $f$;\n";
-/* Version 4 (webhooks, issue 15; SQLite's 7, a step of its own): the outbox (store.h,
+/* Version 4 (SQLite's 7, issue 15): a conversation's context (columns and an index; the
+ * direct key of a conversation about a context is "min|max|type|id", so the UNIQUE direct_key
+ * keeps one per pair and context); system notices (parlor_send_system: sender 'system', no
+ * membership needed, seq and pos as an insert's, idempotent by clientMsgId); and parlor_update
+ * taking p_user NULL for a delete by a server credential (any message). */
+static const char pg_migration_4[] =
+    "ALTER TABLE conversations ADD COLUMN context_type text COLLATE \"C\";\n"
+    "ALTER TABLE conversations ADD COLUMN context_id text COLLATE \"C\";\n"
+    "ALTER TABLE conversations ADD COLUMN context_title text COLLATE \"C\";\n"
+    "CREATE INDEX conversations_by_context ON conversations(context_type, context_id)\n"
+    " WHERE context_type IS NOT NULL;\n"
+    "CREATE FUNCTION parlor_send_system(p_conv text, p_content bytea, p_cmid text, p_now bigint,\n"
+    " p_id text)\n"
+    "RETURNS TABLE (o_status integer, o_dup boolean, o_id text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_seq bigint;\n"
+    "BEGIN\n"
+    " PERFORM pg_advisory_xact_lock(" PG_STR(PG_LOCK_INSERT) ", hashtext(current_schema()));\n"
+    " o_status := 0; o_dup := false;\n"
+    " IF p_cmid IS NOT NULL THEN\n"
+    "  SELECT m.id INTO o_id FROM messages m WHERE m.sender = 'system' AND m.client_msg_id = p_cmid;\n"
+    "  IF FOUND THEN o_dup := true; RETURN NEXT; RETURN; END IF;\n"
+    " END IF;\n"
+    " UPDATE conversations c SET last_seq = c.last_seq + 1, updated_at = greatest(c.updated_at, p_now)\n"
+    "  WHERE c.id = p_conv RETURNING c.last_seq INTO v_seq;\n"
+    " IF NOT FOUND THEN o_status := -2; RETURN NEXT; RETURN; END IF;  -- NOT_FOUND\n"
+    " INSERT INTO messages (pos, id, conversation_id, seq, sender, recipient, content, type, file_id,\n"
+    "  client_msg_id, created_at, updated_at)\n"
+    "  VALUES (nextval('messages_pos_seq'), p_id, p_conv, v_seq, 'system', NULL, p_content, 'text',\n"
+    "  NULL, p_cmid, p_now, p_now);\n"
+    " o_id := p_id; RETURN NEXT;\n"
+    "END $f$;\n"
+    /* Erase (GET/DELETE /api/server/users/:id): tombstones with new positions (under the
+     * insert lock, as a delete's), then files (paths out), memberships, blocks, the user. */
+    "CREATE FUNCTION parlor_erase_user(p_user text, p_now bigint)\n"
+    "RETURNS TABLE (o_kind text, o_n bigint, o_path text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_n bigint;\n"
+    "BEGIN\n"
+    " PERFORM pg_advisory_xact_lock(" PG_STR(PG_LOCK_INSERT) ", hashtext(current_schema()));\n"
+    " UPDATE messages SET content = ''::bytea, file_id = NULL, deleted = true, updated_at = p_now,\n"
+    "  pos = nextval('messages_pos_seq') WHERE sender = p_user AND NOT deleted;\n"
+    " GET DIAGNOSTICS v_n = ROW_COUNT;\n"
+    " o_kind := 'messages'; o_n := v_n; o_path := NULL; RETURN NEXT;\n"
+    " UPDATE messages SET client_msg_id = NULL WHERE sender = p_user AND client_msg_id IS NOT NULL;\n"
+    " DELETE FROM conversation_members WHERE user_id = p_user;\n"
+    " GET DIAGNOSTICS v_n = ROW_COUNT;\n"
+    " o_kind := 'conversations'; o_n := v_n; RETURN NEXT;\n"
+    " DELETE FROM blocks WHERE blocker = p_user OR blocked = p_user;\n"
+    " RETURN QUERY WITH d AS (DELETE FROM files WHERE owner = p_user RETURNING path)\n"
+    "  SELECT 'file'::text, 0::bigint, d.path FROM d;\n"
+    " DELETE FROM users WHERE id = p_user;\n"
+    " GET DIAGNOSTICS v_n = ROW_COUNT;\n"
+    " o_kind := 'user'; o_n := v_n; o_path := NULL; RETURN NEXT;\n"
+    "END $f$;\n"
+"CREATE OR REPLACE FUNCTION parlor_update(p_user text, p_msg text, p_remove boolean, p_content bytea,\n"
+    " p_window bigint, p_now bigint)\n"
+    "RETURNS TABLE (o_status integer, o_changed boolean, o_window boolean, o_path text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " v_conv text; v_sender text; v_type text; v_created bigint; v_deleted boolean; v_file text;\n"
+    "BEGIN\n"
+    " PERFORM pg_advisory_xact_lock(" PG_STR(PG_LOCK_INSERT) ", hashtext(current_schema()));\n"
+    " o_status := 0; o_changed := false; o_window := false;\n"
+    " SELECT m.conversation_id, m.sender, m.type, m.created_at, m.deleted, m.file_id\n"
+    "  INTO v_conv, v_sender, v_type, v_created, v_deleted, v_file\n"
+    "  FROM messages m WHERE m.id = p_msg FOR UPDATE;\n"
+    " IF NOT FOUND OR (p_user IS NOT NULL AND NOT EXISTS (SELECT 1 FROM conversation_members cm\n"
+    "   WHERE cm.conversation_id = v_conv AND cm.user_id = p_user)) THEN\n"
+    "  o_status := -2; RETURN NEXT; RETURN;  -- NOT_FOUND\n"
+    " END IF;\n"
+    " IF p_user IS NOT NULL AND v_sender <> p_user THEN o_status := -3; RETURN NEXT; RETURN; END IF;  -- FORBIDDEN\n"
+    " IF p_remove THEN\n"
+    "  IF v_deleted THEN RETURN NEXT; RETURN; END IF;\n"
+    "  UPDATE messages SET content = ''::bytea, file_id = NULL, deleted = true, updated_at = p_now,\n"
+    "   pos = nextval('messages_pos_seq') WHERE id = p_msg;\n"
+    "  IF v_file IS NOT NULL THEN\n"
+    "   DELETE FROM files f WHERE f.id = v_file AND NOT EXISTS (SELECT 1 FROM messages x\n"
+    "    WHERE x.file_id = v_file) RETURNING f.path INTO o_path;\n"
+    "  END IF;\n"
+    " ELSE\n"
+    "  IF v_deleted THEN o_status := -2; RETURN NEXT; RETURN; END IF;\n"
+    "  IF v_type <> 'text' THEN o_status := -1; RETURN NEXT; RETURN; END IF;  -- INVALID\n"
+    "  IF p_window > 0 AND p_now - v_created > p_window THEN\n"
+    "   o_status := -3; o_window := true; RETURN NEXT; RETURN;\n"
+    "  END IF;\n"
+    "  UPDATE messages SET content = p_content, edited_at = p_now, updated_at = p_now,\n"
+    "   pos = nextval('messages_pos_seq') WHERE id = p_msg;\n"
+    " END IF;\n"
+    " o_changed := true; RETURN NEXT;\n"
+    "END $f$;\n"
+    ;
+/* Version 5 (webhooks, issue 15; SQLite's 8, a step of its own): the outbox (store.h,
  * docs/store.md). Events are recorded by parlor_outbox_add, called inside the transaction of
  * what causes them: parlor_send and parlor_mark_read become wrappers of the previous
  * functions (kept under another name) that add their event when the session's
@@ -307,7 +401,7 @@ static const char pg_migration_3[] =
  * is recorded). The conversation's outbox queue is serialized by an advisory lock on its id,
  * taken by the add and by the ack, so a conversation never has two rows due at once even
  * with several nodes writing. */
-static const char pg_migration_4[] =
+static const char pg_migration_5[] =
     "CREATE TABLE webhook_outbox (\n"
     " id bigserial PRIMARY KEY,\n"
     " type integer NOT NULL,\n"
@@ -394,6 +488,23 @@ static const char pg_migration_4[] =
     "    AND coalesce(current_setting('parlor.webhook_unread_ms', true), '') <> '' THEN\n"
     "  IF o_created THEN PERFORM parlor_outbox_add(2, o_conv, NULL, NULL, 0, p_now); END IF;\n"
     "  PERFORM parlor_outbox_add(0, o_conv, o_id, NULL, o_seq, p_now);\n"
+    " END IF;\n"
+    " RETURN NEXT;\n"
+    "END $f$;\n"
+    "ALTER FUNCTION parlor_send_system(text, bytea, text, bigint, text)\n"
+    " RENAME TO parlor_send_system_v4;\n"
+    "CREATE FUNCTION parlor_send_system(p_conv text, p_content bytea, p_cmid text, p_now bigint,\n"
+    " p_id text)\n"
+    "RETURNS TABLE (o_status integer, o_dup boolean, o_id text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    " SELECT * INTO o_status, o_dup, o_id\n"
+    "  FROM parlor_send_system_v4(p_conv, p_content, p_cmid, p_now, p_id);\n"
+    " IF NOT FOUND THEN RETURN; END IF;\n"
+    " IF o_status = 0 AND NOT o_dup\n"
+    "    AND coalesce(current_setting('parlor.webhook_unread_ms', true), '') <> '' THEN\n"
+    "  PERFORM parlor_outbox_add(0, p_conv, o_id, NULL,\n"
+    "   (SELECT m.seq FROM messages m WHERE m.id = o_id), p_now);\n"
     " END IF;\n"
     " RETURN NEXT;\n"
     "END $f$;\n"
@@ -484,7 +595,7 @@ static const char pg_migration_2[] =
     "CREATE INDEX messages_search ON messages USING gin (parlor_search_vector(content));\n";
 
 static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {
-    NULL, pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4};
+    NULL, pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5};
 
 /* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
 static int read_version(store_pg_t *db, int *out)

@@ -84,7 +84,12 @@ bool store_search_parse(str_t q, store_search_query_t *out)
         for (size_t k = 0; k < n; k++) out->w[out->n][k] = lower(q.ptr[b + k]);
         out->len[out->n++] = n;
     }
-    return out->n > 0;
+    if (out->n == 0) return false;
+    size_t chars = 0, last = out->n - 1;
+    for (size_t k = 0; k < out->len[last]; k++)
+        chars += ((unsigned char)out->w[last][k] & 0xc0) != 0x80; /* not a continuation byte */
+    out->prefix = chars >= STORE_SEARCH_PREFIX_MIN;
+    return true;
 }
 
 static bool word_is(const char *w, size_t wl, const char *p, size_t n, bool prefix)
@@ -99,7 +104,7 @@ static bool word_is(const char *w, size_t wl, const char *p, size_t n, bool pref
 static bool hit_word(const store_search_query_t *q, const char *p, size_t n)
 {
     for (size_t i = 0; i < q->n; i++)
-        if (word_is(q->w[i], q->len[i], p, n, i + 1 == q->n)) return true;
+        if (word_is(q->w[i], q->len[i], p, n, q->prefix && i + 1 == q->n)) return true;
     return false;
 }
 
@@ -109,7 +114,8 @@ bool store_search_match(const store_search_query_t *q, str_t content)
     size_t left = q->n, at = 0, b, e;
     while (left && next_word(content, &at, &b, &e)) {
         for (size_t i = 0; i < q->n; i++) {
-            if (!found[i] && word_is(q->w[i], q->len[i], content.ptr + b, e - b, i + 1 == q->n)) {
+            if (!found[i] &&
+                word_is(q->w[i], q->len[i], content.ptr + b, e - b, q->prefix && i + 1 == q->n)) {
                 found[i] = true;
                 left--;
             }
@@ -218,7 +224,7 @@ void store_search_fts5(const store_search_query_t *q, char *out, size_t cap)
     out[0] = '\0';
     for (size_t i = 0; i < q->n && n < cap; i++)
         n += (size_t)snprintf(out + n, cap - n, "%s\"%.*s\"%s", i ? " AND " : "", (int)q->len[i],
-                              q->w[i], i + 1 == q->n ? "*" : "");
+                              q->w[i], q->prefix && i + 1 == q->n ? "*" : "");
 }
 
 void store_search_tsquery(const store_search_query_t *q, char *out, size_t cap)
@@ -235,7 +241,7 @@ void store_search_tsquery(const store_search_query_t *q, char *out, size_t cap)
             else
                 out[n++] = (char)c;
         }
-        n += (size_t)snprintf(out + n, cap - n, "'%s", i + 1 == q->n ? ":*" : "");
+        n += (size_t)snprintf(out + n, cap - n, "'%s", q->prefix && i + 1 == q->n ? ":*" : "");
     }
     out[n < cap ? n : cap - 1] = '\0';
 }

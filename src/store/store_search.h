@@ -7,7 +7,10 @@
  * non-ASCII character), valid UTF-8, at most STORE_SEARCH_WORD_MAX bytes; ASCII letters compare
  * case-insensitively (others exactly). A query is 1..STORE_SEARCH_WORDS_MAX words separated
  * by spaces; a message matches when each query word but the last equals one of its words and
- * the last is the start of one of its words (prefix match, as users type). */
+ * the last is the start of one of its words (prefix match, as users type) when the last has at
+ * least STORE_SEARCH_PREFIX_MIN characters, or equals one of its words when it is shorter: a
+ * one- or two-letter prefix would make nearly every message a candidate (~0.4 s per request
+ * over a large history), while a short whole word ("ok", "hi") is one index lookup. */
 #ifndef PARLOR_STORE_STORE_SEARCH_H
 #define PARLOR_STORE_STORE_SEARCH_H
 
@@ -16,8 +19,12 @@
 
 #include "store/store_common.h"
 
+/* A last query word of fewer characters (UTF-8 code points) matches whole words only. */
+#define STORE_SEARCH_PREFIX_MIN 3
+
 typedef struct {
     size_t n;
+    bool prefix; /* the last word matches as a prefix (it has >= STORE_SEARCH_PREFIX_MIN chars) */
     char w[STORE_SEARCH_WORDS_MAX][STORE_SEARCH_WORD_MAX + 1]; /* lowercased ASCII */
     size_t len[STORE_SEARCH_WORDS_MAX];
 } store_search_query_t;
@@ -35,7 +42,7 @@ bool store_search_match(const store_search_query_t *q, str_t content);
  * every hit word inside it wrapped in <mark>...</mark>, "…" where it was cut. */
 int store_search_snippet(const store_search_query_t *q, str_t content, store_arena_t *a,
                          str_t *out);
-/* The FTS5 query: each word a quoted phrase, ANDed, the last with a prefix star. */
+/* The FTS5 query: each word a quoted phrase, ANDed, the last with a prefix star (if prefix). */
 void store_search_fts5(const store_search_query_t *q, char *out, size_t cap);
 /* The PostgreSQL tsquery over parlor_search_vector's lexemes (bytes >= 0x80 as \ooo). */
 void store_search_tsquery(const store_search_query_t *q, char *out, size_t cap);

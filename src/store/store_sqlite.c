@@ -34,10 +34,11 @@ static const char *const store_sql[S_COUNT_] = {
                        " AND (?2 IS NULL OR username < ?2) ORDER BY username LIMIT ?3",
     [S_CONV_BY_KEY] = "SELECT id FROM conversations WHERE direct_key = ?1",
     [S_CONV_INSERT] = "INSERT INTO conversations"
-                      " (id, type, title, direct_key, last_seq, created_at, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
-    [S_CONV_GET] = "SELECT id, type, title, last_seq, created_at, updated_at"
-                   " FROM conversations WHERE id = ?1",
+                      " (id, type, title, direct_key, last_seq, created_at, updated_at,"
+                      " context_type, context_id, context_title)"
+                      " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?6, ?7, ?8)",
+    [S_CONV_GET] = "SELECT id, type, title, last_seq, created_at, updated_at, context_type,"
+                   " context_id, context_title FROM conversations WHERE id = ?1",
     [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
     [S_CONV_BUMP] = "UPDATE conversations SET last_seq = ?2, updated_at = max(updated_at, ?3)"
                     " WHERE id = ?1",
@@ -47,6 +48,32 @@ static const char *const store_sql[S_COUNT_] = {
                     " JOIN conversations c ON c.id = m.conversation_id"
                     " WHERE m.user_id = ?1 AND (c.updated_at, c.id) < (?2, ?3)"
                     " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
+    /* The same, only the conversations about one context (migration 7's index is not used:
+     * the user's memberships are fewer than a context's conversations platform-wide). */
+    [S_CONV_LIST_CTX] = "SELECT c.id, c.updated_at FROM conversation_members m"
+                        " JOIN conversations c ON c.id = m.conversation_id"
+                        " WHERE m.user_id = ?1 AND (c.updated_at, c.id) < (?2, ?3)"
+                        " AND c.context_type = ?5 AND c.context_id = ?6"
+                        " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4",
+    [S_MEMBER_DELETE] = "DELETE FROM conversation_members WHERE conversation_id = ?1"
+                        " AND user_id = ?2",
+    [S_CONV_TYPE] = "SELECT type FROM conversations WHERE id = ?1",
+    [S_CONV_NEXT_SEQ] = "UPDATE conversations SET last_seq = last_seq + 1,"
+                        " updated_at = max(updated_at, ?2) WHERE id = ?1 RETURNING last_seq",
+    /* Export and erase (issue 15). The (sender, client_msg_id) index serves by sender. */
+    [S_EXP_MEMBERSHIPS] = "SELECT conversation_id, read_seq, joined_at FROM conversation_members"
+                          " WHERE user_id = ?1 ORDER BY conversation_id LIMIT ?2",
+    [S_EXP_FILES] = "SELECT " FILE_COLS " FROM files WHERE owner = ?1 ORDER BY created_at, id"
+                    " LIMIT ?2",
+    [S_EXP_MESSAGES] = "SELECT " MSG_COLS "WHERE m.sender = ?1 AND m.pos > ?2 ORDER BY m.pos"
+                       " LIMIT ?3",
+    [S_ERASE_MSG_IDS] = "SELECT id FROM messages WHERE sender = ?1 AND deleted = 0",
+    [S_ERASE_CMIDS] = "UPDATE messages SET client_msg_id = NULL WHERE sender = ?1"
+                      " AND client_msg_id IS NOT NULL",
+    [S_ERASE_FILES] = "DELETE FROM files WHERE owner = ?1 RETURNING path",
+    [S_ERASE_MEMBERS] = "DELETE FROM conversation_members WHERE user_id = ?1",
+    [S_ERASE_BLOCKS] = "DELETE FROM blocks WHERE blocker = ?1 OR blocked = ?1",
+    [S_ERASE_USER] = "DELETE FROM users WHERE id = ?1",
     [S_MEMBER_INSERT] = "INSERT INTO conversation_members"
                         " (conversation_id, user_id, read_seq, joined_at) VALUES (?1, ?2, 0, ?3)"
                         " ON CONFLICT DO NOTHING",
@@ -364,6 +391,18 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_OUTBOX_ACK:
         rc = store_sqlite_outbox_ack(db, &req->u.outbox_ack, now);
+        break;
+    case STORE_OP_SYSTEM_INSERT:
+        rc = store_sqlite_system_insert(db, &req->u.system_insert, a, now);
+        break;
+    case STORE_OP_MEMBERS_CHANGE:
+        rc = store_sqlite_members_change(db, &req->u.members_change, a, now);
+        break;
+    case STORE_OP_USER_ERASE:
+        rc = store_sqlite_user_erase(db, &req->u.user_erase, a, now);
+        break;
+    case STORE_OP_USER_EXPORT:
+        rc = store_sqlite_user_export(db, &req->u.user_export, a);
         break;
     case STORE_OP_ACCOUNT_GET:
         rc = store_sqlite_account_get(db, &req->u.account_get, a);

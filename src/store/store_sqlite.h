@@ -74,6 +74,14 @@ int store_sqlite_blocks_list(store_sqlite_t *db, store_blocks_list_t *op, store_
 int store_sqlite_block_check(store_sqlite_t *db, store_block_check_t *op);
 int store_sqlite_unread_total(store_sqlite_t *db, store_unread_total_t *op);
 int store_sqlite_search(store_sqlite_t *db, store_search_t *op, store_arena_t *a);
+/* Issue 15 (store_sqlite_platform.c). */
+int store_sqlite_system_insert(store_sqlite_t *db, store_system_insert_t *op, store_arena_t *a,
+                               int64_t now);
+int store_sqlite_members_change(store_sqlite_t *db, store_members_change_t *op, store_arena_t *a,
+                                int64_t now);
+int store_sqlite_user_erase(store_sqlite_t *db, store_user_erase_t *op, store_arena_t *a,
+                            int64_t now);
+int store_sqlite_user_export(store_sqlite_t *db, store_user_export_t *op, store_arena_t *a);
 /* Reads the schema version: the file is there and readable. */
 int store_sqlite_ping(store_sqlite_t *db);
 

@@ -86,6 +86,9 @@ int sq_conv_load(store_sqlite_t *db, str_t id, str_t requester, store_conversati
         c->last_seq = sq_col_i64(st, 3);
         c->created_at = sq_col_i64(st, 4);
         c->updated_at = sq_col_i64(st, 5);
+        if (rc == STORE_OK) rc = sq_col_str(st, 6, a, &c->context.type);
+        if (rc == STORE_OK) rc = sq_col_str(st, 7, a, &c->context.id);
+        if (rc == STORE_OK) rc = sq_col_str(st, 8, a, &c->context.title);
     }
     sqlite3_reset(st);
     if (rc != STORE_OK) return rc;
@@ -134,8 +137,10 @@ int sq_user_stub(store_sqlite_t *db, str_t id, int64_t now)
 }
 
 static int conv_insert(store_sqlite_t *db, const char *id, const char *type, str_t title,
-                       const char *direct_key, int64_t now)
+                       const char *direct_key, const store_context_t *ctx, int64_t now)
 {
+    static const store_context_t none = {{0}, {0}, {0}};
+    if (!ctx) ctx = &none;
     sqlite3_stmt *st = sq_stmt_get(db, S_CONV_INSERT);
     if (!st) return STORE_E_IO;
     sq_bind_cstr(st, 1, id);
@@ -146,6 +151,9 @@ static int conv_insert(store_sqlite_t *db, const char *id, const char *type, str
     else
         sqlite3_bind_null(st, 4);
     sqlite3_bind_int64(st, 5, now);
+    sq_bind_opt(st, 6, ctx->type);
+    sq_bind_opt(st, 7, ctx->id);
+    sq_bind_opt(st, 8, store_present(ctx->type) ? ctx->title : STR_NULL);
     return sq_stmt_run(st);
 }
 
@@ -166,8 +174,20 @@ static int member_insert(store_sqlite_t *db, const char *conv, str_t user, int64
 int sq_direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
                              bool *created)
 {
-    char key[STORE_DIRECT_KEY_SIZE];
-    store_direct_key(a, b, key);
+    return sq_direct_find_or_create_ctx(db, a, b, NULL, now, id, created);
+}
+
+int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t now)
+{
+    return member_insert(db, conv, user, now);
+}
+
+int sq_direct_find_or_create_ctx(store_sqlite_t *db, str_t a, str_t b, const store_context_t *ctx,
+                                 int64_t now, char id[ID_SIZE], bool *created)
+{
+    char key[STORE_DIRECT_CTX_KEY_SIZE];
+    store_direct_ctx_key(a, b, ctx, key);
+    if (!key[0]) return STORE_E_INVALID;
 
     *created = false;
     sqlite3_stmt *st = sq_stmt_get(db, S_CONV_BY_KEY);
@@ -179,7 +199,7 @@ int sq_direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now, 
     if (rc != STORE_E_NOT_FOUND) return rc;
 
     id_generate(id);
-    if ((rc = conv_insert(db, id, "direct", STR_NULL, key, now)) != STORE_OK ||
+    if ((rc = conv_insert(db, id, "direct", STR_NULL, key, ctx, now)) != STORE_OK ||
         (rc = member_insert(db, id, a, now)) != STORE_OK ||
         (rc = member_insert(db, id, b, now)) != STORE_OK ||
         (rc = sq_outbox_add(db, STORE_OUTBOX_CONVERSATION_CREATED, id, NULL, STR_NULL, 0, now)) !=
@@ -197,11 +217,11 @@ int store_sqlite_direct_open(store_sqlite_t *db, store_direct_open_t *op, store_
     op->created = false;
     memset(&op->conv, 0, sizeof op->conv);
     if (!store_valid_user_id(op->user) || !store_valid_user_id(op->other) ||
-        str_eq(op->user, op->other))
+        str_eq(op->user, op->other) || !store_valid_context(&op->context))
         return STORE_E_INVALID;
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;
-    rc = sq_direct_find_or_create(db, op->user, op->other, now, id, &op->created);
+    rc = sq_direct_find_or_create_ctx(db, op->user, op->other, &op->context, now, id, &op->created);
     if (rc == STORE_OK) rc = sq_conv_load(db, str_make(id, ID_LEN), op->user, &op->conv, a);
     if (rc != STORE_OK) op->created = false;
     return sq_op_end(db, rc);
@@ -214,7 +234,8 @@ int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, stor
     store_arena_reset(a);
     memset(&op->conv, 0, sizeof op->conv);
     if (!store_valid_user_id(op->creator) || !store_valid_opt(op->title, STORE_NAME_MAX) ||
-        (op->count && !op->participants) || op->count > STORE_GROUP_MAX)
+        (op->count && !op->participants) || op->count > STORE_GROUP_MAX ||
+        !store_valid_context(&op->context))
         return STORE_E_INVALID;
     size_t members = 1;
     for (size_t i = 0; i < op->count; i++) {
@@ -229,7 +250,7 @@ int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, stor
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;
     id_generate(id);
-    rc = conv_insert(db, id, "group", op->title, NULL, now);
+    rc = conv_insert(db, id, "group", op->title, NULL, &op->context, now);
     if (rc == STORE_OK) rc = member_insert(db, id, op->creator, now);
     for (size_t i = 0; i < op->count && rc == STORE_OK; i++)
         rc = member_insert(db, id, op->participants[i], now); /* duplicates: DO NOTHING */
@@ -266,10 +287,14 @@ int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list
     if (store_present(op->cursor) &&
         store_cursor_parse(op->cursor, &before_t, &before_id) != STORE_OK)
         return STORE_E_INVALID;
+    bool by_ctx = store_present(op->context_type) || store_present(op->context_id);
+    if (by_ctx &&
+        (!store_valid_context_part(op->context_type) || !store_valid_context_part(op->context_id)))
+        return STORE_E_INVALID;
     size_t limit = op->limit == 0               ? STORE_PAGE_DEFAULT
                    : op->limit > STORE_PAGE_MAX ? STORE_PAGE_MAX
                                                 : op->limit;
-    sqlite3_stmt *st = sq_stmt_get(db, S_CONV_LIST);
+    sqlite3_stmt *st = sq_stmt_get(db, by_ctx ? S_CONV_LIST_CTX : S_CONV_LIST);
     if (!st) return STORE_E_IO;
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;
@@ -277,6 +302,10 @@ int store_sqlite_conversations_list(store_sqlite_t *db, store_conversations_list
     sqlite3_bind_int64(st, 2, before_t);
     sq_bind_str(st, 3, before_id);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
+    if (by_ctx) {
+        sq_bind_str(st, 5, op->context_type);
+        sq_bind_str(st, 6, op->context_id);
+    }
     store_conversation_t *convs = NULL;
     bool more = false;
     while ((rc = sq_stmt_row(st)) == STORE_OK) {

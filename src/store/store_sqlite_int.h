@@ -40,6 +40,19 @@ enum {
     S_CONV_EXISTS,
     S_CONV_BUMP,
     S_CONV_LIST,
+    S_CONV_LIST_CTX,
+    S_MEMBER_DELETE,
+    S_CONV_TYPE,
+    S_CONV_NEXT_SEQ,
+    S_EXP_MEMBERSHIPS,
+    S_EXP_FILES,
+    S_EXP_MESSAGES,
+    S_ERASE_MSG_IDS,
+    S_ERASE_CMIDS,
+    S_ERASE_FILES,
+    S_ERASE_MEMBERS,
+    S_ERASE_BLOCKS,
+    S_ERASE_USER,
     S_MEMBER_INSERT,
     S_MEMBER_COUNT,
     S_MEMBERS,
@@ -218,6 +231,12 @@ int sq_user_stub(store_sqlite_t *db, str_t id, int64_t now);
 /* The one direct conversation of a and b (store_direct_key), created when missing. */
 int sq_direct_find_or_create(store_sqlite_t *db, str_t a, str_t b, int64_t now, char id[ID_SIZE],
                              bool *created);
+/* The same about a context (ctx NULL or absent: the plain thread); ctx->title is stored when
+ * the conversation is created. */
+int sq_direct_find_or_create_ctx(store_sqlite_t *db, str_t a, str_t b, const store_context_t *ctx,
+                                 int64_t now, char id[ID_SIZE], bool *created);
+/* Adds a member (a users row stub first); an existing member: nothing. */
+int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t now);
 
 /* ---- Blocks (store_sqlite_blocks.c) ------------------------------------------------------ */
 

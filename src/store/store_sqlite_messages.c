@@ -29,8 +29,10 @@ int sq_send_cache_flush(store_sqlite_t *db)
 
 /* Remembers a conversation's state after a send that went the long way (or forgets it when
  * memory runs out: the cache is only a shortcut). */
+/* plain: the send named the recipient, so conv is the pair's plain thread (not one about a
+ * context, issue 15), which sends by recipient may then find under the pair's key. */
 static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, str_t sender,
-                           str_t recipient)
+                           str_t recipient, bool plain)
 {
     if (!db->convs.buckets && strmap_init(&db->convs) != 0) return;
     if (!db->directs.buckets && strmap_init(&db->directs) != 0) return;
@@ -39,7 +41,7 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
         if (!(c = calloc(1, sizeof *c))) return;
         memcpy(c->id, conv, ID_SIZE);
         c->direct = store_present(recipient);
-        if (c->direct) {
+        if (c->direct && plain) {
             char key[STORE_DIRECT_KEY_SIZE];
             memcpy(c->a, sender.ptr, sender.len);
             memcpy(c->b, recipient.ptr, recipient.len);
@@ -50,7 +52,7 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
             }
         }
         if (strmap_set(&db->convs, conv, c) != 0) {
-            if (c->direct) {
+            if (c->direct && plain) {
                 char key[STORE_DIRECT_KEY_SIZE];
                 store_direct_key(sender, recipient, key);
                 strmap_remove(&db->directs, key);
@@ -347,7 +349,8 @@ out:
     rc = sq_op_end(db, rc);
     /* The next send to this conversation can take the short way. */
     if (rc == STORE_OK && !op->duplicate && !(db->flags & STORE_SQLITE_READONLY))
-        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient);
+        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient,
+                       !by_conv);
     return rc;
 }
 
@@ -511,6 +514,7 @@ static int message_update(store_sqlite_t *db, store_message_update_t *op, store_
     char file[ID_SIZE];
     sq_col_id(st, 5, file);
     sqlite3_reset(st);
+    if (op->by_server) member = mine = true; /* a server credential may delete any message */
     if (!member) return STORE_E_NOT_FOUND;
     if (!mine) return STORE_E_FORBIDDEN;
     if (op->remove) {
@@ -551,8 +555,10 @@ int store_sqlite_message_update(store_sqlite_t *db, store_message_update_t *op, 
     memset(&op->msg, 0, sizeof op->msg);
     op->changed = op->window_passed = false;
     op->file_path = STR_NULL;
+    if (op->by_server) op->user = STR_LIT(STORE_SYSTEM_SENDER);
     if (!store_valid_user_id(op->user) || !id_valid(op->message_id) ||
-        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)))
+        (!op->remove && (!op->content.ptr || op->content.len > STORE_CONTENT_MAX)) ||
+        (op->by_server && !op->remove))
         return STORE_E_INVALID;
     int rc = sq_op_begin(db);
     if (rc != STORE_OK) return rc;

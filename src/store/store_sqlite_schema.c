@@ -148,11 +148,22 @@ static const char store_migration_6[] =
     "ALTER TABLE messages ADD COLUMN edited_at INTEGER;"
     "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;";
 
-/* Version 7 (webhooks, issue 15; a step of its own): the outbox (store.h, docs/store.md).
+/* Version 7 (issue 15): a conversation's context, what it is about ({type, id, title?}).
+ * A direct conversation about a context has the key "min|max|type|id" (store_direct_ctx_key),
+ * so the UNIQUE direct_key makes it one per pair and context, and the plain "min|max" thread
+ * stays as it was. The index serves platform-wide lookups of a context. */
+static const char store_migration_7[] =
+    "ALTER TABLE conversations ADD COLUMN context_type TEXT;"
+    "ALTER TABLE conversations ADD COLUMN context_id TEXT;"
+    "ALTER TABLE conversations ADD COLUMN context_title TEXT;"
+    "CREATE INDEX conversations_by_context ON conversations(context_type, context_id)"
+    " WHERE context_type IS NOT NULL;";
+
+/* Version 8 (webhooks, issue 15; a step of its own): the outbox (store.h, docs/store.md).
  * AUTOINCREMENT: delivered rows are deleted, and a row id must never come back (it is the
  * delivery id receivers deduplicate by). due_at NULL: an ordered row waiting behind an
  * earlier one of its conversation (it gets a due time when that one is done). */
-static const char store_migration_7[] =
+static const char store_migration_8[] =
     "CREATE TABLE webhook_outbox ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " type INTEGER NOT NULL,"
@@ -181,6 +192,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     store_migration_5,
     store_migration_6,
     store_migration_7,
+    store_migration_8,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

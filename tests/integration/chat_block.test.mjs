@@ -217,3 +217,27 @@ test('unread total: GET /api/chat/unread and unread_total live on every socket o
     assert.deepEqual(A.s.events('unread_total').slice(before), [{ total: 2, conversations: 2 }]);
     assertApiError(await api(server, 'POST', '/api/chat/unread', { token: A.token }), 405, 'METHOD_NOT_ALLOWED');
 });
+
+test('block_updated: every socket of the blocker learns a change, nobody else, and no-ops send nothing', async () => {
+    const A = await user();
+    const tab2 = await connectLogged(server, A.token);
+    open.push(tab2);
+    const B = await user();
+    const r = await block(A, B.id);
+    assert.equal(r.status, 200, r.text);
+    for (const s of [A.s, tab2]) {
+        await waitFor(() => s.events('block_updated').length === 1, 5000, () => `block_updated: ${JSON.stringify(s.events('block_updated'))}`);
+        assert.deepEqual(s.events('block_updated')[0], { userId: B.id, blocked: true, blockedAt: r.json.blockedAt });
+    }
+    assert.equal((await block(A, B.id)).json.changed, false);
+    const un = await block(A, B.id, 'DELETE');
+    assert.equal(un.json.changed, true);
+    for (const s of [A.s, tab2]) {
+        await waitFor(() => s.events('block_updated').length === 2, 5000, 'the unblock');
+        assert.deepEqual(s.events('block_updated')[1], { userId: B.id, blocked: false });
+    }
+    await fence(A); // anything else sent to A has arrived: the repeated block sent nothing
+    await fence(B);
+    for (const s of [A.s, tab2]) assert.equal(s.events('block_updated').length, 2);
+    assert.equal(B.s.events('block_updated').length, 0, 'the blocked user is not told');
+});

@@ -405,7 +405,7 @@ test('upgrade: a long poll that arrives after the websocket probe is answered pr
 
 test('clients see only the contract\'s server-to-client events', async (t) => {
     const allowed = new Set(['receive_message', 'message_error', 'typing', 'messages_read', 'user_status',
-        'unread_total', 'message_updated', 'message_deleted']);
+        'unread_total', 'message_updated', 'message_deleted', 'block_updated']);
     const seen = [];
     const aId = newUserId();
     const bId = newUserId();

@@ -223,8 +223,8 @@ export function assertApiError(res, status, code, what = '') {
 export const MESSAGE_FIELDS = ['_id', 'conversationId', 'seq', 'sender', 'recipient', 'content',
     'type', 'file', 'read', 'readAt', 'clientMsgId', 'createdAt', 'updatedAt', 'editedAt',
     'deleted'].sort();
-export const CONVERSATION_FIELDS = ['_id', 'participants', 'title', 'lastMessage', 'unreadCount',
-    'createdAt', 'updatedAt'].sort();
+export const CONVERSATION_FIELDS = ['_id', 'participants', 'title', 'context', 'lastMessage',
+    'unreadCount', 'createdAt', 'updatedAt'].sort();
 export const OBJECT_ID = /^[0-9a-f]{24}$/;
 export const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -254,7 +254,7 @@ export function assertMessage(m, expect = {}) {
     assert.equal(typeof m.sender, 'string');
     assert.ok(m.recipient === null || typeof m.recipient === 'string', `recipient ${m.recipient}`);
     assert.equal(typeof m.content, 'string');
-    assert.ok(['text', 'image', 'file'].includes(m.type), `type ${m.type}`);
+    assert.ok(['text', 'image', 'file', 'system'].includes(m.type), `type ${m.type}`);
     assert.equal(typeof m.read, 'boolean');
     if (m.read) assertIsoTime(m.readAt, 'readAt');
     else assert.equal(m.readAt, null, 'readAt of an unread message');

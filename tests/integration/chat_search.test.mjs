@@ -78,6 +78,27 @@ test('search: hits newest first with conversation and snippet; one conversation;
     assertApiError(await api(server, 'POST', '/api/chat/search?q=door', { token: A.token }), 405, 'METHOD_NOT_ALLOWED');
 });
 
+test('search: a last word under three characters matches whole words only, not as a prefix', async () => {
+    const A = user(), B = user();
+    const ok = await send(A, { recipientId: B.id, content: 'ok see you' });
+    const okay = await send(B, { recipientId: A.id, content: 'okay then' });
+    const hi = await send(A, { recipientId: B.id, content: 'Hi there, hint: the door code is 12' });
+    const ids = async (q) => {
+        const r = await search(A, { q });
+        assert.equal(r.status, 200, r.text);
+        return r.json.results.map((x) => x.message._id);
+    };
+    assert.deepEqual(await ids('ok'), [ok._id], 'a two-letter word is a whole word: not "okay"');
+    assert.deepEqual(await ids('o'), []);
+    assert.deepEqual(await ids('oka'), [okay._id], 'three letters are a prefix');
+    assert.deepEqual(await ids('hin'), [hi._id]);
+    assert.deepEqual(await ids('door co'), [], '"co" is not a word of it');
+    assert.deepEqual(await ids('door cod'), [hi._id]);
+    assert.deepEqual(await ids('12'), [hi._id], 'a short number is found as a whole word');
+    const r = await search(A, { q: 'hi' });
+    assert.deepEqual(r.json.results.map((x) => x.snippet), ['<mark>Hi</mark> there, hint: the door code is 12']);
+});
+
 test('property: results are only from the caller\'s conversations, and every message with the word is found', async () => {
     const letters = 'abcdefghijklmnopqrstuvwxyz';
     const vocab = new Set();

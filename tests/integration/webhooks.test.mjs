@@ -248,3 +248,32 @@ test('a receiver that never answers: in-flight deliveries stay capped, chat goes
         for (const res of held) res.destroy();
     }
 });
+
+test('a conversation about a listing carries its context; a system notice is a message.created', async () => {
+    const rcv = await startReceiver();
+    receivers.push(rcv);
+    const server = await startServer({ args: ['--webhook-url', rcv.url, ...FAST] });
+    try {
+        const [tenant, owner] = [newUserId(), newUserId()];
+        const context = { type: 'listing', id: 'L-1042', title: 'Flat 3B, 12 Baker Street' };
+        const m = await send(server, tokenFor(server, tenant), { recipientId: owner, context, content: 'Is it free?' });
+        const notice = await api(server, 'POST', '/api/server/messages', {
+            token: tokenFor(server, 'platform', { scope: 'server' }),
+            body: { conversationId: m.conversationId, senderId: 'system', type: 'system', content: 'Viewing confirmed' },
+        });
+        assert.equal(notice.status, 201, notice.text);
+        await waitFor(() => rcv.of('message.created').length >= 2, 20000,
+                      () => rcv.accepted.map((d) => d.json.type).join());
+        const created = rcv.of('conversation.created')[0].json.data.conversation;
+        assert.deepEqual(created.context, context);
+        const [first, second] = rcv.of('message.created').map((d) => d.json.data);
+        assert.equal(first.message._id, m._id);
+        assert.deepEqual(first.conversation.context, context);
+        assert.equal(second.message._id, notice.json.message._id);
+        assert.equal(second.message.sender, 'system');
+        assert.equal(second.message.type, 'system');
+        for (const d of rcv.accepted) verify(d);
+    } finally {
+        await server.stop();
+    }
+});

@@ -49,10 +49,11 @@ extern const sc_case_t sc_cases_edits[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
-extern const sc_case_t sc_cases_blocks[]; /* store_conformance_blocks.c (issue 16) */
-extern const sc_case_t sc_cases_search[]; /* store_conformance_search.c (issue 16) */
-extern const sc_case_t sc_cases_outbox[]; /* store_conformance_outbox.c (issue 15) */
-extern const sc_case_t sc_cases_pg[];     /* PostgreSQL only (store_conformance_pg.c) */
+extern const sc_case_t sc_cases_blocks[];   /* store_conformance_blocks.c (issue 16) */
+extern const sc_case_t sc_cases_search[];   /* store_conformance_search.c (issue 16) */
+extern const sc_case_t sc_cases_pg[];       /* PostgreSQL only (store_conformance_pg.c) */
+extern const sc_case_t sc_cases_platform[]; /* store_conformance_platform.c (issue 15) */
+extern const sc_case_t sc_cases_outbox[];   /* store_conformance_outbox.c (issue 15) */
 
 /* The loop's thread (every done() must run on it). */
 extern uv_thread_t sc_loop_thread;
@@ -117,6 +118,8 @@ SC_OP(block_check_, STORE_OP_BLOCK_CHECK, store_block_check_t)
 SC_OP(unread_total_, STORE_OP_UNREAD_TOTAL, store_unread_total_t)
 SC_OP(search_, STORE_OP_SEARCH, store_search_t)
 SC_OP(message_update_, STORE_OP_MESSAGE_UPDATE, store_message_update_t)
+SC_OP(system_insert_, STORE_OP_SYSTEM_INSERT, store_system_insert_t)
+SC_OP(members_change_, STORE_OP_MEMBERS_CHANGE, store_members_change_t)
 #undef SC_OP
 
 /* Writes without string outputs take the time; reads take the arena. */

@@ -78,7 +78,9 @@ static void test_search(sc_t *t)
         "bad \xff\xfe bytes door|nul|DOOR-CODE changed? <b>no</b> & \"yes\"|Doorman arrives "
         "at noon; café at 1.5pm|thanks, door opened|The door code is 4711");
     EXPECT_HITS(t, "amy", NULL, "doo code", "");
-    EXPECT_HITS(t, "amy", NULL, "door c",
+    /* A last word under three characters is a whole word (test_search_short_prefix). */
+    EXPECT_HITS(t, "amy", NULL, "door c", "");
+    EXPECT_HITS(t, "amy", NULL, "door cod",
                 "DOOR-CODE changed? <b>no</b> & \"yes\"|The door code is 4711");
     EXPECT_HITS(t, "amy", NULL, "CAFÉ", "");
     EXPECT_HITS(t, "amy", NULL, "café", "Doorman arrives at noon; café at 1.5pm");
@@ -87,8 +89,7 @@ static void test_search(sc_t *t)
     EXPECT_HITS(t, "amy", NULL, "1 5pm", "Doorman arrives at noon; café at 1.5pm");
     EXPECT_HITS(t, "amy", NULL, "bytes", "bad \xff\xfe bytes door");
     EXPECT_HITS(t, "amy", NULL, "here", "nul");
-    EXPECT_HITS(t, "amy", NULL, "b",
-                "bad \xff\xfe bytes door|DOOR-CODE changed? <b>no</b> & \"yes\"");
+    EXPECT_HITS(t, "amy", NULL, "b", "DOOR-CODE changed? <b>no</b> & \"yes\"");
     EXPECT_HITS(t, "amy", g, "door",
                 "DOOR-CODE changed? <b>no</b> & \"yes\"|Doorman arrives at noon; café at 1.5pm");
     EXPECT_HITS(t, "amy", g, "door changed", "DOOR-CODE changed? <b>no</b> & \"yes\"");
@@ -131,7 +132,41 @@ static void test_search(sc_t *t)
                   "&quot;yes&quot;");
 }
 
+/* The last query word matches as a prefix only from three characters (code points) on; a
+ * shorter one matches whole words only (a one- or two-letter prefix makes nearly every message
+ * a candidate). Earlier words are whole words whatever their length. */
+static void test_search_short_prefix(sc_t *t)
+{
+    char d[ID_SIZE];
+    sc_direct(t, "amy", "bob", d);
+    sc_send(t, d, "amy", "ok see you");
+    sc_send(t, d, "bob", "okay then");
+    sc_send(t, d, "amy", "Hi there, hint: OK");
+    sc_send(t, d, "bob", "日本語 text");
+    sc_send(t, d, "amy", "日本 x");
+    EXPECT_HITS(t, "amy", NULL, "ok", "Hi there, hint: OK|ok see you");
+    EXPECT_HITS(t, "amy", NULL, "o", "");
+    EXPECT_HITS(t, "amy", NULL, "oka", "okay then");
+    EXPECT_HITS(t, "amy", NULL, "hi", "Hi there, hint: OK");
+    EXPECT_HITS(t, "amy", NULL, "hin", "Hi there, hint: OK");
+    EXPECT_HITS(t, "amy", NULL, "ok hin", "Hi there, hint: OK");
+    EXPECT_HITS(t, "amy", NULL, "there ok", "Hi there, hint: OK");
+    EXPECT_HITS(t, "amy", NULL, "there o", "");
+    /* Characters, not bytes: two code points (six bytes) are a whole word, three a prefix. */
+    EXPECT_HITS(t, "amy", NULL, "日本", "日本 x");
+    EXPECT_HITS(t, "amy", NULL, "日本語", "日本語 text");
+    EXPECT_HITS(t, "amy", NULL, "日", "");
+    /* The snippet marks the whole-word hit only. */
+    store_arena_t ar = sc_arena();
+    store_search_t s = {.user = STR_LIT("amy"), .query = STR_LIT("hi"), .limit = 5};
+    CHECK_EQ_INT(sc_search_(t, &s, &ar, 0), STORE_OK);
+    CHECK_EQ_INT(s.count, 1);
+    if (s.count == 1)
+        CHECK_MEM(s.hits[0].snippet.ptr, s.hits[0].snippet.len, "<mark>Hi</mark> there, hint: OK");
+}
+
 const sc_case_t sc_cases_search[] = {
     {"search", test_search},
+    {"search_short_prefix", test_search_short_prefix},
     {NULL, NULL},
 };

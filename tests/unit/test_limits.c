@@ -41,9 +41,27 @@ static void test_limiter(void)
     limiter_free(&l);
 }
 
+/* What another node of a cluster admitted is taken from the bucket, down to -burst at most. */
+static void test_limiter_drain(void)
+{
+    limiter_t l;
+    CHECK(limiter_init(&l, 10, 5, 0) == 0);
+    limiter_drain(&l, "u", 3, 1000); /* a new key: full (5), minus 3 */
+    CHECK_EQ_INT(limiter_take(&l, "u", 1000), 0);
+    CHECK_EQ_INT(limiter_take(&l, "u", 1000), 0);
+    CHECK(limiter_take(&l, "u", 1000) > 0);
+    limiter_drain(&l, "u", 1000, 1000); /* bounded: -5, so 600 ms to the next token */
+    CHECK_EQ_INT(limiter_take(&l, "u", 1000), 600);
+    CHECK_EQ_INT(limiter_take(&l, "u", 1600), 0);
+    limiter_drain(&l, "v", 0, 1000); /* nothing to take: no entry */
+    CHECK(strmap_get(&l.map, "v") == NULL);
+    limiter_free(&l);
+}
+
 int main(void)
 {
     RUN(test_bucket);
     RUN(test_limiter);
+    RUN(test_limiter_drain);
     return UNIT_DONE();
 }

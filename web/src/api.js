@@ -31,6 +31,7 @@ async function errorFrom(res) {
     const retry = Number(res.headers.get('Retry-After'));
     return new ApiError(res.status, e.code, e.message || res.statusText, {
         retryAfterMs: e.retryAfterMs ?? (retry > 0 ? retry * 1000 : undefined),
+        reason: e.reason,
     });
 }
 
@@ -74,6 +75,10 @@ export class Api {
 
     put(path, body) {
         return this.request('PUT', path, body);
+    }
+
+    delete(path) {
+        return this.request('DELETE', path);
     }
 
     // Multipart upload with progress (fetch has no upload progress). Returns { promise, abort }.
@@ -122,6 +127,7 @@ export class Api {
 // Plain words for the errors a person can do something about.
 export function describeError(err, what = 'That') {
     if (!err) return 'Something went wrong';
+    if (err.reason === 'BLOCKED') return 'Not sent: messages between you and this person are blocked.';
     switch (err.code) {
     case 'NETWORK': return 'Cannot reach the server. Check your connection and try again.';
     case 'PAYLOAD_TOO_LARGE': return `${what} is too large.${err.message ? ` (${err.message})` : ''}`;

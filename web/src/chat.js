@@ -4,6 +4,8 @@
 import { io } from 'socket.io-client';
 
 import { ApiError, describeError, socketPath } from './api.js';
+import { BlockMethods } from './block.js';
+import { ContextMethods } from './context.js';
 import { ConvListMethods } from './convlist.js';
 import { FileMethods } from './files.js';
 import { setChildren } from './dom.js';
@@ -12,9 +14,11 @@ import { GroupMethods } from './groups.js';
 import { LayoutMethods } from './layout.js';
 import { EditMethods } from './edit.js';
 import { MessageMethods } from './messages.js';
+import { MessageSearchMethods } from './msgsearch.js';
 import { People } from './people.js';
 import { SearchMethods } from './search.js';
 import { Thread, keyOf } from './thread.js';
+import { UnreadMethods } from './unread.js';
 
 const PAGE = 50;
 const TYPING_RENEW_MS = 2000; // resend isTyping:true at most this often while typing
@@ -54,6 +58,9 @@ export class ChatApp {
     start() {
         this.buildDom();
         this.connect();
+        this.setupBlocks(); // block.js, msgsearch.js, unread.js
+        this.setupMessageSearch();
+        this.setupUnread();
         this.loadConversations().then(() => this.route());
         this.onHash = () => this.route();
         this.onVisible = () => {
@@ -123,6 +130,7 @@ export class ChatApp {
         socket.on('messages_read', (r) => this.onRead(r));
         socket.on('message_updated', (m) => this.onMessageUpdated(m));
         socket.on('message_deleted', (d) => this.onMessageDeleted(d));
+        socket.on('conversation_updated', (c) => this.onConversationUpdated(c)); // context.js
         socket.on('typing', (t) => this.onTyping(t));
         socket.on('user_status', (s) => {
             this.people.setStatus(s);
@@ -162,7 +170,7 @@ export class ChatApp {
                 if (err) return reject(new ApiError(0, 'TIMEOUT', 'No answer from the server'));
                 if (!ack || ack.ok === false) {
                     const e = ack?.error || {};
-                    return reject(new ApiError(0, e.code || 'ERROR', e.message, { retryAfterMs: e.retryAfterMs }));
+                    return reject(new ApiError(0, e.code || 'ERROR', e.message, { retryAfterMs: e.retryAfterMs, reason: e.reason }));
                 }
                 resolve(ack);
             });
@@ -231,7 +239,7 @@ export class ChatApp {
         if (isNew && this.socket?.connected) this.requestStatuses();
         // A draft with this peer became real (here, or in another tab of ours).
         const peer = this.peerOf(conv);
-        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && conv.participants.length === 2) {
+        if (peer && this.drafts.has(`draft:${peer}`) && !conv.title && !conv.context && conv.participants.length === 2) {
             this.adoptDraft(`draft:${peer}`, conv._id);
         }
         return conv;
@@ -277,6 +285,12 @@ export class ChatApp {
     }
 
     convName(conv) {
+        const subject = this.contextSubject(conv); // what it is about leads (context.js)
+        const name = this.convPeopleName(conv);
+        return subject && subject !== name ? `${subject} · ${name}` : name;
+    }
+
+    convPeopleName(conv) {
         if (!conv) return '';
         if (conv.title) return conv.title;
         const peer = this.peerOf(conv);
@@ -473,8 +487,8 @@ export class ChatApp {
     onMessageError(e) {
         if (!e) return;
         const o = e.clientMsgId && this.outbox.find((x) => x.payload.clientMsgId === e.clientMsgId);
-        if (o) this.failSend(o, new ApiError(0, e.code, e.message, { retryAfterMs: e.retryAfterMs }));
-        else this.toast(e.message || e.code || 'The server refused that');
+        if (o) this.failSend(o, new ApiError(0, e.code, e.message, { retryAfterMs: e.retryAfterMs, reason: e.reason }));
+        else if (e.reason !== 'BLOCKED') this.toast(e.message || e.code || 'The server refused that');
     }
 
     // ---- read receipts ----
@@ -600,6 +614,7 @@ export class ChatApp {
             m._failed = describeError(err, 'This message');
             m._retry = o.payload;
         }
+        if (err.reason === 'BLOCKED') this.onBlockedSend(o);
         this.renderMessages();
     }
 
@@ -658,6 +673,7 @@ export class ChatApp {
     // ---- navigation ----
 
     route() {
+        if (this.routeContext()) return; // #/context/<type>/<id>?with= (context.js)
         const m = /^#\/c\/([^/]+)$/.exec(location.hash);
         const id = m ? decodeURIComponent(m[1]) : null;
         if (id && (this.convs.has(id) || /^[A-Za-z0-9_-]{1,64}$/.test(id))) this.open(id, false);
@@ -692,7 +708,7 @@ export class ChatApp {
 
     startWith(user) {
         this.people.learn(user);
-        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id);
+        const existing = [...this.convs.values()].find((c) => this.peerOf(c) === user.id && !c.context);
         this.clearSearch();
         if (existing) return this.open(existing._id);
         const id = `draft:${user.id}`;
@@ -754,6 +770,8 @@ export class ChatApp {
         this.el.presence.dataset.status = peer ? (this.people.online(peer) ? 'online' : 'offline') : 'group';
         this.el.thread.classList.toggle('is-draft', !conv._id);
         this.renderMembers();
+        this.renderBlock(); // block.js
+        this.el.msOpenConv.hidden = !conv._id;
     }
 
     renderTyping() {
@@ -767,7 +785,8 @@ export class ChatApp {
 
 // ChatApp's methods live in several files (one concern each); they are copied onto its prototype
 // here, so they all share `this` exactly as if they were written in the class.
-for (const part of [ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods, MessageMethods, SearchMethods]) {
+for (const part of [BlockMethods, ContextMethods, ConvListMethods, EditMethods, FileMethods, GroupMethods, LayoutMethods,
+    MessageMethods, MessageSearchMethods, SearchMethods, UnreadMethods]) {
     for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(part.prototype))) {
         if (name !== 'constructor') Object.defineProperty(ChatApp.prototype, name, desc);
     }

@@ -48,6 +48,7 @@ const ICONS = {
     send: 'M4 12l16-8-6 16-2.5-6.5z',
     check: 'M5 12.5l4.5 4.5L19 7.5',
     checks: 'M1.5 12.5L6 17l9.5-9.5M10.5 16l1 1 10-9.5',
+    search: 'M10.5 17a6.5 6.5 0 1 0 0-13 6.5 6.5 0 0 0 0 13zM15.5 15.5L21 21',
 };
 export function icon(name, cls = 'icon') {
     const ns = 'http://www.w3.org/2000/svg';

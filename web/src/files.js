@@ -24,6 +24,12 @@ export class FileMethods {
     async uploadFiles(files) {
         const conv = this.activeConv();
         if (!conv) return;
+        // A conversation with someone you block has no message box: a dropped file would be
+        // uploaded only to be refused (block.js).
+        if (this.isBlocked?.(this.peerOf(conv))) {
+            this.toast('Not sent: you blocked this person. Unblock to send files.');
+            return;
+        }
         for (const file of files) this.uploadOne(conv, file);
     }
 

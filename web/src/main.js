@@ -22,6 +22,7 @@ function signOut(notice) {
         a.stop();
     }
     session = null;
+    document.title = 'Parlor'; // no unread count of the user who left
     clearSession();
     localStorage.removeItem('parlor.people'); // names seen by this user stay with this user
     root.className = 'app';

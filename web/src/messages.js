@@ -113,6 +113,7 @@ export class MessageMethods {
     }
 
     fillMessage(li, m, conv, showSender, key) {
+        if (m.type === 'system') return this.fillSystem(li, m); // a notice line (context.js)
         const mine = m.sender === this.me.id;
         li.className = `msg ${mine ? 'mine' : 'theirs'}${m._failed ? ' failed' : ''}${m._pending ? ' pending' : ''}`;
         if (m.seq) li.dataset.seq = String(m.seq);
