@@ -131,6 +131,7 @@ integration() { # binary
 # under load, parlor migrate); they start their own private servers where they stop them.
 PG_INTEGRATION=(tests/integration/chat_*.test.mjs tests/integration/files.test.mjs
                 tests/integration/context.test.mjs tests/integration/server_api.test.mjs
+                tests/integration/webhooks.test.mjs
                 tests/pg/*.test.mjs)
 
 pg_start() {

@@ -97,6 +97,9 @@ void chat_statuses(chat_t *c, const char *requester, const char *const *ids, siz
                    void (*done)(void *ud, json_t *statuses), void *ud);
 /* Reads the newest message position so recovery offsets can start; call once at start. */
 void chat_start(chat_t *c);
+/* Whether the user has a connected socket on this node now (the grace period after the last
+ * one left does not count). Webhooks' message.unread asks it (src/webhook/). */
+bool chat_user_connected(const chat_t *c, str_t user);
 
 /* ---- What REST and sockets both ask (docs/api.md); api.c only parses and answers ---- */
 

@@ -18,6 +18,12 @@ presence_t *chat_presence_find(const chat_t *c, str_t user)
     return NULL;
 }
 
+bool chat_user_connected(const chat_t *c, str_t user)
+{
+    const presence_t *p = c->pbuckets ? chat_presence_find(c, user) : NULL;
+    return p && p->sockets > 0;
+}
+
 presence_t *chat_presence_get(chat_t *c, const char *user)
 {
     presence_t *p = chat_presence_find(c, str_cstr(user));

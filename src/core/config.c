@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,12 @@ int config_load(const config_option_t *opts, size_t nopts, void *cfg, int argc, 
                 char **positional, int max_positional, int *npositional, char *err, size_t cap)
 {
     *npositional = 0;
+    bool listed[nopts ? nopts : 1]; /* OPT_LIST options already given on the command line */
+    memset(listed, 0, sizeof listed);
     /* Every string NULL first, so that config_free is safe after a failure anywhere. */
     for (size_t i = 0; i < nopts; i++)
-        if (opts[i].type == OPT_STRING) *(char **)((char *)cfg + opts[i].offset) = NULL;
+        if (opts[i].type == OPT_STRING || opts[i].type == OPT_LIST)
+            *(char **)((char *)cfg + opts[i].offset) = NULL;
     for (size_t i = 0; i < nopts; i++) {
         if (opts[i].def && set_value(&opts[i], cfg, opts[i].def, "default", err, cap) < 0)
             return -1;
@@ -105,7 +109,23 @@ int config_load(const config_option_t *opts, size_t nopts, void *cfg, int argc, 
             snprintf(err, cap, "option --%s needs a value", o->name);
             return -1;
         }
+        if (o->type == OPT_LIST && listed[o - opts]) { /* repeated: append */
+            char **f = (char **)((char *)cfg + o->offset);
+            size_t n = strlen(*f), m = strlen(v);
+            char *joined = malloc(n + m + 2);
+            if (!joined) {
+                snprintf(err, cap, "out of memory");
+                return -1;
+            }
+            memcpy(joined, *f, n);
+            joined[n] = ' ';
+            memcpy(joined + n + 1, v, m + 1);
+            free(*f);
+            *f = joined;
+            continue;
+        }
         if (set_value(o, cfg, v, "command line", err, cap) < 0) return -1;
+        if (o->type == OPT_LIST) listed[o - opts] = true;
     }
     return 0;
 }
@@ -129,7 +149,7 @@ void config_print_help(const config_option_t *opts, size_t nopts, FILE *out)
 void config_free(const config_option_t *opts, size_t nopts, void *cfg)
 {
     for (size_t i = 0; i < nopts; i++)
-        if (opts[i].type == OPT_STRING) {
+        if (opts[i].type == OPT_STRING || opts[i].type == OPT_LIST) {
             char **f = (char **)((char *)cfg + opts[i].offset);
             free(*f);
             *f = NULL;

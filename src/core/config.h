@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { OPT_INT, OPT_STRING, OPT_BOOL };
+/* OPT_LIST: a string option that may be given several times on the command line; the values
+ * are joined with single spaces (the environment variable holds the space-separated list). */
+enum { OPT_INT, OPT_STRING, OPT_BOOL, OPT_LIST };
 
 typedef struct {
     const char *name; /* flag --name, environment PARLOR_NAME (upper case, '-' -> '_') */

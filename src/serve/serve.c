@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "files/files.h"
 #include "http/http_static.h"
+#include "webhook/webhook.h"
 
 #include "serve/serve_int.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     http_static_t *web;
     struct files_sweep *sweep;
     auth_jwt_t *jwt;
+    webhook_t *webhook; /* NULL: webhooks off */
     uv_signal_t sigint, sigterm;
     uv_timer_t trim; /* gives freed heap back to the system (see on_trim) */
     bool stopping;
@@ -106,6 +108,39 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
                    (unsigned long long)cs.published_bytes, (unsigned long long)cs.received,
                    (unsigned long long)cs.received_bytes, (unsigned long long)cs.echoes,
                    (unsigned long long)cs.malformed, (unsigned long long)cs.catch_ups);
+    }
+    if (s->webhook) {
+        webhook_stats_t ws;
+        webhook_stats(s->webhook, &ws);
+        buf_printf(&b,
+                   "# TYPE parlor_webhook_pending gauge\nparlor_webhook_pending %lld\n"
+                   "# TYPE parlor_webhook_failed gauge\nparlor_webhook_failed %lld\n"
+                   "# TYPE parlor_webhook_in_flight gauge\nparlor_webhook_in_flight %zu\n"
+                   "# TYPE parlor_webhook_delivered_total counter\n"
+                   "parlor_webhook_delivered_total %llu\n"
+                   "# TYPE parlor_webhook_failed_total counter\nparlor_webhook_failed_total %llu\n"
+                   "# TYPE parlor_webhook_skipped_total counter\n"
+                   "parlor_webhook_skipped_total %llu\n"
+                   "# TYPE parlor_webhook_attempts_total counter\n"
+                   "parlor_webhook_attempts_total %llu\n"
+                   "# TYPE parlor_webhook_attempt_errors_total counter\n"
+                   "parlor_webhook_attempt_errors_total %llu\n"
+                   "# TYPE parlor_webhook_latency_ms histogram\n",
+                   (long long)ws.pending, (long long)ws.failed_rows, ws.in_flight,
+                   (unsigned long long)ws.delivered, (unsigned long long)ws.failed,
+                   (unsigned long long)ws.skipped, (unsigned long long)ws.attempts,
+                   (unsigned long long)ws.attempt_errors);
+        for (int i = 0; i < 9; i++) {
+            if (webhook_latency_le[i])
+                buf_printf(&b, "parlor_webhook_latency_ms_bucket{le=\"%lld\"} %llu\n",
+                           (long long)webhook_latency_le[i],
+                           (unsigned long long)ws.latency_buckets[i]);
+            else
+                buf_printf(&b, "parlor_webhook_latency_ms_bucket{le=\"+Inf\"} %llu\n",
+                           (unsigned long long)ws.latency_buckets[i]);
+        }
+        buf_printf(&b, "parlor_webhook_latency_ms_sum %.0f\nparlor_webhook_latency_ms_count %llu\n",
+                   ws.latency_sum_ms, (unsigned long long)ws.latency_count);
     }
     http_respond(hc, 200, "text/plain; version=0.0.4", NULL, b.data, b.len);
     buf_free(&b);
@@ -245,6 +280,7 @@ static void server_stop(server_t *s)
     net_listener_close(s->listener);
     sio_server_shutdown(s->sio);
     chat_shutdown(s->chat);
+    webhook_stop(s->webhook); /* its last outcomes go in before the store closes */
     /* Everything queued is committed (and answered) before the store stops. */
     store_close(s->store);
     net_foreach_conn(&s->nl, close_conn, NULL);
@@ -354,6 +390,31 @@ static int serve_run(server_t *sp)
     }
 
     s.loop = uv_default_loop();
+    /* Webhooks: the outbox is on only with a URL, and the store records events from its first
+     * connection on (store.h). */
+    char *hook_urls[WEBHOOK_URLS_MAX + 1];
+    size_t nhooks = 0;
+    for (char *p = cfg->webhook_url, *save = NULL, *tok; (tok = strtok_r(p, " \t", &save));
+         p = NULL) {
+        if (nhooks == WEBHOOK_URLS_MAX) {
+            log_error("at most %d --webhook-url", WEBHOOK_URLS_MAX);
+            auth_jwt_free(s.jwt);
+            close(lock_fd);
+            return 1;
+        }
+        hook_urls[nhooks++] = tok;
+    }
+    if (nhooks && !cfg->webhook_secret[0]) {
+        log_error("--webhook-url needs --webhook-secret (receivers check signatures)");
+        auth_jwt_free(s.jwt);
+        close(lock_fd);
+        return 1;
+    }
+    if (nhooks) {
+        store_outbox_settings_t ob = {.on = true,
+                                      .unread_delay_ms = cfg->webhook_unread_delay_s * 1000};
+        store_outbox_configure(&ob);
+    }
     char path[4096], shown[512], err[256] = "";
     if (cfg->store[0])
         snprintf(path, sizeof path, "%s", cfg->store);
@@ -457,6 +518,23 @@ static int serve_run(server_t *sp)
         return 1;
     }
     s.sweep = sweep_start(files_dir, s.store);
+    if (nhooks) {
+        webhook_options_t wo = {.urls = (const char *const *)hook_urls,
+                                .nurls = nhooks,
+                                .secret = cfg->webhook_secret,
+                                .timeout_ms = cfg->webhook_timeout_ms,
+                                .retry_base_ms = cfg->webhook_retry_base_ms,
+                                .retry_max_ms = cfg->webhook_retry_max_ms,
+                                .retry_window_ms = cfg->webhook_retry_window_s * 1000,
+                                .concurrency = (unsigned)cfg->webhook_concurrency,
+                                .poll_ms = cfg->webhook_poll_ms};
+        char werr[256] = "";
+        s.webhook = webhook_new(s.loop, s.store, s.chat, &wo, werr, sizeof werr);
+        if (!s.webhook) {
+            log_error("webhooks: %s", werr);
+            return 1;
+        }
+    }
     eio_server_set_admission(sio_server_eio(s.sio), chat_admit, chat_release, s.chat);
     chat_start(s.chat);
     http_server_route(s.http, "/socket.io/", eio_server_handle, sio_server_eio(s.sio));
@@ -508,6 +586,7 @@ static int serve_run(server_t *sp)
 
     uv_run(s.loop, UV_RUN_DEFAULT);
 
+    webhook_free(s.webhook);
     files_api_free(s.files);
     if (s.sweep) free(s.sweep->ids);
     free(s.sweep);

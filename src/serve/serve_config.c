@@ -136,6 +136,28 @@ static const config_option_t serve_options[] = {
     {"max-connections", OPT_INT, OFF(max_connections), "0", 0, 10000000,
      "concurrent TCP connections; past it a new connection gets 503 and is closed (0: from the "
      "open-files limit, see docs/api.md; a larger value is lowered to that)"},
+    {"webhook-url", OPT_LIST, OFF(webhook_url), "", 0, 0,
+     "POST webhook events to this http:// or https:// URL; repeat the flag for several (at most "
+     "8; the environment variable takes a space-separated list); empty: webhooks off "
+     "(docs/webhooks.md)"},
+    {"webhook-secret", OPT_STRING, OFF(webhook_secret), "", 0, 0,
+     "key of the X-Parlor-Signature HMAC-SHA256 of every webhook body (required with "
+     "--webhook-url)"},
+    {"webhook-unread-delay-s", OPT_INT, OFF(webhook_unread_delay_s), "60", 1, 604800,
+     "message.unread is sent for a recipient who has not read a message this long after it was "
+     "sent and has no connected socket then"},
+    {"webhook-timeout-ms", OPT_INT, OFF(webhook_timeout_ms), "10000", 100, 600000,
+     "one webhook attempt (connect, send, answer) fails after this"},
+    {"webhook-retry-window-s", OPT_INT, OFF(webhook_retry_window_s), "86400", 1, 2592000,
+     "a webhook delivery is retried for this long after its event, then marked failed"},
+    {"webhook-retry-base-ms", OPT_INT, OFF(webhook_retry_base_ms), "1000", 1, 3600000,
+     "wait before the first webhook retry; doubled on every further failure, with jitter"},
+    {"webhook-retry-max-ms", OPT_INT, OFF(webhook_retry_max_ms), "600000", 1, 86400000,
+     "longest wait between two attempts of one webhook delivery"},
+    {"webhook-concurrency", OPT_INT, OFF(webhook_concurrency), "4", 1, 64,
+     "webhook POSTs in progress at once (sender threads; 4 deliveries each may be queued)"},
+    {"webhook-poll-ms", OPT_INT, OFF(webhook_poll_ms), "50", 5, 60000,
+     "how often the outbox is looked at for due deliveries when nothing else prompts it"},
 };
 #define NOPTS (sizeof serve_options / sizeof serve_options[0])
 

@@ -50,6 +50,10 @@ typedef struct {
     long long max_buffered_request_bytes;
     long long max_http_connections_per_ip;
     long long max_connections;
+    char *webhook_url; /* space-separated (OPT_LIST); empty: webhooks off */
+    char *webhook_secret;
+    long long webhook_unread_delay_s, webhook_timeout_ms, webhook_retry_window_s;
+    long long webhook_retry_base_ms, webhook_retry_max_ms, webhook_concurrency, webhook_poll_ms;
 } serve_config_t;
 
 /* Parses argv (flags and PARLOR_* variables) into cfg; positional arguments go to pos (at most

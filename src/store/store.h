@@ -138,7 +138,7 @@ const char *store_strerror(int code);
 /* The sender of system notices (POST /api/server/messages): no user may have this id. */
 #define STORE_SYSTEM_SENDER "system"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* ---- Output memory --------------------------------------------------------------------- */
 
@@ -528,6 +528,89 @@ typedef struct { /* read: the user's contacts of the given mode (presence fan-ou
     bool has_more;         /* out */
 } store_contacts_t;
 
+/* ---- The webhook outbox (docs/webhooks.md, src/webhook/) -------------------------------
+ *
+ * When store_outbox_configure turned it on (before store_open), the writes that cause a
+ * webhook event record it in the outbox IN THEIR OWN TRANSACTION, so an event is stored if
+ * and only if what caused it committed: MESSAGE_INSERT (not a duplicate) records
+ * message.created, and message.unread scheduled unread_delay_ms later; a conversation made by
+ * DIRECT_OPEN, GROUP_CREATE or MESSAGE_INSERT records conversation.created (before the
+ * message's); MARK_READ that moved the watermark records message.read. Off (the default),
+ * nothing is recorded and nothing costs more than a test of a flag.
+ *
+ * Rows are kept in insertion order (id). The ordered events of a conversation form a queue:
+ * OUTBOX_CLAIM hands out a row only when no earlier ordered row of its conversation is still
+ * pending (in flight, or waiting for its retry), so deliveries of one conversation are sent
+ * one at a time, in order. message.unread is not in that order: its row waits for its due
+ * time; at claim time it turns into one row per member (not the sender) whose read
+ * watermark is still below the message (a deleted message: none), and those are sent. */
+typedef enum {
+    STORE_OUTBOX_MESSAGE_CREATED = 0,
+    STORE_OUTBOX_MESSAGE_READ = 1,
+    STORE_OUTBOX_CONVERSATION_CREATED = 2,
+    STORE_OUTBOX_MESSAGE_UNREAD = 3,
+} store_outbox_type_t;
+
+typedef struct {
+    bool on;
+    int64_t unread_delay_ms; /* message.unread's due time after the message (>= 1000) */
+} store_outbox_settings_t;
+
+/* Process-wide; call before store_open (engines read it when they open a connection). */
+void store_outbox_configure(const store_outbox_settings_t *s);
+const store_outbox_settings_t *store_outbox_settings(void);
+
+typedef struct {
+    int64_t id; /* the row: unique in the database, increasing in insertion order */
+    store_outbox_type_t type;
+    char conversation_id[ID_SIZE];
+    char message_id[ID_SIZE]; /* "" for conversation.created */
+    str_t user;               /* message.read: the reader; message.unread: the recipient */
+    int64_t seq;              /* message.read: the new watermark; else the message's seq */
+    int64_t created_at;       /* when the event happened (message.unread: its due time) */
+    int64_t attempts;         /* including this one */
+    uint32_t done_mask;       /* bit i: URL i already accepted this row */
+    bool follows; /* the next ordered row of the previous row's conversation (a run: sent after
+                     it, in order, and only once it is delivered) */
+    const store_message_t *message;           /* NULL when none (or gone) */
+    const store_conversation_t *conversation; /* NULL when gone */
+} store_outbox_row_t;
+
+typedef struct {    /* write: leases up to limit due rows for lease_ms (claimed rows are not
+                       handed out again before the lease ends, by any node), attempts + 1. After
+                       an ordered row come up to run_max of the rows queued behind it in its
+                       conversation (follows = true), leased too, so a backlog is sent in runs
+                       rather than one row per claim */
+    size_t limit;   /* 0 (with counts): only count */
+    size_t run_max; /* rows queued behind an ordered row that come with it (0: none) */
+    int64_t lease_ms;
+    bool counts;                    /* also fill pending and failed */
+    const store_outbox_row_t *rows; /* out, by id */
+    size_t count;                   /* out */
+    int64_t pending, failed;        /* out, when counts */
+} store_outbox_claim_t;
+
+typedef enum {
+    STORE_OUTBOX_DELIVERED = 0, /* the row is removed */
+    STORE_OUTBOX_RETRY = 1,     /* pending again from due_at, with done_mask */
+    STORE_OUTBOX_FAILED = 2,    /* kept, state failed, out of the queue */
+    STORE_OUTBOX_SKIPPED = 3,   /* message.unread that no longer applies: removed */
+    STORE_OUTBOX_REQUEUE = 4,   /* a run's row not sent (an earlier one is to be retried):
+                                   back in its queue, waiting */
+} store_outbox_outcome_t;
+
+typedef struct {
+    int64_t id;
+    store_outbox_outcome_t outcome;
+    int64_t due_at;     /* RETRY */
+    uint32_t done_mask; /* RETRY */
+} store_outbox_result_t;
+
+typedef struct { /* write: the outcomes of claimed rows; unknown ids are ignored */
+    const store_outbox_result_t *results;
+    size_t count;
+} store_outbox_ack_t;
+
 typedef enum {
     STORE_OP_USER_UPSERT,
     STORE_OP_USER_SEEN,
@@ -539,6 +622,8 @@ typedef enum {
     STORE_OP_FILE_INSERT,
     STORE_OP_BLOCK_SET,
     STORE_OP_MESSAGE_UPDATE,
+    STORE_OP_OUTBOX_CLAIM,
+    STORE_OP_OUTBOX_ACK,
     STORE_OP_SYSTEM_INSERT,
     STORE_OP_MEMBERS_CHANGE,
     STORE_OP_USER_ERASE,
@@ -609,6 +694,8 @@ struct store_req {
         store_block_check_t block_check;
         store_unread_total_t unread_total;
         store_search_t search;
+        store_outbox_claim_t outbox_claim;
+        store_outbox_ack_t outbox_ack;
         store_system_insert_t system_insert;
         store_members_change_t members_change;
         store_user_export_t user_export;

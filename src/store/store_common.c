@@ -174,6 +174,20 @@ void store_messages_reverse(store_message_t *m, size_t count)
     }
 }
 
+/* The webhook outbox's settings (store.h): written once before store_open, read by engines. */
+static store_outbox_settings_t outbox_settings;
+
+void store_outbox_configure(const store_outbox_settings_t *s)
+{
+    outbox_settings = *s;
+    if (outbox_settings.unread_delay_ms < 1000) outbox_settings.unread_delay_ms = 1000;
+}
+
+const store_outbox_settings_t *store_outbox_settings(void)
+{
+    return &outbox_settings;
+}
+
 bool store_valid_context_part(str_t s)
 {
     if (!s.ptr || s.len < 1 || s.len > STORE_CONTEXT_PART_MAX) return false;

@@ -228,6 +228,14 @@ static int session_setup(store_pg_t *db)
     int rc = pg_exec_simple(db, "SET bytea_output = 'hex'");
     if (rc != STORE_OK) return rc;
     if (db->readonly) return pg_exec_simple(db, "SET default_transaction_read_only = on");
+    /* The webhook outbox: parlor_send and parlor_mark_read record events when this is set. */
+    const store_outbox_settings_t *ob = store_outbox_settings();
+    if (ob->on) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SET parlor.webhook_unread_ms = '%lld'",
+                 (long long)ob->unread_delay_ms);
+        if ((rc = pg_exec_simple(db, sql)) != STORE_OK) return rc;
+    }
     /* Unless the URL's options set them: a lock (the insert lock of another node, a row) not
      * granted within 10 s fails the batch (STORE_E_BUSY) instead of blocking the store; and
      * should this process die inside a transaction, the server ends its session, and frees
@@ -550,6 +558,10 @@ int pg_exec_one(store_pg_t *db, store_req_t *req)
         return pg_file_insert(db, &req->u.file_insert, now);
     case STORE_OP_MESSAGE_UPDATE:
         return pg_message_update(db, &req->u.message_update, a, now);
+    case STORE_OP_OUTBOX_CLAIM:
+        return pg_outbox_claim(db, &req->u.outbox_claim, a, now);
+    case STORE_OP_OUTBOX_ACK:
+        return pg_outbox_ack(db, &req->u.outbox_ack, now);
     case STORE_OP_SYSTEM_INSERT:
         return pg_system_insert(db, &req->u.system_insert, a, now);
     case STORE_OP_MEMBERS_CHANGE:

@@ -215,6 +215,7 @@ int pg_direct_find_or_create(store_pg_t *db, str_t a, str_t b, const store_conte
     if (!array) return STORE_E_IO;
     rc = members_insert(db, id, array, now);
     free(array);
+    if (rc == STORE_OK) rc = pg_outbox_add(db, STORE_OUTBOX_CONVERSATION_CREATED, id, now);
     if (rc == STORE_OK) *created = true;
     return rc;
 }
@@ -270,6 +271,7 @@ int pg_group_create(store_pg_t *db, store_group_create_t *op, store_arena_t *a, 
     if (rc == STORE_OK && !inserted) rc = STORE_E_IO; /* a random id taken: never */
     if (rc == STORE_OK) rc = members_insert(db, id, array, now);
     free(array);
+    if (rc == STORE_OK) rc = pg_outbox_add(db, STORE_OUTBOX_CONVERSATION_CREATED, id, now);
     if (rc == STORE_OK) rc = pg_conv_load(db, str_make(id, ID_LEN), op->creator, &op->conv, a);
     return pg_op_end(db, rc);
 }

@@ -30,6 +30,7 @@
 #define PG_LOCK_MIGRATE 1348563457 /* migrations: one node migrates, the others wait */
 #define PG_LOCK_INSERT  1348563458 /* message inserts: pos in commit order (store_pg.c) */
 #define PG_LOCK_QUOTA   1348563459 /* an owner's file quota, with hashtext(owner) */
+#define PG_LOCK_OUTBOX  1348563460 /* a conversation's webhook queue, with hashtext(id) */
 #define PG_STR_(x)      #x
 #define PG_STR(x)       PG_STR_(x) /* a key as SQL text */
 
@@ -88,6 +89,13 @@ enum {
     P_SEARCH,
     P_SEARCH_CONV,
     P_SEARCH_ACCESS,
+    P_OB_ADD,
+    P_OB_EXPAND,
+    P_OB_CLAIM,
+    P_OB_RUN,
+    P_OB_RELEASE,
+    P_OB_ACK,
+    P_OB_COUNTS,
     P_BEGIN,
     P_COMMIT,
     P_COUNT_
@@ -335,6 +343,13 @@ int pg_system_insert(store_pg_t *db, store_system_insert_t *op, store_arena_t *a
 int pg_members_change(store_pg_t *db, store_members_change_t *op, store_arena_t *a, int64_t now);
 int pg_user_export(store_pg_t *db, store_user_export_t *op, store_arena_t *a);
 int pg_user_erase(store_pg_t *db, store_user_erase_t *op, store_arena_t *a, int64_t now);
+
+/* ---- The webhook outbox (store_pg_outbox.c) ---------------------------------------------- */
+
+/* Records an event in the current transaction when the outbox is on (store.h). */
+int pg_outbox_add(store_pg_t *db, store_outbox_type_t type, const char *conv, int64_t now);
+int pg_outbox_claim(store_pg_t *db, store_outbox_claim_t *op, store_arena_t *a, int64_t now);
+int pg_outbox_ack(store_pg_t *db, const store_outbox_ack_t *op, int64_t now);
 
 /* ---- Schema (store_pg_schema.c) ----------------------------------------------------------- */
 

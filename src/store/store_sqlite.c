@@ -175,6 +175,49 @@ static const char *const store_sql[S_COUNT_] = {
     [S_SEARCH_CONV] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
                       " WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
                       " AND m.conversation_id = ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    /* The webhook outbox (store_sqlite_outbox.c). An ordered event waits (due_at NULL) while
+     * an earlier one of its conversation is pending. */
+    [S_OB_ADD] = "INSERT INTO webhook_outbox (type, conversation_id, message_id, user_id, seq,"
+                 " ordered, created_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6,"
+                 " CASE WHEN EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.conversation_id = ?2"
+                 " AND e.state = 0 AND e.ordered = 1) THEN NULL ELSE ?6 END)",
+    [S_OB_ADD_UNREAD] = "INSERT INTO webhook_outbox (type, conversation_id, message_id, seq,"
+                        " ordered, created_at, due_at) VALUES (3, ?1, ?2, ?3, 0, ?4, ?5)",
+    /* Due message.unread rows become one row per member still behind the message. */
+    [S_OB_EXPAND] = "INSERT INTO webhook_outbox (type, conversation_id, message_id, user_id, seq,"
+                    " ordered, created_at, due_at) SELECT 3, p.conversation_id, p.message_id,"
+                    " cm.user_id, p.seq, 0, ?1, ?1 FROM webhook_outbox p"
+                    " JOIN messages m ON m.id = p.message_id AND m.deleted = 0"
+                    " JOIN conversation_members cm ON cm.conversation_id = p.conversation_id"
+                    " AND cm.user_id <> m.sender AND cm.read_seq < p.seq"
+                    " WHERE p.id IN (SELECT id FROM webhook_outbox WHERE state = 0 AND type = 3"
+                    " AND user_id IS NULL AND due_at <= ?1 ORDER BY due_at, id LIMIT 256)"
+                    " ORDER BY p.id, cm.user_id",
+    [S_OB_EXPAND_DROP] = "DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox"
+                         " WHERE state = 0 AND type = 3 AND user_id IS NULL AND due_at <= ?1"
+                         " ORDER BY due_at, id LIMIT 256)",
+    [S_OB_DUE] =
+        "SELECT id, type, conversation_id, message_id, user_id, seq, created_at,"
+        " attempts, done_mask, ordered FROM webhook_outbox WHERE state = 0 AND due_at <= ?1"
+        " AND lease_until <= ?1 AND NOT (type = 3 AND user_id IS NULL)"
+        " ORDER BY due_at, id LIMIT ?2",
+    [S_OB_LEASE] = "UPDATE webhook_outbox SET lease_until = ?2, attempts = attempts + 1"
+                   " WHERE id = ?1",
+    [S_OB_GET] = "SELECT conversation_id, ordered FROM webhook_outbox WHERE id = ?1 AND state = 0",
+    [S_OB_DELETE] = "DELETE FROM webhook_outbox WHERE id = ?1",
+    [S_OB_FAIL] = "UPDATE webhook_outbox SET state = 2, due_at = ?2, lease_until = 0"
+                  " WHERE id = ?1",
+    [S_OB_RETRY] = "UPDATE webhook_outbox SET due_at = ?2, done_mask = ?3, lease_until = 0"
+                   " WHERE id = ?1",
+    [S_OB_REQUEUE] = "UPDATE webhook_outbox SET due_at = NULL, lease_until = 0 WHERE id = ?1",
+    [S_OB_RUN] = "SELECT id, type, conversation_id, message_id, user_id, seq, created_at, attempts,"
+                 " done_mask, ordered FROM webhook_outbox WHERE conversation_id = ?1 AND state = 0"
+                 " AND ordered = 1 AND id > ?2 ORDER BY id LIMIT ?3",
+    [S_OB_PROMOTE] = "UPDATE webhook_outbox SET due_at = ?2 WHERE id = (SELECT min(id)"
+                     " FROM webhook_outbox WHERE conversation_id = ?1 AND state = 0"
+                     " AND ordered = 1)",
+    [S_OB_COUNTS] = "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 2), 0)"
+                    " FROM webhook_outbox",
     [S_BLOCK_EITHER] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),"
                        " EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
 };
@@ -342,6 +385,12 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         break;
     case STORE_OP_MESSAGE_UPDATE:
         rc = store_sqlite_message_update(db, &req->u.message_update, a, now);
+        break;
+    case STORE_OP_OUTBOX_CLAIM:
+        rc = store_sqlite_outbox_claim(db, &req->u.outbox_claim, a, now);
+        break;
+    case STORE_OP_OUTBOX_ACK:
+        rc = store_sqlite_outbox_ack(db, &req->u.outbox_ack, now);
         break;
     case STORE_OP_SYSTEM_INSERT:
         rc = store_sqlite_system_insert(db, &req->u.system_insert, a, now);

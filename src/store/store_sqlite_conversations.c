@@ -201,7 +201,9 @@ int sq_direct_find_or_create_ctx(store_sqlite_t *db, str_t a, str_t b, const sto
     id_generate(id);
     if ((rc = conv_insert(db, id, "direct", STR_NULL, key, ctx, now)) != STORE_OK ||
         (rc = member_insert(db, id, a, now)) != STORE_OK ||
-        (rc = member_insert(db, id, b, now)) != STORE_OK)
+        (rc = member_insert(db, id, b, now)) != STORE_OK ||
+        (rc = sq_outbox_add(db, STORE_OUTBOX_CONVERSATION_CREATED, id, NULL, STR_NULL, 0, now)) !=
+            STORE_OK)
         return rc;
     *created = true;
     return STORE_OK;
@@ -252,6 +254,8 @@ int store_sqlite_group_create(store_sqlite_t *db, store_group_create_t *op, stor
     if (rc == STORE_OK) rc = member_insert(db, id, op->creator, now);
     for (size_t i = 0; i < op->count && rc == STORE_OK; i++)
         rc = member_insert(db, id, op->participants[i], now); /* duplicates: DO NOTHING */
+    if (rc == STORE_OK)
+        rc = sq_outbox_add(db, STORE_OUTBOX_CONVERSATION_CREATED, id, NULL, STR_NULL, 0, now);
     if (rc == STORE_OK) rc = sq_conv_load(db, str_make(id, ID_LEN), op->creator, &op->conv, a);
     return sq_op_end(db, rc);
 }
@@ -395,6 +399,12 @@ int store_sqlite_mark_read(store_sqlite_t *db, store_mark_read_t *op, int64_t no
         read_seq = op->message_seq;
         read_at = now;
         op->moved = true;
+        char msg[ID_SIZE];
+        memcpy(msg, op->message_id.ptr, ID_LEN);
+        msg[ID_LEN] = '\0';
+        if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_READ, op->conv_id, msg, op->user,
+                                op->message_seq, now)) != STORE_OK)
+            goto out;
     }
     op->seq = read_seq;
     op->read_at = read_at;

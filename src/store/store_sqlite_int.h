@@ -90,6 +90,20 @@ enum {
     S_UNREAD_TOTAL,
     S_SEARCH,
     S_SEARCH_CONV,
+    S_OB_ADD,
+    S_OB_ADD_UNREAD,
+    S_OB_EXPAND,
+    S_OB_EXPAND_DROP,
+    S_OB_DUE,
+    S_OB_LEASE,
+    S_OB_GET,
+    S_OB_DELETE,
+    S_OB_FAIL,
+    S_OB_RETRY,
+    S_OB_REQUEUE,
+    S_OB_RUN,
+    S_OB_PROMOTE,
+    S_OB_COUNTS,
     S_COUNT_
 };
 
@@ -228,6 +242,16 @@ int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t n
 
 /* Whether a and b are in a block, either way (*out). */
 int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out);
+
+/* ---- The webhook outbox (store_sqlite_outbox.c) ------------------------------------------ */
+
+/* Records an event in the current transaction when the outbox is on (store.h); a no-op when
+ * it is off. user may be absent; msg may be NULL. */
+int sq_outbox_add(store_sqlite_t *db, store_outbox_type_t type, const char *conv, const char *msg,
+                  str_t user, int64_t seq, int64_t now);
+int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, store_arena_t *a,
+                              int64_t now);
+int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, int64_t now);
 
 /* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
 

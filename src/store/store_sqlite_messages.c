@@ -195,6 +195,9 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
         return rc == STORE_E_NOT_FOUND ? STORE_E_IO : rc;
     }
     op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_CREATED, c->id, id, STR_NULL, c->last_seq + 1,
+                            now)) != STORE_OK)
+        return rc;
     if (!sent) {
         if ((rc = member_mark_sent(db, c->id, op->sender)) != STORE_OK) return rc;
         if (sent_flag) *sent_flag = true;
@@ -329,6 +332,9 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     sqlite3_bind_int64(st, 2, last_seq + 1);
     sqlite3_bind_int64(st, 3, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) goto out;
+    if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_CREATED, conv, id, STR_NULL, last_seq + 1,
+                            now)) != STORE_OK)
+        goto out;
 
     msg_fill(op, id, conv, last_seq + 1, recipient, now);
     rc = msg_fill_copies(op, a);

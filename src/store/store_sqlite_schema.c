@@ -159,6 +159,30 @@ static const char store_migration_7[] =
     "CREATE INDEX conversations_by_context ON conversations(context_type, context_id)"
     " WHERE context_type IS NOT NULL;";
 
+/* Version 8 (webhooks, issue 15; a step of its own): the outbox (store.h, docs/store.md).
+ * AUTOINCREMENT: delivered rows are deleted, and a row id must never come back (it is the
+ * delivery id receivers deduplicate by). due_at NULL: an ordered row waiting behind an
+ * earlier one of its conversation (it gets a due time when that one is done). */
+static const char store_migration_8[] =
+    "CREATE TABLE webhook_outbox ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " type INTEGER NOT NULL,"
+    " conversation_id TEXT NOT NULL,"
+    " message_id TEXT,"
+    " user_id TEXT,"
+    " seq INTEGER NOT NULL DEFAULT 0,"
+    " ordered INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " due_at INTEGER,"
+    " lease_until INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " done_mask INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(due_at, id)"
+    " WHERE state = 0 AND due_at IS NOT NULL;"
+    "CREATE INDEX webhook_outbox_conv ON webhook_outbox(conversation_id, id)"
+    " WHERE state = 0 AND ordered = 1;";
+
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     NULL,
     store_migration_1,
@@ -168,6 +192,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
     store_migration_5,
     store_migration_6,
     store_migration_7,
+    store_migration_8,
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)

@@ -53,6 +53,7 @@ extern const sc_case_t sc_cases_blocks[];   /* store_conformance_blocks.c (issue
 extern const sc_case_t sc_cases_search[];   /* store_conformance_search.c (issue 16) */
 extern const sc_case_t sc_cases_pg[];       /* PostgreSQL only (store_conformance_pg.c) */
 extern const sc_case_t sc_cases_platform[]; /* store_conformance_platform.c (issue 15) */
+extern const sc_case_t sc_cases_outbox[];   /* store_conformance_outbox.c (issue 15) */
 
 /* The loop's thread (every done() must run on it). */
 extern uv_thread_t sc_loop_thread;
