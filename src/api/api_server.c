@@ -15,7 +15,8 @@
  *
  * A user's token gets 403 FORBIDDEN (reason AUTH_SCOPE) here; a server credential gets 401
  * (reason AUTH_SCOPE) on the user endpoints and sockets. No per-request rate limit applies to
- * a server credential (the platform's backend is trusted; docs/security-platform.md). */
+ * a server credential (the platform's backend is trusted; docs/security.md, "Server credentials").
+ */
 #include "api/api.h"
 #include "api/api_internal.h"
 
