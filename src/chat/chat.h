@@ -285,6 +285,11 @@ typedef struct {
     int (*query)(void *ud, const str_t *users, size_t n, chat_status_done_fn done, void *arg);
 } chat_presence_hooks_t;
 void chat_set_presence(chat_t *c, const chat_presence_hooks_t *h, void *ud);
+/* Which of users (at most STORE_IDS_MAX) are online on any node of the cluster, as get_status
+ * answers it (the grace period counts as online): done as for query. -1 without a cluster
+ * (chat_user_connected knows then) or when it cannot ask: done never runs. */
+int chat_users_online_query(chat_t *c, const str_t *users, size_t n, chat_status_done_fn done,
+                            void *arg);
 /* The cluster decided that user came online (at, except: the arriving socket's sid) or went
  * offline (at: when; lastSeen is recorded in the store): user_status to its audience. */
 void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at_ms,

@@ -24,6 +24,13 @@ bool chat_user_connected(const chat_t *c, str_t user)
     return p && p->sockets > 0;
 }
 
+int chat_users_online_query(chat_t *c, const str_t *users, size_t n, chat_status_done_fn done,
+                            void *arg)
+{
+    if (!c->phooks.query || n == 0) return -1;
+    return c->phooks.query(c->phooks_ud, users, n, done, arg);
+}
+
 presence_t *chat_presence_get(chat_t *c, const char *user)
 {
     presence_t *p = chat_presence_find(c, str_cstr(user));

@@ -84,6 +84,9 @@ struct webhook {
     int64_t lease_ms, last_count_ms;
     store_req_t claim;
     char *arena;
+    /* message.unread recipients of the claim asked about (cluster presence) and their rows */
+    str_t ask[CLAIM_MAX];
+    size_t ask_row[CLAIM_MAX], nask;
     webhook_stats_t st;
 };
 
@@ -378,6 +381,14 @@ static void on_async(uv_async_t *h)
     collect(h->data);
 }
 
+static bool unread_first_try(const store_outbox_row_t *r)
+{
+    return r->type == STORE_OUTBOX_MESSAGE_UNREAD && r->attempts == 1;
+}
+
+static void claim_process(webhook_t *w, const bool *online);
+static void online_done(void *arg, const int8_t *state, const int64_t *since);
+
 static void claim_done(store_req_t *req)
 {
     webhook_t *w = req->data;
@@ -394,15 +405,51 @@ static void claim_done(store_req_t *req)
         w->st.pending = c->pending;
         w->st.failed_rows = c->failed;
     }
+    /* message.unread rows whose recipient has no socket here: in a cluster, ask whether they
+       are online on another node before deciding (one Redis round trip per claim). */
+    if (c->count && c->count <= CLAIM_MAX) {
+        w->nask = 0;
+        for (size_t i = 0; i < c->count; i++)
+            if (unread_first_try(&c->rows[i]) && !chat_user_connected(w->chat, c->rows[i].user)) {
+                w->ask_row[w->nask] = i;
+                w->ask[w->nask++] = c->rows[i].user;
+            }
+        if (w->nask && chat_users_online_query(w->chat, w->ask, w->nask, online_done, w) == 0) {
+            w->claiming = true; /* the claim's rows stay in w->claim until online_done */
+            return;
+        }
+    }
+    claim_process(w, NULL);
+}
+
+/* The cluster's answer for the rows claim_done asked about (state NULL: no answer, so only
+ * this node's sockets count). Runs before the loop ends, also when the bus closes. */
+static void online_done(void *arg, const int8_t *state, const int64_t *since)
+{
+    (void)since;
+    webhook_t *w = arg;
+    w->claiming = false;
+    if (w->stopping) return; /* the rows stay leased and come back after the lease */
+    bool online[CLAIM_MAX] = {false};
+    for (size_t k = 0; state && k < w->nask; k++)
+        if (state[k] == 1) online[w->ask_row[k]] = true;
+    claim_process(w, online);
+}
+
+/* Sends the claimed rows (w->claim), skipping the message.unread ones whose recipient is
+ * connected: here, or (online non-NULL) on another node of the cluster. */
+static void claim_process(webhook_t *w, const bool *online)
+{
+    const store_outbox_claim_t *c = &w->claim.u.outbox_claim;
     ack_t *skip = c->count ? calloc(1, sizeof *skip + c->count * sizeof skip->res[0]) : NULL;
     job_t *head = NULL, *tail = NULL;
     int64_t now = now_ms();
     for (size_t i = 0; i < c->count;) {
         const store_outbox_row_t *r = &c->rows[i];
-        /* message.unread: only to a recipient with no connected socket here at its due time
-           (the first attempt; retries keep the decision) */
-        if (r->type == STORE_OUTBOX_MESSAGE_UNREAD && r->attempts == 1 &&
-            chat_user_connected(w->chat, r->user)) {
+        /* message.unread: only to a recipient with no connected socket at its due time (the
+           first attempt; retries keep the decision) */
+        if (unread_first_try(r) &&
+            ((online && i < CLAIM_MAX && online[i]) || chat_user_connected(w->chat, r->user))) {
             w->st.skipped++;
             if (skip)
                 skip->res[skip->n++] =
