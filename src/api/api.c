@@ -237,6 +237,21 @@ static api_ctx_t *chat_ctx(api_t *a, http_conn_t *hc, const chat_user_t *user)
 
 /* ---- messages ---- */
 
+/* GET /api/chat/conversations/:id */
+static int conversation_get(api_t *a, http_conn_t *hc, str_t conv, const chat_user_t *user)
+{
+    if (!id_valid(conv)) {
+        respond_error(hc, 400, "BAD_REQUEST", "conversationId must be a 24-character hex id");
+        return HTTP_DONE;
+    }
+    api_ctx_t *c = chat_ctx(a, hc, user);
+    if (!c) return HTTP_DONE;
+    memcpy(c->id, conv.ptr, ID_LEN);
+    c->id[ID_LEN] = '\0';
+    chat_conversation_get(a->chat, c->user.id, c->id, answered, c);
+    return HTTP_DEFERRED;
+}
+
 static int messages_page(api_t *a, http_conn_t *hc, const http_request_t *req, str_t conv,
                          const chat_user_t *user)
 {
@@ -606,6 +621,7 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     /* Which endpoint, and its allowed methods, before authentication: 404/405 need no token. */
     enum {
         E_CONVS,
+        E_CONV,
         E_MESSAGES,
         E_MESSAGE_PAGE,
         E_READ,
@@ -620,6 +636,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     const char *allow = "";
     if (n == 3 && str_eq_cstr(seg[2], "conversations"))
         ep = E_CONVS, allow = "GET, POST";
+    else if (n == 4 && str_eq_cstr(seg[2], "conversations"))
+        ep = E_CONV, allow = "GET";
     else if (n == 3 && str_eq_cstr(seg[2], "messages"))
         ep = E_MESSAGES, allow = "POST";
     else if (n == 4 && str_eq_cstr(seg[2], "messages"))
@@ -642,15 +660,15 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
         respond_error(hc, 404, "NOT_FOUND", "no such endpoint");
         return HTTP_DONE;
     }
-    bool ok =
-        (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
-        (ep == E_MESSAGES && method(req, "POST")) ||
-        (ep == E_MESSAGE_PAGE &&
-         (method(req, "GET") || method(req, "PATCH") || method(req, "DELETE"))) ||
-        (ep == E_READ && method(req, "PUT")) ||
-        (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
-        ((ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS || ep == E_UNREAD || ep == E_SEARCH) &&
-         method(req, "GET"));
+    bool ok = (ep == E_CONVS && (method(req, "GET") || method(req, "POST"))) ||
+              (ep == E_MESSAGES && method(req, "POST")) ||
+              (ep == E_MESSAGE_PAGE &&
+               (method(req, "GET") || method(req, "PATCH") || method(req, "DELETE"))) ||
+              (ep == E_READ && method(req, "PUT")) ||
+              (ep == E_BLOCK && (method(req, "POST") || method(req, "DELETE"))) ||
+              ((ep == E_CONV || ep == E_USERS || ep == E_STATUS || ep == E_BLOCKS ||
+                ep == E_UNREAD || ep == E_SEARCH) &&
+               method(req, "GET"));
     if (!ok) {
         method_not_allowed(hc, allow);
         return HTTP_DONE;
@@ -661,6 +679,8 @@ int api_handle(http_conn_t *hc, const http_request_t *req, str_t body, void *arg
     case E_CONVS:
         return method(req, "GET") ? api_conversations_list(a, hc, req, &user)
                                   : api_conversations_create(a, hc, body, &user);
+    case E_CONV:
+        return conversation_get(a, hc, seg[3], &user);
     case E_MESSAGES:
         return post_message(a, hc, body, &user);
     case E_MESSAGE_PAGE:

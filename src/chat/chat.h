@@ -136,6 +136,10 @@ void chat_history(chat_t *c, const char *user, const char *conv, int64_t before_
  * may be STR_NULL. */
 void chat_conversations(chat_t *c, const char *user, str_t cursor, size_t limit,
                         chat_answer_fn done, void *ud);
+/* One conversation of user's (conv: a valid id), as in the list: 200 and its document, 404
+ * when it does not exist or user is not a member (the two are not told apart). */
+void chat_conversation_get(chat_t *c, const char *user, const char *conv, chat_answer_fn done,
+                           void *ud);
 /* A group of user and the participants (validated ids; the strings are copied): 201 and the
  * conversation document. */
 void chat_group_create(chat_t *c, const char *user, const str_t *participants, size_t n,

@@ -208,6 +208,28 @@ void chat_conversations_about(chat_t *c, const char *user, str_t cursor, size_t 
     submit(q, conversations_listed);
 }
 
+static void conversation_got(store_req_t *req)
+{
+    query_t *q = (query_t *)req;
+    if (!failed(q)) {
+        chat_cache_members(q->chat, &req->u.conversation_get.conv);
+        answer(q, 200, chat_conversation_json(&req->u.conversation_get.conv));
+    }
+    query_free(q);
+}
+
+void chat_conversation_get(chat_t *c, const char *user, const char *conv, chat_answer_fn done,
+                           void *ud)
+{
+    query_t *q = query_new(c, user, page_arena(c, 64 * 1024, 1, 12 * 1024), done, ud);
+    if (!q) return;
+    snprintf(q->conv, sizeof q->conv, "%s", conv);
+    q->req.op = STORE_OP_CONVERSATION_GET;
+    q->req.u.conversation_get.id = str_cstr(q->conv);
+    q->req.u.conversation_get.requester = str_cstr(q->user);
+    submit(q, conversation_got);
+}
+
 /* Copies ids into q (ids and strings). */
 static bool keep_ids(query_t *q, const str_t *ids, size_t n)
 {

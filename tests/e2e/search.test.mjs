@@ -5,7 +5,8 @@
 // opens Bob's conversation scrolled to that message (loaded from older pages) and highlighted.
 // A snippet with HTML-looking text renders as text, searching within one conversation finds
 // only its messages, and the top bar's badge follows the unread total live. In a phone-sized
-// window the search is usable by touch.
+// window the search is usable by touch. A hit in a group older than the conversation list's
+// pages opens too (GET /api/chat/conversations/:id).
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 
@@ -171,5 +172,36 @@ describe('web client: message search', { timeout: 170000 }, () => {
         await hit.tap();
         await p.locator('.messages li.msg.flash').filter({ hasText: 'The door code is 4711' }).waitFor({ timeout: T });
         assertNoErrors(phone);
+    });
+
+    step('a group older than the loaded conversation list opens from a search result', ['a touch phone: the search opens full screen and a tap on a result opens it'], async () => {
+        const me = tenant.session.user.id;
+        const group = async (title) => {
+            const r = await rest(server, 'POST', 'api/chat/conversations', { token: carol.token, body: { participantIds: [me, bob.user.id], title } });
+            assert.equal(r.status, 201, r.text);
+            return r.json._id;
+        };
+        const old = await group('Garden committee');
+        let r = await post(carol, { conversationId: old, content: 'The gate code is 9090' });
+        assert.equal(r.status, 201, r.text);
+        // 100 newer conversations: the client loads the 100 most recent, so not the old one.
+        for (let i = 0; i < 100; i++) {
+            r = await post(carol, { conversationId: await group(`Newer ${i}`), content: `newer ${i}` });
+            assert.equal(r.status, 201, r.text);
+        }
+        const p = tenant.page;
+        await p.reload();
+        await p.locator('.conv-list li').filter({ hasText: 'Newer 99' }).first().waitFor({ timeout: T });
+        assert.equal(await p.locator('.conv-list li').filter({ hasText: 'Garden committee' }).count(), 0, 'not in the list');
+        await p.getByRole('button', { name: 'Search messages' }).click();
+        const input = p.getByRole('searchbox', { name: 'Search messages' });
+        await input.fill('gate code');
+        await input.press('Enter');
+        const hit = p.locator('.ms-results .ms-result').first();
+        await hit.waitFor({ timeout: T });
+        await hit.click();
+        await p.locator('.thread-title').filter({ hasText: 'Garden committee' }).waitFor({ timeout: T });
+        await p.locator('.messages li.msg.flash').filter({ hasText: 'The gate code is 9090' }).waitFor({ timeout: T });
+        assertNoErrors(tenant);
     });
 });

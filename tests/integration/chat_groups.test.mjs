@@ -341,3 +341,26 @@ test('a member who stops reading is cut at --max-outbound-bytes; the others are 
         await srv.stop();
     }
 });
+
+test('GET /api/chat/conversations/:id: the member\'s document as in the list; 404 alike for strangers and unknown ids', async () => {
+    const [A, B, C] = [await user(), await user(), await user()];
+    const g = await createGroup(A, [B], 'one of mine');
+    assert.equal(g.status, 201, g.text);
+    const sent = await emitAck(B.s, 'send_message', { conversationId: g.json._id, content: 'unread for A', type: 'text' });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+    const one = await api(server, 'GET', `/api/chat/conversations/${g.json._id}`, { token: A.token });
+    assert.equal(one.status, 200, one.text);
+    assertConversationExact(one.json);
+    const list = await api(server, 'GET', '/api/chat/conversations', { token: A.token });
+    assert.deepEqual(one.json, list.json.conversations.find((c) => c._id === g.json._id));
+    assert.equal(one.json.unreadCount, 1);
+    const stranger = await api(server, 'GET', `/api/chat/conversations/${g.json._id}`, { token: C.token });
+    const unknown = await api(server, 'GET', `/api/chat/conversations/${'0'.repeat(24)}`, { token: C.token });
+    for (const r of [stranger, unknown]) assertApiError(r, 404, 'NOT_FOUND');
+    assert.equal(stranger.text, unknown.text, 'a stranger cannot tell an existing conversation from none');
+    assertApiError(await api(server, 'GET', '/api/chat/conversations/nothex', { token: A.token }), 400, 'BAD_REQUEST');
+    assertApiError(await api(server, 'GET', `/api/chat/conversations/${g.json._id}`, {}), 401, ['UNAUTHORIZED', 'AUTH_REQUIRED', 'AUTH_INVALID']);
+    const wrong = await api(server, 'DELETE', `/api/chat/conversations/${g.json._id}`, { token: A.token });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get('allow'), 'GET');
+});

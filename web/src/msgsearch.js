@@ -195,11 +195,19 @@ export class MessageSearchMethods {
         if (!m || !r.conversationId) return;
         this.el.msDialog.close();
         const convId = r.conversationId;
-        if (!this.convs.has(convId)) await this.loadConversations();
-        if (!this.convs.has(convId) && m.recipient) {
-            // A one-to-one conversation older than the conversation list's first page: what the
-            // message tells of it is enough to show it.
-            this.upsertConv({ _id: convId, participants: [...new Set([this.me.id, m.sender, m.recipient].filter(Boolean))], unreadCount: 0 });
+        if (!this.convs.has(convId)) {
+            // A conversation older than the conversation list's pages: ask for that one.
+            try {
+                this.upsertConv(await this.api.get(`api/chat/conversations/${encodeURIComponent(convId)}`), true);
+            } catch {
+                if (m.recipient) { // an older server: what the message tells of it is enough
+                    this.upsertConv({ _id: convId, participants: [...new Set([this.me.id, m.sender, m.recipient].filter(Boolean))], unreadCount: 0 });
+                }
+            }
+        }
+        if (!this.convs.has(convId)) {
+            this.toast('That conversation is no longer available.');
+            return;
         }
         if (this.activeId !== convId) this.open(convId);
         const jump = (this.jumpSeq = (this.jumpSeq || 0) + 1);
