@@ -9,6 +9,7 @@
 #include "cluster/redis_bus.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ struct redis_bus {
     uv_loop_t *loop;
     char ip[INET6_ADDRSTRLEN];
     int port, db;
+    redis_bus_auth_t auth; /* password "": none */
     redis_bus_options_t opts;
     redis_bus_callbacks_t cb;
     bus_link_t sub, cmd;
@@ -68,6 +70,57 @@ static void link_connect(bus_link_t *l);
 
 /* ---- URL ---------------------------------------------------------------------------------- */
 
+/* "[user]:password" before the '@' (each percent-decoded: %XX for a byte; every other byte but
+ * '/', '@' and controls taken as it is), into auth (or only checked, auth NULL). A user without
+ * a password is refused: Redis's AUTH needs one. */
+static int parse_userinfo(const char *p, size_t n, redis_bus_auth_t *auth)
+{
+    const char *colon = memchr(p, ':', n);
+    if (!colon || colon + 1 == p + n) return -1;
+    struct {
+        const char *s;
+        size_t n;
+        char *out;
+        size_t cap;
+    } part[2] = {{p, (size_t)(colon - p), auth ? auth->user : NULL, sizeof auth->user},
+                 {colon + 1, (size_t)(p + n - colon - 1), auth ? auth->password : NULL,
+                  sizeof auth->password}};
+    for (int k = 0; k < 2; k++) {
+        size_t o = 0;
+        for (size_t i = 0; i < part[k].n; i++) {
+            unsigned char c = (unsigned char)part[k].s[i];
+            if (c == '%') {
+                unsigned v;
+                char hex[3] = {0};
+                if (i + 2 >= part[k].n) return -1;
+                hex[0] = part[k].s[i + 1];
+                hex[1] = part[k].s[i + 2];
+                if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]) ||
+                    sscanf(hex, "%2x", &v) != 1 || v == 0)
+                    return -1;
+                c = (unsigned char)v;
+                i += 2;
+            } else if (c < 0x21 || c == 0x7f || c == '/' || c == '@') {
+                return -1;
+            }
+            if (o + 1 >= part[k].cap) return -1;
+            if (part[k].out) part[k].out[o] = (char)c;
+            o++;
+        }
+        if (part[k].out) part[k].out[o] = '\0';
+    }
+    return 0;
+}
+
+int redis_bus_parse_auth(const char *url, redis_bus_auth_t *auth)
+{
+    memset(auth, 0, sizeof *auth);
+    if (strncmp(url, "redis://", 8) != 0) return -1;
+    const char *p = url + 8, *at = strrchr(p, '@');
+    if (!at) return 0;
+    return parse_userinfo(p, (size_t)(at - p), auth);
+}
+
 int redis_bus_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db, char *err,
                         size_t errcap)
 {
@@ -78,9 +131,10 @@ int redis_bus_parse_url(const char *url, char *host, size_t host_cap, int *port,
         return -1;
     }
     const char *p = url + 8, *end;
-    if (strchr(p, '@')) {
-        snprintf(err, errcap, "Redis credentials in the URL are not supported");
-        return -1;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        if (parse_userinfo(p, (size_t)(at - p), NULL) < 0) goto bad;
+        p = at + 1;
     }
     if (*p == '[') {
         end = strchr(p, ']');
@@ -248,6 +302,53 @@ static void outbox_flush(redis_bus_t *b)
 
 /* ---- Links -------------------------------------------------------------------------------- */
 
+/* A link is ready once its first PING is answered, behind the AUTH when there are
+ * credentials: a Redis that refuses them, or wants some and was given none, answers an error
+ * (WRONGPASS, NOAUTH), and the link is dropped and retried with backoff: the bus never counts
+ * as up on a connection that cannot work. */
+static void on_ready(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    redisReply *reply = r;
+    bus_link_t *l = ac->data;
+    if (!reply || !l || l->ac != ac || (ac->c.flags & REDIS_DISCONNECTING))
+        return; /* the link went away meanwhile, or is going */
+    redis_bus_t *b = l->bus;
+    if (b->closing) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_warn_throttled("cluster: Redis %s:%d refused this node: %.200s", b->ip, b->port,
+                           reply->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    l->connected = true;
+    l->backoff_ms = 0;
+    if (l->subscriber) {
+        /* Every channel again; up once each is confirmed. */
+        b->pending_subscribe = b->channels.count;
+        resub_t rs = {.b = b};
+        strmap_sweep(&b->channels, resub_one, &rs);
+        if (rs.n) sub_send(b, "SUBSCRIBE", rs.chans, rs.lens, rs.n);
+    } else {
+        if (b->db) {
+            char db[16];
+            int n = snprintf(db, sizeof db, "%d", b->db);
+            const char *argv[2] = {"SELECT", db};
+            size_t argl[2] = {6, (size_t)n};
+            redisAsyncCommandArgv(ac, on_ignore, NULL, 2, argv, argl);
+        }
+        outbox_flush(b);
+    }
+    bus_set_state(b);
+}
+
+/* AUTH's answer: an error drops the link (the PING behind it then never makes it ready). */
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) on_ready(ac, r, priv);
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac;
@@ -263,25 +364,20 @@ static void on_connect(const redisAsyncContext *cac, int status)
         link_schedule(l);
         return;
     }
-    l->connected = true;
-    l->backoff_ms = 0;
-    if (l->subscriber) {
-        /* Every channel again; up once each is confirmed. */
-        b->pending_subscribe = b->channels.count;
-        resub_t r = {.b = b};
-        strmap_sweep(&b->channels, resub_one, &r);
-        if (r.n) sub_send(b, "SUBSCRIBE", r.chans, r.lens, r.n);
-    } else {
-        if (b->db) {
-            char db[16];
-            int n = snprintf(db, sizeof db, "%d", b->db);
-            const char *argv[2] = {"SELECT", db};
-            size_t argl[2] = {6, (size_t)n};
-            redisAsyncCommandArgv(ac, on_ignore, NULL, 2, argv, argl);
+    if (b->auth.password[0]) { /* the PING waits behind it */
+        const char *argv[3] = {"AUTH", b->auth.user, b->auth.password};
+        size_t argl[3] = {4, strlen(b->auth.user), strlen(b->auth.password)};
+        int argc = 3;
+        if (!b->auth.user[0]) { /* AUTH password: the default user */
+            argv[1] = argv[2];
+            argl[1] = argl[2];
+            argc = 2;
         }
-        outbox_flush(b);
+        redisAsyncCommandArgv(ac, on_auth, NULL, argc, argv, argl);
     }
-    bus_set_state(b);
+    const char *ping[1] = {"PING"};
+    size_t pingl[1] = {4};
+    redisAsyncCommandArgv(ac, on_ready, NULL, 1, ping, pingl);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -356,6 +452,12 @@ redis_bus_t *redis_bus_new(uv_loop_t *loop, const char *url, const redis_bus_opt
         free(b);
         return NULL;
     }
+    if (redis_bus_parse_auth(url, &b->auth) < 0) { /* checked by the parser above */
+        strmap_free(&b->channels, NULL);
+        free(b);
+        snprintf(err, errcap, "cannot read the Redis credentials in the cluster URL");
+        return NULL;
+    }
     b->loop = loop;
     b->port = port;
     b->db = db;
@@ -381,6 +483,7 @@ static void on_timer_closed(uv_handle_t *h)
     redis_bus_t *b = ((bus_link_t *)h->data)->bus;
     if (--b->open_handles > 0) return;
     if (b->close_cb) b->close_cb(b->close_arg);
+    explicit_bzero(&b->auth, sizeof b->auth);
     free(b);
 }
 

@@ -51,10 +51,17 @@ typedef struct {
     bool up;
 } redis_bus_stats_t;
 
-/* "redis://host[:port][/db]" (host: name, IPv4 or [IPv6]; port 6379; db 0). Returns 0, or -1
- * with a message in err. */
+/* "redis://[[user]:password@]host[:port][/db]" (host: name, IPv4 or [IPv6]; port 6379; db 0;
+ * user and password percent-encoded). Returns 0, or -1 with a message in err. */
 int redis_bus_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db, char *err,
                         size_t errcap);
+
+/* The credentials of such a URL (both "" when it has none; user "" with a password: AUTH
+ * with the password only, Redis's default user). 0, or -1 when they cannot be read. */
+typedef struct {
+    char user[128], password[512];
+} redis_bus_auth_t;
+int redis_bus_parse_auth(const char *url, redis_bus_auth_t *auth);
 
 /* Resolves the host (once, at start), then connects in the background and keeps reconnecting.
  * NULL with a message in err when the URL is bad or the host does not resolve. */

@@ -25,8 +25,9 @@ static const config_option_t serve_options[] = {
      "where messages live: sqlite:PATH or postgres://user:pass@host:port/db (libpq URI; "
      "empty: sqlite:<data>/parlor.db)"},
     {"cluster", OPT_STRING, OFF(cluster), "", 0, 0,
-     "run as one node of a cluster: redis://host[:port][/db] of the Redis that carries live "
-     "events between nodes (needs a postgres store; empty: a single node; docs/cluster.md)"},
+     "run as one node of a cluster: redis://[[user]:password@]host[:port][/db] of the Redis "
+     "that carries live events between nodes (needs a postgres store; empty: a single node; "
+     "docs/cluster.md)"},
     {"node-id", OPT_STRING, OFF(node_id), "", 0, 0,
      "this node's name in the cluster, 1-64 of A-Z a-z 0-9 _ - (empty: random, logged); when "
      "at most 24 long, the node's Engine.IO sids start with it and a dot, for the load balancer"},

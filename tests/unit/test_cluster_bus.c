@@ -89,14 +89,19 @@ static void on_state(void *arg, bool up, uint64_t lost)
     p->lost += lost;
 }
 
-static void peer_open(peer_t *p, uv_loop_t *loop, size_t outbox)
+static void peer_open_url(peer_t *p, uv_loop_t *loop, size_t outbox, const char *url)
 {
     memset(p, 0, sizeof *p);
     redis_bus_callbacks_t cb = {.on_message = on_message, .on_state = on_state, .arg = p};
     redis_bus_options_t o = {.outbox_max_bytes = outbox, .retry_max_ms = 100};
     char err[128];
-    p->bus = redis_bus_new(loop, redis_url, &o, &cb, err, sizeof err);
+    p->bus = redis_bus_new(loop, url, &o, &cb, err, sizeof err);
     CHECK(p->bus != NULL);
+}
+
+static void peer_open(peer_t *p, uv_loop_t *loop, size_t outbox)
+{
+    peer_open_url(p, loop, outbox, redis_url);
 }
 
 static void on_closed(void *arg)
@@ -275,13 +280,79 @@ static void test_parse_url(void)
                          "redis://h/x",
                          "redis://h/1/2",
                          "redis://[::1",
-                         "redis://u:p@h",
+                         "redis://u@h",
+                         "redis://u:@h",
+                         "redis://:p%4@h",
+                         "redis://:p%00@h",
+                         "redis://:p%zz@h",
+                         "redis://:p w@h",
+                         "redis://:p@",
                          "redis://h:1x",
                          "redis://[]:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ_INT(redis_bus_parse_url(bad[i], host, 64, &port, &db, err, 128), -1);
     char tiny[4];
     CHECK_EQ_INT(redis_bus_parse_url("redis://longhost", tiny, 4, &port, &db, err, 128), -1);
+    /* credentials */
+    redis_bus_auth_t auth;
+    CHECK_EQ_INT(redis_bus_parse_url("redis://:pw@h:7000/2", host, 64, &port, &db, err, 128), 0);
+    CHECK(!strcmp(host, "h") && port == 7000 && db == 2);
+    CHECK_EQ_INT(redis_bus_parse_auth("redis://:pw@h:7000/2", &auth), 0);
+    CHECK(!strcmp(auth.user, "") && !strcmp(auth.password, "pw"));
+    CHECK_EQ_INT(redis_bus_parse_auth("redis://bus:p%40ss%3Aw@[::1]/1", &auth), 0);
+    CHECK(!strcmp(auth.user, "bus") && !strcmp(auth.password, "p@ss:w"));
+    CHECK_EQ_INT(redis_bus_parse_auth("redis://h", &auth), 0);
+    CHECK(!auth.user[0] && !auth.password[0]);
+    CHECK_EQ_INT(redis_bus_parse_auth("redis://u@h", &auth), -1);
+}
+
+/* A sync connection's command, for setting the server up; returns whether it answered OK. */
+static bool admin(const char *password, const char *fmt, const char *arg)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis_port);
+    if (!c || c->err) return false;
+    bool ok = true;
+    if (password) {
+        redisReply *r = redisCommand(c, "AUTH %s", password);
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+    }
+    redisReply *r = ok ? redisCommand(c, fmt, arg) : NULL;
+    ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+static void test_credentials(void)
+{
+    CHECK(admin(NULL, "CONFIG SET requirepass %s", "s3cr@t"));
+    CHECK(admin("s3cr@t", "ACL SETUSER bus on >%s ~* &* +@all", "bus-pw"));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char good[128], user[128], wrong[128];
+    snprintf(good, sizeof good, "redis://:s3cr%%40t@127.0.0.1:%d", redis_port);
+    snprintf(user, sizeof user, "redis://bus:bus-pw@127.0.0.1:%d", redis_port);
+    snprintf(wrong, sizeof wrong, "redis://:nope@127.0.0.1:%d", redis_port);
+    peer_t a, b, c, none;
+    peer_open_url(&a, &loop, 0, good);
+    peer_open_url(&b, &loop, 0, user);
+    peer_open_url(&c, &loop, 0, wrong);
+    peer_open_url(&none, &loop, 0, redis_url);
+    sub(&b, "ch:auth");
+    CHECK(RUN_UNTIL(&loop, a.up && b.up, 3000));
+    pub(&a, "ch:auth", "through");
+    CHECK(RUN_UNTIL(&loop, got(&b, "ch:auth=through"), 3000));
+    /* wrong or no credentials: never up (refused, retried with backoff) */
+    RUN_UNTIL(&loop, c.up || none.up, 1500);
+    CHECK(!c.up && !none.up && c.ups == 0 && none.ups == 0);
+    close_peer(&loop, &a);
+    close_peer(&loop, &b);
+    close_peer(&loop, &c);
+    close_peer(&loop, &none);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    CHECK(admin("s3cr@t", "ACL DELUSER %s", "bus"));
+    CHECK(admin("s3cr@t", "CONFIG SET requirepass %s", ""));
 }
 
 int main(void)
@@ -293,6 +364,7 @@ int main(void)
     redis_start();
     RUN(test_publish_subscribe);
     RUN(test_commands_and_faults);
+    RUN(test_credentials);
     redis_stop();
     return UNIT_DONE();
 }
