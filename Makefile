@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 PORT ?= 5000
 
-.PHONY: all deps web run test test-pg fuzz chaos clean format bench cluster bench-cluster
+.PHONY: all deps web run test test-pg fuzz chaos clean format bench cluster bench-cluster bench-webhooks
 
 all: $(BUILD)/parlor
 
@@ -44,6 +44,11 @@ cluster: $(BUILD)/parlor web
 bench-cluster: $(BUILD)/parlor
 	@scripts/deps.sh cluster
 	@bench/cluster.sh
+
+# Parlor with and without --webhook-url in one run, and a local receiver: webhooks' cost per
+# message, delivery latency and deliveries/s (docs/webhooks.md, "Performance").
+bench-webhooks: $(BUILD)/parlor
+	@bench/webhooks.sh
 
 test:
 	@scripts/test.sh
