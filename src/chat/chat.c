@@ -527,6 +527,12 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     return c;
 }
 
+size_t chat_drain(chat_t *c)
+{
+    c->draining = true;
+    return c->sends_in_flight;
+}
+
 void chat_shutdown(chat_t *c)
 {
     chat_presence_flush(c);

@@ -60,6 +60,11 @@ const char *chat_err_reason(const chat_err_t *e); /* NULL when none */
 
 chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_jwt_t *jwt,
                  const chat_options_t *opts);
+/* The first step of a stop, before the sockets go: new send_message requests are refused
+ * (retryable: the client sends again after reconnecting elsewhere); returns how many sends are
+ * still in flight, so the caller can wait until their acks (and, in a cluster, their acked
+ * positions) have gone out before it closes the sessions. */
+size_t chat_drain(chat_t *c);
 /* At shutdown, after the sockets are gone and before the store closes: records lastSeen of
  * everyone still present. */
 void chat_shutdown(chat_t *c);

@@ -64,6 +64,8 @@ typedef struct presence {
 
 struct chat {
     uv_loop_t *loop;
+    size_t sends_in_flight; /* sockets' send_message requests not yet answered (chat_drain) */
+    bool draining;          /* stopping: new send_message requests are refused */
     sio_server_t *sio;
     sio_nsp_t *nsp;
     store_t *store;

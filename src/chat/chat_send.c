@@ -474,6 +474,7 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
 {
     reply_t *r = ud;
     if (r->cs->sending) r->cs->sending--;
+    r->cs->chat->sends_in_flight--;
     if (r->cs->socket) {
         if (err) {
             json_t *cmid =
@@ -497,6 +498,11 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
 /* args: the event's argument array as text, read in place (no jansson on the hot path). */
 void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
 {
+    if (cs->chat->draining) { /* the node is stopping: nothing new is started */
+        chat_reply_error(cs, ack_id, "UNAVAILABLE",
+                         "the server is shutting down; send again once reconnected", 1000);
+        return;
+    }
     chat_send_args_t a;
     str_t payload = chat_event_payload(args);
     char small[512], *buf = payload.len <= sizeof small ? small : malloc(payload.len);
@@ -515,6 +521,7 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         memset(&user, 0, sizeof user);
         snprintf(user.id, sizeof user.id, "%s", CS_UID(cs));
         if (cs->sending < UINT16_MAX) cs->sending++;
+        cs->chat->sends_in_flight++;
         /* the context, the rare case, is read with jansson */
         json_t *ctx = NULL;
         bool ctx_given = object && a.context.kind == CHAT_ARG_OTHER;

@@ -48,7 +48,9 @@ typedef struct {
     auth_jwt_t *jwt;
     webhook_t *webhook; /* NULL: webhooks off */
     uv_signal_t sigint, sigterm;
-    uv_timer_t trim; /* gives freed heap back to the system (see on_trim) */
+    uv_timer_t trim;  /* gives freed heap back to the system (see on_trim) */
+    uv_timer_t drain; /* a stop waits for the sends in flight (see on_signal) */
+    uint64_t drain_until;
     bool stopping;
 } server_t;
 
@@ -291,6 +293,22 @@ static void server_stop(server_t *s)
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->trim, NULL);
+    uv_close((uv_handle_t *)&s->drain, NULL);
+}
+
+/* A stop first lets the sends in flight finish (at most DRAIN_MAX_MS): their acks reach the
+ * clients before the sessions close, and in a cluster their acked positions reach Redis, so a
+ * client that reconnects to another node is neither left without an ack (it would send again:
+ * one message, a duplicate ack) nor replayed its own message there. New sends are refused
+ * meanwhile (chat_drain), so this ends; a store that does not answer ends it at the bound. */
+#define DRAIN_MAX_MS  5000
+#define DRAIN_POLL_MS 5
+static void on_drain(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    if (chat_drain(s->chat) > 0 && uv_now(s->loop) < s->drain_until) return;
+    uv_timer_stop(t);
+    server_stop(s);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -299,6 +317,11 @@ static void on_signal(uv_signal_t *h, int signum)
     if (s->stopping) return;
     s->stopping = true;
     log_info("signal %d: shutting down", signum);
+    if (s->chat && chat_drain(s->chat) > 0) {
+        s->drain_until = uv_now(s->loop) + DRAIN_MAX_MS;
+        uv_timer_start(&s->drain, on_drain, DRAIN_POLL_MS, DRAIN_POLL_MS);
+        return;
+    }
     server_stop(s);
 }
 
@@ -559,6 +582,8 @@ static int serve_run(server_t *sp)
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_timer_init(s.loop, &s.drain);
+    s.drain.data = &s;
     uv_timer_init(s.loop, &s.trim);
     uv_timer_start(&s.trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
     uv_unref((uv_handle_t *)&s.trim); /* never what keeps the loop running */

@@ -226,6 +226,72 @@ test('SIGTERM right after acks: everything acked is there after a restart', asyn
     }
 });
 
+// Every message of a conversation, paging back 200 at a time.
+async function allMessages(server, token, cid) {
+    const all = [];
+    let before = '';
+    for (;;) {
+        const r = await api(server, 'GET', `/api/chat/messages/${cid}?limit=200${before}`, { token });
+        assert.equal(r.status, 200, r.text);
+        all.unshift(...r.json.messages);
+        if (!r.json.nextCursor) return all;
+        before = `&before=${r.json.nextCursor}`;
+    }
+}
+
+test('SIGTERM with sends in flight: every stored message was acknowledged first; later sends refused, retryable', async () => {
+    const dataDir = mkDataDir();
+    const secret = newSecret();
+    let server = await startServer({ dataDir, secret });
+    const aId = newUserId();
+    const bId = newUserId();
+    const N = 2000;
+    try {
+        const A = await connectUser(server, tokenFor(server, aId));
+        await emitAck(A, 'send_message', { recipientId: bId, content: 'first', type: 'text', clientMsgId: 'first' });
+        // N sends at once, and the signal while they are in flight: each gets its ack, a
+        // retryable refusal (the node is stopping), or nothing (the session closed before it
+        // was read); none is stored without its ack having gone out first.
+        const answers = new Map();
+        let signalled = false;
+        const pending = Array.from({ length: N }, (_, i) =>
+            A.timeout(10000).emitWithAck('send_message', { recipientId: bId, content: `durable ${i}`, type: 'text', clientMsgId: `d-${i}` })
+                .then((ack) => {
+                    answers.set(`d-${i}`, ack);
+                    // the signal once the first acks are back: the rest are still in flight
+                    if (answers.size === 50 && !signalled) {
+                        signalled = true;
+                        server.proc.kill('SIGTERM');
+                    }
+                }, () => {}));
+        await Promise.all(pending);
+        assert.ok(signalled, 'the signal was sent');
+        await waitFor(() => server.exited(), 15000, 'the exit after SIGTERM');
+        const exit = server.exited();
+        assert.deepEqual(exit, { code: 0, signal: null }, `a clean exit after SIGTERM\n${server.stderr().slice(-3000)}`);
+        const refused = [...answers.values()].filter((a) => !a.ok);
+        for (const a of refused) {
+            assert.equal(a.error?.code, 'UNAVAILABLE', JSON.stringify(a));
+            assert.ok(a.error.retryAfterMs > 0, JSON.stringify(a));
+        }
+        await closeAll([A]);
+        server = await startServer({ dataDir, secret });
+        const tokB = tokenFor(server, bId);
+        const l = await api(server, 'GET', '/api/chat/conversations', { token: tokB });
+        const messages = await allMessages(server, tokB, l.json.conversations[0]._id);
+        const stored = messages.filter((m) => m.clientMsgId !== 'first');
+        const unacked = stored.filter((m) => !answers.get(m.clientMsgId)?.ok);
+        assert.deepEqual(unacked.map((m) => m.clientMsgId), [],
+                         `stored without an ack (${stored.length} stored, ${answers.size} answered, ${refused.length} refused)`);
+        for (const [k, a] of answers) {
+            if (a.ok) assert.ok(stored.some((m) => m.clientMsgId === k), `acknowledged ${k} lost`);
+        }
+        await server.stop();
+    } finally {
+        await server.crash();
+    }
+});
+
 // Two servers on one database is the worst corruption case: the second must be refused before
 // it touches anything (issue 18, item 1). On PostgreSQL several nodes may share a database,
 // but never a data directory: the lock is the data directory's, so this holds on both engines
