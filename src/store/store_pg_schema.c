@@ -605,7 +605,7 @@ static const char pg_migration_2[] =
  * socket everything up to prev knows that nothing of the user's lies in between (0 when the
  * user had no row). parlor_send_many is recreated for the wider row. */
 static const char pg_migration_6[] =
-    "CREATE TABLE user_positions (user_id text PRIMARY KEY, pos bigint NOT NULL,\n"
+    "CREATE TABLE user_positions (user_id text COLLATE \"C\" PRIMARY KEY, pos bigint NOT NULL,\n"
     " prev bigint NOT NULL);\n"
     "CREATE FUNCTION parlor_user_positions() RETURNS trigger\n"
     "LANGUAGE plpgsql AS $f$\n"
