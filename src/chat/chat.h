@@ -248,6 +248,12 @@ typedef struct {
     const str_t *args;     /* the arguments after the event name as JSON text, in pieces */
     size_t nargs;          /* (at most CHAT_DELIVERY_ARGS) that are concatenated */
     int64_t pos;           /* receive_message: the message's commit position; else 0 */
+    /* The chain (docs/cluster.md "The offset rule"): for each of prev_users, the position of
+       that user's previous message (the newest of theirs below pos), 0: unknown. A short list
+       (a direct message's two members, or the one user of an envelope); none: all unknown. */
+    const str_t *prev_users;
+    const int64_t *prevs;
+    size_t nprevs;
 } chat_delivery_t;
 #define CHAT_DELIVERY_ARGS 4
 
@@ -263,6 +269,8 @@ uint64_t chat_sid_parse(const char *text);
  * chat_deliver_local. Setting it also makes receive_message deliveries ordered by position
  * per socket (chat_recovery.c, docs/cluster.md "The offset rule"). */
 typedef void (*chat_publish_fn)(void *ud, const chat_delivery_t *d);
+/* d's prev for user (the chain), 0: unknown. */
+int64_t chat_delivery_prev(const chat_delivery_t *d, str_t user);
 void chat_set_publish(chat_t *c, chat_publish_fn fn, void *ud);
 /* Called when a user gets its first socket on this process (on true) and when its last one
  * leaves (false): the cluster subscribes to the user's channel meanwhile. */

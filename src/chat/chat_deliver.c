@@ -100,7 +100,7 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
              * store (chat_recovery_ordered; docs/cluster.md, "The offset rule"). */
             bool mine = cs->sid == d->except;
             if (!mine && !lazy_build(c, l)) return;
-            chat_recovery_ordered(cs, d->pos, mine ? NULL : &l->b);
+            chat_recovery_ordered(cs, d->pos, chat_delivery_prev(d, user), mine ? NULL : &l->b);
             continue;
         }
         if (cs->sid == d->except) continue;
@@ -108,6 +108,13 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
         if (!(d->pos > 0 && chat_recovery_hold(cs, d->pos, &l->b)))
             sio_socket_send_built(cs->socket, &l->b);
     }
+}
+
+int64_t chat_delivery_prev(const chat_delivery_t *d, str_t user)
+{
+    for (size_t i = 0; i < d->nprevs; i++)
+        if (str_eq(d->prev_users[i], user)) return d->prevs[i];
+    return 0;
 }
 
 static bool skipped(const chat_delivery_t *d, str_t user)
@@ -217,6 +224,9 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d, bool pub)
     x->publish = pub;
     x->strings = at;
     x->d = *d;
+    x->d.prev_users = NULL; /* not kept: the chain is unknown, the offset rule reads instead */
+    x->d.prevs = NULL;
+    x->d.nprevs = 0;
     memcpy(x->conv, d->conv, ID_LEN);
     x->conv[ID_LEN] = '\0';
     x->d.conv = x->conv;

@@ -327,7 +327,7 @@ bool chat_recovery_hold(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
  * has it from its ack) given only in position order: a duplicate (pos <= the last given) is
  * dropped, the next position is sent, and anything else catches up from the store first
  * (b held meanwhile). */
-void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b);
+void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, int64_t prev, const sio_built_t *b);
 /* Cluster: a live socket replays from the store what came after the last message it was
  * given (no-op while it replays already). */
 void chat_recovery_catch_up(chat_sock_t *cs);

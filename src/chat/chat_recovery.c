@@ -402,6 +402,9 @@ void chat_recovery_start(chat_sock_t *cs, int64_t after)
  * socket: the newest position this node knew when it connected):
  *   pos <= replayed_to       a duplicate (or a message the socket has from a replay): dropped;
  *   pos == replayed_to + 1   nothing can be missing in between: sent;
+ *   prev <= replayed_to      (prev > 0: the chain, the position of the user's previous message,
+ *                            which the store gave the delivery) nothing of the user's lies
+ *                            between: sent;
  *   pos >  replayed_to + 1   something in between may be missing or still on its way: the
  *                            socket replays MESSAGES_SINCE(replayed_to) from the store (a read
  *                            submitted now sees pos and everything below it, store guarantee
@@ -409,14 +412,17 @@ void chat_recovery_start(chat_sock_t *cs, int64_t after)
  * A message the socket sent itself (b NULL) is not sent to it, but moves replayed_to on when it
  * is the next position, and past a gap starts a catch-up too, which leaves it out (the acked
  * positions). */
-void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, const sio_built_t *b)
+void chat_recovery_ordered(chat_sock_t *cs, int64_t pos, int64_t prev, const sio_built_t *b)
 {
     if (cs->replay) {
         if (b) chat_recovery_hold(cs, pos, b);
         return;
     }
     if (pos <= cs->replayed_to) return;
-    if (pos == cs->replayed_to + 1) {
+    /* The chain: prev is the position of the user's previous message (the store keeps it per
+     * user under the insert lock, store_pg_schema.c migration 6). prev <= last means nothing
+     * of the user's lies between last and pos: delivered without reading. 0: unknown. */
+    if (pos == cs->replayed_to + 1 || (prev > 0 && prev <= cs->replayed_to)) {
         if (b) sio_socket_send_built(cs->socket, b);
         cs->replayed_to = pos;
         return;

@@ -96,17 +96,23 @@ static void deliver(send_ctx_t *s, str_t doc, const members_entry_t *me)
                           STR_LIT("\"")};
     /* A direct conversation whose members are not cached: they are on the message itself. */
     str_t users[2] = {str_cstr(s->user.id), m->recipient};
+    const int64_t prevs[2] = {s->req.u.message_insert.prev_sender,
+                              s->req.u.message_insert.prev_recipient};
+    size_t nusers = m->recipient.ptr && m->recipient.len <= STORE_USER_ID_MAX ? 2 : 1;
     chat_delivery_t d = {
         .to = me ? CHAT_TO_CONV : CHAT_TO_USERS,
         .conv = m->conversation_id,
         .users = users,
-        .nusers = m->recipient.ptr && m->recipient.len <= STORE_USER_ID_MAX ? 2 : 1,
+        .nusers = nusers,
         /* The origin socket learns of its message from the ack (docs/api.md), not twice. */
         .except = s->origin && s->origin->socket ? s->origin->sid : 0,
         .event = "receive_message",
         .args = args,
         .nargs = 4,
         .pos = m->pos,
+        .prev_users = users,
+        .prevs = prevs,
+        .nprevs = nusers,
     };
     chat_deliver(c, &d);
 }

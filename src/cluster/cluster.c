@@ -57,6 +57,7 @@ static void on_publish(void *ud, const chat_delivery_t *d)
         if (!chlen) continue;
         cluster_envelope_t e = {
             .node = cl->node, .seq = cl->seq + 1, .except = d->except, .pos = d->pos, .user = u};
+        e.prev = chat_delivery_prev(d, u);
         snprintf(e.event, sizeof e.event, "%s", d->event);
         cl->out.len = 0;
         if (cluster_codec_encode(&cl->out, &e, d->args, d->nargs) < 0) {
@@ -113,6 +114,9 @@ static void on_message(void *arg, const char *channel, size_t channel_len, const
         .args = &e.args,
         .nargs = 1,
         .pos = e.pos,
+        .prev_users = &e.user,
+        .prevs = &e.prev,
+        .nprevs = 1,
     };
     chat_cache_remote(cl->chat, e.event, e.args); /* before: the delivery may answer from them */
     chat_deliver_local(cl->chat, &d);

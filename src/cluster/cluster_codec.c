@@ -68,12 +68,12 @@ int cluster_codec_encode(buf_t *out, const cluster_envelope_t *e, const str_t *a
     for (size_t i = 0; i < nargs; i++) alen += args[i].len;
     if (!cluster_codec_event_ok(e->event, elen) ||
         !cluster_codec_user_ok(e->user.ptr, e->user.len) || alen == 0 || alen > CLUSTER_ARGS_MAX ||
-        e->node == 0 || e->pos < 0)
+        e->node == 0 || e->pos < 0 || e->prev < 0)
         return -1;
     if (buf_reserve(out, CLUSTER_ENVELOPE_HEAD + elen + e->user.len + alen) < 0) return -1;
     unsigned char h[CLUSTER_ENVELOPE_HEAD];
     h[0] = 'P';
-    h[1] = 1;
+    h[1] = 2;
     h[2] = (unsigned char)elen;
     h[3] = (unsigned char)e->user.len;
     h[4] = 0;
@@ -81,6 +81,7 @@ int cluster_codec_encode(buf_t *out, const cluster_envelope_t *e, const str_t *a
     put64(h + 13, e->seq);
     put64(h + 21, (uint64_t)e->pos);
     put64(h + 29, e->except);
+    put64(h + 37, (uint64_t)e->prev);
     buf_append(out, h, sizeof h);
     buf_append(out, e->event, elen);
     buf_append(out, e->user.ptr, e->user.len);
@@ -91,16 +92,24 @@ int cluster_codec_encode(buf_t *out, const cluster_envelope_t *e, const str_t *a
 int cluster_codec_decode(const char *data, size_t len, cluster_envelope_t *e)
 {
     const unsigned char *h = (const unsigned char *)data;
-    if (!data || len < CLUSTER_ENVELOPE_HEAD || h[0] != 'P' || h[1] != 1 || h[4] != 0) return -1;
+    /* Version 1 (a node before the chain, 37 bytes of header) still decodes, with prev 0. */
+    if (!data || len < CLUSTER_ENVELOPE_HEAD_V1 || h[0] != 'P' || (h[1] != 1 && h[1] != 2) ||
+        h[4] != 0)
+        return -1;
+    size_t head = h[1] == 1 ? CLUSTER_ENVELOPE_HEAD_V1 : CLUSTER_ENVELOPE_HEAD;
+    if (len < head) return -1;
     size_t elen = h[2], ulen = h[3];
-    if (len - CLUSTER_ENVELOPE_HEAD < elen + ulen + 1) return -1; /* args: at least one byte */
+    if (len - head < elen + ulen + 1) return -1; /* args: at least one byte */
     e->node = get64(h + 5);
     e->seq = get64(h + 13);
     uint64_t pos = get64(h + 21);
     e->except = get64(h + 29);
     if (e->node == 0 || pos > (uint64_t)INT64_MAX) return -1;
     e->pos = (int64_t)pos;
-    const char *p = data + CLUSTER_ENVELOPE_HEAD;
+    uint64_t prev = head == CLUSTER_ENVELOPE_HEAD ? get64(h + 37) : 0;
+    if (prev > (uint64_t)INT64_MAX) return -1;
+    e->prev = (int64_t)prev;
+    const char *p = data + head;
     if (!cluster_codec_event_ok(p, elen)) return -1;
     memcpy(e->event, p, elen);
     e->event[elen] = '\0';

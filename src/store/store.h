@@ -367,6 +367,11 @@ typedef struct { /* write: the store assigns seq = last_seq + 1 in the same tran
     store_message_t msg;       /* out: the stored message */
     bool duplicate;            /* out: client_msg_id was seen before; msg is the earlier message */
     bool conversation_created; /* out */
+    /* out, the chain (docs/cluster.md "The offset rule"): for a new message in a direct
+       conversation, the position of the sender's and the recipient's previous message (the
+       newest in any of their conversations below msg.pos); 0: unknown (a group, a duplicate,
+       a user with none recorded, or an engine that does not keep it: SQLite). */
+    int64_t prev_sender, prev_recipient;
     /* A direct conversation whose other member blocked the sender, or whom the sender
        blocked, refuses a new message with STORE_E_BLOCKED, decided in the insert's own
        transaction (after idempotency: a repeated client_msg_id still answers duplicate). */

@@ -134,6 +134,7 @@ int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresu
                       int first)
 {
     store_arena_reset(a);
+    op->prev_sender = op->prev_recipient = 0;
     if (row >= PQntuples(res)) return STORE_E_IO;
     int rc = (int)pg_i64(res, row, first);
     if (rc == STORE_OK) {
@@ -147,6 +148,12 @@ int pg_message_finish(store_message_insert_t *op, store_arena_t *a, const PGresu
         if (rc == STORE_OK) {
             op->duplicate = dup;
             op->conversation_created = pg_bool(res, row, first + 2);
+            /* the chain (schema version 6): after the message's columns */
+            int at = first + 3 + PG_MSG_NCOLS;
+            if (PQnfields(res) >= at + 2) {
+                op->prev_sender = pg_i64(res, row, at);
+                op->prev_recipient = pg_i64(res, row, at + 1);
+            }
         }
     }
     if (rc != STORE_OK) {

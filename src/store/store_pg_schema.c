@@ -594,8 +594,89 @@ static const char pg_migration_2[] =
     "$f$;\n"
     "CREATE INDEX messages_search ON messages USING gin (parlor_search_vector(content));\n";
 
+/* Version 6: the chain (issue 14, docs/cluster.md "The offset rule"). user_positions holds,
+ * per user, the position of the newest message row in any of the user's conversations (pos)
+ * and the one before it (prev). A trigger keeps it on EVERY write that gives a row a position
+ * (parlor_send, parlor_send_system, parlor_update's edits and deletions, parlor_erase_user's
+ * tombstones, and anything later), for every member of the row's conversation: those writers
+ * all hold the insert lock (store_pg.c), so the rows are updated one transaction at a time,
+ * in position order. parlor_send answers, for a new direct message, the sender's and the
+ * recipient's prev: the position of their previous message, so a node that has given a
+ * socket everything up to prev knows that nothing of the user's lies in between (0 when the
+ * user had no row). parlor_send_many is recreated for the wider row. */
+static const char pg_migration_6[] =
+    "CREATE TABLE user_positions (user_id text COLLATE \"C\" PRIMARY KEY, pos bigint NOT NULL,\n"
+    " prev bigint NOT NULL);\n"
+    "CREATE FUNCTION parlor_user_positions() RETURNS trigger\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    " INSERT INTO user_positions AS up (user_id, pos, prev)\n"
+    "  SELECT cm.user_id, NEW.pos, 0 FROM conversation_members cm\n"
+    "  WHERE cm.conversation_id = NEW.conversation_id ORDER BY cm.user_id\n"
+    "  ON CONFLICT (user_id) DO UPDATE SET prev = up.pos, pos = EXCLUDED.pos\n"
+    "  WHERE up.pos < EXCLUDED.pos;\n"
+    " RETURN NULL;\n"
+    "END $f$;\n"
+    "CREATE TRIGGER messages_user_positions AFTER INSERT OR UPDATE OF pos ON messages\n"
+    " FOR EACH ROW EXECUTE PROCEDURE parlor_user_positions();\n"
+    "ALTER FUNCTION parlor_send(text, text, text, text, bytea, text, text, text, bigint, text, "
+    "text)\n"
+    " RENAME TO parlor_send_v5;\n"
+    "CREATE FUNCTION parlor_send(p_sender text, p_conv text, p_recipient text, p_key text,\n"
+    " p_content bytea, p_type text, p_file text, p_cmid text, p_now bigint, p_id text,\n"
+    " p_new_conv text)\n"
+    "RETURNS TABLE (o_status integer, o_dup boolean, o_created boolean, o_id text, o_conv text,\n"
+    " o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content bytea, o_type text,\n"
+    " o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint, o_fid text,\n"
+    " o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text, o_fsha text,\n"
+    " o_fcreated bigint, o_edited_at bigint, o_deleted boolean, o_prev_sender bigint,\n"
+    " o_prev_recipient bigint)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    " SELECT * INTO o_status, o_dup, o_created, o_id, o_conv, o_seq, o_pos, o_sender,\n"
+    "  o_recipient, o_content, o_type, o_cmid, o_read_at, o_created_at, o_updated_at, o_fid,\n"
+    "  o_fowner, o_fname, o_fsize, o_fmime, o_fpath, o_fsha, o_fcreated\n"
+    "  FROM parlor_send_v5(p_sender, p_conv, p_recipient, p_key, p_content, p_type, p_file,\n"
+    "  p_cmid, p_now, p_id, p_new_conv);\n"
+    " IF NOT FOUND THEN RETURN; END IF;\n"
+    " o_edited_at := NULL; o_deleted := false; o_prev_sender := 0; o_prev_recipient := 0;\n"
+    " IF o_status = 0 AND NOT o_dup AND o_recipient IS NOT NULL THEN\n"
+    "  -- the trigger moved both rows to o_pos in this statement: prev is the one before\n"
+    "  o_prev_sender := coalesce((SELECT up.prev FROM user_positions up\n"
+    "   WHERE up.user_id = o_sender AND up.pos = o_pos), 0);\n"
+    "  o_prev_recipient := coalesce((SELECT up.prev FROM user_positions up\n"
+    "   WHERE up.user_id = o_recipient AND up.pos = o_pos), 0);\n"
+    " END IF;\n"
+    " RETURN NEXT;\n"
+    "END $f$;\n"
+    "DROP FUNCTION parlor_send_many(text[], text[], text[], text[], integer[], text[], text[],\n"
+    " text[], bigint[], text[], text[], bytea);\n"
+    "CREATE FUNCTION parlor_send_many(p_sender text[], p_conv text[], p_recipient text[],\n"
+    " p_key text[], p_len integer[], p_type text[], p_file text[], p_cmid text[], p_now bigint[],\n"
+    " p_id text[], p_new_conv text[], p_blob bytea)\n"
+    "RETURNS TABLE (o_i integer, o_status integer, o_dup boolean, o_created boolean, o_id text,\n"
+    " o_conv text, o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content bytea,\n"
+    " o_type text, o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint,\n"
+    " o_fid text, o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text,\n"
+    " o_fsha text, o_fcreated bigint, o_edited_at bigint, o_deleted boolean,\n"
+    " o_prev_sender bigint, o_prev_recipient bigint)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    " i integer; v_off integer := 1;\n"
+    "BEGIN\n"
+    " FOR i IN 1 .. coalesce(array_length(p_sender, 1), 0) LOOP\n"
+    "  RETURN QUERY SELECT i, s.* FROM parlor_send(p_sender[i], p_conv[i], p_recipient[i], "
+    "p_key[i],\n"
+    "   substring(p_blob FROM v_off FOR p_len[i]), p_type[i], p_file[i], p_cmid[i], p_now[i], "
+    "p_id[i],\n"
+    "   p_new_conv[i]) s;\n"
+    "  v_off := v_off + p_len[i];\n"
+    " END LOOP;\n"
+    "END $f$;\n";
+
 static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {
-    NULL, pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5};
+    NULL,           pg_migration_1, pg_migration_2, pg_migration_3,
+    pg_migration_4, pg_migration_5, pg_migration_6};
 
 /* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
 static int read_version(store_pg_t *db, int *out)

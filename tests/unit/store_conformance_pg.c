@@ -605,6 +605,81 @@ static void test_lock_timeout(sc_t *t)
     CHECK_EQ_INT(sc_send(t, conv, "alice", "free"), 1);
 }
 
+/* pg_chain (issue 14, schema version 6): a new direct message answers, for its sender and its
+ * recipient, the position of their previous message in any of their conversations (0: none
+ * recorded), whatever moved it: a direct message, a group message (which answers no prev
+ * itself), an edit (a new position), while another pair's messages interleave. A repeated
+ * clientMsgId answers 0s (no new position). */
+static int64_t chain_send(sc_t *t, const char *conv, const char *sender, const char *cmid,
+                          int64_t *ps, int64_t *pr, bool *dup)
+{
+    store_message_insert_t op;
+    store_arena_t ar = sc_arena();
+    memset(&op, 0, sizeof op);
+    op.sender = str_cstr(sender);
+    op.conversation_id = str_cstr(conv);
+    op.content = STR_LIT("chained");
+    op.type = STORE_MSG_TEXT;
+    if (cmid) op.client_msg_id = str_cstr(cmid);
+    CHECK_EQ_INT(sc_message_insert(t, &op, &ar, 3000), STORE_OK);
+    *ps = op.prev_sender;
+    *pr = op.prev_recipient;
+    if (dup) *dup = op.duplicate;
+    return op.msg.pos;
+}
+
+static void test_chain(sc_t *t)
+{
+    if (!is_pg(t)) return;
+    char ab[ID_SIZE], ac[ID_SIZE], de[ID_SIZE], grp[ID_SIZE];
+    const char *users[] = {"alice", "bob", "carol", "dave", "erin"};
+    for (size_t i = 0; i < 5; i++) sc_upsert(t, users[i], users[i]);
+    sc_direct(t, "alice", "bob", ab);
+    sc_direct(t, "alice", "carol", ac);
+    sc_direct(t, "dave", "erin", de);
+    int64_t ps, pr;
+    bool dup;
+    int64_t p1 = chain_send(t, ab, "alice", "k1", &ps, &pr, NULL);
+    CHECK(ps == 0 && pr == 0); /* nothing recorded for either yet */
+    int64_t p2 = chain_send(t, ab, "bob", NULL, &ps, &pr, NULL);
+    CHECK(ps == p1 && pr == p1 && p2 > p1);
+    /* another pair in between moves nothing of theirs */
+    int64_t q1 = chain_send(t, de, "dave", NULL, &ps, &pr, NULL);
+    CHECK(ps == 0 && pr == 0 && q1 > p2);
+    int64_t p3 = chain_send(t, ac, "alice", NULL, &ps, &pr, NULL);
+    CHECK(ps == p2 && pr == 0);
+    /* a repeated clientMsgId: no new position, no prev */
+    CHECK(chain_send(t, ab, "alice", "k1", &ps, &pr, &dup) == p1);
+    CHECK(dup && ps == 0 && pr == 0);
+    /* a group message moves its members' chain; it answers none itself */
+    str_t parts[] = {STR_LIT("bob"), STR_LIT("carol")};
+    store_arena_t ar = sc_arena();
+    store_group_create_t g = {.creator = STR_LIT("alice"), .participants = parts, .count = 2};
+    CHECK_EQ_INT(sc_group_create(t, &g, &ar, 1), STORE_OK);
+    memcpy(grp, g.conv.id, ID_SIZE);
+    int64_t g1 = chain_send(t, grp, "carol", NULL, &ps, &pr, NULL);
+    CHECK(ps == 0 && pr == 0 && g1 > p3);
+    int64_t p4 = chain_send(t, ab, "bob", NULL, &ps, &pr, NULL);
+    CHECK(ps == g1 && pr == g1);
+    int64_t q2 = chain_send(t, de, "erin", NULL, &ps, &pr, NULL);
+    CHECK(ps == q1 && pr == q1);
+    /* an edit gives the message a new position: the chain moves to it */
+    store_message_update_t up = {.user = STR_LIT("bob"), .content = STR_LIT("edited")};
+    char id4[ID_SIZE];
+    {
+        store_message_insert_t op;
+        CHECK_EQ_INT(sc_send_at(t, ab, "bob", "to edit", 3000, &op), STORE_OK);
+        CHECK(op.prev_sender == p4 && op.prev_recipient == p4 && op.msg.pos > q2);
+        memcpy(id4, op.msg.id, ID_SIZE);
+    }
+    up.message_id = str_cstr(id4);
+    ar = sc_arena();
+    CHECK_EQ_INT(sc_message_update(t, &up, &ar, 3100), STORE_OK);
+    int64_t e = up.msg.pos;
+    int64_t p5 = chain_send(t, ac, "carol", NULL, &ps, &pr, NULL);
+    CHECK(ps == g1 && pr == e && p5 > e); /* carol: the group; alice: the edit */
+}
+
 const sc_case_t sc_cases_pg[] = {
     {"pg_lock_timeout", test_lock_timeout},
     {"pg_migrations", test_migrations},
@@ -612,5 +687,6 @@ const sc_case_t sc_cases_pg[] = {
     {"pg_engine_calls", test_engine_calls},
     {"pg_nodes_replay", test_nodes_replay},
     {"pg_connection_lost", test_connection_lost},
+    {"pg_chain", test_chain},
     {NULL, NULL},
 };

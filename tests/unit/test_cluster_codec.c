@@ -12,6 +12,7 @@ static cluster_envelope_t sample(void)
                             .seq = 42,
                             .except = 0xfedcba9876543210ull,
                             .pos = 1234567,
+                            .prev = 1234001,
                             .user = STR_LIT("alice_1-x")};
     strcpy(e.event, "receive_message");
     return e;
@@ -36,9 +37,33 @@ static void test_round_trip(void)
     cluster_envelope_t d;
     CHECK(cluster_codec_decode(b.data, b.len, &d) == 0);
     CHECK(d.node == e.node && d.seq == 42 && d.except == e.except && d.pos == 1234567);
+    CHECK(d.prev == 1234001);
     CHECK(strcmp(d.event, "receive_message") == 0);
     CHECK_MEM(d.user.ptr, d.user.len, "alice_1-x");
     CHECK_MEM(d.args.ptr, d.args.len, "{\"a\":1},\"99\"");
+    buf_free(&b);
+}
+
+/* A node before the chain (version 1: no prev, 37 bytes of header) still decodes, prev 0. */
+static void test_version_1(void)
+{
+    buf_t b;
+    buf_init(&b);
+    encode(&b, "{\"a\":1}");
+    buf_t v1;
+    buf_init(&v1);
+    buf_append(&v1, b.data, CLUSTER_ENVELOPE_HEAD_V1);
+    buf_append(&v1, b.data + CLUSTER_ENVELOPE_HEAD, b.len - CLUSTER_ENVELOPE_HEAD);
+    v1.data[1] = 1;
+    cluster_envelope_t d;
+    CHECK(cluster_codec_decode(v1.data, v1.len, &d) == 0);
+    CHECK(d.pos == 1234567 && d.prev == 0);
+    CHECK_MEM(d.args.ptr, d.args.len, "{\"a\":1}");
+    v1.data[1] = 3; /* an unknown version */
+    CHECK(cluster_codec_decode(v1.data, v1.len, &d) < 0);
+    b.data[37] = 0x80; /* prev beyond INT64_MAX */
+    CHECK(cluster_codec_decode(b.data, b.len, &d) < 0);
+    buf_free(&v1);
     buf_free(&b);
 }
 
@@ -127,6 +152,7 @@ int main(void)
     test_round_trip();
     test_encode_refuses();
     test_malformed();
+    test_version_1();
     printf("test_cluster_codec: %d checks, %d failures\n", unit_checks, unit_failures);
     return unit_failures ? 1 : 0;
 }
