@@ -35,7 +35,7 @@
 #include "chat/chat_json.h"
 
 #define CONV_LEN    24
-#define PENDING_MAX 16
+#define PENDING_MAX 256 /* deliveries kept during one seed (~10 KiB); more: seed again */
 #define RING        16
 #define KNOWN_MAX   256 /* conversations remembered as having unread messages; more: re-seeds */
 
@@ -51,8 +51,8 @@ typedef struct unread_user {
     int64_t total, convs, last_pos;
     bool inflight, again, seeded;
     char ask[CONV_LEN + 1]; /* the conversation the next/current seed asks about, or "" */
-    pending_t pending[PENDING_MAX];
-    unsigned npending;
+    pending_t *pending;     /* grown as needed, up to PENDING_MAX */
+    unsigned npending, pending_cap;
     int64_t ring[RING]; /* positions above last_pos counted already */
     unsigned ring_at;
     char (*known)[CONV_LEN + 1];
@@ -103,9 +103,26 @@ static void ring_add(unread_user_t *u, int64_t pos)
     u->ring[u->ring_at++ % RING] = pos;
 }
 
+/* Keeps a delivery that arrived during a seed; false when there is no room. */
+static bool pending_add(unread_user_t *u, int64_t pos, const char *conv)
+{
+    if (u->npending == u->pending_cap) {
+        unsigned cap = u->pending_cap ? u->pending_cap * 2 : 4;
+        if (cap > PENDING_MAX) return false;
+        void *q = realloc(u->pending, cap * sizeof *u->pending);
+        if (!q) return false;
+        u->pending = q;
+        u->pending_cap = cap;
+    }
+    u->pending[u->npending].pos = pos;
+    memcpy(u->pending[u->npending++].conv, conv, CONV_LEN + 1);
+    return true;
+}
+
 static void user_free(void *p)
 {
     unread_user_t *u = p;
+    free(u->pending);
     free(u->known);
     free(u);
 }
@@ -243,7 +260,7 @@ static void reseed(unread_user_t *u, const char *conv)
         known_del(u, conv);
     else
         u->nknown = 0;
-    memcpy(u->ask, conv, CONV_LEN + 1);
+    snprintf(u->ask, sizeof u->ask, "%s", conv); /* conv may be "" */
     if (u->inflight) {
         u->again = true;
         return;
@@ -263,21 +280,18 @@ void chat_unread_touch(chat_t *c, const chat_delivery_t *d, str_t user)
         return;
     }
     if (u->inflight) {
-        if (u->npending < PENDING_MAX) {
-            u->pending[u->npending].pos = d->pos;
-            memcpy(u->pending[u->npending++].conv, conv, CONV_LEN + 1);
-        } else {
-            u->again = true; /* the next seed's snapshot has them all */
-        }
+        if (!pending_add(u, d->pos, conv)) u->again = true; /* the next seed's snapshot has them */
         return;
     }
     if (u->seeded && count(u, d->pos, conv)) {
         tell(u);
         return;
     }
-    u->pending[0].pos = d->pos;
-    memcpy(u->pending[0].conv, conv, CONV_LEN + 1);
-    u->npending = 1;
+    u->npending = 0;
+    if (!pending_add(u, d->pos, conv)) {
+        reseed(u, "");
+        return;
+    }
     memcpy(u->ask, conv, CONV_LEN + 1);
     unread_submit(u);
 }
