@@ -80,11 +80,12 @@ struct chat {
     /* Users with sockets or in their grace period: a chained hash of presence_t. */
     presence_t **pbuckets;
     size_t npbuckets, npresence;
-    strmap_t typing;       /* "user\nconversation" -> typing_t */
-    strmap_t unread;       /* user -> its unread total's state, while it has sockets (unread.c) */
+    strmap_t typing;      /* "user\nconversation" -> typing_t */
+    strmap_t unread;      /* user -> its unread total's state, while it has sockets (unread.c) */
+    strmap_t block_pairs; /* "a|b" -> whether a block is between them, for a while (blocks.c) */
+    strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+
     uint64_t unread_reads; /* store reads taken for unread_total (chat_unread_reads) */
-    strmap_t block_pairs;  /* "a|b" -> whether a block is between them, for a while (blocks.c) */
-    strmap_t acked;        /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep;    /* drops idle limiter entries */
     int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */

@@ -25,7 +25,10 @@
  * - A cluster catch-up (deliveries the bus may have lost) re-seeds every user here; the last
  *   socket of a user leaving here drops the state (the next socket starts again).
  * - The event goes out only when the total differs from what this node last told the user.
- * parlor_chat_unread_reads_total (/metrics) counts the reads taken for it. */
+ * parlor_chat_unread_reads_total (/metrics) counts the reads taken for it.
+ * Memory: about 690 bytes per user with live sockets here once such an event reached it (the
+ * recompute's state was about 480), plus 25 bytes per known conversation (at most KNOWN_MAX)
+ * and 32 per delivery kept during a seed (at most PENDING_MAX, freed with the user). */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
