@@ -2,12 +2,12 @@
 # The group scenario (issue 17) against Parlor (SQLite, durable) and bench/reference (Node,
 # in memory) in one run, each server pinned to core 0 and the client (bench/groups.mjs) to
 # core 1. Prints each server's key=value figures side by side.
-#   GROUPS_N [20] MEMBERS [20] RATE [1] (messages/s per member) SECONDS [10]
+#   GROUPS_N [200] MEMBERS [20] RATE [1] (messages/s per member) SECONDS_N [10]
 #   PORT_BASE [27100]  PARLOR_BINS ["build/parlor"] (several: compare builds)  NODE_REF [1]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-groups=${GROUPS_N:-20} members=${MEMBERS:-20} rate=${RATE:-1} seconds=${SECONDS_N:-10}
+groups=${GROUPS_N:-200} members=${MEMBERS:-20} rate=${RATE:-1} seconds=${SECONDS_N:-10}
 port=${PORT_BASE:-27100}
 bins=${PARLOR_BINS:-build/parlor}
 secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
