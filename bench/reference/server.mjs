@@ -96,12 +96,58 @@ class MemoryStore {
         if (dedupKey) this.byClientMsgId.set(dedupKey, message);
         return { message, duplicate: false };
     }
+
+    // Groups (bench/groups.mjs): created over REST, then messages to every member.
+    createGroup(creator, participantIds) {
+        const now = new Date();
+        const participants = [...new Set([creator, ...participantIds])];
+        const conv = { _id: objectId(), participants, title: null, lastMessage: null, seq: 0,
+                       createdAt: now, updatedAt: now };
+        this.conversations.set(conv._id, conv);
+        this.messages.set(conv._id, []);
+        return conv;
+    }
+
+    insertGroup(sender, conversationId, content, clientMsgId) {
+        const conv = this.conversations.get(conversationId);
+        if (!conv || !conv.participants.includes(sender)) throw new ClientError('NOT_FOUND', 'no such conversation');
+        const dedupKey = clientMsgId == null ? null : `${sender}\n${clientMsgId}`;
+        if (dedupKey) {
+            const existing = this.byClientMsgId.get(dedupKey);
+            if (existing) return { conv, message: existing, duplicate: true };
+        }
+        const now = new Date();
+        const message = { _id: objectId(), conversationId: conv._id, seq: ++conv.seq, sender,
+                          recipient: null, content, type: 'text', file: null, read: false,
+                          readAt: null, clientMsgId: clientMsgId ?? null, createdAt: now, updatedAt: now };
+        this.messages.get(conv._id).push(message);
+        conv.lastMessage = message;
+        conv.updatedAt = now;
+        if (dedupKey) this.byClientMsgId.set(dedupKey, message);
+        return { conv, message, duplicate: false };
+    }
 }
 
 const store = new MemoryStore();
 const httpServer = createServer((req, res) => {
     if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+        return;
+    }
+    if (req.url === '/api/chat/conversations' && req.method === 'POST') {
+        let body = '';
+        req.on('data', (d) => { body += d; });
+        req.on('end', () => {
+            try {
+                const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+                const user = jwt.verify(token, secretKey, { algorithms: ['HS256'] });
+                const { participantIds } = JSON.parse(body);
+                const conv = store.createGroup(user.sub, participantIds);
+                res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(conv));
+            } catch {
+                res.writeHead(400).end();
+            }
+        });
         return;
     }
     res.writeHead(404).end();
@@ -182,6 +228,14 @@ io.on('connection', (socket) => {
     socket.on('send_message', (payload, ack) => {
         const reply = typeof ack === 'function' ? ack : () => {};
         try {
+            if (typeof payload?.conversationId === 'string') { // a group (bench/groups.mjs)
+                const { content, clientMsgId } = payload;
+                if (typeof content !== 'string' || content.trim() === '') throw new ClientError('BAD_REQUEST', 'content must be a non-empty string');
+                const { conv, message, duplicate } = store.insertGroup(userId, payload.conversationId, content, clientMsgId);
+                if (!duplicate) socket.to(conv.participants).emit('receive_message', message);
+                reply({ ok: true, message });
+                return;
+            }
             const { recipientId, content, clientMsgId } = validateSend(userId, payload);
             const { message, duplicate } = store.insertDirect(userId, recipientId, content, clientMsgId);
             // Every socket of both members except this one; the sender learns from the ack.

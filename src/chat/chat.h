@@ -170,6 +170,8 @@ void chat_blocks_list(chat_t *c, const char *user, const char *after, size_t lim
 /* The caller's unread messages over all its conversations: {"total","conversations"}
  * (conversations: how many have unread messages). */
 void chat_unread(chat_t *c, const char *user, chat_answer_fn done, void *ud);
+/* Store reads taken so far to keep the unread_total events (/metrics). */
+uint64_t chat_unread_reads(const chat_t *c);
 
 /* Full-text search over the user's conversations (or one, conv_or_null: 24-hex), newest
  * first: {"results":[{"conversationId","message","snippet"}],"nextCursor"}. before_pos 0: the

@@ -66,7 +66,7 @@ static bool lazy_build(chat_t *c, lazy_t *l)
 }
 
 /* A receive_message, or a messages_read of the user's own, may change the user's unread total
- * (chat_unread.c recomputes it for users with sockets here). */
+ * (chat_unread.c counts it for users with sockets here). */
 /* Whether d's args[0] (a JSON document) has "field":"<user>". */
 static bool names_user(const chat_delivery_t *d, const char *field, str_t user)
 {
@@ -92,7 +92,7 @@ static void to_user(chat_t *c, lazy_t *l, str_t user)
 {
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
-    if (p && p->live && unread_may_change(d, user)) chat_unread_touch(c, user);
+    if (p && p->live && unread_may_change(d, user)) chat_unread_touch(c, d, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
         if (c->publish && d->pos > 0) {
             /* In a cluster a receive_message may come before an older one of this user that
@@ -293,6 +293,7 @@ void chat_set_interest(chat_t *c, chat_interest_fn fn, void *ud)
 
 void chat_catch_up(chat_t *c)
 {
+    chat_unread_reseed_all(c); /* the deliveries lost are not counted */
     for (size_t i = 0; i < c->npbuckets; i++)
         for (presence_t *p = c->pbuckets[i]; p; p = p->hnext)
             for (chat_sock_t *cs = p->live; cs; cs = cs->live_next) chat_recovery_catch_up(cs);

@@ -86,6 +86,8 @@ struct chat {
     strmap_t unread;      /* user -> its unread total's state, while it has sockets (unread.c) */
     strmap_t block_pairs; /* "a|b" -> whether a block is between them, for a while (blocks.c) */
     strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
+
+    uint64_t unread_reads; /* store reads taken for unread_total (chat_unread_reads) */
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep;    /* drops idle limiter entries */
     int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
@@ -258,9 +260,14 @@ void chat_block_learn(chat_t *c, const char *a, const char *b, bool blocked);
 
 /* ---- chat_unread.c ---- */
 
-/* The user's unread total may have changed: recompute it (coalesced) and tell its sockets
- * here with unread_total when it did. */
-void chat_unread_touch(chat_t *c, str_t user);
+/* d (a receive_message from someone else, the user's own messages_read, a message_deleted,
+ * a conversation_updated) may change the user's unread total: count it, or seed it again
+ * from the store, and tell its sockets here with unread_total when it changed. */
+void chat_unread_touch(chat_t *c, const chat_delivery_t *d, str_t user);
+/* The user's last live socket here went: drop its counter. */
+void chat_unread_forget(chat_t *c, str_t user);
+/* Deliveries may have been lost (a cluster catch-up): seed every counter again. */
+void chat_unread_reseed_all(chat_t *c);
 void chat_unread_free(chat_t *c);
 
 /* ---- chat_edit.c ---- */

@@ -255,6 +255,7 @@ void chat_presence_disconnect(chat_t *c, chat_sock_t *cs)
                 break;
             }
         cs->live = false;
+        if (!p->live) chat_unread_forget(c, str_make(p->user, p->len)); /* re-seeded if back */
     }
     cs->pres = NULL;
     if (p->sockets == 0) return;

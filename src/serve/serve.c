@@ -83,10 +83,13 @@ static int handle_metrics(http_conn_t *hc, const http_request_t *req, str_t body
                "# TYPE parlor_store_commits_total counter\nparlor_store_commits_total %llu\n"
                "# TYPE parlor_store_writes_total counter\nparlor_store_writes_total %llu\n"
                "# TYPE parlor_store_reads_total counter\nparlor_store_reads_total %llu\n"
-               "# TYPE parlor_store_max_batch gauge\nparlor_store_max_batch %llu\n",
+               "# TYPE parlor_store_max_batch gauge\nparlor_store_max_batch %llu\n"
+               "# TYPE parlor_chat_unread_reads_total counter\n"
+               "parlor_chat_unread_reads_total %llu\n",
                s->nl.num_conns, eio_server_num_sessions(sio_server_eio(s->sio)),
                (unsigned long long)st.commits, (unsigned long long)st.writes,
-               (unsigned long long)st.reads, (unsigned long long)st.max_batch);
+               (unsigned long long)st.reads, (unsigned long long)st.max_batch,
+               (unsigned long long)chat_unread_reads(s->chat));
     if (s->cluster) {
         cluster_stats_t cs;
         cluster_stats(s->cluster, &cs);

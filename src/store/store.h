@@ -325,8 +325,13 @@ typedef struct { /* read: the users blocker blocks, by blocked id (bytewise), af
 typedef struct { /* read: the user's unread messages over all its conversations (each as
                     unread_count: seq > read_seq, sent by someone else) */
     str_t user;
+    str_t conversation_id; /* optional (STR_NULL / ""): also that conversation's count */
     int64_t total;         /* out */
     int64_t conversations; /* out: conversations with unread_count > 0 */
+    int64_t conv_unread;   /* out: conversation_id's unread_count (0: none, or not a member) */
+    int64_t last_pos;      /* out: a position for the whole store at this read, in the same
+                              snapshot (guarantee 4): every message with pos <= last_pos is in
+                              the counts; chat_unread.c counts live deliveries above it */
 } store_unread_total_t;
 
 typedef struct {

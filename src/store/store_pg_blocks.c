@@ -128,23 +128,27 @@ int pg_blocks_list(store_pg_t *db, store_blocks_list_t *op, store_arena_t *a)
 /* As SQLite's: each membership's count from the (conversation_id, seq) index; a deleted
  * message is not waiting for anyone. */
 static const char sql_unread_total[] =
-    "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
-    " FROM messages x WHERE x.conversation_id = m.conversation_id"
+    "SELECT coalesce(sum(n), 0), count(*), (SELECT coalesce(max(pos), 0) FROM messages),"
+    " coalesce(sum(CASE WHEN cid = $2 THEN n END), 0) FROM (SELECT m.conversation_id AS cid,"
+    " (SELECT count(*) FROM messages x WHERE x.conversation_id = m.conversation_id"
     " AND x.seq > m.read_seq AND x.sender <> $1 AND NOT x.deleted) AS n"
     " FROM conversation_members m WHERE m.user_id = $1) t WHERE n > 0";
 
 int pg_unread_total(store_pg_t *db, store_unread_total_t *op)
 {
-    op->total = op->conversations = 0;
+    op->total = op->conversations = op->conv_unread = op->last_pos = 0;
     if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
     pg_params_t p = {0};
     pg_p_str(&p, op->user);
+    pg_p_str(&p, store_present(op->conversation_id) ? op->conversation_id : STR_LIT(""));
     PGresult *r;
     int rc = pg_query(db, P_UNREAD_TOTAL, sql_unread_total, &p, &r);
     if (rc != STORE_OK) return rc;
     if (PQntuples(r) == 1) {
         op->total = pg_i64(r, 0, 0);
         op->conversations = pg_i64(r, 0, 1);
+        op->last_pos = pg_i64(r, 0, 2); /* one statement: one snapshot (store_pg.c, (d)) */
+        op->conv_unread = pg_i64(r, 0, 3);
     }
     PQclear(r);
     return STORE_OK;

@@ -163,7 +163,9 @@ static const char *const store_sql[S_COUNT_] = {
                      " ORDER BY blocked LIMIT ?3",
     /* Each membership's unread count from the (conversation_id, seq) index: the cost is the
      * user's unread messages, not the conversation's history. */
-    [S_UNREAD_TOTAL] = "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT (SELECT count(*)"
+    [S_UNREAD_TOTAL] = "SELECT coalesce(sum(n), 0), count(*), (SELECT coalesce(max(pos), 0) FROM"
+                       " messages), coalesce(sum(CASE WHEN cid = ?2 THEN n END), 0) FROM (SELECT"
+                       " m.conversation_id AS cid, (SELECT count(*)"
                        " FROM messages x WHERE x.conversation_id = m.conversation_id"
                        " AND x.seq > m.read_seq AND x.sender <> ?1 AND x.deleted = 0) AS n"
                        " FROM conversation_members m WHERE m.user_id = ?1) WHERE n > 0",

@@ -134,15 +134,18 @@ int store_sqlite_blocks_list(store_sqlite_t *db, store_blocks_list_t *op, store_
 
 int store_sqlite_unread_total(store_sqlite_t *db, store_unread_total_t *op)
 {
-    op->total = op->conversations = 0;
+    op->total = op->conversations = op->conv_unread = op->last_pos = 0;
     if (!store_valid_user_id(op->user)) return STORE_E_INVALID;
     sqlite3_stmt *st = sq_stmt_get(db, S_UNREAD_TOTAL);
     if (!st) return STORE_E_IO;
     sq_bind_str(st, 1, op->user);
-    int rc = sq_stmt_row(st);
+    sq_bind_str(st, 2, store_present(op->conversation_id) ? op->conversation_id : STR_LIT(""));
+    int rc = sq_stmt_row(st); /* one statement: the counts and last_pos from one snapshot */
     if (rc == STORE_OK) {
         op->total = sq_col_i64(st, 0);
         op->conversations = sq_col_i64(st, 1);
+        op->last_pos = sq_col_i64(st, 2);
+        op->conv_unread = sq_col_i64(st, 3);
     }
     sqlite3_reset(st);
     return rc;

@@ -224,6 +224,42 @@ if (!PG_URL || !REDIS_URL || !REDIS_DIR) {
 
         // Last: it stops Redis. While it is away nothing is decided; when it is back each node
         // registers who is on it now, and the changes are announced once.
+        // Issue 17: unread_total is a counter per node (seeded from the store, moved by the
+        // deliveries that reach the node, in any order across nodes): still exact.
+        test('unread_total on two nodes is exact under sends, reads and deletes from three', async () => {
+            const [a, b, c, d] = [person(), person(), person(), person()];
+            const a0 = await connect(nodes[0], a);
+            const a2 = await connect(nodes[2], a);
+            const sb = await connect(nodes[1], b);
+            const sc = await connect(nodes[2], c);
+            const sd = await connect(nodes[0], d);
+            const g = await api(nodes[1], 'POST', '/api/chat/conversations',
+                { token: b.token, body: { participantIds: [a.id, c.id, d.id] } });
+            assert.equal(g.status, 201, g.text);
+            const acks = [];
+            const burst = (sock, body, n, del) => Promise.all(Array.from({ length: n }, async (_, i) => {
+                const m = await send(sock, { ...body, content: `m${i}` });
+                if (del && i % 4 === 1) acks.push(emitAck(sock, 'delete_message', { messageId: m._id }));
+                if (i % 3 === 2) acks.push(emitAck(a2, 'mark_read', { conversationId: m.conversationId, messageId: m._id }));
+            }));
+            await Promise.all([
+                burst(sb, { conversationId: g.json._id }, 9, true),
+                burst(sc, { recipientId: a.id }, 9, false),
+                burst(sd, { conversationId: g.json._id }, 9, true),
+            ]);
+            for (const r of await Promise.all(acks)) assert.equal(r.ok, true, JSON.stringify(r));
+            // One more unread message, so the last event comes after everything above.
+            await send(sc, { recipientId: a.id, content: 'last' });
+            await waitFor(() => a0.received.some((m) => m.content === 'last') &&
+                                a2.received.some((m) => m.content === 'last'), 5000, 'last');
+            const truth = (await api(nodes[1], 'GET', '/api/chat/unread', { token: a.token })).json;
+            assert.ok(truth.total >= 1, JSON.stringify(truth));
+            for (const s of [a0, a2]) {
+                await waitFor(() => JSON.stringify(s.events('unread_total').at(-1)) === JSON.stringify(truth), 5000,
+                    () => `unread_total ${JSON.stringify(s.events('unread_total').at(-1))}, GET ${JSON.stringify(truth)}`);
+            }
+        });
+
         test('Redis away: changes made meanwhile are announced once when it is back', async () => {
             const hal = person(), ivy = person(), kim = person(), watcher = person();
             const w = await connect(nodes[2], watcher);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import {
     connectLogged, emitAck, api, tokenFor, newUserId, waitFor, sleep, serverPerFile, assertApiError,
 } from './chat_helpers.mjs';
+import { metric } from './helpers.mjs';
 
 const GRACE_MS = 300;
 let server;
@@ -216,6 +217,90 @@ test('unread total: GET /api/chat/unread and unread_total live on every socket o
     await waitFor(() => lastTotal(A.s)?.total === 2, 5000, 'fence counted');
     assert.deepEqual(A.s.events('unread_total').slice(before), [{ total: 2, conversations: 2 }]);
     assertApiError(await api(server, 'POST', '/api/chat/unread', { token: A.token }), 405, 'METHOD_NOT_ALLOWED');
+});
+
+// Issue 17: unread_total is a counter kept per user with sockets here, seeded from the store,
+// not a store read per delivered message (19 for a message in a group of 20).
+test('unread total: the store reads for unread_total do not grow with the messages delivered', async () => {
+    const [A, B, C, D, E] = [await user(), await user(), await user(), await user(), await user()];
+    const g = await api(server, 'POST', '/api/chat/conversations', { token: B.token, body: { participantIds: [A.id, C.id, D.id, E.id] } });
+    assert.equal(g.status, 201, g.text);
+    const lastTotal = (s) => s.events('unread_total').at(-1)?.total;
+    const send = async (u, content) => {
+        const ack = await emitAck(u.s, 'send_message', { conversationId: g.json._id, content, type: 'text' });
+        assert.equal(ack.ok, true, JSON.stringify(ack));
+        return ack;
+    };
+    // Every member gets one message from B and one from C: each counter is seeded.
+    await send(B, 'seed b');
+    await send(C, 'seed c');
+    await waitFor(() => lastTotal(A.s) === 2 && lastTotal(E.s) === 2 && lastTotal(B.s) === 1, 5000, 'seeded');
+    const storeBefore = await metric(server, 'parlor_store_reads_total');
+    const before = await metric(server, 'parlor_chat_unread_reads_total');
+    // 30 messages one at a time (each delivered before the next: no coalescing), 4 recipients each.
+    const senders = [B, C, D];
+    for (let i = 0; i < 30; i++) {
+        await send(senders[i % 3], `m${i}`);
+        await waitFor(() => lastTotal(A.s) === 3 + i, 5000, () => `A's total ${3 + i}: ${lastTotal(A.s)}`);
+    }
+    await waitFor(() => lastTotal(E.s) === 32, 5000, 'E counted');
+    // All the store's reads (the old code took up to one per delivery: ~120 here).
+    const storeReads = (await metric(server, 'parlor_store_reads_total')) - storeBefore;
+    assert.ok(storeReads < 30, `${storeReads} store reads for 30 messages`);
+    assert.ok(Number.isFinite(before), 'parlor_chat_unread_reads_total in /metrics');
+    const reads = (await metric(server, 'parlor_chat_unread_reads_total')) - before;
+    // D's first message reached nobody unseeded; at most a seed or two for D's own counter.
+    assert.ok(reads <= 4, `${reads} store reads for unread totals over 120 deliveries`);
+    const r = await api(server, 'GET', '/api/chat/unread', { token: A.token });
+    assert.deepEqual(r.json, { total: 32, conversations: 1 });
+});
+
+test('unread total: exact under a burst from several senders with reads and deletes interleaved', async () => {
+    const [A, B, C, D, E, F] = [await user(), await user(), await user(), await user(), await user(), await user()];
+    const A2 = await connectLogged(server, A.token);
+    open.push(A2);
+    const g = await api(server, 'POST', '/api/chat/conversations', { token: C.token, body: { participantIds: [A.id, B.id, D.id, E.id, F.id] } });
+    assert.equal(g.status, 201, g.text);
+    const reads = [];
+    const deletes = [];
+    const sent = [];
+    const burst = (u, to, n, del, read = true) => Promise.all(Array.from({ length: n }, async (_, i) => {
+        const ack = await emitAck(u.s, 'send_message', { ...to, content: `${u.id} ${i}`, type: 'text' });
+        assert.equal(ack.ok, true, JSON.stringify(ack));
+        sent.push(ack.message._id);
+        if (i % 5 === 2 && del) deletes.push(emitAck(u.s, 'delete_message', { messageId: ack.message._id }));
+        if (i % 4 === 3 && read) {
+            // A reads up to whatever it has received of that conversation by then.
+            await waitFor(() => A.s.received.some((m) => m._id === ack.message._id), 5000, 'received');
+            const last = A.s.received.filter((m) => m.conversationId === ack.message.conversationId).at(-1);
+            reads.push(emitAck(A2, 'mark_read', { conversationId: last.conversationId, messageId: last._id }));
+        }
+    }));
+    await Promise.all([
+        burst(B, { recipientId: A.id }, 15, true),
+        burst(C, { conversationId: g.json._id }, 15, false),
+        burst(D, { conversationId: g.json._id }, 15, true),
+    ]);
+    for (const a of await Promise.all([...reads, ...deletes])) assert.equal(a.ok, true, JSON.stringify(a));
+    assert.ok(reads.length > 0 && deletes.length > 0);
+    // Then a read (whose re-seed is in flight) with messages from two senders right behind it:
+    // those that arrive during the seed count only if the seed did not see them.
+    const last = A.s.received.filter((m) => m.conversationId === g.json._id).at(-1);
+    const read = emitAck(A2, 'mark_read', { conversationId: g.json._id, messageId: last._id });
+    await Promise.all([
+        burst(E, { conversationId: g.json._id }, 8, false, false),
+        burst(F, { conversationId: g.json._id }, 8, false, false),
+    ]);
+    assert.equal((await read).ok, true);
+    // No fence that would make the node read the store again: wait for every message itself.
+    for (const s of [A.s, A2]) {
+        await waitFor(() => sent.every((id) => s.received.some((m) => m._id === id)), 5000, 'all delivered');
+    }
+    const truth = (await api(server, 'GET', '/api/chat/unread', { token: A.token })).json;
+    for (const s of [A.s, A2]) {
+        await waitFor(() => JSON.stringify(s.events('unread_total').at(-1)) === JSON.stringify(truth), 5000,
+            () => `unread_total ${JSON.stringify(s.events('unread_total').at(-1))}, GET ${JSON.stringify(truth)}`);
+    }
 });
 
 test('block_updated: every socket of the blocker learns a change, nobody else, and no-ops send nothing', async () => {

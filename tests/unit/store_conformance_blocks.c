@@ -220,6 +220,22 @@ static void test_unread_total(sc_t *t)
     unread_of(t, "cat", 0, 0);
     CHECK_EQ_INT(sc_mark(t, d2, "amy", m.msg.id, 3000, &mr), STORE_OK);
     unread_of(t, "amy", 2, 1);
+    /* One conversation's count and the store's position, from the same read (issue 17). */
+    store_unread_total_t u = {.user = STR_LIT("amy"), .conversation_id = str_cstr(d1)};
+    CHECK_EQ_INT(sc_unread_total_(t, &u, NULL, 0), STORE_OK);
+    CHECK_EQ_INT(u.total, 2);
+    CHECK_EQ_INT(u.conv_unread, 2);
+    CHECK(u.last_pos >= m.msg.pos && m.msg.pos > 0);
+    u = (store_unread_total_t){.user = STR_LIT("amy"), .conversation_id = str_cstr(d2)};
+    CHECK_EQ_INT(sc_unread_total_(t, &u, NULL, 0), STORE_OK);
+    CHECK_EQ_INT(u.conv_unread, 0);
+    CHECK_EQ_INT(u.conversations, 1);
+    int64_t last = u.last_pos;
+    CHECK_EQ_INT(sc_send_at(t, d2, "cat", "4", 3100, &m), STORE_OK);
+    u = (store_unread_total_t){.user = STR_LIT("amy"), .conversation_id = str_cstr(d2)};
+    CHECK_EQ_INT(sc_unread_total_(t, &u, NULL, 0), STORE_OK);
+    CHECK_EQ_INT(u.conv_unread, 1);
+    CHECK(u.last_pos >= m.msg.pos && m.msg.pos > last);
     CHECK_EQ_INT(sc_unread_total_(t, &(store_unread_total_t){.user = STR_LIT("a|b")}, NULL, 0),
                  STORE_E_INVALID);
 }
