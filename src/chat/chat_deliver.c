@@ -38,6 +38,8 @@ typedef struct {
     const chat_delivery_t *d;
     sio_built_t b;
     int state; /* 0: not built yet, 1: built, -1: could not be built */
+    int named; /* 0: who not looked up yet, 1: found, -1: absent */
+    str_t who; /* receive_message's sender, messages_read's reader (unread_may_change) */
 } lazy_t;
 
 static bool lazy_build(chat_t *c, lazy_t *l)
@@ -67,32 +69,43 @@ static bool lazy_build(chat_t *c, lazy_t *l)
 
 /* A receive_message, or a messages_read of the user's own, may change the user's unread total
  * (chat_unread.c counts it for users with sockets here). */
-/* Whether d's args[0] (a JSON document) has "field":"<user>". */
-static bool names_user(const chat_delivery_t *d, const char *field, str_t user)
+/* d's args[0] (a JSON document) "field":"<value>", looked up once per delivery (not once per
+ * recipient: a group message has up to 256). User ids hold no quote or backslash, and a quote
+ * inside a string value is escaped, so the first match is the field's. */
+static str_t named(lazy_t *l, const char *field)
 {
-    if (d->nargs < 1) return false;
-    char pat[STORE_USER_ID_MAX + 32];
-    int n = snprintf(pat, sizeof pat, "\"%s\":\"%.*s\"", field, (int)user.len, user.ptr);
-    return n > 0 && (size_t)n < sizeof pat &&
-           memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n) != NULL;
+    if (l->named == 0) {
+        const chat_delivery_t *d = l->d;
+        char pat[32];
+        int n = snprintf(pat, sizeof pat, "\"%s\":\"", field);
+        const char *at = d->nargs < 1 || n <= 0 || (size_t)n >= sizeof pat
+                             ? NULL
+                             : memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n);
+        const char *end = d->args[0].ptr + d->args[0].len, *v = at ? at + n : NULL;
+        const char *q = v ? memchr(v, '"', (size_t)(end - v)) : NULL;
+        l->named = q ? 1 : -1;
+        if (q) l->who = str_make(v, (size_t)(q - v));
+    }
+    return l->named == 1 ? l->who : STR_NULL;
 }
 
 /* A new message changes the unread total of its recipients, not of its sender (whose other
  * sockets get it too); a deletion may change anyone's; a receipt only the reader's. */
-static bool unread_may_change(const chat_delivery_t *d, str_t user)
+static bool unread_may_change(lazy_t *l, str_t user)
 {
-    if (strcmp(d->event, "receive_message") == 0) return !names_user(d, "sender", user);
+    const chat_delivery_t *d = l->d;
+    if (strcmp(d->event, "receive_message") == 0) return !str_eq(named(l, "sender"), user);
     if (strcmp(d->event, "message_deleted") == 0) return true;
     if (strcmp(d->event, "conversation_updated") == 0) return true; /* a member added/removed */
     if (strcmp(d->event, "messages_read") != 0) return false;
-    return names_user(d, "readerId", user);
+    return str_eq(named(l, "readerId"), user);
 }
 
 static void to_user(chat_t *c, lazy_t *l, str_t user)
 {
     const chat_delivery_t *d = l->d;
     presence_t *p = chat_presence_find(c, user);
-    if (p && p->live && unread_may_change(d, user)) chat_unread_touch(c, d, user);
+    if (p && p->live && unread_may_change(l, user)) chat_unread_touch(c, d, user);
     for (chat_sock_t *cs = p ? p->live : NULL; cs; cs = cs->live_next) {
         if (c->publish && d->pos > 0) {
             /* In a cluster a receive_message may come before an older one of this user that
@@ -162,7 +175,7 @@ static void publish(chat_t *c, const chat_delivery_t *d, const members_entry_t *
  * it was made here (pub). */
 static void deliver_known(chat_t *c, const chat_delivery_t *d, const members_entry_t *e, bool pub)
 {
-    lazy_t l = {d, {0}, 0};
+    lazy_t l = {d, {0}, 0, 0, STR_NULL};
     if (d->pos > c->last_pos) c->last_pos = d->pos; /* a commit of another node, too */
     if (e)
         to_members(c, &l, e);
