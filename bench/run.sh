@@ -87,6 +87,10 @@ pin_exec() {
     exec "${prio[@]}" taskset -c "$core" "$@"
 }
 
+# The servers and the load generator inherit the soft open-files limit: raise it to the hard
+# one (Parlor and Node raise their own too; the idle rounds need up to BENCH_IDLE_MAX sockets).
+ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+
 secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 work=$(mktemp -d "${TMPDIR:-/tmp}/parlor-bench.XXXXXX")
 server_pid=
