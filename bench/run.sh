@@ -209,7 +209,12 @@ run_loadgen() { # server scenario loadgen-args...
     while IFS='=' read -r k v; do R[$name.$scen.$k]=$v; done < <(grep '^[a-z0-9_]*=' "$out")
     if [ $rc -ne 0 ]; then
         R[$name.$scen.verified]=FAILED
-        [ "$scen" != idle_max ] && failures+=("$name $scen")
+        if [ "$scen" != idle_max ]; then
+            failures+=("$name $scen")
+        elif [ "${R[$name.$scen.failed]:-0}" -gt 0 ] &&
+            [ "${R[$name.$scen.errors]:-}" = "${R[$name.$scen.failed]}" ]; then
+            R[$name.$scen.verified]=refused # connections refused, nothing else went wrong
+        fi
     fi
     return 0
 }
