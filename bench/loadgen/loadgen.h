@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum lg_mode { LG_IDLE, LG_PAIRS, LG_RATE };
+enum lg_mode { LG_IDLE, LG_PAIRS, LG_RATE, LG_GROUPS, LG_FSYNC };
 
 typedef struct {
     enum lg_mode mode;
@@ -15,11 +15,15 @@ typedef struct {
     int port;
     int recv_port; /* pairs, rate: receivers connect here (0: port): cross-node delivery */
     const char *secret;
-    const char *path;     /* Engine.IO path, "/socket.io/" */
-    long conns;           /* idle: connections to open */
-    long pairs;           /* pairs, rate: sender/receiver pairs */
-    int window;           /* pairs: acknowledged sends in flight per sender */
-    double rate;          /* rate: messages per second over all pairs */
+    const char *path; /* Engine.IO path, "/socket.io/" */
+    long conns;       /* idle: connections to open */
+    long pairs;       /* pairs, rate: sender/receiver pairs */
+    int window;       /* pairs: acknowledged sends in flight per sender */
+    double rate;      /* rate: messages per second over all pairs; groups: per member */
+    long groups;      /* groups: groups of `members` users each */
+    int members;
+    const char *dir;      /* fsync: directory of the probe's file */
+    long count;           /* fsync: pwrite + fdatasync rounds */
     double seconds;       /* measured time */
     double warmup;        /* load before measuring */
     double hold;          /* idle: time connections are held before memory is read */
@@ -77,15 +81,18 @@ typedef struct {
     uint64_t t_go, t_window_start, t_window_end, t_stop; /* CLOCK_MONOTONIC ns */
 } lg_ctrl_t;
 
-/* One worker's share: connections [first, first+count) or pairs [first, first+count). */
+/* One worker's share: connections, pairs or groups [first, first+count). */
 typedef struct {
     int index;
     long first, count;
-    double rate;       /* this worker's share of the rate */
+    double rate;       /* this worker's share of the rate (groups: its members' sends/s) */
     char src_addr[16]; /* "" or the address to bind before connect */
 } lg_slice_t;
 
 int worker_run(const lg_config_t *cfg, const lg_slice_t *sl, int ctrl_fd, lg_result_t *res);
+
+/* probe.c: `loadgen fsync DIR`: the disk's pwrite + fdatasync latency; returns the exit status. */
+int fsync_probe(const lg_config_t *cfg);
 
 /* HS256 JWT for `sub`, valid for a day. Returns its length, or -1. */
 int token_sign(const char *secret, const char *sub, char *out, size_t cap);

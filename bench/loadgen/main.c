@@ -23,6 +23,8 @@ static void usage(FILE *f)
             "usage: loadgen [options] idle N\n"
             "       loadgen [options] pairs P [--window W] [--seconds S]\n"
             "       loadgen [options] rate R [--pairs P] [--seconds S]\n"
+            "       loadgen [options] groups G [--members M] [--rate R] [--seconds S]\n"
+            "       loadgen fsync DIR [--count N] [--kv]\n"
             "\n"
             "  idle N          open N authenticated WebSocket connections, hold them, report\n"
             "                  handshakes/s and the server's memory per connection\n"
@@ -30,6 +32,12 @@ static void usage(FILE *f)
             "                  in flight to its partner; report messages/s, latency, server CPU\n"
             "  rate R          open loop: R messages/s in total over P pairs; latency is measured\n"
             "                  from each message's scheduled send time\n"
+            "  groups G        G groups of M members created over REST; open loop: each member\n"
+            "                  sends R messages/s to its group, staggered; every other member\n"
+            "                  receives each; report messages/s, deliveries/s, server CPU per\n"
+            "                  message and per delivery, delivery latency\n"
+            "  fsync DIR       N x (4 KiB pwrite appended + fdatasync) on a file in DIR: the\n"
+            "                  disk's commit latency, p50/p99 (put DIR on the server's data)\n"
             "\n"
             "options:\n"
             "  --host ADDR            server IPv4 address (127.0.0.1)\n"
@@ -41,6 +49,9 @@ static void usage(FILE *f)
             "  --server-pid PID       read the server's CPU time and memory from /proc/PID\n"
             "  --window W             pairs: messages in flight per sender (8)\n"
             "  --pairs P              rate: pairs (100)\n"
+            "  --members M            groups: members per group (20)\n"
+            "  --rate R               groups: messages/s each member sends (1)\n"
+            "  --count N              fsync: rounds (500)\n"
             "  --seconds S            measured time (10)\n"
             "  --warmup S             load before measuring (1)\n"
             "  --hold S               idle: time held before memory is read (2)\n"
@@ -48,7 +59,8 @@ static void usage(FILE *f)
             "  --connect-timeout S    time allowed for all handshakes (60)\n"
             "  --size B               bytes of message content (64)\n"
             "  --spin-us U            rate: poll without sleeping when a send is due within U us\n"
-            "                         (1000; 0: always sleep): sends keep to their schedule\n"
+            "                         (rate: 1000, groups: 0; 0: always sleep): sends keep to\n"
+            "                         their schedule\n"
             "  --concurrency N        handshakes in progress per process (128)\n"
             "  --procs N              worker processes (default: one per 15000 connections)\n"
             "  --per-proc N           connections per process when --procs is not given (15000)\n"
@@ -58,8 +70,9 @@ static void usage(FILE *f)
             "  --kv                   also print key=value lines for scripts\n"
             "  -v                     more output\n"
             "\n"
-            "Exits 1 when any count does not verify (sent = acknowledged = received, per-pair\n"
-            "order, no duplicates, every connection up), 2 on bad usage.\n");
+            "Exits 1 when any count does not verify (sent = acknowledged = received, or\n"
+            "received = sent x (M - 1) in groups; per-sender order, the group's seq order, no\n"
+            "duplicates, every connection up), 2 on bad usage.\n");
 }
 
 static uint64_t server_cpu_ns(pid_t pid)
@@ -147,6 +160,10 @@ static void parse_args(int argc, char **argv, lg_config_t *c)
     c->path = "/socket.io/";
     c->window = 8;
     c->pairs = -1;
+    c->members = 20;
+    c->rate = 1;
+    c->count = 500;
+    bool spin_set = false;
     c->seconds = 10;
     c->warmup = 1;
     c->hold = 2;
@@ -199,6 +216,13 @@ static void parse_args(int argc, char **argv, lg_config_t *c)
             c->connect_timeout = arg_num(a, v, 1, 3600);
         } else if (OPT("--spin-us")) {
             c->spin_ns = (uint64_t)(arg_num(a, v, 0, 1e6) * 1000);
+            spin_set = true;
+        } else if (OPT("--members")) {
+            c->members = (int)arg_num(a, v, 2, 256);
+        } else if (OPT("--rate")) {
+            c->rate = arg_num(a, v, 0.001, 1e6);
+        } else if (OPT("--count")) {
+            c->count = (long)arg_num(a, v, 1, 1e7);
         } else if (OPT("--size")) {
             c->size = (int)arg_num(a, v, 1, 8000);
         } else if (OPT("--concurrency")) {
@@ -242,6 +266,15 @@ static void parse_args(int argc, char **argv, lg_config_t *c)
         c->mode = LG_PAIRS;
         c->pairs = (long)arg_num("pairs P", num, 1, 1e7);
         c->conns = 2 * c->pairs;
+    } else if (strcmp(mode, "groups") == 0) {
+        c->mode = LG_GROUPS;
+        c->groups = (long)arg_num("groups G", num, 1, 1e6);
+        c->conns = c->groups * c->members;
+        if (!spin_set) c->spin_ns = 0; /* thousands of sends/s: sleeping is close enough */
+    } else if (strcmp(mode, "fsync") == 0) {
+        c->mode = LG_FSYNC;
+        c->dir = num;
+        return;
     } else if (strcmp(mode, "rate") == 0) {
         c->mode = LG_RATE;
         c->rate = arg_num("rate R", num, 0.01, 1e8);
@@ -306,13 +339,14 @@ int main(int argc, char **argv)
 {
     lg_config_t cfg;
     parse_args(argc, argv, &cfg);
+    if (cfg.mode == LG_FSYNC) return fsync_probe(&cfg);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_TIMERSLACK, 1UL); /* rate mode sends on a schedule measured in microseconds */
     raise_nofile();
 
     int procs = cfg.procs;
     if (!procs) procs = (int)((cfg.conns + cfg.per_proc - 1) / cfg.per_proc);
-    long units = cfg.mode == LG_IDLE ? cfg.conns : cfg.pairs;
+    long units = cfg.mode == LG_IDLE ? cfg.conns : cfg.mode == LG_GROUPS ? cfg.groups : cfg.pairs;
     if (procs > units) procs = (int)units;
     if (procs < 1) procs = 1;
     int src = cfg.src_addrs < 0 ? (procs > 1 ? procs : 0) : cfg.src_addrs;
@@ -329,12 +363,17 @@ int main(int argc, char **argv)
         ch[i].sl.count = per + (i < extra ? 1 : 0);
         first += ch[i].sl.count;
         if (cfg.mode == LG_RATE) ch[i].sl.rate = cfg.rate * (double)ch[i].sl.count / (double)units;
+        if (cfg.mode == LG_GROUPS)
+            ch[i].sl.rate = cfg.rate * (double)ch[i].sl.count * (double)cfg.members;
         if (src)
             snprintf(ch[i].sl.src_addr, sizeof ch[i].sl.src_addr, "127.0.0.%d",
                      2 + (i % src) % 250);
     }
 
-    const char *mname = cfg.mode == LG_IDLE ? "idle" : cfg.mode == LG_PAIRS ? "pairs" : "rate";
+    const char *mname = cfg.mode == LG_IDLE    ? "idle"
+                        : cfg.mode == LG_PAIRS ? "pairs"
+                        : cfg.mode == LG_RATE  ? "rate"
+                                               : "groups";
     if (cfg.mode == LG_IDLE)
         printf("loadgen idle: %ld connections to %s:%d, %d process%s, %d handshakes in flight "
                "each\n",
@@ -344,11 +383,18 @@ int main(int argc, char **argv)
                "%.1f s measured after %.1f s warm-up, %d process%s\n",
                cfg.pairs, cfg.conns, cfg.host, cfg.port, cfg.window, cfg.size, cfg.seconds,
                cfg.warmup, procs, procs > 1 ? "es" : "");
-    else
+    else if (cfg.mode == LG_RATE)
         printf("loadgen rate: %.0f msgs/s over %ld pairs to %s:%d, %d-byte content, %.1f s "
                "measured after %.1f s warm-up, %d process%s\n",
                cfg.rate, cfg.pairs, cfg.host, cfg.port, cfg.size, cfg.seconds, cfg.warmup, procs,
                procs > 1 ? "es" : "");
+    else
+        printf("loadgen groups: %ld groups of %d (%ld connections) to %s:%d, %g msgs/s per member "
+               "(%.0f msgs/s, %.0f deliveries/s), %d-byte content, %.1f s measured after %.1f s "
+               "warm-up, %d process%s\n",
+               cfg.groups, cfg.members, cfg.conns, cfg.host, cfg.port, cfg.rate,
+               cfg.rate * (double)cfg.conns, cfg.rate * (double)cfg.conns * (cfg.members - 1),
+               cfg.size, cfg.seconds, cfg.warmup, procs, procs > 1 ? "es" : "");
     fflush(stdout);
 
     long rss0 = cfg.server_pid ? server_rss_kib(cfg.server_pid) : -1;
@@ -474,7 +520,9 @@ int main(int argc, char **argv)
     double hs_rate = hs_s > 0 ? (double)t->connected / hs_s : 0;
     uint64_t errors = t->failed + t->disconnected + t->err_order + t->err_dup + t->err_ack +
                       t->err_seq + t->err_nack + t->err_echo + t->err_proto + t->err_lost;
-    bool counts_ok = t->sent == t->acked && t->acked == t->received;
+    uint64_t want_received =
+        cfg.mode == LG_GROUPS ? t->sent * (uint64_t)(cfg.members - 1) : t->sent;
+    bool counts_ok = t->sent == t->acked && t->received == want_received;
     if (t->connected != (uint64_t)cfg.conns) errors += 0; /* counted as failed already */
     bool verified = rc == 0 && errors == 0 && counts_ok && t->connected == (uint64_t)cfg.conns;
     if (cfg.mode != LG_IDLE && t->sent == 0) verified = false;
@@ -487,7 +535,8 @@ int main(int argc, char **argv)
     if (cfg.server_pid) printf(", server CPU %.1f us per handshake", hs_cpu_us);
     printf("\n");
     double win_s = (double)window_ns / 1e9;
-    double msgs = 0, acks = 0, cpu_per_msg = 0, server_pct = 0;
+    double msgs = 0, acks = 0, cpu_per_msg = 0, server_pct = 0, deliveries = 0, cpu_per_dlv = 0;
+    bool grp = cfg.mode == LG_GROUPS;
     if (cfg.mode == LG_IDLE) {
         if (rss1 >= 0)
             printf("  server memory          %ld KiB before, %ld KiB after: %.2f KiB per "
@@ -495,23 +544,33 @@ int main(int argc, char **argv)
                    rss0, rss1, t->connected ? (double)(rss1 - rss0) / (double)t->connected : 0);
         printf("  pings answered         %" PRIu64 "\n", t->pings);
     } else {
-        msgs = (double)t->received_in_window / win_s;
+        /* groups: a message is what a sender sent (acknowledged), a delivery what one member
+         * received; pairs and rate: one of each per message. */
+        uint64_t nmsgs = grp ? t->acked_in_window : t->received_in_window;
+        msgs = (double)nmsgs / win_s;
         acks = (double)t->acked_in_window / win_s;
-        printf("  delivered              %.0f msgs/s (acknowledged %.0f/s)\n", msgs, acks);
+        deliveries = (double)t->received_in_window / win_s;
+        if (grp)
+            printf("  messages               %.0f/s acknowledged, %.0f deliveries/s (%.0f/s "
+                   "expected)\n",
+                   msgs, deliveries, msgs * (cfg.members - 1));
+        else
+            printf("  delivered              %.0f msgs/s (acknowledged %.0f/s)\n", msgs, acks);
         print_hist("send->receive (us)", &t->lat_recv);
         print_hist("send->ack (us)", &t->lat_ack);
-        if (cfg.mode == LG_RATE) {
+        if (cfg.mode == LG_RATE || grp) {
             print_hist("send lag (us)", &t->send_lag);
             printf("  late sends (>1 ms)     %" PRIu64 "\n", t->late_sends);
         }
         if (cfg.server_pid) {
-            cpu_per_msg = t->received_in_window
-                              ? (double)(scpu1 - scpu0) / 1000.0 / (double)t->received_in_window
-                              : 0;
+            double cpu_us = (double)(scpu1 - scpu0) / 1000.0;
+            cpu_per_msg = nmsgs ? cpu_us / (double)nmsgs : 0;
+            cpu_per_dlv = t->received_in_window ? cpu_us / (double)t->received_in_window : 0;
             server_pct = 100.0 * (double)(scpu1 - scpu0) / (double)window_ns;
-            printf("  server                 %.1f%% of a core, %.2f us CPU per message, RSS %ld "
-                   "KiB\n",
-                   server_pct, cpu_per_msg, rss1);
+            printf("  server                 %.1f%% of a core, %.2f us CPU per message", server_pct,
+                   cpu_per_msg);
+            if (grp) printf(", %.2f per delivery", cpu_per_dlv);
+            printf(", RSS %ld KiB\n", rss1);
         }
     }
     double lg_pct = cfg.mode == LG_IDLE || !window_ns
@@ -523,7 +582,7 @@ int main(int argc, char **argv)
         printf(", %.2f s CPU in total (%d process%s)%s\n", (double)t->cpu_total_ns / 1e9, procs,
                procs > 1 ? "es" : "",
                hs_lg_pct > 90.0 ? "  << the load generator is saturated" : "");
-    else if (cfg.mode == LG_RATE && cfg.spin_ns)
+    else if ((cfg.mode == LG_RATE || grp) && cfg.spin_ns)
         printf("; %.1f%% while measuring (%d process%s; polls between sends, see send lag)\n",
                lg_pct, procs, procs > 1 ? "es" : "");
     else
@@ -574,7 +633,12 @@ int main(int argc, char **argv)
             printf("msgs_per_s=%.0f\nacks_per_s=%.0f\n", msgs, acks);
             kv_hist("lat", &t->lat_recv);
             kv_hist("ack", &t->lat_ack);
-            if (cfg.mode == LG_RATE) kv_hist("lag", &t->send_lag);
+            if (cfg.mode == LG_RATE || grp) kv_hist("lag", &t->send_lag);
+            if (grp)
+                printf("groups=%ld\nmembers=%d\ndeliveries_per_s=%.0f\nexpected_deliveries_per_s=%."
+                       "0f\n"
+                       "server_cpu_us_per_delivery=%.3f\n",
+                       cfg.groups, cfg.members, deliveries, msgs * (cfg.members - 1), cpu_per_dlv);
             printf("server_cpu_us_per_msg=%.2f\nserver_cpu_pct=%.1f\nserver_rss_kib=%ld\n",
                    cpu_per_msg, server_pct, rss1);
             printf("loadgen_cpu_pct=%.1f\nsent=%" PRIu64 "\nacked=%" PRIu64 "\nreceived=%" PRIu64

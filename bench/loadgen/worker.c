@@ -1,7 +1,7 @@
-/* One load generator process: opens its share of the sockets, drives the idle, pairs or rate
- * scenario on them when the coordinator says go, and verifies every message it counts. */
+/* One load generator process: opens its share of the sockets, drives the idle, pairs, rate or
+ * groups scenario on them when the coordinator says go, and verifies every message it counts. */
 #define _GNU_SOURCE
-#include "client.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,48 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { ROLE_IDLE, ROLE_SENDER, ROLE_RECEIVER };
-enum { PH_CONNECT, PH_WAIT, PH_RUN, PH_DRAIN, PH_DONE };
-
-#define LATE_NS 1000000u /* a rate-mode send this far behind its schedule is late */
-
-typedef struct {
-    lg_conn_t s, r;
-    char suser[64], ruser[64];
-    size_t suser_len;
-    uint64_t sent, acked, received;
-    uint64_t expect;  /* receiver: next clientMsgId number */
-    uint8_t *ackbits; /* ring of `ring` bits: acknowledged */
-    uint64_t *tsend;  /* ring: (scheduled) send time of message n */
-} pair_t;
-
-typedef struct {
-    const lg_config_t *cfg;
-    const lg_slice_t *sl;
-    lg_result_t *res;
-    lg_client_t cl;
-    int ctrl;
-    int phase;
-    uint64_t now;
-    /* connections, in start order */
-    lg_conn_t **conns;
-    size_t nconns, next_start, active, resolved;
-    uint64_t connect_deadline;
-    lg_conn_t *idle;
-    char (*idle_users)[64];
-    pair_t *pairs;
-    size_t npairs;
-    uint64_t ring;
-    /* run */
-    uint64_t t_go, t_ws, t_we, t_stop, drain_deadline;
-    bool in_window_seen, window_done, started;
-    uint64_t cpu_ws, cpu_connect0;
-    uint64_t rate_k, next_due;
-    char *pad;
-    uint64_t sent, acked, received;
-} worker_t;
-
-static void note_error(worker_t *w, const char *fmt, ...)
+void note_error(worker_t *w, const char *fmt, ...)
 {
     if (w->res->first_error[0]) return;
     va_list ap;
@@ -63,7 +22,7 @@ static void note_error(worker_t *w, const char *fmt, ...)
     va_end(ap);
 }
 
-static bool in_window(const worker_t *w, uint64_t t)
+bool in_window(const worker_t *w, uint64_t t)
 {
     return t >= w->t_ws && t < w->t_we;
 }
@@ -85,8 +44,7 @@ static void send_msg(worker_t *w, pair_t *p, uint64_t t_sched)
     client_send(&w->cl, &p->s, buf, (size_t)len);
 }
 
-/* Reads the digits after `key` in p; returns false when key is absent. */
-static bool find_u64(const char *p, size_t n, const char *key, uint64_t *out)
+bool find_u64(const char *p, size_t n, const char *key, uint64_t *out)
 {
     size_t kl = strlen(key);
     const char *k = memmem(p, n, key, kl);
@@ -188,6 +146,11 @@ static void on_packet(lg_client_t *cl, lg_conn_t *c, const char *pk, size_t n)
 {
     worker_t *w = cl->ud;
     pair_t *p = c->ud;
+    if (c->role == ROLE_MEMBER && n >= 1 &&
+        (pk[0] == '3' || (n >= 20 && memcmp(pk, "2[\"receive_message\",", 20) == 0))) {
+        group_packet(w, c, pk, n);
+        return;
+    }
     if (n >= 1 && pk[0] == '3' && c->role == ROLE_SENDER) {
         on_ack(w, p, pk, n);
         return;
@@ -355,13 +318,16 @@ static void tick(worker_t *w)
             }
         }
         if (w->cfg->mode == LG_RATE) rate_sends(w);
+        if (w->cfg->mode == LG_GROUPS) group_sends(w);
         if (w->now >= w->t_stop && w->window_done) {
             w->phase = PH_DRAIN;
             w->drain_deadline = w->now + (uint64_t)(w->cfg->drain_timeout * 1e9);
         }
         break;
     case PH_DRAIN:
-        if ((w->acked == w->sent && w->received == w->sent) || w->now >= w->drain_deadline)
+        if ((w->acked == w->sent &&
+             w->received == (w->cfg->mode == LG_GROUPS ? w->expect_recv : w->sent)) ||
+            w->now >= w->drain_deadline)
             w->phase = PH_DONE;
         break;
     default:
@@ -383,13 +349,13 @@ static int64_t wait_ns(const worker_t *w)
         else if (!w->window_done)
             until = w->t_we < until ? w->t_we : until;
         if (w->now < w->t_go) until = w->t_go;
-        if (w->cfg->mode == LG_RATE && w->next_due < until) until = w->next_due;
+        bool sched = w->cfg->mode == LG_RATE || w->cfg->mode == LG_GROUPS;
+        if (sched && w->next_due < until) until = w->next_due;
         if (until <= w->now) return 0;
         /* Waking from a sleep takes tens of microseconds here, and more on a busy machine:
          * in rate mode, poll without sleeping for the last stretch before a scheduled send. */
-        if (w->cfg->mode == LG_RATE && until == w->next_due && until - w->now <= w->cfg->spin_ns)
-            return 0;
-        if (w->cfg->mode == LG_RATE && until == w->next_due && w->cfg->spin_ns)
+        if (sched && until == w->next_due && until - w->now <= w->cfg->spin_ns) return 0;
+        if (sched && until == w->next_due && w->cfg->spin_ns)
             return (int64_t)(until - w->now - w->cfg->spin_ns);
         return (int64_t)(until - w->now);
     default:
@@ -416,6 +382,13 @@ static int setup(worker_t *w)
         }
         return 0;
     }
+    /* content = "t<send time in ns>" + padding up to --size bytes */
+    int pad = cfg->size > 21 ? cfg->size - 21 : 0;
+    w->pad = malloc((size_t)pad + 1);
+    if (!w->pad) return -1;
+    memset(w->pad, 'x', (size_t)pad);
+    w->pad[pad] = '\0';
+    if (cfg->mode == LG_GROUPS) return group_setup(w);
     uint64_t ring = 64;
     if (cfg->mode == LG_RATE) ring = 1024;
     while (ring < 2 * (uint64_t)cfg->window) ring *= 2;
@@ -444,12 +417,6 @@ static int setup(worker_t *w)
         w->conns[2 * i] = &p->r;
         w->conns[2 * i + 1] = &p->s;
     }
-    /* content = "t<send time in ns>" + padding up to --size bytes */
-    int pad = cfg->size > 21 ? cfg->size - 21 : 0;
-    w->pad = malloc((size_t)pad + 1);
-    if (!w->pad) return -1;
-    memset(w->pad, 'x', (size_t)pad);
-    w->pad[pad] = '\0';
     return 0;
 }
 
@@ -463,6 +430,7 @@ static void teardown(worker_t *w)
             free(w->pairs[i].tsend);
         }
     free(w->pairs);
+    group_free(w);
     free(w->idle);
     free(w->idle_users);
     free(w->conns);
@@ -518,6 +486,7 @@ int worker_run(const lg_config_t *cfg, const lg_slice_t *sl, int ctrl_fd, lg_res
             }
         }
     }
+    if (cfg->mode == LG_GROUPS) group_finish(&w);
     res->pings = w.cl.pings;
     w.phase = PH_DONE;
     teardown(&w);
