@@ -266,6 +266,9 @@ int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, s
 #define PG_MSG_NCOLS 22
 #define PG_MSG_FROM  " FROM messages m LEFT JOIN files f ON f.id = m.file_id "
 
+/* Schema version 7 (store_pg_schema_v7.c): the send as one function. */
+extern const char pg_migration_7[];
+
 /* A {"a","b"} array literal of user ids (valid ids only: no quote or backslash); malloc'd. */
 char *pg_id_array(const str_t *ids, size_t n, const str_t *also);
 
