@@ -177,6 +177,7 @@ static const char *const store_sql[S_COUNT_] = {
     [S_SEARCH_CONV] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
                       " WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
                       " AND m.conversation_id = ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    [S_FTS_INSERT] = "INSERT INTO messages_fts(rowid, content) VALUES (?1, ?2)",
     /* The webhook outbox (store_sqlite_outbox.c). An ordered event waits (due_at NULL) while
      * an earlier one of its conversation is pending. */
     [S_OB_ADD] = "INSERT INTO webhook_outbox (type, conversation_id, message_id, user_id, seq,"

@@ -90,6 +90,7 @@ enum {
     S_UNREAD_TOTAL,
     S_SEARCH,
     S_SEARCH_CONV,
+    S_FTS_INSERT,
     S_OB_ADD,
     S_OB_ADD_UNREAD,
     S_OB_EXPAND,
@@ -255,6 +256,8 @@ int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, in
 
 /* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
 
+/* Indexes a new message row for search, in the current transaction (migration 9). */
+int sq_fts_insert(store_sqlite_t *db, int64_t pos, str_t content);
 /* Forgets every cached conversation (after a ROLLBACK, at close, or when it grows too big). */
 void sq_send_cache_clear(store_sqlite_t *db);
 /* Writes the conversation rows that the cached sends of this transaction are ahead of. */

@@ -52,6 +52,8 @@ static int system_insert(store_sqlite_t *db, store_system_insert_t *op, store_ar
     sq_bind_opt(st, 9, op->client_msg_id);
     sqlite3_bind_int64(st, 10, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) return rc;
+    if ((rc = sq_fts_insert(db, sqlite3_last_insert_rowid(db->db), op->content)) != STORE_OK)
+        return rc;
     /* webhooks: a notice is a message.created (and its unread check) like any message */
     if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_CREATED, conv, id, STR_NULL, seq, now)) !=
         STORE_OK)

@@ -70,3 +70,12 @@ done:
     op->hits = first;
     return STORE_OK;
 }
+
+int sq_fts_insert(store_sqlite_t *db, int64_t pos, str_t content)
+{
+    sqlite3_stmt *st = sq_stmt_get(db, S_FTS_INSERT);
+    if (!st) return STORE_E_IO;
+    sqlite3_bind_int64(st, 1, pos);
+    sq_bind_str(st, 2, content);
+    return sq_stmt_run(st);
+}
