@@ -90,7 +90,14 @@ enum {
     S_UNREAD_TOTAL,
     S_SEARCH,
     S_SEARCH_CONV,
-    S_FTS_INSERT,
+    S_SEARCH_TAIL,
+    S_SEARCH_TAIL_CONV,
+    S_FTS_STATE,
+    S_FTS_INDEX,
+    S_FTS_MARK,
+    S_FTS_SP_BEGIN,
+    S_FTS_SP_RELEASE,
+    S_FTS_SP_ROLLBACK,
     S_OB_ADD,
     S_OB_ADD_UNREAD,
     S_OB_EXPAND,
@@ -133,6 +140,8 @@ struct store_sqlite {
     strmap_t convs;               /* conversation id -> send_conv_t (owned) */
     strmap_t directs;             /* "a|b" direct key -> send_conv_t (in convs) */
     send_conv_t *dirty;           /* conversations whose row is behind */
+    unsigned fts_pending;         /* rows noted above the search index's watermark */
+    int64_t fts_since;            /* when the first of them was noted (ms) */
 };
 
 /* ---- Statements (store_sqlite.c) --------------------------------------------------------- */
@@ -256,8 +265,31 @@ int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, in
 
 /* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
 
-/* Indexes a new message row for search, in the current transaction (migration 9). */
-int sq_fts_insert(store_sqlite_t *db, int64_t pos, str_t content);
+/* ---- The search index behind its watermark (store_sqlite_search.c, migration 9) ---------- */
+
+/* Index the rows above the watermark once this many are pending, or once the oldest has waited
+ * SQ_FTS_DELAY_MS: at the next COMMIT of the writer (or right after an operation outside a
+ * transaction), and when the database is opened for writing. */
+#define SQ_FTS_PENDING_MAX 512
+#define SQ_FTS_DELAY_MS    200
+
+/* Notes that n rows were inserted or moved (an edit, a delete) above the watermark. */
+static inline void sq_fts_note(store_sqlite_t *db, unsigned n, int64_t now)
+{
+    if (db->fts_pending == 0) db->fts_since = now;
+    db->fts_pending += n;
+}
+/* Whether the rows above the watermark are due for indexing. */
+static inline bool sq_fts_due(const store_sqlite_t *db, int64_t now)
+{
+    return db->fts_pending >= SQ_FTS_PENDING_MAX ||
+           (db->fts_pending > 0 && now - db->fts_since >= SQ_FTS_DELAY_MS);
+}
+/* Indexes every row above the watermark and moves it, in the current transaction (a savepoint
+ * of its own: on failure nothing of it stays and the rows wait for the next time). */
+int sq_fts_catch_up(store_sqlite_t *db);
+/* The same as a transaction of its own (the writer connection outside a batch). */
+int sq_fts_catch_up_now(store_sqlite_t *db);
 /* Forgets every cached conversation (after a ROLLBACK, at close, or when it grows too big). */
 void sq_send_cache_clear(store_sqlite_t *db);
 /* Writes the conversation rows that the cached sends of this transaction are ahead of. */
