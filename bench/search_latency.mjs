@@ -55,7 +55,6 @@ for i, line in enumerate(open('${dir}/rows.tsv')):
     rows.append(('%024x' % (0xa00000000000000000000000 + i), c, seqs[c], 'x', None, text, 'text', t0 + i, t0 + i))
 db.executemany("insert into messages (id, conversation_id, seq, sender, recipient, content, type, created_at, updated_at) values (?,?,?,?,?,?,?,?,?)", rows)
 for c, s in seqs.items(): db.execute("update conversations set last_seq = ? where id = ?", (s, c))
-db.execute("insert into messages_fts(messages_fts) values ('rebuild')")  # the store indexes its own inserts (migration 9)
 db.commit()
 `]);
 } else {

@@ -273,10 +273,11 @@ int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, in
 #define SQ_FTS_PENDING_MAX 512
 #define SQ_FTS_DELAY_MS    200
 
-/* Notes that n rows were inserted or moved (an edit, a delete) above the watermark. */
-static inline void sq_fts_note(store_sqlite_t *db, unsigned n, int64_t now)
+/* Notes that n rows were inserted or moved (an edit, a delete) above the watermark. The time
+ * is the clock's, not the operation's (which a caller may set). */
+static inline void sq_fts_note(store_sqlite_t *db, unsigned n)
 {
-    if (db->fts_pending == 0) db->fts_since = now;
+    if (db->fts_pending == 0) db->fts_since = store_clock_ms();
     db->fts_pending += n;
 }
 /* Whether the rows above the watermark are due for indexing. */

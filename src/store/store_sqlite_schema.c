@@ -429,7 +429,7 @@ void store_sqlite_rollback(store_sqlite_t *db)
 {
     sq_send_cache_clear(db);
     /* a catch-up of this transaction is undone too: look again at the next commit */
-    if (db->fts_pending == 0) sq_fts_note(db, SQ_FTS_PENDING_MAX, store_clock_ms());
+    if (db->fts_pending == 0) sq_fts_note(db, SQ_FTS_PENDING_MAX);
     if (!sqlite3_get_autocommit(db->db)) sq_run_simple(db, S_ROLLBACK);
 }
 

@@ -181,7 +181,7 @@ int sq_fts_catch_up_now(store_sqlite_t *db)
     if (rc == STORE_OK) rc = sq_run_simple(db, S_COMMIT);
     if (rc != STORE_OK) {
         if (!sqlite3_get_autocommit(db->db)) sq_run_simple(db, S_ROLLBACK);
-        sq_fts_note(db, SQ_FTS_PENDING_MAX, store_clock_ms()); /* try again next time */
+        sq_fts_note(db, SQ_FTS_PENDING_MAX); /* try again next time */
     }
     return rc;
 }
