@@ -263,15 +263,15 @@ int store_sqlite_outbox_claim(store_sqlite_t *db, store_outbox_claim_t *op, stor
                               int64_t now);
 int store_sqlite_outbox_ack(store_sqlite_t *db, const store_outbox_ack_t *op, int64_t now);
 
-/* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
-
 /* ---- The search index behind its watermark (store_sqlite_search.c, migration 9) ---------- */
 
 /* Index the rows above the watermark once this many are pending, or once the oldest has waited
  * SQ_FTS_DELAY_MS: at the next COMMIT of the writer (or right after an operation outside a
- * transaction), and when the database is opened for writing. */
+ * transaction), and when the database is opened for writing. The delay bounds what a commit
+ * at light load pays for a chunk: ~100 rows at 2,000 messages/s, ~0.7 ms of the writer
+ * (~7 us a row; 1 row alone ~64 us, 2,000 ~3.5 us), which the messages of that commit wait. */
 #define SQ_FTS_PENDING_MAX 512
-#define SQ_FTS_DELAY_MS    200
+#define SQ_FTS_DELAY_MS    50
 
 /* Notes that n rows were inserted or moved (an edit, a delete) above the watermark. The time
  * is the clock's, not the operation's (which a caller may set). */
@@ -291,6 +291,9 @@ static inline bool sq_fts_due(const store_sqlite_t *db, int64_t now)
 int sq_fts_catch_up(store_sqlite_t *db);
 /* The same as a transaction of its own (the writer connection outside a batch). */
 int sq_fts_catch_up_now(store_sqlite_t *db);
+
+/* ---- The writer's send cache (store_sqlite_messages.c) ------------------------------------ */
+
 /* Forgets every cached conversation (after a ROLLBACK, at close, or when it grows too big). */
 void sq_send_cache_clear(store_sqlite_t *db);
 /* Writes the conversation rows that the cached sends of this transaction are ahead of. */

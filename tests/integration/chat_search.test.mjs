@@ -205,7 +205,7 @@ test('search sees a message right after its send, an edit and a delete before or
     };
     try {
         // Right after the send's ack, and edited before the writer indexed it (well within
-        // the 200 ms it waits for a chunk).
+        // the 50 ms it waits for a chunk).
         const m1 = await sendTo(A, { recipientId: B.id, content: 'alpha kiwi' });
         assert.deepEqual(await ids(srv, B, 'kiwi'), [m1._id], 'found right after the ack');
         let r = await call(srv, A, 'PATCH', `/api/chat/messages/${m1._id}`, { content: 'alpha mango' });
@@ -249,7 +249,7 @@ test('search sees a message right after its send, an edit and a delete before or
         assert.deepEqual(paged, want);
         await srv.stop();
         srv = null;
-        // The server indexes at a commit once the oldest waiting row is 200 ms old, so a slow
+        // The server indexes at a commit once the oldest waiting row is 50 ms old, so a slow
         // run may have indexed the tail: then stop after a burst of sends (one or two commits)
         // until a stopped server has left rows unindexed.
         const extra = [];
