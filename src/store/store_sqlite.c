@@ -177,6 +177,20 @@ static const char *const store_sql[S_COUNT_] = {
     [S_SEARCH_CONV] = "SELECT " MSG_COLS "JOIN messages_fts ON messages_fts.rowid = m.pos"
                       " WHERE messages_fts MATCH ?2 AND messages_fts.rowid < ?3"
                       " AND m.conversation_id = ?1 ORDER BY messages_fts.rowid DESC LIMIT ?4",
+    /* The rows above the search index's watermark (migration 9), newest first. */
+    [S_SEARCH_TAIL] = "SELECT " MSG_COLS "WHERE m.pos > ?2 AND m.pos < ?3 AND +m.conversation_id IN"
+                      " (SELECT conversation_id FROM conversation_members WHERE user_id = ?1)"
+                      " ORDER BY m.pos DESC LIMIT ?4",
+    [S_SEARCH_TAIL_CONV] = "SELECT " MSG_COLS "WHERE m.pos > ?2 AND m.pos < ?3"
+                           " AND +m.conversation_id = ?1 ORDER BY m.pos DESC LIMIT ?4",
+    [S_FTS_STATE] = "SELECT indexed_pos, (SELECT coalesce(max(pos), 0) FROM messages)"
+                    " FROM fts_state",
+    [S_FTS_INDEX] = "INSERT INTO messages_fts(rowid, content) SELECT pos, content FROM messages"
+                    " WHERE pos > ?1 AND pos <= ?2",
+    [S_FTS_MARK] = "UPDATE fts_state SET indexed_pos = ?1",
+    [S_FTS_SP_BEGIN] = "SAVEPOINT fts",
+    [S_FTS_SP_RELEASE] = "RELEASE fts",
+    [S_FTS_SP_ROLLBACK] = "ROLLBACK TO fts",
     /* The webhook outbox (store_sqlite_outbox.c). An ordered event waits (due_at NULL) while
      * an earlier one of its conversation is pending. */
     [S_OB_ADD] = "INSERT INTO webhook_outbox (type, conversation_id, message_id, user_id, seq,"
@@ -458,6 +472,9 @@ int store_sqlite_exec(store_sqlite_t *db, store_req_t *req)
         rc = STORE_E_INVALID;
         break;
     }
+    /* Outside the writer's batches (no COMMIT to index at): the search index catches up here. */
+    if (db->fts_pending && sqlite3_get_autocommit(db->db) && sq_fts_due(db, now))
+        sq_fts_catch_up_now(db);
     req->status = rc;
     return rc;
 }

@@ -195,6 +195,7 @@ static int message_insert_cached(store_sqlite_t *db, store_message_insert_t *op,
         return rc == STORE_E_NOT_FOUND ? STORE_E_IO : rc;
     }
     op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    sq_fts_note(db, 1);
     if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_CREATED, c->id, id, STR_NULL, c->last_seq + 1,
                             now)) != STORE_OK)
         return rc;
@@ -326,6 +327,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     sqlite3_bind_int64(st, 10, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) goto out;
     op->msg.pos = sqlite3_last_insert_rowid(db->db);
+    sq_fts_note(db, 1);
     if ((rc = member_mark_sent(db, conv, op->sender)) != STORE_OK) goto out;
     if (!(st = sq_stmt_get(db, S_CONV_BUMP))) goto io;
     sq_bind_cstr(st, 1, conv);
@@ -570,5 +572,6 @@ int store_sqlite_message_update(store_sqlite_t *db, store_message_update_t *op, 
         if ((rc = sq_stmt_row(st)) == STORE_OK) rc = sq_msg_from_row(st, &op->msg, a);
         sqlite3_reset(st);
     }
+    if (rc == STORE_OK && op->changed) sq_fts_note(db, 1); /* it moved above the watermark */
     return sq_op_end(db, rc);
 }

@@ -52,6 +52,7 @@ static int system_insert(store_sqlite_t *db, store_system_insert_t *op, store_ar
     sq_bind_opt(st, 9, op->client_msg_id);
     sqlite3_bind_int64(st, 10, now);
     if ((rc = sq_stmt_run(st)) != STORE_OK) return rc;
+    sq_fts_note(db, 1);
     /* webhooks: a notice is a message.created (and its unread check) like any message */
     if ((rc = sq_outbox_add(db, STORE_OUTBOX_MESSAGE_CREATED, conv, id, STR_NULL, seq, now)) !=
         STORE_OK)
@@ -313,6 +314,7 @@ int store_sqlite_user_erase(store_sqlite_t *db, store_user_erase_t *op, store_ar
     }
     free(ids);
     op->messages = (int64_t)n;
+    if (n) sq_fts_note(db, (unsigned)(n < SQ_FTS_PENDING_MAX ? n : SQ_FTS_PENDING_MAX));
     const struct {
         int stmt;
         int64_t *changes;
