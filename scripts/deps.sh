@@ -7,7 +7,7 @@ want=${1:-build}
 
 build_pkgs=(cmake make gcc pkg-config libuv1-dev libjansson-dev libjwt-dev libsqlite3-dev
             libsodium-dev libmagic-dev libssl-dev libpq-dev libhiredis-dev libcurl4-openssl-dev nodejs npm)
-test_pkgs=(clang libclang-rt-dev postgresql redis-server haproxy)
+test_pkgs=(clang libclang-rt-dev postgresql redis-server haproxy sqlite3)
 # `make cluster` and `make bench-cluster`: the servers a cluster runs on.
 cluster_pkgs=(postgresql redis-server haproxy)
 

@@ -172,24 +172,16 @@ const ids = async (srv, u, q, extra = {}) => {
 };
 const call = (srv, u, method, url, body) => api(srv, method, url, { token: u.token, body });
 
-// The watermark and the newest position (SQLite only; python3's sqlite3 module, as
-// bench/search_latency.mjs uses). check: FTS5's integrity check against the messages table,
-// which holds only when every row is indexed.
+// The watermark and the newest position (SQLite only; the sqlite3 command-line shell, which
+// scripts/deps.sh installs for the tests). check: FTS5's integrity check against the messages
+// table, which holds only when every row is indexed (the shell exits non-zero when it fails).
 function ftsState(dataDir, check = false) {
     const db = `${dataDir}/parlor.db`;
     if (PG_URL || !existsSync(db)) return null;
-    try {
-        return JSON.parse(execFileSync('python3', ['-c', `
-import sqlite3, json, sys
-db = sqlite3.connect(sys.argv[1])
-w, top = db.execute("select indexed_pos, (select max(pos) from messages) from fts_state").fetchone()
-if sys.argv[2] == '1': db.execute("insert into messages_fts(messages_fts, rank) values ('integrity-check', 1)")
-print(json.dumps({"watermark": w, "top": top}))
-`, db, check ? '1' : '0']).toString());
-    } catch (e) {
-        if (e.code === 'ENOENT') return null; // no python3: the searches checked the rest
-        throw e;
-    }
+    const sql = (check ? "insert into messages_fts(messages_fts, rank) values ('integrity-check', 1);" : '') +
+        'select indexed_pos as watermark, (select max(pos) from messages) as top from fts_state;';
+    const [row] = JSON.parse(execFileSync('sqlite3', ['-json', db, sql]).toString());
+    return row;
 }
 
 test('search sees a message right after its send, an edit and a delete before or after indexing, and a restart\'s unindexed tail', async () => {
