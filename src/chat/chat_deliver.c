@@ -77,7 +77,13 @@ static str_t named(lazy_t *l, const char *field)
     if (l->named == 0) {
         const chat_delivery_t *d = l->d;
         char pat[32];
-        int n = snprintf(pat, sizeof pat, "\"%s\":\"", field);
+        size_t fl = strlen(field);
+        int n = fl + 4 < sizeof pat ? (int)fl + 4 : -1; /* "field":" */
+        if (n > 0) {
+            pat[0] = '"';
+            memcpy(pat + 1, field, fl);
+            memcpy(pat + 1 + fl, "\":\"", 3);
+        }
         const char *at = d->nargs < 1 || n <= 0 || (size_t)n >= sizeof pat
                              ? NULL
                              : memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n);

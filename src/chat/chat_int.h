@@ -88,6 +88,9 @@ struct chat {
     strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
 
     uint64_t unread_reads; /* store reads taken for unread_total (chat_unread_reads) */
+    /* Users whose unread total changed in this loop turn: told once, at its end (unread.c). */
+    struct unread_user *unread_tell;
+    uv_check_t unread_check;
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep;    /* drops idle limiter entries */
     int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
@@ -269,6 +272,8 @@ void chat_unread_forget(chat_t *c, str_t user);
 /* Deliveries may have been lost (a cluster catch-up): seed every counter again. */
 void chat_unread_reseed_all(chat_t *c);
 void chat_unread_free(chat_t *c);
+void chat_unread_init(chat_t *c);  /* in chat_new */
+void chat_unread_close(chat_t *c); /* in chat_close */
 
 /* ---- chat_edit.c ---- */
 

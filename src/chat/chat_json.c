@@ -153,7 +153,10 @@ static void put_str(buf_t *b, str_t s)
         buf_append(b, "null", 4);
         return;
     }
-    size_t n = json_string_encoded_len(s.ptr, s.len);
+    /* Room for the worst case (every byte escaped as \u00XX): json_string_encode then writes
+     * in one pass, without counting first. A long string is counted instead, so that the
+     * buffer is not six times its size. */
+    size_t n = s.len <= 4096 ? 6 * s.len + 2 : json_string_encoded_len(s.ptr, s.len);
     if (buf_reserve(b, n) < 0) return;
     int64_t w = json_string_encode(s.ptr, s.len, b->data + b->len, b->cap - b->len);
     if (w > 0) b->len += (size_t)w;
@@ -266,6 +269,24 @@ str_t chat_event_payload(str_t args)
         json_array_next(&it, &payload) == 1)
         return payload;
     return STR_LIT("null");
+}
+
+str_t chat_event_payload_rest(str_t args)
+{
+    json_array_iter_t it;
+    str_t name;
+    if (json_array_iter_init(&it, args) != 0 || json_array_next(&it, &name) != 1)
+        return STR_LIT("null");
+    size_t i = it.pos;
+    while (i < args.len && (args.ptr[i] == ' ' || args.ptr[i] == '\t' || args.ptr[i] == '\n' ||
+                            args.ptr[i] == '\r'))
+        i++;
+    if (i >= args.len || args.ptr[i] != ',') return STR_LIT("null");
+    i++;
+    while (i < args.len && (args.ptr[i] == ' ' || args.ptr[i] == '\t' || args.ptr[i] == '\n' ||
+                            args.ptr[i] == '\r'))
+        i++;
+    return str_make(args.ptr + i, args.len - i);
 }
 
 int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t cap)
