@@ -569,6 +569,9 @@ void chat_free(chat_t *c)
     strmap_free(&c->typing, free);
     strmap_free(&c->block_pairs, free);
     chat_unread_free(c);
+    chat_pool_free(&c->send_pool);
+    chat_pool_free(&c->reply_pool);
+    buf_free(&c->doc);
     strmap_free(&c->acked, free);
     strmap_free(&c->marks, free);
     free(c);

@@ -62,6 +62,40 @@ typedef struct presence {
     char user[];
 } presence_t;
 
+/* Blocks of one size kept for reuse (at most max of them): a send's context and its reply are
+ * taken and given back once per message, in bursts (a batch of commits), where malloc's
+ * per-thread cache of 7 a size runs dry and each costs a few hundred instructions. */
+typedef struct {
+    void *head;
+    unsigned n, max;
+    size_t size;
+} chat_pool_t;
+
+static inline void *chat_pool_get(chat_pool_t *p)
+{
+    void *b = p->head;
+    if (!b) return malloc(p->size);
+    memcpy(&p->head, b, sizeof p->head);
+    p->n--;
+    return b;
+}
+
+static inline void chat_pool_put(chat_pool_t *p, void *b)
+{
+    if (p->n >= p->max) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->head, sizeof p->head);
+    p->head = b;
+    p->n++;
+}
+
+static inline void chat_pool_free(chat_pool_t *p)
+{
+    while (p->head) free(chat_pool_get(p));
+}
+
 struct chat {
     uv_loop_t *loop;
     size_t sends_in_flight; /* sockets' send_message requests not yet answered (chat_drain) */
@@ -88,6 +122,11 @@ struct chat {
     strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
 
     uint64_t unread_reads; /* store reads taken for unread_total (chat_unread_reads) */
+    /* chat_send.c: contexts of sends with small inputs, replies, and the buffer a message's
+     * document is written into (in use: doc_busy) */
+    chat_pool_t send_pool, reply_pool;
+    buf_t doc;
+    bool doc_busy;
     /* Users whose unread total changed in this loop turn: told once, at its end (unread.c). */
     struct unread_user *unread_tell;
     uv_check_t unread_check;

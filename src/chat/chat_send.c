@@ -18,12 +18,19 @@ struct send_ctx {
     chat_send_args_t in; /* the validated input, its strings copied after the arena */
     chat_send_done done;
     void *ud;
+    bool pooled;         /* from c->send_pool (else malloc) */
     bool looked_up;      /* the conversation's members were fetched first */
     bool about;          /* recipientId with a context: the conversation is opened first */
     store_context_t ctx; /* its context (strings after the inputs) */
     char conv[ID_SIZE];  /* the conversation opened for it */
     char arena[];        /* the store request's arena, then the input strings */
 };
+
+#define DOC_KEEP 8192 /* c->doc is kept between messages up to this size */
+/* A send's context from c->send_pool when its inputs are small: its size. */
+#define SEND_POOLED    (sizeof(send_ctx_t) + 4096 + 2 * 1024 + 1024)
+#define SEND_POOL_MAX  32 /* ~250 KiB at most kept */
+#define REPLY_POOL_MAX 256
 
 /* err NULL: success (doc is the message, dup whether it was a repeat). */
 static void send_end(send_ctx_t *s, const chat_err_t *err, str_t doc, bool dup)
@@ -32,7 +39,10 @@ static void send_end(send_ctx_t *s, const chat_err_t *err, str_t doc, bool dup)
         !err && s->req.op == STORE_OP_MESSAGE_INSERT ? s->req.u.message_insert.msg.pos : 0;
     s->done(s->ud, err, doc, dup, pos);
     cs_unref(s->origin);
-    free(s);
+    if (s->pooled)
+        chat_pool_put(&s->chat->send_pool, s);
+    else
+        free(s);
 }
 
 static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg, str_t doc,
@@ -147,21 +157,33 @@ static void insert_done(store_req_t *req)
     }
     members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
     if (me && !in->duplicate && in->msg.seq > me->last_seq) me->last_seq = in->msg.seq;
-    /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
-    buf_t doc;
-    buf_init(&doc);
-    buf_reserve(&doc, 512 + in->msg.content.len + in->msg.client_msg_id.len);
-    if (chat_message_text(&in->msg, &doc) < 0) {
+    /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. Into the
+     * chat's buffer, kept from one message to the next (not while one is being used: nothing
+     * below comes back here, but a local one is the safe answer if it did). */
+    chat_t *c = s->chat;
+    buf_t local, *doc = c->doc_busy ? &local : &c->doc;
+    if (doc == &local) buf_init(&local);
+    c->doc_busy = c->doc_busy || doc == &c->doc;
+    doc->len = 0;
+    buf_reserve(doc, 512 + in->msg.content.len + in->msg.client_msg_id.len);
+    str_t text = STR_NULL;
+    if (chat_message_text(&in->msg, doc) < 0) {
         send_finish(s, 500, "INTERNAL", "could not encode the message", STR_NULL, false);
-        return;
+    } else {
+        text = str_make(doc->data, doc->len);
+        bool dup = in->duplicate;
+        if (!dup) {
+            chat_history_append(c, in->msg.conversation_id, in->msg.seq, text);
+            deliver(s, text, me);
+        }
+        send_finish(s, dup ? 200 : 201, NULL, NULL, text, dup);
     }
-    str_t text = str_make(doc.data, doc.len);
-    if (!in->duplicate) {
-        chat_history_append(s->chat, in->msg.conversation_id, in->msg.seq, text);
-        deliver(s, text, me);
+    if (doc == &local) {
+        buf_free(&local);
+    } else {
+        c->doc_busy = false;
+        if (c->doc.cap > DOC_KEEP) buf_free(&c->doc); /* a long message's: not kept */
     }
-    send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, text, in->duplicate);
-    buf_free(&doc);
 }
 
 static void submit_insert(send_ctx_t *s)
@@ -335,13 +357,20 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     if (about) cap += c->opts.max_message_length * 4 + 32 * 1024;
     size_t inputs = 9 + clen + rid->s.len + cid->s.len + type->s.len + fid->s.len + cmid->s.len +
                     ctx.type.len + ctx.id.len + ctx.title.len;
-    send_ctx_t *s = malloc(sizeof *s + cap + inputs);
+    bool pooled = sizeof(send_ctx_t) + cap + inputs <= SEND_POOLED;
+    if (pooled && !c->send_pool.size) {
+        c->send_pool.size = SEND_POOLED;
+        c->send_pool.max = SEND_POOL_MAX;
+    }
+    if (pooled) cap = SEND_POOLED - sizeof(send_ctx_t) - inputs; /* all of it for the store */
+    send_ctx_t *s = pooled ? chat_pool_get(&c->send_pool) : malloc(sizeof *s + cap + inputs);
     if (!s) {
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
         done(ud, &e, STR_NULL, false, 0);
         return;
     }
     memset(s, 0, sizeof *s);
+    s->pooled = pooled;
     s->chat = c;
     s->user = *user;
     s->done = done;
@@ -433,6 +462,7 @@ void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_do
 
 typedef struct {
     chat_sock_t *cs; /* a reference */
+    bool pooled;     /* from c->reply_pool (else malloc) */
     int64_t ack_id;
     bool has_client_msg_id; /* a string clientMsgId was given: it is in client_msg_id */
     size_t client_msg_id_len;
@@ -519,8 +549,12 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             }
         }
     }
+    chat_t *c = r->cs->chat;
     cs_unref(r->cs);
-    free(r);
+    if (r->pooled)
+        chat_pool_put(&c->reply_pool, r);
+    else
+        free(r);
 }
 
 /* args: the event's argument array as text, read in place (no jansson on the hot path). */
@@ -537,8 +571,15 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
     if (!buf) return;
     bool object = chat_send_args_parse(payload, &a, buf, payload.len) == 0;
     size_t cmid_len = object && a.client_msg_id.kind == CHAT_ARG_STRING ? a.client_msg_id.s.len : 0;
-    reply_t *r = malloc(sizeof *r + cmid_len + 1);
+    chat_t *c = cs->chat;
+    bool pooled = cmid_len <= STORE_CLIENT_MSG_ID_MAX;
+    if (pooled && !c->reply_pool.size) {
+        c->reply_pool.size = sizeof(reply_t) + STORE_CLIENT_MSG_ID_MAX + 1;
+        c->reply_pool.max = REPLY_POOL_MAX;
+    }
+    reply_t *r = pooled ? chat_pool_get(&c->reply_pool) : malloc(sizeof *r + cmid_len + 1);
     if (r) {
+        r->pooled = pooled;
         r->cs = cs_ref(cs);
         r->ack_id = ack_id;
         r->has_client_msg_id = object && a.client_msg_id.kind == CHAT_ARG_STRING;
