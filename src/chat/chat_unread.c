@@ -160,15 +160,17 @@ static void tell_now(unread_user_t *u)
     memcpy(arg + n, vp, vl);
     n += vl;
     arg[n++] = '}';
-    str_t args[1] = {str_make(arg, n)};
-    str_t users[1] = {str_cstr(u->user)};
-    /* Local only: every node keeps it for its own sockets. */
-    chat_deliver_local(u->chat, &(chat_delivery_t){.to = CHAT_TO_USERS,
-                                                   .users = users,
-                                                   .nusers = 1,
-                                                   .event = "unread_total",
-                                                   .args = args,
-                                                   .nargs = 1});
+    /* Local only (every node keeps it for its own sockets), to this user's sockets here: one
+     * frame built from the template above for all of them, without the general delivery's
+     * look-ups (chat_deliver_local: no recovery hold, no unread counting, no cluster order). */
+    chat_t *c = u->chat;
+    presence_t *p = chat_presence_find(c, str_cstr(u->user));
+    if (!p || !p->live) return;
+    const str_t parts[] = {STR_LIT("[\"unread_total\","), str_make(arg, n), STR_LIT("]")};
+    sio_built_t b;
+    if (sio_build_event_parts(c->nsp, parts, 3, &b) != 0) return;
+    for (chat_sock_t *cs = p->live; cs; cs = cs->live_next) sio_socket_send_built(cs->socket, &b);
+    sio_built_free(&b);
 }
 
 /* The total may have changed: told once at the end of this loop turn (the check phase), with
@@ -259,9 +261,16 @@ static void unread_submit(unread_user_t *u)
     if (u->inflight) u->chat->unread_reads++;
 }
 
-/* The 24-hex "conversationId" of d's document, into out; false when there is none. */
+/* The 24-hex "conversationId" of d's document, into out; false when there is none. A
+ * receive_message names it as d->conv too (the send path's, and a cluster node's): taken from
+ * there, the document is not searched once per recipient (up to 256 for a group message). */
 static bool conv_of(const chat_delivery_t *d, char out[CONV_LEN + 1])
 {
+    if (d->conv && id_valid(str_cstr(d->conv)) && strcmp(d->event, "receive_message") == 0) {
+        memcpy(out, d->conv, CONV_LEN);
+        out[CONV_LEN] = '\0';
+        return true;
+    }
     static const char key[] = "\"conversationId\":\"";
     const char *at =
         d->nargs >= 1 ? memmem(d->args[0].ptr, d->args[0].len, key, sizeof key - 1) : NULL;
