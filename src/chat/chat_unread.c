@@ -266,7 +266,8 @@ static void unread_submit(unread_user_t *u)
  * there, the document is not searched once per recipient (up to 256 for a group message). */
 static bool conv_of(const chat_delivery_t *d, char out[CONV_LEN + 1])
 {
-    if (d->conv && id_valid(str_cstr(d->conv)) && strcmp(d->event, "receive_message") == 0) {
+    if (d->conv && memchr(d->conv, '\0', CONV_LEN + 1) == d->conv + CONV_LEN &&
+        strcmp(d->event, "receive_message") == 0) {
         memcpy(out, d->conv, CONV_LEN);
         out[CONV_LEN] = '\0';
         return true;
