@@ -151,11 +151,12 @@ static void insert_done(store_req_t *req)
     store_message_insert_t *in = &req->u.message_insert;
     if (in->msg.pos > s->chat->last_pos) s->chat->last_pos = in->msg.pos;
     if (!in->duplicate) chat_typing_stop(s->chat, s->user.id, in->msg.conversation_id);
-    if (!chat_cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
+    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
+    if (!me && in->msg.recipient.ptr) {
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         chat_cache_put(s->chat, in->msg.conversation_id, users, 2);
+        me = chat_cache_find(s->chat, in->msg.conversation_id);
     }
-    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
     if (me && !in->duplicate && in->msg.seq > me->last_seq) me->last_seq = in->msg.seq;
     /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. Into the
      * chat's buffer, kept from one message to the next (not while one is being used: nothing

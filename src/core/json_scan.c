@@ -352,6 +352,38 @@ int json_object_iter_init(json_object_iter_t *it, str_t text)
 
 int json_object_next(json_object_iter_t *it, str_t *key, str_t *val)
 {
+    int r = json_object_key(it, key);
+    if (r <= 0) return r;
+    return json_iter_take_value(it, val);
+}
+
+static int64_t json_decode_token(const char *p, size_t len, char *out, size_t cap,
+                                 size_t *consumed);
+
+int json_object_value(json_object_iter_t *it, str_t *val)
+{
+    if (it->state == ITER_ERROR) return -1;
+    return json_iter_take_value(it, val);
+}
+
+int64_t json_object_value_string(json_object_iter_t *it, str_t *val, char *out, size_t cap)
+{
+    size_t used = 0;
+    int64_t n = it->state == ITER_ERROR || it->pos >= it->len || it->p[it->pos] != '"'
+                    ? -1
+                    : json_decode_token(it->p + it->pos, it->len - it->pos, out, cap, &used);
+    if (n < 0) {
+        it->state = ITER_ERROR;
+        return -1;
+    }
+    *val = str_make(it->p + it->pos, used);
+    it->pos += used;
+    it->state = ITER_AFTER_ELEM;
+    return n;
+}
+
+int json_object_key(json_object_iter_t *it, str_t *key)
+{
     int r = json_iter_advance(it, '}');
     if (r <= 0) return r;
     size_t start = it->pos;
@@ -364,7 +396,7 @@ int json_object_next(json_object_iter_t *it, str_t *key, str_t *val)
     vpos = json_skip_ws(it->p, it->len, vpos + 1);
     *key = str_make(it->p + start, (size_t)klen);
     it->pos = vpos;
-    return json_iter_take_value(it, val);
+    return 1;
 bad:
     it->state = ITER_ERROR;
     return -1;
@@ -408,6 +440,15 @@ static int32_t json_hex4(const char *p)
 
 int64_t json_string_decode(const char *p, size_t len, char *out, size_t cap)
 {
+    size_t used = 0;
+    int64_t n = json_decode_token(p, len, out, cap, &used);
+    return n >= 0 && used == len ? n : -1;
+}
+
+/* Decodes the string token at the start of p[0..len) (more may follow it): the decoded length
+ * with *consumed the token's, or -1. */
+static int64_t json_decode_token(const char *p, size_t len, char *out, size_t cap, size_t *consumed)
+{
     size_t i = 1, o = 0;
     char tmp[4];
 
@@ -427,7 +468,10 @@ int64_t json_string_decode(const char *p, size_t len, char *out, size_t cap)
             i = j;
             continue;
         }
-        if (c == '"') return i + 1 == len ? (int64_t)o : -1;
+        if (c == '"') {
+            *consumed = i + 1;
+            return (int64_t)o;
+        }
         if (c == '\\') {
             if (i + 1 >= len) return -1;
             char e = p[i + 1];
