@@ -100,7 +100,8 @@ static str_t named(lazy_t *l, const char *field)
 static bool unread_may_change(lazy_t *l, str_t user)
 {
     const chat_delivery_t *d = l->d;
-    if (strcmp(d->event, "receive_message") == 0) return !str_eq(named(l, "sender"), user);
+    if (strcmp(d->event, "receive_message") == 0)
+        return !str_eq(d->sender ? str_cstr(d->sender) : named(l, "sender"), user);
     if (strcmp(d->event, "message_deleted") == 0) return true;
     if (strcmp(d->event, "conversation_updated") == 0) return true; /* a member added/removed */
     if (strcmp(d->event, "messages_read") != 0) return false;
@@ -243,6 +244,7 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d, bool pub)
     x->publish = pub;
     x->strings = at;
     x->d = *d;
+    x->d.sender = NULL;     /* not kept: looked up in the document */
     x->d.prev_users = NULL; /* not kept: the chain is unknown, the offset rule reads instead */
     x->d.prevs = NULL;
     x->d.nprevs = 0;

@@ -137,6 +137,7 @@ static void deliver(send_ctx_t *s, str_t doc, const members_entry_t *me)
         .prev_users = users,
         .prevs = prevs,
         .nprevs = nusers,
+        .sender = s->user.id,
     };
     chat_deliver(c, &d);
 }
