@@ -257,6 +257,8 @@ void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t 
 void chat_history_drop(chat_t *c, const char *conv);
 /* A new message (its document as text) at the end of the conversation's recent history. */
 void chat_history_append(chat_t *c, const char *conv, int64_t seq, str_t doc);
+/* The same with conv's cache entry at hand (e: chat_cache_find's answer, may be NULL). */
+void chat_history_append_to(chat_t *c, members_entry_t *e, int64_t seq, str_t doc);
 
 /* ---- chat.c ---- */
 

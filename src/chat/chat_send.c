@@ -175,7 +175,7 @@ static void insert_done(store_req_t *req)
         text = str_make(doc->data, doc->len);
         bool dup = in->duplicate;
         if (!dup) {
-            chat_history_append(c, in->msg.conversation_id, in->msg.seq, text);
+            chat_history_append_to(c, me, in->msg.seq, text);
             deliver(s, text, me);
         }
         send_finish(s, dup ? 200 : 201, NULL, NULL, text, dup);
