@@ -10,7 +10,7 @@ d=$(mktemp -d ${TMPDIR:-/tmp}/cgdata.XXXX)
 lift=()
 while read -r opt; do lift+=("$opt" 0); done < <("$bin" serve --help 2>&1 | awk '/^  --[a-z0-9-]+ / && /\(0: no limit\)/ {print $1}')
 rm -f $out.*
-valgrind --tool=callgrind --callgrind-out-file=$out.%p.cg "$bin" serve --port $port --host 127.0.0.1 --data $d --jwt-secret $secret --log-level warn "${lift[@]}" >$out.log 2>&1 &
+valgrind --tool=callgrind ${CG_OPTS:-} --callgrind-out-file=$out.%p.cg "$bin" serve --port $port --host 127.0.0.1 --data $d --jwt-secret $secret --log-level warn "${lift[@]}" >$out.log 2>&1 &
 vp=$!
 for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 run() { $lg --port $port --jwt-secret $secret --kv pairs 20 --window 8 --seconds $1 --warmup 0.5 --drain-timeout 60 2>/dev/null | grep -E "^(sent|received)=" | tr '\n' ' '; }

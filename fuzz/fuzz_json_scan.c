@@ -98,7 +98,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (f[k]->s.ptr < dec || f[k]->s.ptr + f[k]->s.len > dec + v.len))
                 abort();
         free(dec);
-        if (v.ptr[0] == '[') chat_event_payload(v);
+        if (v.ptr[0] == '[') {
+            /* the send path reads the payload in place from chat_event_payload_rest: the same
+             * answer as from the payload alone (v is valid JSON here) */
+            str_t p1 = chat_event_payload(v), p2 = chat_event_payload_rest(v);
+            chat_send_args_t a1, a2;
+            char *d1 = malloc(v.len + 1), *d2 = malloc(v.len + 1);
+            int r1 = chat_send_args_parse(p1, &a1, d1, v.len),
+                r2 = chat_send_args_parse(p2, &a2, d2, v.len);
+            if (r1 != r2) abort();
+            if (r1 == 0 &&
+                (a1.content.kind != a2.content.kind || !str_eq(a1.content.s, a2.content.s) ||
+                 a1.client_msg_id.kind != a2.client_msg_id.kind))
+                abort();
+            free(d1);
+            free(d2);
+        }
     } else if (n >= 0) {
         /* The value ended early: something other than whitespace follows it. */
         size_t i = (size_t)n;

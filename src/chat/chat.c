@@ -520,6 +520,7 @@ chat_t *chat_new(uv_loop_t *loop, sio_server_t *sio, store_t *store, const auth_
     uv_timer_start(&c->sweep, on_sweep, 60000, 60000);
     uv_unref((uv_handle_t *)&c->sweep);
     chat_recovery_init(c);
+    chat_unread_init(c);
     uv_timer_init(loop, &c->kick_timer);
     c->kick_timer.data = c;
     uv_unref((uv_handle_t *)&c->kick_timer);
@@ -544,6 +545,7 @@ void chat_close(chat_t *c)
     timerq_close(&c->typing_tq);
     uv_close((uv_handle_t *)&c->sweep, NULL);
     chat_recovery_close(c);
+    chat_unread_close(c);
     while (c->kick) { /* their sockets are gone by now */
         chat_kick_t *k = c->kick;
         c->kick = k->next;
@@ -567,6 +569,9 @@ void chat_free(chat_t *c)
     strmap_free(&c->typing, free);
     strmap_free(&c->block_pairs, free);
     chat_unread_free(c);
+    chat_pool_free(&c->send_pool);
+    chat_pool_free(&c->reply_pool);
+    buf_free(&c->doc);
     strmap_free(&c->acked, free);
     strmap_free(&c->marks, free);
     free(c);

@@ -256,6 +256,10 @@ typedef struct {
     const str_t *prev_users;
     const int64_t *prevs;
     size_t nprevs;
+    /* receive_message: its sender when the maker knows it (the send path), so that deciding
+       whose unread total moves does not search the document; NULL: searched. Not carried
+       across nodes. */
+    const char *sender;
 } chat_delivery_t;
 #define CHAT_DELIVERY_ARGS 4
 

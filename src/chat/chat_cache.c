@@ -109,7 +109,11 @@ bool chat_cache_has(const members_entry_t *e, const char *user)
  * newest contiguous run any more, and it is dropped. */
 void chat_history_append(chat_t *c, const char *conv, int64_t seq, str_t doc)
 {
-    members_entry_t *e = chat_cache_find(c, conv);
+    chat_history_append_to(c, chat_cache_find(c, conv), seq, doc);
+}
+
+void chat_history_append_to(chat_t *c, members_entry_t *e, int64_t seq, str_t doc)
+{
     if (!e || !e->hist) return;
     history_t *h = e->hist;
     if (h->n && h->seqs[(h->head + h->n - 1) % HISTORY_KEEP] + 1 != seq) {

@@ -77,7 +77,13 @@ static str_t named(lazy_t *l, const char *field)
     if (l->named == 0) {
         const chat_delivery_t *d = l->d;
         char pat[32];
-        int n = snprintf(pat, sizeof pat, "\"%s\":\"", field);
+        size_t fl = strlen(field);
+        int n = fl + 4 < sizeof pat ? (int)fl + 4 : -1; /* "field":" */
+        if (n > 0) {
+            pat[0] = '"';
+            memcpy(pat + 1, field, fl);
+            memcpy(pat + 1 + fl, "\":\"", 3);
+        }
         const char *at = d->nargs < 1 || n <= 0 || (size_t)n >= sizeof pat
                              ? NULL
                              : memmem(d->args[0].ptr, d->args[0].len, pat, (size_t)n);
@@ -94,7 +100,8 @@ static str_t named(lazy_t *l, const char *field)
 static bool unread_may_change(lazy_t *l, str_t user)
 {
     const chat_delivery_t *d = l->d;
-    if (strcmp(d->event, "receive_message") == 0) return !str_eq(named(l, "sender"), user);
+    if (strcmp(d->event, "receive_message") == 0)
+        return !str_eq(d->sender ? str_cstr(d->sender) : named(l, "sender"), user);
     if (strcmp(d->event, "message_deleted") == 0) return true;
     if (strcmp(d->event, "conversation_updated") == 0) return true; /* a member added/removed */
     if (strcmp(d->event, "messages_read") != 0) return false;
@@ -237,6 +244,7 @@ static void lookup_then_deliver(chat_t *c, const chat_delivery_t *d, bool pub)
     x->publish = pub;
     x->strings = at;
     x->d = *d;
+    x->d.sender = NULL;     /* not kept: looked up in the document */
     x->d.prev_users = NULL; /* not kept: the chain is unknown, the offset rule reads instead */
     x->d.prevs = NULL;
     x->d.nprevs = 0;

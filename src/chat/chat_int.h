@@ -62,6 +62,40 @@ typedef struct presence {
     char user[];
 } presence_t;
 
+/* Blocks of one size kept for reuse (at most max of them): a send's context and its reply are
+ * taken and given back once per message, in bursts (a batch of commits), where malloc's
+ * per-thread cache of 7 a size runs dry and each costs a few hundred instructions. */
+typedef struct {
+    void *head;
+    unsigned n, max;
+    size_t size;
+} chat_pool_t;
+
+static inline void *chat_pool_get(chat_pool_t *p)
+{
+    void *b = p->head;
+    if (!b) return malloc(p->size);
+    memcpy(&p->head, b, sizeof p->head);
+    p->n--;
+    return b;
+}
+
+static inline void chat_pool_put(chat_pool_t *p, void *b)
+{
+    if (p->n >= p->max) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->head, sizeof p->head);
+    p->head = b;
+    p->n++;
+}
+
+static inline void chat_pool_free(chat_pool_t *p)
+{
+    while (p->head) free(chat_pool_get(p));
+}
+
 struct chat {
     uv_loop_t *loop;
     size_t sends_in_flight; /* sockets' send_message requests not yet answered (chat_drain) */
@@ -88,6 +122,14 @@ struct chat {
     strmap_t acked;       /* pid -> acked_t: what a socket had acknowledged (recovery skips it) */
 
     uint64_t unread_reads; /* store reads taken for unread_total (chat_unread_reads) */
+    /* chat_send.c: contexts of sends with small inputs, replies, and the buffer a message's
+     * document is written into (in use: doc_busy) */
+    chat_pool_t send_pool, reply_pool;
+    buf_t doc;
+    bool doc_busy;
+    /* Users whose unread total changed in this loop turn: told once, at its end (unread.c). */
+    struct unread_user *unread_tell;
+    uv_check_t unread_check;
     timerq_t grace_tq, typing_tq;
     uv_timer_t sweep;    /* drops idle limiter entries */
     int64_t last_pos;    /* newest message position known to the loop (recovery offsets) */
@@ -215,6 +257,8 @@ void chat_history_fill(chat_t *c, const char *conv, const store_messages_page_t 
 void chat_history_drop(chat_t *c, const char *conv);
 /* A new message (its document as text) at the end of the conversation's recent history. */
 void chat_history_append(chat_t *c, const char *conv, int64_t seq, str_t doc);
+/* The same with conv's cache entry at hand (e: chat_cache_find's answer, may be NULL). */
+void chat_history_append_to(chat_t *c, members_entry_t *e, int64_t seq, str_t doc);
 
 /* ---- chat.c ---- */
 
@@ -269,6 +313,8 @@ void chat_unread_forget(chat_t *c, str_t user);
 /* Deliveries may have been lost (a cluster catch-up): seed every counter again. */
 void chat_unread_reseed_all(chat_t *c);
 void chat_unread_free(chat_t *c);
+void chat_unread_init(chat_t *c);  /* in chat_new */
+void chat_unread_close(chat_t *c); /* in chat_close */
 
 /* ---- chat_edit.c ---- */
 

@@ -147,31 +147,6 @@ char *chat_dumps(const json_t *j, size_t *len)
 
 /* ---- the hot path: a message document written straight to text ---- */
 
-static void put_str(buf_t *b, str_t s)
-{
-    if (!s.ptr) {
-        buf_append(b, "null", 4);
-        return;
-    }
-    size_t n = json_string_encoded_len(s.ptr, s.len);
-    if (buf_reserve(b, n) < 0) return;
-    int64_t w = json_string_encode(s.ptr, s.len, b->data + b->len, b->cap - b->len);
-    if (w > 0) b->len += (size_t)w;
-}
-
-static void put_time(buf_t *b, int64_t ms)
-{
-    if (ms <= 0) {
-        buf_append(b, "null", 4);
-        return;
-    }
-    char t[64 + 1];
-    t[0] = '"';
-    chat_iso_time(ms, t + 1);
-    t[25] = '"';
-    buf_append(b, t, 26);
-}
-
 char *chat_i64_text(int64_t v, char out[24])
 {
     char *p = out + 24;
@@ -184,76 +159,122 @@ char *chat_i64_text(int64_t v, char out[24])
     return p;
 }
 
-static void put_i64(buf_t *b, int64_t v)
+/* The room a string takes at most as a JSON literal: its worst case (json_string_encode then
+ * writes without counting) while short, its exact length when long. */
+static size_t str_room(str_t s)
 {
-    char t[24], *p = chat_i64_text(v, t);
-    buf_append(b, p, (size_t)(t + sizeof t - p));
+    if (!s.ptr) return 4;
+    return s.len <= 4096 ? 6 * s.len + 2 : json_string_encoded_len(s.ptr, s.len);
 }
 
-#define PUT_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+/* Writers into room reserved beforehand: no check per piece (this runs for every message). */
+#define W_LIT(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) += sizeof(lit) - 1)
 
-/* Ids are 24 hex digits: nothing to escape. */
-static void put_id(buf_t *b, const char *id)
+static char *w_str(char *w, str_t s)
 {
-    char t[ID_LEN + 2];
+    if (!s.ptr) return memcpy(w, "null", 4), w + 4;
+    int64_t n = json_string_encode(s.ptr, s.len, w, str_room(s));
+    return n > 0 ? w + n : w;
+}
+
+static char *w_id(char *w, const char *id)
+{
     size_t n = strnlen(id, ID_LEN);
-    t[0] = '"';
-    memcpy(t + 1, id, n);
-    t[n + 1] = '"';
-    buf_append(b, t, n + 2);
+    *w++ = '"';
+    memcpy(w, id, n);
+    w += n;
+    *w++ = '"';
+    return w;
+}
+
+static char *w_i64(char *w, int64_t v)
+{
+    char t[24], *p = chat_i64_text(v, t);
+    size_t n = (size_t)(t + sizeof t - p);
+    memcpy(w, p, n);
+    return w + n;
+}
+
+/* A time as "…Z" (26 bytes) or null; prev/prev_ms: the last one written, reused when equal
+ * (createdAt and updatedAt of a new message). */
+static char *w_time(char *w, int64_t ms, char prev[26], int64_t *prev_ms)
+{
+    if (ms <= 0) return memcpy(w, "null", 4), w + 4;
+    if (ms != *prev_ms) {
+        char t[64];
+        chat_iso_time(ms, t);
+        prev[0] = '"';
+        memcpy(prev + 1, t, 24);
+        prev[25] = '"';
+        *prev_ms = ms;
+    }
+    memcpy(w, prev, 26);
+    return w + 26;
 }
 
 int chat_message_text(const store_message_t *m, buf_t *b)
 {
-    size_t start = b->len;
-    PUT_LIT(b, "{\"_id\":");
-    put_id(b, m->id);
-    PUT_LIT(b, ",\"conversationId\":");
-    put_id(b, m->conversation_id);
-    PUT_LIT(b, ",\"seq\":");
-    put_i64(b, m->seq);
-    PUT_LIT(b, ",\"sender\":");
-    put_str(b, m->sender);
-    PUT_LIT(b, ",\"recipient\":");
-    put_str(b, m->recipient);
-    PUT_LIT(b, ",\"content\":");
-    put_str(b, m->content);
-    PUT_LIT(b, ",\"type\":\"");
-    buf_append_str(b, msg_type_name(m));
-    PUT_LIT(b, "\",\"file\":");
+    str_t fname = m->file ? m->file->name : STR_NULL, fmime = m->file ? m->file->mime : STR_NULL;
+    /* 1024: the keys, ids, numbers and times (about 520 with a file) */
+    size_t need = 1024 + str_room(m->sender) + str_room(m->recipient) + str_room(m->content) +
+                  str_room(m->client_msg_id) + (m->file ? str_room(fname) + str_room(fmime) : 0);
+    if (buf_reserve(b, need) < 0) return -1;
+    char *w = b->data + b->len, tprev[26];
+    int64_t tprev_ms = 0;
+    W_LIT(w, "{\"_id\":");
+    w = w_id(w, m->id);
+    W_LIT(w, ",\"conversationId\":");
+    w = w_id(w, m->conversation_id);
+    W_LIT(w, ",\"seq\":");
+    w = w_i64(w, m->seq);
+    W_LIT(w, ",\"sender\":");
+    w = w_str(w, m->sender);
+    W_LIT(w, ",\"recipient\":");
+    w = w_str(w, m->recipient);
+    W_LIT(w, ",\"content\":");
+    w = w_str(w, m->content);
+    W_LIT(w, ",\"type\":\"");
+    const char *type = msg_type_name(m);
+    size_t tl = strlen(type);
+    memcpy(w, type, tl);
+    w += tl;
+    W_LIT(w, "\",\"file\":");
     if (m->file) {
-        PUT_LIT(b, "{\"id\":");
-        put_id(b, m->file->id);
-        PUT_LIT(b, ",\"name\":");
-        put_str(b, m->file->name);
-        PUT_LIT(b, ",\"size\":");
-        put_i64(b, m->file->size);
-        PUT_LIT(b, ",\"mime\":");
-        put_str(b, m->file->mime);
-        PUT_LIT(b, ",\"url\":\"/api/chat/files/");
-        buf_append(b, m->file->id, strnlen(m->file->id, ID_LEN));
-        PUT_LIT(b, "\"}");
+        W_LIT(w, "{\"id\":");
+        w = w_id(w, m->file->id);
+        W_LIT(w, ",\"name\":");
+        w = w_str(w, fname);
+        W_LIT(w, ",\"size\":");
+        w = w_i64(w, m->file->size);
+        W_LIT(w, ",\"mime\":");
+        w = w_str(w, fmime);
+        W_LIT(w, ",\"url\":\"/api/chat/files/");
+        size_t il = strnlen(m->file->id, ID_LEN);
+        memcpy(w, m->file->id, il);
+        w += il;
+        W_LIT(w, "\"}");
     } else {
-        PUT_LIT(b, "null");
+        W_LIT(w, "null");
     }
     if (m->read_at > 0)
-        PUT_LIT(b, ",\"read\":true,\"readAt\":");
+        W_LIT(w, ",\"read\":true,\"readAt\":");
     else
-        PUT_LIT(b, ",\"read\":false,\"readAt\":");
-    put_time(b, m->read_at);
-    PUT_LIT(b, ",\"clientMsgId\":");
-    put_str(b, m->client_msg_id);
-    PUT_LIT(b, ",\"createdAt\":");
-    put_time(b, m->created_at);
-    PUT_LIT(b, ",\"updatedAt\":");
-    put_time(b, m->updated_at);
-    PUT_LIT(b, ",\"editedAt\":");
-    put_time(b, m->edited_at);
+        W_LIT(w, ",\"read\":false,\"readAt\":");
+    w = w_time(w, m->read_at, tprev, &tprev_ms);
+    W_LIT(w, ",\"clientMsgId\":");
+    w = w_str(w, m->client_msg_id);
+    W_LIT(w, ",\"createdAt\":");
+    w = w_time(w, m->created_at, tprev, &tprev_ms);
+    W_LIT(w, ",\"updatedAt\":");
+    w = w_time(w, m->updated_at, tprev, &tprev_ms);
+    W_LIT(w, ",\"editedAt\":");
+    w = w_time(w, m->edited_at, tprev, &tprev_ms);
     if (m->deleted)
-        PUT_LIT(b, ",\"deleted\":true}");
+        W_LIT(w, ",\"deleted\":true}");
     else
-        PUT_LIT(b, ",\"deleted\":false}");
-    return b->data ? 0 : (b->len = start, -1);
+        W_LIT(w, ",\"deleted\":false}");
+    b->len = (size_t)(w - b->data);
+    return 0;
 }
 
 /* ---- the hot path: the send_message payload read in place ---- */
@@ -266,6 +287,24 @@ str_t chat_event_payload(str_t args)
         json_array_next(&it, &payload) == 1)
         return payload;
     return STR_LIT("null");
+}
+
+str_t chat_event_payload_rest(str_t args)
+{
+    json_array_iter_t it;
+    str_t name;
+    if (json_array_iter_init(&it, args) != 0 || json_array_next(&it, &name) != 1)
+        return STR_LIT("null");
+    size_t i = it.pos;
+    while (i < args.len && (args.ptr[i] == ' ' || args.ptr[i] == '\t' || args.ptr[i] == '\n' ||
+                            args.ptr[i] == '\r'))
+        i++;
+    if (i >= args.len || args.ptr[i] != ',') return STR_LIT("null");
+    i++;
+    while (i < args.len && (args.ptr[i] == ' ' || args.ptr[i] == '\t' || args.ptr[i] == '\n' ||
+                            args.ptr[i] == '\r'))
+        i++;
+    return str_make(args.ptr + i, args.len - i);
 }
 
 int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t cap)
@@ -288,28 +327,36 @@ int chat_send_args_parse(str_t payload, chat_send_args_t *a, char *buf, size_t c
     str_t key, val;
     size_t used = 0;
     int r;
-    while ((r = json_object_next(&it, &key, &val)) == 1) {
+    while ((r = json_object_key(&it, &key)) == 1) {
+        /* The key as it is written (no escape: the common case), else decoded. */
         char name[32];
-        int64_t n = json_string_decode(key.ptr, key.len, name, sizeof name - 1);
-        if (n < 0) continue; /* longer than any field of ours */
-        name[n] = '\0';
-        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-            if (strlen(fields[i].key) != (size_t)n || memcmp(name, fields[i].key, (size_t)n))
-                continue;
-            chat_arg_t *f = (chat_arg_t *)((char *)a + fields[i].off);
-            f->s = STR_NULL;
-            if (val.ptr[0] == '"') {
-                int64_t m = json_string_decode(val.ptr, val.len, buf + used, cap - used);
-                if (m < 0) return -1; /* buf smaller than promised */
-                f->kind = CHAT_ARG_STRING;
-                f->s = str_make(buf + used, (size_t)m);
-                used += (size_t)m;
-            } else {
-                f->kind =
-                    val.len == 4 && !memcmp(val.ptr, "null", 4) ? CHAT_ARG_NULL : CHAT_ARG_OTHER;
-                if (f->kind == CHAT_ARG_OTHER) f->s = val; /* raw text (context) */
+        str_t k = str_make(key.ptr + 1, key.len - 2);
+        if (memchr(k.ptr, '\\', k.len)) {
+            int64_t n = json_string_decode(key.ptr, key.len, name, sizeof name - 1);
+            k = n < 0 ? STR_NULL : str_make(name, (size_t)n); /* longer than any field of ours */
+        }
+        chat_arg_t *f = NULL;
+        for (size_t i = 0; k.ptr && i < sizeof fields / sizeof fields[0]; i++)
+            if (str_eq_cstr(k, fields[i].key)) {
+                f = (chat_arg_t *)((char *)a + fields[i].off);
+                break;
             }
-            break;
+        if (!f) { /* not ours: checked, not kept */
+            if (json_object_value(&it, &val) != 1) return -1;
+            continue;
+        }
+        f->s = STR_NULL;
+        if (it.pos < it.len && it.p[it.pos] == '"') {
+            /* checked and decoded in one pass */
+            int64_t m = json_object_value_string(&it, &val, buf + used, cap - used);
+            if (m < 0) return -1; /* invalid, or buf smaller than promised */
+            f->kind = CHAT_ARG_STRING;
+            f->s = str_make(buf + used, (size_t)m);
+            used += (size_t)m;
+        } else {
+            if (json_object_value(&it, &val) != 1) return -1;
+            f->kind = val.len == 4 && !memcmp(val.ptr, "null", 4) ? CHAT_ARG_NULL : CHAT_ARG_OTHER;
+            if (f->kind == CHAT_ARG_OTHER) f->s = val; /* raw text (context) */
         }
     }
     return r == 0 ? 0 : -1;

@@ -1,6 +1,7 @@
 /* The send pipeline shared by send_message and POST /api/chat/messages: validation, the rate
  * limit, the membership check (a cache miss asks the store once), the insert, then
  * receive_message to every member's sockets through the delivery seam, and the answer. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,19 @@ struct send_ctx {
     chat_send_args_t in; /* the validated input, its strings copied after the arena */
     chat_send_done done;
     void *ud;
+    bool pooled;         /* from c->send_pool (else malloc) */
     bool looked_up;      /* the conversation's members were fetched first */
     bool about;          /* recipientId with a context: the conversation is opened first */
     store_context_t ctx; /* its context (strings after the inputs) */
     char conv[ID_SIZE];  /* the conversation opened for it */
     char arena[];        /* the store request's arena, then the input strings */
 };
+
+#define DOC_KEEP 8192 /* c->doc is kept between messages up to this size */
+/* A send's context from c->send_pool when its inputs are small: its size. */
+#define SEND_POOLED    (sizeof(send_ctx_t) + 4096 + 2 * 1024 + 1024)
+#define SEND_POOL_MAX  32 /* ~250 KiB at most kept */
+#define REPLY_POOL_MAX 256
 
 /* err NULL: success (doc is the message, dup whether it was a repeat). */
 static void send_end(send_ctx_t *s, const chat_err_t *err, str_t doc, bool dup)
@@ -31,7 +39,10 @@ static void send_end(send_ctx_t *s, const chat_err_t *err, str_t doc, bool dup)
         !err && s->req.op == STORE_OP_MESSAGE_INSERT ? s->req.u.message_insert.msg.pos : 0;
     s->done(s->ud, err, doc, dup, pos);
     cs_unref(s->origin);
-    free(s);
+    if (s->pooled)
+        chat_pool_put(&s->chat->send_pool, s);
+    else
+        free(s);
 }
 
 static void send_finish(send_ctx_t *s, int status, const char *code, const char *msg, str_t doc,
@@ -58,10 +69,23 @@ static void send_fail_store(send_ctx_t *s, int st)
 /* Counts code points of valid UTF-8 and checks for characters a message may not hold. */
 static const char *content_problem(const char *p, size_t len, size_t max_chars, bool need_text)
 {
-    size_t chars = 0;
+    size_t chars = 0, i = 0;
     bool blank = true;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)p[i];
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80;
+    while (i < len) {
+        /* Eight bytes at a time while they are printable ASCII (0x20-0x7e): no problem there,
+         * one character each (byte by byte it took ~20 instructions a byte). */
+        while (len - i >= 8) {
+            uint64_t x, d;
+            memcpy(&x, p + i, 8);
+            d = x ^ (ones * 0x7f);
+            if ((x | ((x - ones * 0x20) & ~x) | ((d - ones) & ~d)) & highs) break;
+            chars += 8;
+            if (x != ones * ' ') blank = false;
+            i += 8;
+        }
+        if (i >= len) break;
+        unsigned char ch = (unsigned char)p[i++];
         if ((ch & 0xc0) != 0x80) chars++;
         if (ch == 0) return "content must not contain NUL characters";
         if ((ch < 0x20 && ch != '\n' && ch != '\r' && ch != '\t') || ch == 0x7f)
@@ -113,6 +137,7 @@ static void deliver(send_ctx_t *s, str_t doc, const members_entry_t *me)
         .prev_users = users,
         .prevs = prevs,
         .nprevs = nusers,
+        .sender = s->user.id,
     };
     chat_deliver(c, &d);
 }
@@ -127,27 +152,40 @@ static void insert_done(store_req_t *req)
     store_message_insert_t *in = &req->u.message_insert;
     if (in->msg.pos > s->chat->last_pos) s->chat->last_pos = in->msg.pos;
     if (!in->duplicate) chat_typing_stop(s->chat, s->user.id, in->msg.conversation_id);
-    if (!chat_cache_find(s->chat, in->msg.conversation_id) && in->msg.recipient.ptr) {
+    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
+    if (!me && in->msg.recipient.ptr) {
         str_t users[2] = {in->msg.sender, in->msg.recipient};
         chat_cache_put(s->chat, in->msg.conversation_id, users, 2);
+        me = chat_cache_find(s->chat, in->msg.conversation_id);
     }
-    members_entry_t *me = chat_cache_find(s->chat, in->msg.conversation_id);
     if (me && !in->duplicate && in->msg.seq > me->last_seq) me->last_seq = in->msg.seq;
-    /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. */
-    buf_t doc;
-    buf_init(&doc);
-    buf_reserve(&doc, 512 + in->msg.content.len + in->msg.client_msg_id.len);
-    if (chat_message_text(&in->msg, &doc) < 0) {
+    /* Encoded once, as text: the delivery, the ack and the REST answer all embed it. Into the
+     * chat's buffer, kept from one message to the next (not while one is being used: nothing
+     * below comes back here, but a local one is the safe answer if it did). */
+    chat_t *c = s->chat;
+    buf_t local, *doc = c->doc_busy ? &local : &c->doc;
+    if (doc == &local) buf_init(&local);
+    c->doc_busy = c->doc_busy || doc == &c->doc;
+    doc->len = 0;
+    buf_reserve(doc, 512 + in->msg.content.len + in->msg.client_msg_id.len);
+    str_t text = STR_NULL;
+    if (chat_message_text(&in->msg, doc) < 0) {
         send_finish(s, 500, "INTERNAL", "could not encode the message", STR_NULL, false);
-        return;
+    } else {
+        text = str_make(doc->data, doc->len);
+        bool dup = in->duplicate;
+        if (!dup) {
+            chat_history_append_to(c, me, in->msg.seq, text);
+            deliver(s, text, me);
+        }
+        send_finish(s, dup ? 200 : 201, NULL, NULL, text, dup);
     }
-    str_t text = str_make(doc.data, doc.len);
-    if (!in->duplicate) {
-        chat_history_append(s->chat, in->msg.conversation_id, in->msg.seq, text);
-        deliver(s, text, me);
+    if (doc == &local) {
+        buf_free(&local);
+    } else {
+        c->doc_busy = false;
+        if (c->doc.cap > DOC_KEEP) buf_free(&c->doc); /* a long message's: not kept */
     }
-    send_finish(s, in->duplicate ? 200 : 201, NULL, NULL, text, in->duplicate);
-    buf_free(&doc);
 }
 
 static void submit_insert(send_ctx_t *s)
@@ -321,13 +359,20 @@ static void send_start(chat_t *c, const chat_user_t *user, chat_sock_t *origin,
     if (about) cap += c->opts.max_message_length * 4 + 32 * 1024;
     size_t inputs = 9 + clen + rid->s.len + cid->s.len + type->s.len + fid->s.len + cmid->s.len +
                     ctx.type.len + ctx.id.len + ctx.title.len;
-    send_ctx_t *s = malloc(sizeof *s + cap + inputs);
+    bool pooled = sizeof(send_ctx_t) + cap + inputs <= SEND_POOLED;
+    if (pooled && !c->send_pool.size) {
+        c->send_pool.size = SEND_POOLED;
+        c->send_pool.max = SEND_POOL_MAX;
+    }
+    if (pooled) cap = SEND_POOLED - sizeof(send_ctx_t) - inputs; /* all of it for the store */
+    send_ctx_t *s = pooled ? chat_pool_get(&c->send_pool) : malloc(sizeof *s + cap + inputs);
     if (!s) {
         chat_err_t e = {500, "INTERNAL", "out of memory", 0};
         done(ud, &e, STR_NULL, false, 0);
         return;
     }
     memset(s, 0, sizeof *s);
+    s->pooled = pooled;
     s->chat = c;
     s->user = *user;
     s->done = done;
@@ -419,6 +464,7 @@ void chat_send(chat_t *c, const chat_user_t *user, json_t *payload, chat_send_do
 
 typedef struct {
     chat_sock_t *cs; /* a reference */
+    bool pooled;     /* from c->reply_pool (else malloc) */
     int64_t ack_id;
     bool has_client_msg_id; /* a string clientMsgId was given: it is in client_msg_id */
     size_t client_msg_id_len;
@@ -429,7 +475,15 @@ typedef struct {
  * the user's sessions apart. */
 const char *chat_acked_key(const chat_sock_t *cs, char out[ACKED_KEY_SIZE])
 {
-    snprintf(out, ACKED_KEY_SIZE, "%s|%lld-%s", CS_UID(cs), (long long)cs->pid_pos, cs->pid_rnd);
+    /* "<user>|<pid_pos>-<pid_rnd>", without printf (it runs for every acknowledged send) */
+    char num[24], *d = chat_i64_text(cs->pid_pos, num);
+    size_t o = 0, dl = (size_t)(num + sizeof num - d);
+    for (const char *p = CS_UID(cs); *p && o + 1 < ACKED_KEY_SIZE; p++) out[o++] = *p;
+    if (o + 1 < ACKED_KEY_SIZE) out[o++] = '|';
+    for (size_t i = 0; i < dl && o + 1 < ACKED_KEY_SIZE; i++) out[o++] = d[i];
+    if (o + 1 < ACKED_KEY_SIZE) out[o++] = '-';
+    for (const char *p = cs->pid_rnd; *p && o + 1 < ACKED_KEY_SIZE; p++) out[o++] = *p;
+    out[o] = '\0';
     return out;
 }
 
@@ -497,8 +551,12 @@ static void socket_send_done(void *ud, const chat_err_t *err, str_t doc, bool du
             }
         }
     }
+    chat_t *c = r->cs->chat;
     cs_unref(r->cs);
-    free(r);
+    if (r->pooled)
+        chat_pool_put(&c->reply_pool, r);
+    else
+        free(r);
 }
 
 /* args: the event's argument array as text, read in place (no jansson on the hot path). */
@@ -510,13 +568,20 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         return;
     }
     chat_send_args_t a;
-    str_t payload = chat_event_payload(args);
+    str_t payload = chat_event_payload_rest(args); /* args is valid JSON: scanned once */
     char small[512], *buf = payload.len <= sizeof small ? small : malloc(payload.len);
     if (!buf) return;
     bool object = chat_send_args_parse(payload, &a, buf, payload.len) == 0;
     size_t cmid_len = object && a.client_msg_id.kind == CHAT_ARG_STRING ? a.client_msg_id.s.len : 0;
-    reply_t *r = malloc(sizeof *r + cmid_len + 1);
+    chat_t *c = cs->chat;
+    bool pooled = cmid_len <= STORE_CLIENT_MSG_ID_MAX;
+    if (pooled && !c->reply_pool.size) {
+        c->reply_pool.size = sizeof(reply_t) + STORE_CLIENT_MSG_ID_MAX + 1;
+        c->reply_pool.max = REPLY_POOL_MAX;
+    }
+    reply_t *r = pooled ? chat_pool_get(&c->reply_pool) : malloc(sizeof *r + cmid_len + 1);
     if (r) {
+        r->pooled = pooled;
         r->cs = cs_ref(cs);
         r->ack_id = ack_id;
         r->has_client_msg_id = object && a.client_msg_id.kind == CHAT_ARG_STRING;
@@ -525,7 +590,8 @@ void chat_on_send_message(chat_sock_t *cs, str_t args, int64_t ack_id)
         r->client_msg_id[cmid_len] = '\0';
         chat_user_t user;
         memset(&user, 0, sizeof user);
-        snprintf(user.id, sizeof user.id, "%s", CS_UID(cs));
+        const char *uid = CS_UID(cs);
+        memcpy(user.id, uid, strnlen(uid, sizeof user.id - 1));
         if (cs->sending < UINT16_MAX) cs->sending++;
         cs->chat->sends_in_flight++;
         /* the context, the rare case, is read with jansson */

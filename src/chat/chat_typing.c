@@ -17,9 +17,15 @@ typedef struct {
     char conv[ID_SIZE];
 } typing_t;
 
+/* "<user>\n<conv>", cut at cap like snprintf; without printf: it runs for every message sent
+ * (chat_typing_stop). */
 static void typing_key(const char *user, const char *conv, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s\n%s", user, conv);
+    size_t o = 0;
+    for (const char *p = user; *p && o + 1 < cap; p++) out[o++] = *p;
+    if (o + 1 < cap) out[o++] = '\n';
+    for (const char *p = conv; *p && o + 1 < cap; p++) out[o++] = *p;
+    out[o] = '\0';
 }
 
 /* {conversationId, userId, isTyping} to the other members' sockets. */
@@ -44,6 +50,7 @@ static void typing_relay(chat_t *c, const char *user, const char *conv, bool is_
 
 void chat_typing_stop(chat_t *c, const char *user, const char *conv)
 {
+    if (c->typing.count == 0) return; /* nobody is typing: the common case of a send */
     char key[STORE_USER_ID_MAX + ID_SIZE + 2];
     typing_key(user, conv, key, sizeof key);
     typing_t *t = strmap_remove(&c->typing, key);

@@ -60,10 +60,13 @@ typedef struct unread_user {
     unsigned ring_at;
     char (*known)[CONV_LEN + 1];
     unsigned nknown, known_cap;
+    /* on c->unread_tell (the total changed in this loop turn) when tprev is not NULL */
+    struct unread_user *tnext, **tprev;
     char user[STORE_USER_ID_MAX + 1];
 } unread_user_t;
 
 static void unread_submit(unread_user_t *u);
+static void tell_due(uv_check_t *h);
 
 static bool known_has(const unread_user_t *u, const char *conv)
 {
@@ -122,30 +125,67 @@ static bool pending_add(unread_user_t *u, int64_t pos, const char *conv)
     return true;
 }
 
+static void tell_unlink(unread_user_t *u)
+{
+    if (!u->tprev) return;
+    *u->tprev = u->tnext;
+    if (u->tnext) u->tnext->tprev = u->tprev;
+    u->tnext = NULL;
+    u->tprev = NULL;
+}
+
 static void user_free(void *p)
 {
     unread_user_t *u = p;
+    tell_unlink(u);
     free(u->pending);
     free(u->known);
     free(u);
 }
 
-static void tell(unread_user_t *u)
+/* Sends the user's unread_total now, when it differs from the last one sent. */
+static void tell_now(unread_user_t *u)
 {
     if (!u->seeded || u->total == u->told) return;
     u->told = u->total;
-    char arg[96];
-    int n = snprintf(arg, sizeof arg, "{\"total\":%lld,\"conversations\":%lld}",
-                     (long long)u->total, (long long)u->convs);
-    str_t args[1] = {str_make(arg, (size_t)n)};
-    str_t users[1] = {str_cstr(u->user)};
-    /* Local only: every node keeps it for its own sockets. */
-    chat_deliver_local(u->chat, &(chat_delivery_t){.to = CHAT_TO_USERS,
-                                                   .users = users,
-                                                   .nusers = 1,
-                                                   .event = "unread_total",
-                                                   .args = args,
-                                                   .nargs = 1});
+    /* {"total":N,"conversations":M}, without printf */
+    char arg[96], t[24], *tp = chat_i64_text(u->total, t), v[24], *vp = chat_i64_text(u->convs, v);
+    size_t tl = (size_t)(t + sizeof t - tp), vl = (size_t)(v + sizeof v - vp), n = 0;
+    memcpy(arg, "{\"total\":", 9);
+    n = 9;
+    memcpy(arg + n, tp, tl);
+    n += tl;
+    memcpy(arg + n, ",\"conversations\":", 17);
+    n += 17;
+    memcpy(arg + n, vp, vl);
+    n += vl;
+    arg[n++] = '}';
+    /* Local only (every node keeps it for its own sockets), to this user's sockets here: one
+     * frame built from the template above for all of them, without the general delivery's
+     * look-ups (chat_deliver_local: no recovery hold, no unread counting, no cluster order). */
+    chat_t *c = u->chat;
+    presence_t *p = chat_presence_find(c, str_cstr(u->user));
+    if (!p || !p->live) return;
+    const str_t parts[] = {STR_LIT("[\"unread_total\","), str_make(arg, n), STR_LIT("]")};
+    sio_built_t b;
+    if (sio_build_event_parts(c->nsp, parts, 3, &b) != 0) return;
+    for (chat_sock_t *cs = p->live; cs; cs = cs->live_next) sio_socket_send_built(cs->socket, &b);
+    sio_built_free(&b);
+}
+
+/* The total may have changed: told once at the end of this loop turn (the check phase), with
+ * the value it has then, so that a burst of deliveries to the user in one turn (a batch of
+ * commits) sends one unread_total, not one per message (docs/api.md, unread_total). */
+static void tell(unread_user_t *u)
+{
+    chat_t *c = u->chat;
+    if (u->tprev) return; /* queued already */
+    if (!u->seeded || u->total == u->told) return;
+    u->tnext = c->unread_tell;
+    if (u->tnext) u->tnext->tprev = &u->tnext;
+    u->tprev = &c->unread_tell;
+    c->unread_tell = u;
+    if (!uv_is_active((uv_handle_t *)&c->unread_check)) uv_check_start(&c->unread_check, tell_due);
 }
 
 /* Counts a delivery at pos > last_pos in conv; false: conv's state is not known (seed). */
@@ -221,9 +261,17 @@ static void unread_submit(unread_user_t *u)
     if (u->inflight) u->chat->unread_reads++;
 }
 
-/* The 24-hex "conversationId" of d's document, into out; false when there is none. */
+/* The 24-hex "conversationId" of d's document, into out; false when there is none. A
+ * receive_message names it as d->conv too (the send path's, and a cluster node's): taken from
+ * there, the document is not searched once per recipient (up to 256 for a group message). */
 static bool conv_of(const chat_delivery_t *d, char out[CONV_LEN + 1])
 {
+    if (d->conv && memchr(d->conv, '\0', CONV_LEN + 1) == d->conv + CONV_LEN &&
+        strcmp(d->event, "receive_message") == 0) {
+        memcpy(out, d->conv, CONV_LEN);
+        out[CONV_LEN] = '\0';
+        return true;
+    }
     static const char key[] = "\"conversationId\":\"";
     const char *at =
         d->nargs >= 1 ? memmem(d->args[0].ptr, d->args[0].len, key, sizeof key - 1) : NULL;
@@ -330,6 +378,31 @@ static int reseed_one(const char *key, void *val, void *ud)
 void chat_unread_reseed_all(chat_t *c)
 {
     strmap_sweep(&c->unread, reseed_one, NULL);
+}
+
+static void tell_due(uv_check_t *h)
+{
+    chat_t *c = h->data;
+    uv_check_stop(h);
+    /* Telling may deliver, but nothing it does queues another tell. */
+    while (c->unread_tell) {
+        unread_user_t *u = c->unread_tell;
+        tell_unlink(u);
+        tell_now(u);
+    }
+}
+
+void chat_unread_init(chat_t *c)
+{
+    uv_check_init(c->loop, &c->unread_check);
+    c->unread_check.data = c;
+    uv_unref((uv_handle_t *)&c->unread_check);
+}
+
+void chat_unread_close(chat_t *c)
+{
+    while (c->unread_tell) tell_unlink(c->unread_tell); /* not told: the sockets are going */
+    uv_close((uv_handle_t *)&c->unread_check, NULL);
 }
 
 uint64_t chat_unread_reads(const chat_t *c)

@@ -1,6 +1,7 @@
 /* Strict JSON scanner and string codecs: validation without building a tree, no allocation. */
 #include "core/json_scan.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum { ITER_BEFORE_FIRST = 0, ITER_AFTER_ELEM = 1, ITER_DONE = 2, ITER_ERROR = -1 };
@@ -13,6 +14,43 @@ static bool json_is_ws(char c)
 static size_t json_skip_ws(const char *p, size_t len, size_t i)
 {
     while (i < len && json_is_ws(p[i])) i++;
+    return i;
+}
+
+/* Bytes that stand for themselves inside a JSON string and need no escape when written: 0x20-0x7f
+ * but '"' and '\\'. */
+static bool json_is_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* The index of the first byte at or after p[i] that is not plain (len when none): eight bytes
+ * at a time (this is most of what the send path reads and writes; docs/performance.md). */
+static size_t json_plain_run(const char *p, size_t len, size_t i)
+{
+    while (len - i >= 8) {
+        uint64_t x, q, b;
+        memcpy(&x, p + i, 8);
+        q = x ^ (ONES * '"');
+        b = x ^ (ONES * '\\');
+        /* a byte >= 0x80, < 0x20, == '"' or == '\\' (the has-less/has-zero tests are exact
+         * about whether one exists) */
+        uint64_t m = (x | ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+        if (m) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* The lowest flagged byte is a real one (a false flag needs a borrow from a real
+             * one below it): the first byte in memory on a little-endian machine. */
+            return i + (size_t)__builtin_ctzll(m) / 8;
+#else
+            break;
+#endif
+        }
+        i += 8;
+    }
+    while (i < len && json_is_plain((unsigned char)p[i])) i++;
     return i;
 }
 
@@ -74,6 +112,8 @@ static int64_t json_scan_string(const char *p, size_t len)
     size_t i = 1;
 
     while (i < len) {
+        i = json_plain_run(p, len, i);
+        if (i >= len) break;
         unsigned char c = (unsigned char)p[i];
         if (c == '"') return (int64_t)(i + 1);
         if (c == '\\') {
@@ -312,17 +352,51 @@ int json_object_iter_init(json_object_iter_t *it, str_t text)
 
 int json_object_next(json_object_iter_t *it, str_t *key, str_t *val)
 {
+    int r = json_object_key(it, key);
+    if (r <= 0) return r;
+    return json_iter_take_value(it, val);
+}
+
+static int64_t json_decode_token(const char *p, size_t len, char *out, size_t cap,
+                                 size_t *consumed);
+
+int json_object_value(json_object_iter_t *it, str_t *val)
+{
+    if (it->state == ITER_ERROR) return -1;
+    return json_iter_take_value(it, val);
+}
+
+int64_t json_object_value_string(json_object_iter_t *it, str_t *val, char *out, size_t cap)
+{
+    size_t used = 0;
+    int64_t n = it->state == ITER_ERROR || it->pos >= it->len || it->p[it->pos] != '"'
+                    ? -1
+                    : json_decode_token(it->p + it->pos, it->len - it->pos, out, cap, &used);
+    if (n < 0) {
+        it->state = ITER_ERROR;
+        return -1;
+    }
+    *val = str_make(it->p + it->pos, used);
+    it->pos += used;
+    it->state = ITER_AFTER_ELEM;
+    return n;
+}
+
+int json_object_key(json_object_iter_t *it, str_t *key)
+{
     int r = json_iter_advance(it, '}');
     if (r <= 0) return r;
     size_t start = it->pos;
     if (start >= it->len || it->p[start] != '"') goto bad;
     int64_t klen = json_scan_string(it->p + start, it->len - start);
     if (klen < 0) goto bad;
-    int64_t vpos = json_scan_key(it->p, it->len, start);
-    if (vpos < 0) goto bad;
+    /* the ':' and the whitespace around it (the key is not scanned a second time) */
+    size_t vpos = json_skip_ws(it->p, it->len, start + (size_t)klen);
+    if (vpos >= it->len || it->p[vpos] != ':') goto bad;
+    vpos = json_skip_ws(it->p, it->len, vpos + 1);
     *key = str_make(it->p + start, (size_t)klen);
-    it->pos = (size_t)vpos;
-    return json_iter_take_value(it, val);
+    it->pos = vpos;
+    return 1;
 bad:
     it->state = ITER_ERROR;
     return -1;
@@ -366,6 +440,15 @@ static int32_t json_hex4(const char *p)
 
 int64_t json_string_decode(const char *p, size_t len, char *out, size_t cap)
 {
+    size_t used = 0;
+    int64_t n = json_decode_token(p, len, out, cap, &used);
+    return n >= 0 && used == len ? n : -1;
+}
+
+/* Decodes the string token at the start of p[0..len) (more may follow it): the decoded length
+ * with *consumed the token's, or -1. */
+static int64_t json_decode_token(const char *p, size_t len, char *out, size_t cap, size_t *consumed)
+{
     size_t i = 1, o = 0;
     char tmp[4];
 
@@ -375,7 +458,20 @@ int64_t json_string_decode(const char *p, size_t len, char *out, size_t cap)
     while (i < len) {
         unsigned char c = (unsigned char)p[i];
         size_t n;
-        if (c == '"') return i + 1 == len ? (int64_t)o : -1;
+        if (json_is_plain(c)) {
+            /* a run of plain ASCII, copied at once (the common case: one copy, not one per
+             * byte) */
+            size_t j = json_plain_run(p, len, i + 1);
+            if (cap - o < j - i) return -1;
+            memmove(out + o, p + i, j - i);
+            o += j - i;
+            i = j;
+            continue;
+        }
+        if (c == '"') {
+            *consumed = i + 1;
+            return (int64_t)o;
+        }
         if (c == '\\') {
             if (i + 1 >= len) return -1;
             char e = p[i + 1];
@@ -462,6 +558,14 @@ static size_t json_string_emit(const char *s, size_t n, char *out)
     EMIT('"');
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
+        if (json_is_plain(c)) {
+            /* a run that needs no escape, copied at once */
+            size_t j = json_plain_run(s, n, i + 1);
+            if (out) memcpy(out + o, s + i, j - i);
+            o += j - i;
+            i = j;
+            continue;
+        }
         if (c >= 0x80) {
             uint32_t cp;
             int r = json_utf8_next((const unsigned char *)s + i, n - i, &cp);
@@ -529,6 +633,9 @@ size_t json_string_encoded_len(const char *s, size_t n)
 
 int64_t json_string_encode(const char *s, size_t n, char *out, size_t cap)
 {
+    /* Room for the worst case (every byte a \u00XX escape): write at once, without counting
+     * first. */
+    if (n <= (SIZE_MAX - 2) / 6 && cap >= 6 * n + 2) return (int64_t)json_string_emit(s, n, out);
     size_t need = json_string_emit(s, n, NULL);
     if (need > cap) return -1;
     return (int64_t)json_string_emit(s, n, out);

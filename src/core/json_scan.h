@@ -45,6 +45,15 @@ int json_array_next(json_array_iter_t *it, str_t *elem);
 typedef json_array_iter_t json_object_iter_t;
 int json_object_iter_init(json_object_iter_t *it, str_t text);
 int json_object_next(json_object_iter_t *it, str_t *key, str_t *val);
+/* json_object_next in two halves, so that a string value can be decoded in the same pass that
+ * checks it: json_object_key moves past the next key and its ':' (1, with *key its token; 0 at
+ * the end; -1 malformed); then exactly one of json_object_value (any value, scanned) or
+ * json_object_value_string (the value must be a string: decoded into out as
+ * json_string_decode does, *val its token; the decoded length, or -1 when it is not a valid
+ * string or does not fit). */
+int json_object_key(json_object_iter_t *it, str_t *key);
+int json_object_value(json_object_iter_t *it, str_t *val);
+int64_t json_object_value_string(json_object_iter_t *it, str_t *val, char *out, size_t cap);
 
 /* Decodes a JSON string token p[0..len) (exactly the token, quotes included) into UTF-8 in out.
  * Returns the number of bytes written, or -1 when the token is invalid or cap is too small.

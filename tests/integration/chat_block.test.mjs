@@ -255,6 +255,33 @@ test('unread total: the store reads for unread_total do not grow with the messag
     assert.deepEqual(r.json, { total: 32, conversations: 1 });
 });
 
+// Issue 17 (the loop's cost per message): a user's unread_total is told once at the end of the
+// event-loop turn in which it changed, so it follows the receive_message that changed it (it
+// used to go out just before it) and a burst in one turn costs one event, not one per message.
+test('unread total: told after the receive_message that changed it, with the value after it', async () => {
+    const [A, B] = [await user(), await user()];
+    const lastTotal = (s) => s.events('unread_total').at(-1)?.total;
+    const send = async (content) => {
+        const ack = await emitAck(B.s, 'send_message', { recipientId: A.id, content, type: 'text' });
+        assert.equal(ack.ok, true, JSON.stringify(ack));
+        return ack.message._id;
+    };
+    await send('seed'); // the counter's seed (a store read)
+    await waitFor(() => lastTotal(A.s) === 1, 5000, 'seeded');
+    const ids = [];
+    for (let i = 0; i < 5; i++) {
+        ids.push(await send(`m${i}`)); // counted without a read
+        await waitFor(() => lastTotal(A.s) === 2 + i, 5000, () => `total ${2 + i}: ${lastTotal(A.s)}`);
+    }
+    const log = A.s.log;
+    for (let i = 0; i < ids.length; i++) {
+        const m = log.findIndex((e) => e.event === 'receive_message' && e.args[0]._id === ids[i]);
+        const u = log.findIndex((e) => e.event === 'unread_total' && e.args[0].total === 2 + i);
+        assert.ok(m >= 0 && u >= 0, `message ${i} and its total in the log`);
+        assert.ok(m < u, `unread_total ${2 + i} (at ${u}) after the message that made it (at ${m}): ${JSON.stringify(log.map((e) => e.event))}`);
+    }
+});
+
 test('unread total: exact under a burst from several senders with reads and deletes interleaved', async () => {
     const [A, B, C, D, E, F] = [await user(), await user(), await user(), await user(), await user(), await user()];
     const A2 = await connectLogged(server, A.token);

@@ -215,6 +215,22 @@ static void test_event_payload(void)
     CHECK_MEM(p.ptr, p.len, "null");
     p = chat_event_payload(STR_LIT("[\"x\", [ 1 , 2 ] ]"));
     CHECK_MEM(p.ptr, p.len, "[ 1 , 2 ]");
+    /* the send path's: the payload and what follows, read as the payload by the args parser */
+    p = chat_event_payload_rest(STR_LIT("[\"send_message\" , {\"content\":\"a\"},3]"));
+    CHECK_MEM(p.ptr, p.len, "{\"content\":\"a\"},3]");
+    chat_send_args_t a;
+    char buf[64];
+    CHECK(chat_send_args_parse(p, &a, buf, p.len) == 0);
+    CHECK(a.content.kind == CHAT_ARG_STRING);
+    CHECK_MEM(a.content.s.ptr, a.content.s.len, "a");
+    p = chat_event_payload_rest(STR_LIT("[\"send_message\"]"));
+    CHECK_MEM(p.ptr, p.len, "null");
+    p = chat_event_payload_rest(STR_LIT("[\"send_message\" ]"));
+    CHECK_MEM(p.ptr, p.len, "null");
+    p = chat_event_payload_rest(STR_LIT("[\"send_message\",5]"));
+    CHECK(chat_send_args_parse(p, &a, buf, p.len) < 0);
+    p = chat_event_payload_rest(STR_LIT("[\"send_message\",{\"content\":1"));
+    CHECK(chat_send_args_parse(p, &a, buf, p.len) < 0);
 }
 
 static void test_lone_surrogates(void)

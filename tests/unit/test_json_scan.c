@@ -377,6 +377,66 @@ static void test_string_round_trip(void)
     CHECK(m == 128 && memcmp(in, dec, 128) == 0);
 }
 
+/* The eight-bytes-at-a-time runs (json_plain_run): every special byte at every offset of strings
+ * longer and shorter than a word, scanned, decoded and encoded exactly as one byte at a time. */
+static void test_runs_at_every_offset(void)
+{
+    static const char *const specials[] = {"\\\"",     "\\\\",         "\\n",  "\\u0001",
+                                           "\xc3\xa9", "\xe2\x82\xac", "\x7f", "\\u00e9"};
+    static const char *const decoded[] = {"\"",       "\\",           "\n",   "\x01",
+                                          "\xc3\xa9", "\xe2\x82\xac", "\x7f", "\xc3\xa9"};
+    for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+        for (size_t len = 0; len < 40; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                char tok[128], want[128], out[128];
+                size_t t = 0, w = 0;
+                tok[t++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at) {
+                        memcpy(tok + t, specials[k], strlen(specials[k]));
+                        t += strlen(specials[k]);
+                        memcpy(want + w, decoded[k], strlen(decoded[k]));
+                        w += strlen(decoded[k]);
+                    }
+                    tok[t++] = (char)('a' + i % 26);
+                    want[w++] = (char)('a' + i % 26);
+                }
+                tok[t++] = '"';
+                size_t tlen = t;
+                tok[t++] = ',';
+                tok[t++] = '1';
+                /* the token's length, with more after it (the scan must stop at its quote) */
+                json_array_iter_t it;
+                str_t elem;
+                char arr[160];
+                arr[0] = '[';
+                memcpy(arr + 1, tok, t);
+                arr[1 + t] = ']';
+                CHECK(json_array_iter_init(&it, str_make(arr, t + 2)) == 0);
+                CHECK(json_array_next(&it, &elem) == 1);
+                CHECK(elem.len == tlen);
+                int64_t n = json_string_decode(tok, tlen, out, sizeof out);
+                CHECK(n == (int64_t)w && memcmp(out, want, w) == 0);
+                /* encoded and decoded back (the encoder's own escapes may differ) */
+                char enc[800], back[128];
+                int64_t e = json_string_encode(want, w, enc, sizeof enc);
+                CHECK(e > 0 && (size_t)e == json_string_encoded_len(want, w));
+                int64_t b = json_string_decode(enc, (size_t)e, back, sizeof back);
+                CHECK(b == (int64_t)w && memcmp(back, want, w) == 0);
+                /* a raw control byte or an invalid one inside the token is refused */
+                if (len > 0) {
+                    char bad[160];
+                    memcpy(bad, tok, tlen);
+                    bad[1 + at % len] = 0x01;
+                    CHECK(!json_valid(bad, tlen));
+                    bad[1 + at % len] = (char)0xff;
+                    CHECK(!json_valid(bad, tlen));
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_scalars);
@@ -390,5 +450,6 @@ int main(void)
     RUN(test_string_decode);
     RUN(test_string_encode);
     RUN(test_string_round_trip);
+    RUN(test_runs_at_every_offset);
     return UNIT_DONE();
 }
