@@ -231,7 +231,8 @@ static files_sweep_t *sweep_start(const char *dir, store_t *store)
  * An accept that fails with EMFILE only makes libuv accept-and-close (its reserve-fd trick):
  * the client gets an empty reply; a cap below the limit gets it a 503 instead. Each connection
  * is one descriptor; 64 are kept for the store, the listener and logs, and of the rest 1/8
- * for refused connections still writing their 503 (at most cap/8 + 16, http_server.c), which
+ * (at most 512) for refused connections still writing their 503 (at most min(cap/8, 496) + 16,
+ * http_server.c), which
  * leaves a little for uploads and downloads (a file each: past the limit those answer 500,
  * the accept path stays bounded). */
 static size_t connection_cap(long long wanted)
@@ -251,7 +252,13 @@ static size_t connection_cap(long long wanted)
         }
     }
     rlim_t lim = rl.rlim_cur > 10000000 ? 10000000 : rl.rlim_cur;
-    size_t cap = lim > 256 ? (size_t)(lim - 64) / 8 * 7 : (size_t)lim / 2;
+    size_t cap = (size_t)lim / 2;
+    if (lim > 256) {
+        /* The reserve for refused connections is 1/8, at most CONN_REFUSE_RESERVE (512):
+         * a large limit is then nearly all connections (19,424 of 20,000). */
+        size_t avail = (size_t)(lim - 64), reserve = avail - avail / 8 * 7;
+        cap = avail - (reserve > CONN_REFUSE_RESERVE ? CONN_REFUSE_RESERVE : reserve);
+    }
     if (wanted > 0 && (size_t)wanted < cap) cap = (size_t)wanted;
     if (wanted > 0 && (size_t)wanted > cap)
         log_warn("max-connections %lld is more than the open-files limit allows: %zu", wanted, cap);
