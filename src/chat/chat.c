@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/randid.h"
 #include "core/sha.h"
+#include "core/slab.h"
 #include "core/strmap.h"
 #include "http/http_parse.h"
 
@@ -467,6 +468,22 @@ static void auth_args_free(auth_args_t *a)
     a->token_buf = NULL;
 }
 
+/* Every chat socket, in slabs of its own (core/slab.h): no malloc header, and not
+ * interleaved with the handshake's short-lived allocations. Loop thread only; process-wide,
+ * since a socket's last reference may be dropped late in shutdown. */
+static slab_pool_t sock_pool;
+
+chat_sock_t *chat_sock_alloc(void)
+{
+    if (!sock_pool.size) slab_pool_init(&sock_pool, sizeof(chat_sock_t));
+    return slab_calloc(&sock_pool);
+}
+
+void chat_sock_free(chat_sock_t *cs)
+{
+    slab_free(&sock_pool, cs);
+}
+
 static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
 {
     chat_t *c = arg;
@@ -500,12 +517,12 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
         return refuse(err, "rate_limited", "RATE_LIMITED", "too many connections for this user",
                       1000);
     }
-    chat_sock_t *cs = calloc(1, sizeof *cs);
+    chat_sock_t *cs = chat_sock_alloc();
     /* The user's presence entry holds its id for the socket; it is counted on connection,
      * which follows at once. */
     presence_t *pres = cs ? chat_presence_get(c, user.id) : NULL;
     if (!pres) {
-        free(cs);
+        chat_sock_free(cs);
         auth_args_free(&a);
         limiter_release(&c->user_conns, user.id);
         return -1;

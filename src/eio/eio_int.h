@@ -3,6 +3,7 @@
 #ifndef PARLOR_EIO_INT_H
 #define PARLOR_EIO_INT_H
 
+#include "core/slab.h"
 #include "net/timerq.h"
 #include "eio/eio_packet.h"
 #include "eio/eio_server.h"
@@ -91,6 +92,7 @@ struct eio_server {
     bool shutting_down;
     char cors_origins[512];
     char sid_prefix[SID_PREFIX_MAX + 2]; /* "<prefix>." or "" */
+    slab_pool_t session_pool;            /* sessions with their session_extra (core/slab.h) */
     size_t sid_len;                      /* every sid of this server is this long */
 };
 
