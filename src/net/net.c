@@ -549,7 +549,9 @@ static void on_connection(uv_stream_t *server, int status)
     nl->all.all_prev->all_next = c;
     nl->all.all_prev = c;
     nl->num_conns++;
-    uv_tcp_nodelay(&c->tcp, 1);
+#ifndef __linux__
+    uv_tcp_nodelay(&c->tcp, 1); /* (inherited from the listener on Linux: net_listen) */
+#endif
     l->cb(c, l->arg);
     if (c->flags & NET_CONN_CLOSING) return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -573,6 +575,11 @@ int net_listen(net_loop_t *nl, const char *host, int port, net_accept_cb cb, voi
     uv_tcp_init(nl->loop, &l->tcp);
     l->tcp.data = l;
     r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+#ifdef __linux__
+    /* Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt per
+     * connection less (on_connection). */
+    if (r == 0) r = uv_tcp_nodelay(&l->tcp, 1);
+#endif
     if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
     if (r < 0) {
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
