@@ -1,6 +1,7 @@
 /* The chat layer's core: its lifecycle, the Socket.IO handlers table (authorization with the
  * connection-state-recovery pid, connection, events, disconnection), users and limits, and
  * the answers to the socket that asked. The features live beside it (see chat_int.h). */
+#define _GNU_SOURCE /* memmem */
 #include "chat/chat.h"
 
 #include <stdio.h>
@@ -15,10 +16,10 @@
 #include "core/json_scan.h"
 #include "core/log.h"
 #include "core/randid.h"
+#include "core/sha.h"
+#include "core/slab.h"
 #include "core/strmap.h"
 #include "http/http_parse.h"
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 
 static int64_t now_s(void)
 {
@@ -264,11 +265,18 @@ static void on_sweep(uv_timer_t *t)
  * needs no server-side state and survives restarts. */
 static void pid_of(const char *user, char out[33])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    char in[STORE_USER_ID_MAX + 16];
-    int n = snprintf(in, sizeof in, "parlor-pid:%s", user);
-    SHA256((const unsigned char *)in, (size_t)n, md);
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    static const char hex[] = "0123456789abcdef";
+    uint8_t md[SHA256_LEN];
+    sha256_ctx_t h;
+    sha256_init(&h);
+    sha256_update(&h, "parlor-pid:", 11);
+    sha256_update(&h, user, strlen(user));
+    sha256_final(&h, md);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
 }
 
 /* On every send: by hand, not printf (a tenth of the instructions). */
@@ -370,13 +378,121 @@ static bool pid_parse(const char *pid, const char *hash, int64_t *pos, char rnd[
     return true;
 }
 
+/* The CONNECT payload's fields, read in place with json_scan (jansson spent a tenth of a
+ * handshake's instructions building a tree for a 200-byte token), as jansson read them: a
+ * payload that is not a valid JSON object, or holds a lone surrogate, has no fields; a repeated
+ * key keeps its last value; a field that is not a string is absent. A payload with a "\u0000"
+ * escape anywhere (jansson refuses a NUL in any string) is read by jansson as before. The
+ * token points into the payload unless it has escapes (then into token_buf, freed by
+ * auth_args_free); pid and offset longer than their buffers can never be valid and read as
+ * absent. */
+typedef struct {
+    str_t token;
+    char *token_buf;
+    char pid[96], offset[24];
+    bool has_pid, has_offset;
+} auth_args_t;
+
+static bool auth_string(str_t raw, char *out, size_t cap, size_t *len)
+{
+    if (raw.len < 2 || raw.ptr[0] != '"' || raw.len - 2 >= cap) return false;
+    int64_t n = json_string_decode(raw.ptr, raw.len, out, cap);
+    if (n < 0) return false;
+    out[n] = '\0';
+    *len = (size_t)n;
+    return true;
+}
+
+static bool auth_field(str_t key, const char *name)
+{
+    char k[8];
+    size_t kl;
+    return auth_string(key, k, sizeof k, &kl) && kl == strlen(name) && memcmp(k, name, kl) == 0;
+}
+
+static bool auth_args_jansson(str_t auth, auth_args_t *a)
+{
+    json_t *j = json_loadb(auth.ptr, auth.len, 0, NULL);
+    const char *pid = json_string_value(json_object_get(j, "pid"));
+    const char *off = json_string_value(json_object_get(j, "offset"));
+    json_t *t = json_object_get(j, "token");
+    a->has_pid = pid && strlen(pid) < sizeof a->pid;
+    if (a->has_pid) strcpy(a->pid, pid);
+    a->has_offset = off && strlen(off) < sizeof a->offset;
+    if (a->has_offset) strcpy(a->offset, off);
+    if (json_is_string(t) && (a->token_buf = malloc(json_string_length(t) + 1)) != NULL) {
+        memcpy(a->token_buf, json_string_value(t), json_string_length(t) + 1);
+        a->token = str_make(a->token_buf, json_string_length(t));
+    }
+    json_decref(j);
+    return true;
+}
+
+static bool auth_args_read(str_t auth, auth_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    if (!auth.len) return false;
+    if (memmem(auth.ptr, auth.len, "\\u0000", 6)) return auth_args_jansson(auth, a);
+    json_object_iter_t it;
+    str_t key, val, tok = STR_NULL;
+    if (!json_valid(auth.ptr, auth.len) || json_has_lone_surrogate(auth.ptr, auth.len) ||
+        json_object_iter_init(&it, auth) < 0)
+        return false;
+    int r;
+    size_t n;
+    while ((r = json_object_next(&it, &key, &val)) == 1) {
+        bool str = val.len >= 2 && val.ptr[0] == '"';
+        if (auth_field(key, "token"))
+            tok = str ? val : STR_NULL;
+        else if (auth_field(key, "pid"))
+            a->has_pid = str && auth_string(val, a->pid, sizeof a->pid, &n);
+        else if (auth_field(key, "offset"))
+            a->has_offset = str && auth_string(val, a->offset, sizeof a->offset, &n);
+    }
+    if (r < 0) return false;
+    if (tok.ptr) {
+        if (!memchr(tok.ptr, '\\', tok.len)) {
+            a->token = str_make(tok.ptr + 1, tok.len - 2);
+        } else {
+            a->token_buf = malloc(tok.len);
+            if (!a->token_buf || !auth_string(tok, a->token_buf, tok.len, &n)) return false;
+            a->token = str_make(a->token_buf, n);
+        }
+    }
+    return true;
+}
+
+static void auth_args_free(auth_args_t *a)
+{
+    free(a->token_buf);
+    a->token_buf = NULL;
+}
+
+/* Every chat socket, in slabs of its own (core/slab.h): no malloc header, and not
+ * interleaved with the handshake's short-lived allocations. Loop thread only; process-wide,
+ * since a socket's last reference may be dropped late in shutdown. */
+static slab_pool_t sock_pool;
+
+chat_sock_t *chat_sock_alloc(void)
+{
+    if (!sock_pool.size) slab_pool_init(&sock_pool, sizeof(chat_sock_t));
+    return slab_calloc(&sock_pool);
+}
+
+void chat_sock_free(chat_sock_t *cs)
+{
+    slab_free(&sock_pool, cs);
+}
+
 static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
 {
     chat_t *c = arg;
-    str_t token = STR_NULL;
-    json_t *a = auth.len ? json_loadb(auth.ptr, auth.len, 0, NULL) : NULL;
-    json_t *t = json_object_get(a, "token");
-    if (json_is_string(t)) token = str_make(json_string_value(t), json_string_length(t));
+    auth_args_t a;
+    if (!auth_args_read(auth, &a)) {
+        auth_args_free(&a);
+        memset(&a, 0, sizeof a);
+    }
+    str_t token = a.token;
     /* An Engine.IO v3 client (socket.io-client 2.x) sends it in the handshake query. */
     char qtoken[4096];
     int ql = token.ptr
@@ -386,7 +502,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     chat_user_t user;
     int rc = chat_authenticate(c, token, &user);
     if (rc != AUTH_OK) {
-        json_decref(a);
+        auth_args_free(&a);
         log_debug_throttled("socket refused: %s", auth_error_code(rc));
         return refuse(err, "unauthorized", auth_error_code(rc),
                       rc == AUTH_ERR_MISSING   ? "a token is required (auth: { token })"
@@ -396,18 +512,18 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
                       0);
     }
     if (limiter_acquire(&c->user_conns, user.id) < 0) {
-        json_decref(a);
+        auth_args_free(&a);
         log_info_throttled("socket of %s refused: too many connections", user.id);
         return refuse(err, "rate_limited", "RATE_LIMITED", "too many connections for this user",
                       1000);
     }
-    chat_sock_t *cs = calloc(1, sizeof *cs);
+    chat_sock_t *cs = chat_sock_alloc();
     /* The user's presence entry holds its id for the socket; it is counted on connection,
      * which follows at once. */
     presence_t *pres = cs ? chat_presence_get(c, user.id) : NULL;
     if (!pres) {
-        free(cs);
-        json_decref(a);
+        chat_sock_free(cs);
+        auth_args_free(&a);
         limiter_release(&c->user_conns, user.id);
         return -1;
     }
@@ -417,9 +533,8 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     chat_record_user(c, &user);
     cs->refs = 1;
     cs->recover_from = -1;
-    while (!cs->sid && RAND_bytes((unsigned char *)&cs->sid, sizeof cs->sid) == 1) {
-    }
-    if (!cs->sid) cs->sid = (uintptr_t)cs; /* no randomness: unique in this process at least */
+    randid_bytes(&cs->sid, sizeof cs->sid);
+    if (!cs->sid) cs->sid = (uintptr_t)cs; /* 2^-64: unique in this process at least */
     /* pid = "<hash of the user>-<position when the session started>-<random>". A reconnect
      * that brings a pid of this user back resumes from its offset (the last event it got) or,
      * when it got none, from the position in the pid; answering with the same pid tells
@@ -431,8 +546,8 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     pid_of(user.id, hash);
     randid_generate(cs->pid_rnd, 8);
     cs->pid_pos = c->last_pos;
-    const char *off = json_string_value(json_object_get(a, "offset"));
-    if (pid_parse(json_string_value(json_object_get(a, "pid")), hash, &cs->pid_pos, cs->pid_rnd))
+    const char *off = a.has_offset ? a.offset : NULL;
+    if (pid_parse(a.has_pid ? a.pid : NULL, hash, &cs->pid_pos, cs->pid_rnd))
         cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
     if (cs->recover_from >= 0 && !chat_recovery_admit(c, cs->recover_from)) {
         /* Too much to replay: a new session (recovered false); the client catches up over
@@ -441,7 +556,7 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
         randid_generate(cs->pid_rnd, 8);
         cs->pid_pos = c->last_pos;
     }
-    json_decref(a);
+    auth_args_free(&a);
     char key[ACKED_KEY_SIZE];
     acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = 0; /* in use again */

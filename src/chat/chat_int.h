@@ -206,11 +206,15 @@ static inline chat_sock_t *cs_ref(chat_sock_t *cs)
     return cs;
 }
 
+/* Chat sockets live in a pool of their own (core/slab.h; chat.c). */
+chat_sock_t *chat_sock_alloc(void);
+void chat_sock_free(chat_sock_t *cs);
+
 static inline void cs_unref(chat_sock_t *cs)
 {
     if (cs && --cs->refs == 0) {
         free(cs->marks);
-        free(cs);
+        chat_sock_free(cs);
     }
 }
 

@@ -79,7 +79,8 @@ static void presence_drop(chat_t *c, presence_t *p)
 typedef struct {
     store_req_t req;
     chat_t *chat;
-    json_t *doc;
+    int64_t last_seen; /* the status announced (status_text) */
+    bool online;
     uint64_t except; /* the id of the socket whose arrival this announces (0: none) */
     char user[STORE_USER_ID_MAX + 1];
     bool small; /* the first try, with room for CONTACTS_FIRST contacts */
@@ -96,7 +97,38 @@ typedef struct {
 #define CONTACTS_FIRST       32
 #define CONTACTS_FIRST_ARENA (CONTACTS_FIRST * (STORE_USER_ID_MAX + 24))
 
-static void announce_ask(chat_t *c, const char *user, json_t *doc, uint64_t except, bool small);
+static void announce_ask(chat_t *c, const char *user, bool online, int64_t last_seen,
+                         uint64_t except, bool small);
+static json_t *status_json(const char *user, bool online, int64_t last_seen);
+
+/* The user_status document as text: written by hand when the id needs no escaping (ids of
+ * tokens are [A-Za-z0-9_-]), the same bytes jansson wrote; else through jansson. Returns a
+ * malloc'd string or NULL. */
+static char *status_text(const char *user, bool online, int64_t last_seen, size_t *len)
+{
+    size_t ul = strlen(user);
+    for (size_t i = 0; i < ul; i++) {
+        unsigned char ch = (unsigned char)user[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            json_t *doc = status_json(user, online, last_seen);
+            char *text = chat_dumps(doc, len);
+            json_decref(doc);
+            return text;
+        }
+    }
+    char at[64] = "";
+    if (last_seen > 0) chat_iso_time(last_seen, at);
+    size_t cap = ul + strlen(at) + 64;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    int n = last_seen > 0
+                ? snprintf(text, cap, "{\"userId\":\"%s\",\"status\":\"%s\",\"lastSeen\":\"%s\"}",
+                           user, online ? "online" : "offline", at)
+                : snprintf(text, cap, "{\"userId\":\"%s\",\"status\":\"%s\",\"lastSeen\":null}",
+                           user, online ? "online" : "offline");
+    *len = (size_t)n;
+    return text;
+}
 
 /* user_status to everyone in a conversation the user has sent a message in (those it chose to
  * talk to), and to the user's own sockets; the contacts come from the store. */
@@ -104,12 +136,12 @@ static void status_contacts_done(store_req_t *req)
 {
     contacts_ctx_t *x = (contacts_ctx_t *)req;
     if (req->status == STORE_OK && x->small && req->u.contacts.has_more) {
-        announce_ask(x->chat, x->user, x->doc, x->except, false); /* takes doc */
+        announce_ask(x->chat, x->user, x->online, x->last_seen, x->except, false);
         free(x);
         return;
     }
     size_t len;
-    char *text = chat_dumps(x->doc, &len);
+    char *text = status_text(x->user, x->online, x->last_seen, &len);
     if (text) {
         str_t arg = str_make(text, len), self = str_cstr(x->user);
         chat_delivery_t d = {.to = CHAT_TO_USERS, .event = "user_status", .args = &arg, .nargs = 1};
@@ -125,7 +157,6 @@ static void status_contacts_done(store_req_t *req)
         chat_deliver(x->chat, &d);
         free(text);
     }
-    json_decref(x->doc);
     free(x);
 }
 
@@ -137,19 +168,17 @@ static json_t *status_json(const char *user, bool online, int64_t last_seen)
                      "lastSeen", last_seen > 0 ? json_string(at) : json_null());
 }
 
-/* Takes over doc. */
-static void announce_ask(chat_t *c, const char *user, json_t *doc, uint64_t except, bool small)
+static void announce_ask(chat_t *c, const char *user, bool online, int64_t last_seen,
+                         uint64_t except, bool small)
 {
     size_t cap = small ? CONTACTS_FIRST_ARENA : CONTACTS_ARENA;
     contacts_ctx_t *x = malloc(sizeof *x + cap);
-    if (!x) {
-        json_decref(doc);
-        return;
-    }
+    if (!x) return;
     memset(x, 0, sizeof *x);
     x->chat = c;
     snprintf(x->user, sizeof x->user, "%s", user);
-    x->doc = doc;
+    x->online = online;
+    x->last_seen = last_seen;
     x->except = except;
     x->small = small;
     x->req.op = STORE_OP_CONTACTS;
@@ -159,16 +188,12 @@ static void announce_ask(chat_t *c, const char *user, json_t *doc, uint64_t exce
     x->req.u.contacts.user = str_cstr(x->user);
     x->req.u.contacts.mode = STORE_CONTACTS_AUDIENCE; /* only those it has written to */
     x->req.u.contacts.limit = small ? CONTACTS_FIRST : CONTACTS_LIMIT;
-    if (store_submit(c->store, &x->req) != 0) {
-        json_decref(x->doc);
-        free(x);
-    }
+    if (store_submit(c->store, &x->req) != 0) free(x);
 }
 
 static void announce(chat_t *c, presence_t *p, chat_sock_t *except)
 {
-    announce_ask(c, p->user, status_json(p->user, p->online, p->last_seen),
-                 except ? except->sid : 0, true);
+    announce_ask(c, p->user, p->online, p->last_seen, except ? except->sid : 0, true);
 }
 
 typedef struct {
@@ -488,7 +513,7 @@ void chat_presence_announce(chat_t *c, const char *user, bool online, int64_t at
 {
     if (strlen(user) > STORE_USER_ID_MAX) return;
     if (!online) store_seen(c, user, at_ms);
-    announce_ask(c, user, status_json(user, online, at_ms), except, true);
+    announce_ask(c, user, online, at_ms, except, true);
 }
 
 uint32_t chat_presence_grace_ms(const chat_t *c)

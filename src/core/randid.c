@@ -34,19 +34,34 @@ bool randid_valid(const char *s, size_t n)
     return true;
 }
 
-void randid_generate(char *out, size_t n)
+/* n (at most 64) bytes of the pool, which the caller copies before wiping them. */
+static uint8_t *pool_take(size_t n)
 {
-    if (n > 64) n = 64;
     pthread_once(&atfork_once, register_atfork);
     if (pool_left < n) {
         /* getrandom on a small buffer never returns short once the pool is initialized. */
         if (getrandom(pool, POOL_SIZE, 0) != POOL_SIZE) abort();
         pool_left = POOL_SIZE;
     }
-    const uint8_t *rnd = pool + POOL_SIZE - pool_left;
+    uint8_t *rnd = pool + POOL_SIZE - pool_left;
+    pool_left -= n;
+    return rnd;
+}
+
+void randid_generate(char *out, size_t n)
+{
+    if (n > 64) n = 64;
+    uint8_t *rnd = pool_take(n);
     for (size_t i = 0; i < n; i++) out[i] = alphabet[rnd[i] & 63];
     /* Used bytes are wiped: what was handed out is not left behind in memory. */
-    memset(pool + POOL_SIZE - pool_left, 0, n);
-    pool_left -= n;
+    memset(rnd, 0, n);
     out[n] = '\0';
+}
+
+void randid_bytes(void *out, size_t n)
+{
+    if (n > 64) n = 64;
+    uint8_t *rnd = pool_take(n);
+    memcpy(out, rnd, n);
+    memset(rnd, 0, n);
 }

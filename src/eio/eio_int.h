@@ -3,6 +3,7 @@
 #ifndef PARLOR_EIO_INT_H
 #define PARLOR_EIO_INT_H
 
+#include "core/slab.h"
 #include "net/timerq.h"
 #include "eio/eio_packet.h"
 #include "eio/eio_server.h"
@@ -55,7 +56,12 @@ struct eio_session {
     char sid[SID_MAX + 1];
     uint8_t transport;
     uint8_t state;
-    uint8_t protocol; /* 4, or 3 (EIO=3, with allow_eio3) */
+    uint8_t protocol;   /* 4, or 3 (EIO=3, with allow_eio3) */
+    bool awaiting_pong; /* a ping went out and no pong came back yet */
+    /* That ping (v3: the last pong) may not have left the server: over polling no GET
+     * carried it yet; over WebSocket it ends at byte ping_end of the connection's output
+     * (see ping_read). (Both beside the bytes above: no padding, 8 bytes less per session.) */
+    bool ping_unread;
     eio_server_t *srv;
     eio_session_t *hash_next;
     ws_conn_t *ws;     /* the WebSocket transport */
@@ -64,11 +70,6 @@ struct eio_session {
      * client to fetch the close packet), reap_tq (S_CLOSING: destroyed on the next turn) or,
      * for a v3 session, v3_tq (waiting for the client's ping). */
     tq_entry_t hb;
-    bool awaiting_pong; /* a ping went out and no pong came back yet */
-    /* That ping (v3: the last pong) may not have left the server: over polling no GET
-     * carried it yet; over WebSocket it ends at byte ping_end of the connection's output
-     * (see ping_read). */
-    bool ping_unread;
     uint64_t ping_end;
     const char *close_reason; /* for a session in reap_tq */
     void *data;
@@ -91,6 +92,7 @@ struct eio_server {
     bool shutting_down;
     char cors_origins[512];
     char sid_prefix[SID_PREFIX_MAX + 2]; /* "<prefix>." or "" */
+    slab_pool_t session_pool;            /* sessions with their session_extra (core/slab.h) */
     size_t sid_len;                      /* every sid of this server is this long */
 };
 

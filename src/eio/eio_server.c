@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/log.h"
 #include "core/randid.h"
+#include "core/slab.h"
 #include "eio/eio_int.h"
 #include "eio/eio_packet.h"
 
@@ -309,7 +310,7 @@ void eio_session_destroy(eio_session_t *s, const char *reason)
     }
     eio_polling_free(s);
     if (s->admit_handle && srv->cfg.release) srv->cfg.release(srv->cfg.admit_arg, s->admit_handle);
-    free(s);
+    slab_free(&srv->session_pool, s);
 }
 
 void eio_session_close(eio_session_t *s, const char *reason)
@@ -505,9 +506,9 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         }
     }
     /* One allocation holds the session and the layer above's state for it. */
-    eio_session_t *s = calloc(1, sizeof *s + srv->cfg.session_extra);
+    eio_session_t *s = slab_calloc(&srv->session_pool);
     if (s && transport == TRANSPORT_POLLING && !(s->pl = calloc(1, sizeof *s->pl))) {
-        free(s);
+        slab_free(&srv->session_pool, s);
         s = NULL;
     }
     if (!s) {
@@ -525,7 +526,7 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
     if (table_insert(srv, s) < 0) {
         if (handle) srv->cfg.release(srv->cfg.admit_arg, handle);
         free(s->pl);
-        free(s);
+        slab_free(&srv->session_pool, s);
         http_respond_error(hc, 503, "INTERNAL", "out of memory");
         return NULL;
     }
@@ -715,6 +716,7 @@ eio_server_t *eio_server_new(net_loop_t *nl, const eio_config_t *cfg, const eio_
     srv->sid_len = strlen(srv->sid_prefix) + SID_LEN;
     srv->nbuckets = 64;
     srv->buckets = calloc(srv->nbuckets, sizeof *srv->buckets);
+    slab_pool_init(&srv->session_pool, sizeof(eio_session_t) + srv->cfg.session_extra);
     timerq_init(nl->loop, &srv->ping_tq, cfg->ping_interval_ms, on_ping_due);
     timerq_init(nl->loop, &srv->pong_tq, cfg->ping_timeout_ms, on_pong_missing);
     timerq_init(nl->loop, &srv->reap_tq, 0, on_reap);
@@ -774,6 +776,7 @@ void eio_server_free(eio_server_t *srv)
     rbuf_unref(srv->close_pkt);
     rbuf_unref(srv->pong_pkt);
     free(srv->buckets);
+    slab_pool_trim(&srv->session_pool);
     free(srv);
 }
 

@@ -174,9 +174,12 @@ static void refuse_conn(http_server_t *s, net_conn_t *c, const char *why)
         "X-Content-Type-Options: nosniff\r\n"
         "Retry-After: 1\r\nContent-Length: 65\r\nConnection: close\r\n\r\n"
         "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"too many connections\"}}";
-    size_t slack = s->cfg.max_conns ? s->cfg.max_conns / 8 : 1008;
-    if (slack > 240) slack = 240; /* serve.c's connection_cap keeps 448 in reserve */
-    slack += 16;
+    size_t slack = 1024;
+    if (s->cfg.max_conns) {
+        slack = s->cfg.max_conns / 8;
+        if (slack > CONN_REFUSE_RESERVE - 16) slack = CONN_REFUSE_RESERVE - 16;
+        slack += 16;
+    }
     size_t cap = s->cfg.max_conns ? s->cfg.max_conns : (size_t)-1 / 2;
     log_debug("conn %llu: refused (%s)", (unsigned long long)c->id, why);
     if (c->nl->num_conns <= cap + slack && net_conn_write_copy(c, resp, sizeof resp - 1) == 0)

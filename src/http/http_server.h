@@ -9,6 +9,9 @@
 #include "http/http_parse.h"
 #include "net/net.h"
 
+/* Descriptors kept beyond the connection cap for refused connections writing their 503. */
+#define CONN_REFUSE_RESERVE 512
+
 typedef struct http_server http_server_t;
 typedef struct http_conn http_conn_t;
 
@@ -37,6 +40,8 @@ typedef struct {
     size_t max_buffered;
     /* TCP connections the server keeps at once (sized from RLIMIT_NOFILE by the caller);
      * beyond it a new connection gets a 503 and is closed. 0: no cap. */
+    /* (Refused connections that may still be writing their 503 past it: max_conns/8 + 16, at
+     * most CONN_REFUSE_RESERVE; the caller keeps that many descriptors for them.) */
     size_t max_conns;
     /* Connections from one IP address while they speak HTTP (a WebSocket leaves this count
      * after its upgrade; Engine.IO sessions have their own per-IP cap). 0: no cap. */

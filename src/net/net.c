@@ -56,6 +56,7 @@ int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
     nl->loop = loop;
     nl->limits = *limits;
     nl->all.all_prev = nl->all.all_next = &nl->all;
+    slab_pool_init(&nl->conn_pool, sizeof(net_conn_t));
     uv_check_init(loop, &nl->check);
     nl->check.data = nl;
     uv_check_start(&nl->check, on_check);
@@ -84,6 +85,7 @@ static void loop_close_handles(net_loop_t *nl)
     timerq_close(&nl->idle_tq);
     timerq_close(&nl->linger_tq);
     timerq_close(&nl->send_tq);
+    slab_pool_trim(&nl->conn_pool); /* every connection is gone */
 }
 
 void net_loop_close(net_loop_t *nl)
@@ -132,7 +134,7 @@ static void on_conn_closed(uv_handle_t *h)
     }
     conn_free_outq(c);
     buf_free(&c->in);
-    free(c);
+    slab_free(&nl->conn_pool, c);
 }
 
 void net_conn_close(net_conn_t *c)
@@ -528,7 +530,7 @@ static void on_connection(uv_stream_t *server, int status)
         log_warn_throttled("accept: %s", uv_strerror(status));
         return;
     }
-    net_conn_t *c = calloc(1, sizeof *c);
+    net_conn_t *c = slab_calloc(&nl->conn_pool);
     if (!c) return;
     uv_tcp_init(nl->loop, &c->tcp);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
@@ -547,7 +549,9 @@ static void on_connection(uv_stream_t *server, int status)
     nl->all.all_prev->all_next = c;
     nl->all.all_prev = c;
     nl->num_conns++;
-    uv_tcp_nodelay(&c->tcp, 1);
+#ifndef __linux__
+    uv_tcp_nodelay(&c->tcp, 1); /* (inherited from the listener on Linux: net_listen) */
+#endif
     l->cb(c, l->arg);
     if (c->flags & NET_CONN_CLOSING) return;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -571,6 +575,11 @@ int net_listen(net_loop_t *nl, const char *host, int port, net_accept_cb cb, voi
     uv_tcp_init(nl->loop, &l->tcp);
     l->tcp.data = l;
     r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+#ifdef __linux__
+    /* Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt per
+     * connection less (on_connection). */
+    if (r == 0) r = uv_tcp_nodelay(&l->tcp, 1);
+#endif
     if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
     if (r < 0) {
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/slab.h"
 #include "net/timerq.h"
 
 typedef struct net_loop net_loop_t;
@@ -56,12 +57,12 @@ struct net_conn {
     net_loop_t *nl;
     const net_handler_t *handler;
     void *ud; /* the handler's state */
-    uint64_t id;
     buf_t in; /* unconsumed input; empty (no memory) between messages */
     net_slice_t *outq;
     uint32_t outq_len, outq_cap;
     size_t out_bytes; /* queued, not yet handed to the kernel */
     uint32_t flags;
+    uint32_t id; /* for logs (wraps after 4 billion connections; beside flags: no padding) */
     net_conn_t *flush_next;
     net_conn_t *all_prev, *all_next; /* every live connection, for shutdown */
     tq_entry_t timeout;              /* header, idle or linger timeout */
@@ -81,6 +82,7 @@ struct net_loop {
     size_t out_bytes_total; /* unsent bytes queued on every connection */
     uint64_t outbound_cuts; /* connections cut by max_outbound_total */
     timerq_t header_tq, idle_tq, linger_tq, send_tq;
+    slab_pool_t conn_pool; /* the net_conn_t of every connection (core/slab.h) */
     char scratch[64 * 1024];
 };
 

@@ -230,11 +230,10 @@ static files_sweep_t *sweep_start(const char *dir, store_t *store)
 /* Raises the soft open-files limit to the hard one and returns the connection cap it allows.
  * An accept that fails with EMFILE only makes libuv accept-and-close (its reserve-fd trick):
  * the client gets an empty reply; a cap below the limit gets it a 503 instead. Each connection
- * is one descriptor; 64 are kept for the store, the listener and logs, and of the rest 1/8,
- * at most 448, for refused connections still writing their 503 (at most min(cap/8, 240) + 16,
- * http_server.c) and uploads and downloads (a file each: past the limit those answer 500, the
- * accept path stays bounded). The bound on the reserve lets a 20,000-file process hold 19,488
- * connections rather than 17,444. */
+ * is one descriptor; 64 are kept for the store, the listener and logs, and of the rest 1/8
+ * (at most 512) for refused connections still writing their 503 (at most min(cap/8, 496) + 16,
+ * http_server.c), which leaves a little for uploads and downloads (a file each: past the limit
+ * those answer 500, the accept path stays bounded). */
 static size_t connection_cap(long long wanted)
 {
     struct rlimit rl;
@@ -252,9 +251,13 @@ static size_t connection_cap(long long wanted)
         }
     }
     rlim_t lim = rl.rlim_cur > 10000000 ? 10000000 : rl.rlim_cur;
-    size_t reserve = lim > 256 ? (size_t)(lim - 64) / 8 : 0;
-    if (reserve > 448) reserve = 448;
-    size_t cap = lim > 256 ? (size_t)(lim - 64) - reserve : (size_t)lim / 2;
+    size_t cap = (size_t)lim / 2;
+    if (lim > 256) {
+        /* The reserve for refused connections is 1/8, at most CONN_REFUSE_RESERVE (512):
+         * a large limit is then nearly all connections (19,424 of 20,000). */
+        size_t avail = (size_t)(lim - 64), reserve = avail - avail / 8 * 7;
+        cap = avail - (reserve > CONN_REFUSE_RESERVE ? CONN_REFUSE_RESERVE : reserve);
+    }
     if (wanted > 0 && (size_t)wanted < cap) cap = (size_t)wanted;
     if (wanted > 0 && (size_t)wanted > cap)
         log_warn("max-connections %lld is more than the open-files limit allows: %zu", wanted, cap);
@@ -273,9 +276,11 @@ static void close_conn(net_conn_t *c, void *arg)
  * its arenas (request contexts, buffers of handshakes in flight, the store threads' own
  * arenas) that stay resident although nothing uses them. Every few seconds, when at least
  * TRIM_MIN_FREE bytes are free, malloc_trim hands whole free pages back (it madvises them
- * away, not only the top of the heap). It walks the heap, so it is not run more often. */
+ * away, not only the top of the heap). It walks the heap, so it is not run more often. The
+ * per-connection structures live in pools outside the heap (core/slab.h), so the heap is
+ * small (about 3 MB with 10,000 connections) and 256 KiB free is worth a walk. */
 #define TRIM_EVERY_MS 2000
-#define TRIM_MIN_FREE (1 << 20)
+#define TRIM_MIN_FREE (1 << 18)
 static void on_trim(uv_timer_t *t)
 {
     (void)t;

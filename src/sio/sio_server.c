@@ -89,10 +89,10 @@ struct sio_client {
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
+    bool first_used;  /* (beside refused: no padding, 8 bytes less per client) */
     /* The Engine.IO handshake request, set only while a v3 client's implicit CONNECT to "/"
      * runs (from the open callback): see sio_socket_handshake_query. */
     const http_request_t *open_req;
-    bool first_used;
     sio_socket_t first;
 };
 

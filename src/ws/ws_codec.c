@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-
 #include "core/base64.h"
+#include "core/sha.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -15,25 +13,26 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 void ws_accept_key(str_t client_key, char out[29])
 {
-    uint8_t md[SHA_DIGEST_LENGTH];
+    uint8_t md[SHA1_LEN];
     uint8_t tmp[128];
     size_t glen = sizeof(ws_guid) - 1;
 
     if (client_key.len <= sizeof(tmp) - glen) {
-        /* The real case (a 24-char key): one-shot on the stack, no allocation. */
+        /* The real case (a 24-char key): on the stack, no allocation. */
         if (client_key.len) memcpy(tmp, client_key.ptr, client_key.len);
         memcpy(tmp + client_key.len, ws_guid, glen);
-        SHA1(tmp, client_key.len + glen, md);
+        sha1(tmp, client_key.len + glen, md);
     } else {
         /* Oversized keys cannot pass ws_key_valid, but stay total rather than truncate. */
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        unsigned int mdlen = 0;
-        if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) ||
-            !EVP_DigestUpdate(ctx, client_key.ptr, client_key.len) ||
-            !EVP_DigestUpdate(ctx, ws_guid, glen) || !EVP_DigestFinal_ex(ctx, md, &mdlen)) {
+        uint8_t *big = malloc(client_key.len + glen);
+        if (big) {
+            memcpy(big, client_key.ptr, client_key.len);
+            memcpy(big + client_key.len, ws_guid, glen);
+            sha1(big, client_key.len + glen, md);
+            free(big);
+        } else {
             memset(md, 0, sizeof(md));
         }
-        EVP_MD_CTX_free(ctx);
     }
     out[base64_encode(md, sizeof(md), out)] = '\0'; /* 20 bytes: 28 characters */
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/slab.h"
 
 struct ws_conn {
     net_conn_t *conn;
@@ -14,6 +15,10 @@ struct ws_conn {
     uint64_t queued; /* bytes queued on conn since the handshake; see ws_conn_queued */
     bool close_sent;
 };
+
+/* Every WebSocket's state, in slabs of its own (core/slab.h); loop thread only, like the
+ * connections themselves. */
+static slab_pool_t ws_pool;
 
 static size_t ws_on_data(net_conn_t *c, char *data, size_t len);
 static void ws_on_close(net_conn_t *c);
@@ -45,7 +50,8 @@ ws_conn_t *ws_conn_accept(http_conn_t *hc, const http_request_t *req, size_t max
                           const ws_conn_handler_t *h, void *ud)
 {
     net_conn_t *c = http_conn_net(hc);
-    ws_conn_t *ws = calloc(1, sizeof *ws);
+    if (!ws_pool.size) slab_pool_init(&ws_pool, sizeof(ws_conn_t));
+    ws_conn_t *ws = slab_calloc(&ws_pool);
     if (!ws) {
         http_conn_release(hc);
         net_conn_close(c);
@@ -203,5 +209,5 @@ static void ws_on_close(net_conn_t *c)
     ws_conn_t *ws = c->ud;
     if (ws->h && ws->h->on_close) ws->h->on_close(ws, ws->ud);
     ws_parser_free(&ws->parser);
-    free(ws);
+    slab_free(&ws_pool, ws);
 }
