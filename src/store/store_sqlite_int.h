@@ -87,6 +87,8 @@ enum {
     S_BLOCK_COUNT,
     S_BLOCK_LIST,
     S_BLOCK_EITHER,
+    S_BLOCK_ALL,
+    S_DATA_VERSION,
     S_UNREAD_TOTAL,
     S_SEARCH,
     S_SEARCH_CONV,
@@ -132,6 +134,12 @@ struct store_sqlite {
     strmap_t convs;               /* conversation id -> send_conv_t (owned) */
     strmap_t directs;             /* "a|b" direct key -> send_conv_t (in convs) */
     send_conv_t *dirty;           /* conversations whose row is behind */
+    /* The writer's block filter (store_sqlite_blocks.c): a bit per hashed user id that took
+     * part in a block; NULL until first needed. */
+    uint64_t *block_bits;
+    int64_t block_bits_version; /* PRAGMA data_version when it was built */
+    bool block_bits_checked;    /* version checked in this batch's transaction */
+    bool in_batch;              /* between store_sqlite_begin and its commit or rollback */
 };
 
 /* ---- Statements (store_sqlite.c) --------------------------------------------------------- */
@@ -242,6 +250,10 @@ int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t n
 
 /* Whether a and b are in a block, either way (*out). */
 int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out);
+/* The block filter: marks the two users of a block just written; forgets the filter (it is
+ * rebuilt when next needed). */
+void sq_block_filter_mark(store_sqlite_t *db, str_t a, str_t b);
+void sq_block_filter_free(store_sqlite_t *db);
 
 /* ---- The webhook outbox (store_sqlite_outbox.c) ------------------------------------------ */
 

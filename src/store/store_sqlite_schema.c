@@ -350,6 +350,7 @@ void store_sqlite_close(store_sqlite_t *db)
 {
     if (!db) return;
     sq_send_cache_clear(db);
+    sq_block_filter_free(db);
     for (int i = 0; i < S_COUNT_; i++) sqlite3_finalize(db->stmt[i]);
     sqlite3_close(db->db);
     free(db);
@@ -369,12 +370,15 @@ const char *store_sqlite_errmsg(store_sqlite_t *db)
 
 int store_sqlite_begin(store_sqlite_t *db)
 {
+    db->block_bits_checked = false; /* another connection may have written since */
+    db->in_batch = true;
     return sq_run_simple(db, S_BEGIN);
 }
 
 int store_sqlite_commit(store_sqlite_t *db)
 {
     int rc = sq_send_cache_flush(db);
+    db->in_batch = false;
     if (rc == STORE_OK) rc = sq_run_simple(db, S_COMMIT);
     if (rc != STORE_OK)
         store_sqlite_rollback(db);
@@ -385,6 +389,7 @@ int store_sqlite_commit(store_sqlite_t *db)
 
 void store_sqlite_rollback(store_sqlite_t *db)
 {
+    db->in_batch = false;
     sq_send_cache_clear(db);
     if (!sqlite3_get_autocommit(db->db)) sq_run_simple(db, S_ROLLBACK);
 }

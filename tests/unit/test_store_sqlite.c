@@ -442,6 +442,85 @@ static void test_batch_cached_sends(void)
     store_sqlite_close(db);
 }
 
+static int block_set(store_sqlite_t *db, const char *blocker, const char *blocked, bool on)
+{
+    store_block_set_t b = {.blocker = str_cstr(blocker), .blocked = str_cstr(blocked), .on = on};
+    return store_sqlite_block_set(db, &b, 3000);
+}
+
+/* The writer's block filter (store_sqlite_blocks.c) answers "no block" without a query only
+ * while that is true: a block written in the same batch, by another connection between
+ * batches, or among thousands of others (bits shared by hashing) still refuses the send. */
+static void test_block_filter(void)
+{
+    char path[128];
+    store_sqlite_t *db = open_fresh(path, sizeof path);
+    if (!db) return;
+    store_message_insert_t op;
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1000, &op), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1000, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+
+    /* In one batch: the short way sends, then a block, then the same send is refused. */
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1001, &op), STORE_OK);
+    CHECK_EQ_INT(block_set(db, "bob", "alice", true), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1002, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", NULL, 1002, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1002, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    /* Unblocked: the bits stay set, the query answers. */
+    CHECK_EQ_INT(block_set(db, "bob", "alice", false), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1003, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+
+    /* A block written by another connection between batches, and outside a batch. */
+    sqlite3 *raw = raw_open(path);
+    CHECK_EQ_INT(sqlite3_exec(raw,
+                              "INSERT INTO blocks (blocker, blocked, created_at)"
+                              " VALUES ('dave', 'carol', 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1004, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1004, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    CHECK_EQ_INT(sqlite3_exec(raw,
+                              "INSERT INTO blocks (blocker, blocked, created_at)"
+                              " VALUES ('alice', 'bob', 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    CHECK_EQ_INT(send_to(db, "bob", "alice", NULL, 1005, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(sqlite3_exec(raw, "DELETE FROM blocks", NULL, NULL, NULL), SQLITE_OK);
+
+    /* Thousands of users in blocks: every pair still gets the right answer. */
+    CHECK_EQ_INT(sqlite3_exec(raw,
+                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                              " WHERE i < 20000) INSERT INTO blocks (blocker, blocked, created_at)"
+                              " SELECT 'u' || i, 'v' || i, 1 FROM n",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "u17", "v17", NULL, 1006, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(send_to(db, "u17", "v18", NULL, 1006, &op), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1006, &op), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1006, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    store_sqlite_close(db);
+
+    /* Reopened: built from the table. */
+    char err[256];
+    CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "v20000", "u20000", NULL, 1007, &op), STORE_E_BLOCKED);
+    CHECK_EQ_INT(send_to(db, "u19999", "v19998", NULL, 1007, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    store_sqlite_close(db);
+}
+
 /* The contacts of `user` in `mode`, joined with commas, into out. */
 static const char *contacts_of(store_sqlite_t *db, const char *user, store_contacts_mode_t mode,
                                char *out, size_t cap)
@@ -477,6 +556,7 @@ int main(void)
     RUN(test_migration_is_atomic);
     RUN(test_batch_savepoints);
     RUN(test_batch_cached_sends);
+    RUN(test_block_filter);
     cleanup_tmpdir();
     return UNIT_DONE();
 }
