@@ -249,6 +249,9 @@ int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t n
 /* ---- Blocks (store_sqlite_blocks.c) ------------------------------------------------------ */
 
 /* Whether a and b are in a block, either way (*out). */
+/* Registers the VFS that gathers a WAL's writes (store_sqlite_vfs.c); its name, or NULL. */
+const char *sq_vfs_register(void);
+
 int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out);
 /* The block filter: marks the two users of a block just written; forgets the filter (it is
  * rebuilt when next needed). */

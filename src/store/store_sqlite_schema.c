@@ -273,10 +273,12 @@ static int store_migrate(sqlite3 *db, char *err, size_t cap)
  * the process then contends on; nothing here reads them. Has to precede sqlite3_initialize,
  * so it is a no-op if something else in the process initialized SQLite first. */
 static pthread_once_t store_sqlite_once = PTHREAD_ONCE_INIT;
+static const char *store_sqlite_writer_vfs; /* NULL: the default VFS */
 
 static void store_sqlite_configure(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    store_sqlite_writer_vfs = sq_vfs_register();
 }
 
 int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, char *err,
@@ -295,7 +297,8 @@ int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, ch
     db->flags = flags;
     int oflags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                  SQLITE_OPEN_NOMUTEX;
-    int src = sqlite3_open_v2(path, &db->db, oflags, NULL);
+    /* The writer's WAL writes are gathered into one write per commit (store_sqlite_vfs.c). */
+    int src = sqlite3_open_v2(path, &db->db, oflags, ro ? NULL : store_sqlite_writer_vfs);
     if (src != SQLITE_OK) {
         set_err(err, errcap, "%s: %s", path, db->db ? sqlite3_errmsg(db->db) : "out of memory");
         rc = sq_map_rc(src);
