@@ -127,8 +127,11 @@ typedef struct send_conv {
 /* Past this many conversations the cache is emptied at the next COMMIT (and refilled by use). */
 #define SEND_CACHE_MAX 16384
 
+typedef struct sq_checkpointer sq_checkpointer_t;
+
 struct store_sqlite {
     sqlite3 *db;
+    sq_checkpointer_t *ckpt; /* the writer's checkpoint thread (store_sqlite_checkpoint.c) */
     unsigned flags;
     sqlite3_stmt *stmt[S_COUNT_]; /* prepared on first use, kept until close */
     strmap_t convs;               /* conversation id -> send_conv_t (owned) */
@@ -249,6 +252,11 @@ int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t n
 /* ---- Blocks (store_sqlite_blocks.c) ------------------------------------------------------ */
 
 /* Whether a and b are in a block, either way (*out). */
+/* The writer's checkpoints on a thread of their own once the WAL holds `threshold` pages
+ * (store_sqlite_checkpoint.c); without it SQLite's automatic checkpoint stays. */
+int sq_checkpointer_start(store_sqlite_t *db, const char *path, int threshold);
+void sq_checkpointer_stop(store_sqlite_t *db);
+
 /* Registers the VFS that gathers a WAL's writes (store_sqlite_vfs.c); its name, or NULL. */
 const char *sq_vfs_register(void);
 

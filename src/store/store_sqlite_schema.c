@@ -330,6 +330,8 @@ int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, ch
     if (rc != STORE_OK) goto fail;
     if (!ro) {
         if ((rc = store_migrate(db->db, err, errcap)) != STORE_OK) goto fail;
+        if (sq_checkpointer_start(db, path, 16384) != STORE_OK)
+            log_warn("store: no checkpoint thread; SQLite checkpoints in the writer's commits");
     } else {
         if ((rc = pragma_int(db->db, "PRAGMA user_version", &version)) != STORE_OK) {
             set_err(err, errcap, "%s: %s", path, sqlite3_errmsg(db->db));
@@ -352,6 +354,7 @@ fail:
 void store_sqlite_close(store_sqlite_t *db)
 {
     if (!db) return;
+    sq_checkpointer_stop(db);
     sq_send_cache_clear(db);
     sq_block_filter_free(db);
     for (int i = 0; i < S_COUNT_; i++) sqlite3_finalize(db->stmt[i]);
