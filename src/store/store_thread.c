@@ -43,8 +43,10 @@ static void queue_append(store_queue_t *q, store_req_t *head, store_req_t *tail)
 struct store {
     uv_loop_t *loop;
     uv_async_t async;
-    uv_timer_t lazy_timer; /* hands the lazy writes over after STORE_LAZY_MS */
-    int open_handles;      /* the async and the timer; freed when both closed */
+    uv_timer_t lazy_timer;     /* hands the lazy writes over after STORE_LAZY_MS */
+    uv_prepare_t kick_prepare; /* wake the writer once per loop iteration (see store_submit) */
+    uv_check_t kick_check;
+    int open_handles; /* the async, the timer and the two kick handles; freed when all closed */
     const store_engine_t *engine;
     void *writer_conn;
     void *reader_conn[STORE_READERS_MAX];
@@ -73,6 +75,7 @@ struct store {
     store_req_t *delivering; /* completions taken from the queue, not yet delivered */
     size_t inflight;         /* the async handle keeps the loop alive only while > 0 */
     bool closing;
+    bool kick; /* writes queued since the writer was last signalled */
 
     _Atomic uint64_t commits, writes_done, reads_done, max_batch, failed_commits;
     /* The writer thread's: while the database is down every batch fails at once, so its
@@ -265,6 +268,29 @@ static void lazy_timer_cb(uv_timer_t *t)
     uv_mutex_unlock(&s->mu);
 }
 
+/* The writer is signalled once per loop iteration, not once per write: right after the
+ * iteration's I/O callbacks (check) and, for writes submitted anywhere else, before the loop
+ * blocks (prepare). Every write submitted while the loop handled one poll's worth of frames
+ * goes into one batch and one commit, and the writer is woken once for it. */
+static void store_kick(store_t *s)
+{
+    if (!s->kick) return;
+    s->kick = false;
+    uv_mutex_lock(&s->mu);
+    uv_cond_signal(&s->writer_cond);
+    uv_mutex_unlock(&s->mu);
+}
+
+static void kick_prepare_cb(uv_prepare_t *h)
+{
+    store_kick(h->data);
+}
+
+static void kick_check_cb(uv_check_t *h)
+{
+    store_kick(h->data);
+}
+
 /* Stops and joins the threads that were started, then closes the connections. */
 static void store_stop_threads(store_t *s)
 {
@@ -339,6 +365,15 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
     uv_timer_init(loop, &s->lazy_timer);
     s->lazy_timer.data = s;
     s->open_handles = 2;
+    uv_prepare_init(loop, &s->kick_prepare);
+    s->kick_prepare.data = s;
+    uv_prepare_start(&s->kick_prepare, kick_prepare_cb);
+    uv_unref((uv_handle_t *)&s->kick_prepare);
+    uv_check_init(loop, &s->kick_check);
+    s->kick_check.data = s;
+    uv_check_start(&s->kick_check, kick_check_cb);
+    uv_unref((uv_handle_t *)&s->kick_check);
+    s->open_handles = 4;
 
     if (uv_thread_create(&s->writer, store_writer_main, s) != 0) goto fail_thread;
     s->threads_started = 1;
@@ -355,6 +390,8 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
 fail_thread:
     snprintf(err, errcap, "cannot start store threads");
     store_stop_threads(s);
+    uv_close((uv_handle_t *)&s->kick_prepare, store_on_close);
+    uv_close((uv_handle_t *)&s->kick_check, store_on_close);
     uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
     return STORE_E_IO;
@@ -380,7 +417,7 @@ int store_submit(store_t *s, store_req_t *req)
     if (store_op_is_write(req->op) || req->ordered || s->readers == 0) {
         lazy_hand_over_locked(s);
         queue_push(&s->writes, req);
-        uv_cond_signal(&s->writer_cond);
+        s->kick = true; /* signalled at the end of this loop iteration (store_kick) */
     } else {
         queue_push(&s->reads, req);
         uv_cond_signal(&s->reader_cond);
@@ -398,6 +435,8 @@ void store_close(store_t *s)
     uv_mutex_unlock(&s->mu);
     store_stop_threads(s); /* the threads finish every queued request first */
     store_deliver(s);
+    uv_close((uv_handle_t *)&s->kick_prepare, store_on_close);
+    uv_close((uv_handle_t *)&s->kick_check, store_on_close);
     uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
 }
