@@ -2,14 +2,16 @@
  * commit's WAL frames as two pwrite calls each (the 24-byte frame header, then the page), so
  * a commit of one message (5-8 pages: the message row and its indexes, the conversation row)
  * cost 12-16 system calls before its fsync. Here contiguous writes to a WAL file collect in a
- * buffer (at most STORE_WAL_BUF_MAX bytes per connection) and go to the file in one write
+ * buffer (at most 64 KiB per connection: 15 frames of 4 KiB pages) and go to the file in one write
  * before anything that needs them there: the sync of the commit (so an acknowledged message
  * is on disk exactly as before: synchronous=FULL syncs the WAL at every commit), any read,
  * size query, truncation or close of that file, a write elsewhere in it, or a full buffer.
  * Every other file, and every other call, goes straight to the default VFS. */
 #include "store/store_sqlite_int.h"
 
-#define STORE_WAL_BUF_MAX (1u << 20)
+/* The unix VFS writes at most 128 KiB - 1 per call (it masks the length with 0x1ffff), so the
+ * buffer stays well under that. */
+#define STORE_WAL_BUF_MAX (64u * 1024)
 
 typedef struct {
     sqlite3_file base;
@@ -53,14 +55,18 @@ static int gw_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 of
     gw_file_t *f = (gw_file_t *)p;
     if (!f->wal || amt <= 0) return f->real->pMethods->xWrite(f->real, data, amt, off);
     int rc;
-    if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > f->cap) &&
+    if (f->len &&
+        (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > STORE_WAL_BUF_MAX) &&
         (rc = gw_flush(f)) != SQLITE_OK)
         return rc;
     if (f->len + (size_t)amt > f->cap) {
         size_t want = f->cap ? f->cap : 16384;
         while (want < f->len + (size_t)amt && want < STORE_WAL_BUF_MAX) want *= 2;
         unsigned char *nb = want >= f->len + (size_t)amt ? realloc(f->buf, want) : NULL;
-        if (!nb) return f->real->pMethods->xWrite(f->real, data, amt, off); /* unbuffered */
+        if (!nb) { /* a write larger than the buffer, or no memory: straight to the file */
+            if ((rc = gw_flush(f)) != SQLITE_OK) return rc;
+            return f->real->pMethods->xWrite(f->real, data, amt, off);
+        }
         f->buf = nb;
         f->cap = want;
     }
