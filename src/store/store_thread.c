@@ -65,6 +65,7 @@ struct store {
     uv_cond_t writer_cond, reader_cond;
     store_queue_t writes, reads;
     bool stopping, paused;
+    bool writer_waiting; /* the writer is in uv_cond_wait */
 
     /* Completions, guarded by cmu; posted by the threads, drained on the loop. */
     uv_mutex_t cmu;
@@ -159,8 +160,11 @@ static void store_writer_main(void *arg)
     for (;;) {
         uv_mutex_lock(&s->mu);
         while (!(s->writes.head && (!s->paused || s->stopping)) &&
-               !(s->stopping && !s->writes.head))
+               !(s->stopping && !s->writes.head)) {
+            s->writer_waiting = true;
             uv_cond_wait(&s->writer_cond, &s->mu);
+            s->writer_waiting = false;
+        }
         if (!s->writes.head) {
             uv_mutex_unlock(&s->mu);
             break;
@@ -276,9 +280,13 @@ static void store_kick(store_t *s)
 {
     if (!s->kick) return;
     s->kick = false;
+    /* Signalled only if it waits, and after the unlock: a writer woken while the loop still
+     * held the mutex would block on it at once (two more futex calls per batch). The writes
+     * were queued under the mutex, so a writer not waiting now sees them before it waits. */
     uv_mutex_lock(&s->mu);
-    uv_cond_signal(&s->writer_cond);
+    bool wake = s->writer_waiting;
     uv_mutex_unlock(&s->mu);
+    if (wake) uv_cond_signal(&s->writer_cond);
 }
 
 static void kick_prepare_cb(uv_prepare_t *h)
