@@ -455,7 +455,8 @@ static int serve_run(server_t *sp)
     else
         snprintf(path, sizeof path, "sqlite:%s/parlor.db", cfg->data);
     store_target_redact(path, shown, sizeof shown);
-    if (store_open(s.loop, path, &s.store, err, sizeof err) != STORE_OK) {
+    store_options_t sopts = {.commit_wait_us = (unsigned)cfg->store_commit_wait_us};
+    if (store_open_with(s.loop, path, &sopts, &s.store, err, sizeof err) != STORE_OK) {
         log_error("cannot open the store %s: %s", shown, err);
         auth_jwt_free(s.jwt);
         uv_loop_close(s.loop);

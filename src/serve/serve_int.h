@@ -53,6 +53,7 @@ typedef struct {
     char *webhook_url; /* space-separated (OPT_LIST); empty: webhooks off */
     char *webhook_secret;
     long long webhook_unread_delay_s, webhook_timeout_ms, webhook_retry_window_s;
+    long long store_commit_wait_us;
     long long webhook_retry_base_ms, webhook_retry_max_ms, webhook_concurrency, webhook_poll_ms;
 } serve_config_t;
 

@@ -236,6 +236,8 @@ static const char *const store_sql[S_COUNT_] = {
                     " FROM webhook_outbox",
     [S_BLOCK_EITHER] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2),"
                        " EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
+    [S_BLOCK_ALL] = "SELECT blocker, blocked FROM blocks",
+    [S_DATA_VERSION] = "PRAGMA data_version",
 };
 
 int sq_map_rc(int rc)

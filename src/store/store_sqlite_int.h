@@ -87,6 +87,8 @@ enum {
     S_BLOCK_COUNT,
     S_BLOCK_LIST,
     S_BLOCK_EITHER,
+    S_BLOCK_ALL,
+    S_DATA_VERSION,
     S_UNREAD_TOTAL,
     S_SEARCH,
     S_SEARCH_CONV,
@@ -133,8 +135,11 @@ typedef struct send_conv {
 /* Past this many conversations the cache is emptied at the next COMMIT (and refilled by use). */
 #define SEND_CACHE_MAX 16384
 
+typedef struct sq_checkpointer sq_checkpointer_t;
+
 struct store_sqlite {
     sqlite3 *db;
+    sq_checkpointer_t *ckpt; /* the writer's checkpoint thread (store_sqlite_checkpoint.c) */
     unsigned flags;
     sqlite3_stmt *stmt[S_COUNT_]; /* prepared on first use, kept until close */
     strmap_t convs;               /* conversation id -> send_conv_t (owned) */
@@ -142,6 +147,12 @@ struct store_sqlite {
     send_conv_t *dirty;           /* conversations whose row is behind */
     unsigned fts_pending;         /* rows noted above the search index's watermark */
     int64_t fts_since;            /* when the first of them was noted (ms) */
+    /* The writer's block filter (store_sqlite_blocks.c): a bit per hashed user id that took
+     * part in a block; NULL until first needed. */
+    uint64_t *block_bits;
+    int64_t block_bits_version; /* PRAGMA data_version when it was built */
+    bool block_bits_checked;    /* version checked in this batch's transaction */
+    bool in_batch;              /* between store_sqlite_begin and its commit or rollback */
 };
 
 /* ---- Statements (store_sqlite.c) --------------------------------------------------------- */
@@ -251,7 +262,19 @@ int sq_member_insert(store_sqlite_t *db, const char *conv, str_t user, int64_t n
 /* ---- Blocks (store_sqlite_blocks.c) ------------------------------------------------------ */
 
 /* Whether a and b are in a block, either way (*out). */
+/* The writer's checkpoints on a thread of their own once the WAL holds `threshold` pages
+ * (store_sqlite_checkpoint.c); without it SQLite's automatic checkpoint stays. */
+int sq_checkpointer_start(store_sqlite_t *db, const char *path, int threshold);
+void sq_checkpointer_stop(store_sqlite_t *db);
+
+/* Registers the VFS that gathers a WAL's writes (store_sqlite_vfs.c); its name, or NULL. */
+const char *sq_vfs_register(void);
+
 int sq_block_between(store_sqlite_t *db, str_t a, str_t b, bool *out);
+/* The block filter: marks the two users of a block just written; forgets the filter (it is
+ * rebuilt when next needed). */
+void sq_block_filter_mark(store_sqlite_t *db, str_t a, str_t b);
+void sq_block_filter_free(store_sqlite_t *db);
 
 /* ---- The webhook outbox (store_sqlite_outbox.c) ------------------------------------------ */
 

@@ -305,10 +305,12 @@ static int store_migrate(sqlite3 *db, char *err, size_t cap)
  * the process then contends on; nothing here reads them. Has to precede sqlite3_initialize,
  * so it is a no-op if something else in the process initialized SQLite first. */
 static pthread_once_t store_sqlite_once = PTHREAD_ONCE_INIT;
+static const char *store_sqlite_writer_vfs; /* NULL: the default VFS */
 
 static void store_sqlite_configure(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    store_sqlite_writer_vfs = sq_vfs_register();
 }
 
 int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, char *err,
@@ -327,7 +329,8 @@ int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, ch
     db->flags = flags;
     int oflags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                  SQLITE_OPEN_NOMUTEX;
-    int src = sqlite3_open_v2(path, &db->db, oflags, NULL);
+    /* The writer's WAL writes are gathered into one write per commit (store_sqlite_vfs.c). */
+    int src = sqlite3_open_v2(path, &db->db, oflags, ro ? NULL : store_sqlite_writer_vfs);
     if (src != SQLITE_OK) {
         set_err(err, errcap, "%s: %s", path, db->db ? sqlite3_errmsg(db->db) : "out of memory");
         rc = sq_map_rc(src);
@@ -366,6 +369,8 @@ int store_sqlite_open(const char *path, unsigned flags, store_sqlite_t **out, ch
                     sqlite3_errmsg(db->db));
             goto fail;
         }
+        if (sq_checkpointer_start(db, path, 16384) != STORE_OK)
+            log_warn("store: no checkpoint thread; SQLite checkpoints in the writer's commits");
     } else {
         if ((rc = pragma_int(db->db, "PRAGMA user_version", &version)) != STORE_OK) {
             set_err(err, errcap, "%s: %s", path, sqlite3_errmsg(db->db));
@@ -388,7 +393,9 @@ fail:
 void store_sqlite_close(store_sqlite_t *db)
 {
     if (!db) return;
+    sq_checkpointer_stop(db);
     sq_send_cache_clear(db);
+    sq_block_filter_free(db);
     for (int i = 0; i < S_COUNT_; i++) sqlite3_finalize(db->stmt[i]);
     sqlite3_close(db->db);
     free(db);
@@ -408,6 +415,8 @@ const char *store_sqlite_errmsg(store_sqlite_t *db)
 
 int store_sqlite_begin(store_sqlite_t *db)
 {
+    db->block_bits_checked = false; /* another connection may have written since */
+    db->in_batch = true;
     return sq_run_simple(db, S_BEGIN);
 }
 
@@ -417,6 +426,7 @@ int store_sqlite_commit(store_sqlite_t *db)
     /* The search index catches up in the batch's transaction when enough rows wait (a failure
      * leaves them waiting, and the batch commits all the same). */
     if (rc == STORE_OK && db->fts_pending && sq_fts_due(db, store_clock_ms())) sq_fts_catch_up(db);
+    db->in_batch = false;
     if (rc == STORE_OK) rc = sq_run_simple(db, S_COMMIT);
     if (rc != STORE_OK)
         store_sqlite_rollback(db);
@@ -427,6 +437,7 @@ int store_sqlite_commit(store_sqlite_t *db)
 
 void store_sqlite_rollback(store_sqlite_t *db)
 {
+    db->in_batch = false;
     sq_send_cache_clear(db);
     /* a catch-up of this transaction is undone too: look again at the next commit */
     if (db->fts_pending == 0) sq_fts_note(db, SQ_FTS_PENDING_MAX);

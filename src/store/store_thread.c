@@ -4,10 +4,12 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "store/store_thread.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -40,17 +42,35 @@ static void queue_append(store_queue_t *q, store_req_t *head, store_req_t *tail)
     q->tail = tail;
 }
 
+static bool queue_shorter(const store_queue_t *q, unsigned n)
+{
+    const store_req_t *r = q->head;
+    for (unsigned i = 0; i < n; i++, r = r->next_)
+        if (!r) return true;
+    return false;
+}
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 struct store {
     uv_loop_t *loop;
     uv_async_t async;
-    uv_timer_t lazy_timer; /* hands the lazy writes over after STORE_LAZY_MS */
-    uv_prepare_t hand;     /* hands the reads of a loop turn over at once (hand_reads) */
-    int open_handles;      /* the async, the timer and the prepare; freed when all closed */
+    uv_timer_t lazy_timer;     /* hands the lazy writes over after STORE_LAZY_MS */
+    uv_prepare_t kick_prepare; /* wake the writer once per loop iteration (see store_submit) */
+    uv_check_t kick_check;
+    int open_handles; /* the async, the timer and the two kick handles; freed when all closed */
     const store_engine_t *engine;
     void *writer_conn;
     void *reader_conn[STORE_READERS_MAX];
     unsigned readers;
     unsigned batch_max;
+    unsigned commit_wait_us;
+    uint64_t last_commit_ns; /* writer thread only: uv_hrtime when its last batch ended */
     uv_thread_t writer;
     uv_thread_t reader[STORE_READERS_MAX];
     struct store_reader_arg {
@@ -64,6 +84,7 @@ struct store {
     uv_cond_t writer_cond, reader_cond;
     store_queue_t writes, reads;
     bool stopping, paused;
+    bool writer_waiting; /* the writer is in uv_cond_wait */
 
     /* Completions, guarded by cmu; posted by the threads, drained on the loop. */
     uv_mutex_t cmu;
@@ -75,6 +96,7 @@ struct store {
     store_req_t *delivering; /* completions taken from the queue, not yet delivered */
     size_t inflight;         /* the async handle keeps the loop alive only while > 0 */
     bool closing;
+    bool kick; /* writes queued since the writer was last signalled */
 
     _Atomic uint64_t commits, writes_done, reads_done, max_batch, failed_commits;
     /* The writer thread's: while the database is down every batch fails at once, so its
@@ -158,11 +180,22 @@ static void store_writer_main(void *arg)
     for (;;) {
         uv_mutex_lock(&s->mu);
         while (!(s->writes.head && (!s->paused || s->stopping)) &&
-               !(s->stopping && !s->writes.head))
+               !(s->stopping && !s->writes.head)) {
+            s->writer_waiting = true;
             uv_cond_wait(&s->writer_cond, &s->mu);
+            s->writer_waiting = false;
+        }
         if (!s->writes.head) {
             uv_mutex_unlock(&s->mu);
             break;
+        }
+        /* Adaptive batching (opt-in): a batch of fewer than 4 writes while writes keep coming
+         * waits commit_wait_us for company, so that light load shares its commits too. */
+        if (s->commit_wait_us && !s->stopping && queue_shorter(&s->writes, 4) &&
+            uv_hrtime() - s->last_commit_ns < 10000ull * s->commit_wait_us) {
+            uv_mutex_unlock(&s->mu);
+            sleep_us(s->commit_wait_us);
+            uv_mutex_lock(&s->mu);
         }
         /* Group commit: take whatever queued up while the previous batch was committing. */
         store_req_t *head = s->writes.head, *tail = head;
@@ -177,6 +210,7 @@ static void store_writer_main(void *arg)
         uv_mutex_unlock(&s->mu);
 
         store_run_batch(s, head, n);
+        s->last_commit_ns = uv_hrtime();
         store_post(s, head, tail);
     }
 }
@@ -260,9 +294,9 @@ static void lazy_hand_over_locked(store_t *s)
 }
 
 /* Reads submitted during one loop turn go to the readers together, under one lock and one
- * wake-up, just before the loop waits for I/O: a burst of handshakes (a presence contacts read
- * each) cost a futex wake-up and a context switch to the reader per read, a third of a
- * handshake's server CPU on a busy core. Caller holds mu. */
+ * wake-up, at the end of the loop iteration (store_kick): a burst of handshakes (a presence
+ * contacts read each) cost a futex wake-up and a context switch to the reader per read, a third of
+ * a handshake's server CPU on a busy core. Caller holds mu. */
 static void hand_reads_locked(store_t *s)
 {
     if (!s->held.head) return;
@@ -276,21 +310,45 @@ static void hand_reads_locked(store_t *s)
         uv_cond_signal(&s->reader_cond);
 }
 
-static void hand_cb(uv_prepare_t *h)
-{
-    store_t *s = h->data;
-    uv_prepare_stop(h);
-    uv_mutex_lock(&s->mu);
-    hand_reads_locked(s);
-    uv_mutex_unlock(&s->mu);
-}
-
 static void lazy_timer_cb(uv_timer_t *t)
 {
     store_t *s = t->data;
     uv_mutex_lock(&s->mu);
     lazy_hand_over_locked(s);
     uv_mutex_unlock(&s->mu);
+}
+
+/* The writer is signalled once per loop iteration, not once per write: right after the
+ * iteration's I/O callbacks (check) and, for writes submitted anywhere else, before the loop
+ * blocks (prepare). Every write submitted while the loop handled one poll's worth of frames
+ * goes into one batch and one commit, and the writer is woken once for it. The reads of the
+ * iteration go to the readers at the same moment (hand_reads_locked), under the same lock. */
+static void store_kick(store_t *s)
+{
+    if (!s->kick && !s->held.head) return;
+    bool wake = false;
+    /* The writer is signalled only if it waits, and after the unlock: a writer woken while the
+     * loop still held the mutex would block on it at once (two more futex calls per batch).
+     * The writes were queued under the mutex, so a writer not waiting now sees them before it
+     * waits. */
+    uv_mutex_lock(&s->mu);
+    hand_reads_locked(s);
+    if (s->kick) {
+        s->kick = false;
+        wake = s->writer_waiting;
+    }
+    uv_mutex_unlock(&s->mu);
+    if (wake) uv_cond_signal(&s->writer_cond);
+}
+
+static void kick_prepare_cb(uv_prepare_t *h)
+{
+    store_kick(h->data);
+}
+
+static void kick_check_cb(uv_check_t *h)
+{
+    store_kick(h->data);
 }
 
 /* Stops and joins the threads that were started, then closes the connections. */
@@ -340,6 +398,7 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
         return STORE_E_INVALID;
     }
     s->batch_max = opts && opts->batch_max ? opts->batch_max : STORE_BATCH_DEFAULT;
+    s->commit_wait_us = opts ? opts->commit_wait_us : 0;
     s->readers = opts && opts->readers ? opts->readers : STORE_READERS_DEFAULT;
     if (s->readers > STORE_READERS_MAX) s->readers = STORE_READERS_MAX;
     /* An engine without reader connections runs every request on the writer. */
@@ -367,10 +426,15 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
     uv_timer_init(loop, &s->lazy_timer);
     s->lazy_timer.data = s;
     s->open_handles = 2;
-    uv_prepare_init(loop, &s->hand);
-    s->hand.data = s;
-    uv_unref((uv_handle_t *)&s->hand);
-    s->open_handles = 3;
+    uv_prepare_init(loop, &s->kick_prepare);
+    s->kick_prepare.data = s;
+    uv_prepare_start(&s->kick_prepare, kick_prepare_cb);
+    uv_unref((uv_handle_t *)&s->kick_prepare);
+    uv_check_init(loop, &s->kick_check);
+    s->kick_check.data = s;
+    uv_check_start(&s->kick_check, kick_check_cb);
+    uv_unref((uv_handle_t *)&s->kick_check);
+    s->open_handles = 4;
 
     if (uv_thread_create(&s->writer, store_writer_main, s) != 0) goto fail_thread;
     s->threads_started = 1;
@@ -387,8 +451,9 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
 fail_thread:
     snprintf(err, errcap, "cannot start store threads");
     store_stop_threads(s);
+    uv_close((uv_handle_t *)&s->kick_prepare, store_on_close);
+    uv_close((uv_handle_t *)&s->kick_check, store_on_close);
     uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
-    uv_close((uv_handle_t *)&s->hand, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
     return STORE_E_IO;
 fail:
@@ -413,12 +478,11 @@ int store_submit(store_t *s, store_req_t *req)
         uv_mutex_lock(&s->mu);
         lazy_hand_over_locked(s);
         queue_push(&s->writes, req);
-        uv_cond_signal(&s->writer_cond);
         uv_mutex_unlock(&s->mu);
+        s->kick = true; /* signalled at the end of this loop iteration (store_kick) */
         return STORE_OK;
     }
-    queue_push(&s->held, req); /* hand_cb hands it over before the loop next waits */
-    if (!uv_is_active((uv_handle_t *)&s->hand)) uv_prepare_start(&s->hand, hand_cb);
+    queue_push(&s->held, req); /* handed to the readers at the end of this iteration too */
     return STORE_OK;
 }
 
@@ -430,11 +494,11 @@ void store_close(store_t *s)
     lazy_hand_over_locked(s);
     hand_reads_locked(s);
     uv_mutex_unlock(&s->mu);
-    uv_prepare_stop(&s->hand);
     store_stop_threads(s); /* the threads finish every queued request first */
     store_deliver(s);
+    uv_close((uv_handle_t *)&s->kick_prepare, store_on_close);
+    uv_close((uv_handle_t *)&s->kick_check, store_on_close);
     uv_close((uv_handle_t *)&s->lazy_timer, store_on_close);
-    uv_close((uv_handle_t *)&s->hand, store_on_close);
     uv_close((uv_handle_t *)&s->async, store_on_close);
 }
 
