@@ -41,10 +41,15 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
         if (!(c = calloc(1, sizeof *c))) return;
         memcpy(c->id, conv, ID_SIZE);
         c->direct = store_present(recipient);
-        if (c->direct && plain) {
-            char key[STORE_DIRECT_KEY_SIZE];
+        /* A direct conversation's two members never change (only groups' do), so a send that
+         * named the conversation rather than the recipient leaves them here too: the next
+         * sends by conversation id take the short way instead of a savepoint each. */
+        if (c->direct) {
             memcpy(c->a, sender.ptr, sender.len);
             memcpy(c->b, recipient.ptr, recipient.len);
+        }
+        if (c->direct && plain) {
+            char key[STORE_DIRECT_KEY_SIZE];
             store_direct_key(sender, recipient, key);
             if (strmap_set(&db->directs, key, c) != 0) {
                 free(c);
