@@ -271,38 +271,61 @@ bool auth_sub_is_valid(const char *s, size_t len)
     return true;
 }
 
-static int auth_b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
+/* base64url digit values; 255: not a base64url character. */
+static const unsigned char auth_b64url_tbl[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 62,  255, 255, 52,  53,  54,  55,  56,  57,  58,  59,  60,
+    61,  255, 255, 255, 255, 255, 255, 255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,
+    11,  12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255,
+    63,  255, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,  41,  42,
+    43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
 
 /* Unpadded base64url (RFC 7515 2) in its one canonical spelling: the unused low bits of the
  * last character must be zero, so a token has a single accepted encoding. out must hold
- * len * 3 / 4 bytes. Returns the decoded length or -1. */
+ * len * 3 / 4 bytes. Returns the decoded length or -1. Four characters per step through a
+ * table (was a chain of range tests per character: ~4k instructions per token). */
 static long auth_b64url_decode(str_t in, unsigned char *out)
 {
-    size_t o = 0, i = 0;
-    uint32_t acc = 0;
-    int bits = 0;
+    const unsigned char *s = (const unsigned char *)in.ptr;
+    size_t n = in.len, i = 0, o = 0;
+    unsigned bad = 0;
+    uint32_t v;
 
-    if (in.len % 4 == 1) return -1;
-    for (i = 0; i < in.len; i++) {
-        int v = auth_b64url_value((unsigned char)in.ptr[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+    if (n % 4 == 1) return -1;
+    for (; i + 4 <= n; i += 4) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]],
+                 c = auth_b64url_tbl[s[i + 2]], d = auth_b64url_tbl[s[i + 3]];
+        bad |= a | b | c | d;
+        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+        out[o++] = (unsigned char)(v >> 16);
+        out[o++] = (unsigned char)(v >> 8);
+        out[o++] = (unsigned char)v;
     }
-    if (acc != 0) return -1; /* leftover bits must be zero */
+    if (n - i == 2) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]];
+        bad |= a | b;
+        v = (uint32_t)a << 6 | b;
+        if (v & 0xf) return -1; /* leftover bits must be zero */
+        out[o++] = (unsigned char)(v >> 4);
+    } else if (n - i == 3) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]],
+                 c = auth_b64url_tbl[s[i + 2]];
+        bad |= a | b | c;
+        v = (uint32_t)a << 12 | (uint32_t)b << 6 | c;
+        if (v & 0x3) return -1;
+        out[o++] = (unsigned char)(v >> 10);
+        out[o++] = (unsigned char)(v >> 2);
+    }
+    if (bad & 0x80) return -1;
     return (long)o;
 }
 
