@@ -84,7 +84,7 @@ static void test_portable_and_cpu(void)
     uint8_t a[32], b[32];
     int prev = sha256_use_cpu_extensions(1);
 
-    fprintf(stderr, "  SHA-256 with CPU extensions: %s\n",
+    fprintf(stderr, "  SHA-256 and SHA-1 with CPU extensions: %s\n",
             sha256_use_cpu_extensions(1) ? "yes" : "no");
     for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7 + (i >> 8));
     for (size_t step = 1; step < 200; step += 13) {
