@@ -667,8 +667,10 @@ int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims
     if (token.ptr == NULL || token.len == 0) return AUTH_ERR_MISSING;
     if (a == NULL || token.len > a->max_token_len || !auth_split(token, seg))
         return AUTH_ERR_INVALID;
-    /* One scratch buffer serves each segment in turn: decoded is always shorter than encoded. */
-    buf = malloc(token.len);
+    /* One scratch buffer serves each segment in turn: decoded is always shorter than encoded.
+     * On the stack for the usual token (a handshake's only malloc here). */
+    unsigned char stack_buf[1024];
+    buf = token.len <= sizeof stack_buf ? stack_buf : malloc(token.len);
     if (buf == NULL) return AUTH_ERR_INVALID;
     n = auth_b64url_decode(seg[0], buf);
     bool plain = false;
@@ -695,7 +697,7 @@ int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims
 done:
     if (rc != AUTH_OK && rc != AUTH_ERR_EXPIRED) memset(out, 0, sizeof(*out));
     json_decref(header);
-    free(buf);
+    if (buf != stack_buf) free(buf);
     return rc;
 }
 
