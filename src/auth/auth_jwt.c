@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_scan.h"
 #include "core/sha.h"
 
 /* NumericDates are clamped to +-2^52 s so that adding a leeway can never overflow and any
@@ -270,38 +271,61 @@ bool auth_sub_is_valid(const char *s, size_t len)
     return true;
 }
 
-static int auth_b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
+/* base64url digit values; 255: not a base64url character. */
+static const unsigned char auth_b64url_tbl[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 62,  255, 255, 52,  53,  54,  55,  56,  57,  58,  59,  60,
+    61,  255, 255, 255, 255, 255, 255, 255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,
+    11,  12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255,
+    63,  255, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,  41,  42,
+    43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
 
 /* Unpadded base64url (RFC 7515 2) in its one canonical spelling: the unused low bits of the
  * last character must be zero, so a token has a single accepted encoding. out must hold
- * len * 3 / 4 bytes. Returns the decoded length or -1. */
+ * len * 3 / 4 bytes. Returns the decoded length or -1. Four characters per step through a
+ * table (was a chain of range tests per character: ~4k instructions per token). */
 static long auth_b64url_decode(str_t in, unsigned char *out)
 {
-    size_t o = 0, i = 0;
-    uint32_t acc = 0;
-    int bits = 0;
+    const unsigned char *s = (const unsigned char *)in.ptr;
+    size_t n = in.len, i = 0, o = 0;
+    unsigned bad = 0;
+    uint32_t v;
 
-    if (in.len % 4 == 1) return -1;
-    for (i = 0; i < in.len; i++) {
-        int v = auth_b64url_value((unsigned char)in.ptr[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+    if (n % 4 == 1) return -1;
+    for (; i + 4 <= n; i += 4) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]],
+                 c = auth_b64url_tbl[s[i + 2]], d = auth_b64url_tbl[s[i + 3]];
+        bad |= a | b | c | d;
+        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+        out[o++] = (unsigned char)(v >> 16);
+        out[o++] = (unsigned char)(v >> 8);
+        out[o++] = (unsigned char)v;
     }
-    if (acc != 0) return -1; /* leftover bits must be zero */
+    if (n - i == 2) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]];
+        bad |= a | b;
+        v = (uint32_t)a << 6 | b;
+        if (v & 0xf) return -1; /* leftover bits must be zero */
+        out[o++] = (unsigned char)(v >> 4);
+    } else if (n - i == 3) {
+        unsigned a = auth_b64url_tbl[s[i]], b = auth_b64url_tbl[s[i + 1]],
+                 c = auth_b64url_tbl[s[i + 2]];
+        bad |= a | b | c;
+        v = (uint32_t)a << 12 | (uint32_t)b << 6 | c;
+        if (v & 0x3) return -1;
+        out[o++] = (unsigned char)(v >> 10);
+        out[o++] = (unsigned char)(v >> 2);
+    }
+    if (bad & 0x80) return -1;
     return (long)o;
 }
 
@@ -375,17 +399,34 @@ static int auth_check_signature(const auth_jwt_t *a, str_t token)
     return rc;
 }
 
+/* The claims a verifier looks at, read either from jansson's tree or in place from the
+ * payload's text (auth_claims_scan): the checks below see the same view whichever read it. */
+enum { AUTH_CV_ABSENT, AUTH_CV_STR, AUTH_CV_INT, AUTH_CV_REAL, AUTH_CV_OTHER };
+
+typedef struct {
+    int type;
+    const char *s; /* AUTH_CV_STR: the decoded bytes (may hold NUL when read by jansson) */
+    size_t n;
+    int64_t i;
+    double d;
+} auth_cv_t;
+
+typedef struct {
+    auth_cv_t sub, name, role, scope, exp, iat, nbf, iss;
+    bool aud_ok; /* aud names the configured audience (only looked at when one is set) */
+} auth_cview_t;
+
 /* NumericDate (RFC 7519 2) to whole seconds, rounding a fraction up: for exp that expires at
  * the same second or later, for nbf it starts at the same second or later, never earlier. */
-static bool auth_numeric_date(const json_t *v, int64_t *out)
+static bool auth_numeric_date(const auth_cv_t *v, int64_t *out)
 {
     int64_t t;
 
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
+    if (v->type == AUTH_CV_INT) {
+        int64_t i = v->i;
         t = i > AUTH_TIME_LIMIT ? AUTH_TIME_LIMIT : i < -AUTH_TIME_LIMIT ? -AUTH_TIME_LIMIT : i;
-    } else if (json_is_real(v)) {
-        double d = json_real_value(v);
+    } else if (v->type == AUTH_CV_REAL) {
+        double d = v->d;
         if (!isfinite(d)) return false;
         d = ceil(d);
         t = d > (double)AUTH_TIME_LIMIT    ? AUTH_TIME_LIMIT
@@ -398,19 +439,21 @@ static bool auth_numeric_date(const json_t *v, int64_t *out)
     return true;
 }
 
-/* Copies an optional string claim of at most max bytes into dst (max + 1 bytes). */
-static bool auth_copy_opt_string(const json_t *claims, const char *key, char *dst, size_t max)
+static bool auth_cv_eq(const auth_cv_t *v, const char *s)
 {
-    const json_t *v = json_object_get(claims, key);
-    size_t n;
+    size_t n = strlen(s);
+    return v->type == AUTH_CV_STR && v->n == n && memcmp(v->s, s, n) == 0;
+}
 
+/* Copies an optional string claim of at most max bytes into dst (max + 1 bytes). */
+static bool auth_copy_opt_string(const auth_cv_t *v, char *dst, size_t max)
+{
     dst[0] = '\0';
-    if (v == NULL) return true;
-    if (!json_is_string(v)) return false;
-    n = json_string_length(v);
-    if (n > max || memchr(json_string_value(v), '\0', n) != NULL) return false;
-    memcpy(dst, json_string_value(v), n);
-    dst[n] = '\0';
+    if (v->type == AUTH_CV_ABSENT) return true;
+    if (v->type != AUTH_CV_STR) return false;
+    if (v->n > max || memchr(v->s, '\0', v->n) != NULL) return false;
+    memcpy(dst, v->s, v->n);
+    dst[v->n] = '\0';
     return true;
 }
 
@@ -430,47 +473,191 @@ static bool auth_audience_ok(const auth_jwt_t *a, const json_t *aud)
     return found;
 }
 
-static int auth_check_claims(const auth_jwt_t *a, const json_t *claims, int64_t now,
+static void auth_cv_from_json(const json_t *claims, const char *key, auth_cv_t *v)
+{
+    const json_t *j = json_object_get(claims, key);
+
+    memset(v, 0, sizeof(*v));
+    if (j == NULL) {
+        v->type = AUTH_CV_ABSENT;
+    } else if (json_is_string(j)) {
+        v->type = AUTH_CV_STR;
+        v->s = json_string_value(j);
+        v->n = json_string_length(j);
+    } else if (json_is_integer(j)) {
+        v->type = AUTH_CV_INT;
+        v->i = json_integer_value(j);
+    } else if (json_is_real(j)) {
+        v->type = AUTH_CV_REAL;
+        v->d = json_real_value(j);
+    } else {
+        v->type = AUTH_CV_OTHER;
+    }
+}
+
+static void auth_cview_from_json(const auth_jwt_t *a, const json_t *claims, auth_cview_t *cv)
+{
+    auth_cv_from_json(claims, "sub", &cv->sub);
+    auth_cv_from_json(claims, "name", &cv->name);
+    auth_cv_from_json(claims, "role", &cv->role);
+    auth_cv_from_json(claims, "scope", &cv->scope);
+    auth_cv_from_json(claims, "exp", &cv->exp);
+    auth_cv_from_json(claims, "iat", &cv->iat);
+    auth_cv_from_json(claims, "nbf", &cv->nbf);
+    auth_cv_from_json(claims, "iss", &cv->iss);
+    cv->aud_ok = a->audience != NULL && auth_audience_ok(a, json_object_get(claims, "aud"));
+}
+
+/* A JSON integer token of at most 18 digits (so it fits int64_t, as jansson reads it); false
+ * for anything else (fraction, exponent, longer): those go to jansson. */
+static bool auth_simple_int(str_t t, int64_t *out)
+{
+    size_t i = t.len > 0 && t.ptr[0] == '-';
+    int64_t v = 0;
+
+    if (t.len - i == 0 || t.len - i > 18) return false;
+    for (; i < t.len; i++) {
+        if (t.ptr[i] < '0' || t.ptr[i] > '9') return false;
+        v = v * 10 + (t.ptr[i] - '0');
+    }
+    *out = t.ptr[0] == '-' ? -v : v;
+    return true;
+}
+
+/* Reads the claims in place, without building a tree (jansson took ~12k instructions per
+ * handshake). Only for the plain shape tokens have: an object of at most 16 members with no
+ * backslash anywhere (so every string's text is its value and keys compare as bytes), no
+ * duplicate key, values that are strings, integers of at most 18 digits, true/false/null, and
+ * aud as a string or an array of strings. Returns false for anything else and the caller
+ * reads the payload with jansson, whose acceptance rules (duplicates, escapes, NUL, numbers
+ * out of range, depth) then decide exactly as before. json_valid checks UTF-8 as strictly as
+ * jansson (no overlongs, surrogates or code points past U+10FFFF). */
+static bool auth_claims_scan(const auth_jwt_t *a, const char *p, size_t n, auth_cview_t *cv)
+{
+    json_object_iter_t it;
+    str_t keys[16], key, val;
+    size_t nk = 0;
+    int r;
+
+    memset(cv, 0, sizeof(*cv));
+    if (n == 0 || memchr(p, '\\', n) != NULL || !json_valid(p, n)) return false;
+    if (json_object_iter_init(&it, str_make(p, n)) != 0) return false;
+    while ((r = json_object_next(&it, &key, &val)) == 1) {
+        const char *k = key.ptr + 1;
+        size_t kn = key.len - 2;
+        auth_cv_t *dst = NULL, tmp;
+        char c = val.ptr[0];
+
+        if (nk == 16) return false;
+        for (size_t i = 0; i < nk; i++)
+            if (keys[i].len == key.len && memcmp(keys[i].ptr, key.ptr, key.len) == 0) return false;
+        keys[nk++] = key;
+        memset(&tmp, 0, sizeof(tmp));
+        if (c == '"') {
+            tmp.type = AUTH_CV_STR;
+            tmp.s = val.ptr + 1;
+            tmp.n = val.len - 2;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!auth_simple_int(val, &tmp.i)) return false;
+            tmp.type = AUTH_CV_INT;
+        } else if (c == 't' || c == 'f' || c == 'n') {
+            tmp.type = AUTH_CV_OTHER;
+        } else if (c == '[' && kn == 3 && memcmp(k, "aud", 3) == 0) {
+            json_array_iter_t ai;
+            str_t e;
+            int ar;
+            if (json_array_iter_init(&ai, val) != 0) return false;
+            while ((ar = json_array_next(&ai, &e)) == 1) {
+                if (e.ptr[0] != '"') return false;
+                if (a->audience != NULL && e.len - 2 == strlen(a->audience) &&
+                    memcmp(e.ptr + 1, a->audience, e.len - 2) == 0)
+                    cv->aud_ok = true;
+            }
+            if (ar != 0) return false;
+            continue;
+        } else {
+            return false; /* objects, other arrays: jansson checks their insides */
+        }
+        if (kn == 3 && memcmp(k, "sub", 3) == 0)
+            dst = &cv->sub;
+        else if (kn == 4 && memcmp(k, "name", 4) == 0)
+            dst = &cv->name;
+        else if (kn == 4 && memcmp(k, "role", 4) == 0)
+            dst = &cv->role;
+        else if (kn == 5 && memcmp(k, "scope", 5) == 0)
+            dst = &cv->scope;
+        else if (kn == 3 && memcmp(k, "exp", 3) == 0)
+            dst = &cv->exp;
+        else if (kn == 3 && memcmp(k, "iat", 3) == 0)
+            dst = &cv->iat;
+        else if (kn == 3 && memcmp(k, "nbf", 3) == 0)
+            dst = &cv->nbf;
+        else if (kn == 3 && memcmp(k, "iss", 3) == 0)
+            dst = &cv->iss;
+        else if (kn == 3 && memcmp(k, "aud", 3) == 0) {
+            cv->aud_ok = a->audience != NULL && auth_cv_eq(&tmp, a->audience);
+            continue;
+        }
+        if (dst != NULL) *dst = tmp;
+    }
+    return r == 0;
+}
+
+static int auth_check_claims(const auth_jwt_t *a, const auth_cview_t *cv, int64_t now,
                              auth_claims_t *out)
 {
-    const json_t *sub = json_object_get(claims, "sub");
-    const json_t *v;
     int64_t exp, nbf, iat;
 
-    if (!json_is_string(sub) || !auth_sub_is_valid(json_string_value(sub), json_string_length(sub)))
+    if (cv->sub.type != AUTH_CV_STR || !auth_sub_is_valid(cv->sub.s, cv->sub.n))
         return AUTH_ERR_INVALID;
-    memcpy(out->sub, json_string_value(sub), json_string_length(sub));
-    out->sub[json_string_length(sub)] = '\0';
-    if (!auth_copy_opt_string(claims, "name", out->name, AUTH_NAME_MAX) ||
-        !auth_copy_opt_string(claims, "role", out->role, AUTH_ROLE_MAX))
+    memcpy(out->sub, cv->sub.s, cv->sub.n);
+    out->sub[cv->sub.n] = '\0';
+    if (!auth_copy_opt_string(&cv->name, out->name, AUTH_NAME_MAX) ||
+        !auth_copy_opt_string(&cv->role, out->role, AUTH_ROLE_MAX))
         return AUTH_ERR_INVALID;
     /* scope (issue 15): "server" makes a server credential; any other string is a user's
      * token as before; anything but a string is malformed. */
-    v = json_object_get(claims, "scope");
-    if (v != NULL && !json_is_string(v)) return AUTH_ERR_INVALID;
-    out->server = v != NULL && auth_json_str_eq(v, "server");
-    if (!auth_numeric_date(json_object_get(claims, "exp"), &exp)) return AUTH_ERR_INVALID;
+    if (cv->scope.type != AUTH_CV_ABSENT && cv->scope.type != AUTH_CV_STR) return AUTH_ERR_INVALID;
+    out->server = auth_cv_eq(&cv->scope, "server");
+    if (!auth_numeric_date(&cv->exp, &exp)) return AUTH_ERR_INVALID;
     out->exp = exp;
-    v = json_object_get(claims, "iat");
-    if (v != NULL && !auth_numeric_date(v, &iat)) return AUTH_ERR_INVALID;
-    if (a->issuer != NULL && !auth_json_str_eq(json_object_get(claims, "iss"), a->issuer))
+    if (cv->iat.type != AUTH_CV_ABSENT && !auth_numeric_date(&cv->iat, &iat))
         return AUTH_ERR_INVALID;
-    if (a->audience != NULL && !auth_audience_ok(a, json_object_get(claims, "aud")))
-        return AUTH_ERR_INVALID;
+    if (a->issuer != NULL && !auth_cv_eq(&cv->iss, a->issuer)) return AUTH_ERR_INVALID;
+    if (a->audience != NULL && !cv->aud_ok) return AUTH_ERR_INVALID;
     now = now > AUTH_TIME_LIMIT ? AUTH_TIME_LIMIT : now < -AUTH_TIME_LIMIT ? -AUTH_TIME_LIMIT : now;
-    v = json_object_get(claims, "nbf");
-    if (v != NULL && (!auth_numeric_date(v, &nbf) || now + a->leeway_s < nbf))
+    if (cv->nbf.type != AUTH_CV_ABSENT &&
+        (!auth_numeric_date(&cv->nbf, &nbf) || now + a->leeway_s < nbf))
         return AUTH_ERR_INVALID;
     /* RFC 7519 4.1.4: the current time must be before exp. */
     if (now >= exp + a->leeway_s) return AUTH_ERR_EXPIRED;
     return AUTH_OK;
 }
 
+int auth_jwt_check_payload(const auth_jwt_t *a, const char *p, size_t n, int64_t now_s,
+                           auth_claims_t *out, bool jansson_only)
+{
+    auth_cview_t cv;
+    json_t *claims = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (jansson_only || !auth_claims_scan(a, p, n, &cv)) {
+        claims = auth_parse_object((const unsigned char *)p, (long)n);
+        if (claims == NULL) return AUTH_ERR_INVALID;
+        auth_cview_from_json(a, claims, &cv);
+    }
+    rc = auth_check_claims(a, &cv, now_s, out);
+    json_decref(claims);
+    if (rc != AUTH_OK && rc != AUTH_ERR_EXPIRED) memset(out, 0, sizeof(*out));
+    return rc;
+}
+
 int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims_t *out)
 {
     int rc = AUTH_ERR_INVALID;
     unsigned char *buf = NULL;
-    json_t *header = NULL, *claims = NULL;
+    json_t *header = NULL;
     auth_claims_t tmp;
     str_t seg[3];
     long n;
@@ -480,8 +667,10 @@ int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims
     if (token.ptr == NULL || token.len == 0) return AUTH_ERR_MISSING;
     if (a == NULL || token.len > a->max_token_len || !auth_split(token, seg))
         return AUTH_ERR_INVALID;
-    /* One scratch buffer serves each segment in turn: decoded is always shorter than encoded. */
-    buf = malloc(token.len);
+    /* One scratch buffer serves each segment in turn: decoded is always shorter than encoded.
+     * On the stack for the usual token (a handshake's only malloc here). */
+    unsigned char stack_buf[1024];
+    buf = token.len <= sizeof stack_buf ? stack_buf : malloc(token.len);
     if (buf == NULL) return AUTH_ERR_INVALID;
     n = auth_b64url_decode(seg[0], buf);
     bool plain = false;
@@ -504,14 +693,11 @@ int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims
     n = auth_b64url_decode(seg[1], buf);
     if (n <= 0) goto done;
     if (a->alg == JWT_ALG_HS256 ? !sig_ok : auth_check_signature(a, token) != AUTH_OK) goto done;
-    claims = auth_parse_object(buf, n);
-    if (claims == NULL) goto done;
-    rc = auth_check_claims(a, claims, now_s, out);
+    rc = auth_jwt_check_payload(a, (const char *)buf, (size_t)n, now_s, out, false);
 done:
     if (rc != AUTH_OK && rc != AUTH_ERR_EXPIRED) memset(out, 0, sizeof(*out));
     json_decref(header);
-    json_decref(claims);
-    free(buf);
+    if (buf != stack_buf) free(buf);
     return rc;
 }
 

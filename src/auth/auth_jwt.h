@@ -95,6 +95,12 @@ typedef struct {
  * out (may be NULL) is filled on AUTH_OK and AUTH_ERR_EXPIRED, zeroed otherwise. */
 int auth_jwt_verify(const auth_jwt_t *a, str_t token, int64_t now_s, auth_claims_t *out);
 
+/* Step 5 and 6 alone on a decoded payload p[0..n) (for tests and fuzz/fuzz_jwt_claims.c).
+ * The verifier reads plain payloads in place and anything unusual with jansson; jansson_only
+ * forces the latter, so the two readers can be compared. out is always written. */
+int auth_jwt_check_payload(const auth_jwt_t *a, const char *p, size_t n, int64_t now_s,
+                           auth_claims_t *out, bool jansson_only);
+
 /* Signs an HS256 token {sub, name?, role?, iat: now_s, exp: now_s + ttl_s, iss?, aud?} for
  * `parlor token`, register/login and tests. name/role may be NULL (omitted). Only for HS256
  * verifiers; sub/name/role must satisfy the limits above (name valid UTF-8), ttl_s > 0.

@@ -28,6 +28,14 @@ static int64_t now_s(void)
 
 /* ---- users ---- */
 
+/* snprintf(dst, cap, "%s", src) without printf (three per handshake cost ~1.7k instructions). */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 int chat_authenticate(chat_t *c, str_t token, chat_user_t *out)
 {
     if (token.len == 0) return AUTH_ERR_MISSING;
@@ -38,9 +46,9 @@ int chat_authenticate(chat_t *c, str_t token, chat_user_t *out)
      * may be the sender of system notices. */
     if (claims.server) return AUTH_ERR_SCOPE;
     if (strcmp(claims.sub, STORE_SYSTEM_SENDER) == 0) return AUTH_ERR_INVALID;
-    snprintf(out->id, sizeof out->id, "%s", claims.sub);
-    snprintf(out->name, sizeof out->name, "%s", claims.name);
-    snprintf(out->role, sizeof out->role, "%s", claims.role);
+    copy_text(out->id, sizeof out->id, claims.sub);
+    copy_text(out->name, sizeof out->name, claims.name);
+    copy_text(out->role, sizeof out->role, claims.role);
     return AUTH_OK;
 }
 
@@ -52,7 +60,7 @@ int chat_authenticate_server(chat_t *c, str_t token, chat_user_t *out)
     if (rc != AUTH_OK) return rc;
     if (!claims.server) return AUTH_ERR_SCOPE;
     memset(out, 0, sizeof *out);
-    snprintf(out->id, sizeof out->id, "%s", claims.sub);
+    copy_text(out->id, sizeof out->id, claims.sub);
     return AUTH_OK;
 }
 
@@ -560,7 +568,21 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     char key[ACKED_KEY_SIZE];
     acked_t *own = chat_acked_of(c, chat_acked_key(cs, key), false);
     if (own) own->expires_ms = 0; /* in use again */
-    buf_printf(err, "\"pid\":\"%s-%lld-%s\"", hash, (long long)cs->pid_pos, cs->pid_rnd);
+    { /* "pid":"<hash>-<pos>-<rnd>" by hand (buf_printf: ~2.8k instructions) */
+        char pos[24];
+        size_t pn = 0;
+        uint64_t v = cs->pid_pos < 0 ? 0 - (uint64_t)cs->pid_pos : (uint64_t)cs->pid_pos;
+        do pos[sizeof pos - 1 - pn++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        if (cs->pid_pos < 0) pos[sizeof pos - 1 - pn++] = '-';
+        buf_append(err, "\"pid\":\"", 7);
+        buf_append_str(err, hash);
+        buf_append(err, "-", 1);
+        buf_append(err, pos + sizeof pos - pn, pn);
+        buf_append(err, "-", 1);
+        buf_append_str(err, cs->pid_rnd);
+        buf_append(err, "\"", 1);
+    }
     sio_socket_set_data(s, cs);
     return 0;
 }

@@ -34,6 +34,11 @@ typedef struct {
 void hmac_sha256_key(hmac_sha256_key_t *k, const void *key, size_t len);
 void hmac_sha256(const hmac_sha256_key_t *k, const void *p, size_t len, uint8_t out[SHA256_LEN]);
 
+/* SHA-256 and SHA-1 use the CPU's SHA extensions when it has them (x86-64 SHA-NI, asked once). For
+ * tests: on = 0 forces the portable code, 1 goes back to asking the CPU; returns the previous
+ * setting (1, 0, or -1 when not yet asked). */
+int sha256_use_cpu_extensions(int on);
+
 void sha1(const void *p, size_t len, uint8_t out[SHA1_LEN]);
 
 /* Compares n bytes in time that does not depend on where they differ. */

@@ -800,6 +800,104 @@ static void test_payload_json(void)
     auth_jwt_free(a);
 }
 
+/* The in-place claims reader against jansson's (auth_jwt_check_payload with jansson_only):
+ * the same result and the same claims for plain, unusual and hostile payloads. Each case also
+ * states the expected result, so a reader that fell back to jansson for everything would still
+ * pass, but one that accepts what jansson refuses (or the reverse) fails. */
+static void test_claims_fast_reader(void)
+{
+    static const struct {
+        const char *json;
+        int rc;
+    } cases[] = {
+        {"{\"sub\":\"alice\",\"exp\":1700000600}", AUTH_OK},
+        {" {\"sub\":\"alice\",\"exp\":1700000600,\"iat\":1700000000} \n", AUTH_OK},
+        {"{\"sub\":\"alice\",\"name\":\"Al\xc3\xaf"
+         "ce\",\"role\":\"admin\",\"exp\":1700000600,"
+         "\"iss\":\"me\",\"aud\":\"you\",\"x\":null,\"y\":true,\"z\":false,\"w\":-3}",
+         AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"me\",\"aud\":[\"them\",\"you\"]}",
+         AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"me\",\"aud\":[\"them\"]}",
+         AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"me\",\"aud\":[\"you\",1]}",
+         AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"me\",\"aud\":[]}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"me\",\"aud\":{\"you\":1}}",
+         AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iss\":\"mE\",\"aud\":\"you\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1600000000}", AUTH_ERR_EXPIRED},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"scope\":\"server\"}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"scope\":1}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"nbf\":1800000000}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"nbf\":1700000000}", AUTH_OK},
+        /* escapes: the value is what jansson decodes, duplicates spelled differently refused */
+        {"{\"s\\u0075b\":\"alice\",\"exp\":1700000600}", AUTH_OK},
+        {"{\"sub\":\"al\\u0069ce\",\"exp\":1700000600}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"s\\u0075b\":\"admin\",\"exp\":1700000600}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"name\":\"a\\u0000b\",\"exp\":1700000600}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"name\":\"\\ud800\",\"exp\":1700000600}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"sub\":\"admin\",\"exp\":1700000600}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"x\":1,\"x\":2}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"x\":{\"y\":1,\"y\":2}}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"x\":{\"y\":1}}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"x\":[99999999999999999999]}", AUTH_ERR_INVALID},
+        /* numbers: fractions round up, exponents, out of range */
+        {"{\"sub\":\"alice\",\"exp\":1700000000.5}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":17000006e2}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":1.6e9}", AUTH_ERR_EXPIRED},
+        {"{\"sub\":\"alice\",\"exp\":1e999}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":99999999999999999999}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":999999999999999999}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":9223372036854775807}", AUTH_OK},
+        {"{\"sub\":\"alice\",\"exp\":-0}", AUTH_ERR_EXPIRED},
+        {"{\"sub\":\"alice\",\"exp\":01}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":\"1700000600\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"x\":1e400}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"iat\":true}", AUTH_ERR_INVALID},
+        /* malformed */
+        {"", AUTH_ERR_INVALID},
+        {"{", AUTH_ERR_INVALID},
+        {"[]", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600}x", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"n\":\"\xc3\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"n\":\"\xed\xa0\x80\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"n\":\"\xc0\xaf\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"n\":\"\xf4\x90\x80\x80\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"exp\":1700000600,\"n\":\"a\tb\"}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"al ice\",\"exp\":1700000600}", AUTH_ERR_INVALID},
+        {"{\"sub\":\"alice\",\"role\":\"0123456789012345678901234567890123\",\"exp\":1700000600}",
+         AUTH_ERR_INVALID},
+        /* more members than the in-place reader takes: jansson reads it */
+        {"{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,"
+         "\"l\":1,\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1,\"sub\":\"alice\",\"exp\":1700000600}",
+         AUTH_OK},
+        {"{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,"
+         "\"l\":1,\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"a\":1,\"sub\":\"alice\",\"exp\":1700000600}",
+         AUTH_ERR_INVALID},
+    };
+    auth_jwt_t *plain = mk_hs();
+    auth_jwt_t *ia = mk("HS256", SECRET, SECRET_LEN, "me", "you", -1, 0);
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *j = cases[i].json;
+        bool checked = strstr(j, "\"iss\"") != NULL;
+        auth_jwt_t *a = checked ? ia : plain;
+        auth_claims_t f, s;
+        int rf = auth_jwt_check_payload(a, j, strlen(j), NOW, &f, false);
+        int rs = auth_jwt_check_payload(a, j, strlen(j), NOW, &s, true);
+        if (rf != cases[i].rc || rs != cases[i].rc) fprintf(stderr, "case %zu: %s\n", i, j);
+        CHECK_EQ_INT(rf, cases[i].rc);
+        CHECK_EQ_INT(rs, cases[i].rc);
+        CHECK(memcmp(&f, &s, sizeof(f)) == 0);
+        /* and through the whole token */
+        CHECK_EQ_INT(V(a, tok_hs(HS_HDR, j), NULL), j[0] == '\0' ? AUTH_ERR_INVALID : cases[i].rc);
+    }
+    auth_jwt_free(plain);
+    auth_jwt_free(ia);
+}
+
 /* ---- claims ---- */
 
 static void test_exp_leeway(void)
@@ -1154,6 +1252,7 @@ int main(void)
     RUN(test_tampering);
     RUN(test_header_json);
     RUN(test_payload_json);
+    RUN(test_claims_fast_reader);
     RUN(test_exp_leeway);
     RUN(test_nbf_iat);
     RUN(test_sub_name_role);

@@ -76,9 +76,40 @@ static void test_against_openssl(void)
     CHECK(sha_equal("", "x", 0));
 }
 
+/* The same checks with the portable compression forced (the default path uses the CPU's SHA
+ * extensions where it has them), and the two agree on one long input hashed in odd pieces. */
+static void test_portable_and_cpu(void)
+{
+    static uint8_t data[5000];
+    uint8_t a[32], b[32];
+    int prev = sha256_use_cpu_extensions(1);
+
+    fprintf(stderr, "  SHA-256 and SHA-1 with CPU extensions: %s\n",
+            sha256_use_cpu_extensions(1) ? "yes" : "no");
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7 + (i >> 8));
+    for (size_t step = 1; step < 200; step += 13) {
+        sha256_ctx_t c;
+        sha256_use_cpu_extensions(1);
+        sha256_init(&c);
+        for (size_t o = 0; o < sizeof data; o += step)
+            sha256_update(&c, data + o, o + step > sizeof data ? sizeof data - o : step);
+        sha256_final(&c, a);
+        sha256_use_cpu_extensions(0);
+        sha256(data, sizeof data, b);
+        CHECK(memcmp(a, b, 32) == 0);
+        SHA256(data, sizeof data, b);
+        CHECK(memcmp(a, b, 32) == 0);
+    }
+    sha256_use_cpu_extensions(0);
+    test_vectors();
+    test_against_openssl();
+    sha256_use_cpu_extensions(prev != 0);
+}
+
 int main(void)
 {
     RUN(test_vectors);
     RUN(test_against_openssl);
+    RUN(test_portable_and_cpu);
     return UNIT_DONE();
 }
