@@ -155,11 +155,25 @@ static void store_writer_main(void *arg)
 #ifdef __linux__
     pthread_setname_np(pthread_self(), "store-writer");
 #endif
+    bool wrote = false; /* since the engine's idle hook last ran */
     for (;;) {
         uv_mutex_lock(&s->mu);
         while (!(s->writes.head && (!s->paused || s->stopping)) &&
-               !(s->stopping && !s->writes.head))
-            uv_cond_wait(&s->writer_cond, &s->mu);
+               !(s->stopping && !s->writes.head)) {
+            if (!wrote || !s->engine->idle) {
+                uv_cond_wait(&s->writer_cond, &s->mu);
+                continue;
+            }
+            /* Idle for STORE_IDLE_MS after writing: let the engine give back its cache. */
+            if (uv_cond_timedwait(&s->writer_cond, &s->mu, STORE_IDLE_MS * 1000000ull) ==
+                    UV_ETIMEDOUT &&
+                !s->writes.head && !s->stopping && !s->paused) {
+                wrote = false;
+                uv_mutex_unlock(&s->mu);
+                s->engine->idle(s->writer_conn);
+                uv_mutex_lock(&s->mu);
+            }
+        }
         if (!s->writes.head) {
             uv_mutex_unlock(&s->mu);
             break;
@@ -177,6 +191,7 @@ static void store_writer_main(void *arg)
         uv_mutex_unlock(&s->mu);
 
         store_run_batch(s, head, n);
+        wrote = true;
         store_post(s, head, tail);
     }
 }
