@@ -802,6 +802,16 @@ void *eio_session_extra(eio_session_t *s)
     return s->extra;
 }
 
+eio_session_t *eio_session_of_extra(void *extra)
+{
+    return (eio_session_t *)((char *)extra - offsetof(eio_session_t, extra));
+}
+
+void *eio_session_server_arg(const eio_session_t *s)
+{
+    return s->srv->arg;
+}
+
 int eio_session_protocol(const eio_session_t *s)
 {
     return s->protocol;
