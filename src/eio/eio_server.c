@@ -22,13 +22,20 @@ static size_t sid_hash(const char *sid, size_t len)
     return h;
 }
 
+/* Hashed and compared on the random part only: the prefix is every session's. */
+eio_session_t *eio_table_find_rnd(eio_server_t *srv, const char *rnd)
+{
+    eio_session_t *s = srv->buckets[sid_hash(rnd, SID_LEN) & (srv->nbuckets - 1)];
+    for (; s; s = s->hash_next)
+        if (memcmp(s->sid, rnd, SID_LEN) == 0) return s;
+    return NULL;
+}
+
 eio_session_t *eio_table_find(eio_server_t *srv, str_t sid)
 {
-    if (sid.len != srv->sid_len) return NULL;
-    eio_session_t *s = srv->buckets[sid_hash(sid.ptr, sid.len) & (srv->nbuckets - 1)];
-    for (; s; s = s->hash_next)
-        if (memcmp(s->sid, sid.ptr, sid.len) == 0) return s;
-    return NULL;
+    size_t pl = srv->sid_len - SID_LEN;
+    if (sid.len != srv->sid_len || memcmp(sid.ptr, srv->sid_prefix, pl) != 0) return NULL;
+    return eio_table_find_rnd(srv, sid.ptr + pl);
 }
 
 /* Chains of two on average before the table doubles: 4-8 bytes of buckets per session instead
@@ -43,7 +50,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
             eio_session_t *e = srv->buckets[i];
             while (e) {
                 eio_session_t *next = e->hash_next;
-                size_t j = sid_hash(e->sid, srv->sid_len) & (n - 1);
+                size_t j = sid_hash(e->sid, SID_LEN) & (n - 1);
                 e->hash_next = b[j];
                 b[j] = e;
                 e = next;
@@ -53,7 +60,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
         srv->buckets = b;
         srv->nbuckets = n;
     }
-    size_t j = sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1);
+    size_t j = sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1);
     s->hash_next = srv->buckets[j];
     srv->buckets[j] = s;
     srv->count++;
@@ -62,20 +69,13 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
 
 static void table_remove(eio_server_t *srv, eio_session_t *s)
 {
-    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1)];
+    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1)];
     for (; *pp; pp = &(*pp)->hash_next)
         if (*pp == s) {
             *pp = s->hash_next;
             srv->count--;
             return;
         }
-}
-
-static void sid_generate(const eio_server_t *srv, char out[SID_MAX + 1])
-{
-    size_t pl = strlen(srv->sid_prefix);
-    memcpy(out, srv->sid_prefix, pl);
-    randid_generate(out + pl, SID_LEN);
 }
 
 /* ---- packets ---- */
@@ -519,8 +519,8 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         return NULL;
     }
     s->admit_handle = handle;
-    do sid_generate(srv, s->sid);
-    while (eio_table_find(srv, str_make(s->sid, srv->sid_len)));
+    do randid_generate(s->sid, SID_LEN);
+    while (eio_table_find_rnd(srv, s->sid));
     s->srv = srv;
     s->transport = (uint8_t)transport;
     s->protocol = (uint8_t)protocol;
@@ -545,10 +545,10 @@ static void heartbeat_start(eio_session_t *s)
 static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char *out, size_t cap)
 {
     return snprintf(out, cap,
-                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                    "0{\"sid\":\"%s%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
                     "\"maxPayload\":%zu}",
-                    s->sid, upgrades ? "\"websocket\"" : "", srv->cfg.ping_interval_ms,
-                    srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
+                    srv->sid_prefix, s->sid, upgrades ? "\"websocket\"" : "",
+                    srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
 }
 
 static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
@@ -756,7 +756,7 @@ void eio_server_shutdown(eio_server_t *srv)
             if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->pl->outq_len) {
                 /* Deliver what is queued with the close if a poll is waiting. */
                 send_built(s, srv->close_pkt);
-                if (eio_table_find(srv, str_make(s->sid, srv->sid_len)) != s) continue;
+                if (eio_table_find_rnd(srv, s->sid) != s) continue;
             }
             eio_session_destroy(s, "server shutting down");
         }

@@ -69,6 +69,7 @@ void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t le
 /* Server-initiated close: queued packets are still delivered, then the transport closes. */
 void eio_session_close(eio_session_t *s, const char *reason);
 
+/* The random part of the session's sid (its last SID_LEN characters; for logs). */
 const char *eio_session_id(const eio_session_t *s);
 void eio_session_set_data(eio_session_t *s, void *data);
 void *eio_session_data(const eio_session_t *s);
