@@ -89,11 +89,14 @@ struct sio_client {
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;  /* (beside refused: no padding, 8 bytes less per client) */
-    /* The Engine.IO handshake request, set only while a v3 client's implicit CONNECT to "/"
-     * runs (from the open callback): see sio_socket_handshake_query. */
-    const http_request_t *open_req;
     sio_socket_t first;
 };
+
+/* The Engine.IO handshake request and its client, set only while a v3 client's implicit
+ * CONNECT to "/" runs (synchronously, from the open callback; loop thread only): see
+ * sio_socket_handshake_query. Not a field of every client. */
+static const sio_client_t *open_client;
+static const http_request_t *open_req;
 
 struct sio_server {
     net_loop_t *nl;
@@ -817,9 +820,11 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
          * an empty auth payload (the client's query is in the handshake request). */
         sio_packet_t p = {
             .type = SIO_CONNECT, .nsp = STR_LIT("/"), .ack_id = -1, .data = STR_LIT("{}")};
-        c->open_req = req;
+        open_client = c;
+        open_req = req;
         handle_connect_packet(c, &p, true);
-        if (eio_session_data(e) == c) c->open_req = NULL;
+        open_client = NULL;
+        open_req = NULL;
     }
     return 0;
 }
@@ -868,8 +873,7 @@ sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
 
 str_t sio_socket_handshake_query(const sio_socket_t *s)
 {
-    const http_request_t *req = s->client->open_req;
-    return req ? req->query : STR_NULL;
+    return s->client == open_client && open_req ? open_req->query : STR_NULL;
 }
 
 eio_server_t *sio_server_eio(sio_server_t *srv)
