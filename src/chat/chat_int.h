@@ -55,12 +55,15 @@ typedef struct presence {
     chat_sock_t *live; /* the sockets that receive live events (cs->live_next) */
     tq_entry_t grace;
     int64_t last_seen; /* ms; when the user went offline, or came online */
-    size_t hash;
+    uint32_t hash;     /* chat_hash of user, truncated (the tables stay under 2^32 buckets) */
     unsigned sockets;
     uint16_t len; /* of user */
     bool online;  /* as last announced */
     char user[];
 } presence_t;
+/* Entries whose id has up to this many bytes (any 64-bit number in decimal) come from a pool
+ * of 80-byte objects (core/slab.h; chat_presence.c), longer ids from malloc. */
+#define PRESENCE_POOL_ID_MAX 20
 
 /* Blocks of one size kept for reuse (at most max of them): a send's context and its reply are
  * taken and given back once per message, in bursts (a batch of commits), where malloc's

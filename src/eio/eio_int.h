@@ -53,7 +53,9 @@ typedef struct {
 } eio_polling_t;
 
 struct eio_session {
-    char sid[SID_MAX + 1];
+    /* The random part of its sid: the whole sid is the server's sid_prefix and these
+     * SID_LEN characters (the prefix, the same for every session, is not repeated here). */
+    char sid[SID_LEN + 1];
     uint8_t transport;
     uint8_t state;
     uint8_t protocol;   /* 4, or 3 (EIO=3, with allow_eio3) */
@@ -98,6 +100,8 @@ struct eio_server {
 
 /* eio_server.c */
 eio_session_t *eio_table_find(eio_server_t *srv, str_t sid);
+/* The session whose sid's random part is rnd (SID_LEN characters), or NULL. */
+eio_session_t *eio_table_find_rnd(eio_server_t *srv, const char *rnd);
 void eio_session_destroy(eio_session_t *s, const char *reason);
 void eio_session_close_deferred(eio_session_t *s, const char *reason);
 void eio_handle_packet(eio_session_t *s, const eio_packet_t *p);

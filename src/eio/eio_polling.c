@@ -165,7 +165,7 @@ void eio_polling_flush(eio_session_t *s)
 typedef struct {
     eio_server_t *srv;
     eio_session_t *s;
-    char sid[SID_MAX + 1];
+    char sid[SID_LEN + 1]; /* its random part */
 } payload_ctx_t;
 
 static int on_payload_packet(void *ud, const eio_packet_t *p)
@@ -173,7 +173,7 @@ static int on_payload_packet(void *ud, const eio_packet_t *p)
     payload_ctx_t *ctx = ud;
     eio_handle_packet(ctx->s, p);
     /* Stop when the session went away under us (it may be freed: compare, never touch). */
-    return eio_table_find(ctx->srv, str_make(ctx->sid, ctx->srv->sid_len)) == ctx->s ? 0 : 1;
+    return eio_table_find_rnd(ctx->srv, ctx->sid) == ctx->s ? 0 : 1;
 }
 
 static void poll_aborted(http_conn_t *hc, void *arg)
@@ -240,7 +240,7 @@ int eio_polling_request(eio_server_t *srv, eio_session_t *s, http_conn_t *hc,
         else
             rc = eio3_payload_decode(copy, body.len, on_payload_packet, &ctx);
         free(copy);
-        if (rc < 0 && eio_table_find(srv, str_make(ctx.sid, srv->sid_len)) == s) {
+        if (rc < 0 && eio_table_find_rnd(srv, ctx.sid) == s) {
             log_debug("eio %s: malformed payload, closing", s->sid);
             eio_session_destroy(s, "parse error");
         }

@@ -22,18 +22,27 @@ static size_t sid_hash(const char *sid, size_t len)
     return h;
 }
 
-eio_session_t *eio_table_find(eio_server_t *srv, str_t sid)
+/* Hashed and compared on the random part only: the prefix is every session's. */
+eio_session_t *eio_table_find_rnd(eio_server_t *srv, const char *rnd)
 {
-    if (sid.len != srv->sid_len) return NULL;
-    eio_session_t *s = srv->buckets[sid_hash(sid.ptr, sid.len) & (srv->nbuckets - 1)];
+    eio_session_t *s = srv->buckets[sid_hash(rnd, SID_LEN) & (srv->nbuckets - 1)];
     for (; s; s = s->hash_next)
-        if (memcmp(s->sid, sid.ptr, sid.len) == 0) return s;
+        if (memcmp(s->sid, rnd, SID_LEN) == 0) return s;
     return NULL;
 }
 
+eio_session_t *eio_table_find(eio_server_t *srv, str_t sid)
+{
+    size_t pl = srv->sid_len - SID_LEN;
+    if (sid.len != srv->sid_len || memcmp(sid.ptr, srv->sid_prefix, pl) != 0) return NULL;
+    return eio_table_find_rnd(srv, sid.ptr + pl);
+}
+
+/* Chains of two on average before the table doubles: 4-8 bytes of buckets per session instead
+ * of 8-16 (every idle socket has a session; a sid is looked up per polling request only). */
 static int table_insert(eio_server_t *srv, eio_session_t *s)
 {
-    if (srv->count >= srv->nbuckets) {
+    if (srv->count >= 2 * srv->nbuckets) {
         size_t n = srv->nbuckets * 2;
         eio_session_t **b = calloc(n, sizeof *b);
         if (!b) return -1;
@@ -41,7 +50,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
             eio_session_t *e = srv->buckets[i];
             while (e) {
                 eio_session_t *next = e->hash_next;
-                size_t j = sid_hash(e->sid, srv->sid_len) & (n - 1);
+                size_t j = sid_hash(e->sid, SID_LEN) & (n - 1);
                 e->hash_next = b[j];
                 b[j] = e;
                 e = next;
@@ -51,7 +60,7 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
         srv->buckets = b;
         srv->nbuckets = n;
     }
-    size_t j = sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1);
+    size_t j = sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1);
     s->hash_next = srv->buckets[j];
     srv->buckets[j] = s;
     srv->count++;
@@ -60,20 +69,13 @@ static int table_insert(eio_server_t *srv, eio_session_t *s)
 
 static void table_remove(eio_server_t *srv, eio_session_t *s)
 {
-    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, srv->sid_len) & (srv->nbuckets - 1)];
+    eio_session_t **pp = &srv->buckets[sid_hash(s->sid, SID_LEN) & (srv->nbuckets - 1)];
     for (; *pp; pp = &(*pp)->hash_next)
         if (*pp == s) {
             *pp = s->hash_next;
             srv->count--;
             return;
         }
-}
-
-static void sid_generate(const eio_server_t *srv, char out[SID_MAX + 1])
-{
-    size_t pl = strlen(srv->sid_prefix);
-    memcpy(out, srv->sid_prefix, pl);
-    randid_generate(out + pl, SID_LEN);
 }
 
 /* ---- packets ---- */
@@ -517,8 +519,8 @@ static eio_session_t *session_new(eio_server_t *srv, http_conn_t *hc, const http
         return NULL;
     }
     s->admit_handle = handle;
-    do sid_generate(srv, s->sid);
-    while (eio_table_find(srv, str_make(s->sid, srv->sid_len)));
+    do randid_generate(s->sid, SID_LEN);
+    while (eio_table_find_rnd(srv, s->sid));
     s->srv = srv;
     s->transport = (uint8_t)transport;
     s->protocol = (uint8_t)protocol;
@@ -543,10 +545,10 @@ static void heartbeat_start(eio_session_t *s)
 static int open_packet(eio_server_t *srv, eio_session_t *s, bool upgrades, char *out, size_t cap)
 {
     return snprintf(out, cap,
-                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                    "0{\"sid\":\"%s%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
                     "\"maxPayload\":%zu}",
-                    s->sid, upgrades ? "\"websocket\"" : "", srv->cfg.ping_interval_ms,
-                    srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
+                    srv->sid_prefix, s->sid, upgrades ? "\"websocket\"" : "",
+                    srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
 }
 
 static int handle_websocket(eio_server_t *srv, http_conn_t *hc, const http_request_t *req,
@@ -754,7 +756,7 @@ void eio_server_shutdown(eio_server_t *srv)
             if (s->transport == TRANSPORT_POLLING && s->state == S_OPEN && s->pl->outq_len) {
                 /* Deliver what is queued with the close if a poll is waiting. */
                 send_built(s, srv->close_pkt);
-                if (eio_table_find(srv, str_make(s->sid, srv->sid_len)) != s) continue;
+                if (eio_table_find_rnd(srv, s->sid) != s) continue;
             }
             eio_session_destroy(s, "server shutting down");
         }
@@ -798,6 +800,16 @@ void *eio_session_data(const eio_session_t *s)
 void *eio_session_extra(eio_session_t *s)
 {
     return s->extra;
+}
+
+eio_session_t *eio_session_of_extra(void *extra)
+{
+    return (eio_session_t *)((char *)extra - offsetof(eio_session_t, extra));
+}
+
+void *eio_session_server_arg(const eio_session_t *s)
+{
+    return s->srv->arg;
 }
 
 int eio_session_protocol(const eio_session_t *s)

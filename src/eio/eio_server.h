@@ -69,11 +69,17 @@ void eio_session_send(eio_session_t *s, bool binary, const void *data, size_t le
 /* Server-initiated close: queued packets are still delivered, then the transport closes. */
 void eio_session_close(eio_session_t *s, const char *reason);
 
+/* The random part of the session's sid (its last SID_LEN characters; for logs). */
 const char *eio_session_id(const eio_session_t *s);
 void eio_session_set_data(eio_session_t *s, void *data);
 void *eio_session_data(const eio_session_t *s);
 /* The session_extra bytes of the session (pointer-aligned); valid until on_close returns. */
 void *eio_session_extra(eio_session_t *s);
+/* The session whose session_extra bytes start at extra (the inverse of eio_session_extra): the
+ * layer above derives it instead of keeping a pointer back. */
+eio_session_t *eio_session_of_extra(void *extra);
+/* The arg given to eio_server_new for the session's server. */
+void *eio_session_server_arg(const eio_session_t *s);
 bool eio_session_is_websocket(const eio_session_t *s);
 /* The Engine.IO protocol revision the client speaks: 4, or 3 (only with allow_eio3). */
 int eio_session_protocol(const eio_session_t *s);

@@ -182,7 +182,8 @@ static void refuse_conn(http_server_t *s, net_conn_t *c, const char *why)
     }
     size_t cap = s->cfg.max_conns ? s->cfg.max_conns : (size_t)-1 / 2;
     log_debug("conn %llu: refused (%s)", (unsigned long long)c->id, why);
-    if (c->nl->num_conns <= cap + slack && net_conn_write_copy(c, resp, sizeof resp - 1) == 0)
+    if (net_conn_nl(c)->num_conns <= cap + slack &&
+        net_conn_write_copy(c, resp, sizeof resp - 1) == 0)
         net_conn_close_after_write(c);
     else
         net_conn_close(c);
@@ -192,7 +193,7 @@ void http_server_accept(net_conn_t *c, void *arg)
 {
     http_server_t *s = arg;
     /* num_conns counts this connection already. */
-    if (s->cfg.max_conns && c->nl->num_conns > s->cfg.max_conns) {
+    if (s->cfg.max_conns && net_conn_nl(c)->num_conns > s->cfg.max_conns) {
         if (s->stats.refused_fds++ % 1000 == 0)
             log_warn("at the connection cap (%zu, from the open-files limit): refusing new "
                      "connections (%llu so far)",

@@ -36,9 +36,9 @@ static void on_timeout(timerq_t *q, tq_entry_t *e)
 {
     net_conn_t *c = (net_conn_t *)((char *)e - offsetof(net_conn_t, timeout));
     log_debug("conn %llu: %s timeout, closing", (unsigned long long)c->id,
-              q == &c->nl->header_tq ? "header"
-              : q == &c->nl->idle_tq ? "idle"
-                                     : "linger");
+              q == &net_conn_nl(c)->header_tq ? "header"
+              : q == &net_conn_nl(c)->idle_tq ? "idle"
+                                              : "linger");
     net_conn_close(c);
 }
 
@@ -55,7 +55,6 @@ int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits)
     memset(nl, 0, offsetof(net_loop_t, scratch));
     nl->loop = loop;
     nl->limits = *limits;
-    nl->all.all_prev = nl->all.all_next = &nl->all;
     slab_pool_init(&nl->conn_pool, sizeof(net_conn_t));
     uv_check_init(loop, &nl->check);
     nl->check.data = nl;
@@ -101,7 +100,7 @@ void net_loop_close(net_loop_t *nl)
 
 static void conn_free_outq(net_conn_t *c)
 {
-    c->nl->out_bytes_total -= c->out_bytes;
+    net_conn_nl(c)->out_bytes_total -= c->out_bytes;
     for (uint32_t i = 0; i < c->outq_len; i++) rbuf_unref(c->outq[i].buf);
     free(c->outq);
     c->outq = NULL;
@@ -112,7 +111,7 @@ static void conn_free_outq(net_conn_t *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     net_conn_t *c = (net_conn_t *)h;
-    net_loop_t *nl = c->nl;
+    net_loop_t *nl = net_conn_nl(c);
     if (c->handler && c->handler->on_close) c->handler->on_close(c);
     if (c->flags & NET_CONN_IN_FLUSH) {
         /* Rare: queued for a flush after the check phase; unlink before freeing. */
@@ -125,8 +124,6 @@ static void on_conn_closed(uv_handle_t *h)
     /* Whatever a callback above did, nothing may reach c after this. */
     timerq_remove(&c->timeout);
     timerq_remove(&c->send_timeout);
-    c->all_prev->all_next = c->all_next;
-    c->all_next->all_prev = c->all_prev;
     nl->num_conns--;
     if (nl->num_conns == 0 && nl->close_when_empty) {
         nl->close_when_empty = false;
@@ -175,7 +172,7 @@ static void conn_linger(net_conn_t *c)
         net_conn_close(c);
         return;
     }
-    timerq_add(&c->nl->linger_tq, &c->timeout);
+    timerq_add(&net_conn_nl(c)->linger_tq, &c->timeout);
     if (c->flags & NET_CONN_PAUSED) {
         c->flags &= ~NET_CONN_PAUSED;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -192,8 +189,8 @@ void net_conn_close_after_write(net_conn_t *c)
     }
     if (!(c->flags & NET_CONN_IN_FLUSH)) {
         c->flags |= NET_CONN_IN_FLUSH;
-        c->flush_next = c->nl->flush_head;
-        c->nl->flush_head = c;
+        c->flush_next = net_conn_nl(c)->flush_head;
+        net_conn_nl(c)->flush_head = c;
     }
 }
 
@@ -201,13 +198,13 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
 {
     if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return -1;
     if (len == 0) return 0;
-    if (c->out_bytes + len > c->nl->limits.max_outbound) {
+    if (c->out_bytes + len > net_conn_nl(c)->limits.max_outbound) {
         log_info_throttled("conn %llu: outbound queue over %zu bytes (slow reader), closing",
-                           (unsigned long long)c->id, c->nl->limits.max_outbound);
+                           (unsigned long long)c->id, net_conn_nl(c)->limits.max_outbound);
         net_conn_close(c);
         return -1;
     }
-    net_loop_t *nl = c->nl;
+    net_loop_t *nl = net_conn_nl(c);
     if (nl->limits.max_outbound_total &&
         nl->out_bytes_total + len > nl->limits.max_outbound_total &&
         c->out_bytes + len > NET_FAIR_OUTBOUND) {
@@ -233,8 +230,8 @@ int net_conn_write(net_conn_t *c, rbuf_t *buf, size_t off, size_t len)
     nl->out_bytes_total += len;
     if (!(c->flags & NET_CONN_IN_FLUSH)) {
         c->flags |= NET_CONN_IN_FLUSH;
-        c->flush_next = c->nl->flush_head;
-        c->nl->flush_head = c;
+        c->flush_next = net_conn_nl(c)->flush_head;
+        net_conn_nl(c)->flush_head = c;
     }
     return 0;
 }
@@ -257,7 +254,7 @@ static void outq_advance(net_conn_t *c, size_t n)
 {
     uint32_t i = 0;
     c->out_bytes -= n;
-    c->nl->out_bytes_total -= n;
+    net_conn_nl(c)->out_bytes_total -= n;
     while (n > 0 && i < c->outq_len) {
         net_slice_t *s = &c->outq[i];
         if (n >= s->len) {
@@ -371,7 +368,8 @@ static void conn_flush(net_conn_t *c)
      * that completes and leaves more queued starts a new period). Without it, a peer that
      * never reads would keep a download, a long poll's answer or a closing connection, with
      * its queue and descriptor, for ever. */
-    if (c->nl->limits.send_timeout_ms) timerq_add(&c->nl->send_tq, &c->send_timeout);
+    if (net_conn_nl(c)->limits.send_timeout_ms)
+        timerq_add(&net_conn_nl(c)->send_tq, &c->send_timeout);
 }
 
 static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratch);
@@ -397,8 +395,8 @@ static void flush_all(net_loop_t *nl)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     net_conn_t *c = (net_conn_t *)h;
-    out->base = c->nl->scratch;
-    out->len = sizeof c->nl->scratch;
+    out->base = net_conn_nl(c)->scratch;
+    out->len = sizeof net_conn_nl(c)->scratch;
 }
 
 static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratch)
@@ -412,9 +410,9 @@ static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratc
     } else {
         buf_consume(&c->in, used);
     }
-    if (c->in.len > c->nl->limits.max_inbound) {
+    if (c->in.len > net_conn_nl(c)->limits.max_inbound) {
         log_info_throttled("conn %llu: more than %zu bytes of unprocessed input, closing",
-                           (unsigned long long)c->id, c->nl->limits.max_inbound);
+                           (unsigned long long)c->id, net_conn_nl(c)->limits.max_inbound);
         net_conn_close(c);
     }
 }
@@ -447,8 +445,8 @@ void net_conn_schedule_reprocess(net_conn_t *c)
     c->flags |= NET_CONN_REPROCESS;
     if (!(c->flags & NET_CONN_IN_FLUSH)) {
         c->flags |= NET_CONN_IN_FLUSH;
-        c->flush_next = c->nl->flush_head;
-        c->nl->flush_head = c;
+        c->flush_next = net_conn_nl(c)->flush_head;
+        net_conn_nl(c)->flush_head = c;
     }
 }
 
@@ -473,14 +471,15 @@ void net_conn_resume(net_conn_t *c)
 void net_conn_arm_header_timeout(net_conn_t *c)
 {
     if (c->flags & NET_CONN_CLOSING) return;
-    if (c->nl->limits.header_timeout_ms) timerq_add(&c->nl->header_tq, &c->timeout);
+    if (net_conn_nl(c)->limits.header_timeout_ms)
+        timerq_add(&net_conn_nl(c)->header_tq, &c->timeout);
 }
 
 void net_conn_arm_idle_timeout(net_conn_t *c)
 {
     if (c->flags & NET_CONN_CLOSING) return;
-    if (c->nl->limits.idle_timeout_ms)
-        timerq_add(&c->nl->idle_tq, &c->timeout);
+    if (net_conn_nl(c)->limits.idle_timeout_ms)
+        timerq_add(&net_conn_nl(c)->idle_tq, &c->timeout);
     else
         timerq_remove(&c->timeout);
 }
@@ -490,14 +489,25 @@ void net_conn_clear_timeout(net_conn_t *c)
     timerq_remove(&c->timeout);
 }
 
+/* The connections are the loop's TCP handles whose data is nl (a listener's is the
+ * net_listener_t): libuv's list of handles, not a list of our own (16 bytes less per
+ * connection). uv_walk allows fn to close handles. */
+typedef struct {
+    net_loop_t *nl;
+    void (*fn)(net_conn_t *c, void *arg);
+    void *arg;
+} foreach_t;
+
+static void foreach_handle(uv_handle_t *h, void *arg)
+{
+    const foreach_t *f = arg;
+    if (h->type == UV_TCP && h->data == f->nl) f->fn((net_conn_t *)h, f->arg);
+}
+
 void net_foreach_conn(net_loop_t *nl, void (*fn)(net_conn_t *c, void *arg), void *arg)
 {
-    net_conn_t *c = nl->all.all_next;
-    while (c != &nl->all) {
-        net_conn_t *next = c->all_next;
-        fn(c, arg);
-        c = next;
-    }
+    foreach_t f = {nl, fn, arg};
+    uv_walk(nl->loop, foreach_handle, &f);
 }
 
 int net_conn_peer_name(net_conn_t *c, char *out, size_t cap)
@@ -533,21 +543,15 @@ static void on_connection(uv_stream_t *server, int status)
     net_conn_t *c = slab_calloc(&nl->conn_pool);
     if (!c) return;
     uv_tcp_init(nl->loop, &c->tcp);
+    c->tcp.data = nl;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        /* Not yet linked: close without the handler. */
-        c->nl = nl;
-        c->all_prev = c->all_next = c;
+        /* Close without the handler. */
         nl->num_conns++;
         c->flags |= NET_CONN_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
-    c->nl = nl;
     c->id = ++nl->next_conn_id;
-    c->all_next = &nl->all;
-    c->all_prev = nl->all.all_prev;
-    nl->all.all_prev->all_next = c;
-    nl->all.all_prev = c;
     nl->num_conns++;
 #ifndef __linux__
     uv_tcp_nodelay(&c->tcp, 1); /* (inherited from the listener on Linux: net_listen) */

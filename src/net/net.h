@@ -53,8 +53,7 @@ enum {
 };
 
 struct net_conn {
-    uv_tcp_t tcp;
-    net_loop_t *nl;
+    uv_tcp_t tcp; /* tcp.data is the net_loop_t (net_conn_nl): no field of its own */
     const net_handler_t *handler;
     void *ud; /* the handler's state */
     buf_t in; /* unconsumed input; empty (no memory) between messages */
@@ -64,9 +63,8 @@ struct net_conn {
     uint32_t flags;
     uint32_t id; /* for logs (wraps after 4 billion connections; beside flags: no padding) */
     net_conn_t *flush_next;
-    net_conn_t *all_prev, *all_next; /* every live connection, for shutdown */
-    tq_entry_t timeout;              /* header, idle or linger timeout */
-    tq_entry_t send_timeout;         /* armed while the kernel takes none of our output */
+    tq_entry_t timeout;      /* header, idle or linger timeout */
+    tq_entry_t send_timeout; /* armed while the kernel takes none of our output */
 };
 
 struct net_loop {
@@ -75,7 +73,6 @@ struct net_loop {
     uv_check_t check;     /* flushes writes queued by I/O callbacks */
     uv_prepare_t prepare; /* flushes writes queued by timers */
     net_conn_t *flush_head;
-    net_conn_t all; /* sentinel */
     size_t num_conns;
     bool close_when_empty; /* net_loop_close was called while connections lingered */
     uint64_t next_conn_id;
@@ -85,6 +82,11 @@ struct net_loop {
     slab_pool_t conn_pool; /* the net_conn_t of every connection (core/slab.h) */
     char scratch[64 * 1024];
 };
+
+static inline net_loop_t *net_conn_nl(const net_conn_t *c)
+{
+    return (net_loop_t *)c->tcp.data;
+}
 
 int net_loop_init(net_loop_t *nl, uv_loop_t *loop, const net_limits_t *limits);
 /* Closes the loop's own handles, at once or as soon as the last connection is gone. */

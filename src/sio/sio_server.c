@@ -83,18 +83,20 @@ typedef struct {
 /* Lives inside its Engine.IO session's allocation (eio_config_t.session_extra), with the
  * client's first socket: one connection, one namespace, no allocation of its own. */
 struct sio_client {
-    eio_session_t *eio;
-    sio_server_t *srv;
+    /* Its session and server are derived (client_eio, client_srv): no pointers back. */
     sio_socket_t *sockets;
     sio_binary_t *bin; /* NULL unless attachments are awaited */
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;  /* (beside refused: no padding, 8 bytes less per client) */
-    /* The Engine.IO handshake request, set only while a v3 client's implicit CONNECT to "/"
-     * runs (from the open callback): see sio_socket_handshake_query. */
-    const http_request_t *open_req;
     sio_socket_t first;
 };
+
+/* The Engine.IO handshake request and its client, set only while a v3 client's implicit
+ * CONNECT to "/" runs (synchronously, from the open callback; loop thread only): see
+ * sio_socket_handshake_query. Not a field of every client. */
+static const sio_client_t *open_client;
+static const http_request_t *open_req;
 
 struct sio_server {
     net_loop_t *nl;
@@ -103,6 +105,16 @@ struct sio_server {
     sio_nsp_t *nsps;
     timerq_t connect_tq;
 };
+
+static inline eio_session_t *client_eio(const sio_client_t *c)
+{
+    return eio_session_of_extra((void *)c);
+}
+
+static inline sio_server_t *client_srv(const sio_client_t *c)
+{
+    return eio_session_server_arg(client_eio(c));
+}
 
 static void socket_close(sio_socket_t *s, const char *reason);
 static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3);
@@ -188,8 +200,8 @@ void sio_built_free(sio_built_t *b)
 void sio_socket_send_built(sio_socket_t *s, const sio_built_t *b)
 {
     if (!s->connected) return;
-    eio_session_send_built(s->client->eio, b->text);
-    for (unsigned i = 0; i < b->natt; i++) eio_session_send_built(s->client->eio, b->att[i]);
+    eio_session_send_built(client_eio(s->client), b->text);
+    for (unsigned i = 0; i < b->natt; i++) eio_session_send_built(client_eio(s->client), b->att[i]);
 }
 
 static int send_packets(sio_socket_t *s, int type, int64_t ack_id, str_t data,
@@ -262,7 +274,7 @@ int sio_socket_emit_with_ack(sio_socket_t *s, str_t data, uint32_t timeout_ms, s
     a->id = s->next_ack_id++;
     a->cb = cb;
     a->ud = ud;
-    uv_timer_init(s->client->srv->nl->loop, &a->timer);
+    uv_timer_init(client_srv(s->client)->nl->loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
     a->next = s->acks;
@@ -435,7 +447,7 @@ sio_nsp_t *sio_socket_nsp(const sio_socket_t *s)
 
 eio_session_t *sio_socket_eio(const sio_socket_t *s)
 {
-    return s->client->eio;
+    return client_eio(s->client);
 }
 
 void sio_socket_set_data(sio_socket_t *s, void *data)
@@ -504,22 +516,22 @@ void sio_socket_disconnect(sio_socket_t *s, bool close_transport)
     sio_client_t *c = s->client;
     send_packets(s, SIO_DISCONNECT, -1, STR_NULL, NULL, 0);
     socket_close(s, "server namespace disconnect");
-    if (close_transport) eio_session_close(c->eio, "server namespace disconnect");
+    if (close_transport) eio_session_close(client_eio(c), "server namespace disconnect");
 }
 
 /* ---- packets from clients ---- */
 
 static void client_protocol_error(sio_client_t *c, const char *why)
 {
-    log_debug("sio %s: %s, closing", eio_session_id(c->eio), why);
-    eio_session_close(c->eio, "parse error");
+    log_debug("sio %s: %s, closing", eio_session_id(client_eio(c)), why);
+    eio_session_close(client_eio(c), "parse error");
 }
 
 /* v3: the auth payload is the query the client put in the namespace (v3query, without the
  * '?'; STR_NULL: none), as socket.io 4 reads it. */
 static void handle_connect(sio_client_t *c, const sio_packet_t *p_in, str_t v3query)
 {
-    bool v3 = eio_session_protocol(c->eio) == 3;
+    bool v3 = eio_session_protocol(client_eio(c)) == 3;
     sio_packet_t v3p;
     const sio_packet_t *p = p_in;
     buf_t v3auth;
@@ -536,7 +548,7 @@ static void handle_connect(sio_client_t *c, const sio_packet_t *p_in, str_t v3qu
 
 static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v3)
 {
-    sio_server_t *srv = c->srv;
+    sio_server_t *srv = client_srv(c);
     if (c->refused >= SIO_MAX_REFUSED_CONNECTS) {
         client_protocol_error(c, "too many refused CONNECTs");
         return;
@@ -552,7 +564,7 @@ static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v
             sio_packet_encode_header(hdr, SIO_CONNECT_ERROR, str_make(p->nsp.ptr, nl), 0, -1, true);
         buf_append(&b, hdr, hl);
         buf_append_str(&b, "{\"message\":\"Invalid namespace\"}");
-        eio_session_send(c->eio, false, b.data, b.len);
+        eio_session_send(client_eio(c), false, b.data, b.len);
         buf_free(&b);
         return;
     }
@@ -587,7 +599,7 @@ static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v
             rbuf_t *r = build_text(nsp, SIO_CONNECT_ERROR, 0, -1, e);
             buf_free(&e3);
             if (r) {
-                eio_session_send_built(c->eio, r);
+                eio_session_send_built(client_eio(c), r);
                 rbuf_unref(r);
             }
             buf_free(&err);
@@ -620,7 +632,7 @@ static void handle_connect_packet(sio_client_t *c, const sio_packet_t *p, bool v
     rbuf_t *r = build_text(nsp, SIO_CONNECT, 0, -1, str_make(body.data, body.len));
     buf_free(&body);
     if (r) {
-        eio_session_send_built(c->eio, r);
+        eio_session_send_built(client_eio(c), r);
         rbuf_unref(r);
     }
     if (nsp->h.on_connection) nsp->h.on_connection(s, nsp->arg);
@@ -680,7 +692,7 @@ static void handle_text(sio_client_t *c, const char *data, size_t len)
     str_t v3query = STR_NULL;
     char *v3text = NULL;
     if (len >= 2 && data[0] == '0' + SIO_CONNECT && data[1] == '/' &&
-        eio_session_protocol(c->eio) == 3) {
+        eio_session_protocol(client_eio(c)) == 3) {
         const char *comma = memchr(data, ',', len);
         size_t nsp_end = comma ? (size_t)(comma - data) : len;
         const char *q = memchr(data, '?', nsp_end);
@@ -764,10 +776,10 @@ static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
         client_protocol_error(c, "unexpected binary message");
         return;
     }
-    size_t max = c->srv->cfg.eio.max_payload;
+    size_t max = client_srv(c)->cfg.eio.max_payload;
     if (b->bytes > max || len > max - b->bytes) {
         log_debug("sio %s: attachments over maxPayload (%zu bytes) for one packet",
-                  eio_session_id(c->eio), max);
+                  eio_session_id(client_eio(c)), max);
         pending_clear(c);
         client_protocol_error(c, "attachments over maxPayload");
         return;
@@ -800,16 +812,14 @@ static void handle_binary(sio_client_t *c, const uint8_t *data, size_t len)
 static void on_connect_timeout(timerq_t *q, tq_entry_t *e)
 {
     sio_client_t *c = (sio_client_t *)((char *)e - offsetof(sio_client_t, connect_timer));
-    log_debug("sio %s: no namespace joined in time, closing", eio_session_id(c->eio));
-    eio_session_close(c->eio, "connect timeout");
+    log_debug("sio %s: no namespace joined in time, closing", eio_session_id(client_eio(c)));
+    eio_session_close(client_eio(c), "connect timeout");
 }
 
 static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 {
     sio_server_t *srv = arg;
     sio_client_t *c = eio_session_extra(e);
-    c->eio = e;
-    c->srv = srv;
     eio_session_set_data(e, c);
     timerq_add(&srv->connect_tq, &c->connect_timer);
     if (eio_session_protocol(e) == 3) {
@@ -817,9 +827,11 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
          * an empty auth payload (the client's query is in the handshake request). */
         sio_packet_t p = {
             .type = SIO_CONNECT, .nsp = STR_LIT("/"), .ack_id = -1, .data = STR_LIT("{}")};
-        c->open_req = req;
+        open_client = c;
+        open_req = req;
         handle_connect_packet(c, &p, true);
-        if (eio_session_data(e) == c) c->open_req = NULL;
+        open_client = NULL;
+        open_req = NULL;
     }
     return 0;
 }
@@ -868,8 +880,7 @@ sio_server_t *sio_server_new(net_loop_t *nl, const sio_config_t *cfg)
 
 str_t sio_socket_handshake_query(const sio_socket_t *s)
 {
-    const http_request_t *req = s->client->open_req;
-    return req ? req->query : STR_NULL;
+    return s->client == open_client && open_req ? open_req->query : STR_NULL;
 }
 
 eio_server_t *sio_server_eio(sio_server_t *srv)

@@ -32,6 +32,9 @@ enum {
     STORE_ENGINE_READERS = 1u << 1,
 };
 
+/* How long the writer waits without work before calling the engine's idle hook. */
+#define STORE_IDLE_MS 1000
+
 typedef struct store_engine {
     /* Registered under this name ("sqlite"); store_engine_find looks it up. */
     const char *name;
@@ -76,6 +79,11 @@ typedef struct store_engine {
     int (*exec_batch)(void *conn, store_req_t *head);
     /* The connection's last error message, for logs. */
     const char *(*errmsg)(void *conn);
+    /* Optional (NULL: nothing). Called on the writer's thread, outside any transaction, once
+     * the writer has had no work for STORE_IDLE_MS after writing: gives back the memory the
+     * connection caches (SQLite: its page cache; a busy writer keeps it, an idle one does not
+     * hold the pages of every row it wrote, e.g. each new user's record). */
+    void (*idle)(void *conn);
 } store_engine_t;
 
 /* The registered engine of that name, or NULL. */

@@ -177,13 +177,26 @@ static void store_writer_main(void *arg)
 #ifdef __linux__
     pthread_setname_np(pthread_self(), "store-writer");
 #endif
+    bool wrote = false; /* since the engine's idle hook last ran */
     for (;;) {
         uv_mutex_lock(&s->mu);
         while (!(s->writes.head && (!s->paused || s->stopping)) &&
                !(s->stopping && !s->writes.head)) {
-            s->writer_waiting = true;
-            uv_cond_wait(&s->writer_cond, &s->mu);
+            s->writer_waiting = true; /* store_kick signals only a waiting writer */
+            if (!wrote || !s->engine->idle) {
+                uv_cond_wait(&s->writer_cond, &s->mu);
+                s->writer_waiting = false;
+                continue;
+            }
+            /* Idle for STORE_IDLE_MS after writing: let the engine give back its cache. */
+            int wrc = uv_cond_timedwait(&s->writer_cond, &s->mu, STORE_IDLE_MS * 1000000ull);
             s->writer_waiting = false;
+            if (wrc == UV_ETIMEDOUT && !s->writes.head && !s->stopping && !s->paused) {
+                wrote = false;
+                uv_mutex_unlock(&s->mu);
+                s->engine->idle(s->writer_conn);
+                uv_mutex_lock(&s->mu);
+            }
         }
         if (!s->writes.head) {
             uv_mutex_unlock(&s->mu);
@@ -211,6 +224,7 @@ static void store_writer_main(void *arg)
 
         store_run_batch(s, head, n);
         s->last_commit_ns = uv_hrtime();
+        wrote = true;
         store_post(s, head, tail);
     }
 }

@@ -6,9 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "store/store.h"
+#include "store/store_engine.h"
 #include "unit.h"
 
 static char tmpdir[64];
@@ -123,8 +125,55 @@ static void test_commit_wait(void)
     finish(&loop, wait_store);
 }
 
+/* The writer gives back its page cache once idle (engine idle hook): 3,000 new users' rows
+ * filled SQLite's page cache by several hundred KB, which the old writer kept for good. */
+#define IDLE_USERS 3000
+static int idle_done;
+static void idle_req_done(store_req_t *r)
+{
+    CHECK_EQ_INT(r->status, STORE_OK);
+    idle_done++;
+}
+
+static void idle_wait(uv_loop_t *loop, int n)
+{
+    while (idle_done < n) uv_run(loop, UV_RUN_ONCE);
+}
+
+static void test_writer_idle_releases_cache(void)
+{
+    uv_loop_t loop;
+    char err[256] = "", path[128];
+    store_t *s = NULL;
+    uv_loop_init(&loop);
+    snprintf(path, sizeof path, "%s/idle.sqlite", tmpdir);
+    CHECK_EQ_INT(store_open(&loop, path, &s, err, sizeof err), STORE_OK);
+    if (!s) return;
+    static store_req_t reqs[IDLE_USERS];
+    static char ids[IDLE_USERS][24];
+    for (int i = 0; i < IDLE_USERS; i++) {
+        snprintf(ids[i], sizeof ids[i], "idle-user-%05d", i);
+        reqs[i] = (store_req_t){.op = STORE_OP_USER_UPSERT, .done = idle_req_done};
+        reqs[i].u.user_upsert.id = str_cstr(ids[i]);
+        reqs[i].u.user_upsert.name = str_cstr(ids[i]);
+        CHECK_EQ_INT(store_submit(s, &reqs[i]), STORE_OK);
+    }
+    idle_wait(&loop, IDLE_USERS);
+    sqlite3_int64 busy = sqlite3_memory_used();
+    usleep((STORE_IDLE_MS + 1500) * 1000);
+    sqlite3_int64 idle = sqlite3_memory_used();
+    fprintf(stderr, "sqlite memory: %lld bytes after the writes, %lld idle\n", (long long)busy,
+            (long long)idle);
+    CHECK(busy - idle > 200 * 1024);
+    finish(&loop, s);
+}
+
 int main(void)
 {
+    /* Memory statistics on, for test_writer_idle_releases_cache (the store turns them off
+     * only if it initializes SQLite first). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1);
+    sqlite3_initialize();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/parlor_storet_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -132,6 +181,7 @@ int main(void)
     }
     RUN(test_open_errors);
     RUN(test_commit_wait);
+    RUN(test_writer_idle_releases_cache);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
