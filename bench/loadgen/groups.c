@@ -250,33 +250,13 @@ static bool check_seq(worker_t *w, lg_member_t *m, uint64_t n, uint64_t seq)
 
 static void on_group_ack(worker_t *w, lg_member_t *m, const char *pk, size_t n)
 {
-    uint64_t id = 0;
-    size_t i = 1;
-    while (i < n && pk[i] >= '0' && pk[i] <= '9') id = id * 10 + (uint64_t)(pk[i++] - '0');
-    if (i == 1 || i >= n || pk[i] != '[') {
-        w->res->err_proto++;
-        note_error(w, "malformed ack: %.*s", (int)(n > 120 ? 120 : n), pk);
-        return;
-    }
-    const char *body = pk + i;
-    size_t bl = n - i;
-    bool ok = memmem(body, bl < 64 ? bl : 64, "\"ok\":true", 9) != NULL;
-    if (!ok) {
-        w->res->err_nack++;
-        note_error(w, "send_message refused: %.*s", (int)(bl > 160 ? 160 : bl), body);
-    }
+    ack_t a;
+    if (!ack_take(w, pk, n, m->user, m->sent, m->ackbits, &m->acked, &a)) return;
+    uint64_t id = a.id;
+    const char *body = a.body;
+    size_t bl = a.len;
+    bool ok = a.ok;
     uint64_t slot = id & (w->ring - 1);
-    if (id == 0 || id > m->sent || m->sent - id >= w->ring ||
-        (m->ackbits[slot >> 3] & (1u << (slot & 7)))) {
-        w->res->err_ack++;
-        note_error(w, "unexpected or repeated ack %" PRIu64 " for %s (sent %" PRIu64 ")", id,
-                   m->user, m->sent);
-        return;
-    }
-    m->ackbits[slot >> 3] |= (uint8_t)(1u << (slot & 7));
-    m->acked++;
-    w->acked++;
-    w->res->acked++;
     uint64_t seq = 0, cmid = 0;
     if (ok && (!find_u64(body, bl, "\"seq\":", &seq) || seq == 0 ||
                !find_u64(body, bl, "\"clientMsgId\":\"", &cmid) || cmid != id ||

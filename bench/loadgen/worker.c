@@ -57,7 +57,8 @@ bool find_u64(const char *p, size_t n, const char *key, uint64_t *out)
     return true;
 }
 
-static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
+bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
+              uint8_t *ackbits, uint64_t *acked, ack_t *out)
 {
     uint64_t id = 0;
     size_t i = 1;
@@ -65,7 +66,7 @@ static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
     if (i == 1 || i >= n || pk[i] != '[') {
         w->res->err_proto++;
         note_error(w, "malformed ack: %.*s", (int)(n > 120 ? 120 : n), pk);
-        return;
+        return false;
     }
     const char *body = pk + i;
     size_t bl = n - i;
@@ -75,17 +76,29 @@ static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
         note_error(w, "send_message refused: %.*s", (int)(bl > 160 ? 160 : bl), body);
     }
     uint64_t slot = id & (w->ring - 1);
-    if (id == 0 || id > p->sent || p->sent - id >= w->ring ||
-        (p->ackbits[slot >> 3] & (1u << (slot & 7)))) {
+    if (id == 0 || id > sent || sent - id >= w->ring || (ackbits[slot >> 3] & (1u << (slot & 7)))) {
         w->res->err_ack++;
-        note_error(w, "unexpected or repeated ack %" PRIu64 " for %s (sent %" PRIu64 ")", id,
-                   p->suser, p->sent);
-        return;
+        note_error(w, "unexpected or repeated ack %" PRIu64 " for %s (sent %" PRIu64 ")", id, user,
+                   sent);
+        return false;
     }
-    p->ackbits[slot >> 3] |= (uint8_t)(1u << (slot & 7));
-    p->acked++;
+    ackbits[slot >> 3] |= (uint8_t)(1u << (slot & 7));
+    (*acked)++;
     w->acked++;
     w->res->acked++;
+    *out = (ack_t){id, body, bl, ok};
+    return true;
+}
+
+static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
+{
+    ack_t a;
+    if (!ack_take(w, pk, n, p->suser, p->sent, p->ackbits, &p->acked, &a)) return;
+    uint64_t id = a.id;
+    const char *body = a.body;
+    size_t bl = a.len;
+    bool ok = a.ok;
+    uint64_t slot = id & (w->ring - 1);
     uint64_t seq = 0, cmid = 0;
     if (ok && (!find_u64(body, bl, "\"seq\":", &seq) || seq != id ||
                !find_u64(body, bl, "\"clientMsgId\":\"", &cmid) || cmid != id)) {

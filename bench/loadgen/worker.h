@@ -61,6 +61,18 @@ bool in_window(const worker_t *w, uint64_t t);
 /* Reads the digits after `key` in p; returns false when key is absent. */
 bool find_u64(const char *p, size_t n, const char *key, uint64_t *out);
 
+/* An ack's common checks (pairs and groups): its id, "ok", sent and not acknowledged before.
+ * Counts and notes a bad one and returns false; else marks it in ackbits, counts it in *acked
+ * and the worker's totals, and gives its id, body (after the id) and ok. */
+typedef struct {
+    uint64_t id;
+    const char *body;
+    size_t len;
+    bool ok;
+} ack_t;
+bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
+              uint8_t *ackbits, uint64_t *acked, ack_t *out);
+
 /* groups.c: creates the slice's groups over REST and fills w->conns; 0 or -1. */
 int group_setup(worker_t *w);
 /* Sends what the open-loop schedule has due. */
