@@ -221,18 +221,7 @@ void group_sends(worker_t *w)
     while (w->next_due <= w->now && w->next_due < w->t_stop) {
         lg_member_t *m = &w->groups[w->rate_k % G].m[(w->rate_k / G) % M];
         if (m->c.state == CONN_READY) {
-            if (m->sent - m->acked >= w->ring) {
-                w->res->err_lost++;
-                note_error(w,
-                           "more than %" PRIu64 " messages of %s unacknowledged: the open-loop "
-                           "rate is beyond what the server sustains",
-                           w->ring, m->user);
-            } else {
-                uint64_t lag = w->now - w->next_due;
-                hist_add(&w->res->send_lag, lag);
-                if (lag > LATE_NS) w->res->late_sends++;
-                send_member(w, m, w->next_due);
-            }
+            if (rate_may_send(w, m->sent, m->acked, m->user)) send_member(w, m, w->next_due);
         }
         w->rate_k++;
         w->next_due = w->t_go + (uint64_t)((double)w->rate_k * interval);

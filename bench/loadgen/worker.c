@@ -265,24 +265,31 @@ static void on_ctrl(worker_t *w)
     }
 }
 
+/* A due open-loop send of a sender `sent`/`acked` messages along: false (counted, noted) when
+ * the ring of unacknowledged messages is full; else its lag behind the schedule is recorded. */
+bool rate_may_send(worker_t *w, uint64_t sent, uint64_t acked, const char *user)
+{
+    if (sent - acked >= w->ring) {
+        w->res->err_lost++;
+        note_error(w,
+                   "more than %" PRIu64 " messages of %s unacknowledged: the open-loop "
+                   "rate is beyond what the server sustains",
+                   w->ring, user);
+        return false;
+    }
+    uint64_t lag = w->now - w->next_due;
+    hist_add(&w->res->send_lag, lag);
+    if (lag > LATE_NS) w->res->late_sends++;
+    return true;
+}
+
 static void rate_sends(worker_t *w)
 {
     double interval = 1e9 / w->sl->rate;
     while (w->next_due <= w->now && w->next_due < w->t_stop) {
         pair_t *p = &w->pairs[w->rate_k % w->npairs];
         if (p->s.state == CONN_READY && p->r.state == CONN_READY) {
-            if (p->sent - p->acked >= w->ring) {
-                w->res->err_lost++;
-                note_error(w,
-                           "more than %" PRIu64 " messages of %s unacknowledged: the open-loop "
-                           "rate is beyond what the server sustains",
-                           w->ring, p->suser);
-            } else {
-                uint64_t lag = w->now - w->next_due;
-                hist_add(&w->res->send_lag, lag);
-                if (lag > LATE_NS) w->res->late_sends++;
-                send_msg(w, p, w->next_due);
-            }
+            if (rate_may_send(w, p->sent, p->acked, p->suser)) send_msg(w, p, w->next_due);
         }
         w->rate_k++;
         w->next_due = w->t_go + (uint64_t)((double)w->rate_k * interval);

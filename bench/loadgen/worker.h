@@ -70,6 +70,7 @@ typedef struct {
     size_t len;
     bool ok;
 } ack_t;
+bool rate_may_send(worker_t *w, uint64_t sent, uint64_t acked, const char *user);
 bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
               uint8_t *ackbits, uint64_t *acked, ack_t *out);
 
