@@ -62,8 +62,9 @@ struct sio_socket {
     sio_nsp_t *nsp;
     sio_socket_t *client_next;
     sio_socket_t *nsp_prev, *nsp_next;
-    sio_room_t **rooms; /* &room1 while rooms_cap == 1 */
-    sio_room_t *room1;
+    /* malloc'd at the first join (no room inline: the chat joins none, and an idle socket
+     * costs 8 bytes less) */
+    sio_room_t **rooms;
     pending_ack_t *acks;
     void *data;
 };
@@ -89,6 +90,8 @@ struct sio_client {
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;  /* (beside refused: no padding, 8 bytes less per client) */
+    bool open;        /* between eio_on_open and eio_on_close (the session has no data pointer:
+                         8 bytes less per idle socket) */
     sio_socket_t first;
 };
 
@@ -359,7 +362,15 @@ int sio_socket_join(sio_socket_t *s, const char *name)
         nsp->nrooms++;
         created = true;
     }
-    if (grow_ptrs((void ***)&s->rooms, (void **)&s->room1, &s->rooms_cap, s->nrooms) < 0 ||
+    if (s->nrooms == s->rooms_cap) {
+        uint32_t ncap = s->rooms_cap ? s->rooms_cap * 2 : 2;
+        sio_room_t **p = ncap > s->rooms_cap ? realloc(s->rooms, ncap * sizeof *p) : NULL;
+        if (p) {
+            s->rooms = p;
+            s->rooms_cap = ncap;
+        }
+    }
+    if (s->nrooms == s->rooms_cap ||
         grow_ptrs((void ***)&r->members, (void **)&r->member1, &r->cap, r->n) < 0) {
         if (created) room_drop_member(nsp, r, NULL);
         return -1;
@@ -503,7 +514,7 @@ static void socket_close(sio_socket_t *s, const char *reason)
     }
     if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
     for (uint32_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i], s);
-    if (s->rooms != &s->room1) free(s->rooms);
+    free(s->rooms);
     if (s == &c->first)
         c->first_used = false;
     else
@@ -820,7 +831,7 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 {
     sio_server_t *srv = arg;
     sio_client_t *c = eio_session_extra(e);
-    eio_session_set_data(e, c);
+    c->open = true;
     timerq_add(&srv->connect_tq, &c->connect_timer);
     if (eio_session_protocol(e) == 3) {
         /* socket.io-client 2.x sends no CONNECT for "/": socket.io 4 connects it at once, with
@@ -839,8 +850,8 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 static void eio_on_message(eio_session_t *e, void *arg, bool binary, const uint8_t *data,
                            size_t len)
 {
-    sio_client_t *c = eio_session_data(e);
-    if (!c) return;
+    sio_client_t *c = eio_session_extra(e);
+    if (!c->open) return;
     if (binary)
         handle_binary(c, data, len);
     else
@@ -849,9 +860,9 @@ static void eio_on_message(eio_session_t *e, void *arg, bool binary, const uint8
 
 static void eio_on_close(eio_session_t *e, void *arg, const char *reason)
 {
-    sio_client_t *c = eio_session_data(e);
-    if (!c) return;
-    eio_session_set_data(e, NULL);
+    sio_client_t *c = eio_session_extra(e);
+    if (!c->open) return;
+    c->open = false;
     timerq_remove(&c->connect_timer);
     while (c->sockets) socket_close(c->sockets, reason);
     pending_clear(c);
