@@ -53,18 +53,22 @@ struct sio_nsp {
     size_t count;
 };
 
+/* A socket's rooms, malloc'd at its first join: nothing inline (the chat joins none), so that
+ * an idle socket costs 16 bytes less. */
+typedef struct {
+    uint32_t n, cap;
+    sio_room_t *r[];
+} sio_room_list_t;
+
 /* The socket id of the CONNECT answer is not kept: nothing asks for it later. */
 struct sio_socket {
-    uint32_t nrooms, rooms_cap;
     uint32_t next_ack_id;
     bool connected;
     sio_client_t *client;
     sio_nsp_t *nsp;
     sio_socket_t *client_next;
     sio_socket_t *nsp_prev, *nsp_next;
-    /* malloc'd at the first join (no room inline: the chat joins none, and an idle socket
-     * costs 8 bytes less) */
-    sio_room_t **rooms;
+    sio_room_list_t *rooms; /* NULL until the first join */
     pending_ack_t *acks;
     void *data;
 };
@@ -343,8 +347,8 @@ static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s);
 int sio_socket_join(sio_socket_t *s, const char *name)
 {
     sio_nsp_t *nsp = s->nsp;
-    for (uint32_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i]->name, name) == 0) return 0;
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
+        if (strcmp(s->rooms->r[i]->name, name) == 0) return 0;
     if (nsp->nrooms >= nsp->nbuckets) rooms_grow(nsp);
     sio_room_t **pp = room_slot(nsp, name);
     sio_room_t *r = *pp;
@@ -362,21 +366,23 @@ int sio_socket_join(sio_socket_t *s, const char *name)
         nsp->nrooms++;
         created = true;
     }
-    if (s->nrooms == s->rooms_cap) {
-        uint32_t ncap = s->rooms_cap ? s->rooms_cap * 2 : 2;
-        sio_room_t **p = ncap > s->rooms_cap ? realloc(s->rooms, ncap * sizeof *p) : NULL;
+    if (!s->rooms || s->rooms->n == s->rooms->cap) {
+        uint32_t cap = s->rooms ? s->rooms->cap : 0, ncap = cap ? cap * 2 : 2;
+        sio_room_list_t *p =
+            ncap > cap ? realloc(s->rooms, sizeof *p + (size_t)ncap * sizeof p->r[0]) : NULL;
         if (p) {
+            if (!s->rooms) p->n = 0;
+            p->cap = ncap;
             s->rooms = p;
-            s->rooms_cap = ncap;
         }
     }
-    if (s->nrooms == s->rooms_cap ||
+    if (!s->rooms || s->rooms->n == s->rooms->cap ||
         grow_ptrs((void ***)&r->members, (void **)&r->member1, &r->cap, r->n) < 0) {
         if (created) room_drop_member(nsp, r, NULL);
         return -1;
     }
     r->members[r->n++] = s;
-    s->rooms[s->nrooms++] = r;
+    s->rooms->r[s->rooms->n++] = r;
     return 0;
 }
 
@@ -398,10 +404,10 @@ static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s)
 
 void sio_socket_leave(sio_socket_t *s, const char *name)
 {
-    for (uint32_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i]->name, name) == 0) {
-            room_drop_member(s->nsp, s->rooms[i], s);
-            s->rooms[i] = s->rooms[--s->nrooms];
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
+        if (strcmp(s->rooms->r[i]->name, name) == 0) {
+            room_drop_member(s->nsp, s->rooms->r[i], s);
+            s->rooms->r[i] = s->rooms->r[--s->rooms->n];
             return;
         }
 }
@@ -513,8 +519,9 @@ static void socket_close(sio_socket_t *s, const char *reason)
         cb(s, ud, NULL);
     }
     if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
-    for (uint32_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i], s);
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++) room_drop_member(nsp, s->rooms->r[i], s);
     free(s->rooms);
+    s->rooms = NULL;
     if (s == &c->first)
         c->first_used = false;
     else
