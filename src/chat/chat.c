@@ -488,6 +488,9 @@ static void auth_args_free(auth_args_t *a)
  * interleaved with the handshake's short-lived allocations. Loop thread only; process-wide,
  * since a socket's last reference may be dropped late in shutdown. */
 static slab_pool_t sock_pool;
+/* One per idle socket (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(chat_sock_t) <= 112, "a chat socket fits 112 bytes");
+_Static_assert(sizeof(recorded_t) == 8, "a recorded user is 8 bytes");
 
 chat_sock_t *chat_sock_alloc(void)
 {

@@ -99,6 +99,9 @@ struct sio_client {
     sio_socket_t first;
 };
 
+/* In every Engine.IO session (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(sio_client_t) <= 120, "a client with its first socket fits 120 bytes");
+
 /* The Engine.IO handshake request and its client, set only while a v3 client's implicit
  * CONNECT to "/" runs (synchronously, from the open callback; loop thread only): see
  * sio_socket_handshake_query. Not a field of every client. */

@@ -21,6 +21,9 @@ struct ws_conn {
 /* Every WebSocket's state, in slabs of its own (core/slab.h); loop thread only, like the
  * connections themselves. */
 static slab_pool_t ws_pool;
+/* One of each per idle WebSocket (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(ws_parser_t) == 16, "the idle parser state is 16 bytes");
+_Static_assert(sizeof(ws_conn_t) <= 48, "a WebSocket's state fits 48 bytes");
 
 static size_t ws_on_data(net_conn_t *c, char *data, size_t len);
 static void ws_on_close(net_conn_t *c);
