@@ -96,20 +96,28 @@ static uint64_t hash64(uint64_t h, const char *s)
     return h ^ (h >> 31);
 }
 
+/* 32 bits of a hash, never 0 (0 marks a free slot, or a forgotten value). */
+static uint32_t hash32(uint64_t h)
+{
+    return (uint32_t)(h ^ (h >> 32)) | 1;
+}
+
 /* The slot of id in the recorded table (its own, or the free one where it would go). */
-static recorded_t *recorded_slot(recorded_t *t, size_t cap, uint64_t id)
+static recorded_t *recorded_slot(recorded_t *t, size_t cap, uint32_t id)
 {
     size_t i = (size_t)id & (cap - 1);
     while (t[i].id && t[i].id != id) i = (i + 1) & (cap - 1);
     return &t[i];
 }
 
-/* Remembers that (id, name, role) is recorded; false when it already was. Two 64-bit hashes
- * stand for the strings: a user is skipped wrongly only if both collide at once. */
+/* Remembers that (id, name, role) is recorded; false when it already was. Two 32-bit hashes
+ * stand for the strings (8 bytes a user: the table is ~13 bytes per idle socket, not 26): a
+ * user is skipped wrongly only if both collide at once (odds of about n * 2^-63 for a new
+ * name among n users); a collision of the ids alone costs an extra upsert, no more. */
 static bool recorded_set(chat_t *c, const chat_user_t *u)
 {
-    uint64_t id = hash64(1469598103934665603ull, u->id) | 1; /* 0 marks a free slot */
-    uint64_t value = hash64(hash64(0x9e3779b97f4a7c15ull, u->name), u->role);
+    uint32_t id = hash32(hash64(1469598103934665603ull, u->id));
+    uint32_t value = hash32(hash64(hash64(0x9e3779b97f4a7c15ull, u->name), u->role));
     if (c->recorded_cap) {
         const recorded_t *r = recorded_slot(c->recorded, c->recorded_cap, id);
         if (r->id == id && r->value == value) return false;
@@ -133,10 +141,10 @@ static bool recorded_set(chat_t *c, const chat_user_t *u)
 static void recorded_forget(chat_t *c, const chat_user_t *u)
 {
     if (!c->recorded_cap) return;
-    uint64_t id = hash64(1469598103934665603ull, u->id) | 1;
+    uint32_t id = hash32(hash64(1469598103934665603ull, u->id));
     recorded_t *r = recorded_slot(c->recorded, c->recorded_cap, id);
     /* The slot stays (later ids may have probed past it); a value of 0 matches no user's
-     * name and role but with odds of 2^-64. */
+     * name and role (hash32 is never 0). */
     if (r->id == id) r->value = 0;
 }
 
@@ -480,6 +488,9 @@ static void auth_args_free(auth_args_t *a)
  * interleaved with the handshake's short-lived allocations. Loop thread only; process-wide,
  * since a socket's last reference may be dropped late in shutdown. */
 static slab_pool_t sock_pool;
+/* One per idle socket (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(chat_sock_t) <= 112, "a chat socket fits 112 bytes");
+_Static_assert(sizeof(recorded_t) == 8, "a recorded user is 8 bytes");
 
 chat_sock_t *chat_sock_alloc(void)
 {
@@ -540,7 +551,6 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     cs->pres = pres;
     chat_record_user(c, &user);
     cs->refs = 1;
-    cs->recover_from = -1;
     randid_bytes(&cs->sid, sizeof cs->sid);
     if (!cs->sid) cs->sid = (uintptr_t)cs; /* 2^-64: unique in this process at least */
     /* pid = "<hash of the user>-<position when the session started>-<random>". A reconnect
@@ -555,14 +565,19 @@ static int on_authorize(sio_socket_t *s, void *arg, str_t auth, buf_t *err)
     randid_generate(cs->pid_rnd, 8);
     cs->pid_pos = c->last_pos;
     const char *off = a.has_offset ? a.offset : NULL;
+    int64_t recover_from = -1; /* >= 0: replay messages after this position on connect */
     if (pid_parse(a.has_pid ? a.pid : NULL, hash, &cs->pid_pos, cs->pid_rnd))
-        cs->recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
-    if (cs->recover_from >= 0 && !chat_recovery_admit(c, cs->recover_from)) {
+        recover_from = decimal(off) ? strtoll(off, NULL, 10) : cs->pid_pos;
+    if (recover_from >= 0 && !chat_recovery_admit(c, recover_from)) {
         /* Too much to replay: a new session (recovered false); the client catches up over
          * REST (docs/api.md). */
-        cs->recover_from = -1;
+        recover_from = -1;
         randid_generate(cs->pid_rnd, 8);
         cs->pid_pos = c->last_pos;
+    }
+    if (recover_from >= 0) { /* kept in replayed_to until on_connection */
+        cs->recovering = true;
+        cs->replayed_to = recover_from;
     }
     auth_args_free(&a);
     char key[ACKED_KEY_SIZE];
@@ -592,8 +607,11 @@ static void on_connection(sio_socket_t *s, void *arg)
     chat_sock_t *cs = sio_socket_data(s);
     chat_t *c = cs->chat;
     chat_presence_connect(c, cs);
-    if (cs->recover_from >= 0) {
-        chat_recovery_start(cs, cs->recover_from);
+    if (cs->recovering) {
+        int64_t after = cs->replayed_to;
+        cs->recovering = false;
+        cs->replayed_to = 0; /* set when the replay is over */
+        chat_recovery_start(cs, after);
     } else {
         /* Cluster: a new session's messages start after what this node knew of at its start
          * (chat_recovery_ordered). */

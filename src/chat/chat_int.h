@@ -45,7 +45,7 @@ typedef struct members_entry {
 } members_entry_t;
 
 typedef struct {
-    uint64_t id, value; /* id 0: a free slot */
+    uint32_t id, value; /* id 0: a free slot; value 0: forgotten */
 } recorded_t;
 
 /* A user with sockets here, or in the grace period after the last one left. The id is inline;
@@ -112,7 +112,7 @@ struct chat {
     size_t nbuckets, nentries;
     size_t nhist; /* conversations with a recent history in memory */
     /* Users already recorded in the store by this process: hash of the id -> hash of name and
-     * role, in open addressing (16 bytes a slot, at most 3/4 full; no strings). */
+     * role, in open addressing (8 bytes a slot, at most 3/4 full; no strings). */
     recorded_t *recorded;
     size_t nrecorded, recorded_cap;
     limiter_t msg_limit, rest_limit, ip_limit, user_conns;
@@ -178,18 +178,21 @@ struct chat_sock {
     bool live;
     char pid_rnd[9];       /* this session's private id (connection state recovery) is */
     int64_t pid_pos;       /* "<hash of the user>-<pid_pos>-<pid_rnd>", made when needed */
-    int64_t recover_from;  /* >= 0: replay messages after this position on connect */
     chat_replay_t *replay; /* while replaying: its receive_message deliveries are held */
-    int64_t replayed_to;   /* the last position its replay sent (live ones up to it are not) */
-    bucket_t events;       /* the event budget (chat_budget.c) */
-    uint32_t refused_run;  /* events refused in a row */
-    bool flooded;          /* to be disconnected; its events are ignored */
-    uint16_t sending;      /* its send_message requests in flight (cluster catch-up: their
-                              messages may be read before their ack is recorded) */
-    chat_marks_t *marks;   /* the last messages it marked read, with their seq (lazily) */
+    /* The last position its replay sent (live ones up to it are not); between authorization
+     * and connection, when recovering is set, the position to replay after instead (a field of
+     * its own cost 8 bytes per idle socket). */
+    int64_t replayed_to;
+    bucket_t events;      /* the event budget (chat_budget.c) */
+    uint32_t refused_run; /* events refused in a row */
+    bool flooded;         /* to be disconnected; its events are ignored */
+    bool recovering;      /* replay after replayed_to on connect (connection state recovery) */
+    uint16_t sending;     /* its send_message requests in flight (cluster catch-up: their
+                             messages may be read before their ack is recorded) */
+    chat_marks_t *marks;  /* the last messages it marked read, with their seq (lazily) */
     /* Its id for deliveries (chat_delivery_t.except): 64 random bits, so unique across nodes
      * too, never 0. A raw pointer could not name it to another node. 8 bytes, not text: the
-     * struct stays at 120 (a 128-byte malloc chunk, the idle-socket memory budget), and a
+     * struct stays small (112 bytes in the pool, the idle-socket memory budget), and a
      * delivery compares integers. */
     uint64_t sid;
 };

@@ -74,9 +74,8 @@ struct eio_session {
     tq_entry_t hb;
     uint64_t ping_end;
     const char *close_reason; /* for a session in reap_tq */
-    void *data;
-    void *admit_handle; /* from eio_config_t.admit */
-    void *extra[];      /* eio_config_t.session_extra bytes for the layer above */
+    void *admit_handle;       /* from eio_config_t.admit */
+    void *extra[];            /* eio_config_t.session_extra bytes for the layer above */
 };
 
 struct eio_server {

@@ -787,16 +787,6 @@ const char *eio_session_id(const eio_session_t *s)
     return s->sid;
 }
 
-void eio_session_set_data(eio_session_t *s, void *data)
-{
-    s->data = data;
-}
-
-void *eio_session_data(const eio_session_t *s)
-{
-    return s->data;
-}
-
 void *eio_session_extra(eio_session_t *s)
 {
     return s->extra;

@@ -71,8 +71,6 @@ void eio_session_close(eio_session_t *s, const char *reason);
 
 /* The random part of the session's sid (its last SID_LEN characters; for logs). */
 const char *eio_session_id(const eio_session_t *s);
-void eio_session_set_data(eio_session_t *s, void *data);
-void *eio_session_data(const eio_session_t *s);
 /* The session_extra bytes of the session (pointer-aligned); valid until on_close returns. */
 void *eio_session_extra(eio_session_t *s);
 /* The session whose session_extra bytes start at extra (the inverse of eio_session_extra): the

@@ -52,11 +52,18 @@ enum {
     NET_CONN_REPROCESS = 1 << 5,
 };
 
+/* Unconsumed input: 16 bytes, not a buf_t's 24, in every connection. Bound by
+ * net_limits_t.max_inbound (max-payload + 64 KiB, at most ~100 MB), far below 2^31. */
+typedef struct {
+    char *data;
+    uint32_t len, cap;
+} net_inbuf_t;
+
 struct net_conn {
     uv_tcp_t tcp; /* tcp.data is the net_loop_t (net_conn_nl): no field of its own */
     const net_handler_t *handler;
-    void *ud; /* the handler's state */
-    buf_t in; /* unconsumed input; empty (no memory) between messages */
+    void *ud;       /* the handler's state */
+    net_inbuf_t in; /* unconsumed input; empty (no memory) between messages */
     net_slice_t *outq;
     uint32_t outq_len, outq_cap;
     size_t out_bytes; /* queued, not yet handed to the kernel */

@@ -53,17 +53,22 @@ struct sio_nsp {
     size_t count;
 };
 
+/* A socket's rooms, malloc'd at its first join: nothing inline (the chat joins none), so that
+ * an idle socket costs 16 bytes less. */
+typedef struct {
+    uint32_t n, cap;
+    sio_room_t *r[];
+} sio_room_list_t;
+
 /* The socket id of the CONNECT answer is not kept: nothing asks for it later. */
 struct sio_socket {
-    uint32_t nrooms, rooms_cap;
     uint32_t next_ack_id;
     bool connected;
     sio_client_t *client;
     sio_nsp_t *nsp;
     sio_socket_t *client_next;
     sio_socket_t *nsp_prev, *nsp_next;
-    sio_room_t **rooms; /* &room1 while rooms_cap == 1 */
-    sio_room_t *room1;
+    sio_room_list_t *rooms; /* NULL until the first join */
     pending_ack_t *acks;
     void *data;
 };
@@ -89,8 +94,13 @@ struct sio_client {
     tq_entry_t connect_timer;
     uint32_t refused; /* CONNECTs answered with CONNECT_ERROR */
     bool first_used;  /* (beside refused: no padding, 8 bytes less per client) */
+    bool open;        /* between eio_on_open and eio_on_close (the session has no data pointer:
+                         8 bytes less per idle socket) */
     sio_socket_t first;
 };
+
+/* In every Engine.IO session (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(sio_client_t) <= 120, "a client with its first socket fits 120 bytes");
 
 /* The Engine.IO handshake request and its client, set only while a v3 client's implicit
  * CONNECT to "/" runs (synchronously, from the open callback; loop thread only): see
@@ -340,8 +350,8 @@ static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s);
 int sio_socket_join(sio_socket_t *s, const char *name)
 {
     sio_nsp_t *nsp = s->nsp;
-    for (uint32_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i]->name, name) == 0) return 0;
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
+        if (strcmp(s->rooms->r[i]->name, name) == 0) return 0;
     if (nsp->nrooms >= nsp->nbuckets) rooms_grow(nsp);
     sio_room_t **pp = room_slot(nsp, name);
     sio_room_t *r = *pp;
@@ -359,13 +369,23 @@ int sio_socket_join(sio_socket_t *s, const char *name)
         nsp->nrooms++;
         created = true;
     }
-    if (grow_ptrs((void ***)&s->rooms, (void **)&s->room1, &s->rooms_cap, s->nrooms) < 0 ||
+    if (!s->rooms || s->rooms->n == s->rooms->cap) {
+        uint32_t cap = s->rooms ? s->rooms->cap : 0, ncap = cap ? cap * 2 : 2;
+        sio_room_list_t *p =
+            ncap > cap ? realloc(s->rooms, sizeof *p + (size_t)ncap * sizeof p->r[0]) : NULL;
+        if (p) {
+            if (!s->rooms) p->n = 0;
+            p->cap = ncap;
+            s->rooms = p;
+        }
+    }
+    if (!s->rooms || s->rooms->n == s->rooms->cap ||
         grow_ptrs((void ***)&r->members, (void **)&r->member1, &r->cap, r->n) < 0) {
         if (created) room_drop_member(nsp, r, NULL);
         return -1;
     }
     r->members[r->n++] = s;
-    s->rooms[s->nrooms++] = r;
+    s->rooms->r[s->rooms->n++] = r;
     return 0;
 }
 
@@ -387,10 +407,10 @@ static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s)
 
 void sio_socket_leave(sio_socket_t *s, const char *name)
 {
-    for (uint32_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i]->name, name) == 0) {
-            room_drop_member(s->nsp, s->rooms[i], s);
-            s->rooms[i] = s->rooms[--s->nrooms];
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
+        if (strcmp(s->rooms->r[i]->name, name) == 0) {
+            room_drop_member(s->nsp, s->rooms->r[i], s);
+            s->rooms->r[i] = s->rooms->r[--s->rooms->n];
             return;
         }
 }
@@ -502,8 +522,9 @@ static void socket_close(sio_socket_t *s, const char *reason)
         cb(s, ud, NULL);
     }
     if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
-    for (uint32_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i], s);
-    if (s->rooms != &s->room1) free(s->rooms);
+    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++) room_drop_member(nsp, s->rooms->r[i], s);
+    free(s->rooms);
+    s->rooms = NULL;
     if (s == &c->first)
         c->first_used = false;
     else
@@ -820,7 +841,7 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 {
     sio_server_t *srv = arg;
     sio_client_t *c = eio_session_extra(e);
-    eio_session_set_data(e, c);
+    c->open = true;
     timerq_add(&srv->connect_tq, &c->connect_timer);
     if (eio_session_protocol(e) == 3) {
         /* socket.io-client 2.x sends no CONNECT for "/": socket.io 4 connects it at once, with
@@ -839,8 +860,8 @@ static int eio_on_open(eio_session_t *e, void *arg, const http_request_t *req)
 static void eio_on_message(eio_session_t *e, void *arg, bool binary, const uint8_t *data,
                            size_t len)
 {
-    sio_client_t *c = eio_session_data(e);
-    if (!c) return;
+    sio_client_t *c = eio_session_extra(e);
+    if (!c->open) return;
     if (binary)
         handle_binary(c, data, len);
     else
@@ -849,9 +870,9 @@ static void eio_on_message(eio_session_t *e, void *arg, bool binary, const uint8
 
 static void eio_on_close(eio_session_t *e, void *arg, const char *reason)
 {
-    sio_client_t *c = eio_session_data(e);
-    if (!c) return;
-    eio_session_set_data(e, NULL);
+    sio_client_t *c = eio_session_extra(e);
+    if (!c->open) return;
+    c->open = false;
     timerq_remove(&c->connect_timer);
     while (c->sockets) socket_close(c->sockets, reason);
     pending_clear(c);

@@ -160,6 +160,13 @@ bool ws_utf8_valid(const uint8_t *p, size_t n)
 
 /* ---- parsing ---- */
 
+struct ws_frag {
+    size_t len, cap;
+    int opcode;     /* TEXT or BINARY */
+    ws_utf8_t utf8; /* validation state of a text message */
+    uint8_t data[]; /* cap bytes */
+};
+
 typedef struct {
     bool fin;
     int opcode;
@@ -188,8 +195,8 @@ static int ws_header_parse(const ws_parser_t *p, const uint8_t *b, size_t len, s
     if (!ws_opcode_known(h->opcode)) return -WS_CLOSE_PROTOCOL;
     if (control && !h->fin) return -WS_CLOSE_PROTOCOL;
     if (p) {
-        if (h->opcode == WS_OP_CONT && !p->frag_opcode) return -WS_CLOSE_PROTOCOL;
-        if ((h->opcode == WS_OP_TEXT || h->opcode == WS_OP_BINARY) && p->frag_opcode)
+        if (h->opcode == WS_OP_CONT && !p->frag) return -WS_CLOSE_PROTOCOL;
+        if ((h->opcode == WS_OP_TEXT || h->opcode == WS_OP_BINARY) && p->frag)
             return -WS_CLOSE_PROTOCOL;
     }
     if (len < 2) return 0;
@@ -212,7 +219,7 @@ static int ws_header_parse(const ws_parser_t *p, const uint8_t *b, size_t len, s
     }
     if (!control) {
         if (plen > max_message) return -WS_CLOSE_TOO_BIG;
-        if (p && h->opcode == WS_OP_CONT && plen > max_message - p->frag_len)
+        if (p && h->opcode == WS_OP_CONT && plen > max_message - p->frag->len)
             return -WS_CLOSE_TOO_BIG;
     }
     /* Keeps header + payload representable in the int64_t results even with no limit. */
@@ -249,40 +256,37 @@ void ws_parser_init(ws_parser_t *p, size_t max_message)
 {
     memset(p, 0, sizeof(*p));
     p->max_message = max_message;
-    ws_utf8_init(&p->utf8);
 }
 
 void ws_parser_free(ws_parser_t *p)
 {
     free(p->frag);
     p->frag = NULL;
-    p->frag_len = 0;
-    p->frag_cap = 0;
-    p->frag_opcode = 0;
-    ws_utf8_init(&p->utf8);
 }
 
 size_t ws_parser_buffered(const ws_parser_t *p)
 {
-    return p->frag_cap;
+    return p->frag ? p->frag->cap : 0;
 }
 
 /* The header check already bounds frag_len + n by max_message, so growth is capped there. */
 static int ws_frag_append(ws_parser_t *p, const uint8_t *d, size_t n)
 {
+    ws_frag_t *f = p->frag;
     if (n == 0) return 0;
-    size_t need = p->frag_len + n;
-    if (need > p->frag_cap) {
-        size_t cap = p->frag_cap > SIZE_MAX / 2 ? SIZE_MAX : p->frag_cap * 2;
+    size_t need = f->len + n;
+    if (need > f->cap) {
+        size_t cap = f->cap > SIZE_MAX / 2 ? SIZE_MAX : f->cap * 2;
         if (cap < need) cap = need;
         if (cap > p->max_message) cap = need > p->max_message ? need : p->max_message;
-        uint8_t *nb = realloc(p->frag, cap);
-        if (!nb) return -WS_CLOSE_INTERNAL;
-        p->frag = nb;
-        p->frag_cap = cap;
+        if (cap > SIZE_MAX - sizeof *f) return -WS_CLOSE_INTERNAL;
+        ws_frag_t *nf = realloc(f, sizeof *f + cap);
+        if (!nf) return -WS_CLOSE_INTERNAL;
+        p->frag = f = nf;
+        f->cap = cap;
     }
-    memcpy(p->frag + p->frag_len, d, n);
-    p->frag_len = need;
+    memcpy(f->data + f->len, d, n);
+    f->len = need;
     return 0;
 }
 
@@ -320,35 +324,30 @@ static int ws_frame_handle(ws_parser_t *p, const ws_parser_callbacks_t *cb, void
             if (h->opcode == WS_OP_TEXT && !ws_utf8_valid(data, n)) return -WS_CLOSE_INVALID_DATA;
             return cb->on_message && cb->on_message(ud, h->opcode, data, n) ? 1 : 0;
         }
-        p->frag_opcode = h->opcode;
-        p->frag_len = 0;
-        ws_utf8_init(&p->utf8);
+        p->frag = malloc(sizeof(ws_frag_t));
+        if (!p->frag) return -WS_CLOSE_INTERNAL;
+        p->frag->len = p->frag->cap = 0;
+        p->frag->opcode = h->opcode;
+        ws_utf8_init(&p->frag->utf8);
         break;
     default: /* WS_OP_CONT: the header check guarantees a message is in progress */
         break;
     }
 
-    if (p->frag_opcode == WS_OP_TEXT && !ws_utf8_feed(&p->utf8, data, n))
+    if (p->frag->opcode == WS_OP_TEXT && !ws_utf8_feed(&p->frag->utf8, data, n))
         return -WS_CLOSE_INVALID_DATA;
     int r = ws_frag_append(p, data, n);
     if (r < 0) return r;
     if (!h->fin) return 0;
-    if (p->frag_opcode == WS_OP_TEXT && !ws_utf8_complete(&p->utf8)) return -WS_CLOSE_INVALID_DATA;
+    if (p->frag->opcode == WS_OP_TEXT && !ws_utf8_complete(&p->frag->utf8))
+        return -WS_CLOSE_INVALID_DATA;
 
     /* Detach before the callback so the parser is idle (and free-able) while it runs, and so an
-     * idle connection holds no buffer afterwards. An empty message has no buffer: hand out the
-     * frame's own (valid, zero-length) payload pointer instead of NULL. */
-    uint8_t *msg = p->frag ? p->frag : data;
-    size_t mlen = p->frag_len;
-    int op = p->frag_opcode;
-    uint8_t *owned = p->frag;
+     * idle connection holds no buffer afterwards. */
+    ws_frag_t *f = p->frag;
     p->frag = NULL;
-    p->frag_len = 0;
-    p->frag_cap = 0;
-    p->frag_opcode = 0;
-    ws_utf8_init(&p->utf8);
-    int stop = cb->on_message && cb->on_message(ud, op, msg, mlen);
-    free(owned);
+    int stop = cb->on_message && cb->on_message(ud, f->opcode, f->data, f->len);
+    free(f);
     return stop ? 1 : 0;
 }
 

@@ -74,13 +74,15 @@ typedef struct {
     int (*on_close)(void *ud, int code, const uint8_t *reason, size_t reason_len);
 } ws_parser_callbacks_t;
 
+/* A fragmented message in progress (ws_codec.c); malloc'd with its bytes after it. */
+typedef struct ws_frag ws_frag_t;
+
+/* 16 bytes: an idle connection keeps one per WebSocket, so the state of a fragmented message
+ * (its length, room, opcode and UTF-8 check) lives in the fragment's own allocation, made when
+ * such a message starts and freed when it ends. */
 typedef struct {
     size_t max_message; /* limit on one frame and on a whole (reassembled) data message */
-    uint8_t *frag;      /* malloc'd while a fragmented message is in progress, else NULL */
-    size_t frag_len;
-    size_t frag_cap;
-    int frag_opcode; /* TEXT or BINARY while a fragmented message is in progress, else 0 */
-    ws_utf8_t utf8;  /* validation state of a fragmented text message */
+    ws_frag_t *frag;    /* while a fragmented message is in progress, else NULL */
 } ws_parser_t;
 
 /* max_message: largest data message accepted (SIZE_MAX for no limit); control frames are bound
@@ -88,7 +90,8 @@ typedef struct {
 void ws_parser_init(ws_parser_t *p, size_t max_message);
 /* Frees the fragment buffer; safe to call twice, and from a callback. */
 void ws_parser_free(ws_parser_t *p);
-/* Bytes of heap the parser holds now (0 whenever no fragmented message is in progress). */
+/* Bytes of message room the parser holds now, besides its fragment's small header (0 whenever
+ * no fragmented message is in progress). */
 size_t ws_parser_buffered(const ws_parser_t *p);
 
 /* Parses as many COMPLETE frames as buf[0..len) holds, unmasking payloads in place, and calls the

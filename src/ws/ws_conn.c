@@ -12,13 +12,18 @@ struct ws_conn {
     ws_parser_t parser;
     const ws_conn_handler_t *h;
     void *ud;
-    uint64_t queued; /* bytes queued on conn since the handshake; see ws_conn_queued */
-    bool close_sent;
+    /* Bytes queued on conn since the handshake (see ws_conn_queued); 63 bits, so that the flag
+     * shares the word: the struct stays at 48 bytes, one per idle WebSocket. */
+    uint64_t queued : 63;
+    uint64_t close_sent : 1;
 };
 
 /* Every WebSocket's state, in slabs of its own (core/slab.h); loop thread only, like the
  * connections themselves. */
 static slab_pool_t ws_pool;
+/* One of each per idle WebSocket (issue 17: idle memory per socket): a guard against growth. */
+_Static_assert(sizeof(ws_parser_t) == 16, "the idle parser state is 16 bytes");
+_Static_assert(sizeof(ws_conn_t) <= 48, "a WebSocket's state fits 48 bytes");
 
 static size_t ws_on_data(net_conn_t *c, char *data, size_t len);
 static void ws_on_close(net_conn_t *c);
