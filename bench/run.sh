@@ -20,7 +20,9 @@
 #   BENCH_SIZE [64]        bytes of message content
 #   BENCH_SERVERS ["parlor parlor-pg node"]   parlor-pg: Parlor on a private PostgreSQL
 #                          (scripts/pg.sh, synchronous_commit on), throughput and latency only
-#   BENCH_SERVER_CPU [0]   BENCH_LOADGEN_CPU [1]   cores for taskset
+#   BENCH_SERVER_CPU       BENCH_LOADGEN_CPU       cores for taskset (default: the servers on the
+#                          core that takes the interrupts of the disk under the run's data, the
+#                          load generator on another; 0 and 1 when that cannot be told)
 #   BENCH_NICE [-10]       niceness of the server and the load generator (when allowed), so
 #                          that other processes on a shared machine disturb the figures less
 #   BENCH_PORT_BASE        servers listen on the next free port from here (default: random
@@ -48,8 +50,8 @@ fsync_count=${BENCH_FSYNC_COUNT:-500}
 pg_baseline=${BENCH_PG_BASELINE:-4.0}
 size=${BENCH_SIZE:-64}
 servers=${BENCH_SERVERS:-parlor parlor-pg node}
-server_cpu=${BENCH_SERVER_CPU:-0}
-loadgen_cpu=${BENCH_LOADGEN_CPU:-1}
+server_cpu=${BENCH_SERVER_CPU:-}
+loadgen_cpu=${BENCH_LOADGEN_CPU:-}
 bench_nice=${BENCH_NICE:--10}
 parlor_bin=${PARLOR_BIN:-$root/build/parlor}
 loadgen=$root/build/bench/loadgen
@@ -103,6 +105,42 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The core that takes most of the interrupts of the disk under $1 (a virtio or NVMe device's
+# queues; Parlor's commits make one or two each), or nothing when that cannot be told.
+disk_irq_cpu() {
+    local src dev name
+    src=$(findmnt -no SOURCE -T "$1" 2>/dev/null) || return 0
+    dev=$(lsblk -no PKNAME "$src" 2>/dev/null | head -1)
+    [ -n "$dev" ] || dev=$(basename "$src")
+    name=$(basename "$(readlink -f "/sys/block/$dev/device" 2>/dev/null)")
+    [ -n "$name" ] || return 0
+    awk -v n="$name" 'NR == 1 { cpus = NF; next }
+        $NF ~ "^" n "([-q]|$)" { for (i = 2; i <= cpus + 1; i++) c[i - 2] += $i }
+        END { best = -1; for (k in c) if (c[k] > 0 && (best < 0 || c[k] > c[best])) best = k
+              if (best >= 0) print best }' /proc/interrupts
+}
+# Where the cores come from. This VM delivers the disk's completion interrupts to one core and
+# does not let them be moved (/proc/irq/*/smp_affinity); on that core they preempt whatever
+# runs there. The load generator measures latency from each message's scheduled send time, so
+# it goes on another core: there ~1,300 interrupts/s at 2,000 msgs/s made Parlor's own send lag
+# 2-7 ms at p99 (docs/performance.md). The servers, both alike, take the disk's core: the
+# completions are part of a durable server's work (and wake its writer without a cross-core
+# interrupt); Node does no disk I/O in the run.
+cores_why="BENCH_SERVER_CPU / BENCH_LOADGEN_CPU"
+if [ -z "$server_cpu" ] && [ -z "$loadgen_cpu" ]; then
+    irq_cpu=$(disk_irq_cpu "$work")
+    if [ -n "$irq_cpu" ] && [ "$(nproc)" -ge 2 ]; then
+        server_cpu=$irq_cpu
+        loadgen_cpu=$((irq_cpu == 0 ? 1 : 0))
+        cores_why="the disk's interrupts go to core $irq_cpu: the servers run there, the load generator on core $loadgen_cpu"
+    else
+        cores_why="default (could not tell which core takes the disk's interrupts)"
+    fi
+fi
+server_cpu=${server_cpu:-0}
+loadgen_cpu=${loadgen_cpu:-1}
+log "servers on core $server_cpu, load generator on core $loadgen_cpu ($cores_why)"
 
 # Options whose help says "(0: no limit)" lift Parlor's rate and connection limits.
 lift=()
@@ -265,8 +303,9 @@ for s in $servers; do
     run_scenario "$s" rate rate "$rate" --pairs "$rate_pairs" --seconds "$seconds" \
         --warmup "$warmup"
     if [ "$s" = parlor ]; then
-        # The disk's commit latency where Parlor's data lives (same run, server stopped).
-        pin "$loadgen_cpu" "$loadgen" --kv fsync "$server_data" --count "$fsync_count" \
+        # The disk's commit latency where Parlor's data lives (same run, server stopped), on
+        # the servers' core, where Parlor's writer waits for it.
+        pin "$server_cpu" "$loadgen" --kv fsync "$server_data" --count "$fsync_count" \
             >"$work/fsync.out" 2>&1 || failures+=("fsync probe")
         grep -v '^[a-z0-9_]*=' "$work/fsync.out" >&2 || true
         while IFS='=' read -r k v; do R[fsync.$k]=$v; done < <(grep '^[a-z0-9_]*=' "$work/fsync.out")
@@ -363,7 +402,7 @@ group_expect=$(awk -v g="$groups" -v m="$members" -v r="$group_rate" 'BEGIN { pr
     echo "# Parlor vs Node.js + socket.io: $(date -u +'%Y-%m-%d %H:%M UTC')"
     echo
     echo "Machine: $(nproc) cores ($cpu_model), $(uname -sr); Node $(node --version), socket.io $sio_version."
-    echo "Each server pinned to core $server_cpu, the load generator to core $loadgen_cpu (taskset)${prio[*]:+, both at ${prio[*]}}."
+    echo "Each server pinned to core $server_cpu, the load generator to core $loadgen_cpu (taskset)${prio[*]:+, both at ${prio[*]}}: $cores_why."
     echo "Load average before the run $load_before, after $load_after (other processes share the cores); the run took ${t_run} s."
     echo "Parlor: SQLite store, every message committed before it is acknowledged or delivered;"
     echo "Node: in-memory store. Rate limits lifted (${lift[*]:-none})."

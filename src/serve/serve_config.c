@@ -24,9 +24,10 @@ static const config_option_t serve_options[] = {
     {"store", OPT_STRING, OFF(store), "", 0, 0,
      "where messages live: sqlite:PATH or postgres://user:pass@host:port/db (libpq URI; "
      "empty: sqlite:<data>/parlor.db)"},
-    {"store-commit-wait-us", OPT_INT, OFF(store_commit_wait_us), "0", 0, 10000,
-     "SQLite/PostgreSQL writer: a commit of fewer than 4 writes while writes keep coming waits "
-     "this long for more first (fewer commits at light load, that much more latency; 0: never)"},
+    {"store-commit-wait-us", OPT_INT, OFF(store_commit_wait_us), "1000", 0, 10000,
+     "SQLite/PostgreSQL writer: while writes come less than this apart, a batch of fewer than "
+     "8 waits for more until its oldest write has waited this long (fewer commits at light "
+     "load, at most this much more latency; 0: never)"},
     {"cluster", OPT_STRING, OFF(cluster), "", 0, 0,
      "run as one node of a cluster: redis://[[user]:password@]host[:port][/db] of the Redis "
      "that carries live events between nodes (needs a postgres store; empty: a single node; "

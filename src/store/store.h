@@ -726,9 +726,9 @@ typedef struct {
     unsigned batch_max;      /* writes per transaction; 0 = STORE_BATCH_DEFAULT (4,096) */
     unsigned readers;        /* reader threads, each with its own connection; 0 = 2; ignored by an
                                 engine without reader connections */
-    unsigned commit_wait_us; /* a batch of fewer than 4 writes while writes keep coming (the
-                                last commit ended within 10x this) waits this long for more
-                                before it commits; 0 = never (store_thread.c) */
+    unsigned commit_wait_us; /* while writes come less than this apart, a batch of fewer than
+                                8 waits until its oldest write has waited this long, or 8 are
+                                queued; 0 = never (store_thread.c, store_gather) */
 } store_options_t;
 
 typedef struct {

@@ -39,11 +39,18 @@ static void *ckpt_main(void *arg)
         c->wanted = false;
         c->running = true;
         pthread_mutex_unlock(&c->mu);
-        int log_pages = 0, done_pages = 0;
-        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages,
-                                           &done_pages);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-            log_warn("store: checkpoint failed: %s", sqlite3_errmsg(c->db));
+        /* Passes until one copies little (at most 4): what the writer then copies in its COMMIT
+         * (ckpt_hook's rest) is what was committed during that last short pass, not during the
+         * first long one (a 7-29 ms COMMIT every ~3 s at 2,000 msgs/s before). */
+        int log_pages = 0, done_pages = 0, prev = 0;
+        for (int k = 0; k < 4; k++) {
+            int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages,
+                                               &done_pages);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+                log_warn("store: checkpoint failed: %s", sqlite3_errmsg(c->db));
+            if (rc != SQLITE_OK || done_pages - prev < 256) break;
+            prev = done_pages;
+        }
         pthread_mutex_lock(&c->mu);
         c->running = false;
         c->passes++;

@@ -4,12 +4,10 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "store/store_thread.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include <uv.h>
 
@@ -42,21 +40,6 @@ static void queue_append(store_queue_t *q, store_req_t *head, store_req_t *tail)
     q->tail = tail;
 }
 
-static bool queue_shorter(const store_queue_t *q, unsigned n)
-{
-    const store_req_t *r = q->head;
-    for (unsigned i = 0; i < n; i++, r = r->next_)
-        if (!r) return true;
-    return false;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 struct store {
     uv_loop_t *loop;
     uv_async_t async;
@@ -70,7 +53,10 @@ struct store {
     unsigned readers;
     unsigned batch_max;
     unsigned commit_wait_us;
-    uint64_t last_commit_ns; /* writer thread only: uv_hrtime when its last batch ended */
+    /* Writer thread only (adaptive batching, store_gather): when it last took a batch, and a
+     * moving average of the time between writes (ns per write) over the last few batches. */
+    uint64_t last_take_ns, gap_ns;
+    unsigned gather_skip, gather_misses; /* back-off after waits that brought no company */
     uv_thread_t writer;
     uv_thread_t reader[STORE_READERS_MAX];
     struct store_reader_arg {
@@ -84,14 +70,18 @@ struct store {
     uv_cond_t writer_cond, reader_cond;
     store_queue_t writes, reads;
     bool stopping, paused;
-    bool writer_waiting; /* the writer is in uv_cond_wait */
+    bool writer_waiting;   /* the writer is in uv_cond_wait */
+    bool writer_gathering; /* the writer waits for company for a small batch (store_gather) */
+    unsigned nwrites;      /* writes queued */
+    uint64_t first_ns;     /* uv_hrtime when the oldest queued write was queued (0: long ago) */
 
     /* Completions, guarded by cmu; posted by the threads, drained on the loop. */
     uv_mutex_t cmu;
     store_queue_t completions;
 
     /* Loop thread only. */
-    store_queue_t lazy;      /* lazy writes not yet handed to the writer, in order */
+    store_queue_t lazy; /* lazy writes not yet handed to the writer, in order */
+    unsigned nlazy;
     store_queue_t held;      /* reads of this loop turn, not yet handed to the readers */
     store_req_t *delivering; /* completions taken from the queue, not yet delivered */
     size_t inflight;         /* the async handle keeps the loop alive only while > 0 */
@@ -171,6 +161,59 @@ static void store_run_batch(store_t *s, store_req_t *head, uint64_t n)
     if (n > max) atomic_store(&s->max_batch, n); /* only this thread writes it */
 }
 
+/* Adaptive batching (--store-commit-wait-us): at light load every write would pay a commit of
+ * its own, and a commit is what costs here (an fdatasync is ~130 µs of CPU on this kind of VM,
+ * against a few µs of SQLite work per message). So a small batch waits for company, but only
+ * when company is expected: the writes of the last few batches came less than the wait apart.
+ * The wait is counted from when the oldest write of the batch was queued, so no write waits
+ * longer than commit_wait_us for it (one queued behind a commit in progress has waited already),
+ * and it ends as soon as GATHER_TARGET writes are queued (store_kick signals). A lone write, or
+ * writes further apart than the wait, never wait. Writes that come close together only because
+ * each waits for the previous one's commit (one client sending in sequence) would wait for
+ * company that cannot come: a wait that gained nothing skips the next 1, 3, 7 ... 63 chances.
+ * Caller holds mu; the writer thread. */
+#define GATHER_TARGET 8
+
+static void gap_update(store_t *s, uint64_t n)
+{
+    uint64_t now = uv_hrtime(), cap = 8000ull * s->commit_wait_us;
+    if (s->last_take_ns) {
+        uint64_t g = (now - s->last_take_ns) / n;
+        if (g > cap) g = cap; /* an idle minute does not take a minute of batches to forget */
+        s->gap_ns = s->gap_ns - s->gap_ns / 8 + g / 8;
+    } else {
+        s->gap_ns = cap;
+    }
+    s->last_take_ns = now;
+}
+
+static void store_gather(store_t *s)
+{
+    uint64_t wait_ns = 1000ull * s->commit_wait_us;
+    if (s->nwrites >= GATHER_TARGET || !s->first_ns || s->gap_ns >= wait_ns ||
+        uv_hrtime() >= s->first_ns + wait_ns) /* waited long enough behind a commit */
+        return;
+    if (s->gather_skip) {
+        s->gather_skip--;
+        return;
+    }
+    uint64_t deadline = s->first_ns + wait_ns;
+    unsigned before = s->nwrites;
+    s->writer_gathering = true;
+    for (;;) {
+        uint64_t now = uv_hrtime();
+        if (now >= deadline || s->stopping || s->paused || s->nwrites >= GATHER_TARGET) break;
+        uv_cond_timedwait(&s->writer_cond, &s->mu, deadline - now);
+    }
+    s->writer_gathering = false;
+    if (s->nwrites > before) {
+        s->gather_misses = 0;
+    } else if (!s->stopping && !s->paused) {
+        s->gather_misses = s->gather_misses < 32 ? 2 * s->gather_misses + 1 : 63;
+        s->gather_skip = s->gather_misses;
+    }
+}
+
 static void store_writer_main(void *arg)
 {
     store_t *s = arg;
@@ -202,13 +245,12 @@ static void store_writer_main(void *arg)
             uv_mutex_unlock(&s->mu);
             break;
         }
-        /* Adaptive batching (opt-in): a batch of fewer than 4 writes while writes keep coming
-         * waits commit_wait_us for company, so that light load shares its commits too. */
-        if (s->commit_wait_us && !s->stopping && queue_shorter(&s->writes, 4) &&
-            uv_hrtime() - s->last_commit_ns < 10000ull * s->commit_wait_us) {
-            uv_mutex_unlock(&s->mu);
-            sleep_us(s->commit_wait_us);
-            uv_mutex_lock(&s->mu);
+        if (s->commit_wait_us && !s->stopping) {
+            store_gather(s);
+            if (s->paused && !s->stopping) { /* paused meanwhile: wait again */
+                uv_mutex_unlock(&s->mu);
+                continue;
+            }
         }
         /* Group commit: take whatever queued up while the previous batch was committing. */
         store_req_t *head = s->writes.head, *tail = head;
@@ -220,10 +262,12 @@ static void store_writer_main(void *arg)
         s->writes.head = tail->next_;
         if (!s->writes.head) s->writes.tail = NULL;
         tail->next_ = NULL;
+        s->nwrites -= (unsigned)n;
+        s->first_ns = 0; /* what is left (more than batch_max were queued) is not held back */
         uv_mutex_unlock(&s->mu);
+        if (s->commit_wait_us) gap_update(s, n);
 
         store_run_batch(s, head, n);
-        s->last_commit_ns = uv_hrtime();
         wrote = true;
         store_post(s, head, tail);
     }
@@ -303,6 +347,9 @@ static void lazy_hand_over_locked(store_t *s)
     if (!s->lazy.head) return;
     queue_append(&s->writes, s->lazy.head, s->lazy.tail);
     s->lazy.head = s->lazy.tail = NULL;
+    s->nwrites += s->nlazy;
+    s->nlazy = 0;
+    s->first_ns = 0; /* they waited STORE_LAZY_MS already */
     uv_timer_stop(&s->lazy_timer);
     uv_cond_signal(&s->writer_cond);
 }
@@ -349,7 +396,7 @@ static void store_kick(store_t *s)
     hand_reads_locked(s);
     if (s->kick) {
         s->kick = false;
-        wake = s->writer_waiting;
+        wake = s->writer_waiting || (s->writer_gathering && s->nwrites >= GATHER_TARGET);
     }
     uv_mutex_unlock(&s->mu);
     if (wake) uv_cond_signal(&s->writer_cond);
@@ -413,6 +460,7 @@ int store_open_with(uv_loop_t *loop, const char *target, const store_options_t *
     }
     s->batch_max = opts && opts->batch_max ? opts->batch_max : STORE_BATCH_DEFAULT;
     s->commit_wait_us = opts ? opts->commit_wait_us : 0;
+    s->gap_ns = UINT64_MAX; /* no company expected until batches have been seen */
     s->readers = opts && opts->readers ? opts->readers : STORE_READERS_DEFAULT;
     if (s->readers > STORE_READERS_MAX) s->readers = STORE_READERS_MAX;
     /* An engine without reader connections runs every request on the writer. */
@@ -484,6 +532,7 @@ int store_submit(store_t *s, store_req_t *req)
     if (s->inflight++ == 0) uv_ref((uv_handle_t *)&s->async);
     if (req->lazy && store_op_is_write(req->op)) {
         queue_push(&s->lazy, req);
+        s->nlazy++;
         if (!uv_is_active((uv_handle_t *)&s->lazy_timer))
             uv_timer_start(&s->lazy_timer, lazy_timer_cb, STORE_LAZY_MS, 0);
         return STORE_OK;
@@ -491,7 +540,9 @@ int store_submit(store_t *s, store_req_t *req)
     if (store_op_is_write(req->op) || req->ordered || s->readers == 0) {
         uv_mutex_lock(&s->mu);
         lazy_hand_over_locked(s);
+        if (!s->writes.head && s->commit_wait_us) s->first_ns = uv_hrtime();
         queue_push(&s->writes, req);
+        s->nwrites++;
         uv_mutex_unlock(&s->mu);
         s->kick = true; /* signalled at the end of this loop iteration (store_kick) */
         return STORE_OK;

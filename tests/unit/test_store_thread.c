@@ -125,6 +125,114 @@ static void test_commit_wait(void)
     finish(&loop, wait_store);
 }
 
+/* Adaptive batching (store_gather): with a wait far longer than any commit, (1) a write after a
+ * quiet spell is not held back (the old rule slept the wait whenever the last commit was recent);
+ * (2) writes arriving 1 ms apart, open loop, are gathered into batches of about GATHER_TARGET (8)
+ * and none but the last few waits the full wait (the gathering ends at 8); (3) one client sending
+ * in sequence (each write waits for the previous commit, so no company can come) backs off instead
+ * of paying the wait per write. Bounds are seconds against waits of 3 s / 100 ms per write. */
+#define GATHER_N 300
+static wait_req_t gather_reqs[GATHER_N];
+static int gather_sent, gather_done;
+static uint64_t gather_max_ns;
+static uint64_t gather_sent_at[GATHER_N];
+
+static void gather_done_cb(store_req_t *req)
+{
+    wait_req_t *r = (wait_req_t *)req;
+    uint64_t lat = uv_hrtime() - gather_sent_at[r - gather_reqs];
+    /* The last few of the burst have no company coming: they wait the whole wait. */
+    if (r - gather_reqs < GATHER_N - 8 && lat > gather_max_ns) gather_max_ns = lat;
+    if (req->status != STORE_OK) wait_failed++;
+    gather_done++;
+}
+
+static void gather_send(int i)
+{
+    wait_req_t *r = &gather_reqs[i];
+    memset(&r->req, 0, sizeof r->req);
+    r->req.op = STORE_OP_MESSAGE_INSERT;
+    r->req.done = gather_done_cb;
+    r->req.arena = (store_arena_t){r->arena, sizeof r->arena, 0, 0};
+    r->req.u.message_insert.sender = STR_LIT("alice");
+    r->req.u.message_insert.conversation_id = str_make(wait_conv, ID_LEN);
+    r->req.u.message_insert.content = STR_LIT("hi");
+    gather_sent_at[i] = uv_hrtime();
+    CHECK_EQ_INT(store_submit(wait_store, &r->req), STORE_OK);
+}
+
+static void gather_tick(uv_timer_t *t)
+{
+    gather_send(gather_sent++);
+    if (gather_sent == GATHER_N) uv_timer_stop(t);
+}
+
+static store_t *gather_open(uv_loop_t *loop, const char *name, unsigned wait_us)
+{
+    char err[256] = "", path[160];
+    snprintf(path, sizeof path, "sqlite:%s/%s.sqlite", tmpdir, name);
+    store_options_t o = {.commit_wait_us = wait_us};
+    CHECK_EQ_INT(store_open_with(loop, path, &o, &wait_store, err, sizeof err), STORE_OK);
+    if (!wait_store) return NULL;
+    static char arena[4096];
+    store_req_t d = {.op = STORE_OP_DIRECT_OPEN, .done = sync_done};
+    d.arena = (store_arena_t){arena, sizeof arena, 0, 0};
+    d.u.direct_open.user = STR_LIT("alice");
+    d.u.direct_open.other = STR_LIT("bob");
+    sync_flag = 0;
+    CHECK_EQ_INT(store_submit(wait_store, &d), STORE_OK);
+    while (!sync_flag) uv_run(loop, UV_RUN_ONCE);
+    memcpy(wait_conv, d.u.direct_open.conv.id, ID_SIZE);
+    gather_sent = gather_done = 0;
+    gather_max_ns = 0;
+    wait_failed = 0;
+    return wait_store;
+}
+
+static void test_commit_gather(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    store_t *s = gather_open(&loop, "gather", 3000000);
+    if (!s) return;
+    /* (1) A write right after another one's commit. */
+    gather_send(gather_sent++);
+    while (gather_done < 1) uv_run(&loop, UV_RUN_ONCE);
+    gather_send(gather_sent++);
+    while (gather_done < 2) uv_run(&loop, UV_RUN_ONCE);
+    CHECK(gather_max_ns < 1500000000ull);
+    /* (2) Open loop, one write per millisecond. */
+    store_stats_t st0, st1;
+    store_stats(s, &st0);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, gather_tick, 1, 1);
+    while (gather_done < GATHER_N) uv_run(&loop, UV_RUN_ONCE);
+    store_stats(s, &st1);
+    fprintf(stderr, "gather: %d writes 1 ms apart in %llu commits, slowest %.1f ms\n", GATHER_N - 2,
+            (unsigned long long)(st1.commits - st0.commits), gather_max_ns / 1e6);
+    CHECK_EQ_INT(wait_failed, 0);
+    CHECK(st1.commits - st0.commits <= (GATHER_N - 2) / 3);
+    CHECK(gather_max_ns < 1500000000ull);
+    uv_close((uv_handle_t *)&t, NULL);
+    finish(&loop, s);
+
+    /* (3) In sequence, 100 ms wait: 150 writes would take 15 s without the back-off. */
+    uv_loop_init(&loop);
+    s = gather_open(&loop, "gather-seq", 100000);
+    if (!s) return;
+    uint64_t t0 = uv_hrtime();
+    for (int i = 0; i < 150; i++) {
+        gather_send(i);
+        while (gather_done < i + 1) uv_run(&loop, UV_RUN_ONCE);
+    }
+    uint64_t el = uv_hrtime() - t0;
+    fprintf(stderr, "gather: 150 writes in sequence in %.0f ms\n", el / 1e6);
+    CHECK_EQ_INT(wait_failed, 0);
+    CHECK(el < 5000000000ull);
+    finish(&loop, s);
+}
+
 /* The writer gives back its page cache once idle (engine idle hook): 3,000 new users' rows
  * filled SQLite's page cache by several hundred KB, which the old writer kept for good. */
 #define IDLE_USERS 3000
@@ -181,6 +289,7 @@ int main(void)
     }
     RUN(test_open_errors);
     RUN(test_commit_wait);
+    RUN(test_commit_gather);
     RUN(test_writer_idle_releases_cache);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
