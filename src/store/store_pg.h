@@ -12,6 +12,6 @@ extern const store_engine_t store_engine_postgres;
 
 /* The PostgreSQL schema version this build creates and requires (the parlor_schema table);
  * its own numbering, independent of SQLite's user_version. */
-#define STORE_PG_SCHEMA_VERSION 7
+#define STORE_PG_SCHEMA_VERSION 8
 
 #endif
