@@ -14,4 +14,8 @@ extern const store_engine_t store_engine_postgres;
  * its own numbering, independent of SQLite's user_version. */
 #define STORE_PG_SCHEMA_VERSION 8
 
+/* The SQL of the migration to schema version `to` (1 .. STORE_PG_SCHEMA_VERSION; NULL
+ * otherwise), for the tests that build an older schema and let the store upgrade it. */
+const char *store_pg_migration_sql(int to);
+
 #endif

@@ -774,3 +774,8 @@ int pg_schema_check(store_pg_t *db, char *err, size_t errcap)
     }
     return STORE_OK;
 }
+
+const char *store_pg_migration_sql(int to)
+{
+    return to >= 1 && to <= STORE_PG_SCHEMA_VERSION ? pg_migrations[to] : NULL;
+}
