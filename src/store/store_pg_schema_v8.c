@@ -38,6 +38,9 @@ const char pg_migration_8[] =
     " SELECT parlor_search_words(lower(replace(replace(encode(p, 'escape'), '\\\\', ' '),\n"
     "  '\\000', ' ')))\n"
     "$f$;\n"
+    /* The index's expression is cached per connection (relcache, the old body inlined):
+     * resetting a storage parameter to its default invalidates it everywhere, with no rebuild. */
+    "ALTER INDEX messages_search SET (fastupdate = on);\n"
     "DROP TRIGGER messages_user_positions ON messages;\n"
     "CREATE TRIGGER messages_user_positions AFTER INSERT OR UPDATE OF pos ON messages\n"
     " FOR EACH ROW WHEN (current_setting('parlor.chain_inline', true) IS DISTINCT FROM 'on')\n"
