@@ -46,6 +46,7 @@ static int64_t query_i64(PGconn *c, const char *sql)
 }
 
 /* Hostile contents for the search vector, as rows of hostile(b bytea). */
+// clang-format off
 static const char hostile_sql[] =
     "CREATE TABLE hostile (n serial, b bytea NOT NULL);\n"
     "INSERT INTO hostile (b) VALUES (''::bytea), ('\\x00'::bytea), ('\\x5c'::bytea),\n"
@@ -77,6 +78,7 @@ static const char hostile_sql[] =
     " FROM generate_series(1, 200) i, generate_series(1, 40 + i * 2) j GROUP BY i;\n"
     "INSERT INTO hostile (b) VALUES (convert_to(repeat('Word, ', 12000), 'UTF8')),\n"
     " (convert_to(repeat('z', 70000), 'UTF8')), (convert_to(repeat('Ab9 ', 17000), 'UTF8'));\n";
+// clang-format on
 
 static void test_upgrade_v7(sc_t *t)
 {
