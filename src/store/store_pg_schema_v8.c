@@ -8,9 +8,12 @@
  *   they are) and gives exactly the same lexemes without the long-run regexp: a text shorter
  *   than 256 characters once escaped cannot hold such a run, so it is split and that is all
  *   (inlined into the index expression); a longer one is split and its tokens of 256+
- *   characters dropped by a sub-select (parlor_search_long, named with its schema; not
- *   inlined: a function call of its own, still 2-5 times cheaper than the regexp on such
- *   texts, which non-Latin text becomes after 20-30 characters: a byte >= 0x80 escapes to 4).
+ *   characters dropped by a sub-select (parlor_search_long, named with its schema). It is
+ *   PL/pgSQL on purpose: a SQL function that cannot be inlined is still parsed by the planner
+ *   at every statement that prepares the index expression (every insert) to find that out,
+ *   and re-planned per statement; PL/pgSQL is never a candidate and keeps its plan for the
+ *   session. Non-Latin text takes this path after 20-30 characters (a byte >= 0x80 escapes
+ *   to 4).
  *   The version-2 body stays as parlor_search_vector_v7, for the conformance check that
  *   compares the two over hostile contents (pg_search_vector) and for nothing else.
  * - The chain: parlor_send_many upserts user_positions itself (for a direct message its two
@@ -32,10 +35,11 @@ const char pg_migration_8[] =
     "  '[a-z0-9\\\\]{255}[a-z0-9\\\\]+', ' ', 'g'), '[^a-z0-9\\\\]+'), ''))\n"
     "$f$;\n"
     "CREATE FUNCTION parlor_search_long(s text) RETURNS tsvector\n"
-    "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
-    " SELECT array_to_tsvector(ARRAY(SELECT w FROM unnest(regexp_split_to_array(s,\n"
-    "  '[^a-z0-9\\\\]+')) w WHERE w <> '' AND length(w) < 256))\n"
-    "$f$;\n"
+    "LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$\n"
+    "BEGIN\n"
+    " RETURN array_to_tsvector(ARRAY(SELECT w FROM unnest(regexp_split_to_array(s,\n"
+    "  '[^a-z0-9\\\\]+')) w WHERE w <> '' AND length(w) < 256));\n"
+    "END $f$;\n"
     /* One function, inlined into the index expression; the long path's function named with
      * its schema, so that the expression means the same under any search_path (autovacuum's
      * ANALYZE evaluates it too). The escaped text is written twice: cheaper than a call. */
