@@ -12,6 +12,10 @@ extern const store_engine_t store_engine_postgres;
 
 /* The PostgreSQL schema version this build creates and requires (the parlor_schema table);
  * its own numbering, independent of SQLite's user_version. */
-#define STORE_PG_SCHEMA_VERSION 7
+#define STORE_PG_SCHEMA_VERSION 8
+
+/* The SQL of the migration to schema version `to` (1 .. STORE_PG_SCHEMA_VERSION; NULL
+ * otherwise), for the tests that build an older schema and let the store upgrade it. */
+const char *store_pg_migration_sql(int to);
 
 #endif

@@ -268,6 +268,9 @@ int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, s
 
 /* Schema version 7 (store_pg_schema_v7.c): the send as one function. */
 extern const char pg_migration_7[];
+/* Schema version 8 (store_pg_schema_v8.c): the search vector, the chain and the block check
+ * made cheaper per message. */
+extern const char pg_migration_8[];
 
 /* A {"a","b"} array literal of user ids (valid ids only: no quote or backslash); malloc'd. */
 char *pg_id_array(const str_t *ids, size_t n, const str_t *also);

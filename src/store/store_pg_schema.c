@@ -675,8 +675,8 @@ static const char pg_migration_6[] =
     "END $f$;\n";
 
 static const char *const pg_migrations[STORE_PG_SCHEMA_VERSION + 1] = {
-    NULL,           pg_migration_1, pg_migration_2, pg_migration_3,
-    pg_migration_4, pg_migration_5, pg_migration_6, pg_migration_7};
+    NULL,           pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4,
+    pg_migration_5, pg_migration_6, pg_migration_7, pg_migration_8};
 
 /* The schema's version (0: no parlor_schema row), or a STORE_E_*. */
 static int read_version(store_pg_t *db, int *out)
@@ -773,4 +773,9 @@ int pg_schema_check(store_pg_t *db, char *err, size_t errcap)
         return STORE_E_INVALID;
     }
     return STORE_OK;
+}
+
+const char *store_pg_migration_sql(int to)
+{
+    return to >= 1 && to <= STORE_PG_SCHEMA_VERSION ? pg_migrations[to] : NULL;
 }

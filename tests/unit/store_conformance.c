@@ -246,7 +246,7 @@ static bool fresh_target(const char *engine, char *target, size_t cap)
 static const sc_case_t *const all_cases[] = {
     sc_cases_users,      sc_cases_conversations, sc_cases_messages, sc_cases_edits,  sc_cases_async,
     sc_cases_guarantees, sc_cases_writers,       sc_cases_blocks,   sc_cases_search, sc_cases_pg,
-    sc_cases_platform,   sc_cases_outbox};
+    sc_cases_platform,   sc_cases_outbox,        sc_cases_pg_schema};
 
 static int cases_run, cases_failed;
 

@@ -49,11 +49,12 @@ extern const sc_case_t sc_cases_edits[];
 extern const sc_case_t sc_cases_async[];
 extern const sc_case_t sc_cases_guarantees[];
 extern const sc_case_t sc_cases_writers[];
-extern const sc_case_t sc_cases_blocks[];   /* store_conformance_blocks.c (issue 16) */
-extern const sc_case_t sc_cases_search[];   /* store_conformance_search.c (issue 16) */
-extern const sc_case_t sc_cases_pg[];       /* PostgreSQL only (store_conformance_pg.c) */
-extern const sc_case_t sc_cases_platform[]; /* store_conformance_platform.c (issue 15) */
-extern const sc_case_t sc_cases_outbox[];   /* store_conformance_outbox.c (issue 15) */
+extern const sc_case_t sc_cases_blocks[];    /* store_conformance_blocks.c (issue 16) */
+extern const sc_case_t sc_cases_search[];    /* store_conformance_search.c (issue 16) */
+extern const sc_case_t sc_cases_pg[];        /* PostgreSQL only (store_conformance_pg.c) */
+extern const sc_case_t sc_cases_platform[];  /* store_conformance_platform.c (issue 15) */
+extern const sc_case_t sc_cases_outbox[];    /* store_conformance_outbox.c (issue 15) */
+extern const sc_case_t sc_cases_pg_schema[]; /* PostgreSQL only (store_conformance_pg_schema.c) */
 
 /* The loop's thread (every done() must run on it). */
 extern uv_thread_t sc_loop_thread;
