@@ -414,6 +414,45 @@ static int64_t conv_last_seq(store_sqlite_t *db, const char *conv, int64_t *upda
     return g.conv.last_seq;
 }
 
+/* The send cache bumps a conversation row by its rowid; a row renumbered meanwhile (a VACUUM
+ * may do that, here an UPDATE of another connection) is found by its id instead, and no other
+ * row is touched. */
+static void test_cached_bump_renumbered(void)
+{
+    char path[128], conv[ID_SIZE];
+    store_sqlite_t *db = open_fresh(path, sizeof path);
+    if (!db) return;
+    store_message_insert_t op;
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1000, &op), STORE_OK);
+    memcpy(conv, op.msg.conversation_id, ID_SIZE);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1000, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: rowids swapped, so the cached rowid of each names the other row */
+        sqlite3 *raw = raw_open(path);
+        CHECK_EQ_INT(sqlite3_exec(raw,
+                                  round == 0 ? "UPDATE conversations SET rowid = -rowid;"
+                                               "UPDATE conversations SET rowid = 3 + rowid"
+                                             : "UPDATE conversations SET rowid = rowid + 100",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+        sqlite3_close(raw);
+        CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+        CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 2000 + round, &op), STORE_OK);
+        CHECK_EQ_INT(op.msg.seq, 2 + round);
+        CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+        int64_t updated = 0;
+        CHECK_EQ_INT(conv_last_seq(db, conv, &updated), 2 + round);
+        CHECK_EQ_INT(updated, 2000 + round);
+        raw = raw_open(path);
+        CHECK_EQ_INT(raw_int(raw, "SELECT max(last_seq) FROM conversations"), 2 + round);
+        CHECK_EQ_INT(raw_int(raw, "SELECT min(last_seq) FROM conversations"), 1);
+        sqlite3_close(raw);
+    }
+    store_sqlite_close(db);
+}
+
 static void test_batch_cached_sends(void)
 {
     char path[128], conv[ID_SIZE];
@@ -699,6 +738,7 @@ int main(void)
     RUN(test_migrate_fts_columnsize);
     RUN(test_batch_savepoints);
     RUN(test_batch_cached_sends);
+    RUN(test_cached_bump_renumbered);
     RUN(test_block_filter);
     RUN(test_wal_gathered_writes);
     cleanup_tmpdir();
