@@ -138,7 +138,7 @@ const char *store_strerror(int code);
 /* The sender of system notices (POST /api/server/messages): no user may have this id. */
 #define STORE_SYSTEM_SENDER "system"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 /* ---- Output memory --------------------------------------------------------------------- */
 

@@ -42,6 +42,11 @@ static const char *const store_sql[S_COUNT_] = {
     [S_CONV_EXISTS] = "SELECT 1 FROM conversations WHERE id = ?1",
     [S_CONV_BUMP] = "UPDATE conversations SET last_seq = ?2, updated_at = max(updated_at, ?3)"
                     " WHERE id = ?1",
+    /* The same by the row's rowid, which the send cache keeps: one B-tree seek instead of two
+     * (the text id's index, then the row). id = ?1 as well, so a row whose rowid changed meanwhile
+     * (a VACUUM renumbers them) is not touched: no change, and the flush falls back to the id. */
+    [S_CONV_BUMP_ROWID] = "UPDATE conversations SET last_seq = ?2, updated_at = max(updated_at, ?3)"
+                          " WHERE rowid = ?4 AND id = ?1",
     /* Members first, then a sort of that user's conversations: an index on
      * conversations(updated_at) would make SQLite walk everyone's conversations instead. */
     [S_CONV_LIST] = "SELECT c.id, c.updated_at FROM conversation_members m"
@@ -91,7 +96,7 @@ static const char *const store_sql[S_COUNT_] = {
     /* Everything a send needs in one lookup: the conversation, that the sender is in it, and
      * for a direct conversation the other member (the recipient). */
     [S_SEND_CTX] = "SELECT c.type, c.last_seq, (SELECT o.user_id FROM conversation_members o"
-                   " WHERE o.conversation_id = c.id AND o.user_id <> ?2 LIMIT 1)"
+                   " WHERE o.conversation_id = c.id AND o.user_id <> ?2 LIMIT 1), c.rowid"
                    " FROM conversations c JOIN conversation_members m"
                    " ON m.conversation_id = c.id AND m.user_id = ?2 WHERE c.id = ?1",
     [S_MSG_INSERT] = "INSERT INTO messages (id, conversation_id, seq, sender, recipient, content,"

@@ -39,6 +39,7 @@ enum {
     S_CONV_GET,
     S_CONV_EXISTS,
     S_CONV_BUMP,
+    S_CONV_BUMP_ROWID,
     S_CONV_LIST,
     S_CONV_LIST_CTX,
     S_MEMBER_DELETE,
@@ -126,6 +127,7 @@ typedef struct send_conv {
     struct send_conv *next_dirty;
     int64_t last_seq;
     int64_t bump_at; /* updated_at still to be written; 0: the row is up to date */
+    int64_t rowid;   /* the conversation row's rowid when it was cached (0: unknown) */
     bool direct;
     char id[ID_SIZE];
     char a[STORE_USER_ID_MAX + 1], b[STORE_USER_ID_MAX + 1]; /* direct: its two members */

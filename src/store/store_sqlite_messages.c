@@ -13,13 +13,21 @@ int sq_send_cache_flush(store_sqlite_t *db)
 {
     while (db->dirty) {
         send_conv_t *c = db->dirty;
-        sqlite3_stmt *st = sq_stmt_get(db, S_CONV_BUMP);
-        if (!st) return STORE_E_IO;
-        sq_bind_cstr(st, 1, c->id);
-        sqlite3_bind_int64(st, 2, c->last_seq);
-        sqlite3_bind_int64(st, 3, c->bump_at);
-        int rc = sq_stmt_run(st);
-        if (rc != STORE_OK) return rc;
+        int rc = STORE_E_NOT_FOUND;
+        for (int by_rowid = c->rowid > 0; rc == STORE_E_NOT_FOUND; by_rowid = 0) {
+            sqlite3_stmt *st = sq_stmt_get(db, by_rowid ? S_CONV_BUMP_ROWID : S_CONV_BUMP);
+            if (!st) return STORE_E_IO;
+            sq_bind_cstr(st, 1, c->id);
+            sqlite3_bind_int64(st, 2, c->last_seq);
+            sqlite3_bind_int64(st, 3, c->bump_at);
+            if (by_rowid) sqlite3_bind_int64(st, 4, c->rowid);
+            if ((rc = sq_stmt_run(st)) != STORE_OK) return rc;
+            /* by rowid, no row: it was renumbered; by id once more (and no further) */
+            if (by_rowid && sqlite3_changes(db->db) == 0) {
+                c->rowid = 0;
+                rc = STORE_E_NOT_FOUND;
+            }
+        }
         db->dirty = c->next_dirty;
         c->next_dirty = NULL;
         c->bump_at = 0;
@@ -31,8 +39,8 @@ int sq_send_cache_flush(store_sqlite_t *db)
  * memory runs out: the cache is only a shortcut). */
 /* plain: the send named the recipient, so conv is the pair's plain thread (not one about a
  * context, issue 15), which sends by recipient may then find under the pair's key. */
-static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, str_t sender,
-                           str_t recipient, bool plain)
+static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t rowid, int64_t seq,
+                           str_t sender, str_t recipient, bool plain)
 {
     if (!db->convs.buckets && strmap_init(&db->convs) != 0) return;
     if (!db->directs.buckets && strmap_init(&db->directs) != 0) return;
@@ -40,6 +48,7 @@ static void send_cache_put(store_sqlite_t *db, const char *conv, int64_t seq, st
     if (!c) {
         if (!(c = calloc(1, sizeof *c))) return;
         memcpy(c->id, conv, ID_SIZE);
+        c->rowid = rowid;
         c->direct = store_present(recipient);
         /* A direct conversation's two members never change (only groups' do), so a send that
          * named the conversation rather than the recipient leaves them here too: the next
@@ -226,6 +235,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
 {
     char conv[ID_SIZE], id[ID_SIZE];
     int rc;
+    int64_t conv_rowid = 0; /* for the send cache */
     sqlite3_stmt *st;
     store_arena_reset(a);
     memset(&op->msg, 0, sizeof op->msg);
@@ -276,6 +286,7 @@ int store_sqlite_message_insert(store_sqlite_t *db, store_message_insert_t *op, 
     if (rc == STORE_OK) {
         const unsigned char *type = sqlite3_column_text(st, 0);
         last_seq = sq_col_i64(st, 1);
+        conv_rowid = sq_col_i64(st, 3);
         if (type && strcmp((const char *)type, "direct") == 0)
             rc = sq_col_str(st, 2, a, &recipient);
     }
@@ -356,8 +367,8 @@ out:
     rc = sq_op_end(db, rc);
     /* The next send to this conversation can take the short way. */
     if (rc == STORE_OK && !op->duplicate && !(db->flags & STORE_SQLITE_READONLY))
-        send_cache_put(db, op->msg.conversation_id, op->msg.seq, op->sender, op->msg.recipient,
-                       !by_conv);
+        send_cache_put(db, op->msg.conversation_id, conv_rowid, op->msg.seq, op->sender,
+                       op->msg.recipient, !by_conv);
     return rc;
 }
 

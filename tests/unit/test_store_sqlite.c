@@ -250,6 +250,71 @@ static void test_migrate_from_v1(void)
     store_sqlite_close(db);
 }
 
+/* Version 10 makes the search index again without its per-row size table (columnsize=0), and
+ * the index stays exact: the rows at or below the watermark indexed by the migration, the tail
+ * above it by the catch-up on open, nothing twice (FTS5's integrity-check compares the index
+ * with the messages). */
+static void test_migrate_fts_columnsize(void)
+{
+    char path[128], err[256] = "", sql[1024];
+    store_sqlite_t *db = NULL;
+    make_path(path, sizeof path);
+    make_v1(path, NULL);
+    CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
+    if (!db) return;
+    send(db, V1_CONV, "alice", "apple pie");
+    send(db, V1_CONV, "bob", "banana split");
+    send(db, V1_CONV, "alice", "cherry apple");
+    store_sqlite_close(db);
+
+    /* Back to version 9 as it was deployed: its search table, the last row above the
+     * watermark. */
+    sqlite3 *raw = raw_open(path);
+    long long last = (long long)raw_int(raw, "SELECT max(pos) FROM messages");
+    snprintf(sql, sizeof sql,
+             "DROP TABLE messages_fts;"
+             "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages',"
+             " content_rowid='pos', tokenize='unicode61 remove_diacritics 0');"
+             "INSERT INTO messages_fts(rowid, content) SELECT pos, content FROM messages"
+             " WHERE pos <= %lld;"
+             "UPDATE fts_state SET indexed_pos = %lld; PRAGMA user_version = 9;",
+             last - 1, last - 1);
+    CHECK_EQ_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name = "
+                              "'messages_fts_docsize'"),
+                 1);
+    sqlite3_close(raw);
+
+    CHECK_EQ_INT(store_sqlite_open(path, 0, &db, err, sizeof err), STORE_OK);
+    if (!db) return;
+    CHECK_EQ_INT(store_sqlite_schema_version(db), 10);
+    store_sqlite_close(db);
+
+    raw = raw_open(path);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name = "
+                              "'messages_fts_docsize'"),
+                 0);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_fts'"
+                              " AND sql LIKE '%columnsize=0%'"),
+                 1);
+    CHECK_EQ_INT(raw_int(raw, "SELECT indexed_pos FROM fts_state"), last);
+    CHECK_EQ_INT(sqlite3_exec(raw,
+                              "INSERT INTO messages_fts(messages_fts, rank)"
+                              " VALUES ('integrity-check', 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH "
+                              "'apple'"),
+                 2);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH "
+                              "'cherry'"),
+                 1);
+    CHECK_EQ_INT(raw_int(raw, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH "
+                              "'ban*'"),
+                 1);
+    sqlite3_close(raw);
+}
+
 static void test_migration_is_atomic(void)
 {
     char path[128], err[256] = "";
@@ -347,6 +412,45 @@ static int64_t conv_last_seq(store_sqlite_t *db, const char *conv, int64_t *upda
     CHECK_EQ_INT(store_sqlite_conversation_get(db, &g, &ar), STORE_OK);
     if (updated_at) *updated_at = g.conv.updated_at;
     return g.conv.last_seq;
+}
+
+/* The send cache bumps a conversation row by its rowid; a row renumbered meanwhile (a VACUUM
+ * may do that, here an UPDATE of another connection) is found by its id instead, and no other
+ * row is touched. */
+static void test_cached_bump_renumbered(void)
+{
+    char path[128], conv[ID_SIZE];
+    store_sqlite_t *db = open_fresh(path, sizeof path);
+    if (!db) return;
+    store_message_insert_t op;
+    CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+    CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 1000, &op), STORE_OK);
+    memcpy(conv, op.msg.conversation_id, ID_SIZE);
+    CHECK_EQ_INT(send_to(db, "carol", "dave", NULL, 1000, &op), STORE_OK);
+    CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: rowids swapped, so the cached rowid of each names the other row */
+        sqlite3 *raw = raw_open(path);
+        CHECK_EQ_INT(sqlite3_exec(raw,
+                                  round == 0 ? "UPDATE conversations SET rowid = -rowid;"
+                                               "UPDATE conversations SET rowid = 3 + rowid"
+                                             : "UPDATE conversations SET rowid = rowid + 100",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+        sqlite3_close(raw);
+        CHECK_EQ_INT(store_sqlite_begin(db), STORE_OK);
+        CHECK_EQ_INT(send_to(db, "alice", "bob", NULL, 2000 + round, &op), STORE_OK);
+        CHECK_EQ_INT(op.msg.seq, 2 + round);
+        CHECK_EQ_INT(store_sqlite_commit(db), STORE_OK);
+        int64_t updated = 0;
+        CHECK_EQ_INT(conv_last_seq(db, conv, &updated), 2 + round);
+        CHECK_EQ_INT(updated, 2000 + round);
+        raw = raw_open(path);
+        CHECK_EQ_INT(raw_int(raw, "SELECT max(last_seq) FROM conversations"), 2 + round);
+        CHECK_EQ_INT(raw_int(raw, "SELECT min(last_seq) FROM conversations"), 1);
+        sqlite3_close(raw);
+    }
+    store_sqlite_close(db);
 }
 
 static void test_batch_cached_sends(void)
@@ -631,8 +735,10 @@ int main(void)
     RUN(test_open_newer_refused);
     RUN(test_migrate_from_v1);
     RUN(test_migration_is_atomic);
+    RUN(test_migrate_fts_columnsize);
     RUN(test_batch_savepoints);
     RUN(test_batch_cached_sends);
+    RUN(test_cached_bump_renumbered);
     RUN(test_block_filter);
     RUN(test_wal_gathered_writes);
     cleanup_tmpdir();
