@@ -1,6 +1,7 @@
 /* Random identifiers from getrandom(2), rendered in base64url. */
 #include "core/randid.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 /* Bytes fetched from the kernel ahead, per thread: one getrandom per several ids instead of
  * one system call per id (three per handshake). A forked child starts with an empty pool, so
  * parent and child never hand out the same bytes. */
-#define POOL_SIZE 256
+#define POOL_SIZE 2048 /* ~60 bytes a handshake: a getrandom per ~34 handshakes, not per 4 */
 static _Thread_local uint8_t pool[POOL_SIZE];
 static _Thread_local size_t pool_left;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -39,8 +40,15 @@ static uint8_t *pool_take(size_t n)
 {
     pthread_once(&atfork_once, register_atfork);
     if (pool_left < n) {
-        /* getrandom on a small buffer never returns short once the pool is initialized. */
-        if (getrandom(pool, POOL_SIZE, 0) != POOL_SIZE) abort();
+        /* Up to 256 bytes a call never returns short once the kernel's pool is initialized;
+         * a larger one may (a signal): fill the rest. */
+        for (size_t got = 0; got < POOL_SIZE;) {
+            ssize_t r = getrandom(pool + got, POOL_SIZE - got, 0);
+            if (r > 0)
+                got += (size_t)r;
+            else if (r == 0 || errno != EINTR)
+                abort();
+        }
         pool_left = POOL_SIZE;
     }
     uint8_t *rnd = pool + POOL_SIZE - pool_left;

@@ -95,6 +95,11 @@ struct eio_server {
     char sid_prefix[SID_PREFIX_MAX + 2]; /* "<prefix>." or "" */
     slab_pool_t session_pool;            /* sessions with their session_extra (core/slab.h) */
     size_t sid_len;                      /* every sid of this server is this long */
+    /* The open packet around the sid's random part, made once (open_packet): the head
+     * "0{\"sid\":\"<prefix>" and the tail after the sid, without and with upgrades. */
+    char open_head[SID_PREFIX_MAX + 16];
+    char open_tail[2][128];
+    uint8_t open_head_len, open_tail_len[2];
 };
 
 /* eio_server.c */

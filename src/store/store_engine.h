@@ -77,6 +77,14 @@ typedef struct store_engine {
      * broke, including during COMMIT; STORE_E_BUSY: retryable contention), which the store
      * then gives every request of the batch. */
     int (*exec_batch)(void *conn, store_req_t *head);
+    /* Optional (NULL: every read is a transaction of its own). On a reader connection:
+     * read_begin opens one read transaction for the reads a reader thread takes from the queue
+     * together, read_end closes it (and must leave the connection outside any transaction).
+     * Every read of such a run was submitted before the run was taken and its snapshot starts
+     * at the first read, so each still sees every write that completed before it was
+     * submitted. SQLite: one WAL read lock (two fcntl calls) per run instead of per read. */
+    int (*read_begin)(void *conn);
+    void (*read_end)(void *conn);
     /* The connection's last error message, for logs. */
     const char *(*errmsg)(void *conn);
     /* Optional (NULL: nothing). Called on the writer's thread, outside any transaction, once

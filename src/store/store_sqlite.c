@@ -3,6 +3,8 @@
  * in store_sqlite_{users,conversations,messages,files}.c, the schema in store_sqlite_schema.c. */
 #include "store/store_sqlite_int.h"
 
+#include "core/log.h"
+
 #define MSG_COLS                                                                                   \
     "m.id, m.conversation_id, m.seq, m.pos, m.sender, m.recipient, m.content, m.type,"             \
     " m.client_msg_id, m.read_at, m.created_at, m.updated_at, f.id, f.owner, f.name, f.size,"      \
@@ -17,6 +19,7 @@ static const char *const store_sql[S_COUNT_] = {
     [S_SP_RELEASE] = "RELEASE op",
     [S_SP_ROLLBACK] = "ROLLBACK TO op",
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_READ_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_USER_UPSERT] = "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, ?3, ?4)"
@@ -356,6 +359,27 @@ static int engine_exec(void *c, store_req_t *req)
     return store_sqlite_exec(c, req);
 }
 
+/* A run of reads on a reader connection in one transaction (store_engine.h): deferred, so
+ * the WAL read lock is taken by the first read and released once by read_end. */
+static int engine_read_begin(void *c)
+{
+    store_sqlite_t *db = c;
+    return sq_run_simple(db, S_READ_BEGIN);
+}
+
+static void engine_read_end(void *c)
+{
+    store_sqlite_t *db = c;
+    if (sqlite3_get_autocommit(db->db)) return; /* an error already ended it */
+    if (sq_run_simple(db, S_COMMIT) == STORE_OK && sqlite3_get_autocommit(db->db)) return;
+    /* Never keep the snapshot: later reads would not see later writes. A statement left
+     * running is what could keep a read transaction open. */
+    for (sqlite3_stmt *st = NULL; (st = sqlite3_next_stmt(db->db, st));) sqlite3_reset(st);
+    sq_run_simple(db, S_ROLLBACK);
+    if (!sqlite3_get_autocommit(db->db))
+        log_error("store: a reader could not end its read transaction: %s", sqlite3_errmsg(db->db));
+}
+
 static const char *engine_errmsg(void *c)
 {
     return store_sqlite_errmsg(c);
@@ -383,6 +407,8 @@ const store_engine_t store_engine_sqlite = {
     .rollback = engine_rollback,
     .in_transaction = engine_in_transaction,
     .exec = engine_exec,
+    .read_begin = engine_read_begin,
+    .read_end = engine_read_end,
     .errmsg = engine_errmsg,
     .idle = engine_idle,
 };

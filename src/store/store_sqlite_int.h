@@ -25,6 +25,7 @@ enum {
     S_SP_RELEASE,
     S_SP_ROLLBACK,
     S_BEGIN,
+    S_READ_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
     S_USER_UPSERT,

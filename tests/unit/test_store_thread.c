@@ -276,6 +276,61 @@ static void test_writer_idle_releases_cache(void)
     finish(&loop, s);
 }
 
+/* Reads taken by a reader together run in one read transaction (engine read_begin/read_end):
+ * after each write completes, every read submitted afterwards sees it, so no reader keeps
+ * an older snapshot past its run. Each round renames a user, then asks for it 40 times in one
+ * loop turn (runs of several reads on both readers). */
+#define RUN_READS 40
+static int run_done, run_wrong;
+static char run_want[16];
+static void run_read_done(store_req_t *r)
+{
+    const store_users_get_t *g = &r->u.users_get;
+    if (r->status != STORE_OK || g->found != 1 || !str_eq_cstr(g->users[0].name, run_want))
+        run_wrong++;
+    run_done++;
+}
+
+static void run_write_done(store_req_t *r)
+{
+    CHECK_EQ_INT(r->status, STORE_OK);
+    run_done++;
+}
+
+static void test_read_runs_see_writes(void)
+{
+    uv_loop_t loop;
+    char err[256] = "", path[128];
+    store_t *s = NULL;
+    uv_loop_init(&loop);
+    snprintf(path, sizeof path, "%s/runs.sqlite", tmpdir);
+    CHECK_EQ_INT(store_open(&loop, path, &s, err, sizeof err), STORE_OK);
+    if (!s) return;
+    static store_req_t reads[RUN_READS];
+    static char arenas[RUN_READS][512];
+    static const str_t ids[1] = {STR_LIT("runner")};
+    for (int round = 0; round < 20; round++) {
+        snprintf(run_want, sizeof run_want, "name-%d", round);
+        store_req_t w = {.op = STORE_OP_USER_UPSERT, .done = run_write_done};
+        w.u.user_upsert.id = ids[0];
+        w.u.user_upsert.name = str_cstr(run_want);
+        run_done = 0;
+        CHECK_EQ_INT(store_submit(s, &w), STORE_OK);
+        while (run_done < 1) uv_run(&loop, UV_RUN_ONCE);
+        run_done = 0;
+        for (int i = 0; i < RUN_READS; i++) {
+            reads[i] = (store_req_t){.op = STORE_OP_USERS_GET, .done = run_read_done};
+            reads[i].arena = (store_arena_t){arenas[i], sizeof arenas[i], 0, 0};
+            reads[i].u.users_get.ids = ids;
+            reads[i].u.users_get.count = 1;
+            CHECK_EQ_INT(store_submit(s, &reads[i]), STORE_OK);
+        }
+        while (run_done < RUN_READS) uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK_EQ_INT(run_wrong, 0);
+    finish(&loop, s);
+}
+
 int main(void)
 {
     /* Memory statistics on, for test_writer_idle_releases_cache (the store turns them off
@@ -291,6 +346,7 @@ int main(void)
     RUN(test_commit_wait);
     RUN(test_commit_gather);
     RUN(test_writer_idle_releases_cache);
+    RUN(test_read_runs_see_writes);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
