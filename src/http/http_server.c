@@ -659,6 +659,13 @@ static void shed(http_conn_t *hc)
         static const char body[] =
             "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"the server is busy; retry\"}}";
         http_respond(hc, 503, "application/json", "Retry-After: 1\r\n", body, sizeof body - 1);
+        /* No handler has this request: what it buffered is given back at once, so that the
+         * budget holds while the connection lingers (up to 2 s) after the 503. net frees its
+         * input buffer as the connection closes. */
+        buf_free(&hc->head);
+        buf_free(&hc->body);
+        s->stats.buffered -= hc->held;
+        hc->held = 0;
     } else {
         net_conn_close(hc->conn); /* an answer is pending or being streamed: no room for ours */
     }

@@ -442,7 +442,12 @@ static void conn_deliver(net_conn_t *c, char *data, size_t len, bool from_scratc
 {
     if (!c->handler) return;
     size_t used = c->handler->on_data(c, data, len);
-    if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) return;
+    if (c->flags & (NET_CONN_CLOSING | NET_CONN_CLOSE_AFTER_WRITE)) {
+        /* Closing: what is left of the input will never be read (a lingering connection
+         * discards what comes), so its buffer goes now, not when the linger ends. */
+        inbuf_free(&c->in);
+        return;
+    }
     if (used > len) used = len;
     if (from_scratch) {
         if (used < len && inbuf_append(&c->in, data + used, len - used) < 0) net_conn_close(c);

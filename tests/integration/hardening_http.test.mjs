@@ -185,7 +185,13 @@ test('300 connections sending 900 KB of a 1 MB body without a token do not grow 
 });
 
 test('buffered Engine.IO bodies share --max-buffered-request-bytes: past it, 503 and close', async () => {
-    const srv = await startServer({ args: ['--max-buffered-request-bytes', String(8 << 20)] });
+    const srv = await startServer({
+        args: ['--max-buffered-request-bytes', String(8 << 20)],
+        // Under ASan, freed memory waits in a quarantine (256 MB by default) and counts in RSS:
+        // each shed connection's buffers went there (peaks of +50-79 MB, once past the limit).
+        env: { ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=16']
+            .filter(Boolean).join(':') },
+    });
     try {
         const rss = watchRss(srv);
         let flood;
@@ -212,13 +218,64 @@ test('buffered Engine.IO bodies share --max-buffered-request-bytes: past it, 503
         const got503 = flood.recs.filter((r) => parseHttpResponses(r.data).responses[0]?.status === 503).length;
         assert.ok(got503 > 0, 'no connection was refused with 503');
         process.stderr.write(`RSS peak +${grown.toFixed(1)} MB, ${got503} x 503\n`);
-        // 8 MiB of budget (+ one read per connection; ASan's quarantine about doubles it);
-        // before the fix: +180 MB.
+        // 8 MiB of budget (+ one read per connection); before the fix: +180 MB.
         assert.ok(grown < 90, `RSS grew by ${grown.toFixed(1)} MB`);
     } finally {
         await srv.stop();
     }
 });
+
+// The connection shed is one holding a large body: what it buffered is given back with the
+// 503, not when its linger ends 2 s later (the old code kept it counted and allocated, so the
+// gauge stayed past the budget: 12.2 MB against 8 MiB in a loaded ASan run).
+test('a shed connection gives its buffered body back at once (the budget holds while it lingers)',
+     async () => {
+         const cap = 8 << 20;
+         const srv = await startServer({ args: ['--max-buffered-request-bytes', String(cap)] });
+         const socks = [];
+         try {
+             const head = 'POST /socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\n' +
+                          'Host: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n';
+             const metric = async (name) => {
+                 const m = await api(srv, 'GET', '/metrics');
+                 return Number(new RegExp(`${name} (\\d+)`).exec(m.text)[1]);
+             };
+             // allowHalfOpen: like a hostile client, A does not close when the server's FIN
+             // comes after the 503, so the server lingers (2 s) holding what A sent.
+             const open = async (bytes) => {
+                 const sock = net.connect({ port: srv.port, host: HOST, allowHalfOpen: true });
+                 await new Promise((resolve, reject) => {
+                     sock.once('connect', resolve);
+                     sock.once('error', reject);
+                 });
+                 sock.on('error', () => {});
+                 socks.push({ sock, rec: recorder(sock) });
+                 sock.write(head);
+                 sock.write(Buffer.alloc(bytes, 0x78));
+                 return sock;
+             };
+             // A holds 600 KB, nine others 850 KB each: 8.25 MB of 8 MiB (8.39 MB), nobody shed.
+             const a = await open(600 * 1000);
+             for (let i = 0; i < 9; i++) await open(850 * 1000);
+             const held = 600 * 1000 + 9 * 850 * 1000;
+             for (let t = Date.now(); (await metric('parlor_http_buffered_request_bytes')) < held;) {
+                 assert.ok(Date.now() - t < 10000, 'the bodies were not all read');
+                 await sleep(20);
+             }
+             assert.equal(await metric('parlor_http_shed_total'), 0);
+             // A sends 300 KB more: its read crosses the budget, so A is the one shed.
+             a.write(Buffer.alloc(300 * 1000, 0x78));
+             const rec = socks[0].rec;
+             await waitFor(() => rec.text().includes('HTTP/1.1 503'), 10000, 'no 503 for A');
+             assert.equal(await metric('parlor_http_shed_total'), 1);
+             const buffered = await metric('parlor_http_buffered_request_bytes');
+             assert.ok(buffered <= cap, `buffered ${buffered} bytes while A lingers`);
+             assert.ok(buffered >= 9 * 850 * 1000, `the others' bodies are still held: ${buffered}`);
+         } finally {
+             for (const { sock } of socks) sock.destroy();
+             await srv.stop();
+         }
+     });
 
 // ------------------------------------------------------------------ 6: descriptors
 
