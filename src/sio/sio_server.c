@@ -1,4 +1,4 @@
-/* Socket.IO v5 server: clients (one per Engine.IO session), namespaces, sockets, rooms. */
+/* Socket.IO v5 server: clients (one per Engine.IO session), namespaces, sockets. */
 #include "sio/sio_server.h"
 
 #include <stdio.h>
@@ -20,16 +20,6 @@
 #define SIO_MAX_REFUSED_CONNECTS 16
 
 typedef struct sio_client sio_client_t;
-typedef struct sio_room sio_room_t;
-
-/* A room with its name inline; one member needs no array (rooms per user are the common case). */
-struct sio_room {
-    sio_room_t *next;
-    sio_socket_t **members; /* &member1 while cap == 1 */
-    sio_socket_t *member1;
-    uint32_t n, cap;
-    char name[];
-};
 
 typedef struct pending_ack {
     uv_timer_t timer;
@@ -47,18 +37,9 @@ struct sio_nsp {
     sio_nsp_handler_t h;
     void *arg;
     sio_nsp_t *next;
-    sio_room_t **rooms;
-    size_t nbuckets, nrooms;
     sio_socket_t *head; /* every socket of the namespace (nsp_prev/nsp_next) */
     size_t count;
 };
-
-/* A socket's rooms, malloc'd at its first join: nothing inline (the chat joins none), so that
- * an idle socket costs 16 bytes less. */
-typedef struct {
-    uint32_t n, cap;
-    sio_room_t *r[];
-} sio_room_list_t;
 
 /* The socket id of the CONNECT answer is not kept: nothing asks for it later. */
 struct sio_socket {
@@ -68,7 +49,6 @@ struct sio_socket {
     sio_nsp_t *nsp;
     sio_socket_t *client_next;
     sio_socket_t *nsp_prev, *nsp_next;
-    sio_room_list_t *rooms; /* NULL until the first join */
     pending_ack_t *acks;
     void *data;
 };
@@ -100,7 +80,7 @@ struct sio_client {
 };
 
 /* In every Engine.IO session (issue 17: idle memory per socket): a guard against growth. */
-_Static_assert(sizeof(sio_client_t) <= 120, "a client with its first socket fits 120 bytes");
+_Static_assert(sizeof(sio_client_t) <= 112, "a client with its first socket fits 112 bytes");
 
 /* The Engine.IO handshake request and its client, set only while a v3 client's implicit
  * CONNECT to "/" runs (synchronously, from the open callback; loop thread only): see
@@ -292,167 +272,6 @@ int sio_socket_emit_with_ack(sio_socket_t *s, str_t data, uint32_t timeout_ms, s
     return send_packets(s, SIO_EVENT, a->id, data, NULL, 0);
 }
 
-/* ---- rooms ---- */
-
-static size_t name_hash(const char *p, size_t n)
-{
-    size_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
-
-static sio_room_t **room_slot(sio_nsp_t *nsp, const char *name)
-{
-    sio_room_t **pp = &nsp->rooms[name_hash(name, strlen(name)) & (nsp->nbuckets - 1)];
-    while (*pp && strcmp((*pp)->name, name) != 0) pp = &(*pp)->next;
-    return pp;
-}
-
-static void rooms_grow(sio_nsp_t *nsp)
-{
-    size_t n = nsp->nbuckets * 2;
-    sio_room_t **b = calloc(n, sizeof *b);
-    if (!b) return;
-    for (size_t i = 0; i < nsp->nbuckets; i++) {
-        sio_room_t *r = nsp->rooms[i];
-        while (r) {
-            sio_room_t *next = r->next;
-            size_t j = name_hash(r->name, strlen(r->name)) & (n - 1);
-            r->next = b[j];
-            b[j] = r;
-            r = next;
-        }
-    }
-    free(nsp->rooms);
-    nsp->rooms = b;
-    nsp->nbuckets = n;
-}
-
-/* Makes room for one more pointer in an array that starts as one inline slot (*arr == one). */
-static int grow_ptrs(void ***arr, void **one, uint32_t *cap, uint32_t n)
-{
-    if (*cap == 0) {
-        *arr = one;
-        *cap = 1;
-    }
-    if (n < *cap) return 0;
-    uint32_t ncap = *cap * 2;
-    void **p = *arr == one ? malloc(ncap * sizeof *p) : realloc(*arr, ncap * sizeof *p);
-    if (!p) return -1;
-    if (*arr == one) p[0] = *one;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s);
-
-int sio_socket_join(sio_socket_t *s, const char *name)
-{
-    sio_nsp_t *nsp = s->nsp;
-    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
-        if (strcmp(s->rooms->r[i]->name, name) == 0) return 0;
-    if (nsp->nrooms >= nsp->nbuckets) rooms_grow(nsp);
-    sio_room_t **pp = room_slot(nsp, name);
-    sio_room_t *r = *pp;
-    bool created = false;
-    if (!r) {
-        size_t len = strlen(name);
-        r = malloc(sizeof *r + len + 1);
-        if (!r) return -1;
-        r->next = NULL;
-        r->members = &r->member1;
-        r->n = 0;
-        r->cap = 1;
-        memcpy(r->name, name, len + 1);
-        *pp = r;
-        nsp->nrooms++;
-        created = true;
-    }
-    if (!s->rooms || s->rooms->n == s->rooms->cap) {
-        uint32_t cap = s->rooms ? s->rooms->cap : 0, ncap = cap ? cap * 2 : 2;
-        sio_room_list_t *p =
-            ncap > cap ? realloc(s->rooms, sizeof *p + (size_t)ncap * sizeof p->r[0]) : NULL;
-        if (p) {
-            if (!s->rooms) p->n = 0;
-            p->cap = ncap;
-            s->rooms = p;
-        }
-    }
-    if (!s->rooms || s->rooms->n == s->rooms->cap ||
-        grow_ptrs((void ***)&r->members, (void **)&r->member1, &r->cap, r->n) < 0) {
-        if (created) room_drop_member(nsp, r, NULL);
-        return -1;
-    }
-    r->members[r->n++] = s;
-    s->rooms->r[s->rooms->n++] = r;
-    return 0;
-}
-
-static void room_drop_member(sio_nsp_t *nsp, sio_room_t *r, sio_socket_t *s)
-{
-    for (uint32_t i = 0; i < r->n; i++)
-        if (r->members[i] == s) {
-            r->members[i] = r->members[--r->n];
-            break;
-        }
-    if (r->n == 0) {
-        sio_room_t **pp = room_slot(nsp, r->name);
-        if (*pp == r) *pp = r->next;
-        nsp->nrooms--;
-        if (r->members != &r->member1) free(r->members);
-        free(r);
-    }
-}
-
-void sio_socket_leave(sio_socket_t *s, const char *name)
-{
-    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++)
-        if (strcmp(s->rooms->r[i]->name, name) == 0) {
-            room_drop_member(s->nsp, s->rooms->r[i], s);
-            s->rooms->r[i] = s->rooms->r[--s->rooms->n];
-            return;
-        }
-}
-
-size_t sio_nsp_emit(sio_nsp_t *nsp, const char *room, const sio_socket_t *except, str_t data,
-                    const sio_attachment_t *att, unsigned natt)
-{
-    sio_built_t b;
-    if (sio_build_event(nsp, data, att, natt, &b) < 0) return 0;
-    size_t n = 0;
-    if (room) {
-        n = sio_nsp_send_built(nsp, room, except, &b);
-    } else {
-        for (sio_socket_t *s = nsp->head; s; s = s->nsp_next)
-            if (s != except) {
-                sio_socket_send_built(s, &b);
-                n++;
-            }
-    }
-    sio_built_free(&b);
-    return n;
-}
-
-size_t sio_nsp_send_built(sio_nsp_t *nsp, const char *room, const sio_socket_t *except,
-                          const sio_built_t *b)
-{
-    sio_room_t *r = *room_slot(nsp, room);
-    size_t n = 0;
-    for (uint32_t i = 0; r && i < r->n; i++)
-        if (r->members[i] != except) {
-            sio_socket_send_built(r->members[i], b);
-            n++;
-        }
-    return n;
-}
-
-size_t sio_nsp_room_size(sio_nsp_t *nsp, const char *room)
-{
-    sio_room_t *r = *room_slot(nsp, room);
-    return r ? r->n : 0;
-}
-
 size_t sio_nsp_num_sockets(const sio_nsp_t *nsp)
 {
     return nsp->count;
@@ -522,9 +341,6 @@ static void socket_close(sio_socket_t *s, const char *reason)
         cb(s, ud, NULL);
     }
     if (was_connected && nsp->h.on_disconnect) nsp->h.on_disconnect(s, nsp->arg, reason);
-    for (uint32_t i = 0; s->rooms && i < s->rooms->n; i++) room_drop_member(nsp, s->rooms->r[i], s);
-    free(s->rooms);
-    s->rooms = NULL;
     if (s == &c->first)
         c->first_used = false;
     else
@@ -921,12 +737,6 @@ sio_nsp_t *sio_server_add_nsp(sio_server_t *srv, const char *name, const sio_nsp
     nsp->srv = srv;
     nsp->h = *h;
     nsp->arg = arg;
-    nsp->nbuckets = 16;
-    nsp->rooms = calloc(nsp->nbuckets, sizeof *nsp->rooms);
-    if (!nsp->rooms) {
-        free(nsp);
-        return NULL;
-    }
     nsp->next = srv->nsps;
     srv->nsps = nsp;
     return nsp;
@@ -950,7 +760,6 @@ void sio_server_free(sio_server_t *srv)
     while (srv->nsps) {
         sio_nsp_t *n = srv->nsps;
         srv->nsps = n->next;
-        free(n->rooms); /* rooms are freed as their last socket leaves */
         free(n);
     }
     free(srv);

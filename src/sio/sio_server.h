@@ -1,5 +1,6 @@
 /* Socket.IO v5 server on top of Engine.IO: namespaces with a connect middleware, events and
- * acknowledgements both ways, binary attachments, rooms and encode-once broadcasts. */
+ * acknowledgements both ways, binary attachments and encode-once sends. Rooms are not here: the
+ * chat reaches users through its presence table (docs/architecture.md). */
 #ifndef PARLOR_SIO_SERVER_H
 #define PARLOR_SIO_SERVER_H
 
@@ -82,12 +83,6 @@ int sio_socket_emit_with_ack(sio_socket_t *s, str_t data, uint32_t timeout_ms, s
  * disconnect"); with close_transport the whole Engine.IO session is closed too. */
 void sio_socket_disconnect(sio_socket_t *s, bool close_transport);
 
-int sio_socket_join(sio_socket_t *s, const char *room);
-void sio_socket_leave(sio_socket_t *s, const char *room);
-/* Emits to every socket in room (NULL: the whole namespace) except `except` (may be NULL);
- * the packet is encoded once. Returns how many sockets it was queued on. */
-size_t sio_nsp_emit(sio_nsp_t *nsp, const char *room, const sio_socket_t *except, str_t data,
-                    const sio_attachment_t *att, unsigned natt);
 /* Encode once, send to many: build the packets of an event, then queue them per socket. */
 typedef struct {
     rbuf_t *text;
@@ -100,10 +95,6 @@ int sio_build_event(sio_nsp_t *nsp, str_t data, const sio_attachment_t *att, uns
 int sio_build_event_parts(sio_nsp_t *nsp, const str_t *parts, size_t n, sio_built_t *out);
 void sio_socket_send_built(sio_socket_t *s, const sio_built_t *b);
 void sio_built_free(sio_built_t *b);
-/* Queues built packets on every socket of room except `except`; returns how many. */
-size_t sio_nsp_send_built(sio_nsp_t *nsp, const char *room, const sio_socket_t *except,
-                          const sio_built_t *b);
-size_t sio_nsp_room_size(sio_nsp_t *nsp, const char *room);
 size_t sio_nsp_num_sockets(const sio_nsp_t *nsp);
 
 #endif
