@@ -248,14 +248,21 @@ static void idle_wait(uv_loop_t *loop, int n)
     while (idle_done < n) uv_run(loop, UV_RUN_ONCE);
 }
 
+/* A store on a fresh file named name in the test's directory (NULL, checked, on failure). */
+static store_t *open_tmp(uv_loop_t *loop, const char *name)
+{
+    char err[256] = "", path[128];
+    store_t *s = NULL;
+    uv_loop_init(loop);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    CHECK_EQ_INT(store_open(loop, path, &s, err, sizeof err), STORE_OK);
+    return s;
+}
+
 static void test_writer_idle_releases_cache(void)
 {
     uv_loop_t loop;
-    char err[256] = "", path[128];
-    store_t *s = NULL;
-    uv_loop_init(&loop);
-    snprintf(path, sizeof path, "%s/idle.sqlite", tmpdir);
-    CHECK_EQ_INT(store_open(&loop, path, &s, err, sizeof err), STORE_OK);
+    store_t *s = open_tmp(&loop, "idle.sqlite");
     if (!s) return;
     static store_req_t reqs[IDLE_USERS];
     static char ids[IDLE_USERS][24];
@@ -300,11 +307,7 @@ static void run_write_done(store_req_t *r)
 static void test_read_runs_see_writes(void)
 {
     uv_loop_t loop;
-    char err[256] = "", path[128];
-    store_t *s = NULL;
-    uv_loop_init(&loop);
-    snprintf(path, sizeof path, "%s/runs.sqlite", tmpdir);
-    CHECK_EQ_INT(store_open(&loop, path, &s, err, sizeof err), STORE_OK);
+    store_t *s = open_tmp(&loop, "runs.sqlite");
     if (!s) return;
     static store_req_t reads[RUN_READS];
     static char arenas[RUN_READS][512];
