@@ -240,25 +240,14 @@ static bool check_seq(worker_t *w, lg_member_t *m, uint64_t n, uint64_t seq)
 static void on_group_ack(worker_t *w, lg_member_t *m, const char *pk, size_t n)
 {
     ack_t a;
-    if (!ack_take(w, pk, n, m->user, m->sent, m->ackbits, &m->acked, &a)) return;
-    uint64_t id = a.id;
-    const char *body = a.body;
-    size_t bl = a.len;
-    bool ok = a.ok;
-    uint64_t slot = id & (w->ring - 1);
-    uint64_t seq = 0, cmid = 0;
-    if (ok && (!find_u64(body, bl, "\"seq\":", &seq) || seq == 0 ||
-               !find_u64(body, bl, "\"clientMsgId\":\"", &cmid) || cmid != id ||
-               !check_seq(w, m, id, seq))) {
+    if (!ack_take(w, pk, n, m->user, m->sent, m->ackbits, &m->acked, m->tsend, &a)) return;
+    if (a.ok && (!a.ids || a.seq == 0 || a.cmid != a.id || !check_seq(w, m, a.id, a.seq))) {
         w->res->err_seq++;
         note_error(w,
                    "ack %" PRIu64 " of %s carries seq %" PRIu64 " clientMsgId %" PRIu64
                    " (its deliveries said seq %" PRIu64 ")",
-                   id, m->user, seq, cmid, m->seq[slot]);
+                   a.id, m->user, a.seq, a.cmid, m->seq[a.id & (w->ring - 1)]);
     }
-    uint64_t t = m->tsend[slot];
-    if (in_window(w, w->now)) w->res->acked_in_window++;
-    if (in_window(w, t)) hist_add(&w->res->lat_ack, w->now - t);
 }
 
 /* The member index j in `"sender":"<stem>j"`, or -1 when the sender is not of group g. */

@@ -58,7 +58,7 @@ bool find_u64(const char *p, size_t n, const char *key, uint64_t *out)
 }
 
 bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
-              uint8_t *ackbits, uint64_t *acked, ack_t *out)
+              uint8_t *ackbits, uint64_t *acked, const uint64_t *tsend, ack_t *out)
 {
     uint64_t id = 0;
     size_t i = 1;
@@ -86,29 +86,23 @@ bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t 
     (*acked)++;
     w->acked++;
     w->res->acked++;
-    *out = (ack_t){id, body, bl, ok};
+    if (in_window(w, w->now)) w->res->acked_in_window++;
+    if (in_window(w, tsend[slot])) hist_add(&w->res->lat_ack, w->now - tsend[slot]);
+    *out = (ack_t){.id = id, .ok = ok};
+    out->ids = ok && find_u64(body, bl, "\"seq\":", &out->seq) &&
+               find_u64(body, bl, "\"clientMsgId\":\"", &out->cmid);
     return true;
 }
 
 static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
 {
     ack_t a;
-    if (!ack_take(w, pk, n, p->suser, p->sent, p->ackbits, &p->acked, &a)) return;
-    uint64_t id = a.id;
-    const char *body = a.body;
-    size_t bl = a.len;
-    bool ok = a.ok;
-    uint64_t slot = id & (w->ring - 1);
-    uint64_t seq = 0, cmid = 0;
-    if (ok && (!find_u64(body, bl, "\"seq\":", &seq) || seq != id ||
-               !find_u64(body, bl, "\"clientMsgId\":\"", &cmid) || cmid != id)) {
+    if (!ack_take(w, pk, n, p->suser, p->sent, p->ackbits, &p->acked, p->tsend, &a)) return;
+    if (a.ok && (!a.ids || a.seq != a.id || a.cmid != a.id)) {
         w->res->err_seq++;
-        note_error(w, "ack %" PRIu64 " of %s carries seq %" PRIu64 " clientMsgId %" PRIu64, id,
-                   p->suser, seq, cmid);
+        note_error(w, "ack %" PRIu64 " of %s carries seq %" PRIu64 " clientMsgId %" PRIu64, a.id,
+                   p->suser, a.seq, a.cmid);
     }
-    uint64_t t = p->tsend[slot];
-    if (in_window(w, w->now)) w->res->acked_in_window++;
-    if (in_window(w, t)) hist_add(&w->res->lat_ack, w->now - t);
     if (w->cfg->mode == LG_PAIRS && w->phase == PH_RUN && w->now < w->t_stop &&
         p->sent - p->acked < (uint64_t)w->cfg->window)
         send_msg(w, p, w->now);

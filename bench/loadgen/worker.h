@@ -63,16 +63,15 @@ bool find_u64(const char *p, size_t n, const char *key, uint64_t *out);
 
 /* An ack's common checks (pairs and groups): its id, "ok", sent and not acknowledged before.
  * Counts and notes a bad one and returns false; else marks it in ackbits, counts it in *acked
- * and the worker's totals, and gives its id, body (after the id) and ok. */
+ * and the worker's totals, records its latency from tsend[slot], and gives its id, ok and, of
+ * an ok ack, the seq and clientMsgId it carries (ids: both were found). */
 typedef struct {
-    uint64_t id;
-    const char *body;
-    size_t len;
-    bool ok;
+    uint64_t id, seq, cmid;
+    bool ok, ids;
 } ack_t;
 bool rate_may_send(worker_t *w, uint64_t sent, uint64_t acked, const char *user);
 bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
-              uint8_t *ackbits, uint64_t *acked, ack_t *out);
+              uint8_t *ackbits, uint64_t *acked, const uint64_t *tsend, ack_t *out);
 
 /* groups.c: creates the slice's groups over REST and fills w->conns; 0 or -1. */
 int group_setup(worker_t *w);
