@@ -76,15 +76,21 @@ static void wait_done(store_req_t *req)
     if (++wait_done_count <= 297) wait_submit((wait_req_t *)req);
 }
 
-static void wait_submit(wait_req_t *r)
+/* alice's "hi" to wait_conv in r, answered by done. */
+static void hi_fill(wait_req_t *r, void (*done)(store_req_t *))
 {
     memset(&r->req, 0, sizeof r->req);
     r->req.op = STORE_OP_MESSAGE_INSERT;
-    r->req.done = wait_done;
+    r->req.done = done;
     r->req.arena = (store_arena_t){r->arena, sizeof r->arena, 0, 0};
     r->req.u.message_insert.sender = STR_LIT("alice");
     r->req.u.message_insert.conversation_id = str_make(wait_conv, ID_LEN);
     r->req.u.message_insert.content = STR_LIT("hi");
+}
+
+static void wait_submit(wait_req_t *r)
+{
+    hi_fill(r, wait_done);
     CHECK_EQ_INT(store_submit(wait_store, &r->req), STORE_OK);
 }
 
@@ -150,13 +156,7 @@ static void gather_done_cb(store_req_t *req)
 static void gather_send(int i)
 {
     wait_req_t *r = &gather_reqs[i];
-    memset(&r->req, 0, sizeof r->req);
-    r->req.op = STORE_OP_MESSAGE_INSERT;
-    r->req.done = gather_done_cb;
-    r->req.arena = (store_arena_t){r->arena, sizeof r->arena, 0, 0};
-    r->req.u.message_insert.sender = STR_LIT("alice");
-    r->req.u.message_insert.conversation_id = str_make(wait_conv, ID_LEN);
-    r->req.u.message_insert.content = STR_LIT("hi");
+    hi_fill(r, gather_done_cb);
     gather_sent_at[i] = uv_hrtime();
     CHECK_EQ_INT(store_submit(wait_store, &r->req), STORE_OK);
 }
