@@ -266,6 +266,26 @@ int pg_msg_from_row(const PGresult *r, int row, int first, store_message_t *m, s
 #define PG_MSG_NCOLS 22
 #define PG_MSG_FROM  " FROM messages m LEFT JOIN files f ON f.id = m.file_id "
 
+/* parlor_send_many's argument types and its CREATE up to the body, as versions 6, 7 and 8
+ * each (re)create it with the same signature and row (store_pg_schema*.c). Shipped migrations
+ * are frozen text: these expand to the very bytes each version was written with. */
+#define PG_SEND_MANY_ARGTYPES                                                                      \
+    "(text[], text[], text[], text[], integer[], text[], text[],\n"                                \
+    " text[], bigint[], text[], text[], bytea)"
+#define PG_SEND_MANY_CREATE                                                                        \
+    "CREATE FUNCTION parlor_send_many(p_sender text[], p_conv text[], p_recipient text[],\n"       \
+    " p_key text[], p_len integer[], p_type text[], p_file text[], p_cmid text[], p_now "          \
+    "bigint[],\n"                                                                                  \
+    " p_id text[], p_new_conv text[], p_blob bytea)\n"                                             \
+    "RETURNS TABLE (o_i integer, o_status integer, o_dup boolean, o_created boolean, o_id text,\n" \
+    " o_conv text, o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content "        \
+    "bytea,\n"                                                                                     \
+    " o_type text, o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint,\n"     \
+    " o_fid text, o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text,\n"      \
+    " o_fsha text, o_fcreated bigint, o_edited_at bigint, o_deleted boolean,\n"                    \
+    " o_prev_sender bigint, o_prev_recipient bigint)\n"                                            \
+    "LANGUAGE plpgsql AS $f$\n"
+
 /* Schema version 7 (store_pg_schema_v7.c): the send as one function. */
 extern const char pg_migration_7[];
 /* Schema version 8 (store_pg_schema_v8.c): the search vector, the chain and the block check

@@ -649,19 +649,11 @@ static const char pg_migration_6[] =
     " END IF;\n"
     " RETURN NEXT;\n"
     "END $f$;\n"
-    "DROP FUNCTION parlor_send_many(text[], text[], text[], text[], integer[], text[], text[],\n"
-    " text[], bigint[], text[], text[], bytea);\n"
-    "CREATE FUNCTION parlor_send_many(p_sender text[], p_conv text[], p_recipient text[],\n"
-    " p_key text[], p_len integer[], p_type text[], p_file text[], p_cmid text[], p_now bigint[],\n"
-    " p_id text[], p_new_conv text[], p_blob bytea)\n"
-    "RETURNS TABLE (o_i integer, o_status integer, o_dup boolean, o_created boolean, o_id text,\n"
-    " o_conv text, o_seq bigint, o_pos bigint, o_sender text, o_recipient text, o_content bytea,\n"
-    " o_type text, o_cmid text, o_read_at bigint, o_created_at bigint, o_updated_at bigint,\n"
-    " o_fid text, o_fowner text, o_fname text, o_fsize bigint, o_fmime text, o_fpath text,\n"
-    " o_fsha text, o_fcreated bigint, o_edited_at bigint, o_deleted boolean,\n"
-    " o_prev_sender bigint, o_prev_recipient bigint)\n"
-    "LANGUAGE plpgsql AS $f$\n"
+    // clang-format off
+    "DROP FUNCTION parlor_send_many" PG_SEND_MANY_ARGTYPES ";\n"
+    PG_SEND_MANY_CREATE
     "DECLARE\n"
+    // clang-format on
     " i integer; v_off integer := 1;\n"
     "BEGIN\n"
     " FOR i IN 1 .. coalesce(array_length(p_sender, 1), 0) LOOP\n"
