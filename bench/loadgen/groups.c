@@ -269,14 +269,8 @@ static void on_group_receive(worker_t *w, lg_member_t *r, const char *pk, size_t
 {
     lg_group_t *g = r->g;
     long M = w->cfg->members;
-    uint64_t cmid = 0, seq = 0, t = 0;
-    if (!find_u64(pk, n, "\"clientMsgId\":\"", &cmid) || !find_u64(pk, n, "\"seq\":", &seq) ||
-        !find_u64(pk, n, "\"content\":\"t", &t)) {
-        w->res->err_proto++;
-        note_error(w, "receive_message without clientMsgId/seq/content: %.*s",
-                   (int)(n > 160 ? 160 : n), pk);
-        return;
-    }
+    uint64_t cmid, seq, t;
+    if (!receive_fields(w, pk, n, &cmid, &seq, &t)) return;
     long j = sender_index(g, pk, n);
     const char *cv = memmem(pk, n, "\"conversationId\":\"", 18);
     if (j < 0 || j >= M || !cv || (size_t)(pk + n - cv) < 18 + g->idlen + 1 ||

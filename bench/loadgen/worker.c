@@ -94,6 +94,19 @@ bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t 
     return true;
 }
 
+bool receive_fields(worker_t *w, const char *pk, size_t n, uint64_t *cmid, uint64_t *seq,
+                    uint64_t *t)
+{
+    *cmid = *seq = *t = 0;
+    if (find_u64(pk, n, "\"clientMsgId\":\"", cmid) && find_u64(pk, n, "\"seq\":", seq) &&
+        find_u64(pk, n, "\"content\":\"t", t))
+        return true;
+    w->res->err_proto++;
+    note_error(w, "receive_message without clientMsgId/seq/content: %.*s", (int)(n > 160 ? 160 : n),
+               pk);
+    return false;
+}
+
 static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
 {
     ack_t a;
@@ -110,14 +123,8 @@ static void on_ack(worker_t *w, pair_t *p, const char *pk, size_t n)
 
 static void on_receive(worker_t *w, pair_t *p, const char *pk, size_t n)
 {
-    uint64_t cmid = 0, seq = 0, t = 0;
-    if (!find_u64(pk, n, "\"clientMsgId\":\"", &cmid) || !find_u64(pk, n, "\"seq\":", &seq) ||
-        !find_u64(pk, n, "\"content\":\"t", &t)) {
-        w->res->err_proto++;
-        note_error(w, "receive_message without clientMsgId/seq/content: %.*s",
-                   (int)(n > 160 ? 160 : n), pk);
-        return;
-    }
+    uint64_t cmid, seq, t;
+    if (!receive_fields(w, pk, n, &cmid, &seq, &t)) return;
     const char *snd = memmem(pk, n, "\"sender\":\"", 10);
     if (!snd || (size_t)(pk + n - snd) < 10 + p->suser_len + 1 ||
         memcmp(snd + 10, p->suser, p->suser_len) != 0 || snd[10 + p->suser_len] != '"') {

@@ -70,6 +70,10 @@ typedef struct {
     bool ok, ids;
 } ack_t;
 bool rate_may_send(worker_t *w, uint64_t sent, uint64_t acked, const char *user);
+/* A receive_message's clientMsgId, seq and send time (its content "t<µs>..."); a packet without
+ * them is counted and noted, and false returned. */
+bool receive_fields(worker_t *w, const char *pk, size_t n, uint64_t *cmid, uint64_t *seq,
+                    uint64_t *t);
 bool ack_take(worker_t *w, const char *pk, size_t n, const char *user, uint64_t sent,
               uint8_t *ackbits, uint64_t *acked, const uint64_t *tsend, ack_t *out);
 
